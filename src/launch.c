@@ -1,0 +1,377 @@
+/*-------------------------------------------------------------------------
+ *
+ * launch.c
+ *	  migrate_run(): checks the request, starts the run's background worker
+ *	  and, if asked to, waits for it while relaying its progress.
+ *
+ * Everything that can be checked in the caller's session is checked here,
+ * before a worker starts, so that mistakes get an error naming the plan or
+ * table.  The worker cannot see the caller's uncommitted changes, so a plan
+ * defined in the still-open transaction is refused rather than run with
+ * rows the worker does not see.
+ *
+ * The caller and its worker share one small dynamic shared memory segment
+ * (MigrateRunShared): inputs, a cancel flag, the run id, the outcome and a
+ * ring of progress lines.  A cancelled wait (statement_timeout, Ctrl-C)
+ * asks the worker to stop at the next batch boundary.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/wait_event.h"
+
+#include "migrate.h"
+
+PG_FUNCTION_INFO_V1(migrate_run);
+
+static void check_request(const char *plan, ArrayType *tables, char *tables_out);
+static void relay_notices(MigrateRunShared *shared, uint32 *seen);
+static void wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
+					 MigratePhase phase, uint32 *seen);
+static void raise_worker_error(MigrateRunShared *shared);
+
+/*
+ * Validate plan and tables in the caller's transaction (SPI).  Writes the
+ * resolved tables as an oid[] literal into tables_out.  Throws with a clear
+ * errcode on anything wrong.
+ */
+static void
+check_request(const char *plan, ArrayType *tables, char *tables_out)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
+	Datum		args[2];
+	char		nulls[2] = "  ";
+	int			ret;
+	uint64		i;
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+
+	args[0] = CStringGetTextDatum(plan);
+	args[1] = tables ? PointerGetDatum(tables) : (Datum) 0;
+	nulls[1] = tables ? ' ' : 'n';
+
+	/* raises "plan does not exist" */
+	ret = SPI_execute_with_args("SELECT migrate._plan($1)", 1, argtypes, args, nulls, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading migrate.plan failed: %s", SPI_result_code_string(ret));
+
+	if (tables)
+	{
+		char	   *lit;
+
+		/* raises "table is not mapped in plan" */
+		ret = SPI_execute_with_args("SELECT array_agg((migrate._table_map($1, t)).target::oid)::text"
+									"  FROM unnest($2) t",
+									2, argtypes, args, nulls, true, 0);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "resolving tables failed: %s", SPI_result_code_string(ret));
+		lit = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		if (lit == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("tables of migrate_run() for plan \"%s\" must not be empty", plan),
+					 errhint("Pass NULL to run every table of the plan.")));
+		if (strlen(lit) >= MIGRATE_TEXT_MAXLEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many tables for one run of plan \"%s\"", plan),
+					 errhint("Run the plan whole, or in several phases.")));
+		strlcpy(tables_out, lit, MIGRATE_TEXT_MAXLEN);
+	}
+
+	ret = SPI_execute_with_args("SELECT count(*) FROM migrate.table_map WHERE plan = $1",
+								1, argtypes, args, nulls, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading migrate.table_map failed: %s", SPI_result_code_string(ret));
+	{
+		bool		isnull;
+
+		if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("migration plan \"%s\" has no tables", plan),
+					 errhint("Map tables with migrate_table().")));
+	}
+
+	/* sources that disappeared since they were mapped */
+	ret = SPI_execute_with_args("SELECT target::text, source FROM migrate.table_map"
+								" WHERE plan = $1 AND to_regclass(source) IS NULL"
+								"   AND ($2 IS NULL OR target = ANY ("
+								"        SELECT (migrate._table_map($1, t)).target FROM unnest($2) t))"
+								" ORDER BY 1 LIMIT 1",
+								2, argtypes, args, nulls, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading migrate.table_map failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("source relation %s of table %s in migration plan \"%s\" does not exist",
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), plan),
+				 errhint("Recreate the foreign table (IMPORT FOREIGN SCHEMA) or remap the table with migrate_table().")));
+
+	/* parse and type-check every mapping the run will use */
+	{
+		Oid			checktypes[2] = {TEXTOID, TEXTOID};
+		Datum		checkargs[2] = {args[0], tables ? CStringGetTextDatum(tables_out) : (Datum) 0};
+
+		ret = SPI_execute_with_args("SELECT migrate._check_plan($1, $2::oid[])",
+									2, checktypes, checkargs, nulls, true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "checking the plan failed: %s", SPI_result_code_string(ret));
+	}
+
+	/*
+	 * The worker sees only committed rows: refuse a plan that this
+	 * transaction has written and not committed yet.
+	 */
+	ret = SPI_execute_with_args("SELECT xmin FROM migrate.plan WHERE plan_name = $1"
+								" UNION ALL SELECT xmin FROM migrate.table_map WHERE plan = $1"
+								" UNION ALL SELECT xmin FROM migrate.column_map WHERE plan = $1"
+								" UNION ALL SELECT xmin FROM migrate.rule WHERE plan = $1"
+								" UNION ALL SELECT xmin FROM migrate.value_map",
+								1, argtypes, args, nulls, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the plan failed: %s", SPI_result_code_string(ret));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[i],
+																  SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (TransactionIdIsCurrentTransactionId(xmin))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("migration plan \"%s\" has changes that are not committed yet", plan),
+					 errdetail("migrate_run() works in a background worker, which cannot see this transaction's uncommitted changes."),
+					 errhint("COMMIT the plan first, then call migrate_run().")));
+	}
+
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+}
+
+/* Print the progress lines the worker queued since *seen. */
+static void
+relay_notices(MigrateRunShared *shared, uint32 *seen)
+{
+	for (;;)
+	{
+		char		line[MIGRATE_NOTICE_MAXLEN];
+		uint32		written;
+
+		SpinLockAcquire(&shared->mutex);
+		written = shared->notices_written;
+		if (*seen == written)
+		{
+			SpinLockRelease(&shared->mutex);
+			return;
+		}
+		/* a slow reader loses the oldest lines, never blocks the worker */
+		if (written - *seen > MIGRATE_NOTICE_SLOTS)
+			*seen = written - MIGRATE_NOTICE_SLOTS;
+		strlcpy(line, shared->notices[*seen % MIGRATE_NOTICE_SLOTS], sizeof(line));
+		(*seen)++;
+		SpinLockRelease(&shared->mutex);
+
+		ereport(NOTICE, (errmsg("%s", line)));
+	}
+}
+
+/*
+ * Sleep until the worker reaches phase (or finishes), relaying progress.
+ * Throws if the worker died without saying how the run ended.
+ */
+static void
+wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
+		 MigratePhase phase, uint32 *seen)
+{
+	for (;;)
+	{
+		MigratePhase now;
+		pid_t		pid;
+
+		relay_notices(shared, seen);
+		SpinLockAcquire(&shared->mutex);
+		now = shared->phase;
+		SpinLockRelease(&shared->mutex);
+		if (now >= phase || now == MIGRATE_PHASE_FINISHED)
+			return;
+
+		if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
+		{
+			/* it may have reported just before exiting */
+			SpinLockAcquire(&shared->mutex);
+			now = shared->phase;
+			SpinLockRelease(&shared->mutex);
+			if (now >= phase || now == MIGRATE_PHASE_FINISHED)
+				continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the background worker of migration plan \"%s\" exited unexpectedly",
+							shared->plan),
+					 shared->run_id > 0 ?
+					 errdetail("Run " INT64_FORMAT " is left running and will be marked interrupted by the next run of the plan.",
+							   shared->run_id) : 0,
+					 errhint("See the server log: the worker was terminated, or the migrate library could not be loaded by the server (is it installed in $libdir?).")));
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Re-raise the worker's error in this session, with its SQLSTATE. */
+static void
+raise_worker_error(MigrateRunShared *shared)
+{
+	ereport(ERROR,
+			(errcode(shared->sqlerrcode),
+			 errmsg("%s", shared->errmsg),
+			 shared->errdetail[0] ? errdetail("%s", shared->errdetail) : 0,
+			 shared->errhint[0] ? errhint("%s", shared->errhint) : 0,
+			 shared->run_id > 0 ?
+			 errcontext("migrate run " INT64_FORMAT " of plan \"%s\"", shared->run_id, shared->plan) : 0));
+}
+
+/*
+ * migrate_run(plan, mode, tables, parallel, dry_run, wait) returns bigint
+ *
+ * Returns the run id.  With wait (the default) returns when the run has
+ * ended, raising the run's error if it failed.
+ */
+Datum
+migrate_run(PG_FUNCTION_ARGS)
+{
+	char	   *plan;
+	char	   *mode = PG_ARGISNULL(1) ? "full" : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	ArrayType  *tables = PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2);
+	bool		dry_run = PG_ARGISNULL(4) ? false : PG_GETARG_BOOL(4);
+	bool		wait = PG_ARGISNULL(5) ? true : PG_GETARG_BOOL(5);
+	dsm_segment *seg;
+	MigrateRunShared *shared;
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	BgwHandleStatus status;
+	pid_t		pid;
+	uint32		seen = 0;
+	int64		run_id;
+	bool		failed;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("migration plan name must not be null")));
+	plan = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (strlen(plan) > MIGRATE_PLAN_MAXLEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration plan \"%s\" does not exist", plan)));
+
+	if (strcmp(mode, "full") != 0)
+		ereport(ERROR,
+				(errcode(strcmp(mode, "incremental") == 0 ?
+						 ERRCODE_FEATURE_NOT_SUPPORTED : ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("run mode \"%s\" is not supported", mode),
+				 errhint("This version runs mode => 'full' only.")));
+	if (!PG_ARGISNULL(3) && PG_GETARG_INT32(3) != 1)
+		ereport(ERROR,
+				(errcode(PG_GETARG_INT32(3) < 1 ?
+						 ERRCODE_INVALID_PARAMETER_VALUE : ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("parallel => %d is not supported", PG_GETARG_INT32(3)),
+				 errhint("This version loads with one worker: pass parallel => 1 or omit it.")));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot run migration plan \"%s\" during recovery", plan)));
+
+	seg = dsm_create(sizeof(MigrateRunShared), 0);
+	shared = dsm_segment_address(seg);
+	memset(shared, 0, sizeof(MigrateRunShared));
+	SpinLockInit(&shared->mutex);
+
+	check_request(plan, tables, shared->tables);
+
+	shared->database_id = MyDatabaseId;
+	shared->role_id = GetUserId();
+	shared->batch_size = migrate_batch_size;
+	shared->dry_run = dry_run;
+	shared->has_tables = tables != NULL;
+	strlcpy(shared->plan, plan, sizeof(shared->plan));
+	strlcpy(shared->mode, mode, sizeof(shared->mode));
+	strlcpy(shared->search_path, GetConfigOption("search_path", false, false),
+			sizeof(shared->search_path));
+	shared->caller_latch = MyLatch;
+	shared->phase = MIGRATE_PHASE_STARTING;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "migrate");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "migrate_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "migrate worker for plan %s", plan);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "migrate worker");
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start a background worker for migration plan \"%s\"", plan),
+				 errdetail("All background worker slots are in use."),
+				 errhint("Raise max_worker_processes (now %d) and restart the server, or wait for other background workers to finish.",
+						 max_worker_processes)));
+
+	status = WaitForBackgroundWorkerStartup(handle, &pid);
+	if (status == BGWH_POSTMASTER_DIED)
+		ereport(ERROR,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("the server shut down while starting a run of plan \"%s\"", plan)));
+
+	PG_TRY();
+	{
+		wait_for(shared, handle, wait ? MIGRATE_PHASE_FINISHED : MIGRATE_PHASE_RUNNING, &seen);
+	}
+	PG_CATCH();
+	{
+		/* our wait was cancelled: ask the run to stop at a batch boundary */
+		SpinLockAcquire(&shared->mutex);
+		shared->cancel_requested = true;
+		shared->caller_latch = NULL;
+		SpinLockRelease(&shared->mutex);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	SpinLockAcquire(&shared->mutex);
+	shared->caller_latch = NULL;
+	run_id = shared->run_id;
+	failed = shared->failed;
+	SpinLockRelease(&shared->mutex);
+
+	relay_notices(shared, &seen);
+	if (failed)
+		raise_worker_error(shared);
+
+	/* the worker keeps the segment mapped for as long as it runs */
+	dsm_detach(seg);
+	PG_RETURN_INT64(run_id);
+}

@@ -1,0 +1,982 @@
+/*-------------------------------------------------------------------------
+ *
+ * load.c
+ *	  The batch engine: reads one source relation in key ranges, maps,
+ *	  validates and loads each range into the target table.
+ *
+ * One batch is one transaction:
+ *
+ *	  INSERT INTO target (cols)
+ *	  SELECT m.cols FROM (SELECT (expr)::type AS col, ... FROM source s
+ *						  WHERE key > $1 AND key <= $2 AND (filter) OFFSET 0) m
+ *	  WHERE CASE WHEN <rules hold> THEN migrate._pass() ELSE migrate._fail(...) END
+ *	  [ON CONFLICT (key) DO UPDATE ... | DO NOTHING]
+ *
+ * followed by the checkpoint UPDATE of migrate.run_table, then COMMIT, so
+ * rows, rejects and checkpoint are durable together or not at all.  The key
+ * range predicates use parameters of the key's own type so that the FDW
+ * ships them (postgres_fdw and mysql_fdw both push "key > $1 AND key <= $2"
+ * down; neither needs ORDER BY or LIMIT for it, which mysql_fdw handles
+ * badly).  Integer keys are cut by arithmetic on [min, max], adapting the
+ * step to the key density; other keys by asking the source for the n-th key.
+ *
+ * When the statement fails with a data error (a cast, NOT NULL, unique,
+ * foreign key or check violation), the batch's source rows are copied into
+ * a temporary stage table once and the statement is retried on halves of
+ * it, recursively, in subtransactions: the good rows load, each bad row ends
+ * in migrate.reject with its SQLSTATE and message.  Other errors (the source
+ * went away, permissions, an abort rule) fail the table.
+ *
+ * Memory: nothing here holds more than one batch's statement state; every
+ * allocation is in the batch transaction's contexts, freed at commit.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "migrate.h"
+
+/* everything known about the table being loaded */
+typedef struct TableLoad
+{
+	int64		run_id;
+	Oid			target;
+	char	   *plan;
+	char	   *target_name;	/* regclass text, quoted as needed */
+	char	   *source;			/* quoted, schema-qualified */
+	char	   *filter;			/* NULL or SQL over s */
+	char	   *mode;			/* insert, upsert, skip_existing */
+	bool		dry_run;
+	int64		batch_size;
+	char	   *into;			/* where rows go: target, or a temp table */
+
+	List	   *cols;			/* target column names (char *) */
+	List	   *exprs;			/* their source expressions */
+	List	   *types;			/* their type names, without typmod */
+	List	   *keycols;		/* key column names */
+	char	   *key_expr;		/* source expression of the leading key column */
+	Oid			key_type;		/* its type */
+	bool		int_key;		/* int2/int4/int8: cut by arithmetic */
+
+	List	   *rule_names;
+	List	   *rule_on_fail;
+	List	   *rule_exprs;
+
+	SPIPlanPtr	batch_first;	/* non-integer keys: batch with no lower bound */
+	SPIPlanPtr	batch_next;		/* key > $1 AND key <= $2 */
+	SPIPlanPtr	bound_first;	/* non-integer keys: where a batch ends */
+	SPIPlanPtr	bound_next;
+	SPIPlanPtr	stage_batch;	/* rn BETWEEN $1 AND $2 on the stage table */
+	char	   *stage;			/* temp table name, once created */
+
+	MigrateCounts total;
+} TableLoad;
+
+static void spi_exec(const char *sql, int expected);
+static SPIPlanPtr spi_prepare_keep(const char *sql, int nargs, Oid *argtypes);
+static void load_describe(TableLoad *tl, const char *plan);
+static char *build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound);
+static bool is_row_error(ErrorData *edata);
+static bool attempt(TableLoad *tl, SPIPlanPtr plan, Datum *values,
+					MigrateCounts *counts, ErrorData **edata_out);
+static void stage_fill(TableLoad *tl, bool lower_bound, Datum *bounds);
+static void stage_bisect(TableLoad *tl, int64 lo, int64 hi, MigrateCounts *counts);
+static void stage_reject_row(TableLoad *tl, int64 rn, ErrorData *edata,
+							 MigrateCounts *counts);
+static void add_counts(MigrateCounts *sum, const MigrateCounts *add);
+static int64 key_to_int64(TableLoad *tl, Datum d);
+static Datum int64_to_key(TableLoad *tl, int64 v);
+
+/* Run a parameterless statement through SPI and check its result code. */
+static void
+spi_exec(const char *sql, int expected)
+{
+	int			ret = SPI_execute(sql, false, 0);
+
+	if (ret != expected)
+		elog(ERROR, "SPI_execute failed (%s): %s", SPI_result_code_string(ret), sql);
+}
+
+/* Prepare a statement that lives until SPI_freeplan. */
+static SPIPlanPtr
+spi_prepare_keep(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed (%s): %s",
+			 SPI_result_code_string(SPI_result), sql);
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+static void
+add_counts(MigrateCounts *sum, const MigrateCounts *add)
+{
+	sum->read += add->read;
+	sum->written += add->written;
+	sum->rejected += add->rejected;
+	sum->skipped += add->skipped;
+	sum->warned += add->warned;
+}
+
+static int64
+key_to_int64(TableLoad *tl, Datum d)
+{
+	switch (tl->key_type)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		default:
+			return DatumGetInt64(d);
+	}
+}
+
+/* v must already be clamped to the key type's range */
+static Datum
+int64_to_key(TableLoad *tl, int64 v)
+{
+	switch (tl->key_type)
+	{
+		case INT2OID:
+			return Int16GetDatum((int16) v);
+		case INT4OID:
+			return Int32GetDatum((int32) v);
+		default:
+			return Int64GetDatum(v);
+	}
+}
+
+/*
+ * Read the table's mapping from the catalog (SPI connected, in a
+ * transaction).  Results are allocated in TopMemoryContext-lived tl fields
+ * by the caller's context: load.c calls this with CurrentMemoryContext set
+ * to the table's context.
+ */
+static void
+load_describe(TableLoad *tl, const char *plan)
+{
+	MemoryContext tablecxt = CurrentMemoryContext;
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2];
+	int			ret;
+	uint64		i;
+	char	   *key0;
+	SPIPlanPtr	probe;
+	CachedPlanSource *ps;
+	StringInfoData sql;
+
+	args[0] = CStringGetTextDatum(plan);
+	args[1] = ObjectIdGetDatum(tl->target);
+
+	ret = SPI_execute_with_args("SELECT target::text, source, key::text[], filter, mode,"
+								"       to_regclass(source) IS NOT NULL"
+								"  FROM migrate.table_map WHERE plan = $1 AND target = $2",
+								2, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading migrate.table_map failed: %s", SPI_result_code_string(ret));
+	MemoryContextSwitchTo(tablecxt);	/* SPI calls return in SPI's context */
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table with oid %u is no longer mapped in migration plan \"%s\"",
+						tl->target, plan)));
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		ArrayType  *keys;
+		Datum	   *keyvals;
+		int			nkeys;
+
+		tl->target_name = MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 1));
+		tl->source = MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 2));
+		keys = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull));
+		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &keyvals, NULL, &nkeys);
+		tl->keycols = NIL;
+		for (int k = 0; k < nkeys; k++)
+			tl->keycols = lappend(tl->keycols,
+								  MemoryContextStrdup(tablecxt, TextDatumGetCString(keyvals[k])));
+		tl->filter = SPI_getvalue(tup, desc, 4);
+		if (tl->filter)
+			tl->filter = MemoryContextStrdup(tablecxt, tl->filter);
+		tl->mode = MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 5));
+		if (!DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("source relation %s of table %s in migration plan \"%s\" does not exist",
+							tl->source, tl->target_name, plan),
+					 errhint("Recreate the foreign table (IMPORT FOREIGN SCHEMA) or remap the table with migrate_table().")));
+	}
+
+	ret = SPI_execute_with_args("SELECT column_name, expr, type_name"
+								"  FROM migrate._mapped_columns($1, $2)",
+								2, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading column mappings failed: %s", SPI_result_code_string(ret));
+	MemoryContextSwitchTo(tablecxt);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("table %s in migration plan \"%s\" has no mapped column",
+						tl->target_name, plan),
+				 errhint("Map columns with migrate_column(), or give source and target columns the same names.")));
+	key0 = linitial(tl->keycols);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *col = MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 1));
+		char	   *expr = MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 2));
+
+		tl->cols = lappend(tl->cols, col);
+		tl->exprs = lappend(tl->exprs, expr);
+		tl->types = lappend(tl->types, MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 3)));
+		if (strcmp(col, key0) == 0)
+			tl->key_expr = expr;
+	}
+	if (tl->key_expr == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("key column \"%s\" of table %s in migration plan \"%s\" is not mapped",
+						key0, tl->target_name, plan),
+				 errhint("Map it with migrate_column().")));
+
+	ret = SPI_execute_with_args("SELECT rule_name, on_fail, check_expr FROM migrate.rule"
+								" WHERE plan = $1 AND target = $2 ORDER BY rule_name",
+								2, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading migrate.rule failed: %s", SPI_result_code_string(ret));
+	MemoryContextSwitchTo(tablecxt);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		tl->rule_names = lappend(tl->rule_names, MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 1)));
+		tl->rule_on_fail = lappend(tl->rule_on_fail, MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 2)));
+		tl->rule_exprs = lappend(tl->rule_exprs, MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 3)));
+	}
+
+	/* the key's type decides how batches are cut */
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT (%s) FROM %s AS s", tl->key_expr, tl->source);
+	probe = SPI_prepare(sql.data, 0, NULL);
+	if (probe == NULL)
+		elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql.data);
+	ps = linitial(SPI_plan_get_plan_sources(probe));
+	tl->key_type = TupleDescAttr(ps->resultDesc, 0)->atttypid;
+	SPI_freeplan(probe);
+	MemoryContextSwitchTo(tablecxt);
+	tl->int_key = (tl->key_type == INT2OID || tl->key_type == INT4OID ||
+				   tl->key_type == INT8OID);
+}
+
+/*
+ * The batch statement.  from_stage: read the stage table by row number
+ * instead of the source by key range.  lower_bound: with "key > $1".
+ */
+static char *
+build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
+{
+	StringInfoData sql;
+	ListCell   *lc1,
+			   *lc2,
+			   *lc3;
+	bool		first;
+	bool		has_rules = tl->rule_names != NIL;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s AS t (", tl->into);
+	first = true;
+	foreach(lc1, tl->cols)
+	{
+		appendStringInfo(&sql, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
+		first = false;
+	}
+	appendStringInfoString(&sql, ") OVERRIDING SYSTEM VALUE SELECT ");
+	first = true;
+	foreach(lc1, tl->cols)
+	{
+		appendStringInfo(&sql, "%sm.%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
+		first = false;
+	}
+
+	/* the mapped row, typed as the target (typmods applied by the INSERT) */
+	appendStringInfoString(&sql, " FROM (SELECT ");
+	forthree(lc1, tl->cols, lc2, tl->exprs, lc3, tl->types)
+	{
+		appendStringInfo(&sql, "(%s)::%s AS %s, ", (char *) lfirst(lc2),
+						 (char *) lfirst(lc3), quote_identifier(lfirst(lc1)));
+	}
+	if (has_rules)
+		appendStringInfoString(&sql, "s AS __migrate_src, ");
+	sql.len -= 2;
+	sql.data[sql.len] = '\0';
+
+	if (from_stage)
+		appendStringInfo(&sql, " FROM %s AS s WHERE s.__migrate_rn BETWEEN $1 AND $2",
+						 tl->stage);
+	else
+	{
+		appendStringInfo(&sql, " FROM %s AS s WHERE (%s) <= $2", tl->source, tl->key_expr);
+		if (lower_bound)
+			appendStringInfo(&sql, " AND (%s) > $1", tl->key_expr);
+		if (tl->filter)
+			appendStringInfo(&sql, " AND (%s)", tl->filter);
+	}
+	appendStringInfoString(&sql, " OFFSET 0) m WHERE ");
+
+	if (!has_rules)
+		appendStringInfoString(&sql, "migrate._pass()");
+	else
+	{
+		appendStringInfoString(&sql, "CASE WHEN ");
+		first = true;
+		foreach(lc1, tl->rule_exprs)
+		{
+			appendStringInfo(&sql, "%s((%s) IS TRUE)", first ? "" : " AND ", (char *) lfirst(lc1));
+			first = false;
+		}
+		appendStringInfoString(&sql, " THEN migrate._pass() ELSE migrate._fail(ARRAY[");
+		first = true;
+		foreach(lc1, tl->rule_exprs)
+		{
+			appendStringInfo(&sql, "%s((%s) IS TRUE)", first ? "" : ", ", (char *) lfirst(lc1));
+			first = false;
+		}
+		appendStringInfoString(&sql, "], ");
+		if (list_length(tl->keycols) == 1)
+			appendStringInfo(&sql, "(m.%s)::text", quote_identifier(linitial(tl->keycols)));
+		else
+		{
+			appendStringInfoString(&sql, "ROW(");
+			first = true;
+			foreach(lc1, tl->keycols)
+			{
+				appendStringInfo(&sql, "%sm.%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
+				first = false;
+			}
+			appendStringInfoString(&sql, ")::text");
+		}
+		appendStringInfo(&sql, ", to_jsonb(m.__migrate_src)%s) END",
+						 from_stage ? " - '__migrate_rn'" : "");
+	}
+
+	if (strcmp(tl->mode, "insert") != 0)
+	{
+		appendStringInfoString(&sql, " ON CONFLICT (");
+		first = true;
+		foreach(lc1, tl->keycols)
+		{
+			appendStringInfo(&sql, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
+			first = false;
+		}
+		appendStringInfoString(&sql, ")");
+		if (strcmp(tl->mode, "skip_existing") == 0)
+			appendStringInfoString(&sql, " DO NOTHING");
+		else
+		{
+			int			nset = 0;
+
+			foreach(lc1, tl->cols)
+			{
+				if (list_member(tl->keycols, lfirst(lc1)))
+					continue;
+				appendStringInfo(&sql, "%s%s = EXCLUDED.%s", nset == 0 ? " DO UPDATE SET " : ", ",
+								 quote_identifier(lfirst(lc1)), quote_identifier(lfirst(lc1)));
+				nset++;
+			}
+			if (nset == 0)
+				appendStringInfoString(&sql, " DO NOTHING");
+		}
+	}
+	return sql.data;
+}
+
+/*
+ * Errors that belong to a row rather than to the run: the data did not fit
+ * (class 22), a constraint refused it (23, 44), or a target trigger raised.
+ */
+static bool
+is_row_error(ErrorData *edata)
+{
+	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+
+	if (migrate_route_abort_raised())
+		return false;
+	return class == ERRCODE_DATA_EXCEPTION ||
+		class == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+		class == ERRCODE_WITH_CHECK_OPTION_VIOLATION ||
+		edata->sqlerrcode == ERRCODE_RAISE_EXCEPTION;
+}
+
+/*
+ * Execute one batch statement in a subtransaction.  On success adds the
+ * attempt's counts to *counts and returns true.  On a row error rolls the
+ * subtransaction back (its rejects with it), returns false and hands the
+ * error to the caller in *edata_out (in the caller's memory context).  Any
+ * other error is rethrown.  Needs SPI connected and a transaction.
+ */
+static bool
+attempt(TableLoad *tl, SPIPlanPtr plan, Datum *values,
+		MigrateCounts *counts, ErrorData **edata_out)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = false;
+
+	migrate_route_reset_counts();
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+
+	PG_TRY();
+	{
+		int			ret = SPI_execute_plan(plan, values, NULL, false, 0);
+		MigrateCounts c;
+
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "batch statement failed: %s", SPI_result_code_string(ret));
+		migrate_route_get_counts(&c);
+		c.written = SPI_processed;
+		if (strcmp(tl->mode, "skip_existing") == 0)
+			c.skipped = c.read - c.rejected - c.written;
+		else if (c.written != c.read - c.rejected)
+			elog(ERROR, "batch of table %s wrote " INT64_FORMAT " rows for " INT64_FORMAT " accepted",
+				 tl->target_name, c.written, c.read - c.rejected);
+
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		add_counts(counts, &c);
+		ok = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+
+		if (!is_row_error(edata))
+			ReThrowError(edata);
+		*edata_out = edata;
+	}
+	PG_END_TRY();
+
+	return ok;
+}
+
+/*
+ * Copy the batch's source rows into the stage table, numbered 1..n.
+ * Returns through the stage's row count in SPI_processed.
+ */
+static void
+stage_fill(TableLoad *tl, bool lower_bound, Datum *bounds)
+{
+	StringInfoData sql;
+	Oid			argtypes[2] = {tl->key_type, tl->key_type};
+	int			ret;
+
+	initStringInfo(&sql);
+	if (tl->stage == NULL)
+	{
+		tl->stage = MemoryContextStrdup(TopMemoryContext,
+										psprintf("pg_temp.migrate_stage_%u", tl->target));
+		appendStringInfo(&sql,
+						 "DROP TABLE IF EXISTS %s; "
+						 "CREATE TEMP TABLE migrate_stage_%u AS "
+						 "SELECT s.*, 0::bigint AS __migrate_rn FROM %s AS s LIMIT 0",
+						 tl->stage, tl->target, tl->source);
+		spi_exec(sql.data, SPI_OK_UTILITY);
+		resetStringInfo(&sql);
+	}
+	else
+	{
+		appendStringInfo(&sql, "TRUNCATE %s", tl->stage);
+		spi_exec(sql.data, SPI_OK_UTILITY);
+		resetStringInfo(&sql);
+	}
+
+	appendStringInfo(&sql, "INSERT INTO %s SELECT s.*, row_number() OVER () FROM %s AS s"
+					 " WHERE (%s) <= $2", tl->stage, tl->source, tl->key_expr);
+	if (lower_bound)
+		appendStringInfo(&sql, " AND (%s) > $1", tl->key_expr);
+	if (tl->filter)
+		appendStringInfo(&sql, " AND (%s)", tl->filter);
+	ret = SPI_execute_with_args(sql.data, 2, argtypes, bounds, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "filling the stage table failed: %s", SPI_result_code_string(ret));
+}
+
+/* Record row rn of the stage as refused by the target with edata. */
+static void
+stage_reject_row(TableLoad *tl, int64 rn, ErrorData *edata, MigrateCounts *counts)
+{
+	StringInfoData sql;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(rn)};
+	ListCell   *lc;
+	bool		first = true;
+	int			ret;
+	bool		isnull;
+	char	   *key;
+	Datum		row;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	if (list_length(tl->keycols) > 1)
+		appendStringInfoString(&sql, "ROW(");
+	foreach(lc, tl->keycols)
+	{
+		ListCell   *c,
+				   *e;
+
+		forboth(c, tl->cols, e, tl->exprs)
+		{
+			if (strcmp(lfirst(c), lfirst(lc)) == 0)
+				appendStringInfo(&sql, "%s(%s)", first ? "" : ", ", (char *) lfirst(e));
+		}
+		first = false;
+	}
+	if (list_length(tl->keycols) > 1)
+		appendStringInfoString(&sql, ")");
+	appendStringInfo(&sql, "::text, to_jsonb(s) - '__migrate_rn' FROM %s AS s"
+					 " WHERE s.__migrate_rn = $1", tl->stage);
+	ret = SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading row " INT64_FORMAT " of the stage failed: %s", rn,
+			 SPI_result_code_string(ret));
+	key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	row = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+	migrate_route_insert_reject(key, row, isnull, unpack_sql_state(edata->sqlerrcode),
+								edata->message, edata->detail, false);
+	counts->read++;
+	counts->rejected++;
+}
+
+/*
+ * Load stage rows lo..hi, splitting the range around rows the target
+ * refuses.  A range of k rows with one bad row costs about 2 log2(k)
+ * statements; good rows are loaded once.
+ */
+static void
+stage_bisect(TableLoad *tl, int64 lo, int64 hi, MigrateCounts *counts)
+{
+	Datum		values[2] = {Int64GetDatum(lo), Int64GetDatum(hi)};
+	ErrorData  *edata = NULL;
+	int64		mid;
+
+	CHECK_FOR_INTERRUPTS();
+	if (attempt(tl, tl->stage_batch, values, counts, &edata))
+		return;
+	if (lo == hi)
+	{
+		stage_reject_row(tl, lo, edata, counts);
+		FreeErrorData(edata);
+		return;
+	}
+	FreeErrorData(edata);
+	mid = lo + (hi - lo) / 2;
+	stage_bisect(tl, lo, mid, counts);
+	stage_bisect(tl, mid + 1, hi, counts);
+}
+
+/*
+ * Load one table of a run.  Called by the worker outside any transaction;
+ * runs one transaction per batch and leaves the table's run_table row in
+ * state succeeded and returns true, or throws (the caller marks the table
+ * failed).  Returns false, with the table in state cancelled, when a cancel
+ * was requested between two batches.
+ */
+bool
+migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
+				   int64 batch_size, bool dry_run)
+{
+	MemoryContext tablecxt = AllocSetContextCreate(TopMemoryContext, "migrate table",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt;
+	TableLoad  *tl;
+	bool		have_range = false;
+	bool		done = false;
+	bool		cancelled = false;
+	int64		int_lo = 0,
+				int_max = 0,
+				step;
+	Datum		last_hi = (Datum) 0;	/* upper bound of the last batch */
+	bool		have_last = false;
+	TimestampTz started = GetCurrentTimestamp();
+	int			ret;
+
+	oldcxt = MemoryContextSwitchTo(tablecxt);
+	tl = palloc0(sizeof(TableLoad));
+	tl->run_id = run_id;
+	tl->target = target;
+	tl->dry_run = dry_run;
+	tl->batch_size = batch_size;
+	tl->plan = pstrdup(shared->plan);
+	step = batch_size;
+	MemoryContextSwitchTo(oldcxt);
+
+	/* describe, prepare, find the key range: one transaction */
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	PushActiveSnapshot(GetTransactionSnapshot());
+	{
+		Oid			argtypes[2];
+		Datum		args[2];
+		StringInfoData sql;
+
+		oldcxt = MemoryContextSwitchTo(tablecxt);
+		load_describe(tl, shared->plan);
+		Assert(CurrentMemoryContext == tablecxt);
+		if (dry_run)
+			tl->into = psprintf("pg_temp.migrate_dry_%u", target);
+		else
+			tl->into = tl->target_name;
+		MemoryContextSwitchTo(oldcxt);
+
+		if (dry_run)
+		{
+			/* same columns, defaults, constraints and unique indexes; no FKs */
+			spi_exec(psprintf("DROP TABLE IF EXISTS %s; CREATE TEMP TABLE migrate_dry_%u"
+							  " (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
+							  " INCLUDING INDEXES INCLUDING GENERATED INCLUDING IDENTITY)",
+							  tl->into, target, tl->target_name),
+					 SPI_OK_UTILITY);
+		}
+
+		migrate_route_begin(run_id, target, tl->rule_names, tl->rule_on_fail, tl->rule_exprs);
+
+		argtypes[0] = argtypes[1] = tl->key_type;
+		tl->batch_next = spi_prepare_keep(build_batch_sql(tl, false, true), 2, argtypes);
+		if (!tl->int_key)
+		{
+			tl->batch_first = spi_prepare_keep(build_batch_sql(tl, false, false), 2, argtypes);
+
+			initStringInfo(&sql);
+			appendStringInfo(&sql, "SELECT max(k) FROM (SELECT (%s) AS k FROM %s AS s WHERE (%s) IS NOT NULL",
+							 tl->key_expr, tl->source, tl->key_expr);
+			if (tl->filter)
+				appendStringInfo(&sql, " AND (%s)", tl->filter);
+			appendStringInfo(&sql, "%%s ORDER BY 1 LIMIT " INT64_FORMAT ") b", batch_size);
+			tl->bound_first = spi_prepare_keep(psprintf(sql.data, ""), 1, argtypes);
+			tl->bound_next = spi_prepare_keep(psprintf(sql.data,
+													   psprintf(" AND (%s) > $1", tl->key_expr)),
+											  1, argtypes);
+		}
+		else
+		{
+			/* min and max of the key, pushed down as an aggregate */
+			initStringInfo(&sql);
+			appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint FROM %s AS s",
+							 tl->key_expr, tl->key_expr, tl->source);
+			if (tl->filter)
+				appendStringInfo(&sql, " WHERE (%s)", tl->filter);
+			ret = SPI_execute(sql.data, true, 0);
+			if (ret != SPI_OK_SELECT || SPI_processed != 1)
+				elog(ERROR, "reading the key range of %s failed: %s", tl->source,
+					 SPI_result_code_string(ret));
+			{
+				bool		isnull;
+				Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+				if (!isnull)
+				{
+					have_range = true;
+					int_lo = DatumGetInt64(d) - 1;	/* batches are (lo, hi] */
+					int_max = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														  SPI_tuptable->tupdesc, 2, &isnull));
+				}
+			}
+		}
+		args[0] = Int64GetDatum(run_id);
+		args[1] = ObjectIdGetDatum(target);
+		argtypes[0] = INT8OID;
+		argtypes[1] = OIDOID;
+		ret = SPI_execute_with_args("UPDATE migrate.run_table SET state = 'running',"
+									" started_at = clock_timestamp() WHERE run_id = $1 AND target = $2",
+									2, argtypes, args, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	if (tl->int_key && !have_range)
+		done = true;
+
+	while (!done)
+	{
+		MigrateCounts batch = {0};
+		Datum		bounds[2];
+		bool		lower_bound;
+		ErrorData  *edata = NULL;
+		char	   *hi_text;
+		SPIPlanPtr	plan;
+
+		CHECK_FOR_INTERRUPTS();
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+		PushActiveSnapshot(GetTransactionSnapshot());
+
+		if (migrate_worker_cancel_requested(shared, run_id))
+		{
+			cancelled = true;
+			SPI_finish();
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+			break;
+		}
+
+		/* where does this batch end? */
+		if (tl->int_key)
+		{
+			int64		hi;
+
+			if (pg_add_s64_overflow(int_lo, step, &hi) || hi > int_max)
+				hi = int_max;
+			bounds[0] = int64_to_key(tl, int_lo);
+			bounds[1] = int64_to_key(tl, hi);
+			lower_bound = true;
+			plan = tl->batch_next;
+		}
+		else
+		{
+			bool		isnull;
+
+			lower_bound = have_last;
+			bounds[0] = last_hi;
+			ret = SPI_execute_plan(have_last ? tl->bound_next : tl->bound_first,
+								   bounds, NULL, true, 1);
+			if (ret != SPI_OK_SELECT || SPI_processed != 1)
+				elog(ERROR, "finding the next batch of %s failed: %s", tl->source,
+					 SPI_result_code_string(ret));
+			bounds[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (isnull)
+			{
+				/* no key above the last batch: the table is read */
+				SPI_finish();
+				PopActiveSnapshot();
+				CommitTransactionCommand();
+				break;
+			}
+			/* the bound lives in SPI memory: copy it out for the next batch */
+			{
+				int16		typlen;
+				bool		typbyval;
+
+				get_typlenbyval(tl->key_type, &typlen, &typbyval);
+				oldcxt = MemoryContextSwitchTo(tablecxt);
+				bounds[1] = datumCopy(bounds[1], typbyval, typlen);
+				MemoryContextSwitchTo(oldcxt);
+			}
+			plan = have_last ? tl->batch_next : tl->batch_first;
+		}
+
+		pgstat_report_activity(STATE_RUNNING,
+							   psprintf("migrate run " INT64_FORMAT ": %s batch after " INT64_FORMAT " rows",
+										run_id, tl->target_name, tl->total.read));
+
+		if (!attempt(tl, plan, bounds, &batch, &edata))
+		{
+			/* a row of this batch was refused: find it, load the rest */
+			int64		nstage;
+
+			elog(DEBUG1, "batch of %s failed (%s), isolating bad rows",
+				 tl->target_name, edata->message);
+			FreeErrorData(edata);
+			stage_fill(tl, lower_bound, bounds);
+			nstage = SPI_processed;
+			if (tl->stage_batch == NULL)
+			{
+				Oid			rntypes[2] = {INT8OID, INT8OID};
+
+				tl->stage_batch = spi_prepare_keep(build_batch_sql(tl, true, false), 2, rntypes);
+			}
+			memset(&batch, 0, sizeof(batch));
+			if (nstage > 0)
+				stage_bisect(tl, 1, nstage, &batch);
+		}
+
+		/* the checkpoint, in the batch's transaction */
+		{
+			Oid			argtypes[9] = {INT8OID, OIDOID, INT8OID, INT8OID, INT8OID,
+			INT8OID, INT8OID, TEXTOID, BOOLOID};
+			Datum		args[9];
+			Oid			outfunc;
+			bool		isvarlena;
+
+			getTypeOutputInfo(tl->key_type, &outfunc, &isvarlena);
+			hi_text = OidOutputFunctionCall(outfunc, bounds[1]);
+			args[0] = Int64GetDatum(run_id);
+			args[1] = ObjectIdGetDatum(target);
+			args[2] = Int64GetDatum(batch.read);
+			args[3] = Int64GetDatum(batch.written);
+			args[4] = Int64GetDatum(batch.rejected);
+			args[5] = Int64GetDatum(batch.skipped);
+			args[6] = Int64GetDatum(batch.warned);
+			args[7] = CStringGetTextDatum(hi_text);
+			args[8] = BoolGetDatum(dry_run);
+			ret = SPI_execute_with_args("UPDATE migrate.run_table SET rows_read = rows_read + $3,"
+										" rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
+										" rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
+										" batches = batches + 1, last_key = $8"
+										" WHERE run_id = $1 AND target = $2",
+										9, argtypes, args, NULL, false, 0);
+			if (ret != SPI_OK_UPDATE || SPI_processed != 1)
+				elog(ERROR, "checkpoint of %s failed: %s", tl->target_name,
+					 SPI_result_code_string(ret));
+			if (dry_run)
+				spi_exec(psprintf("TRUNCATE %s", tl->into), SPI_OK_UTILITY);
+		}
+
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+
+		add_counts(&tl->total, &batch);
+		if (have_last && !tl->int_key)
+			pfree(DatumGetPointer(last_hi));
+		last_hi = bounds[1];
+		have_last = true;
+
+		if (tl->int_key)
+		{
+			int64		got = batch.read;
+			int64		span = key_to_int64(tl, bounds[1]) - int_lo;
+
+			if (key_to_int64(tl, bounds[1]) >= int_max)
+				done = true;
+			int_lo = key_to_int64(tl, bounds[1]);
+
+			/*
+			 * Adapt the step to the key density seen: sparse keys get wider
+			 * ranges, never more than 8 times wider per batch.
+			 */
+			if (got == 0)
+				step = step > PG_INT64_MAX / 8 ? PG_INT64_MAX : step * 8;
+			else
+			{
+				double		want = (double) span * batch_size / got;
+
+				step = (int64) Max(1.0, Min(want, (double) step * 8));
+			}
+		}
+	}
+
+	/* trust no FDW: an independent count over the same rows */
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	PushActiveSnapshot(GetTransactionSnapshot());
+	{
+		Oid			argtypes[4] = {INT8OID, OIDOID, TEXTOID, INT8OID};
+		Datum		args[4];
+		int64		source_count = -1;
+		const char *state = cancelled ? "cancelled" : "succeeded";
+
+		if (!cancelled)
+		{
+			StringInfoData sql;
+			Oid			keytypes[1] = {tl->key_type};
+			Datum		keyargs[1] = {last_hi};
+			bool		isnull;
+
+			initStringInfo(&sql);
+			appendStringInfo(&sql, "SELECT count(*) FROM %s AS s WHERE ", tl->source);
+			if (have_last)
+				appendStringInfo(&sql, "((%s) IS NULL OR (%s) <= $1)", tl->key_expr, tl->key_expr);
+			else
+				appendStringInfoString(&sql, "true");
+			if (tl->filter)
+				appendStringInfo(&sql, " AND (%s)", tl->filter);
+			ret = SPI_execute_with_args(sql.data, have_last ? 1 : 0, keytypes, keyargs,
+										NULL, true, 0);
+			if (ret != SPI_OK_SELECT || SPI_processed != 1)
+				elog(ERROR, "counting the rows of %s failed: %s", tl->source,
+					 SPI_result_code_string(ret));
+			source_count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 1, &isnull));
+			if (source_count != tl->total.read)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_ERROR),
+						 errmsg("source %s returned " INT64_FORMAT " rows for table %s but count(*) says " INT64_FORMAT,
+								tl->source, tl->total.read, tl->target_name, source_count),
+						 errdetail("Rows whose key is NULL are never read; the source may also have changed during the run, or the foreign data wrapper dropped rows."),
+						 errhint("Check the source, then run migrate_run() again (mode upsert or skip_existing keeps loaded rows).")));
+		}
+
+		args[0] = Int64GetDatum(run_id);
+		args[1] = ObjectIdGetDatum(target);
+		args[2] = CStringGetTextDatum(state);
+		args[3] = Int64GetDatum(source_count);
+		ret = SPI_execute_with_args("UPDATE migrate.run_table SET state = $3, finished_at = clock_timestamp(),"
+									" source_count = nullif($4, -1) WHERE run_id = $1 AND target = $2",
+									4, argtypes, args, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
+		if (tl->stage)
+			spi_exec(psprintf("DROP TABLE IF EXISTS %s", tl->stage), SPI_OK_UTILITY);
+		if (dry_run)
+			spi_exec(psprintf("DROP TABLE IF EXISTS %s", tl->into), SPI_OK_UTILITY);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	{
+		double		secs = (GetCurrentTimestamp() - started) / 1000000.0;
+
+		migrate_worker_notice(shared,
+							  "%s %s: " INT64_FORMAT " read, " INT64_FORMAT " %s, " INT64_FORMAT " rejected, " INT64_FORMAT " skipped in %.1f s (%.0f rows/s)",
+							  cancelled ? "cancelled" : "loaded",
+							  tl->target_name, tl->total.read, tl->total.written,
+							  dry_run ? "would be written" : "written",
+							  tl->total.rejected, tl->total.skipped, secs,
+							  secs > 0 ? tl->total.read / secs : 0.0);
+	}
+
+	migrate_route_end();
+	if (tl->batch_first)
+		SPI_freeplan(tl->batch_first);
+	if (tl->batch_next)
+		SPI_freeplan(tl->batch_next);
+	if (tl->bound_first)
+		SPI_freeplan(tl->bound_first);
+	if (tl->bound_next)
+		SPI_freeplan(tl->bound_next);
+	if (tl->stage_batch)
+		SPI_freeplan(tl->stage_batch);
+	if (tl->stage)
+		pfree(tl->stage);
+	MemoryContextDelete(tablecxt);
+	return !cancelled;
+}

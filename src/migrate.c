@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * migrate.c
+ *	  Module entry point: _PG_init and the migrate.* settings.
+ *
+ * Everything else lives in its own subsystem file (see migrate.h).  The
+ * library does not need shared_preload_libraries: runs use dynamic
+ * background workers, registered by migrate_run() when it is called.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "migrate.h"
+
+PG_MODULE_MAGIC;
+
+int			migrate_batch_size = 50000;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("migrate.batch_size",
+							"Rows per batch: the unit of commit, checkpoint and memory.",
+							"Each batch's rows, rejects and checkpoint commit in one transaction.",
+							&migrate_batch_size,
+							50000,
+							1,
+							INT_MAX / 4,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("migrate");
+}

@@ -1,0 +1,112 @@
+/*-------------------------------------------------------------------------
+ *
+ * migrate.h
+ *	  Structures and entry points shared by the subsystems of migrate.
+ *
+ * src/migrate.c	_PG_init and GUCs
+ * src/launch.c		migrate_run(): checks, worker start, waiting, relaying
+ * src/worker.c		the background worker: run bookkeeping, table order
+ * src/load.c		the batch engine for one table
+ * src/route.c		per-row routing of the batch statement (rules, counters)
+ * src/lookup.c		migrate_lookup() and its per-query cache
+ * src/expr.c		refusal of anything but a single SQL expression
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MIGRATE_H
+#define MIGRATE_H
+
+#include "postgres.h"
+
+#include "storage/latch.h"
+#include "storage/spin.h"
+
+#define MIGRATE_PLAN_MAXLEN		200
+#define MIGRATE_TEXT_MAXLEN		2048
+#define MIGRATE_NOTICE_SLOTS	32
+#define MIGRATE_NOTICE_MAXLEN	512
+
+/* advisory lock class used to keep one run per plan (ASCII "migr") */
+#define MIGRATE_LOCK_CLASS		0x6d696772
+
+/* what the worker has got to, as seen by the launching backend */
+typedef enum MigratePhase
+{
+	MIGRATE_PHASE_STARTING = 0,	/* worker not yet attached */
+	MIGRATE_PHASE_RUNNING,		/* run row committed, run_id valid */
+	MIGRATE_PHASE_FINISHED		/* run ended (or was refused) */
+} MigratePhase;
+
+/*
+ * The dynamic shared memory segment that links migrate_run() and its worker.
+ * Inputs are written before the worker starts and never change; outputs are
+ * protected by the spinlock.
+ */
+typedef struct MigrateRunShared
+{
+	slock_t		mutex;
+
+	/* inputs */
+	Oid			database_id;	/* caller's database */
+	Oid			role_id;		/* caller's role: the worker runs as it */
+	int			batch_size;		/* migrate.batch_size of the caller */
+	bool		dry_run;
+	bool		has_tables;		/* tables => given */
+	char		plan[MIGRATE_PLAN_MAXLEN + 1];
+	char		mode[32];
+	char		search_path[MIGRATE_TEXT_MAXLEN];	/* caller's search_path */
+	char		tables[MIGRATE_TEXT_MAXLEN];	/* regclass[] literal */
+
+	/* caller -> worker */
+	bool		cancel_requested;	/* stop at the next batch boundary */
+	Latch	   *caller_latch;	/* NULL once the caller stops waiting */
+
+	/* worker -> caller */
+	MigratePhase phase;
+	int64		run_id;
+	bool		failed;
+	int			sqlerrcode;
+	char		errmsg[MIGRATE_TEXT_MAXLEN];
+	char		errdetail[MIGRATE_TEXT_MAXLEN];
+	char		errhint[MIGRATE_TEXT_MAXLEN];
+	uint32		notices_written;	/* ring of progress lines */
+	char		notices[MIGRATE_NOTICE_SLOTS][MIGRATE_NOTICE_MAXLEN];
+} MigrateRunShared;
+
+/* per-table counters of one batch attempt or of a whole table */
+typedef struct MigrateCounts
+{
+	int64		read;
+	int64		written;
+	int64		rejected;
+	int64		skipped;
+	int64		warned;
+} MigrateCounts;
+
+/* GUCs (migrate.c) */
+extern int	migrate_batch_size;
+
+/* worker.c */
+extern PGDLLEXPORT void migrate_worker_main(Datum main_arg);
+extern void migrate_worker_notice(MigrateRunShared *shared, const char *fmt,...) pg_attribute_printf(2, 3);
+extern bool migrate_worker_cancel_requested(MigrateRunShared *shared, int64 run_id);
+
+/* load.c */
+extern bool migrate_load_table(MigrateRunShared *shared, int64 run_id,
+							   Oid target, int64 batch_size, bool dry_run);
+
+/* route.c */
+extern void migrate_route_begin(int64 run_id, Oid target, List *rule_names,
+								List *rule_on_fail, List *rule_exprs);
+extern void migrate_route_reset_counts(void);
+extern void migrate_route_get_counts(MigrateCounts *counts);
+extern bool migrate_route_abort_raised(void);
+extern void migrate_route_end(void);
+extern void migrate_route_insert_reject(const char *source_key, Datum source_row,
+										bool source_row_null, const char *reason,
+										const char *message, const char *detail,
+										bool loaded);
+
+extern void migrate_worker_sample_memory(void);
+
+#endif							/* MIGRATE_H */

@@ -1,0 +1,283 @@
+/*-------------------------------------------------------------------------
+ *
+ * route.c
+ *	  Per-row routing inside the engine's batch statement.
+ *
+ * The batch statement built by load.c is one INSERT ... SELECT whose WHERE
+ * clause is
+ *
+ *	  CASE WHEN <every rule is true> THEN migrate._pass()
+ *		   ELSE migrate._fail(ARRAY[<rule 1 is true>, ...], key, source_row) END
+ *
+ * so the set-based load keeps its speed and the rare failing row costs a
+ * function call.  _pass() counts the row.  _fail() writes one migrate.reject
+ * row per failing rule (loaded = true for warn rules), raises for abort
+ * rules, and tells the INSERT whether to keep the row.  Both run in the
+ * statement's (sub)transaction, so rejects vanish with a rolled-back attempt
+ * and commit with the batch: rows, rejects and checkpoint commit together.
+ *
+ * State lives in this process for the duration of one table: begin/end are
+ * called by load.c around it; the counters are reset before every attempt.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "migrate.h"
+
+PG_FUNCTION_INFO_V1(migrate_route_pass);
+PG_FUNCTION_INFO_V1(migrate_route_fail);
+
+/* one rule of the table being loaded */
+typedef struct RouteRule
+{
+	char	   *name;
+	char	   *on_fail;		/* reject, warn or abort */
+	char	   *expr;
+} RouteRule;
+
+static struct
+{
+	bool		active;			/* inside migrate_route_begin/end */
+	int64		run_id;
+	Oid			target;
+	char	   *target_name;	/* qualified, for messages */
+	int			nrules;
+	RouteRule  *rules;
+	MemoryContext cxt;			/* holds rules; deleted by end */
+	MigrateCounts counts;		/* of the current attempt */
+	bool		abort_raised;	/* an abort rule failed: not a row error */
+	SPIPlanPtr	insert_reject;	/* kept for the life of the process */
+} route;
+
+/*
+ * Set the table whose rows the routing functions will see.  Lists are of C
+ * strings, one entry per rule in the order load.c builds the ARRAY[...].
+ */
+void
+migrate_route_begin(int64 run_id, Oid target, List *rule_names,
+					List *rule_on_fail, List *rule_exprs)
+{
+	int			i = 0;
+	ListCell   *lc1,
+			   *lc2,
+			   *lc3;
+
+	migrate_route_end();
+	route.cxt = AllocSetContextCreate(TopMemoryContext, "migrate route",
+									  ALLOCSET_SMALL_SIZES);
+	route.run_id = run_id;
+	route.target = target;
+	route.target_name = MemoryContextStrdup(route.cxt,
+											quote_qualified_identifier(get_namespace_name(get_rel_namespace(target)),
+																	   get_rel_name(target)));
+	route.nrules = list_length(rule_names);
+	route.rules = MemoryContextAllocZero(route.cxt,
+										 sizeof(RouteRule) * Max(route.nrules, 1));
+	forthree(lc1, rule_names, lc2, rule_on_fail, lc3, rule_exprs)
+	{
+		route.rules[i].name = MemoryContextStrdup(route.cxt, lfirst(lc1));
+		route.rules[i].on_fail = MemoryContextStrdup(route.cxt, lfirst(lc2));
+		route.rules[i].expr = MemoryContextStrdup(route.cxt, lfirst(lc3));
+		i++;
+	}
+	route.active = true;
+	migrate_route_reset_counts();
+}
+
+void
+migrate_route_end(void)
+{
+	if (route.cxt)
+		MemoryContextDelete(route.cxt);
+	route.cxt = NULL;
+	route.rules = NULL;
+	route.nrules = 0;
+	route.active = false;
+}
+
+void
+migrate_route_reset_counts(void)
+{
+	memset(&route.counts, 0, sizeof(route.counts));
+	route.abort_raised = false;
+}
+
+void
+migrate_route_get_counts(MigrateCounts *counts)
+{
+	*counts = route.counts;
+}
+
+bool
+migrate_route_abort_raised(void)
+{
+	return route.abort_raised;
+}
+
+/*
+ * Write one migrate.reject row in the current (sub)transaction.  The caller
+ * must be connected to SPI or inside an executor: we connect ourselves.
+ */
+void
+migrate_route_insert_reject(const char *source_key, Datum source_row,
+							bool source_row_null, const char *reason,
+							const char *message, const char *detail,
+							bool loaded)
+{
+	Oid			argtypes[8] = {INT8OID, OIDOID, TEXTOID, JSONBOID, TEXTOID,
+	TEXTOID, TEXTOID, BOOLOID};
+	Datum		values[8];
+	char		nulls[8] = "        ";
+	int			ret;
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+
+	if (route.insert_reject == NULL)
+	{
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("INSERT INTO migrate.reject "
+						   "(run_id, target, source_key, source_row, reason, message, detail, loaded) "
+						   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+						   8, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		route.insert_reject = plan;
+	}
+
+	values[0] = Int64GetDatum(route.run_id);
+	values[1] = ObjectIdGetDatum(route.target);
+	values[2] = source_key ? CStringGetTextDatum(source_key) : (Datum) 0;
+	nulls[2] = source_key ? ' ' : 'n';
+	values[3] = source_row;
+	nulls[3] = source_row_null ? 'n' : ' ';
+	values[4] = CStringGetTextDatum(reason);
+	values[5] = message ? CStringGetTextDatum(message) : (Datum) 0;
+	nulls[5] = message ? ' ' : 'n';
+	values[6] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
+	nulls[6] = detail ? ' ' : 'n';
+	values[7] = BoolGetDatum(loaded);
+
+	ret = SPI_execute_plan(route.insert_reject, values, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "inserting into migrate.reject failed: %s",
+			 SPI_result_code_string(ret));
+
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+}
+
+static void
+route_check_active(const char *fname)
+{
+	if (!route.active)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s can only be called by the migrate engine", fname)));
+}
+
+/* migrate._pass() returns boolean: count a row that passed every rule */
+Datum
+migrate_route_pass(PG_FUNCTION_ARGS)
+{
+	route_check_active("migrate._pass()");
+	route.counts.read++;
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * migrate._fail(ok boolean[], source_key text, source_row jsonb) returns boolean
+ *
+ * ok[i] says whether rule i held for this row.  Returns true (keep the row)
+ * when only warn rules failed.
+ */
+Datum
+migrate_route_fail(PG_FUNCTION_ARGS)
+{
+	ArrayType  *ok_array;
+	Datum	   *ok;
+	bool	   *ok_nulls;
+	int			nok;
+	char	   *source_key = NULL;
+	Datum		source_row = (Datum) 0;
+	bool		source_row_null = PG_ARGISNULL(2);
+	bool		rejected = false;
+	bool		warned = false;
+	int			i;
+
+	route_check_active("migrate._fail()");
+	if (PG_ARGISNULL(0))
+		elog(ERROR, "migrate._fail() needs the rule outcomes");
+	ok_array = PG_GETARG_ARRAYTYPE_P(0);
+	deconstruct_array(ok_array, BOOLOID, 1, true, TYPALIGN_CHAR,
+					  &ok, &ok_nulls, &nok);
+	if (nok != route.nrules)
+		elog(ERROR, "migrate._fail() got %d rule outcomes for %d rules",
+			 nok, route.nrules);
+	if (!PG_ARGISNULL(1))
+		source_key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!source_row_null)
+		source_row = PG_GETARG_DATUM(2);
+
+	/* abort rules first: nothing of this batch may load */
+	for (i = 0; i < nok; i++)
+	{
+		if (!ok_nulls[i] && DatumGetBool(ok[i]))
+			continue;
+		if (strcmp(route.rules[i].on_fail, "abort") == 0)
+		{
+			route.abort_raised = true;
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("rule \"%s\" of table %s failed for key %s and aborts the run",
+							route.rules[i].name, route.target_name,
+							source_key ? source_key : "NULL"),
+					 errdetail("Rule: %s", route.rules[i].expr),
+					 errhint("Fix the source row or change the rule's on_fail to reject or warn.")));
+		}
+	}
+
+	/* does a reject rule refuse the row? then no warn finding says "loaded" */
+	for (i = 0; i < nok; i++)
+	{
+		if ((ok_nulls[i] || !DatumGetBool(ok[i])) &&
+			strcmp(route.rules[i].on_fail, "reject") == 0)
+			rejected = true;
+	}
+
+	for (i = 0; i < nok; i++)
+	{
+		if (!ok_nulls[i] && DatumGetBool(ok[i]))
+			continue;
+		if (strcmp(route.rules[i].on_fail, "warn") == 0)
+			warned = true;
+		migrate_route_insert_reject(source_key, source_row, source_row_null,
+									route.rules[i].name,
+									psprintf("rule \"%s\" failed", route.rules[i].name),
+									psprintf("Rule: %s", route.rules[i].expr),
+									!rejected);
+	}
+
+	route.counts.read++;
+	if (rejected)
+	{
+		route.counts.rejected++;
+		PG_RETURN_BOOL(false);
+	}
+	if (warned)
+		route.counts.warned++;	/* loaded, with a finding */
+	PG_RETURN_BOOL(true);
+}
