@@ -655,3 +655,34 @@ AS $$
      WHERE r.run_id = coalesce($1, (SELECT max(run_id) FROM migrate.run))
      ORDER BY rt.load_order
 $$;
+
+-- Ask a running run to stop at its next batch boundary (state cancelled).
+-- Returns false when the run is not running.
+CREATE FUNCTION migrate_cancel(run bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    st text;
+BEGIN
+    SELECT state INTO st FROM migrate.run WHERE run_id = run;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'migration run % does not exist', run
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    UPDATE migrate.run SET cancel_requested = true WHERE run_id = run AND state = 'running';
+    IF FOUND THEN
+        INSERT INTO migrate.event (run_id, plan, event)
+        SELECT run_id, plan, 'cancel requested' FROM migrate.run WHERE run_id = run;
+    END IF;
+    RETURN FOUND;
+END;
+$$;
+
+-- The INSERT ... SELECT the engine runs for each batch of a table ($1, $2:
+-- the key range), so a DBA can EXPLAIN VERBOSE it and see what is pushed
+-- down to the source.
+CREATE FUNCTION migrate_batch_statement(plan text, target text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_batch_statement'
+LANGUAGE C STRICT;

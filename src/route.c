@@ -6,11 +6,12 @@
  * The batch statement built by load.c is one INSERT ... SELECT whose WHERE
  * clause is
  *
- *	  CASE WHEN <every rule is true> THEN migrate._pass()
+ *	  CASE WHEN <every rule is true> THEN true
  *		   ELSE migrate._fail(ARRAY[<rule 1 is true>, ...], key, source_row) END
  *
  * so the set-based load keeps its speed and the rare failing row costs a
- * function call.  _pass() counts the row.  _fail() writes one migrate.reject
+ * function call.  In mode skip_existing, where ON CONFLICT DO NOTHING hides
+ * how many rows were read, "true" is migrate._pass(), which counts the row.  _fail() writes one migrate.reject
  * row per failing rule (loaded = true for warn rules), raises for abort
  * rules, and tells the INSERT whether to keep the row.  Both run in the
  * statement's (sub)transaction, so rejects vanish with a rolled-back attempt
