@@ -316,6 +316,15 @@ DECLARE
     r record;
 BEGIN
     SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
+    IF p_column IS NULL THEN
+        FOR r IN SELECT k FROM unnest(tm.key) k
+                  WHERE k NOT IN (SELECT m.column_name FROM migrate._mapped_columns(p_plan, p_target) m) LOOP
+            RAISE EXCEPTION 'key column "%" of table % in migration plan "%" is not mapped',
+                            r.k, p_target, p_plan
+                USING ERRCODE = 'undefined_column',
+                      HINT = 'Map it with migrate_column(); batches are cut on the source side of the key.';
+        END LOOP;
+    END IF;
     FOR r IN SELECT * FROM migrate._mapped_columns(p_plan, p_target) m
               WHERE p_column IS NULL OR m.column_name = p_column LOOP
         BEGIN
@@ -504,17 +513,23 @@ BEGIN
        SET source = EXCLUDED.source, key = EXCLUDED.key, filter = EXCLUDED.filter,
            mode = EXCLUDED.mode, watermark = EXCLUDED.watermark;
 
-    -- Every key column must be mapped: batches are cut on the source side of it.
+    -- Every key column must be mapped (batches are cut on its source side);
+    -- a renamed key is mapped next with migrate_column(), so only say so.
     FOREACH k IN ARRAY keycols LOOP
         IF NOT EXISTS (SELECT 1 FROM migrate._mapped_columns(plan, tgt) m WHERE m.column_name = k) THEN
-            RAISE EXCEPTION 'key column "%" of table % has no same-named source column in migration plan "%"',
-                            k, tgt, plan
-                USING ERRCODE = 'undefined_column',
-                      HINT = 'Map the key columns with migrate_column() first, then call migrate_table() again, or pass key =>.';
+            RAISE NOTICE 'key column "%" of table % has no same-named source column in migration plan "%"',
+                         k, tgt, plan
+                USING HINT = 'Map it with migrate_column() before running the plan.';
         END IF;
     END LOOP;
     IF migrate_table.filter IS NOT NULL THEN
-        PERFORM migrate._check_expression(migrate_table.filter, 'filter');
+        BEGIN
+            PERFORM migrate._check_expression(migrate_table.filter, 'filter');
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'filter of table % in migration plan "%" is invalid: %', tgt, plan, SQLERRM
+                USING ERRCODE = SQLSTATE,
+                      DETAIL = pg_catalog.format('Filter: %s', migrate_table.filter);
+        END;
     END IF;
     -- Same-named columns whose types do not assign are the DBA's next
     -- migrate_column() calls: say so now, refuse at migrate_run().
@@ -665,17 +680,18 @@ AS $$
 DECLARE
     st text;
 BEGIN
-    SELECT state INTO st FROM migrate.run WHERE run_id = run;
+    SELECT r.state INTO st FROM migrate.run r WHERE r.run_id = $1;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'migration run % does not exist', run
+        RAISE EXCEPTION 'migration run % does not exist', $1
             USING ERRCODE = 'undefined_object';
     END IF;
-    UPDATE migrate.run SET cancel_requested = true WHERE run_id = run AND state = 'running';
-    IF FOUND THEN
-        INSERT INTO migrate.event (run_id, plan, event)
-        SELECT run_id, plan, 'cancel requested' FROM migrate.run WHERE run_id = run;
+    UPDATE migrate.run r SET cancel_requested = true WHERE r.run_id = $1 AND r.state = 'running';
+    IF NOT FOUND THEN
+        RETURN false;
     END IF;
-    RETURN FOUND;
+    INSERT INTO migrate.event (run_id, plan, event)
+    SELECT r.run_id, r.plan, 'cancel requested' FROM migrate.run r WHERE r.run_id = $1;
+    RETURN true;
 END;
 $$;
 

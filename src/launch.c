@@ -247,6 +247,7 @@ raise_worker_error(MigrateRunShared *shared)
 			 errmsg("%s", shared->errmsg),
 			 shared->errdetail[0] ? errdetail("%s", shared->errdetail) : 0,
 			 shared->errhint[0] ? errhint("%s", shared->errhint) : 0,
+			 shared->errctx[0] ? errcontext("%s", shared->errctx) : 0,
 			 shared->run_id > 0 ?
 			 errcontext("migrate run " INT64_FORMAT " of plan \"%s\"", shared->run_id, shared->plan) : 0));
 }

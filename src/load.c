@@ -99,8 +99,19 @@ static void stage_bisect(TableLoad *tl, int64 lo, int64 hi, MigrateCounts *count
 static void stage_reject_row(TableLoad *tl, int64 rn, ErrorData *edata,
 							 MigrateCounts *counts);
 static void add_counts(MigrateCounts *sum, const MigrateCounts *add);
+static void load_error_context(void *arg);
 static int64 key_to_int64(TableLoad *tl, Datum d);
 static Datum int64_to_key(TableLoad *tl, int64 v);
+
+/* Name the table and source in every error raised while loading it. */
+static void
+load_error_context(void *arg)
+{
+	TableLoad  *tl = (TableLoad *) arg;
+
+	if (tl->target_name)
+		errcontext("loading table %s from %s", tl->target_name, tl->source);
+}
 
 /* Run a parameterless statement through SPI and check its result code. */
 static void
@@ -638,10 +649,15 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 	Datum		last_hi = (Datum) 0;	/* upper bound of the last batch */
 	bool		have_last = false;
 	TimestampTz started = GetCurrentTimestamp();
+	ErrorContextCallback errcallback;
 	int			ret;
 
 	oldcxt = MemoryContextSwitchTo(tablecxt);
 	tl = palloc0(sizeof(TableLoad));
+	errcallback.callback = load_error_context;
+	errcallback.arg = tl;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 	tl->run_id = run_id;
 	tl->target = target;
 	tl->dry_run = dry_run;
@@ -975,6 +991,7 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 							  secs > 0 ? tl->total.read / secs : 0.0);
 	}
 
+	error_context_stack = errcallback.previous;
 	migrate_route_end();
 	if (tl->batch_first)
 		SPI_freeplan(tl->batch_first);

@@ -69,6 +69,7 @@ typedef struct MigrateRunShared
 	char		errmsg[MIGRATE_TEXT_MAXLEN];
 	char		errdetail[MIGRATE_TEXT_MAXLEN];
 	char		errhint[MIGRATE_TEXT_MAXLEN];
+	char		errctx[MIGRATE_TEXT_MAXLEN];	/* the error's CONTEXT lines */
 	uint32		notices_written;	/* ring of progress lines */
 	char		notices[MIGRATE_NOTICE_SLOTS][MIGRATE_NOTICE_MAXLEN];
 } MigrateRunShared;

@@ -29,6 +29,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
+#include "storage/lock.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -161,6 +162,13 @@ worker_report(MigrateRunShared *shared, MigratePhase phase, int64 run_id,
 {
 	Latch	   *latch;
 
+	/*
+	 * A finished run gives up the plan's lock before the caller hears of it,
+	 * so that a migrate_run() right after this one is not refused.
+	 */
+	if (phase == MIGRATE_PHASE_FINISHED)
+		LockReleaseAll(USER_LOCKMETHOD, true);
+
 	SpinLockAcquire(&shared->mutex);
 	shared->phase = phase;
 	shared->run_id = run_id;
@@ -171,6 +179,7 @@ worker_report(MigrateRunShared *shared, MigratePhase phase, int64 run_id,
 		strlcpy(shared->errmsg, edata->message ? edata->message : "", MIGRATE_TEXT_MAXLEN);
 		strlcpy(shared->errdetail, edata->detail ? edata->detail : "", MIGRATE_TEXT_MAXLEN);
 		strlcpy(shared->errhint, edata->hint ? edata->hint : "", MIGRATE_TEXT_MAXLEN);
+		strlcpy(shared->errctx, edata->context ? edata->context : "", MIGRATE_TEXT_MAXLEN);
 	}
 	latch = shared->caller_latch;
 	SpinLockRelease(&shared->mutex);

@@ -1,0 +1,430 @@
+#!/usr/bin/env bash
+#
+# test/bench/bench.sh - throughput and memory benchmark of migrate
+#
+# In one run, on a throwaway PostgreSQL 15 cluster (pg_virtualenv), copies a
+# generated table `orders` (ROWS rows, 10 mixed columns) from database
+# bench_src into database bench_tgt with
+#   (a) INSERT INTO orders SELECT * FROM legacy.orders      (postgres_fdw)
+#   (b) psql COPY ... TO STDOUT (FORMAT binary) | psql COPY ... FROM STDIN
+#   (c) SELECT migrate_run('bench')                          (two rules)
+#   (d) pgloader PG -> PG, when pgloader is installed and works
+# REPS times each (target truncated and CHECKPOINT before every timing),
+# checks the row counts, samples the migrate worker's memory from outside,
+# runs migrate once more on a table of ROWS/4 rows, and prints a Markdown
+# report, also written to test/bench/results-latest.md.
+#
+# Usage (as root):  sudo bash test/bench/bench.sh
+# Environment: ROWS (2000000), REPS (3), BATCH_SIZE (100000), FETCH_SIZE
+# (10000), FSYNC (on), PGLOADER (auto|off), PGLOADER_TIMEOUT (300 s),
+# INSTALL (1: run `make install` first), OUT (report path).  See README.md.
+#
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+
+export ROWS=${ROWS:-2000000}
+export REPS=${REPS:-3}
+export BATCH_SIZE=${BATCH_SIZE:-100000}
+export FETCH_SIZE=${FETCH_SIZE:-10000}
+export FSYNC=${FSYNC:-on}
+export PGLOADER=${PGLOADER:-auto}
+export PGLOADER_TIMEOUT=${PGLOADER_TIMEOUT:-300}
+export INSTALL=${INSTALL:-1}
+export OUT=${OUT:-$HERE/results-latest.md}
+
+die() { echo "bench.sh: ERROR: $*" >&2; exit 1; }
+say() { echo "bench.sh: $*" >&2; }
+
+# ---------------------------------------------------------------------------
+# outer part: check, install, re-exec inside a throwaway cluster
+# ---------------------------------------------------------------------------
+if [[ ${1:-} != --inner ]]; then
+	[[ $(id -u) -eq 0 ]] || die "run as root (sudo bash $0): pg_virtualenv creates a cluster run by user postgres"
+	[[ $ROWS =~ ^[0-9]+$ && $ROWS -ge 4 ]] || die "ROWS must be an integer >= 4 (got '$ROWS')"
+	[[ $REPS =~ ^[0-9]+$ && $REPS -ge 1 ]] || die "REPS must be an integer >= 1 (got '$REPS')"
+	[[ $BATCH_SIZE =~ ^[0-9]+$ && $BATCH_SIZE -ge 1 ]] || die "BATCH_SIZE must be a positive integer"
+	[[ $FETCH_SIZE =~ ^[0-9]+$ && $FETCH_SIZE -ge 1 ]] || die "FETCH_SIZE must be a positive integer"
+	[[ $FSYNC == on || $FSYNC == off ]] || die "FSYNC must be on or off"
+	command -v pg_virtualenv >/dev/null || die "pg_virtualenv not found (package postgresql-common)"
+	[[ -x /usr/lib/postgresql/15/bin/postgres ]] || die "PostgreSQL 15 server not installed (postgresql-15)"
+
+	if [[ $INSTALL == 1 ]]; then
+		say "make install in $REPO"
+		log=$(mktemp)
+		if ! make -C "$REPO" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install >"$log" 2>&1; then
+			cat "$log" >&2
+			rm -f "$log"
+			die "make install failed"
+		fi
+		rm -f "$log"
+	fi
+
+	export BENCH_T0=$(date +%s.%N)
+	export BENCH_REPO=$REPO
+	# pg_virtualenv adds fsync=off to every cluster it makes; a later -o wins
+	# (the options go to postgresql.conf in order), so FSYNC=on restores the
+	# durable default that synchronous_commit=on is meant to measure.
+	exec pg_virtualenv -t -v 15 \
+		-o shared_buffers=1GB -o max_wal_size=4GB -o synchronous_commit=on \
+		-o fsync="$FSYNC" \
+		-- bash "$0" --inner
+fi
+
+# ---------------------------------------------------------------------------
+# inner part: PGHOST/PGPORT/PGUSER/PGPASSWORD point at the throwaway cluster
+# ---------------------------------------------------------------------------
+[[ -n ${PGPORT:-} && -n ${PGPASSWORD:-} ]] || die "--inner is meant to run under pg_virtualenv"
+
+set -E
+trap 'echo "bench.sh: ERROR: line $LINENO failed: $BASH_COMMAND" >&2' ERR
+WORK=$(mktemp -d -t migrate-bench.XXXXXX)
+chmod 755 "$WORK"
+BG_PIDS=()
+cleanup() {
+	local p
+	for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PSQL=(psql -X -q -v ON_ERROR_STOP=1)
+q() { "${PSQL[@]}" -At "$@"; }		# q -d db -c sql: unaligned, tuples only
+now() { date +%s.%N; }
+fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+fdiv() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+rate() { awk -v n="$ROWS" -v s="$1" 'BEGIN { if (s <= 0) print "n/a"; else printf "%.0f", n / s }'; }
+median() {
+	printf '%s\n' "$@" | sort -g |
+		awk '{ a[NR] = $1 } END { if (NR % 2) printf "%.3f", a[(NR + 1) / 2]; else printf "%.3f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+maxof() { printf '%s\n' "$@" | sort -g | tail -1; }
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
+
+PORT=$(q -c 'SHOW port')
+SOCKDIR=$(q -c 'SHOW unix_socket_directories' | cut -d, -f1 | xargs)
+PGVER=$(q -c 'SHOW server_version')
+SMALL=$((ROWS / 4))
+say "cluster: PostgreSQL $PGVER on port $PORT (socket $SOCKDIR), fsync=$FSYNC; ROWS=$ROWS REPS=$REPS"
+
+# the 10 columns of BASELINES.md
+ORDERS_COLS="
+	id          bigint PRIMARY KEY,
+	customer_id integer NOT NULL,
+	email       text NOT NULL,
+	status      varchar(16) NOT NULL,
+	amount      numeric(12,2) NOT NULL,
+	created_at  timestamp NOT NULL,
+	updated_at  timestamptz,
+	paid        boolean NOT NULL,
+	note        text,
+	ship_date   date"
+
+# ---------------------------------------------------------------------------
+# source
+# ---------------------------------------------------------------------------
+say "creating bench_src.orders ($ROWS rows) and orders_small ($SMALL rows)"
+t=$(now)
+q -c 'CREATE DATABASE bench_src' -c 'CREATE DATABASE bench_tgt'
+"${PSQL[@]}" -d bench_src -v rows="$ROWS" -v small="$SMALL" <<SQL
+CREATE TABLE orders ($ORDERS_COLS);
+INSERT INTO orders
+SELECT i,
+       (1 + (i * 7919) % 100000)::int,
+       'customer' || (i % 100000) || '@example.com',
+       (ARRAY['new', 'paid', 'shipped', 'delivered', 'cancelled'])[1 + i % 5],
+       round(((i * 37) % 1000000) / 100.0, 2),
+       timestamp '2020-01-01' + i * interval '13 seconds',
+       CASE WHEN i % 10 <> 0 THEN timestamptz '2020-01-01 00:00+00' + i * interval '17 seconds' END,
+       i % 3 <> 0,
+       md5(i::text) || lpad(to_hex(i), 8, '0'),	-- 40 characters
+       CASE WHEN i % 7 <> 0 THEN date '2020-01-01' + (i % 1500)::int END
+  FROM generate_series(1::bigint, :rows) AS i;
+CREATE TABLE orders_small (LIKE orders INCLUDING ALL);
+INSERT INTO orders_small SELECT * FROM orders WHERE id <= :small;
+VACUUM (FREEZE, ANALYZE) orders, orders_small;
+SQL
+[[ $(q -d bench_src -c 'SELECT count(*) FROM orders') == "$ROWS" ]] || die "source has the wrong row count"
+say "source ready in $(fsub "$(now)" "$t") s ($(q -d bench_src -c "SELECT pg_size_pretty(pg_table_size('orders'))") heap)"
+
+# ---------------------------------------------------------------------------
+# target: FDW, foreign tables, target tables, plans
+# ---------------------------------------------------------------------------
+say "setting up bench_tgt (postgres_fdw, migrate, plans)"
+"${PSQL[@]}" -d bench_tgt >/dev/null <<SQL
+SET client_min_messages = warning;
+CREATE EXTENSION postgres_fdw;
+CREATE EXTENSION migrate;
+CREATE SERVER srcsrv FOREIGN DATA WRAPPER postgres_fdw
+    OPTIONS (host '$SOCKDIR', port '$PORT', dbname 'bench_src', fetch_size '$FETCH_SIZE');
+CREATE USER MAPPING FOR CURRENT_USER SERVER srcsrv;
+CREATE SCHEMA legacy;
+IMPORT FOREIGN SCHEMA public LIMIT TO (orders, orders_small) FROM SERVER srcsrv INTO legacy;
+ANALYZE legacy.orders;
+ANALYZE legacy.orders_small;
+CREATE TABLE orders ($ORDERS_COLS);
+CREATE TABLE orders_small ($ORDERS_COLS);
+SELECT migrate_plan('bench', source_schema => 'legacy');
+SELECT migrate_table('bench', 'orders', 'orders');
+SELECT migrate_rule('bench', 'orders', 'amount_ok', 'amount >= 0');
+SELECT migrate_rule('bench', 'orders', 'email_ok', 'email LIKE ''%@%''');
+SELECT migrate_plan('bench_small', source_schema => 'legacy');
+SELECT migrate_table('bench_small', 'orders_small', 'orders_small');
+SELECT migrate_rule('bench_small', 'orders_small', 'amount_ok', 'amount >= 0');
+SELECT migrate_rule('bench_small', 'orders_small', 'email_ok', 'email LIKE ''%@%''');
+SQL
+
+# ---------------------------------------------------------------------------
+# helpers for the timed runs
+# ---------------------------------------------------------------------------
+prepare() {	# $1: target table
+	q -d bench_tgt -c "TRUNCATE $1" -c 'CHECKPOINT'
+}
+
+check_count() {	# $1: method, $2: table, $3: expected rows
+	local n
+	n=$(q -d bench_tgt -c "SELECT count(*) FROM $2")
+	[[ $n == "$3" ]] || die "$1: target $2 has $n rows, expected $3"
+}
+
+# Poll /proc/<pid>/status of the migrate worker every 0.1 s until it exits.
+# Writes "max_VmRSS max_RssAnon samples VmHWM pid" (kB) to $1.
+sample_worker() {
+	local out=$1 pid="" i k v rss anon hwm=0 max_rss=0 max_anon=0 n=0
+	for ((i = 0; i < 1200; i++)); do	# wait up to ~60 s for the worker
+		pid=$(q -d bench_tgt -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'migrate worker' LIMIT 1" 2>/dev/null || true)
+		[[ -n $pid ]] && break
+		sleep 0.05
+	done
+	if [[ -z $pid ]]; then
+		echo "0 0 0 0 none" >"$out"
+		return
+	fi
+	while [[ -r /proc/$pid/status ]]; do
+		rss="" anon=""
+		{
+			while IFS=: read -r k v; do
+				case $k in
+				VmRSS) rss=${v//[!0-9]/} ;;
+				RssAnon) anon=${v//[!0-9]/} ;;
+				VmHWM) hwm=${v//[!0-9]/} ;;
+				esac
+			done </proc/"$pid"/status
+		} 2>/dev/null || break
+		[[ -n $rss && -n $anon ]] || break
+		((rss > max_rss)) && max_rss=$rss
+		((anon > max_anon)) && max_anon=$anon
+		n=$((n + 1))
+		sleep 0.1
+	done
+	echo "$max_rss $max_anon $n $hwm $pid" >"$out"
+}
+
+# One migrate run with the external sampler.  $1 plan, $2 table, $3 rows.
+# Sets ELAPSED, RUN_ID, PEAK_KB, ENGINE_S, EXT_RSS, EXT_ANON, EXT_N, EXT_HWM.
+migrate_once() {
+	local plan=$1 tbl=$2 rows=$3 t0 t1 sp line
+	prepare "$tbl"
+	sample_worker "$WORK/sample" &
+	sp=$!
+	BG_PIDS+=("$sp")
+	t0=$(now)
+	RUN_ID=$(q -d bench_tgt -c "SET migrate.batch_size = $BATCH_SIZE" \
+		-c "SELECT migrate_run('$plan')" 2>"$WORK/notices") ||
+		{ cat "$WORK/notices" >&2; die "migrate_run('$plan') failed"; }
+	t1=$(now)
+	wait "$sp" || true
+	ELAPSED=$(fsub "$t1" "$t0")
+	check_count "migrate" "$tbl" "$rows"
+	line=$(q -d bench_tgt -F ' ' -c "SELECT r.state, t.rows_read, t.rows_written, t.rows_rejected,
+	            coalesce(r.peak_memory_kb, 0),
+	            round(extract(epoch FROM t.finished_at - t.started_at)::numeric, 3)
+	       FROM migrate.run r JOIN migrate.run_table t USING (run_id)
+	      WHERE run_id = $RUN_ID")
+	read -r state rread rwritten rrejected PEAK_KB ENGINE_S <<<"$line"
+	[[ $state == succeeded && $rread == "$rows" && $rwritten == "$rows" && $rrejected == 0 ]] ||
+		die "migrate run $RUN_ID: state=$state read=$rread written=$rwritten rejected=$rrejected, expected $rows rows"
+	read -r EXT_RSS EXT_ANON EXT_N EXT_HWM _ <"$WORK/sample"
+	[[ $EXT_N -gt 0 ]] || say "warning: the external sampler saw no migrate worker during run $RUN_ID"
+	grep -h 'loaded' "$WORK/notices" | sed 's/^/    /' >&2 || true
+}
+
+# ---------------------------------------------------------------------------
+# pgloader (optional)
+# ---------------------------------------------------------------------------
+PGLOADER_NOTE=""
+PGLOADER_OK=0
+if [[ $PGLOADER == off ]]; then
+	PGLOADER_NOTE="skipped (PGLOADER=off)"
+elif ! command -v pgloader >/dev/null; then
+	PGLOADER_NOTE="skipped (pgloader not installed)"
+else
+	PGLOADER_VERSION=$(pgloader --version 2>/dev/null || true)
+	PGLOADER_VERSION=${PGLOADER_VERSION%%$'\n'*}
+	PGLOADER_VERSION=${PGLOADER_VERSION#pgloader version }
+	PGLOADER_VERSION=${PGLOADER_VERSION//\"/}
+	# data only: the target table exists (same DDL, with its PK); no truncate,
+	# no index drop/rebuild, so the load is comparable with the other methods.
+	# prefetch rows = 10000: with the default (100000) pgloader 3.6 needs ~2 GB
+	# and can die at its default heap size (BASELINES.md).
+	cat >"$WORK/pg.load" <<EOF
+LOAD DATABASE
+     FROM pgsql://$PGUSER:$PGPASSWORD@localhost:$PORT/bench_src
+     INTO pgsql://$PGUSER:$PGPASSWORD@localhost:$PORT/bench_tgt
+WITH data only, prefetch rows = 10000
+INCLUDING ONLY TABLE NAMES MATCHING 'orders' IN SCHEMA 'public';
+EOF
+	PGLOADER_OK=1
+fi
+
+# GNU time reports pgloader's peak RSS (max resident set, kB)
+TIMECMD=()
+[[ -x /usr/bin/time ]] && TIMECMD=(/usr/bin/time -f '%M' -o "$WORK/pgl.time")
+pgloader_once() {	# sets ELAPSED, PGL_RSS (kB); returns 1 on failure
+	local t0 t1 rc=0
+	prepare orders
+	t0=$(now)
+	"${TIMECMD[@]}" timeout "$PGLOADER_TIMEOUT" pgloader --root-dir "$WORK/pgloader" \
+		--logfile "$WORK/pgloader.log" --client-min-messages warning \
+		"$WORK/pg.load" >"$WORK/pgl.out" 2>&1 || rc=$?
+	t1=$(now)
+	ELAPSED=$(fsub "$t1" "$t0")
+	PGL_RSS=$(tail -1 "$WORK/pgl.time" 2>/dev/null || echo 0)
+	if [[ $rc -ne 0 ]]; then
+		PGLOADER_NOTE="failed (exit $rc$([[ $rc == 124 ]] && echo ", timeout ${PGLOADER_TIMEOUT}s")): $(grep -m1 -iE 'error|fatal|heap' "$WORK/pgl.out" | cut -c1-200)"
+		tail -20 "$WORK/pgl.out" >&2
+		return 1
+	fi
+	local n
+	n=$(q -d bench_tgt -c 'SELECT count(*) FROM orders')
+	if [[ $n != "$ROWS" ]]; then
+		PGLOADER_NOTE="failed: loaded $n rows, expected $ROWS"
+		return 1
+	fi
+	return 0
+}
+# ---------------------------------------------------------------------------
+# the measurements
+# ---------------------------------------------------------------------------
+T_INSERT=() T_COPY=() T_MIGRATE=() T_PGLOADER=()
+PEAKS=() EXT_RSSES=() EXT_ANONS=() ENGINES=() PGL_RSSES=()
+
+for ((rep = 1; rep <= REPS; rep++)); do
+	# (a) INSERT ... SELECT through postgres_fdw
+	prepare orders
+	t0=$(now)
+	q -d bench_tgt -c 'INSERT INTO orders SELECT * FROM legacy.orders'
+	t1=$(now)
+	ELAPSED=$(fsub "$t1" "$t0")
+	check_count "INSERT ... SELECT" orders "$ROWS"
+	T_INSERT+=("$ELAPSED")
+	say "rep $rep/$REPS  INSERT...SELECT  ${ELAPSED} s  ($(rate "$ELAPSED") rows/s)"
+
+	# (b) binary COPY pipe, one stream
+	prepare orders
+	t0=$(now)
+	"${PSQL[@]}" -d bench_src -c 'COPY orders TO STDOUT (FORMAT binary)' |
+		"${PSQL[@]}" -d bench_tgt -c 'COPY orders FROM STDIN (FORMAT binary)'
+	t1=$(now)
+	ELAPSED=$(fsub "$t1" "$t0")
+	check_count "COPY pipe" orders "$ROWS"
+	T_COPY+=("$ELAPSED")
+	say "rep $rep/$REPS  COPY binary pipe ${ELAPSED} s  ($(rate "$ELAPSED") rows/s)"
+
+	# (c) migrate_run with two rules
+	migrate_once bench orders "$ROWS"
+	T_MIGRATE+=("$ELAPSED")
+	PEAKS+=("$PEAK_KB")
+	EXT_RSSES+=("$EXT_RSS")
+	EXT_ANONS+=("$EXT_ANON")
+	ENGINES+=("$ENGINE_S")
+	say "rep $rep/$REPS  migrate_run      ${ELAPSED} s  ($(rate "$ELAPSED") rows/s; run $RUN_ID, peak_memory_kb $PEAK_KB, sampler RssAnon max $EXT_ANON kB / VmRSS max $EXT_RSS kB over $EXT_N samples)"
+
+	# (d) pgloader
+	if [[ $PGLOADER_OK == 1 ]]; then
+		if pgloader_once; then
+			T_PGLOADER+=("$ELAPSED")
+			PGL_RSSES+=("$PGL_RSS")
+			say "rep $rep/$REPS  pgloader         ${ELAPSED} s  ($(rate "$ELAPSED") rows/s; max RSS $PGL_RSS kB)"
+		else
+			say "pgloader $PGLOADER_NOTE; dropping it from the comparison"
+			PGLOADER_OK=0
+			T_PGLOADER=()
+		fi
+	fi
+done
+
+# memory is bounded by the batch, not by the table: a run over ROWS/4 rows
+migrate_once bench_small orders_small "$SMALL"
+SMALL_S=$ELAPSED SMALL_PEAK=$PEAK_KB SMALL_RSS=$EXT_RSS SMALL_ANON=$EXT_ANON SMALL_N=$EXT_N
+say "small run        ${SMALL_S} s  ($SMALL rows; peak_memory_kb $SMALL_PEAK, sampler RssAnon max $SMALL_ANON kB / VmRSS max $SMALL_RSS kB)"
+
+# ---------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------
+M_INSERT=$(median "${T_INSERT[@]}")
+M_COPY=$(median "${T_COPY[@]}")
+M_MIGRATE=$(median "${T_MIGRATE[@]}")
+M_ENGINE=$(median "${ENGINES[@]}")
+TOTAL_S=$(fsub "$(now)" "${BENCH_T0:-$(now)}")
+
+row() {	# method, times...
+	local name=$1
+	shift
+	local m
+	m=$(median "$@")
+	printf '| %s | %s | %s | %s | %s |\n' "$name" "$m" "$(rate "$m")" \
+		"$(fdiv "$M_INSERT" "$m")" "$(printf '%s ' "$@" | sed 's/ $//')"
+}
+
+GIT_REV=$(git -C "$BENCH_REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$BENCH_REPO" status --porcelain -- src sql Makefile 2>/dev/null) ]]; then
+	GIT_REV="$GIT_REV + uncommitted changes in src/sql"
+fi
+
+{
+	echo "# migrate benchmark - $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo
+	echo "ROWS=$ROWS, REPS=$REPS, migrate.batch_size=$BATCH_SIZE, postgres_fdw fetch_size=$FETCH_SIZE;"
+	echo "PostgreSQL $PGVER, shared_buffers=1GB, max_wal_size=4GB, synchronous_commit=on, fsync=$FSYNC;"
+	echo "$(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM; migrate at $GIT_REV."
+	echo "Source and target are two databases of one cluster. Times are wall-clock seconds around"
+	echo "the client command (psql start included), target truncated and CHECKPOINT before each."
+	echo
+	echo "| method | median s | median rows/s | throughput vs INSERT...SELECT | all runs (s) |"
+	echo "|---|---|---|---|---|"
+	row 'INSERT INTO orders SELECT * FROM legacy.orders (postgres_fdw)' "${T_INSERT[@]}"
+	row 'COPY (FORMAT binary) TO STDOUT \| COPY FROM STDIN, one stream' "${T_COPY[@]}"
+	row "migrate_run('bench'), 2 rules, batch_size $BATCH_SIZE" "${T_MIGRATE[@]}"
+	if [[ $PGLOADER_OK == 1 && ${#T_PGLOADER[@]} -gt 0 ]]; then
+		row "pgloader $PGLOADER_VERSION PG->PG (data only, prefetch rows = 10000)" "${T_PGLOADER[@]}"
+	fi
+	echo
+	echo "- migrate / INSERT...SELECT throughput: **$(fdiv "$M_INSERT" "$M_MIGRATE")**"
+	echo "- migrate / COPY pipe throughput: **$(fdiv "$M_COPY" "$M_MIGRATE")**"
+	echo "- migrate engine time (run_table started_at to finished_at), median: $M_ENGINE s ($(rate "$M_ENGINE") rows/s); the rest of the wall time is worker start, plan checks and bookkeeping"
+	echo
+	echo "Memory of the migrate worker (max over the $REPS runs of $ROWS rows; one run of $SMALL rows):"
+	echo
+	echo "| run | rows | migrate.run.peak_memory_kb | sampler max RssAnon | sampler max VmRSS |"
+	echo "|---|---|---|---|---|"
+	echo "| orders | $ROWS | $(maxof "${PEAKS[@]}") kB | $(maxof "${EXT_ANONS[@]}") kB | $(maxof "${EXT_RSSES[@]}") kB |"
+	echo "| orders_small | $SMALL | $SMALL_PEAK kB | $SMALL_ANON kB | $SMALL_RSS kB |"
+	echo
+	echo "The sampler reads /proc/<pid>/status of the 'migrate worker' process every 0.1 s."
+	echo "RssAnon is the process's private memory; VmRSS adds the shared buffers it touched."
+	if [[ $PGLOADER_OK == 1 && ${#PGL_RSSES[@]} -gt 0 ]]; then
+		echo "pgloader max RSS (GNU time): $(maxof "${PGL_RSSES[@]}") kB."
+	else
+		echo "pgloader: ${PGLOADER_NOTE:-not run}."
+	fi
+	echo
+	echo "Total benchmark time (data generation and setup included): $TOTAL_S s."
+} >"$WORK/report.md"
+
+cp "$WORK/report.md" "$OUT"
+echo
+cat "$WORK/report.md"
+echo
+say "report written to $OUT"
