@@ -294,7 +294,7 @@ report_run() {     # $1 = run id
     psql_ -d crm_v2 -v run="$1" <<'SQL'
 \pset footer off
 SELECT run_id, plan, state, dry_run, batch_size, tables,
-       to_char(finished_at - started_at, 'FMSS.MS "s"') AS took
+       round(extract(epoch FROM finished_at - started_at), 2) AS seconds
   FROM migrate.run WHERE run_id = :run;
 SELECT target, state, rows_read, rows_written, rows_rejected, rows_skipped,
        rows_warned, source_count, batches
