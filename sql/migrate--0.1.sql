@@ -281,14 +281,18 @@ $$;
 
 -- The mapped expression of each target column, as the engine will build it:
 -- explicit mapping, else the same-named source column; columns with neither
--- are left out (the target's default applies).
+-- are left out (the target's default applies).  type_name is the type the
+-- engine casts the expression to (without typmod: the INSERT applies it with
+-- assignment semantics), NULL where the source column already has exactly
+-- the target's type and typmod and needs no conversion at all.
 CREATE FUNCTION migrate._mapped_columns(p_plan text, p_target regclass)
 RETURNS TABLE (column_name name, expr text, type_name text, attnum smallint)
 LANGUAGE sql STABLE
 AS $$
     SELECT a.attname,
            coalesce(cm.expr, 's.' || pg_catalog.quote_ident(sa.attname)),
-           pg_catalog.format_type(a.atttypid, NULL),
+           CASE WHEN cm.expr IS NULL AND sa.atttypid = a.atttypid AND sa.atttypmod = a.atttypmod
+                THEN NULL ELSE pg_catalog.format_type(a.atttypid, NULL) END,
            a.attnum
       FROM migrate.table_map tm
       JOIN pg_catalog.pg_attribute a

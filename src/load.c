@@ -261,7 +261,11 @@ load_describe(TableLoad *tl, const char *plan)
 
 		tl->cols = lappend(tl->cols, col);
 		tl->exprs = lappend(tl->exprs, expr);
-		tl->types = lappend(tl->types, MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 3)));
+		{
+			char	   *type = SPI_getvalue(tup, desc, 3);	/* NULL: no cast */
+
+			tl->types = lappend(tl->types, type ? MemoryContextStrdup(tablecxt, type) : NULL);
+		}
 		if (strcmp(col, key0) == 0)
 			tl->key_expr = expr;
 	}
@@ -336,8 +340,12 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	appendStringInfoString(&sql, " FROM (SELECT ");
 	forthree(lc1, tl->cols, lc2, tl->exprs, lc3, tl->types)
 	{
-		appendStringInfo(&sql, "(%s)::%s AS %s, ", (char *) lfirst(lc2),
-						 (char *) lfirst(lc3), quote_identifier(lfirst(lc1)));
+		if (lfirst(lc3))
+			appendStringInfo(&sql, "(%s)::%s AS %s, ", (char *) lfirst(lc2),
+							 (char *) lfirst(lc3), quote_identifier(lfirst(lc1)));
+		else
+			appendStringInfo(&sql, "%s AS %s, ", (char *) lfirst(lc2),
+							 quote_identifier(lfirst(lc1)));
 	}
 	if (has_rules)
 		appendStringInfoString(&sql, "s AS __migrate_src, ");
