@@ -24,3 +24,33 @@ SELECT migrate_plan('null_keys', source_schema => 'legacy');
 SELECT migrate_table('null_keys', 'nullkeys', 'key_null');
 SELECT test_error($$SELECT migrate_run('null_keys')$$);
 SELECT state FROM migrate.run WHERE plan = 'null_keys';
+
+-- the smallest integer of the key type is a valid key
+\set regress_db :DBNAME
+\c migrate_src
+CREATE TABLE minkeys (id int PRIMARY KEY, code text);
+INSERT INTO minkeys VALUES (-2147483648, 'GB'), (0, 'FR'), (2147483647, 'DE');
+\c :regress_db
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+IMPORT FOREIGN SCHEMA public LIMIT TO (minkeys) FROM SERVER src INTO legacy;
+-- char(n) keeps its length; upsert with a long key name; a table of key columns only
+CREATE TABLE key_min (id int PRIMARY KEY, code char(2));
+CREATE TABLE key_long (code_number int PRIMARY KEY, label text);
+CREATE TABLE key_only (a int, b int, PRIMARY KEY (a, b));
+SELECT migrate_plan('edge_keys', source_schema => 'legacy');
+SELECT migrate_table('edge_keys', 'minkeys', 'key_min');
+SELECT migrate_table('edge_keys', 'items', 'key_long', key => 'code_number', mode => 'upsert');
+SELECT migrate_column('edge_keys', 'key_long', 'code_number', 's.id');
+SELECT migrate_column('edge_keys', 'key_long', 'label', 's.sku');
+SELECT migrate_table('edge_keys', 'pairs', 'key_only', mode => 'upsert');
+SELECT migrate_run('edge_keys') AS run \gset
+SELECT migrate_run('edge_keys') AS run \gset
+SELECT * FROM test_counts(:run);
+SELECT id, code, length(code) FROM key_min ORDER BY id;
+SELECT count(*) FROM key_long;
+-- a rule is checked over the mapped row: unmapped target columns are not in it
+CREATE TABLE key_rule (id int PRIMARY KEY, code text, created timestamptz NOT NULL DEFAULT now());
+SELECT migrate_table('edge_keys', 'minkeys', 'key_rule');
+SELECT test_error($$SELECT migrate_rule('edge_keys', 'key_rule', 'has_created', 'created IS NOT NULL')$$);
+SELECT migrate_rule('edge_keys', 'key_rule', 'has_code', 'code <> ''''');

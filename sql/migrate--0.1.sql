@@ -292,7 +292,12 @@ AS $$
     SELECT a.attname,
            coalesce(cm.expr, 's.' || pg_catalog.quote_ident(sa.attname)),
            CASE WHEN cm.expr IS NULL AND sa.atttypid = a.atttypid AND sa.atttypmod = a.atttypmod
-                THEN NULL ELSE pg_catalog.format_type(a.atttypid, NULL) END,
+                THEN NULL
+                -- char and bit without a length mean length 1: carry them as
+                -- text and varbit, the INSERT checks the length
+                WHEN a.atttypid = 'pg_catalog.bpchar'::pg_catalog.regtype THEN 'text'
+                WHEN a.atttypid = 'pg_catalog.bit'::pg_catalog.regtype THEN 'bit varying'
+                ELSE pg_catalog.format_type(a.atttypid, NULL) END,
            a.attnum
       FROM migrate.table_map tm
       JOIN pg_catalog.pg_attribute a
@@ -329,6 +334,12 @@ BEGIN
                       HINT = 'Map it with migrate_column(); batches are cut on the source side of the key.';
         END LOOP;
     END IF;
+    IF p_column IS NULL THEN
+        FOR r IN SELECT rule_name, check_expr FROM migrate.rule
+                  WHERE plan = p_plan AND target = p_target ORDER BY rule_name LOOP
+            PERFORM migrate._check_rule(p_plan, p_target, r.rule_name, r.check_expr);
+        END LOOP;
+    END IF;
     FOR r IN SELECT * FROM migrate._mapped_columns(p_plan, p_target) m
               WHERE p_column IS NULL OR m.column_name = p_column LOOP
         BEGIN
@@ -354,6 +365,35 @@ BEGIN
                       HINT = 'The filter is a boolean SQL expression over the source row, pushed down to the source.';
         END;
     END IF;
+END;
+$$;
+
+-- A rule must be a boolean expression over the mapped row (target column
+-- names and types), exactly as the engine evaluates it.
+CREATE FUNCTION migrate._check_rule(p_plan text, p_target regclass, p_name text, p_expr text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    tm migrate.table_map;
+    cols text;
+BEGIN
+    SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
+    SELECT string_agg(CASE WHEN m.type_name IS NULL THEN m.expr
+                           ELSE '(' || m.expr || ')::' || m.type_name END
+                      || ' AS ' || pg_catalog.quote_ident(m.column_name), ', ' ORDER BY m.attnum)
+      INTO cols FROM migrate._mapped_columns(p_plan, p_target) m;
+    BEGIN
+        PERFORM migrate._check_expression(p_expr, 'rule');
+        EXECUTE pg_catalog.format('EXPLAIN (COSTS OFF) SELECT 1 FROM (SELECT %s FROM %s AS s) m WHERE CASE WHEN (%s) THEN true END',
+                                  coalesce(cols, '1 AS __none'), tm.source, p_expr);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'rule "%" of table % in migration plan "%" is invalid: %',
+                        p_name, p_target, p_plan, SQLERRM
+            USING ERRCODE = SQLSTATE,
+                  DETAIL = pg_catalog.format('Rule: %s', p_expr),
+                  HINT = 'A rule is a boolean SQL expression over the mapped row, by target column names; unmapped target columns are not part of it.';
+    END;
 END;
 $$;
 
@@ -625,18 +665,7 @@ BEGIN
          WHERE r.plan = tm.plan AND r.target = tm.target AND r.rule_name = name;
         RETURN;
     END IF;
-    BEGIN
-        PERFORM migrate._check_expression(check_expr, 'rule');
-        -- Rules see the mapped row by target column names and types.
-        EXECUTE pg_catalog.format('EXPLAIN (COSTS OFF) SELECT 1 FROM %s AS t WHERE CASE WHEN (%s) THEN true END',
-                                  tm.target, check_expr);
-    EXCEPTION WHEN OTHERS THEN
-        RAISE EXCEPTION 'rule "%" of table % in migration plan "%" is invalid: %',
-                        name, tm.target, plan, SQLERRM
-            USING ERRCODE = SQLSTATE,
-                  DETAIL = pg_catalog.format('Rule: %s', check_expr),
-                  HINT = 'A rule is a boolean SQL expression over the mapped row, by target column names.';
-    END;
+    PERFORM migrate._check_rule(tm.plan, tm.target, name, check_expr);
     INSERT INTO migrate.rule AS r (plan, target, rule_name, check_expr, on_fail)
     VALUES (tm.plan, tm.target, name, check_expr, on_fail)
     ON CONFLICT ON CONSTRAINT rule_pkey DO UPDATE

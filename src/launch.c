@@ -65,6 +65,24 @@ check_request(const char *plan, ArrayType *tables, char *tables_out)
 	args[1] = tables ? PointerGetDatum(tables) : (Datum) 0;
 	nulls[1] = tables ? ' ' : 'n';
 
+	/* the worker logs in as the current role, which must be allowed to */
+	{
+		Oid			roletypes[1] = {OIDOID};
+		Datum		roleargs[1] = {ObjectIdGetDatum(GetUserId())};
+
+		ret = SPI_execute_with_args("SELECT rolcanlogin, rolname FROM pg_catalog.pg_roles WHERE oid = $1",
+									1, roletypes, roleargs, NULL, true, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "reading pg_roles failed: %s", SPI_result_code_string(ret));
+		if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("role \"%s\" cannot run migration plan \"%s\": it may not log in",
+							SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2), plan),
+					 errdetail("The run's background worker connects as the current role."),
+					 errhint("Run migrate_run() as a role with LOGIN (RESET ROLE, or ALTER ROLE ... LOGIN).")));
+	}
+
 	/* raises "plan does not exist" */
 	ret = SPI_execute_with_args("SELECT migrate._plan($1)", 1, argtypes, args, nulls, true, 0);
 	if (ret != SPI_OK_SELECT)

@@ -427,14 +427,22 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 
 			foreach(lc1, tl->cols)
 			{
-				if (list_member(tl->keycols, lfirst(lc1)))
+				ListCell   *k;
+				bool		is_key = false;
+
+				foreach(k, tl->keycols)
+					is_key |= strcmp(lfirst(k), lfirst(lc1)) == 0;
+				if (is_key)
 					continue;
 				appendStringInfo(&sql, "%s%s = EXCLUDED.%s", nset == 0 ? " DO UPDATE SET " : ", ",
 								 quote_identifier(lfirst(lc1)), quote_identifier(lfirst(lc1)));
 				nset++;
 			}
+			/* only key columns: a no-op update, so every row counts as written */
 			if (nset == 0)
-				appendStringInfoString(&sql, " DO NOTHING");
+				appendStringInfo(&sql, " DO UPDATE SET %s = EXCLUDED.%s",
+								 quote_identifier(linitial(tl->keycols)),
+								 quote_identifier(linitial(tl->keycols)));
 		}
 	}
 	return sql.data;
@@ -708,9 +716,9 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 
 		argtypes[0] = argtypes[1] = tl->key_type;
 		tl->batch_next = spi_prepare_keep(build_batch_sql(tl, false, true), 2, argtypes);
+		tl->batch_first = spi_prepare_keep(build_batch_sql(tl, false, false), 2, argtypes);
 		if (!tl->int_key)
 		{
-			tl->batch_first = spi_prepare_keep(build_batch_sql(tl, false, false), 2, argtypes);
 
 			initStringInfo(&sql);
 			appendStringInfo(&sql, "SELECT max(k) FROM (SELECT (%s) AS k FROM %s AS s WHERE (%s) IS NOT NULL",
@@ -797,10 +805,11 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 
 			if (pg_add_s64_overflow(int_lo, step, &hi) || hi > int_max)
 				hi = int_max;
-			bounds[0] = int64_to_key(tl, int_lo);
+			/* the first batch has no lower bound: min - 1 may not fit the type */
+			bounds[0] = have_last ? int64_to_key(tl, int_lo) : (Datum) 0;
 			bounds[1] = int64_to_key(tl, hi);
-			lower_bound = true;
-			plan = tl->batch_next;
+			lower_bound = have_last;
+			plan = have_last ? tl->batch_next : tl->batch_first;
 		}
 		else
 		{

@@ -189,36 +189,38 @@ check_count() {	# $1: method, $2: table, $3: expected rows
 }
 
 # Poll /proc/<pid>/status of the migrate worker every 0.1 s until it exits.
-# Writes "max_VmRSS max_RssAnon samples VmHWM pid" (kB) to $1.
+# Writes "max_VmRSS max_RssAnon samples VmHWM pid first_t last_t why" to $1
+# (kB, epoch seconds).
 sample_worker() {
-	local out=$1 pid="" i k v rss anon hwm=0 max_rss=0 max_anon=0 n=0
+	local out=$1 pid="" i status rss anon hwm=0 max_rss=0 max_anon=0 n=0 first=0 last=0 why=exited
 	for ((i = 0; i < 1200; i++)); do	# wait up to ~60 s for the worker
 		pid=$(q -d bench_tgt -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'migrate worker' LIMIT 1" 2>/dev/null || true)
 		[[ -n $pid ]] && break
 		sleep 0.05
 	done
 	if [[ -z $pid ]]; then
-		echo "0 0 0 0 none" >"$out"
-		return
+		echo "0 0 0 0 none 0 0 not-found" >"$out"
+		return 0
 	fi
+	first=$(now)
 	while [[ -r /proc/$pid/status ]]; do
-		rss="" anon=""
-		{
-			while IFS=: read -r k v; do
-				case $k in
-				VmRSS) rss=${v//[!0-9]/} ;;
-				RssAnon) anon=${v//[!0-9]/} ;;
-				VmHWM) hwm=${v//[!0-9]/} ;;
-				esac
-			done </proc/"$pid"/status
-		} 2>/dev/null || break
-		[[ -n $rss && -n $anon ]] || break
-		((rss > max_rss)) && max_rss=$rss
-		((anon > max_anon)) && max_anon=$anon
+		# read the file in one go: line-by-line reads seek back and forth, and
+		# /proc regenerates the text on every read, so lines can be missed
+		status=$(cat "/proc/$pid/status" 2>/dev/null) || { why=read-failed; break; }
+		if [[ $status =~ VmRSS:[[:space:]]+([0-9]+) ]]; then rss=${BASH_REMATCH[1]}; else rss=""; fi
+		if [[ $status =~ RssAnon:[[:space:]]+([0-9]+) ]]; then anon=${BASH_REMATCH[1]}; else anon=""; fi
+		if [[ $status =~ VmHWM:[[:space:]]+([0-9]+) ]]; then hwm=${BASH_REMATCH[1]}; fi
+		if [[ -z $rss || -z $anon ]]; then
+			why=no-rss	# a zombie: the worker has exited
+			break
+		fi
+		if ((rss > max_rss)); then max_rss=$rss; fi
+		if ((anon > max_anon)); then max_anon=$anon; fi
 		n=$((n + 1))
+		last=$(now)
 		sleep 0.1
 	done
-	echo "$max_rss $max_anon $n $hwm $pid" >"$out"
+	echo "$max_rss $max_anon $n $hwm $pid $first $last $why" >"$out"
 }
 
 # One migrate run with the external sampler.  $1 plan, $2 table, $3 rows.
@@ -245,8 +247,12 @@ migrate_once() {
 	read -r state rread rwritten rrejected PEAK_KB ENGINE_S <<<"$line"
 	[[ $state == succeeded && $rread == "$rows" && $rwritten == "$rows" && $rrejected == 0 ]] ||
 		die "migrate run $RUN_ID: state=$state read=$rread written=$rwritten rejected=$rrejected, expected $rows rows"
-	read -r EXT_RSS EXT_ANON EXT_N EXT_HWM _ <"$WORK/sample"
-	[[ $EXT_N -gt 0 ]] || say "warning: the external sampler saw no migrate worker during run $RUN_ID"
+	read -r EXT_RSS EXT_ANON EXT_N EXT_HWM EXT_PID EXT_FIRST EXT_LAST EXT_WHY <"$WORK/sample"
+	if [[ $EXT_N -gt 0 ]]; then
+		say "  sampler: pid $EXT_PID, $EXT_N samples from +$(fsub "$EXT_FIRST" "$t0") s to +$(fsub "$EXT_LAST" "$t0") s of the run, stopped: $EXT_WHY"
+	else
+		say "warning: the external sampler got no sample of the migrate worker in run $RUN_ID ($EXT_WHY)"
+	fi
 	grep -h 'loaded' "$WORK/notices" | sed 's/^/    /' >&2 || true
 }
 
@@ -292,7 +298,10 @@ pgloader_once() {	# sets ELAPSED, PGL_RSS (kB); returns 1 on failure
 	ELAPSED=$(fsub "$t1" "$t0")
 	PGL_RSS=$(tail -1 "$WORK/pgl.time" 2>/dev/null || echo 0)
 	if [[ $rc -ne 0 ]]; then
-		PGLOADER_NOTE="failed (exit $rc$([[ $rc == 124 ]] && echo ", timeout ${PGLOADER_TIMEOUT}s")): $(grep -m1 -iE 'error|fatal|heap' "$WORK/pgl.out" | cut -c1-200)"
+		local why
+		why=$(grep -m1 -E ' (ERROR|FATAL|CRITICAL) |[Hh]eap exhausted' "$WORK/pgl.out" || tail -1 "$WORK/pgl.out" || true)
+		[[ $rc == 124 ]] && why="timeout after ${PGLOADER_TIMEOUT} s (PGLOADER_TIMEOUT)"
+		PGLOADER_NOTE="failed (exit $rc): ${why:0:200}"
 		tail -20 "$WORK/pgl.out" >&2
 		return 1
 	fi
@@ -308,7 +317,7 @@ pgloader_once() {	# sets ELAPSED, PGL_RSS (kB); returns 1 on failure
 # the measurements
 # ---------------------------------------------------------------------------
 T_INSERT=() T_COPY=() T_MIGRATE=() T_PGLOADER=()
-PEAKS=() EXT_RSSES=() EXT_ANONS=() ENGINES=() PGL_RSSES=()
+PEAKS=() EXT_RSSES=() EXT_ANONS=() EXT_NS=() ENGINES=() PGL_RSSES=()
 
 for ((rep = 1; rep <= REPS; rep++)); do
 	# (a) INSERT ... SELECT through postgres_fdw
@@ -338,6 +347,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	PEAKS+=("$PEAK_KB")
 	EXT_RSSES+=("$EXT_RSS")
 	EXT_ANONS+=("$EXT_ANON")
+	EXT_NS+=("$EXT_N")
 	ENGINES+=("$ENGINE_S")
 	say "rep $rep/$REPS  migrate_run      ${ELAPSED} s  ($(rate "$ELAPSED") rows/s; run $RUN_ID, peak_memory_kb $PEAK_KB, sampler RssAnon max $EXT_ANON kB / VmRSS max $EXT_RSS kB over $EXT_N samples)"
 
@@ -407,13 +417,14 @@ fi
 	echo
 	echo "Memory of the migrate worker (max over the $REPS runs of $ROWS rows; one run of $SMALL rows):"
 	echo
-	echo "| run | rows | migrate.run.peak_memory_kb | sampler max RssAnon | sampler max VmRSS |"
-	echo "|---|---|---|---|---|"
-	echo "| orders | $ROWS | $(maxof "${PEAKS[@]}") kB | $(maxof "${EXT_ANONS[@]}") kB | $(maxof "${EXT_RSSES[@]}") kB |"
-	echo "| orders_small | $SMALL | $SMALL_PEAK kB | $SMALL_ANON kB | $SMALL_RSS kB |"
+	echo "| run | rows | migrate.run.peak_memory_kb | sampler max RssAnon | sampler max VmRSS | samples |"
+	echo "|---|---|---|---|---|---|"
+	echo "| orders | $ROWS | $(maxof "${PEAKS[@]}") kB | $(maxof "${EXT_ANONS[@]}") kB | $(maxof "${EXT_RSSES[@]}") kB | $(printf '%s ' "${EXT_NS[@]}" | sed 's/ $//') |"
+	echo "| orders_small | $SMALL | $SMALL_PEAK kB | $SMALL_ANON kB | $SMALL_RSS kB | $SMALL_N |"
 	echo
-	echo "The sampler reads /proc/<pid>/status of the 'migrate worker' process every 0.1 s."
-	echo "RssAnon is the process's private memory; VmRSS adds the shared buffers it touched."
+	echo "The sampler reads /proc/<pid>/status of the 'migrate worker' process every 0.1 s (samples:"
+	echo "per run). RssAnon is the process's private memory and should not grow with the table;"
+	echo "VmRSS adds the shared buffers the worker touched, so it grows with the data written."
 	if [[ $PGLOADER_OK == 1 && ${#PGL_RSSES[@]} -gt 0 ]]; then
 		echo "pgloader max RSS (GNU time): $(maxof "${PGL_RSSES[@]}") kB."
 	else
