@@ -80,7 +80,7 @@ CREATE TABLE migrate.run (
     batch_size  integer NOT NULL CHECK (batch_size > 0),
     tables      text[],                                -- NULL: every table of the plan
     cancel_requested boolean NOT NULL DEFAULT false,
-    peak_memory_kb bigint,                             -- worker's peak RSS
+    peak_memory_kb bigint,                             -- worker's peak private memory (RssAnon, sampled per batch)
     CHECK ((state = 'running') = (finished_at IS NULL))
 );
 CREATE INDEX ON migrate.run (plan, started_at);

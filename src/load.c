@@ -901,6 +901,8 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 				spi_exec(psprintf("TRUNCATE %s", tl->into), SPI_OK_UTILITY);
 		}
 
+		/* the batch's memory is still held here: sample the peak */
+		migrate_worker_sample_memory();
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
