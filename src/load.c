@@ -55,7 +55,6 @@ typedef struct TableLoad
 {
 	int64		run_id;
 	Oid			target;
-	char	   *plan;
 	char	   *target_name;	/* regclass text, quoted as needed */
 	char	   *source;			/* quoted, schema-qualified */
 	char	   *filter;			/* NULL or SQL over s */
@@ -678,7 +677,6 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 	tl->target = target;
 	tl->dry_run = dry_run;
 	tl->batch_size = batch_size;
-	tl->plan = pstrdup(shared->plan);
 	step = batch_size;
 	MemoryContextSwitchTo(oldcxt);
 

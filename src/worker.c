@@ -301,6 +301,7 @@ worker_run_tables(MigrateRunShared *shared, int64 run_id)
 	Datum		args[1] = {Int64GetDatum(run_id)};
 	Oid		   *targets;
 	int			ntargets;
+	bool		cancelled = false;
 	int			ret;
 
 	begin_catalog_txn();
@@ -323,17 +324,15 @@ worker_run_tables(MigrateRunShared *shared, int64 run_id)
 						  run_id, shared->plan, ntargets, ntargets == 1 ? "" : "s",
 						  shared->dry_run ? " (dry run: no target row is written)" : "");
 
-	for (int i = 0; i < ntargets; i++)
+	for (int i = 0; i < ntargets && !cancelled; i++)
 	{
 		current_target = targets[i];
-		if (!migrate_load_table(shared, run_id, targets[i], shared->batch_size,
-								shared->dry_run))
-			return "cancelled";
-		migrate_worker_sample_memory();
+		cancelled = !migrate_load_table(shared, run_id, targets[i], shared->batch_size,
+										shared->dry_run);
 	}
 	current_target = InvalidOid;
 	pfree(targets);
-	return "succeeded";
+	return cancelled ? "cancelled" : "succeeded";
 }
 
 /* Record the run's end (succeeded or cancelled) and tell the caller. */
