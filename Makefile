@@ -1,10 +1,15 @@
 # migrate: data migration inside PostgreSQL (PGXS build)
 
 MODULE_big = migrate
-OBJS = src/migrate.o src/launch.o src/worker.o src/load.o src/route.o \
-       src/lookup.o src/expr.o
+# one C file per subsystem (src/*.c), each says what it owns at its top
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 EXTENSION = migrate
-DATA = $(wildcard sql/migrate--*.sql)
+EXTVERSION = 0.2
+# the released 0.1 script and the upgrade scripts are kept as written; the
+# install script of the current version is built from them (below), so a
+# fresh install and an upgraded 0.1 cannot drift apart
+DATA = sql/migrate--0.1.sql $(sort $(wildcard sql/migrate--*--*.sql))
+DATA_built = sql/migrate--$(EXTVERSION).sql
 PGFILEDESC = "migrate - data migration inside PostgreSQL"
 
 # one pg_regress file per feature, in name order
@@ -24,3 +29,7 @@ include $(PGXS)
 installcheck: | test/results
 test/results:
 	mkdir -p $@
+
+sql/migrate--$(EXTVERSION).sql: sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql
+	{ echo '/* built by make from $^: do not edit */'; \
+	  for f in $^; do sed '/^\\echo /d' $$f; done; } > $@

@@ -14,6 +14,8 @@ if [ "${1:-}" != "--inner" ]; then
     apt-get install -y -qq --no-install-recommends \
         build-essential postgresql-15 postgresql-server-dev-15 postgresql-contrib \
         postgresql-common libipc-run-perl >/dev/null
+    # a released install script never changes: upgrades go in migrate--A--B.sql
+    sha256sum --quiet -c test/released-scripts.sha256
     make -s clean
     make -s PG_CFLAGS="-Wall -Wextra -Werror"
     make -s install
