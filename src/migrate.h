@@ -26,6 +26,12 @@
 #define MIGRATE_NOTICE_SLOTS	32
 #define MIGRATE_NOTICE_MAXLEN	512
 
+/*
+ * The source_row of a reject stored by the batch statement until the row
+ * is fetched by its key (load.c): {"__migrate_key": [k1, ...]}
+ */
+#define MIGRATE_KEY_MARKER		"__migrate_key"
+
 /* advisory lock class used to keep one run per plan (ASCII "migr") */
 #define MIGRATE_LOCK_CLASS		0x6d696772
 
