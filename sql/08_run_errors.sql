@@ -16,7 +16,7 @@ SELECT test_error($$SELECT migrate_run('errs', tables => ARRAY['c_item'])$$);
 SELECT test_error($$SELECT migrate_run('errs', tables => ARRAY[]::text[])$$);
 SELECT test_error($$SELECT migrate_run('errs', mode => 'incremental')$$);
 SELECT test_error($$SELECT migrate_run('errs', mode => 'sideways')$$);
-SELECT test_error($$SELECT migrate_run('errs', parallel => 2)$$);
+SELECT test_error($$SELECT migrate_run('errs', parallel => 65)$$);
 SELECT test_error($$SELECT migrate_run('errs', parallel => 0)$$);
 
 -- a plan changed in the open transaction is not visible to the worker

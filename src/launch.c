@@ -43,6 +43,8 @@ static void relay_notices(MigrateRunShared *shared, uint32 *seen);
 static void wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
 					 MigratePhase phase, uint32 *seen);
 static void raise_worker_error(MigrateRunShared *shared);
+static int64 start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan,
+							bool wait);
 
 /*
  * Validate plan and tables in the caller's transaction (SPI).  Writes the
@@ -286,13 +288,6 @@ migrate_run(PG_FUNCTION_ARGS)
 	bool		wait = PG_ARGISNULL(5) ? true : PG_GETARG_BOOL(5);
 	dsm_segment *seg;
 	MigrateRunShared *shared;
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	BgwHandleStatus status;
-	pid_t		pid;
-	uint32		seen = 0;
-	int64		run_id;
-	bool		failed;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -310,12 +305,12 @@ migrate_run(PG_FUNCTION_ARGS)
 						 ERRCODE_FEATURE_NOT_SUPPORTED : ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("run mode \"%s\" is not supported", mode),
 				 errhint("This version runs mode => 'full' only.")));
-	if (!PG_ARGISNULL(3) && PG_GETARG_INT32(3) != 1)
+	if (!PG_ARGISNULL(3) && (PG_GETARG_INT32(3) < 1 || PG_GETARG_INT32(3) > MIGRATE_MAX_PARALLEL))
 		ereport(ERROR,
-				(errcode(PG_GETARG_INT32(3) < 1 ?
-						 ERRCODE_INVALID_PARAMETER_VALUE : ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("parallel => %d is not supported", PG_GETARG_INT32(3)),
-				 errhint("This version loads with one worker: pass parallel => 1 or omit it.")));
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parallel => %d is out of range for migration plan \"%s\"", PG_GETARG_INT32(3), plan),
+				 errhint("Pass 1 to %d workers (the coordinator counts as one), or omit it to use migrate.max_workers.",
+						 MIGRATE_MAX_PARALLEL)));
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -328,13 +323,33 @@ migrate_run(PG_FUNCTION_ARGS)
 
 	check_request(plan, tables, shared->tables);
 
+	shared->dry_run = dry_run;
+	shared->parallel = PG_ARGISNULL(3) ? migrate_max_workers : PG_GETARG_INT32(3);
+	shared->has_tables = tables != NULL;
+	strlcpy(shared->mode, mode, sizeof(shared->mode));
+	PG_RETURN_INT64(start_and_wait(seg, shared, plan, wait));
+}
+
+/*
+ * Start the coordinator of a run described by shared (inputs filled in
+ * but for the caller's identity) and wait for it to have the run going
+ * (wait false) or ended.  Returns the run id.
+ */
+static int64
+start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan, bool wait)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	BgwHandleStatus status;
+	pid_t		pid;
+	uint32		seen = 0;
+	int64		run_id;
+	bool		failed;
+
 	shared->database_id = MyDatabaseId;
 	shared->role_id = GetUserId();
 	shared->batch_size = migrate_batch_size;
-	shared->dry_run = dry_run;
-	shared->has_tables = tables != NULL;
 	strlcpy(shared->plan, plan, sizeof(shared->plan));
-	strlcpy(shared->mode, mode, sizeof(shared->mode));
 	strlcpy(shared->search_path, GetConfigOption("search_path", false, false),
 			sizeof(shared->search_path));
 	shared->caller_latch = MyLatch;
@@ -392,5 +407,81 @@ migrate_run(PG_FUNCTION_ARGS)
 
 	/* the worker keeps the segment mapped for as long as it runs */
 	dsm_detach(seg);
-	PG_RETURN_INT64(run_id);
+	return run_id;
+}
+
+PG_FUNCTION_INFO_V1(migrate_resume);
+
+/*
+ * migrate_resume(run bigint, wait boolean) returns bigint
+ *
+ * Continue an interrupted, cancelled or failed run from its checkpoints, in
+ * a new coordinator (with the run's own parallel, batch size and dry_run).
+ */
+Datum
+migrate_resume(PG_FUNCTION_ARGS)
+{
+	int64		run_id;
+	bool		wait = PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
+	dsm_segment *seg;
+	MigrateRunShared *shared;
+	char	   *plan;
+	char	   *state;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+	int			ret;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run id of migrate_resume() must not be null")));
+	run_id = PG_GETARG_INT64(0);
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot resume migration run " INT64_FORMAT " during recovery", run_id)));
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	args[0] = Int64GetDatum(run_id);
+	/*
+	 * A "running" run whose plan lock nobody holds has lost its worker: the
+	 * new coordinator marks it interrupted and continues it.
+	 */
+	ret = SPI_execute_with_args("SELECT r.plan, CASE WHEN r.state = 'running' AND NOT EXISTS ("
+								"   SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
+								"      AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
+								"      AND l.classid = 1835624306::oid AND l.objid = pg_catalog.hashtext(r.plan)::oid"
+								"      AND l.objsubid = 2) THEN 'interrupted' ELSE r.state END"
+								"  FROM migrate.run r WHERE r.run_id = $1",
+								1, argtypes, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading migrate.run failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration run " INT64_FORMAT " does not exist", run_id),
+				 errhint("See migrate.run for the runs there are.")));
+	plan = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	state = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	if (strcmp(state, "running") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("migration run " INT64_FORMAT " of plan \"%s\" is still running", run_id, plan),
+				 errhint("Wait for it, or stop it with migrate_cancel(" INT64_FORMAT ") first.", run_id)));
+	if (strcmp(state, "succeeded") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration run " INT64_FORMAT " of plan \"%s\" succeeded: there is nothing to resume",
+						run_id, plan),
+				 errhint("Start a new run with migrate_run().")));
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	seg = dsm_create(sizeof(MigrateRunShared), 0);
+	shared = dsm_segment_address(seg);
+	memset(shared, 0, sizeof(MigrateRunShared));
+	SpinLockInit(&shared->mutex);
+	shared->resume_run_id = run_id;
+	strlcpy(shared->mode, "full", sizeof(shared->mode));
+	PG_RETURN_INT64(start_and_wait(seg, shared, plan, wait));
 }

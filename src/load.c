@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * load.c
- *	  The batch engine: reads one source relation in key ranges, maps,
- *	  validates and loads each range into the target table.
+ *	  The batch engine: cuts a table into key ranges (the units workers
+ *	  claim), reads a range in batches, maps, validates and loads each batch
+ *	  into the target table, and checkpoints it.
  *
  * One batch is one transaction:
  *
@@ -761,32 +762,177 @@ stage_bisect(TableLoad *tl, int64 lo, int64 hi, MigrateCounts *counts)
 	stage_bisect(tl, mid + 1, hi, counts);
 }
 
+/* A key value from its text form (checkpoints and range bounds are text). */
+static Datum
+key_from_text(TableLoad *tl, const char *text, MemoryContext cxt)
+{
+	Oid			infunc;
+	Oid			ioparam;
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	Datum		d;
+
+	getTypeInputInfo(tl->key_type, &infunc, &ioparam);
+	d = OidInputFunctionCall(infunc, (char *) text, ioparam, -1);
+	MemoryContextSwitchTo(old);
+	return d;
+}
+
+static char *
+key_to_text(TableLoad *tl, Datum d)
+{
+	Oid			outfunc;
+	bool		isvarlena;
+
+	getTypeOutputInfo(tl->key_type, &outfunc, &isvarlena);
+	return OidOutputFunctionCall(outfunc, d);
+}
+
 /*
- * Load one table of a run.  Called by the worker outside any transaction;
- * runs one transaction per batch and leaves the table's run_table row in
- * state succeeded and returns true, or throws (the caller marks the table
- * failed).  Returns false, with the table in state cancelled, when a cancel
- * was requested between two batches.
+ * Append " AND (key) > $n" / " AND (key) <= $n" for the bounds that are
+ * given, adding their values to args (typed as the key, so FDWs ship them).
  */
-bool
-migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
-				   int64 batch_size, bool dry_run)
+static void
+append_bounds(TableLoad *tl, StringInfo sql, bool has_lo, Datum lo, bool has_hi, Datum hi,
+			  Datum *args, Oid *types, int *nargs)
+{
+	if (has_lo)
+	{
+		args[*nargs] = lo;
+		types[*nargs] = tl->key_type;
+		(*nargs)++;
+		appendStringInfo(sql, " AND (%s) > $%d", tl->key_expr, *nargs);
+	}
+	if (has_hi)
+	{
+		args[*nargs] = hi;
+		types[*nargs] = tl->key_type;
+		(*nargs)++;
+		appendStringInfo(sql, " AND (%s) <= $%d", tl->key_expr, *nargs);
+	}
+}
+
+/*
+ * Cut a table of the run into key ranges (units of work): an integer key
+ * into 2 ranges per worker, by arithmetic on [min, max] of the source, when
+ * the table has more than a batch of keys; any other key, or one worker,
+ * gives one range.  Needs SPI and the planning transaction.
+ */
+void
+migrate_plan_ranges(MigrateWork *w, Oid target)
+{
+	TableLoad  *tl = palloc0(sizeof(TableLoad));
+	int			nranges = 1;
+	int64		kmin = 0,
+				kmax = 0;
+	bool		have_keys = false;
+	int			ret;
+	Oid			argtypes[6] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
+	Datum		args[6];
+	char		nulls[6] = "      ";
+	MemoryContext cxt = CurrentMemoryContext;
+
+	tl->target = target;
+	load_describe(tl, w->plan);
+	MemoryContextSwitchTo(cxt);
+
+	if (tl->int_key && w->parallel > 1)
+	{
+		StringInfoData sql;
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint FROM %s AS s",
+						 tl->key_expr, tl->key_expr, tl->source);
+		if (tl->filter)
+			appendStringInfo(&sql, " WHERE (%s)", tl->filter);
+		ret = SPI_execute(sql.data, false, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "reading the key range of %s failed: %s", tl->source,
+				 SPI_result_code_string(ret));
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+			{
+				have_keys = true;
+				kmin = DatumGetInt64(d);
+				kmax = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+			}
+		}
+		if (have_keys)
+		{
+			/* the span in keys, as a double: max - min may not fit an int64 */
+			double		span = (double) kmax - (double) kmin + 1;
+
+			nranges = (int) Min((double) w->parallel * 2, Max(1.0, span / w->batch_size));
+		}
+	}
+
+	args[0] = Int64GetDatum(w->run_id);
+	args[1] = ObjectIdGetDatum(target);
+	for (int r = 1; r <= nranges; r++)
+	{
+		args[2] = Int32GetDatum(r);
+		/* range r holds keys in (lo, hi]; the first has no lower bound */
+		nulls[3] = nulls[4] = 'n';
+		if (nranges > 1)
+		{
+			double		width = ((double) kmax - (double) kmin + 1) / nranges;
+
+			if (r > 1)
+			{
+				args[3] = CStringGetTextDatum(psprintf(INT64_FORMAT, (int64) (kmin - 1 + width * (r - 1))));
+				nulls[3] = ' ';
+			}
+			if (r < nranges)
+			{
+				args[4] = CStringGetTextDatum(psprintf(INT64_FORMAT, (int64) (kmin - 1 + width * r)));
+				nulls[4] = ' ';
+			}
+		}
+		ret = SPI_execute_with_args("INSERT INTO migrate.run_range (run_id, target, range_no, lo, hi)"
+									" VALUES ($1, $2, $3, $4, $5)",
+									5, argtypes, args, nulls, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "inserting into migrate.run_range failed: %s", SPI_result_code_string(ret));
+	}
+
+	/* the planner's estimate of the source, for percent and ETA */
+	ret = SPI_execute_with_args("UPDATE migrate.run_table SET estimated_rows ="
+								"  (SELECT nullif(reltuples, -1)::bigint FROM pg_catalog.pg_class"
+								"    WHERE oid = (SELECT source FROM migrate.table_map m JOIN migrate.run r"
+								"                   ON r.plan = m.plan WHERE r.run_id = $1 AND m.target = $2)::regclass)"
+								" WHERE run_id = $1 AND target = $2",
+								2, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Load one key range (unit) of a table.  Called by a worker outside any
+ * transaction, with the unit claimed; runs one transaction per batch,
+ * continuing after the unit's checkpoint, and ends with an independent
+ * count of the range.  Returns NULL when the range is done, or the state it
+ * stopped in ("cancelled", "interrupted") between two batches.
+ */
+const char *
+migrate_load_range(MigrateWork *w, MigrateUnit *u)
 {
 	MemoryContext tablecxt = AllocSetContextCreate(TopMemoryContext, "migrate table",
 												   ALLOCSET_DEFAULT_SIZES);
 	MemoryContext oldcxt;
 	TableLoad  *tl;
-	bool		have_range = false;
 	bool		done = false;
-	bool		cancelled = false;
+	const char *stopped = NULL;
 	int64		int_lo = 0,
 				int_max = 0,
 				step;
+	Datum		range_lo = (Datum) 0;
 	Datum		last_hi = (Datum) 0;	/* upper bound of the last batch */
 	bool		have_last = false;
-	TimestampTz started = GetCurrentTimestamp();
 	ErrorContextCallback errcallback;
 	int			ret;
+	int64		batch_size = w->batch_size;
 
 	oldcxt = MemoryContextSwitchTo(tablecxt);
 	tl = palloc0(sizeof(TableLoad));
@@ -794,14 +940,14 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 	errcallback.arg = tl;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
-	tl->run_id = run_id;
-	tl->target = target;
-	tl->dry_run = dry_run;
+	tl->run_id = w->run_id;
+	tl->target = u->target;
+	tl->dry_run = w->dry_run;
 	tl->batch_size = batch_size;
 	step = batch_size;
 	MemoryContextSwitchTo(oldcxt);
 
-	/* describe, prepare, find the key range: one transaction */
+	/* describe, prepare, find where to start: one transaction */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
@@ -809,29 +955,36 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 	PushActiveSnapshot(GetTransactionSnapshot());
 	{
 		Oid			argtypes[2];
-		Datum		args[2];
-		StringInfoData sql;
 
 		oldcxt = MemoryContextSwitchTo(tablecxt);
-		load_describe(tl, shared->plan);
+		load_describe(tl, w->plan);
 		Assert(CurrentMemoryContext == tablecxt);
-		if (dry_run)
-			tl->into = psprintf("pg_temp.migrate_dry_%u", target);
+		if (w->dry_run)
+			tl->into = psprintf("pg_temp.migrate_dry_%u", u->target);
 		else
 			tl->into = tl->target_name;
 		MemoryContextSwitchTo(oldcxt);
 
-		if (dry_run)
+		if (u->lo)
+			range_lo = key_from_text(tl, u->lo, tablecxt);
+		/* continue after the checkpoint, else after the range's start */
+		if (u->last_key)
+			last_hi = key_from_text(tl, u->last_key, tablecxt);
+		else if (u->lo)
+			last_hi = range_lo;
+		have_last = u->last_key || u->lo;
+
+		if (w->dry_run)
 		{
 			/* same columns, defaults, constraints and unique indexes; no FKs */
 			spi_exec(psprintf("DROP TABLE IF EXISTS %s; CREATE TEMP TABLE migrate_dry_%u"
 							  " (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
 							  " INCLUDING INDEXES INCLUDING GENERATED INCLUDING IDENTITY)",
-							  tl->into, target, tl->target_name),
+							  tl->into, u->target, tl->target_name),
 					 SPI_OK_UTILITY);
 		}
 
-		migrate_route_begin(run_id, target, tl->rule_names, tl->rule_on_fail, tl->rule_exprs);
+		migrate_route_begin(w->run_id, u->target, tl->rule_names, tl->rule_on_fail, tl->rule_exprs);
 
 		argtypes[0] = argtypes[1] = tl->key_type;
 		tl->batch_next = spi_prepare_keep(build_batch_sql(tl, false, true), 2, argtypes);
@@ -840,7 +993,10 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 			prepare_reject_fill(tl);
 		if (!tl->int_key)
 		{
+			StringInfoData sql;
 
+			if (u->hi)
+				elog(ERROR, "a range of a non-integer key must be open above");
 			initStringInfo(&sql);
 			appendStringInfo(&sql, "SELECT max(k) FROM (SELECT (%s) AS k FROM %s AS s WHERE (%s) IS NOT NULL",
 							 tl->key_expr, tl->source, tl->key_expr);
@@ -854,45 +1010,45 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 		}
 		else
 		{
-			/* min and max of the key, pushed down as an aggregate */
+			/* what is left of the range: min and max, pushed down */
+			StringInfoData sql;
+			Datum		bargs[2];
+			Oid			btypes[2];
+			int			nargs = 0;
+			bool		isnull;
+			Datum		d;
+
 			initStringInfo(&sql);
-			appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint FROM %s AS s",
+			appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint FROM %s AS s WHERE true",
 							 tl->key_expr, tl->key_expr, tl->source);
+			append_bounds(tl, &sql, have_last, last_hi, u->hi != NULL,
+						  u->hi ? key_from_text(tl, u->hi, tablecxt) : (Datum) 0,
+						  bargs, btypes, &nargs);
 			if (tl->filter)
-				appendStringInfo(&sql, " WHERE (%s)", tl->filter);
-			ret = SPI_execute(sql.data, true, 0);
+				appendStringInfo(&sql, " AND (%s)", tl->filter);
+			ret = SPI_execute_with_args(sql.data, nargs, btypes, bargs, NULL, false, 1);
 			if (ret != SPI_OK_SELECT || SPI_processed != 1)
 				elog(ERROR, "reading the key range of %s failed: %s", tl->source,
 					 SPI_result_code_string(ret));
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (isnull)
+				done = true;	/* nothing (more) in this range */
+			else
 			{
-				bool		isnull;
-				Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+				int64		kmin = DatumGetInt64(d);
 
-				if (!isnull)
-				{
-					have_range = true;
-					int_lo = DatumGetInt64(d) - 1;	/* batches are (lo, hi] */
-					int_max = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-														  SPI_tuptable->tupdesc, 2, &isnull));
-				}
+				int_max = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 2, &isnull));
+				if (have_last)
+					int_lo = key_to_int64(tl, last_hi);
+				else if (pg_sub_s64_overflow(kmin, 1, &int_lo))
+					int_lo = PG_INT64_MIN;	/* the first batch has no lower bound */
 			}
 		}
-		args[0] = Int64GetDatum(run_id);
-		args[1] = ObjectIdGetDatum(target);
-		argtypes[0] = INT8OID;
-		argtypes[1] = OIDOID;
-		ret = SPI_execute_with_args("UPDATE migrate.run_table SET state = 'running',"
-									" started_at = clock_timestamp() WHERE run_id = $1 AND target = $2",
-									2, argtypes, args, NULL, false, 0);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
 	}
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-
-	if (tl->int_key && !have_range)
-		done = true;
 
 	while (!done)
 	{
@@ -911,9 +1067,10 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 		PushActiveSnapshot(GetTransactionSnapshot());
 
-		if (migrate_worker_cancel_requested(shared, run_id))
+		stopped = migrate_work_should_stop(w);
+		if (stopped)
 		{
-			cancelled = true;
+			migrate_unit_stopped(w, u, stopped);
 			SPI_finish();
 			PopActiveSnapshot();
 			CommitTransactionCommand();
@@ -927,7 +1084,6 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 
 			if (pg_add_s64_overflow(int_lo, step, &hi) || hi > int_max)
 				hi = int_max;
-			/* the first batch has no lower bound: min - 1 may not fit the type */
 			bounds[0] = have_last ? int64_to_key(tl, int_lo) : (Datum) 0;
 			bounds[1] = int64_to_key(tl, hi);
 			lower_bound = have_last;
@@ -947,7 +1103,7 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 			bounds[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 			if (isnull)
 			{
-				/* no key above the last batch: the table is read */
+				/* no key above the last batch: the range is read */
 				SPI_finish();
 				PopActiveSnapshot();
 				CommitTransactionCommand();
@@ -967,8 +1123,8 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 		}
 
 		pgstat_report_activity(STATE_RUNNING,
-							   psprintf("migrate run " INT64_FORMAT ": %s batch after " INT64_FORMAT " rows",
-										run_id, tl->target_name, tl->total.read));
+							   psprintf("migrate run " INT64_FORMAT ": %s range %d, batch after " INT64_FORMAT " rows",
+										w->run_id, tl->target_name, u->range_no, tl->total.read));
 
 		if (tl->reject_fill)
 			reject_hwm = reject_high_water(tl);
@@ -998,35 +1154,51 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 				stage_bisect(tl, 1, nstage, &batch);
 		}
 
-		/* the checkpoint, in the batch's transaction */
+		/*
+		 * The checkpoint, in the batch's transaction.  It only applies while
+		 * this worker owns the unit: a worker that lost it (the run was
+		 * resumed elsewhere) fails here and its batch rolls back.
+		 */
 		{
-			Oid			argtypes[9] = {INT8OID, OIDOID, INT8OID, INT8OID, INT8OID,
-			INT8OID, INT8OID, TEXTOID, BOOLOID};
-			Datum		args[9];
-			Oid			outfunc;
-			bool		isvarlena;
+			Oid			argtypes[11] = {INT8OID, OIDOID, INT8OID, INT8OID, INT8OID,
+			INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID, BOOLOID};
+			Datum		args[11];
 
-			getTypeOutputInfo(tl->key_type, &outfunc, &isvarlena);
-			hi_text = OidOutputFunctionCall(outfunc, bounds[1]);
-			args[0] = Int64GetDatum(run_id);
-			args[1] = ObjectIdGetDatum(target);
+			hi_text = key_to_text(tl, bounds[1]);
+			args[0] = Int64GetDatum(w->run_id);
+			args[1] = ObjectIdGetDatum(u->target);
 			args[2] = Int64GetDatum(batch.read);
 			args[3] = Int64GetDatum(batch.written);
 			args[4] = Int64GetDatum(batch.rejected);
 			args[5] = Int64GetDatum(batch.skipped);
 			args[6] = Int64GetDatum(batch.warned);
 			args[7] = CStringGetTextDatum(hi_text);
-			args[8] = BoolGetDatum(dry_run);
-			ret = SPI_execute_with_args("UPDATE migrate.run_table SET rows_read = rows_read + $3,"
+			args[8] = Int32GetDatum(u->range_no);
+			args[9] = Int32GetDatum(MyProcPid);
+			args[10] = BoolGetDatum(w->dry_run);
+			ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET rows_read = rows_read + $3,"
+										"   rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
+										"   rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
+										"   batches = batches + 1, last_key = $8"
+										"   WHERE run_id = $1 AND target = $2 AND range_no = $9"
+										"     AND worker_pid = $10 AND state = 'running' RETURNING 1)"
+										" UPDATE migrate.run_table SET rows_read = rows_read + $3,"
 										" rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
 										" rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
 										" batches = batches + 1, last_key = $8"
-										" WHERE run_id = $1 AND target = $2",
-										9, argtypes, args, NULL, false, 0);
-			if (ret != SPI_OK_UPDATE || SPI_processed != 1)
+										" WHERE run_id = $1 AND target = $2 AND EXISTS (SELECT 1 FROM u)",
+										10, argtypes, args, NULL, false, 0);
+			if (ret != SPI_OK_UPDATE)
 				elog(ERROR, "checkpoint of %s failed: %s", tl->target_name,
 					 SPI_result_code_string(ret));
-			if (dry_run)
+			if (SPI_processed != 1)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("range %d of table %s in run " INT64_FORMAT " is no longer owned by this worker",
+								u->range_no, tl->target_name, w->run_id),
+						 errdetail("The run was resumed or stopped by another worker; this batch is rolled back."),
+						 errhint("Only one worker may own a range.")));
+			if (w->dry_run)
 				spi_exec(psprintf("TRUNCATE %s", tl->into), SPI_OK_UTILITY);
 		}
 
@@ -1037,7 +1209,7 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 		CommitTransactionCommand();
 
 		add_counts(&tl->total, &batch);
-		if (have_last && !tl->int_key)
+		if (have_last && !tl->int_key && last_hi != range_lo)
 			pfree(DatumGetPointer(last_hi));
 		last_hi = bounds[1];
 		have_last = true;
@@ -1066,77 +1238,79 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 		}
 	}
 
-	/* trust no FDW: an independent count over the same rows */
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	PushActiveSnapshot(GetTransactionSnapshot());
+	/*
+	 * Trust no FDW: an independent count of the range (up to its last
+	 * committed batch; rows with a NULL key count in range 1, they are
+	 * never read) against the rows the range read, over all its sessions.
+	 */
+	if (!stopped)
 	{
-		Oid			argtypes[4] = {INT8OID, OIDOID, TEXTOID, INT8OID};
-		Datum		args[4];
-		int64		source_count = -1;
-		const char *state = cancelled ? "cancelled" : "succeeded";
-
-		if (!cancelled)
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+		PushActiveSnapshot(GetTransactionSnapshot());
 		{
+			Oid			argtypes[3] = {INT8OID, OIDOID, INT4OID};
+			Datum		args[3];
+			int64		source_count;
+			int64		rows_read;
+			char	   *upper;
 			StringInfoData sql;
-			Oid			keytypes[1] = {tl->key_type};
-			Datum		keyargs[1] = {last_hi};
+			Datum		cargs[2];
+			Oid			ctypes[2];
+			int			nargs = 0;
 			bool		isnull;
 
+			args[0] = Int64GetDatum(w->run_id);
+			args[1] = ObjectIdGetDatum(u->target);
+			args[2] = Int32GetDatum(u->range_no);
+			ret = SPI_execute_with_args("SELECT rows_read, last_key FROM migrate.run_range"
+										" WHERE run_id = $1 AND target = $2 AND range_no = $3",
+										3, argtypes, args, NULL, false, 1);
+			if (ret != SPI_OK_SELECT || SPI_processed != 1)
+				elog(ERROR, "reading migrate.run_range failed: %s", SPI_result_code_string(ret));
+			rows_read = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			upper = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			if (upper == NULL)
+				upper = u->hi;
+			if (upper)
+				upper = MemoryContextStrdup(tablecxt, upper);
+
 			initStringInfo(&sql);
-			appendStringInfo(&sql, "SELECT count(*) FROM %s AS s WHERE ", tl->source);
-			if (have_last)
-				appendStringInfo(&sql, "((%s) IS NULL OR (%s) <= $1)", tl->key_expr, tl->key_expr);
-			else
-				appendStringInfoString(&sql, "true");
+			appendStringInfo(&sql, "SELECT count(*) FROM %s AS s WHERE ((true", tl->source);
+			append_bounds(tl, &sql, u->lo != NULL, range_lo, upper != NULL,
+						  upper ? key_from_text(tl, upper, tablecxt) : (Datum) 0,
+						  cargs, ctypes, &nargs);
+			appendStringInfoChar(&sql, ')');
+			if (u->range_no == 1)
+				appendStringInfo(&sql, " OR (%s) IS NULL", tl->key_expr);
+			appendStringInfoChar(&sql, ')');
 			if (tl->filter)
 				appendStringInfo(&sql, " AND (%s)", tl->filter);
-			ret = SPI_execute_with_args(sql.data, have_last ? 1 : 0, keytypes, keyargs,
-										NULL, true, 0);
+			ret = SPI_execute_with_args(sql.data, nargs, ctypes, cargs, NULL, true, 0);
 			if (ret != SPI_OK_SELECT || SPI_processed != 1)
 				elog(ERROR, "counting the rows of %s failed: %s", tl->source,
 					 SPI_result_code_string(ret));
 			source_count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 													   SPI_tuptable->tupdesc, 1, &isnull));
-			if (source_count != tl->total.read)
+			if (source_count != rows_read)
 				ereport(ERROR,
 						(errcode(ERRCODE_FDW_ERROR),
 						 errmsg("source %s returned " INT64_FORMAT " rows for table %s but count(*) says " INT64_FORMAT,
-								tl->source, tl->total.read, tl->target_name, source_count),
+								tl->source, rows_read, tl->target_name, source_count),
 						 errdetail("Rows whose key is NULL are never read; the source may also have changed during the run, or the foreign data wrapper dropped rows."),
 						 errhint("Check the source, then run migrate_run() again (mode upsert or skip_existing keeps loaded rows).")));
+
+			migrate_unit_done(w, u, source_count);
+			if (tl->stage)
+				spi_exec(psprintf("DROP TABLE IF EXISTS %s", tl->stage), SPI_OK_UTILITY);
+			if (w->dry_run)
+				spi_exec(psprintf("DROP TABLE IF EXISTS %s", tl->into), SPI_OK_UTILITY);
 		}
-
-		args[0] = Int64GetDatum(run_id);
-		args[1] = ObjectIdGetDatum(target);
-		args[2] = CStringGetTextDatum(state);
-		args[3] = Int64GetDatum(source_count);
-		ret = SPI_execute_with_args("UPDATE migrate.run_table SET state = $3, finished_at = clock_timestamp(),"
-									" source_count = nullif($4, -1) WHERE run_id = $1 AND target = $2",
-									4, argtypes, args, NULL, false, 0);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
-		if (tl->stage)
-			spi_exec(psprintf("DROP TABLE IF EXISTS %s", tl->stage), SPI_OK_UTILITY);
-		if (dry_run)
-			spi_exec(psprintf("DROP TABLE IF EXISTS %s", tl->into), SPI_OK_UTILITY);
-	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-
-	{
-		double		secs = (GetCurrentTimestamp() - started) / 1000000.0;
-
-		migrate_worker_notice(shared,
-							  "%s %s: " INT64_FORMAT " read, " INT64_FORMAT " %s, " INT64_FORMAT " rejected, " INT64_FORMAT " skipped in %.1f s (%.0f rows/s)",
-							  cancelled ? "cancelled" : "loaded",
-							  tl->target_name, tl->total.read, tl->total.written,
-							  dry_run ? "would be written" : "written",
-							  tl->total.rejected, tl->total.skipped, secs,
-							  secs > 0 ? tl->total.read / secs : 0.0);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
 	}
 
 	error_context_stack = errcallback.previous;
@@ -1160,7 +1334,7 @@ migrate_load_table(MigrateRunShared *shared, int64 run_id, Oid target,
 	if (tl->stage)
 		pfree(tl->stage);
 	MemoryContextDelete(tablecxt);
-	return !cancelled;
+	return stopped;
 }
 
 PG_FUNCTION_INFO_V1(migrate_batch_statement);

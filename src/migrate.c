@@ -21,6 +21,7 @@
 PG_MODULE_MAGIC;
 
 int			migrate_batch_size = 50000;
+int			migrate_max_workers = 1;
 
 void		_PG_init(void);
 
@@ -34,6 +35,17 @@ _PG_init(void)
 							50000,
 							1,
 							INT_MAX / 4,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("migrate.max_workers",
+							"Workers of a run when migrate_run() is called without parallel.",
+							"The coordinator counts as one; each takes a background worker slot (max_worker_processes).",
+							&migrate_max_workers,
+							1,
+							1,
+							MIGRATE_MAX_PARALLEL,
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);

@@ -6,7 +6,8 @@
  * src/migrate.c	_PG_init and GUCs
  * src/launch.c		migrate_run(): checks, worker start, waiting, relaying
  * src/worker.c		the background worker: run bookkeeping, table order
- * src/load.c		the batch engine for one table
+ * src/load.c		the batch engine: key ranges of a table, batches of a range
+ * src/defer.c		index and foreign key deferral: drop, rebuild, re-validate
  * src/route.c		per-row routing of the batch statement (rules, counters)
  * src/lookup.c		migrate_lookup() and its per-query cache
  * src/expr.c		refusal of anything but a single SQL expression
@@ -57,6 +58,8 @@ typedef struct MigrateRunShared
 	Oid			role_id;		/* caller's role: the worker runs as it */
 	int			batch_size;		/* migrate.batch_size of the caller */
 	bool		dry_run;
+	int			parallel;		/* workers, coordinator included */
+	int64		resume_run_id;	/* migrate_resume(): the run to continue */
 	bool		has_tables;		/* tables => given */
 	char		plan[MIGRATE_PLAN_MAXLEN + 1];
 	char		mode[32];
@@ -90,17 +93,56 @@ typedef struct MigrateCounts
 	int64		warned;
 } MigrateCounts;
 
+/*
+ * What a worker process (the run's coordinator or a helper) works on.  The
+ * coordinator has the shared segment of the call that started it; helpers
+ * read everything from migrate.run.
+ */
+typedef struct MigrateWork
+{
+	MigrateRunShared *shared;	/* coordinator only, else NULL */
+	int64		run_id;
+	char		plan[MIGRATE_PLAN_MAXLEN + 1];
+	bool		dry_run;
+	int			batch_size;
+	int			parallel;
+} MigrateWork;
+
+/* one claimed unit of a run (migrate.run_range row) */
+typedef struct MigrateUnit
+{
+	Oid			target;
+	int			range_no;
+	char	   *kind;			/* load, index, fk */
+	char	   *lo;				/* NULL: unbounded */
+	char	   *hi;
+	char	   *last_key;		/* checkpoint to continue after, or NULL */
+	char	   *definition;		/* index/fk: DDL */
+	char	   *check_sql;		/* fk: orphan statement */
+	bool		only_unit;		/* the table's single unit */
+} MigrateUnit;
+
+#define MIGRATE_MAX_PARALLEL	64
+
 /* GUCs (migrate.c) */
 extern int	migrate_batch_size;
+extern int	migrate_max_workers;
 
 /* worker.c */
 extern PGDLLEXPORT void migrate_worker_main(Datum main_arg);
+extern PGDLLEXPORT void migrate_helper_main(Datum main_arg);
 extern void migrate_worker_notice(MigrateRunShared *shared, const char *fmt,...) pg_attribute_printf(2, 3);
-extern bool migrate_worker_cancel_requested(MigrateRunShared *shared, int64 run_id);
+extern const char *migrate_work_should_stop(MigrateWork *w);
+extern void migrate_unit_done(MigrateWork *w, MigrateUnit *u, int64 source_count);
+extern void migrate_unit_stopped(MigrateWork *w, MigrateUnit *u, const char *state);
 
 /* load.c */
-extern bool migrate_load_table(MigrateRunShared *shared, int64 run_id,
-							   Oid target, int64 batch_size, bool dry_run);
+extern const char *migrate_load_range(MigrateWork *w, MigrateUnit *u);
+extern void migrate_plan_ranges(MigrateWork *w, Oid target);
+
+/* defer.c */
+extern void migrate_defer_table(MigrateWork *w, Oid target);
+extern void migrate_run_deferred(MigrateWork *w, MigrateUnit *u);
 
 /* route.c */
 extern void migrate_route_begin(int64 run_id, Oid target, List *rule_names,

@@ -1,19 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  The background worker that carries out one run of a plan.
+ *	  The background workers of a run: its coordinator and its helpers.
  *
- * The worker owns the run's bookkeeping: it takes the plan's advisory lock
- * (one run per plan; a second one is refused), marks runs of the plan that
- * a crash or a kill left "running" as interrupted, commits the run row and
- * one run_table row per table in foreign-key order, then loads the tables
- * one after the other (load.c) and records the outcome.  It runs as the role
- * that called migrate_run(), in that role's database, with its search_path.
+ * The coordinator owns the run's bookkeeping: it takes the plan's advisory
+ * lock for the whole run (one run per plan; a second one is refused; a run
+ * whose lock nobody holds is dead, see migrate._reap), marks runs of the
+ * plan that a crash or a kill left "running" as interrupted, commits the run
+ * row and one run_table row per table in foreign-key order, then cuts the
+ * tables into units (run_range: key ranges, and deferred index and foreign
+ * key rebuilds) and starts parallel - 1 helpers.  Coordinator and helpers
+ * then run the same loop: claim the next pending unit whose tables of lower
+ * foreign-key depth are all done (FOR UPDATE SKIP LOCKED), work it (load.c,
+ * defer.c), repeat.  migrate_resume() starts a coordinator on an existing
+ * run: units not succeeded go back to pending and continue from their
+ * checkpoints.
  *
- * Every catalog touch is its own transaction.  An error anywhere ends the
- * run: the table and the run are marked failed in a fresh transaction and
- * the error (with its SQLSTATE, detail and hint) is handed to the waiting
- * backend through the shared segment, which re-raises it.
+ * Every catalog touch is its own transaction.  An error in a helper marks
+ * its unit failed; the coordinator sees that at its next check, stops the
+ * helpers and fails the run.  A helper that vanishes (terminated, killed)
+ * interrupts the run.  The run's error (with its SQLSTATE, detail and hint)
+ * is handed to the waiting backend through the shared segment, which
+ * re-raises it.  All workers run as the role that called migrate_run(), in
+ * its database, with its search_path.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,25 +39,42 @@
 #include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
 #include "migrate.h"
 
+static bool take_plan_lock(const char *plan);
 static int64 worker_start_run(MigrateRunShared *shared);
-static const char *worker_run_tables(MigrateRunShared *shared, int64 run_id);
-static void worker_finish_run(MigrateRunShared *shared, int64 run_id, const char *state);
-static void worker_fail_run(MigrateRunShared *shared, int64 run_id, ErrorData *edata);
+static void worker_resume_run(MigrateRunShared *shared);
+static void worker_plan_units(MigrateWork *w);
+static void start_helpers(MigrateWork *w);
+static void stop_helpers(void);
+static const char *work_loop(MigrateWork *w);
+static bool claim_unit(MigrateWork *w, MigrateUnit *u, MemoryContext cxt, bool *nothing_left);
+static void sweep_tables(MigrateWork *w);
+static void worker_finish_run(MigrateWork *w, const char *state);
+static void worker_fail_run(MigrateWork *w, ErrorData *edata);
 static void worker_report(MigrateRunShared *shared, MigratePhase phase, int64 run_id,
 						  ErrorData *edata);
 static void begin_catalog_txn(void);
 static void end_catalog_txn(void);
+static void connect_worker(Oid database_id, Oid role_id, const char *search_path);
 
-static Oid	current_target = InvalidOid;	/* table being loaded, for failures */
+static Oid	current_target = InvalidOid;	/* table being worked on, for failures */
 static int64 peak_anon_kb = 0;	/* highest RssAnon seen */
+
+/* coordinator: its helpers */
+static BackgroundWorkerHandle *helper_handles[MIGRATE_MAX_PARALLEL];
+static pid_t helper_pids[MIGRATE_MAX_PARALLEL];
+static int	nhelpers = 0;
+static bool helper_vanished = false;	/* the run ends interrupted */
+static bool foreign_error = false;	/* raised for another worker's failure */
 
 /* Start a transaction with a snapshot and SPI, as every catalog touch does. */
 static void
@@ -128,31 +154,156 @@ migrate_worker_notice(MigrateRunShared *shared, const char *fmt,...)
 		SetLatch(latch);
 }
 
+
 /*
- * Has anyone asked this run to stop?  The launching backend (its query was
- * cancelled) through shared memory, or any session through
- * migrate_cancel().  Needs SPI and a transaction.
+ * Should this worker stop at this batch boundary?  Returns "cancelled"
+ * (migrate_cancel(), or the caller's wait was cancelled), "interrupted"
+ * (a helper stops because another worker failed), or NULL.  The
+ * coordinator raises instead: another worker's error, or a helper gone.
+ * Needs SPI and a transaction.
  */
-bool
-migrate_worker_cancel_requested(MigrateRunShared *shared, int64 run_id)
+const char *
+migrate_work_should_stop(MigrateWork *w)
 {
 	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(run_id)};
-	bool		requested;
+	Datum		args[1] = {Int64GetDatum(w->run_id)};
 	bool		isnull;
 	int			ret;
 
-	SpinLockAcquire(&shared->mutex);
-	requested = shared->cancel_requested;
-	SpinLockRelease(&shared->mutex);
-	if (requested)
-		return true;
+	if (w->shared)
+	{
+		bool		requested;
 
-	ret = SPI_execute_with_args("SELECT cancel_requested FROM migrate.run WHERE run_id = $1",
-								1, argtypes, args, NULL, true, 1);
+		SpinLockAcquire(&w->shared->mutex);
+		requested = w->shared->cancel_requested;
+		SpinLockRelease(&w->shared->mutex);
+		if (requested)
+			return "cancelled";
+	}
+
+	ret = SPI_execute_with_args("SELECT r.cancel_requested,"
+								"       (SELECT u.sqlstate FROM migrate.run_range u"
+								"         WHERE u.run_id = r.run_id AND u.state = 'failed' LIMIT 1),"
+								"       (SELECT u.target::text || ': ' || u.error FROM migrate.run_range u"
+								"         WHERE u.run_id = r.run_id AND u.state = 'failed' LIMIT 1)"
+								"  FROM migrate.run r WHERE r.run_id = $1",
+								1, argtypes, args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "reading migrate.run failed: %s", SPI_result_code_string(ret));
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return "cancelled";
+	{
+		char	   *sqlstate = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+		if (sqlstate != NULL)
+		{
+			char	   *msg = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+
+			if (w->shared == NULL)
+				return "interrupted";
+			foreign_error = true;
+			current_target = InvalidOid;
+			ereport(ERROR,
+					(errcode(strlen(sqlstate) == 5 ?
+							 MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]) :
+							 ERRCODE_INTERNAL_ERROR),
+					 errmsg("%s", msg ? msg : "a worker failed"),
+					 errdetail("A helper worker of run " INT64_FORMAT " failed; see migrate.run_range.",
+							   w->run_id),
+					 errhint("Fix the cause, then continue with migrate_resume(" INT64_FORMAT ").",
+							 w->run_id)));
+		}
+	}
+
+	/* a helper that is gone while it owns a running unit was terminated */
+	for (int i = 0; i < nhelpers; i++)
+	{
+		pid_t		pid;
+		Oid			htypes[2] = {INT8OID, INT4OID};
+		Datum		hargs[2];
+
+		if (helper_handles[i] == NULL ||
+			GetBackgroundWorkerPid(helper_handles[i], &pid) != BGWH_STOPPED)
+			continue;
+		hargs[0] = Int64GetDatum(w->run_id);
+		hargs[1] = Int32GetDatum(helper_pids[i]);
+		ret = SPI_execute_with_args("SELECT 1 FROM migrate.run_range WHERE run_id = $1"
+									" AND worker_pid = $2 AND state = 'running'",
+									2, htypes, hargs, NULL, false, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading migrate.run_range failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed > 0)
+		{
+			helper_vanished = true;
+			foreign_error = true;
+			current_target = InvalidOid;
+			ereport(ERROR,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("worker %d of run " INT64_FORMAT " of plan \"%s\" ended without finishing its work",
+							(int) helper_pids[i], w->run_id, w->plan),
+					 errdetail("It was terminated or crashed; its last batch was rolled back, its committed batches are kept."),
+					 errhint("Continue the run with migrate_resume(" INT64_FORMAT ").", w->run_id)));
+		}
+		helper_handles[i] = NULL;	/* it finished normally */
+	}
+	return NULL;
+}
+
+/*
+ * A unit succeeded: record it, and add its source count to its table.
+ * Needs SPI and a transaction (the unit's last one).
+ */
+void
+migrate_unit_done(MigrateWork *w, MigrateUnit *u, int64 source_count)
+{
+	Oid			argtypes[5] = {INT8OID, OIDOID, INT4OID, INT4OID, INT8OID};
+	Datum		args[5];
+	char		nulls[5] = "     ";
+	int			ret;
+
+	args[0] = Int64GetDatum(w->run_id);
+	args[1] = ObjectIdGetDatum(u->target);
+	args[2] = Int32GetDatum(u->range_no);
+	args[3] = Int32GetDatum(MyProcPid);
+	args[4] = Int64GetDatum(source_count);
+	nulls[4] = source_count < 0 ? 'n' : ' ';
+	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET state = 'succeeded',"
+								"   finished_at = clock_timestamp(), source_count = $5"
+								"   WHERE run_id = $1 AND target = $2 AND range_no = $3"
+								"     AND worker_pid = $4 AND state = 'running' RETURNING 1)"
+								" UPDATE migrate.run_table SET source_count = CASE WHEN $5 IS NULL"
+								"   THEN source_count ELSE coalesce(source_count, 0) + $5 END"
+								" WHERE run_id = $1 AND target = $2 AND EXISTS (SELECT 1 FROM u)",
+								5, argtypes, args, nulls, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "recording the end of a unit failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("unit %d of table %s in run " INT64_FORMAT " was taken over by another worker",
+						u->range_no, get_rel_name(u->target), w->run_id),
+				 errhint("Only one worker may own a unit; this one stops.")));
+}
+
+/* A unit stopped between batches (cancelled, or interrupted). */
+void
+migrate_unit_stopped(MigrateWork *w, MigrateUnit *u, const char *state)
+{
+	Oid			argtypes[5] = {INT8OID, OIDOID, INT4OID, INT4OID, TEXTOID};
+	Datum		args[5];
+	int			ret;
+
+	args[0] = Int64GetDatum(w->run_id);
+	args[1] = ObjectIdGetDatum(u->target);
+	args[2] = Int32GetDatum(u->range_no);
+	args[3] = Int32GetDatum(MyProcPid);
+	args[4] = CStringGetTextDatum(state);
+	ret = SPI_execute_with_args("UPDATE migrate.run_range SET state = $5, finished_at = clock_timestamp()"
+								" WHERE run_id = $1 AND target = $2 AND range_no = $3"
+								"   AND worker_pid = $4 AND state = 'running'",
+								5, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "recording a stopped unit failed: %s", SPI_result_code_string(ret));
 }
 
 /* Tell the launching backend where the run stands, and wake it. */
@@ -188,22 +339,19 @@ worker_report(MigrateRunShared *shared, MigratePhase phase, int64 run_id,
 }
 
 /*
- * Take the plan's lock and commit the run's rows.  Returns the run id, or 0
- * when another run of the plan holds the lock (reported to the caller).
+ * Take the plan's lock (session level, held until the run ends), or raise
+ * "already running".  Needs SPI and a transaction.  Then marks runs of the
+ * plan still "running" as interrupted: their worker is gone.
  */
-static int64
-worker_start_run(MigrateRunShared *shared)
+static bool
+take_plan_lock(const char *plan)
 {
-	Oid			argtypes[6] = {TEXTOID, INT4OID, INT4OID, BOOLOID, TEXTOID, TEXTOID};
-	Datum		args[6];
-	char		nulls[6] = "      ";
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2];
 	bool		isnull;
-	int64		run_id;
 	int			ret;
 
-	begin_catalog_txn();
-
-	args[0] = CStringGetTextDatum(shared->plan);
+	args[0] = CStringGetTextDatum(plan);
 	args[1] = Int32GetDatum(MIGRATE_LOCK_CLASS);
 	ret = SPI_execute_with_args("SELECT pg_try_advisory_lock($2, hashtext($1))",
 								2, argtypes, args, NULL, false, 1);
@@ -220,7 +368,7 @@ worker_start_run(MigrateRunShared *shared)
 			other = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("migration plan \"%s\" is already running%s%s%s", shared->plan,
+				 errmsg("migration plan \"%s\" is already running%s%s%s", plan,
 						other ? " (run " : "", other ? other : "", other ? ")" : ""),
 				 errdetail("Only one run of a plan may be active at a time."),
 				 errhint("Wait for it to finish, or stop it with migrate_cancel(%s).",
@@ -230,24 +378,50 @@ worker_start_run(MigrateRunShared *shared)
 	/* we hold the lock: any run still "running" died without finishing */
 	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = 'interrupted',"
 								"   finished_at = now(), error = 'the worker ended without finishing (server crash or terminated)'"
-								" WHERE plan = $1 AND state = 'running' RETURNING run_id)"
+								" WHERE run_id IN (SELECT run_id FROM migrate.run WHERE plan = $1 AND state = 'running'"
+								"                   FOR UPDATE SKIP LOCKED) RETURNING run_id),"
+								" g AS (UPDATE migrate.run_range u SET state = 'interrupted' FROM r"
+								"   WHERE u.run_id = r.run_id AND u.state IN ('pending', 'running'))"
 								" UPDATE migrate.run_table t SET state = 'interrupted' FROM r"
 								" WHERE t.run_id = r.run_id AND t.state IN ('pending', 'running')",
 								1, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "marking interrupted runs failed: %s", SPI_result_code_string(ret));
+	return true;
+}
 
+/*
+ * Take the plan's lock and commit the run's rows.  Returns the run id.
+ */
+static int64
+worker_start_run(MigrateRunShared *shared)
+{
+	Oid			argtypes[8] = {TEXTOID, INT4OID, INT4OID, BOOLOID, TEXTOID, TEXTOID, INT4OID, TEXTOID};
+	Datum		args[8];
+	char		nulls[8] = "        ";
+	bool		isnull;
+	int64		run_id;
+	int			ret;
+
+	begin_catalog_txn();
+	take_plan_lock(shared->plan);
+
+	args[0] = CStringGetTextDatum(shared->plan);
 	args[1] = Int32GetDatum(MyProcPid);
 	args[2] = Int32GetDatum(shared->batch_size);
 	args[3] = BoolGetDatum(shared->dry_run);
 	args[4] = CStringGetTextDatum(shared->mode);
 	args[5] = shared->has_tables ? CStringGetTextDatum(shared->tables) : (Datum) 0;
 	nulls[5] = shared->has_tables ? ' ' : 'n';
-	ret = SPI_execute_with_args("INSERT INTO migrate.run (plan, mode, dry_run, worker_pid, batch_size, tables)"
-								" SELECT $1, $5, $4, $2, $3, (SELECT array_agg(o::regclass::text) FROM unnest($6::oid[]) o)"
+	args[6] = Int32GetDatum(shared->parallel);
+	args[7] = CStringGetTextDatum(shared->search_path);
+	ret = SPI_execute_with_args("INSERT INTO migrate.run (plan, mode, dry_run, worker_pid, batch_size, tables,"
+								"                         parallel, search_path, defer_indexes)"
+								" SELECT $1, $5, $4, $2, $3, (SELECT array_agg(o::regclass::text) FROM unnest($6::oid[]) o),"
+								"        $7, $8, coalesce((options->>'defer_indexes')::boolean, false)"
 								"   FROM migrate.plan WHERE plan_name = $1"
 								" RETURNING run_id",
-								6, argtypes, args, nulls, false, 0);
+								8, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "inserting into migrate.run failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed != 1)
@@ -276,8 +450,8 @@ worker_start_run(MigrateRunShared *shared)
 								"   UNION ALL"
 								"   SELECT e.child, d.depth + 1, d.path || e.child FROM d JOIN e ON e.parent = d.rel"
 								"    WHERE e.child <> ALL (d.path))"
-								" INSERT INTO migrate.run_table (run_id, target, source, load_order)"
-								" SELECT $2, t.rel, t.source, row_number() OVER (ORDER BY o.depth, t.rel::regclass::text)"
+								" INSERT INTO migrate.run_table (run_id, target, source, load_order, depth)"
+								" SELECT $2, t.rel, t.source, row_number() OVER (ORDER BY o.depth, t.rel::regclass::text), o.depth"
 								"   FROM t JOIN (SELECT rel, max(depth) AS depth FROM d GROUP BY rel) o USING (rel)",
 								6, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
@@ -293,51 +467,356 @@ worker_start_run(MigrateRunShared *shared)
 	return run_id;
 }
 
-/* Load the run's tables in order; returns the run's final state. */
-static const char *
-worker_run_tables(MigrateRunShared *shared, int64 run_id)
+/*
+ * migrate_resume(): take the plan's lock and put the run back to running;
+ * its units that did not succeed go back to pending, each continuing from
+ * its checkpoint.
+ */
+static void
+worker_resume_run(MigrateRunShared *shared)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(run_id)};
-	Oid		   *targets;
-	int			ntargets;
-	bool		cancelled = false;
+	Oid			argtypes[3] = {INT8OID, INT4OID, TEXTOID};
+	Datum		args[3];
+	char	   *state;
 	int			ret;
 
 	begin_catalog_txn();
+	take_plan_lock(shared->plan);
+	args[0] = Int64GetDatum(shared->resume_run_id);
+	args[1] = Int32GetDatum(MyProcPid);
+	ret = SPI_execute_with_args("SELECT state FROM migrate.run WHERE run_id = $1 FOR UPDATE",
+								1, argtypes, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration run " INT64_FORMAT " does not exist", shared->resume_run_id)));
+	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	args[2] = CStringGetTextDatum(state);
+	if (strcmp(state, "succeeded") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration run " INT64_FORMAT " of plan \"%s\" succeeded: there is nothing to resume",
+						shared->resume_run_id, shared->plan),
+				 errhint("Start a new run with migrate_run().")));
+	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = 'running', finished_at = NULL, error = NULL,"
+								"   cancel_requested = false, resumes = resumes + 1, worker_pid = $2"
+								"   WHERE run_id = $1 RETURNING run_id, plan),"
+								" u AS (UPDATE migrate.run_range SET state = 'pending', worker_pid = NULL, error = NULL,"
+								"   sqlstate = NULL, finished_at = NULL WHERE run_id = $1 AND state <> 'succeeded'),"
+								" t AS (UPDATE migrate.run_table SET state = 'pending', error = NULL, finished_at = NULL"
+								"   WHERE run_id = $1 AND state <> 'succeeded')"
+								" INSERT INTO migrate.event (run_id, plan, event, details)"
+								" SELECT run_id, plan, 'run resumed', 'from state ' || $3 FROM r",
+								3, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "resuming run " INT64_FORMAT " failed: %s", shared->resume_run_id,
+			 SPI_result_code_string(ret));
+	end_catalog_txn();
+}
+
+/*
+ * Cut the run's tables into units (key ranges; with defer_indexes, the
+ * index and foreign key rebuilds) in one transaction, so that a crash
+ * leaves either all of them or none.
+ */
+static void
+worker_plan_units(MigrateWork *w)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(w->run_id)};
+	bool		defer;
+	bool		isnull;
+	Oid		   *targets;
+	int			ntargets;
+	int			ret;
+
+	begin_catalog_txn();
+	ret = SPI_execute_with_args("SELECT planned, defer_indexes AND NOT dry_run FROM migrate.run WHERE run_id = $1",
+								1, argtypes, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading migrate.run failed: %s", SPI_result_code_string(ret));
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	{
+		end_catalog_txn();
+		return;
+	}
+	defer = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	ret = SPI_execute_with_args("SELECT target::oid FROM migrate.run_table WHERE run_id = $1"
-								" ORDER BY load_order", 1, argtypes, args, NULL, true, 0);
+								" ORDER BY load_order", 1, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading migrate.run_table failed: %s", SPI_result_code_string(ret));
 	ntargets = SPI_processed;
-	targets = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * Max(ntargets, 1));
+	targets = palloc(sizeof(Oid) * Max(ntargets, 1));
 	for (int i = 0; i < ntargets; i++)
-	{
-		bool		isnull;
-
 		targets[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 													SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	end_catalog_txn();
-
-	migrate_worker_notice(shared, "run " INT64_FORMAT " of plan \"%s\": %d table%s%s",
-						  run_id, shared->plan, ntargets, ntargets == 1 ? "" : "s",
-						  shared->dry_run ? " (dry run: no target row is written)" : "");
-
-	for (int i = 0; i < ntargets && !cancelled; i++)
+	for (int i = 0; i < ntargets; i++)
 	{
 		current_target = targets[i];
-		cancelled = !migrate_load_table(shared, run_id, targets[i], shared->batch_size,
-										shared->dry_run);
+		migrate_plan_ranges(w, targets[i]);
+		if (defer)
+			migrate_defer_table(w, targets[i]);
 	}
 	current_target = InvalidOid;
-	pfree(targets);
-	return cancelled ? "cancelled" : "succeeded";
+	ret = SPI_execute_with_args("UPDATE migrate.run SET planned = true WHERE run_id = $1",
+								1, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "updating migrate.run failed: %s", SPI_result_code_string(ret));
+	end_catalog_txn();
+	migrate_worker_notice(w->shared, "run " INT64_FORMAT " of plan \"%s\": %d table%s, %d worker%s%s",
+						  w->run_id, w->plan, ntargets, ntargets == 1 ? "" : "s",
+						  w->parallel, w->parallel == 1 ? "" : "s",
+						  w->dry_run ? " (dry run: no target row is written)" : "");
+}
+
+/* Start parallel - 1 helpers; all or none (the error hints the setting). */
+static void
+start_helpers(MigrateWork *w)
+{
+	for (int i = 0; i < w->parallel - 1; i++)
+	{
+		BackgroundWorker worker;
+		BgwHandleStatus status;
+
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		worker.bgw_restart_time = BGW_NEVER_RESTART;
+		snprintf(worker.bgw_library_name, BGW_MAXLEN, "migrate");
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "migrate_helper_main");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "migrate helper %d of run " INT64_FORMAT, i + 1, w->run_id);
+		snprintf(worker.bgw_type, BGW_MAXLEN, "migrate worker");
+		worker.bgw_main_arg = Int64GetDatum(w->run_id);
+		memcpy(worker.bgw_extra, &MyDatabaseId, sizeof(Oid));
+		{
+			Oid			role = GetUserId();
+
+			memcpy(worker.bgw_extra + sizeof(Oid), &role, sizeof(Oid));
+		}
+		worker.bgw_notify_pid = MyProcPid;
+		if (!RegisterDynamicBackgroundWorker(&worker, &helper_handles[nhelpers]))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("could not start helper worker %d of %d for run " INT64_FORMAT " of plan \"%s\"",
+							i + 2, w->parallel, w->run_id, w->plan),
+					 errdetail("All background worker slots are in use."),
+					 errhint("Raise max_worker_processes (now %d) and restart the server, or pass a smaller parallel; migrate_resume(" INT64_FORMAT ") continues the run.",
+							 max_worker_processes, w->run_id)));
+		status = WaitForBackgroundWorkerStartup(helper_handles[nhelpers], &helper_pids[nhelpers]);
+		if (status != BGWH_STARTED)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("helper worker %d of run " INT64_FORMAT " of plan \"%s\" did not start",
+							i + 2, w->run_id, w->plan),
+					 errhint("See the server log; migrate_resume(" INT64_FORMAT ") continues the run.", w->run_id)));
+		nhelpers++;
+	}
+}
+
+/* Terminate the helpers still running and wait until they are gone. */
+static void
+stop_helpers(void)
+{
+	for (int i = 0; i < nhelpers; i++)
+	{
+		if (helper_handles[i] == NULL)
+			continue;
+		TerminateBackgroundWorker(helper_handles[i]);
+		(void) WaitForBackgroundWorkerShutdown(helper_handles[i]);
+		helper_handles[i] = NULL;
+	}
+}
+
+/*
+ * Claim the next unit this worker may work on: pending, every table of
+ * lower foreign-key depth done, and for index/fk units every key range of
+ * its own table done.  Sets *nothing_left when no unit is pending or
+ * running (and the run has been cut into units).  Needs SPI and a
+ * transaction; the unit's strings are copied into cxt.
+ */
+static bool
+claim_unit(MigrateWork *w, MigrateUnit *u, MemoryContext cxt, bool *nothing_left)
+{
+	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Datum		args[2];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int			ret;
+
+	args[0] = Int64GetDatum(w->run_id);
+	args[1] = Int32GetDatum(MyProcPid);
+	ret = SPI_execute_with_args("UPDATE migrate.run_range u SET state = 'running', worker_pid = $2,"
+								"       started_at = coalesce(u.started_at, clock_timestamp()), finished_at = NULL"
+								" WHERE (u.run_id, u.target, u.range_no) = ("
+								"   SELECT c.run_id, c.target, c.range_no"
+								"     FROM migrate.run_range c JOIN migrate.run_table t USING (run_id, target)"
+								"    WHERE c.run_id = $1 AND c.state = 'pending'"
+								"      AND NOT EXISTS (SELECT 1 FROM migrate.run_range d"
+								"                        JOIN migrate.run_table dt USING (run_id, target)"
+								"                       WHERE d.run_id = $1 AND dt.depth < t.depth AND d.state <> 'succeeded')"
+								"      AND (c.kind = 'load' OR NOT EXISTS (SELECT 1 FROM migrate.run_range l"
+								"            WHERE l.run_id = $1 AND l.target = c.target AND l.kind = 'load'"
+								"              AND l.state <> 'succeeded'))"
+								"    ORDER BY t.load_order, c.range_no"
+								"    LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
+								" RETURNING u.target::oid, u.range_no, u.kind, u.lo, u.hi, u.last_key,"
+								"           u.definition, u.check_sql,"
+								"           (SELECT count(*) FROM migrate.run_range o"
+								"             WHERE o.run_id = u.run_id AND o.target = u.target) = 1",
+								2, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "claiming a unit of run " INT64_FORMAT " failed: %s", w->run_id,
+			 SPI_result_code_string(ret));
+	*nothing_left = false;
+	if (SPI_processed == 0)
+	{
+		ret = SPI_execute_with_args("SELECT r.planned AND NOT EXISTS (SELECT 1 FROM migrate.run_range u"
+									"  WHERE u.run_id = r.run_id AND u.state IN ('pending', 'running'))"
+									"  FROM migrate.run r WHERE r.run_id = $1",
+									1, argtypes, args, NULL, false, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "reading migrate.run_range failed: %s", SPI_result_code_string(ret));
+		*nothing_left = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		return false;
+	}
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	memset(u, 0, sizeof(*u));
+	u->target = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+	u->range_no = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		char	   *v;
+
+		u->kind = pstrdup(SPI_getvalue(tup, desc, 3));
+		u->lo = (v = SPI_getvalue(tup, desc, 4)) ? pstrdup(v) : NULL;
+		u->hi = (v = SPI_getvalue(tup, desc, 5)) ? pstrdup(v) : NULL;
+		u->last_key = (v = SPI_getvalue(tup, desc, 6)) ? pstrdup(v) : NULL;
+		u->definition = (v = SPI_getvalue(tup, desc, 7)) ? pstrdup(v) : NULL;
+		u->check_sql = (v = SPI_getvalue(tup, desc, 8)) ? pstrdup(v) : NULL;
+		u->only_unit = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
+		MemoryContextSwitchTo(old);
+	}
+
+	args[1] = ObjectIdGetDatum(u->target);
+	argtypes[1] = OIDOID;
+	ret = SPI_execute_with_args("UPDATE migrate.run_table SET state = 'running',"
+								" started_at = coalesce(started_at, clock_timestamp())"
+								" WHERE run_id = $1 AND target = $2 AND state <> 'running'",
+								2, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
+	return true;
+}
+
+/*
+ * Coordinator: mark tables whose units all succeeded, and say so.
+ */
+static void
+sweep_tables(MigrateWork *w)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(w->run_id)};
+	int			ret;
+
+	begin_catalog_txn();
+	ret = SPI_execute_with_args("UPDATE migrate.run_table t SET state = 'succeeded',"
+								"       finished_at = (SELECT max(u.finished_at) FROM migrate.run_range u"
+								"                       WHERE u.run_id = t.run_id AND u.target = t.target)"
+								" WHERE t.run_id = $1 AND t.state <> 'succeeded'"
+								"   AND EXISTS (SELECT 1 FROM migrate.run_range u"
+								"                WHERE u.run_id = t.run_id AND u.target = t.target)"
+								"   AND NOT EXISTS (SELECT 1 FROM migrate.run_range u"
+								"                WHERE u.run_id = t.run_id AND u.target = t.target AND u.state <> 'succeeded')"
+								" RETURNING t.target::text, t.rows_read, t.rows_written, t.rows_rejected, t.rows_skipped,"
+								"   extract(epoch FROM t.finished_at - t.started_at)::float8,"
+								"   (SELECT count(*) FROM migrate.run_range u WHERE u.run_id = t.run_id AND u.target = t.target)",
+								1, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		nread = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		double		secs = DatumGetFloat8(SPI_getbinval(tup, desc, 6, &isnull));
+		int64		units = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+
+		migrate_worker_notice(w->shared,
+							  "loaded %s: " INT64_FORMAT " read, " INT64_FORMAT " %s, " INT64_FORMAT " rejected, " INT64_FORMAT " skipped in %.1f s (%.0f rows/s%s" INT64_FORMAT " unit%s)",
+							  SPI_getvalue(tup, desc, 1), nread,
+							  DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)),
+							  w->dry_run ? "would be written" : "written",
+							  DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull)),
+							  DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull)),
+							  secs, secs > 0 ? nread / secs : 0.0, ", ", units, units == 1 ? "" : "s");
+	}
+	end_catalog_txn();
+}
+
+/*
+ * Claim and work units until none is left (returns "succeeded") or the
+ * run stops ("cancelled", "interrupted").
+ */
+static const char *
+work_loop(MigrateWork *w)
+{
+	MemoryContext unitcxt = AllocSetContextCreate(TopMemoryContext, "migrate unit",
+												  ALLOCSET_SMALL_SIZES);
+
+	for (;;)
+	{
+		MigrateUnit unit;
+		const char *stop;
+		bool		claimed;
+		bool		nothing_left;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(unitcxt);
+		begin_catalog_txn();
+		stop = migrate_work_should_stop(w);
+		if (stop)
+		{
+			end_catalog_txn();
+			return stop;
+		}
+		claimed = claim_unit(w, &unit, unitcxt, &nothing_left);
+		end_catalog_txn();
+
+		if (!claimed)
+		{
+			if (nothing_left)
+				return "succeeded";
+			if (w->shared)
+				sweep_tables(w);
+			/* units are running elsewhere or wait for their parents */
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 100L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			continue;
+		}
+
+		current_target = unit.target;
+		if (strcmp(unit.kind, "load") == 0)
+			stop = migrate_load_range(w, &unit);
+		else
+		{
+			migrate_run_deferred(w, &unit);
+			stop = NULL;
+		}
+		current_target = InvalidOid;
+		if (stop)
+			return stop;
+		if (w->shared)
+			sweep_tables(w);
+	}
 }
 
 /* Record the run's end (succeeded or cancelled) and tell the caller. */
 static void
-worker_finish_run(MigrateRunShared *shared, int64 run_id, const char *state)
+worker_finish_run(MigrateWork *w, const char *state)
 {
 	Oid			argtypes[3] = {INT8OID, TEXTOID, INT8OID};
 	Datum		args[3];
@@ -345,56 +824,70 @@ worker_finish_run(MigrateRunShared *shared, int64 run_id, const char *state)
 
 	migrate_worker_sample_memory();
 	begin_catalog_txn();
-	args[0] = Int64GetDatum(run_id);
+	args[0] = Int64GetDatum(w->run_id);
 	args[1] = CStringGetTextDatum(state);
 	args[2] = Int64GetDatum(peak_anon_kb);
 	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = $2, finished_at = now(),"
-								"   peak_memory_kb = $3 WHERE run_id = $1 RETURNING plan),"
+								"   peak_memory_kb = greatest(peak_memory_kb, $3) WHERE run_id = $1 RETURNING plan),"
+								" g AS (UPDATE migrate.run_range SET state = 'cancelled'"
+								"   WHERE run_id = $1 AND state IN ('pending', 'running')),"
 								" t AS (UPDATE migrate.run_table SET state = 'cancelled'"
 								"   WHERE run_id = $1 AND state IN ('pending', 'running'))"
 								" INSERT INTO migrate.event (run_id, plan, event)"
 								" SELECT $1, plan, 'run ' || $2 FROM r",
 								3, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "recording the end of run " INT64_FORMAT " failed: %s", run_id,
+		elog(ERROR, "recording the end of run " INT64_FORMAT " failed: %s", w->run_id,
 			 SPI_result_code_string(ret));
 	end_catalog_txn();
 
-	migrate_worker_notice(shared, "run " INT64_FORMAT " %s", run_id, state);
-	worker_report(shared, MIGRATE_PHASE_FINISHED, run_id, NULL);
+	migrate_worker_notice(w->shared, "run " INT64_FORMAT " %s", w->run_id, state);
+	worker_report(w->shared, MIGRATE_PHASE_FINISHED, w->run_id, NULL);
 }
 
 /*
- * Record a failed run (if it got as far as having a row) and hand the error
- * to the caller.  Runs after AbortCurrentTransaction.
+ * Record a failed (or, when a helper vanished, interrupted) run, if it got
+ * as far as having a row, and hand the error to the caller.  Runs after
+ * AbortCurrentTransaction, with the helpers stopped.
  */
 static void
-worker_fail_run(MigrateRunShared *shared, int64 run_id, ErrorData *edata)
+worker_fail_run(MigrateWork *w, ErrorData *edata)
 {
-	if (run_id > 0)
+	if (w->run_id > 0)
 	{
 		PG_TRY();
 		{
-			Oid			argtypes[4] = {INT8OID, TEXTOID, OIDOID, INT8OID};
-			Datum		args[4];
+			Oid			argtypes[7] = {INT8OID, TEXTOID, OIDOID, INT8OID, TEXTOID, INT4OID, TEXTOID};
+			Datum		args[7];
 			int			ret;
 
 			migrate_worker_sample_memory();
 			begin_catalog_txn();
-			args[0] = Int64GetDatum(run_id);
+			args[0] = Int64GetDatum(w->run_id);
 			args[1] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
 			args[2] = ObjectIdGetDatum(current_target);
 			args[3] = Int64GetDatum(peak_anon_kb);
-			ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = 'failed', finished_at = now(),"
-										"   error = $2, peak_memory_kb = $4 WHERE run_id = $1 RETURNING plan),"
-										" t AS (UPDATE migrate.run_table SET state = 'failed', error = $2,"
-										"   finished_at = now() WHERE run_id = $1 AND target = $3)"
+			args[4] = CStringGetTextDatum(helper_vanished ? "interrupted" : "failed");
+			args[5] = Int32GetDatum(MyProcPid);
+			args[6] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+			ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = $5, finished_at = now(),"
+										"   error = $2, peak_memory_kb = greatest(peak_memory_kb, $4)"
+										"   WHERE run_id = $1 RETURNING plan),"
+										" mine AS (UPDATE migrate.run_range SET state = 'failed', error = $2, sqlstate = $7,"
+										"   finished_at = clock_timestamp()"
+										"   WHERE run_id = $1 AND worker_pid = $6 AND state = 'running' AND target = $3),"
+										" others AS (UPDATE migrate.run_range SET state = 'interrupted'"
+										"   WHERE run_id = $1 AND state = 'running' AND NOT (worker_pid = $6 AND target = $3)),"
+										" tf AS (UPDATE migrate.run_table SET state = 'failed', error = $2,"
+										"   finished_at = now() WHERE run_id = $1 AND target = $3),"
+										" ti AS (UPDATE migrate.run_table SET state = 'interrupted'"
+										"   WHERE run_id = $1 AND target <> $3 AND state = 'running')"
 										" INSERT INTO migrate.event (run_id, plan, event, details)"
-										" SELECT $1, plan, 'run failed', $2 FROM r",
-										4, argtypes, args, NULL, false, 0);
+										" SELECT $1, plan, 'run ' || $5, $2 FROM r",
+										7, argtypes, args, NULL, false, 0);
 			if (ret != SPI_OK_INSERT)
 				elog(ERROR, "recording the failure of run " INT64_FORMAT " failed: %s",
-					 run_id, SPI_result_code_string(ret));
+					 w->run_id, SPI_result_code_string(ret));
 			end_catalog_txn();
 		}
 		PG_CATCH();
@@ -406,19 +899,32 @@ worker_fail_run(MigrateRunShared *shared, int64 run_id, ErrorData *edata)
 		}
 		PG_END_TRY();
 	}
-	worker_report(shared, MIGRATE_PHASE_FINISHED, run_id, edata);
+	worker_report(w->shared, MIGRATE_PHASE_FINISHED, w->run_id, edata);
+}
+
+/* Connect to the caller's database as the caller, with its search_path. */
+static void
+connect_worker(Oid database_id, Oid role_id, const char *search_path)
+{
+	if (OidIsValid(database_id))
+		BackgroundWorkerInitializeConnectionByOid(database_id, role_id, 0);
+	SetConfigOption("application_name", "migrate worker", PGC_USERSET, PGC_S_SESSION);
+	if (search_path)
+		SetConfigOption("search_path", search_path, PGC_USERSET, PGC_S_SESSION);
+	pgstat_report_appname("migrate worker");
 }
 
 /*
- * Entry point, registered by migrate_run().  main_arg is the handle of the
- * shared segment describing the run.
+ * Entry point of a run's coordinator, registered by migrate_run() and
+ * migrate_resume().  main_arg is the handle of the shared segment
+ * describing the run.
  */
 void
 migrate_worker_main(Datum main_arg)
 {
 	dsm_segment *seg;
 	MigrateRunShared *shared;
-	volatile int64 run_id = 0;	/* set in PG_TRY, read in PG_CATCH */
+	MigrateWork *w;
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -431,21 +937,136 @@ migrate_worker_main(Datum main_arg)
 				 errdetail("The backend that called migrate_run() went away before the worker started.")));
 	shared = dsm_segment_address(seg);
 
-	BackgroundWorkerInitializeConnectionByOid(shared->database_id, shared->role_id, 0);
-	SetConfigOption("application_name", "migrate worker", PGC_USERSET, PGC_S_SESSION);
-	SetConfigOption("search_path", shared->search_path, PGC_USERSET, PGC_S_SESSION);
-	pgstat_report_appname("migrate worker");
+	connect_worker(shared->database_id, shared->role_id, shared->search_path);
 	pgstat_report_activity(STATE_RUNNING, psprintf("migrate: starting a run of plan %s",
 												   shared->plan));
+
+	w = MemoryContextAllocZero(TopMemoryContext, sizeof(MigrateWork));
+	w->shared = shared;
+	strlcpy(w->plan, shared->plan, sizeof(w->plan));
 
 	PG_TRY();
 	{
 		const char *state;
 
-		run_id = worker_start_run(shared);
-		worker_report(shared, MIGRATE_PHASE_RUNNING, run_id, NULL);
-		state = worker_run_tables(shared, run_id);
-		worker_finish_run(shared, run_id, state);
+		if (shared->resume_run_id > 0)
+		{
+			w->run_id = shared->resume_run_id;
+			worker_resume_run(shared);
+		}
+		else
+			w->run_id = worker_start_run(shared);
+
+		/* what the run was started with, also when it is resumed */
+		begin_catalog_txn();
+		{
+			Oid			argtypes[1] = {INT8OID};
+			Datum		args[1] = {Int64GetDatum(w->run_id)};
+			bool		isnull;
+			int			ret;
+
+			ret = SPI_execute_with_args("SELECT dry_run, batch_size, parallel FROM migrate.run WHERE run_id = $1",
+										1, argtypes, args, NULL, false, 1);
+			if (ret != SPI_OK_SELECT || SPI_processed != 1)
+				elog(ERROR, "reading migrate.run failed: %s", SPI_result_code_string(ret));
+			w->dry_run = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			w->batch_size = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+			w->parallel = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		}
+		end_catalog_txn();
+
+		worker_report(shared, MIGRATE_PHASE_RUNNING, w->run_id, NULL);
+		worker_plan_units(w);
+		start_helpers(w);
+		state = work_loop(w);
+
+		/* the helpers finish their units (or stop, when cancelled) */
+		for (int i = 0; i < nhelpers; i++)
+		{
+			if (helper_handles[i])
+				(void) WaitForBackgroundWorkerShutdown(helper_handles[i]);
+		}
+		/* a helper's failure, or a helper gone, raises here */
+		begin_catalog_txn();
+		(void) migrate_work_should_stop(w);
+		end_catalog_txn();
+		sweep_tables(w);
+		worker_finish_run(w, state);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		migrate_route_end();
+		stop_helpers();
+		RESUME_INTERRUPTS();
+		if (foreign_error && !helper_vanished)
+			current_target = InvalidOid;
+		worker_fail_run(w, edata);
+	}
+	PG_END_TRY();
+
+	pgstat_report_activity(STATE_IDLE, NULL);
+	dsm_detach(seg);
+	proc_exit(0);
+}
+
+/*
+ * Entry point of a helper, started by the coordinator.  main_arg is the run
+ * id; bgw_extra holds the database and role.  An error marks the helper's
+ * unit (and table) failed, for the coordinator to see.
+ */
+void
+migrate_helper_main(Datum main_arg)
+{
+	MigrateWork *w;
+	Oid			database_id;
+	Oid			role_id;
+	char	   *search_path = NULL;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	memcpy(&database_id, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	memcpy(&role_id, MyBgworkerEntry->bgw_extra + sizeof(Oid), sizeof(Oid));
+
+	w = MemoryContextAllocZero(TopMemoryContext, sizeof(MigrateWork));
+	w->run_id = DatumGetInt64(main_arg);
+
+	BackgroundWorkerInitializeConnectionByOid(database_id, role_id, 0);
+	begin_catalog_txn();
+	{
+		Oid			argtypes[1] = {INT8OID};
+		Datum		args[1] = {Int64GetDatum(w->run_id)};
+		bool		isnull;
+		int			ret;
+		char	   *v;
+
+		ret = SPI_execute_with_args("SELECT plan, dry_run, batch_size, parallel, search_path"
+									"  FROM migrate.run WHERE run_id = $1",
+									1, argtypes, args, NULL, false, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "run " INT64_FORMAT " not found: %s", w->run_id, SPI_result_code_string(ret));
+		strlcpy(w->plan, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), sizeof(w->plan));
+		w->dry_run = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		w->batch_size = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		w->parallel = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+		v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+		if (v)
+			search_path = MemoryContextStrdup(TopMemoryContext, v);
+	}
+	end_catalog_txn();
+	connect_worker(InvalidOid, InvalidOid, search_path);
+	pgstat_report_activity(STATE_RUNNING, psprintf("migrate: helper of run " INT64_FORMAT, w->run_id));
+
+	PG_TRY();
+	{
+		(void) work_loop(w);
 	}
 	PG_CATCH();
 	{
@@ -459,11 +1080,30 @@ migrate_worker_main(Datum main_arg)
 		AbortCurrentTransaction();
 		migrate_route_end();
 		RESUME_INTERRUPTS();
-		worker_fail_run(shared, run_id, edata);
+		begin_catalog_txn();
+		{
+			Oid			argtypes[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, OIDOID};
+			Datum		args[5];
+			int			ret;
+
+			args[0] = Int64GetDatum(w->run_id);
+			args[1] = Int32GetDatum(MyProcPid);
+			args[2] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
+			args[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+			args[4] = ObjectIdGetDatum(current_target);
+			ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET state = 'failed', error = $3,"
+										"   sqlstate = $4, finished_at = clock_timestamp()"
+										"   WHERE run_id = $1 AND worker_pid = $2 AND state = 'running' RETURNING 1)"
+										" UPDATE migrate.run_table SET state = 'failed', error = $3, finished_at = now()"
+										" WHERE run_id = $1 AND target = $5",
+										5, argtypes, args, NULL, false, 0);
+			if (ret != SPI_OK_UPDATE)
+				elog(ERROR, "recording a helper's failure failed: %s", SPI_result_code_string(ret));
+		}
+		end_catalog_txn();
 	}
 	PG_END_TRY();
 
 	pgstat_report_activity(STATE_IDLE, NULL);
-	dsm_detach(seg);
 	proc_exit(0);
 }

@@ -1,0 +1,208 @@
+/*-------------------------------------------------------------------------
+ *
+ * defer.c
+ *	  Index and foreign key deferral: a full load into an empty table runs
+ *	  without the table's secondary indexes and foreign keys, which are
+ *	  rebuilt and re-validated once its key ranges are loaded.
+ *
+ * With the plan option defer_indexes, the coordinator (in the transaction
+ * that cuts the run into units) drops each non-unique index and each
+ * foreign key of an empty target loaded in mode insert, and records how to
+ * restore it as a unit of the run (run_range kind 'index' or 'fk'), so that
+ * a crash leaves either both the drop and the unit, or neither; resuming
+ * the run restores them.  Unique indexes and primary keys stay: they decide
+ * which rows are refused.  Workers claim these units like key ranges, once
+ * every range of the table is loaded, so indexes are built in parallel.
+ *
+ * Rows a foreign key would have refused are the same either way: before
+ * the constraint is added back (NOT VALID, then VALIDATE), the fk unit
+ * moves the orphan rows to migrate.reject with SQLSTATE 23503 and the
+ * message the constraint gives, and moves them from the table's written to
+ * its rejected count.  Parents load before children, so the orphans are
+ * exactly the rows a load with the constraint in place would have refused.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+
+#include "migrate.h"
+
+/*
+ * For one target table: each non-unique index not backing a constraint
+ * (name, its CREATE INDEX), then each foreign key (name, the DDL that
+ * re-adds and validates it, the statement that rejects its orphans; the
+ * latter takes the run id as $1).
+ */
+static const char *deferrable_sql =
+"SELECT 'index', i.indexrelid::regclass::text, pg_catalog.pg_get_indexdef(i.indexrelid), NULL"
+"  FROM pg_catalog.pg_index i"
+" WHERE i.indrelid = $1 AND NOT i.indisunique AND NOT i.indisprimary"
+"   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid)"
+" UNION ALL "
+"SELECT 'fk', c.conname,"
+"       format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID; ALTER TABLE %s VALIDATE CONSTRAINT %I',"
+"              c.conrelid::regclass, c.conname, pg_catalog.pg_get_constraintdef(c.oid),"
+"              c.conrelid::regclass, c.conname),"
+"       format('WITH o AS (DELETE FROM %s AS c WHERE %s AND NOT EXISTS (SELECT 1 FROM %s AS p WHERE %s) RETURNING c.*)'"
+"              ' INSERT INTO migrate.reject (run_id, target, source_key, source_row, reason, message, detail)'"
+"              ' SELECT $1, %L::regclass, %s, to_jsonb(o), ''23503'', %L,'"
+"              ' format(%L, concat_ws('', '', %s)) FROM o',"
+"              c.conrelid::regclass, cols.not_null, c.confrelid::regclass, cols.joined,"
+"              c.conrelid::regclass::text, k.key_text,"
+"              format('insert or update on table \"%s\" violates foreign key constraint \"%s\"',"
+"                     cc.relname, c.conname),"
+"              format('Key (%s)=(%%s) is not present in table \"%s\".', cols.names, pc.relname),"
+"              cols.values)"
+"  FROM pg_catalog.pg_constraint c"
+"  JOIN pg_catalog.pg_class pc ON pc.oid = c.confrelid"
+"  JOIN pg_catalog.pg_class cc ON cc.oid = c.conrelid"
+"  CROSS JOIN LATERAL ("
+"       SELECT string_agg(format('c.%I IS NOT NULL', a.attname), ' AND ' ORDER BY n) AS not_null,"
+"              string_agg(format('p.%I = c.%I', pa.attname, a.attname), ' AND ' ORDER BY n) AS joined,"
+"              string_agg(quote_ident(a.attname), ', ' ORDER BY n) AS names,"
+"              string_agg(format('o.%I', a.attname), ', ' ORDER BY n) AS values"
+"         FROM unnest(c.conkey, c.confkey) WITH ORDINALITY AS x(ck, fk, n)"
+"         JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = x.ck"
+"         JOIN pg_catalog.pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = x.fk) cols"
+"  CROSS JOIN LATERAL ("
+"       SELECT CASE WHEN array_length(m.key, 1) = 1 THEN format('(o.%I)::text', m.key[1])"
+"                   ELSE format('ROW(%s)::text', (SELECT string_agg(format('o.%I', kc), ', ' ORDER BY kn)"
+"                                                   FROM unnest(m.key) WITH ORDINALITY AS y(kc, kn)))"
+"              END AS key_text"
+"         FROM migrate.table_map m WHERE m.plan = $2 AND m.target = c.conrelid) k"
+" WHERE c.conrelid = $1 AND c.contype = 'f'";
+
+/*
+ * Drop what can be deferred on an empty target loaded in mode insert and
+ * record a unit to restore each.  Needs SPI and the planning transaction.
+ */
+void
+migrate_defer_table(MigrateWork *w, Oid target)
+{
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		args[2];
+	bool		isnull;
+	int			ret;
+	SPITupleTable *items;
+	uint64		nitems;
+	char	   *relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(target)),
+													 get_rel_name(target));
+
+	args[0] = ObjectIdGetDatum(target);
+	args[1] = CStringGetTextDatum(w->plan);
+	ret = SPI_execute(psprintf("SELECT m.mode = 'insert' AND NOT EXISTS (SELECT 1 FROM %s)"
+							   "  FROM migrate.table_map m WHERE m.plan = %s AND m.target = %u",
+							   relname, quote_literal_cstr(w->plan), target),
+					  false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "checking table %s for deferral failed: %s", relname,
+			 SPI_result_code_string(ret));
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	{
+		migrate_worker_notice(w->shared, "%s keeps its indexes: deferral needs an empty table loaded in mode insert",
+							  relname);
+		return;
+	}
+
+	ret = SPI_execute_with_args(deferrable_sql, 2, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the indexes of %s failed: %s", relname, SPI_result_code_string(ret));
+	items = SPI_tuptable;
+	nitems = SPI_processed;
+	for (uint64 i = 0; i < nitems; i++)
+	{
+		char	   *kind = SPI_getvalue(items->vals[i], items->tupdesc, 1);
+		char	   *name = SPI_getvalue(items->vals[i], items->tupdesc, 2);
+		char	   *definition = SPI_getvalue(items->vals[i], items->tupdesc, 3);
+		char	   *check_sql = SPI_getvalue(items->vals[i], items->tupdesc, 4);
+		Oid			utypes[6] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
+		Datum		uargs[6];
+		char		unulls[6] = "      ";
+
+		uargs[0] = Int64GetDatum(w->run_id);
+		uargs[1] = ObjectIdGetDatum(target);
+		uargs[2] = Int32GetDatum((strcmp(kind, "index") == 0 ? 1000 : 2000) + (int) i);
+		uargs[3] = CStringGetTextDatum(kind);
+		uargs[4] = CStringGetTextDatum(definition);
+		uargs[5] = check_sql ? CStringGetTextDatum(check_sql) : (Datum) 0;
+		unulls[5] = check_sql ? ' ' : 'n';
+		ret = SPI_execute_with_args("INSERT INTO migrate.run_range (run_id, target, range_no, kind, definition, check_sql)"
+									" VALUES ($1, $2, $3, $4, $5, $6)",
+									6, utypes, uargs, unulls, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "inserting into migrate.run_range failed: %s", SPI_result_code_string(ret));
+		if (strcmp(kind, "index") == 0)
+			ret = SPI_execute(psprintf("DROP INDEX %s", name), false, 0);
+		else
+			ret = SPI_execute(psprintf("ALTER TABLE %s DROP CONSTRAINT %s", relname,
+									   quote_identifier(name)), false, 0);
+		if (ret != SPI_OK_UTILITY)
+			elog(ERROR, "dropping %s of %s failed: %s", name, relname, SPI_result_code_string(ret));
+	}
+	if (nitems > 0)
+		migrate_worker_notice(w->shared, "%s: " UINT64_FORMAT " index%s and foreign key%s deferred to the end of its load",
+							  relname, nitems, nitems == 1 ? "" : "es", nitems == 1 ? "" : "s");
+}
+
+/*
+ * Work an index or fk unit: rebuild the index, or reject the orphans and
+ * re-add and validate the foreign key.  One transaction.
+ */
+void
+migrate_run_deferred(MigrateWork *w, MigrateUnit *u)
+{
+	int			ret;
+	int64		orphans = 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("migrate run " INT64_FORMAT ": %s", w->run_id, u->definition));
+
+	if (strcmp(u->kind, "fk") == 0)
+	{
+		Oid			argtypes[1] = {INT8OID};
+		Datum		args[1] = {Int64GetDatum(w->run_id)};
+		Oid			ctypes[4] = {INT8OID, OIDOID, INT4OID, INT8OID};
+		Datum		cargs[4];
+
+		ret = SPI_execute_with_args(u->check_sql, 1, argtypes, args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "rejecting the orphans of %s failed: %s", get_rel_name(u->target),
+				 SPI_result_code_string(ret));
+		orphans = SPI_processed;
+
+		/* the orphans were counted written by the ranges: they are rejects */
+		cargs[0] = Int64GetDatum(w->run_id);
+		cargs[1] = ObjectIdGetDatum(u->target);
+		cargs[2] = Int32GetDatum(u->range_no);
+		cargs[3] = Int64GetDatum(orphans);
+		ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET rows_written = rows_written - $4,"
+									"   rows_rejected = rows_rejected + $4"
+									"   WHERE run_id = $1 AND target = $2 AND range_no = $3)"
+									" UPDATE migrate.run_table SET rows_written = rows_written - $4,"
+									"   rows_rejected = rows_rejected + $4 WHERE run_id = $1 AND target = $2",
+									4, ctypes, cargs, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "updating the counts of %s failed: %s", get_rel_name(u->target),
+				 SPI_result_code_string(ret));
+	}
+	ret = SPI_execute(u->definition, false, 0);
+	if (ret != SPI_OK_UTILITY)
+		elog(ERROR, "restoring \"%s\" failed: %s", u->definition, SPI_result_code_string(ret));
+	migrate_unit_done(w, u, -1);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
