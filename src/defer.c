@@ -51,10 +51,10 @@ static const char *deferrable_sql =
 "       format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID; ALTER TABLE %s VALIDATE CONSTRAINT %I',"
 "              c.conrelid::regclass, c.conname, pg_catalog.pg_get_constraintdef(c.oid),"
 "              c.conrelid::regclass, c.conname),"
-"       format('WITH o AS (DELETE FROM %s AS c WHERE %s AND NOT EXISTS (SELECT 1 FROM %s AS p WHERE %s) RETURNING c.*)'"
-"              ' INSERT INTO migrate.reject (run_id, target, source_key, source_row, reason, message, detail)'"
-"              ' SELECT $1, %L::regclass, %s, to_jsonb(o), ''23503'', %L,'"
-"              ' format(%L, concat_ws('', '', %s)) FROM o',"
+"       format('WITH o AS (DELETE FROM %s AS c WHERE %s AND NOT EXISTS (SELECT 1 FROM %s AS p WHERE %s) RETURNING c.*)"
+" INSERT INTO migrate.reject (run_id, target, source_key, source_row, reason, message, detail)"
+" SELECT $1, %L::regclass, %s, to_jsonb(o), ''23503'', %L,"
+" format(%L, concat_ws('', '', %s)) FROM o',"
 "              c.conrelid::regclass, cols.not_null, c.confrelid::regclass, cols.joined,"
 "              c.conrelid::regclass::text, k.key_text,"
 "              format('insert or update on table \"%s\" violates foreign key constraint \"%s\"',"
@@ -112,6 +112,9 @@ migrate_defer_table(MigrateWork *w, Oid target)
 		return;
 	}
 
+	/* another session's lock on the table fails the run rather than hang it */
+	if (SPI_execute("SET LOCAL lock_timeout = '60s'", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "SET lock_timeout failed");
 	ret = SPI_execute_with_args(deferrable_sql, 2, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading the indexes of %s failed: %s", relname, SPI_result_code_string(ret));

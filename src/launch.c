@@ -32,6 +32,8 @@
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/wait_event.h"
 
 #include "migrate.h"
@@ -145,15 +147,43 @@ check_request(const char *plan, ArrayType *tables, char *tables_out)
 						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), plan),
 				 errhint("Recreate the foreign table (IMPORT FOREIGN SCHEMA) or remap the table with migrate_table().")));
 
-	/* parse and type-check every mapping the run will use */
+	/*
+	 * Parse and type-check every mapping the run will use.  Planning the
+	 * batch statements locks the targets; the check runs in a subtransaction
+	 * that is rolled back, so those locks go with it and the worker (which
+	 * may drop the targets' indexes) never waits for this session.
+	 */
 	{
 		Oid			checktypes[2] = {TEXTOID, TEXTOID};
 		Datum		checkargs[2] = {args[0], tables ? CStringGetTextDatum(tables_out) : (Datum) 0};
+		MemoryContext oldcxt = CurrentMemoryContext;
+		ResourceOwner oldowner = CurrentResourceOwner;
 
-		ret = SPI_execute_with_args("SELECT migrate._check_plan($1, $2::oid[])",
-									2, checktypes, checkargs, nulls, true, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "checking the plan failed: %s", SPI_result_code_string(ret));
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+		PG_TRY();
+		{
+			ret = SPI_execute_with_args("SELECT migrate._check_plan($1, $2::oid[])",
+										2, checktypes, checkargs, nulls, false, 0);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "checking the plan failed: %s", SPI_result_code_string(ret));
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+			ReThrowError(edata);
+		}
+		PG_END_TRY();
 	}
 
 	/*
