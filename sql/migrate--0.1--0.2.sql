@@ -119,8 +119,12 @@ BEGIN
     CASE t
         WHEN 'date'::regtype THEN
             RETURN 'pg_catalog.timestamp_hash_extended((%s)::timestamp without time zone, %s)';
-        WHEN 'timestamptz'::regtype THEN    -- independent of the session's TimeZone
-            RETURN 'pg_catalog.hash_numeric_extended(EXTRACT(epoch FROM %s), %s)';
+        WHEN 'timestamptz'::regtype THEN
+            -- the distance to the epoch: immutable and independent of the
+            -- session's TimeZone (EXTRACT(epoch ...) is stable: not shipped)
+            RETURN 'CASE WHEN pg_catalog.isfinite(%1$s)'
+                   ' THEN pg_catalog.interval_hash_extended(%1$s - ''1970-01-01 00:00:00+00''::timestamptz, %2$s)'
+                   ' ELSE pg_catalog.hashint4extended((%1$s > ''1970-01-01 00:00:00+00''::timestamptz)::integer, %2$s) END';
         WHEN 'bool'::regtype THEN
             RETURN 'pg_catalog.hashint4extended((%s)::integer, %s)';
         WHEN 'bytea'::regtype THEN
