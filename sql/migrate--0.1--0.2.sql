@@ -172,6 +172,1017 @@ $$;
 
 -- ==== verification, diff and report (issue 4) ====
 
+/*
+ * migrate_verify() reconciles each table of a run with its source,
+ * migrate_diff() finds the keys that differ, migrate_report() writes the run
+ * up as Markdown.  All three compare the *mapped* rows: the source side is
+ * the plan's expression of each target column, cast as the engine casts it
+ * and then to the column's exact type (with its typmod), so renamed, cast
+ * and computed columns compare with what the target holds.
+ *
+ * The checksum of a set of rows is, per mapped column c, count(c) and
+ * sum(hash_c(c, seed)) where seed is the hash of the row's key: a sum is
+ * order-independent, the seed ties each value to its row (values swapped
+ * between rows change it), count(c) tells NULL from any value (NULL and ''
+ * differ), and hash_c is the extended hash function of the column type's
+ * default hash opclass (hashtextextended for text, so 'a' and 'a ' differ).
+ * These are built-in, so postgres_fdw ships the whole aggregate to the
+ * source (EXPLAIN VERBOSE shows "Relations: Aggregate on"): only one row
+ * crosses the wire.  Where anything is not shippable (a user function such
+ * as migrate_lookup, a text cast, another FDW) the same statement streams
+ * the source rows once and aggregates them here.  Source and target sides
+ * run as one UNION ALL, so with the server option async_capable the source
+ * computes while the target is scanned.
+ *
+ * Rows the run rejected (migrate.reject, not loaded) are left out of both
+ * sides, by key.
+ */
+
+CREATE TABLE migrate.verification (
+    verification_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id       bigint NOT NULL REFERENCES migrate.run ON DELETE CASCADE,
+    target       regclass NOT NULL,
+    check_name   text NOT NULL,                     -- row count, checksum, rule <name>, foreign key <name>
+    source_value text,                              -- what the source (or the plan) says
+    target_value text,                              -- what the target holds
+    ok           boolean NOT NULL,
+    details      text,
+    verified_at  timestamptz NOT NULL DEFAULT now(), -- one call of migrate_verify(): one timestamp
+    verified_by  name NOT NULL DEFAULT current_user
+);
+CREATE INDEX ON migrate.verification (run_id, verified_at);
+
+-- Foreign keys the plan implies but the target does not declare (declared
+-- with migrate_foreign_key(); FKs of local source tables are found alone).
+CREATE TABLE migrate.foreign_key (
+    plan        text NOT NULL,
+    target      regclass NOT NULL,
+    columns     name[] NOT NULL CHECK (pg_catalog.cardinality(columns) > 0),
+    ref_target  regclass NOT NULL,
+    ref_columns name[] NOT NULL,
+    PRIMARY KEY (plan, target, columns),
+    FOREIGN KEY (plan, target) REFERENCES migrate.table_map
+        ON UPDATE CASCADE ON DELETE CASCADE,
+    CHECK (pg_catalog.cardinality(columns) = pg_catalog.cardinality(ref_columns))
+);
+SELECT pg_catalog.pg_extension_config_dump('migrate.foreign_key', '');
+
+-- Results of migrate_diff(), one row per differing key.
+CREATE SEQUENCE migrate.diff_id_seq;
+CREATE TABLE migrate.diff_result (
+    result_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    diff_id     bigint NOT NULL,
+    plan        text NOT NULL,
+    run_id      bigint REFERENCES migrate.run ON DELETE CASCADE,
+    target      regclass NOT NULL,
+    key         text,                               -- the key's text, as in migrate.reject.source_key
+    kind        text NOT NULL CHECK (kind IN ('missing', 'extra', 'changed')),
+    columns     name[],                             -- changed: the mapped columns that differ
+    diffed_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON migrate.diff_result (diff_id);
+
+ALTER TABLE migrate.run ADD COLUMN verified boolean;          -- NULL: never verified
+ALTER TABLE migrate.run ADD COLUMN verified_at timestamptz;
+ALTER TABLE migrate.run ADD COLUMN report text;                -- last migrate_report()
+
+GRANT SELECT ON migrate.verification, migrate.foreign_key, migrate.diff_result TO PUBLIC;
+
+-- How a value of a type is hashed, as a format() template over the value
+-- and a bigint seed: the extended hash function of the type's default hash
+-- opclass where it can be called with the value, a shippable rewrite where
+-- it cannot, the hash of the text output as the last resort (not shippable:
+-- such a column makes the source stream).
+CREATE OR REPLACE FUNCTION migrate._hash_template(p_type oid)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t oid := p_type;
+    ty pg_type;
+    fn text;
+    fallback constant text := 'pg_catalog.hashtextextended((%s)::text, %s)';
+BEGIN
+    LOOP    -- a domain hashes as its base type
+        SELECT * INTO ty FROM pg_type WHERE oid = t;
+        EXIT WHEN NOT FOUND OR ty.typtype <> 'd';
+        t := ty.typbasetype;
+    END LOOP;
+    CASE t
+        WHEN 'date'::regtype THEN
+            RETURN 'pg_catalog.timestamp_hash_extended((%s)::timestamp without time zone, %s)';
+        WHEN 'timestamptz'::regtype THEN
+            -- the distance to the epoch: immutable and independent of the
+            -- session's TimeZone (EXTRACT(epoch ...) is stable: not shipped)
+            RETURN 'CASE WHEN pg_catalog.isfinite(%1$s)'
+                   ' THEN pg_catalog.interval_hash_extended(%1$s - ''1970-01-01 00:00:00+00''::timestamptz, %2$s)'
+                   ' ELSE pg_catalog.hashint4extended((%1$s > ''1970-01-01 00:00:00+00''::timestamptz)::integer, %2$s) END';
+        WHEN 'bool'::regtype THEN
+            RETURN 'pg_catalog.hashint4extended((%s)::integer, %s)';
+        WHEN 'bytea'::regtype THEN
+            RETURN 'pg_catalog.hashtextextended(pg_catalog.md5(%s), %s)';
+        ELSE
+    END CASE;
+    SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(pr.proname) INTO fn
+      FROM pg_opclass oc
+      JOIN pg_amproc p ON p.amprocfamily = oc.opcfamily AND p.amprocnum = 2
+       AND p.amproclefttype = oc.opcintype AND p.amprocrighttype = oc.opcintype
+      JOIN pg_proc pr ON pr.oid = p.amproc
+      JOIN pg_namespace n ON n.oid = pr.pronamespace
+     WHERE oc.opcmethod = (SELECT oid FROM pg_am WHERE amname = 'hash') AND oc.opcdefault
+       AND (pr.proargtypes[0] = t
+            OR (pr.proargtypes[0] = oc.opcintype
+                AND EXISTS (SELECT 1 FROM pg_cast c WHERE c.castsource = t
+                               AND c.casttarget = oc.opcintype AND c.castmethod = 'b'))
+            OR (pr.proargtypes[0] = 'anyarray'::regtype AND ty.typsubscript = 'array_subscript_handler'::regproc
+                AND migrate._hash_template(ty.typelem) <> fallback)
+            OR (pr.proargtypes[0] = 'anyenum'::regtype AND ty.typtype = 'e'))
+     ORDER BY pr.proargtypes[0] = t DESC,
+              (SELECT typispreferred FROM pg_type WHERE oid = oc.opcintype) DESC  -- varchar: text, not bpchar
+     LIMIT 1;
+    RETURN coalesce(fn || '(%s, %s)', fallback);
+END;
+$$;
+
+-- Each mapped target column as the checks compare it: the value on the
+-- source side (the plan's expression, cast as the engine casts it, then to
+-- the column's exact type and typmod, as the INSERT assigns it), on the
+-- target side, and its hash template.
+CREATE OR REPLACE FUNCTION migrate._verify_columns(p_plan text, p_target regclass)
+RETURNS TABLE (column_name name, source_value text, target_value text, type_name text,
+               hash_template text)
+LANGUAGE sql STABLE
+AS $$
+    SELECT m.column_name,
+           CASE WHEN m.type_name IS NULL THEN m.expr
+                WHEN m.type_name = pg_catalog.format_type(a.atttypid, a.atttypmod)
+                THEN '(' || m.expr || ')::' || m.type_name
+                ELSE '((' || m.expr || ')::' || m.type_name || ')::'
+                     || pg_catalog.format_type(a.atttypid, a.atttypmod) END,
+           't.' || pg_catalog.quote_ident(m.column_name),
+           pg_catalog.format_type(a.atttypid, a.atttypmod),
+           migrate._hash_template(a.atttypid)
+      FROM migrate._mapped_columns(p_plan, p_target) m
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = p_target AND a.attname = m.column_name
+     ORDER BY m.attnum
+$$;
+
+-- The pieces of every statement that compares a table (see the top of this
+-- section), as a jsonb object of SQL fragments:
+--   source, target          ' FROM ... AS s|t WHERE true[ AND (filter)]'
+--   source_aggs, target_aggs  numeric[] of count(*), then count(c), sum(hash) per column
+--   source_hashes, target_hashes  bigint[] of the per-row hashes, per column
+--   source_key, target_key   the key (a composite key as ROW(...)::text)
+--   source_exclude, target_exclude  ' AND key <> ALL ($1)': rejected keys, $1 text[]
+--   key_type, key_count, columns (name[] in the order of the hashes)
+CREATE OR REPLACE FUNCTION migrate._verify_sql(p_plan text, p_target regclass)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    tm migrate.table_map;
+    c record;
+    seed_s text := '0';
+    seed_t text := '0';
+    aggs_s text := 'count(*)::numeric';
+    aggs_t text := 'count(*)::numeric';
+    hs text[] := '{}';
+    ht text[] := '{}';
+    cols name[] := '{}';
+    keys_s text[] := '{}';
+    keys_t text[] := '{}';
+    key_type text;
+    nkeys integer;
+BEGIN
+    SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
+    nkeys := pg_catalog.cardinality(tm.key);
+    -- the key's hash seeds the hash of every value of its row
+    FOR i IN REVERSE nkeys .. 1 LOOP
+        SELECT * INTO c FROM migrate._verify_columns(p_plan, p_target) v WHERE v.column_name = tm.key[i];
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'key column "%" of table % in migration plan "%" is not mapped',
+                            tm.key[i], p_target, p_plan
+                USING ERRCODE = 'undefined_column',
+                      HINT = 'Map it with migrate_column().';
+        END IF;
+        seed_s := pg_catalog.format(c.hash_template, c.source_value, seed_s);
+        seed_t := pg_catalog.format(c.hash_template, c.target_value, seed_t);
+        keys_s := c.source_value || keys_s;
+        keys_t := c.target_value || keys_t;
+        key_type := c.type_name;
+    END LOOP;
+    FOR c IN SELECT * FROM migrate._verify_columns(p_plan, p_target) LOOP
+        cols := cols || c.column_name;
+        hs := hs || pg_catalog.format(c.hash_template, c.source_value, seed_s);
+        ht := ht || pg_catalog.format(c.hash_template, c.target_value, seed_t);
+        aggs_s := aggs_s || pg_catalog.format(', count(%s)::numeric, sum(%s)', c.source_value, hs[pg_catalog.cardinality(hs)]);
+        aggs_t := aggs_t || pg_catalog.format(', count(%s)::numeric, sum(%s)', c.target_value, ht[pg_catalog.cardinality(ht)]);
+    END LOOP;
+    IF nkeys > 1 THEN
+        keys_s := ARRAY['ROW(' || pg_catalog.array_to_string(keys_s, ', ') || ')::text'];
+        keys_t := ARRAY['ROW(' || pg_catalog.array_to_string(keys_t, ', ') || ')::text'];
+        key_type := 'text';
+    END IF;
+    RETURN pg_catalog.jsonb_build_object(
+        'source', pg_catalog.format(' FROM %s AS s WHERE true', tm.source)
+                  || CASE WHEN tm.filter IS NOT NULL THEN ' AND (' || tm.filter || ')' ELSE '' END,
+        'target', pg_catalog.format(' FROM %s AS t WHERE true', p_target),
+        'source_aggs', 'ARRAY[' || aggs_s || ']',
+        'target_aggs', 'ARRAY[' || aggs_t || ']',
+        'source_hashes', 'ARRAY[' || pg_catalog.array_to_string(hs, ', ') || ']::bigint[]',
+        'target_hashes', 'ARRAY[' || pg_catalog.array_to_string(ht, ', ') || ']::bigint[]',
+        'source_key', keys_s[1],
+        'target_key', keys_t[1],
+        'source_exclude', pg_catalog.format(' AND (%s) <> ALL ($1::%s[])', keys_s[1], key_type),
+        'target_exclude', pg_catalog.format(' AND (%s) <> ALL ($1::%s[])', keys_t[1], key_type),
+        'key_type', key_type,
+        'key_count', nkeys,
+        'columns', cols);
+END;
+$$;
+
+-- The run a verification or diff is about: the given run of the plan, or
+-- its last run that was not a dry run; a clear error when there is none or
+-- it is still going.
+CREATE OR REPLACE FUNCTION migrate._verify_run(p_plan text, p_run bigint)
+RETURNS migrate.run
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    r migrate.run;
+BEGIN
+    PERFORM migrate._plan(p_plan);
+    IF p_run IS NULL THEN
+        SELECT * INTO r FROM migrate.run WHERE plan = p_plan AND NOT dry_run
+         ORDER BY run_id DESC LIMIT 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'migration plan "%" has never been run', p_plan
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Run it with migrate_run() first; a dry run writes no target row and cannot be verified.';
+        END IF;
+    ELSE
+        SELECT * INTO r FROM migrate.run WHERE run_id = p_run;
+        IF NOT FOUND OR r.plan <> p_plan THEN
+            RAISE EXCEPTION 'migration run % of plan "%" does not exist', p_run, p_plan
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'migrate.run lists the runs of every plan.';
+        END IF;
+        IF r.dry_run THEN
+            RAISE EXCEPTION 'migration run % of plan "%" is a dry run: it wrote no target row', p_run, p_plan
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Verify a run that loaded the targets, or leave run out to take the last one.';
+        END IF;
+    END IF;
+    IF r.state = 'running' THEN
+        RAISE EXCEPTION 'migration run % of plan "%" is still running', r.run_id, p_plan
+            USING ERRCODE = 'object_in_use',
+                  HINT = pg_catalog.format('Wait for it to end, or stop it with migrate_cancel(%s).', r.run_id);
+    END IF;
+    RETURN r;
+END;
+$$;
+
+-- The source relation of a mapped table, or a clear error when it is gone.
+CREATE OR REPLACE FUNCTION migrate._verify_source(p_plan text, p_target regclass)
+RETURNS regclass
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    src text;
+    rel regclass;
+BEGIN
+    SELECT source INTO src FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not mapped in migration plan "%"', p_target, p_plan
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Map it first with migrate_table().';
+    END IF;
+    rel := pg_catalog.to_regclass(src);
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'source relation % of table % in migration plan "%" does not exist', src, p_target, p_plan
+            USING ERRCODE = 'undefined_table',
+                  HINT = 'Recreate the foreign table (IMPORT FOREIGN SCHEMA) or remap the table with migrate_table().';
+    END IF;
+    RETURN rel;
+END;
+$$;
+
+-- The keys of the rows a run rejected and did not load, as text in the
+-- key's type output (keys that do not read as the key's type are left out:
+-- such rows never reached the target).
+CREATE OR REPLACE FUNCTION migrate._rejected_keys(p_run bigint, p_target regclass, p_key_type text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    raw text[];
+    keys text[] := '{}';
+    k text;
+BEGIN
+    SELECT pg_catalog.array_agg(DISTINCT source_key) INTO raw FROM migrate.reject
+     WHERE run_id = p_run AND target = p_target AND NOT loaded AND source_key IS NOT NULL;
+    IF raw IS NULL THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(DISTINCT (k::%s)::text) FROM pg_catalog.unnest($1) k',
+                                  p_key_type) INTO keys USING raw;
+        RETURN keys;
+    EXCEPTION WHEN data_exception THEN
+        keys := '{}';
+    END;
+    FOREACH k IN ARRAY raw LOOP
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT ($1::%s)::text', p_key_type) INTO k USING k;
+            keys := keys || k;
+        EXCEPTION WHEN data_exception THEN
+            NULL;
+        END;
+    END LOOP;
+    RETURN keys;
+END;
+$$;
+
+-- Markdown-safe text for a table cell.
+CREATE OR REPLACE FUNCTION migrate._md(p_text text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT pg_catalog.replace(pg_catalog.regexp_replace(coalesce(p_text, ''), '\s*\n\s*', ' ', 'g'), '|', '\|')
+$$;
+
+/* ---------------------------------------------------------------------
+ * Foreign keys: declared on the target, declared with the plan, or
+ * declared on a local source table between two mapped sources
+ * --------------------------------------------------------------------- */
+
+CREATE OR REPLACE FUNCTION migrate_foreign_key(plan text, target text, columns text,
+                                               "references" text, ref_columns text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    tm migrate.table_map := migrate._table_map(plan, target);
+    pl migrate.plan := migrate._plan(plan);
+    ref regclass := migrate._resolve("references", pl.target_schema);
+    cols name[];
+    refcols name[];
+    c text;
+BEGIN
+    IF ref IS NULL THEN
+        RAISE EXCEPTION 'referenced table "%" of migration plan "%" does not exist', "references", plan
+            USING ERRCODE = 'undefined_table';
+    END IF;
+    IF columns IS NULL THEN
+        DELETE FROM migrate.foreign_key f WHERE f.plan = tm.plan AND f.target = tm.target;
+        RETURN;
+    END IF;
+    FOREACH c IN ARRAY pg_catalog.string_to_array(columns, ',') LOOP
+        cols := cols || migrate._column(tm.target, pg_catalog.btrim(c), plan);
+    END LOOP;
+    IF ref_columns IS NULL THEN     -- the referenced table's primary key
+        SELECT pg_catalog.array_agg(a.attname ORDER BY k.ord) INTO refcols
+          FROM pg_catalog.pg_index i
+          CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+         WHERE i.indrelid = ref AND i.indisprimary;
+        IF refcols IS NULL THEN
+            RAISE EXCEPTION 'referenced table % of migration plan "%" has no primary key', ref, plan
+                USING ERRCODE = 'invalid_foreign_key',
+                      HINT = 'Name the referenced columns with ref_columns.';
+        END IF;
+    ELSE
+        FOREACH c IN ARRAY pg_catalog.string_to_array(ref_columns, ',') LOOP
+            refcols := refcols || migrate._column(ref, pg_catalog.btrim(c), plan);
+        END LOOP;
+    END IF;
+    IF pg_catalog.cardinality(cols) <> pg_catalog.cardinality(refcols) THEN
+        RAISE EXCEPTION 'foreign key of table % in migration plan "%" has % columns but references %',
+                        tm.target, plan, pg_catalog.cardinality(cols), pg_catalog.cardinality(refcols)
+            USING ERRCODE = 'invalid_foreign_key';
+    END IF;
+    INSERT INTO migrate.foreign_key AS f (plan, target, columns, ref_target, ref_columns)
+    VALUES (tm.plan, tm.target, cols, ref, refcols)
+    ON CONFLICT ON CONSTRAINT foreign_key_pkey DO UPDATE
+       SET ref_target = EXCLUDED.ref_target, ref_columns = EXCLUDED.ref_columns;
+END;
+$$;
+
+-- Every foreign key a verification checks for the given tables: declared
+-- on the target; declared with migrate_foreign_key(); declared on a source
+-- relation that is a local table, referencing another mapped source, where
+-- every column on both ends is mapped as a plain source column (s.col).
+-- One row per distinct (table, columns, referenced table, columns).
+CREATE OR REPLACE FUNCTION migrate._verify_foreign_keys(p_plan text, p_targets regclass[])
+RETURNS TABLE (target regclass, columns name[], ref_target regclass, ref_columns name[],
+               origin text)
+LANGUAGE sql STABLE
+AS $$
+    WITH mapped AS (   -- target column <- plain source column
+        SELECT tm.target, pg_catalog.to_regclass(tm.source) AS source, m.column_name,
+               pg_catalog.btrim(pg_catalog.substr(m.expr, 3), '"') AS source_column
+          FROM migrate.table_map tm
+          CROSS JOIN LATERAL migrate._mapped_columns(tm.plan, tm.target) m
+         WHERE tm.plan = p_plan AND m.expr ~ '^s\.("[^"]+"|[a-z_][a-z0-9_$]*)$'
+    ), fks AS (
+        SELECT 1 AS pri, con.conrelid::regclass AS target,
+               ARRAY(SELECT a.attname FROM pg_catalog.unnest(con.conkey) WITH ORDINALITY k(n, o)
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n
+                      ORDER BY k.o) AS columns,
+               con.confrelid::regclass AS ref_target,
+               ARRAY(SELECT a.attname FROM pg_catalog.unnest(con.confkey) WITH ORDINALITY k(n, o)
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n
+                      ORDER BY k.o) AS ref_columns,
+               pg_catalog.format('declared on the target (%I)', con.conname) AS origin
+          FROM pg_catalog.pg_constraint con
+         WHERE con.contype = 'f' AND con.conrelid = ANY (p_targets)
+        UNION ALL
+        SELECT 2, f.target, f.columns, f.ref_target, f.ref_columns, 'declared with migrate_foreign_key()'
+          FROM migrate.foreign_key f
+         WHERE f.plan = p_plan AND f.target = ANY (p_targets)
+        UNION ALL
+        SELECT 3, tm.target, x.columns, rtm.target, x.ref_columns,
+               pg_catalog.format('declared on the source %s (%I)', tm.source, con.conname)
+          FROM migrate.table_map tm
+          JOIN pg_catalog.pg_constraint con
+            ON con.contype = 'f' AND con.conrelid = pg_catalog.to_regclass(tm.source)
+          JOIN migrate.table_map rtm
+            ON rtm.plan = tm.plan AND pg_catalog.to_regclass(rtm.source) = con.confrelid
+          CROSS JOIN LATERAL (
+              SELECT ARRAY(SELECT (SELECT mp.column_name FROM mapped mp
+                                    WHERE mp.target = tm.target AND mp.source_column = a.attname LIMIT 1)
+                             FROM pg_catalog.unnest(con.conkey) WITH ORDINALITY k(n, o)
+                             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n
+                            ORDER BY k.o) AS columns,
+                     ARRAY(SELECT (SELECT mp.column_name FROM mapped mp
+                                    WHERE mp.target = rtm.target AND mp.source_column = a.attname LIMIT 1)
+                             FROM pg_catalog.unnest(con.confkey) WITH ORDINALITY k(n, o)
+                             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n
+                            ORDER BY k.o) AS ref_columns) x
+         WHERE tm.plan = p_plan AND tm.target = ANY (p_targets)
+           AND pg_catalog.array_position(x.columns, NULL) IS NULL
+           AND pg_catalog.array_position(x.ref_columns, NULL) IS NULL
+    )
+    SELECT DISTINCT ON (target::oid, columns, ref_target::oid, ref_columns)
+           target, columns, ref_target, ref_columns, origin
+      FROM fks
+     ORDER BY target::oid, columns, ref_target::oid, ref_columns, pri
+$$;
+
+/* ---------------------------------------------------------------------
+ * migrate_verify
+ * --------------------------------------------------------------------- */
+
+-- Reconcile one table of a run; inserts its checks into migrate.verification
+-- and returns their ids.
+CREATE OR REPLACE FUNCTION migrate._verify_table(p_plan text, p_run migrate.run, p_target regclass)
+RETURNS bigint[]
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    tm migrate.table_map;
+    src regclass := migrate._verify_source(p_plan, p_target);
+    q jsonb := migrate._verify_sql(p_plan, p_target);
+    keys text[] := migrate._rejected_keys(p_run.run_id, p_target, q->>'key_type');
+    cols name[] := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(q->'columns'))::name[];
+    rules record;
+    rule_aggs text := '';
+    rule_names text[] := '{}';
+    sql text;
+    rec record;
+    s_arr numeric[];
+    t_arr numeric[];
+    n integer := pg_catalog.cardinality(cols);
+    diff_cols text[] := '{}';
+    how text;
+    line text;
+    pushed boolean := false;
+    async boolean := false;
+    ids bigint[] := '{}';
+    id bigint;
+    expected numeric;
+    examples text;
+    i integer := 0;
+BEGIN
+    SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
+    FOR rules IN SELECT rule_name, check_expr, on_fail FROM migrate.rule
+                  WHERE plan = p_plan AND target = p_target ORDER BY rule_name LOOP
+        rule_aggs := rule_aggs || pg_catalog.format(', (count(*) FILTER (WHERE NOT coalesce((%s), false)))::numeric',
+                                                    rules.check_expr);
+    END LOOP;
+
+    -- one statement for both sides: with async_capable the source computes
+    -- while the target is read
+    sql := pg_catalog.format('SELECT 1 AS side, %s AS a %s%s UNION ALL SELECT 2, %s%s %s%s',
+                             q->>'source_aggs', q->>'source',
+                             CASE WHEN keys IS NOT NULL THEN q->>'source_exclude' ELSE '' END,
+                             q->>'target_aggs',
+                             CASE WHEN rule_aggs = '' THEN '' ELSE ' || ARRAY[' || pg_catalog.substr(rule_aggs, 3) || ']' END,
+                             q->>'target',
+                             CASE WHEN keys IS NOT NULL THEN q->>'target_exclude' ELSE '' END);
+    BEGIN
+        IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = src) = 'f' THEN
+            FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || sql USING keys LOOP
+                pushed := pushed OR line ~ 'Relations: Aggregate on';
+                async := async OR line ~ 'Async Foreign Scan';
+            END LOOP;
+            how := CASE WHEN pushed THEN 'computed on the source (aggregate pushed down'
+                                         || CASE WHEN async THEN ', run concurrently with the target)' ELSE ')' END
+                        ELSE 'source rows streamed once (the aggregate cannot be pushed down)' END;
+        ELSE
+            how := 'computed locally (the source is not a foreign table)';
+        END IF;
+        FOR rec IN EXECUTE sql USING keys LOOP
+            IF rec.side = 1 THEN s_arr := rec.a; ELSE t_arr := rec.a; END IF;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'verifying table % of migration plan "%" failed: %', p_target, p_plan, SQLERRM
+            USING ERRCODE = SQLSTATE,
+                  DETAIL = pg_catalog.format('Source: %s.', tm.source),
+                  HINT = 'Check that the source is reachable and that the plan''s expressions still apply to it.';
+    END;
+
+    -- row count
+    INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
+    VALUES (p_run.run_id, p_target, 'row count', s_arr[1]::text, t_arr[1]::text, s_arr[1] = t_arr[1],
+            'source rows' || coalesce(' where ' || tm.filter, '')
+            || CASE WHEN keys IS NOT NULL
+                    THEN pg_catalog.format('; %s key(s) rejected by run %s left out on both sides',
+                                           pg_catalog.cardinality(keys), p_run.run_id)
+                    ELSE '' END)
+    RETURNING verification_id INTO id;
+    ids := ids || id;
+
+    -- checksum of the mapped columns
+    FOR i IN 1 .. n LOOP
+        IF s_arr[2 * i : 2 * i + 1] IS DISTINCT FROM t_arr[2 * i : 2 * i + 1] THEN
+            diff_cols := diff_cols || cols[i]::text;
+        END IF;
+    END LOOP;
+    INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
+    VALUES (p_run.run_id, p_target, 'checksum',
+            pg_catalog.left(pg_catalog.md5(s_arr[1 : 2 * n + 1]::text), 16),
+            pg_catalog.left(pg_catalog.md5(t_arr[1 : 2 * n + 1]::text), 16),
+            s_arr[1 : 2 * n + 1] = t_arr[1 : 2 * n + 1],
+            CASE WHEN diff_cols = '{}' THEN pg_catalog.format('%s mapped columns match', n)
+                 ELSE pg_catalog.format('differs in %s', pg_catalog.array_to_string(diff_cols, ', ')) END
+            || '; ' || how)
+    RETURNING verification_id INTO id;
+    ids := ids || id;
+
+    -- each rule, over what the target holds now
+    i := 2 * n + 1;
+    FOR rules IN SELECT rule_name, check_expr, on_fail FROM migrate.rule
+                  WHERE plan = p_plan AND target = p_target ORDER BY rule_name LOOP
+        i := i + 1;
+        expected := 0;
+        IF rules.on_fail = 'warn' THEN
+            SELECT count(DISTINCT source_key) INTO expected FROM migrate.reject
+             WHERE run_id = p_run.run_id AND target = p_target AND reason = rules.rule_name AND loaded;
+        END IF;
+        examples := NULL;
+        IF t_arr[i] <> expected THEN
+            EXECUTE pg_catalog.format('SELECT pg_catalog.string_agg(k, '', '') FROM (SELECT (%s)::text AS k %s AND NOT coalesce((%s), false) ORDER BY %s LIMIT 5) x',
+                                      q->>'target_key', q->>'target', rules.check_expr, q->>'target_key')
+               INTO examples;
+        END IF;
+        INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
+        VALUES (p_run.run_id, p_target, 'rule ' || rules.rule_name, expected::text, t_arr[i]::text,
+                t_arr[i] = expected,
+                pg_catalog.format('%s rule: %s', rules.on_fail, rules.check_expr)
+                || CASE WHEN rules.on_fail = 'warn' THEN '; expected: the rows the run loaded with this warning'
+                        ELSE '; expected: no row fails it' END
+                || coalesce('; failing keys: ' || examples, ''))
+        RETURNING verification_id INTO id;
+        ids := ids || id;
+    END LOOP;
+    RETURN ids;
+END;
+$$;
+
+-- Orphans of one foreign key (MATCH SIMPLE: rows with a NULL in the key are
+-- not orphans); inserts the check and returns its id.
+CREATE OR REPLACE FUNCTION migrate._verify_foreign_key(p_run bigint, p_target regclass, p_columns name[],
+                                                     p_ref regclass, p_ref_columns name[], p_origin text)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    cond text;
+    nonnull text;
+    orphans bigint;
+    examples text;
+    keycols text;
+    id bigint;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format('r.%I = t.%I', rc, c), ' AND '),
+           pg_catalog.string_agg(pg_catalog.format('t.%I IS NOT NULL', c), ' AND ')
+      INTO cond, nonnull
+      FROM unnest(p_columns, p_ref_columns) AS u(c, rc);
+    EXECUTE pg_catalog.format('SELECT count(*) FROM %s AS t WHERE %s AND NOT EXISTS (SELECT 1 FROM %s AS r WHERE %s)',
+                              p_target, nonnull, p_ref, cond) INTO orphans;
+    IF orphans > 0 THEN
+        SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') INTO keycols
+          FROM pg_catalog.unnest(p_columns) c;
+        EXECUTE pg_catalog.format('SELECT pg_catalog.string_agg(%s, '', '') FROM (SELECT DISTINCT %s FROM %s AS t WHERE %s AND NOT EXISTS (SELECT 1 FROM %s AS r WHERE %s) ORDER BY %s LIMIT 5) t',
+                                  CASE WHEN pg_catalog.cardinality(p_columns) = 1 THEN keycols || '::text'
+                                       ELSE 'ROW(' || keycols || ')::text' END,
+                                  keycols, p_target, nonnull, p_ref, cond, keycols) INTO examples;
+    END IF;
+    INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
+    VALUES (p_run, p_target,
+            pg_catalog.format('foreign key (%s) -> %s (%s)', pg_catalog.array_to_string(p_columns, ', '),
+                              p_ref, pg_catalog.array_to_string(p_ref_columns, ', ')),
+            '0', orphans::text, orphans = 0,
+            p_origin || '; orphans: rows whose key has no referenced row'
+            || coalesce('; missing references: ' || examples, ''))
+    RETURNING verification_id INTO id;
+    RETURN id;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION migrate_verify(plan text, run bigint DEFAULT NULL)
+RETURNS SETOF migrate.verification
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    r migrate.run := migrate._verify_run(plan, run);
+    t regclass;
+    fk record;
+    ids bigint[] := '{}';
+    passed boolean;
+    nfail bigint;
+BEGIN
+    -- every table of the run must still be mapped and have its source
+    FOR t IN SELECT rt.target FROM migrate.run_table rt WHERE rt.run_id = r.run_id ORDER BY rt.load_order LOOP
+        PERFORM migrate._verify_source(plan, t);
+    END LOOP;
+    FOR t IN SELECT rt.target FROM migrate.run_table rt WHERE rt.run_id = r.run_id ORDER BY rt.load_order LOOP
+        ids := ids || migrate._verify_table(plan, r, t);
+    END LOOP;
+    FOR fk IN SELECT * FROM migrate._verify_foreign_keys(plan, ARRAY(SELECT rt.target FROM migrate.run_table rt
+                                                                     WHERE rt.run_id = r.run_id))
+               ORDER BY target::text, columns, ref_target::text, ref_columns LOOP
+        ids := ids || migrate._verify_foreign_key(r.run_id, fk.target, fk.columns, fk.ref_target,
+                                                  fk.ref_columns, fk.origin);
+    END LOOP;
+    SELECT bool_and(v.ok), count(*) FILTER (WHERE NOT v.ok) INTO passed, nfail
+      FROM migrate.verification v WHERE v.verification_id = ANY (ids);
+    passed := coalesce(passed, true);
+    UPDATE migrate.run AS u SET verified = passed, verified_at = now() WHERE u.run_id = r.run_id;
+    INSERT INTO migrate.event (run_id, plan, event, details)
+    VALUES (r.run_id, r.plan, CASE WHEN passed THEN 'run verified' ELSE 'verification failed' END,
+            pg_catalog.format('%s checks, %s failed', pg_catalog.cardinality(ids), nfail));
+    RETURN QUERY SELECT * FROM migrate.verification v WHERE v.verification_id = ANY (ids)
+                  ORDER BY v.verification_id;
+END;
+$$;
+
+/* ---------------------------------------------------------------------
+ * migrate_diff: bisection over key ranges
+ * --------------------------------------------------------------------- */
+
+-- The keys of one key range that differ.  The range is (lo, hi], or
+-- [lo, hi] with p_lo_incl.  Both sides' checksums of the range are
+-- compared (pushed down to the source where the FDW can); equal: nothing
+-- differs.  A range of at most leaf_rows rows on each side is compared row
+-- by row (key and per-column hashes: only hashes cross the wire when the
+-- source can compute them); a larger one is split in two (integer keys at
+-- the middle value, others at the median key of the larger side) and each
+-- half is diffed.  p_ctx: migrate._verify_sql() plus leaf_rows and int_key.
+-- Besides the differing keys, returns one row of NULLs per range compared.
+CREATE OR REPLACE FUNCTION migrate._diff_range(p_ctx jsonb, p_keys text[], p_lo anyelement,
+                                             p_lo_incl boolean, p_hi anyelement, p_depth integer)
+RETURNS TABLE (key text, kind text, columns name[])
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    range_s text;
+    range_t text;
+    excl_s text := CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'source_exclude' ELSE '' END;
+    excl_t text := CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'target_exclude' ELSE '' END;
+    s_arr numeric[];
+    t_arr numeric[];
+    ns numeric;
+    nt numeric;
+    mid p_lo%TYPE;
+    lower_bound numeric;
+BEGIN
+    range_s := pg_catalog.format(' AND (%1$s) %2$s $2 AND (%1$s) <= $3', p_ctx->>'source_key',
+                                 CASE WHEN p_lo_incl THEN '>=' ELSE '>' END);
+    range_t := pg_catalog.format(' AND (%1$s) %2$s $2 AND (%1$s) <= $3', p_ctx->>'target_key',
+                                 CASE WHEN p_lo_incl THEN '>=' ELSE '>' END);
+    EXECUTE 'SELECT ' || (p_ctx->>'source_aggs') || (p_ctx->>'source') || excl_s || range_s
+       INTO s_arr USING p_keys, p_lo, p_hi;
+    EXECUTE 'SELECT ' || (p_ctx->>'target_aggs') || (p_ctx->>'target') || excl_t || range_t
+       INTO t_arr USING p_keys, p_lo, p_hi;
+    RETURN QUERY SELECT NULL::text, NULL::text, NULL::name[];     -- one range compared
+    IF s_arr IS NOT DISTINCT FROM t_arr THEN
+        RETURN;
+    END IF;
+    ns := s_arr[1];
+    nt := t_arr[1];
+
+    IF greatest(ns, nt) > (p_ctx->>'leaf_rows')::integer AND p_depth < 64 THEN
+        IF (p_ctx->>'int_key')::boolean THEN
+            lower_bound := CASE WHEN p_lo_incl THEN p_lo::numeric ELSE p_lo::numeric + 1 END;
+            mid := pg_catalog.floor((lower_bound + p_hi::numeric) / 2);
+            IF NOT (mid >= lower_bound AND mid < p_hi) THEN
+                mid := NULL;
+            END IF;
+        ELSE
+            -- the median key of the larger side (the target when close: it is local)
+            IF nt * 2 >= ns THEN
+                EXECUTE pg_catalog.format('SELECT k FROM (SELECT %s AS k %s%s%s) x ORDER BY k OFFSET $4 LIMIT 1',
+                                          p_ctx->>'target_key', p_ctx->>'target', excl_t, range_t)
+                   INTO mid USING p_keys, p_lo, p_hi, ((nt - 1) / 2)::bigint;
+            ELSE
+                EXECUTE pg_catalog.format('SELECT k FROM (SELECT %s AS k %s%s%s) x ORDER BY k OFFSET $4 LIMIT 1',
+                                          p_ctx->>'source_key', p_ctx->>'source', excl_s, range_s)
+                   INTO mid USING p_keys, p_lo, p_hi, ((ns - 1) / 2)::bigint;
+            END IF;
+            IF NOT (mid < p_hi AND (mid > p_lo OR (p_lo_incl AND mid >= p_lo))) THEN
+                mid := NULL;
+            END IF;
+        END IF;
+        IF mid IS NOT NULL THEN
+            RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_lo, p_lo_incl, mid, p_depth + 1);
+            RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, mid, false, p_hi, p_depth + 1);
+            RETURN;
+        END IF;
+    END IF;
+
+    -- a small range (or one that cannot be split): row by row
+    RETURN QUERY EXECUTE pg_catalog.format(
+        'SELECT (coalesce(s.k, t.k))::text,'
+        '       CASE WHEN t.k IS NULL THEN ''missing'' WHEN s.k IS NULL THEN ''extra'' ELSE ''changed'' END,'
+        '       CASE WHEN s.k IS NOT NULL AND t.k IS NOT NULL THEN'
+        '            ARRAY(SELECT u.c FROM unnest($4::name[], s.h, t.h) AS u(c, a, b)'
+        '                   WHERE u.a IS DISTINCT FROM u.b) END'
+        '  FROM (SELECT %s AS k, %s AS h %s%s%s) s'
+        '  FULL JOIN (SELECT %s AS k, %s AS h %s%s%s) t ON s.k = t.k'
+        ' WHERE s.k IS NULL OR t.k IS NULL OR s.h IS DISTINCT FROM t.h'
+        ' ORDER BY coalesce(s.k, t.k)',
+        p_ctx->>'source_key', p_ctx->>'source_hashes', p_ctx->>'source', excl_s, range_s,
+        p_ctx->>'target_key', p_ctx->>'target_hashes', p_ctx->>'target', excl_t, range_t)
+    USING p_keys, p_lo, p_hi,
+          ARRAY(SELECT pg_catalog.jsonb_array_elements_text(p_ctx->'columns'))::name[];
+END;
+$$;
+
+-- Start the bisection on the whole key range of both sides (p_lo, p_hi:
+-- NULLs of the key's type, to fix the polymorphic type).
+CREATE OR REPLACE FUNCTION migrate._diff_walk(p_ctx jsonb, p_keys text[], p_lo anyelement, p_hi anyelement)
+RETURNS TABLE (key text, kind text, columns name[])
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    lo_s p_lo%TYPE;
+    hi_s p_lo%TYPE;
+    lo_t p_lo%TYPE;
+    hi_t p_lo%TYPE;
+BEGIN
+    EXECUTE pg_catalog.format('SELECT min(%1$s), max(%1$s) %2$s%3$s', p_ctx->>'source_key', p_ctx->>'source',
+                              CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'source_exclude' ELSE '' END)
+       INTO lo_s, hi_s USING p_keys;
+    EXECUTE pg_catalog.format('SELECT min(%1$s), max(%1$s) %2$s%3$s', p_ctx->>'target_key', p_ctx->>'target',
+                              CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'target_exclude' ELSE '' END)
+       INTO lo_t, hi_t USING p_keys;
+    p_lo := CASE WHEN lo_s IS NULL THEN lo_t WHEN lo_t IS NULL THEN lo_s ELSE least(lo_s, lo_t) END;
+    p_hi := CASE WHEN hi_s IS NULL THEN hi_t WHEN hi_t IS NULL THEN hi_s ELSE greatest(hi_s, hi_t) END;
+    IF p_lo IS NULL THEN
+        RETURN;     -- both sides empty
+    END IF;
+    RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_lo, true, p_hi, 0);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION migrate_diff(plan text, "table" text, run bigint DEFAULT NULL,
+                                        leaf_rows integer DEFAULT 256)
+RETURNS TABLE (diff_id bigint, key text, kind text, columns name[])
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    tm migrate.table_map := migrate._table_map(plan, "table");
+    r migrate.run;
+    q jsonb;
+    keys text[];
+    key_type oid;
+    id bigint;
+    ranges bigint;
+BEGIN
+    IF leaf_rows IS NULL OR leaf_rows < 1 THEN
+        RAISE EXCEPTION 'leaf_rows of migrate_diff() must be at least 1 (got %)', leaf_rows
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM migrate._verify_source(tm.plan, tm.target);
+    IF pg_catalog.cardinality(tm.key) > 1 THEN
+        RAISE EXCEPTION 'migrate_diff() does not support the composite key (%) of table % in migration plan "%"',
+                        pg_catalog.array_to_string(tm.key, ', '), tm.target, tm.plan
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'migrate_verify() checks such tables; to diff one, map it with a single-column unique key: migrate_table(..., key => ''column'').';
+    END IF;
+    SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END INTO key_type
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = tm.target AND a.attname = tm.key[1];
+    BEGIN
+        EXECUTE pg_catalog.format('SELECT NULL::%1$s < NULL::%1$s', key_type::regtype);
+    EXCEPTION WHEN undefined_function THEN
+        RAISE EXCEPTION 'migrate_diff() cannot split the key "%" of table % in migration plan "%": type % has no ordering',
+                        tm.key[1], tm.target, tm.plan, key_type::regtype
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'migrate_verify() checks such tables; to diff one, map it with a key of an ordered type (integer, text, date, uuid ...).';
+    END;
+    r := migrate._verify_run(tm.plan, run);
+    q := migrate._verify_sql(tm.plan, tm.target)
+         || pg_catalog.jsonb_build_object('leaf_rows', leaf_rows,
+                                          'int_key', key_type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype));
+    keys := migrate._rejected_keys(r.run_id, tm.target, q->>'key_type');
+    id := pg_catalog.nextval('migrate.diff_id_seq');
+    BEGIN
+        EXECUTE pg_catalog.format('WITH d AS (SELECT * FROM migrate._diff_walk($5, $6, NULL::%1$s, NULL::%1$s)),'
+                                  ' i AS (INSERT INTO migrate.diff_result (diff_id, plan, run_id, target, key, kind, columns)'
+                                  '       SELECT $1, $2, $3, $4, d.key, d.kind, d.columns FROM d WHERE d.kind IS NOT NULL)'
+                                  ' SELECT count(*) FROM d WHERE d.kind IS NULL',
+                                  q->>'key_type')
+          INTO ranges USING id, tm.plan, r.run_id, tm.target, q, keys;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'diffing table % of migration plan "%" failed: %', tm.target, tm.plan, SQLERRM
+            USING ERRCODE = SQLSTATE,
+                  DETAIL = pg_catalog.format('Source: %s.', tm.source),
+                  HINT = 'Check that the source is reachable and that the plan''s expressions still apply to it.';
+    END;
+    INSERT INTO migrate.event (run_id, plan, event, details)
+    SELECT r.run_id, tm.plan, 'diff',
+           pg_catalog.format('diff %s of table %s: %s missing, %s extra, %s changed; %s key ranges compared',
+                             id, tm.target, count(*) FILTER (WHERE d.kind = 'missing'),
+                             count(*) FILTER (WHERE d.kind = 'extra'), count(*) FILTER (WHERE d.kind = 'changed'),
+                             ranges)
+      FROM migrate.diff_result d WHERE d.diff_id = id;
+    RETURN QUERY SELECT d.diff_id, d.key, d.kind, d.columns FROM migrate.diff_result d
+                  WHERE d.diff_id = id ORDER BY d.result_id;
+END;
+$$;
+
+/* ---------------------------------------------------------------------
+ * migrate_report
+ * --------------------------------------------------------------------- */
+
+-- The run as a Markdown document, also saved in migrate.run.report.
+CREATE OR REPLACE FUNCTION migrate_report(run bigint)
+RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    r migrate.run;
+    pl migrate.plan;
+    doc text[] := '{}';
+    rec record;
+    last_verified timestamptz;
+    problems text[] := '{}';
+    warnings text[] := '{}';
+    verdict text;
+    ts constant text := 'YYYY-MM-DD HH24:MI:SS TZ';
+BEGIN
+    SELECT * INTO r FROM migrate.run u WHERE u.run_id = migrate_report.run;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'migration run % does not exist', migrate_report.run
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'migrate.run lists the runs of every plan.';
+    END IF;
+    SELECT * INTO pl FROM migrate.plan WHERE plan_name = r.plan;
+
+    doc := doc || pg_catalog.format('# Migration report: plan "%s", run %s', r.plan, r.run_id) || ''::text
+           || '| | |'::text || '|---|---|'::text
+           || pg_catalog.format('| plan | %s (source schema %s, target schema %s) |', migrate._md(r.plan),
+                                coalesce(pl.source_schema::text, '-'), coalesce(pl.target_schema::text, '-'))
+           || pg_catalog.format('| run | %s, mode %s%s |', r.run_id, r.mode, CASE WHEN r.dry_run THEN ', dry run' ELSE '' END)
+           || pg_catalog.format('| run by | %s |', r.run_by)
+           || pg_catalog.format('| started | %s |', pg_catalog.to_char(r.started_at, ts))
+           || pg_catalog.format('| finished | %s |', coalesce(pg_catalog.to_char(r.finished_at, ts), 'still running'))
+           || pg_catalog.format('| duration | %s s |', coalesce(pg_catalog.round(EXTRACT(epoch FROM r.finished_at - r.started_at), 1)::text, '-'))
+           || pg_catalog.format('| state | %s |', r.state)
+           || pg_catalog.format('| batch size | %s |', r.batch_size);
+    IF r.error IS NOT NULL THEN
+        doc := doc || pg_catalog.format('| error | %s |', migrate._md(r.error));
+    END IF;
+    SELECT sum(rows_read) AS rd, sum(rows_written) AS wr, sum(rows_rejected) AS rj, sum(rows_skipped) AS sk
+      INTO rec FROM migrate.run_table WHERE run_id = r.run_id;
+    doc := doc || pg_catalog.format('| rows | %s read, %s written, %s rejected, %s skipped |',
+                                    coalesce(rec.rd, 0), coalesce(rec.wr, 0), coalesce(rec.rj, 0), coalesce(rec.sk, 0))
+           || pg_catalog.format('| verification | %s |',
+                                CASE WHEN r.verified THEN 'passed, ' || pg_catalog.to_char(r.verified_at, ts)
+                                     WHEN NOT r.verified THEN 'FAILED, ' || pg_catalog.to_char(r.verified_at, ts)
+                                     ELSE 'not verified' END);
+
+    -- tables
+    doc := doc || ''::text || '## Tables'::text || ''::text
+           || '| table | source | state | read | written | rejected | skipped | warned | time | throughput |'::text
+           || '|---|---|---|--:|--:|--:|--:|--:|--:|--:|'::text;
+    FOR rec IN SELECT rt.*, EXTRACT(epoch FROM rt.finished_at - rt.started_at) AS secs
+                 FROM migrate.run_table rt WHERE rt.run_id = r.run_id ORDER BY rt.load_order LOOP
+        doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
+                                        migrate._md(rec.target::text), migrate._md(rec.source), rec.state,
+                                        rec.rows_read, rec.rows_written, rec.rows_rejected, rec.rows_skipped,
+                                        rec.rows_warned,
+                                        coalesce(pg_catalog.round(rec.secs, 2) || ' s', '-'),
+                                        CASE WHEN rec.secs > 0 THEN pg_catalog.round(rec.rows_read / rec.secs) || ' rows/s'
+                                             ELSE '-' END);
+        IF rec.error IS NOT NULL THEN
+            problems := problems || pg_catalog.format('table %s failed: %s', rec.target, rec.error);
+        END IF;
+        IF rec.state NOT IN ('succeeded') AND rec.error IS NULL THEN
+            problems := problems || pg_catalog.format('table %s is %s', rec.target, rec.state);
+        END IF;
+        IF rec.source_count IS NOT NULL AND rec.source_count <> rec.rows_read THEN
+            warnings := warnings || pg_catalog.format('table %s: %s rows read but the source counts %s',
+                                                      rec.target, rec.rows_read, rec.source_count);
+        END IF;
+    END LOOP;
+
+    -- rejects
+    doc := doc || ''::text || '## Rejected rows by reason'::text || ''::text;
+    IF EXISTS (SELECT 1 FROM migrate.reject j WHERE j.run_id = r.run_id AND NOT j.loaded) THEN
+        doc := doc || '| table | reason | rows | example keys | message |'::text || '|---|---|--:|---|---|'::text;
+        FOR rec IN SELECT j.target, j.reason, count(*) AS n,
+                          (pg_catalog.array_agg(j.source_key ORDER BY j.reject_id))[1:3] AS examples,
+                          min(j.message) AS message
+                     FROM migrate.reject j WHERE j.run_id = r.run_id AND NOT j.loaded
+                    GROUP BY 1, 2 ORDER BY j.target::text, count(*) DESC, j.reason LOOP
+            doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s |', migrate._md(rec.target::text),
+                                            migrate._md(rec.reason), rec.n,
+                                            migrate._md(pg_catalog.array_to_string(rec.examples, ', ')),
+                                            migrate._md(rec.message));
+        END LOOP;
+    ELSE
+        doc := doc || 'No row was rejected.'::text;
+    END IF;
+
+    -- warnings: rows loaded with a finding, count mismatches
+    FOR rec IN SELECT j.target, j.reason, count(*) AS n,
+                      (pg_catalog.array_agg(j.source_key ORDER BY j.reject_id))[1:3] AS examples
+                 FROM migrate.reject j WHERE j.run_id = r.run_id AND j.loaded
+                GROUP BY 1, 2 ORDER BY j.target::text, j.reason LOOP
+        warnings := warnings || pg_catalog.format('table %s: %s rows loaded with warning "%s" (keys %s)',
+                                                  rec.target, rec.n, rec.reason,
+                                                  pg_catalog.array_to_string(rec.examples, ', '));
+    END LOOP;
+    doc := doc || ''::text || '## Warnings'::text || ''::text;
+    IF warnings = '{}' THEN
+        doc := doc || 'None.'::text;
+    ELSE
+        doc := doc || ARRAY(SELECT '- ' || migrate._md(w) FROM pg_catalog.unnest(warnings) w);
+    END IF;
+
+    -- the last verification of the run
+    doc := doc || ''::text || '## Verification'::text || ''::text;
+    SELECT max(v.verified_at) INTO last_verified FROM migrate.verification v WHERE v.run_id = r.run_id;
+    IF last_verified IS NULL THEN
+        doc := doc || pg_catalog.format('Not verified: run `SELECT * FROM migrate_verify(%L, run => %s)`.',
+                                        r.plan, r.run_id);
+    ELSE
+        doc := doc || pg_catalog.format('Verified %s by %s.',
+                                        pg_catalog.to_char(last_verified, ts),
+                                        (SELECT min(v.verified_by) FROM migrate.verification v
+                                          WHERE v.run_id = r.run_id AND v.verified_at = last_verified))
+               || ''::text || '| table | check | source | target | result | details |'::text
+               || '|---|---|--:|--:|---|---|'::text;
+        FOR rec IN SELECT * FROM migrate.verification v WHERE v.run_id = r.run_id AND v.verified_at = last_verified
+                    ORDER BY v.verification_id LOOP
+            doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s | %s |', migrate._md(rec.target::text),
+                                            migrate._md(rec.check_name), migrate._md(rec.source_value),
+                                            migrate._md(rec.target_value), CASE WHEN rec.ok THEN 'ok' ELSE '**FAILED**' END,
+                                            migrate._md(rec.details));
+            IF NOT rec.ok THEN
+                problems := problems || pg_catalog.format('verification of %s failed: %s', rec.target, rec.check_name);
+            END IF;
+        END LOOP;
+    END IF;
+
+    -- verdict
+    IF r.state = 'running' THEN
+        verdict := '**IN PROGRESS**: the run has not ended.';
+    ELSIF r.state <> 'succeeded' THEN
+        verdict := pg_catalog.format('**FAILED**: the run %s.', r.state);
+    ELSIF r.dry_run THEN
+        verdict := '**DRY RUN**: no target row was written.';
+    ELSIF problems <> '{}' THEN
+        verdict := '**FAILED**: the target does not match the source.';
+    ELSIF last_verified IS NULL THEN
+        verdict := '**NOT VERIFIED**: the run succeeded; verify it to certify the target.';
+    ELSE
+        verdict := '**PASSED**: the run succeeded and the target matches the source.';
+    END IF;
+    doc := doc || ''::text || '## Verdict'::text || ''::text || verdict
+           || ARRAY(SELECT '- ' || migrate._md(p) FROM pg_catalog.unnest(problems) p);
+
+    UPDATE migrate.run AS u SET report = pg_catalog.array_to_string(doc, E'\n') || E'\n'
+     WHERE u.run_id = r.run_id;
+    RETURN pg_catalog.array_to_string(doc, E'\n') || E'\n';
+END;
+$$;
 
 -- ==== end of verification section ====
 

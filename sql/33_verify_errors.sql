@@ -1,0 +1,76 @@
+-- Bad input to migrate_verify(), migrate_diff(), migrate_report() and
+-- migrate_foreign_key(): a clear error with an SQLSTATE, naming the plan,
+-- table or run, with a hint where one helps.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+\set regress_db :DBNAME
+CREATE FUNCTION test_error_masked(p_sql text) RETURNS text LANGUAGE sql AS $$
+    SELECT regexp_replace(test_error(p_sql), '(run |migrate_cancel\()\d+', '\1<id>', 'g')
+$$;
+CREATE TABLE vbad_item (id bigint PRIMARY KEY, sku text);
+SELECT migrate_plan('vbad', source_schema => 'legacy');
+SELECT migrate_table('vbad', 'items', 'vbad_item');
+
+-- a plan that does not exist, a plan never run, a plan only rehearsed
+SELECT test_error($$SELECT * FROM migrate_verify('no_such_plan')$$);
+SELECT test_error($$SELECT * FROM migrate_verify('vbad')$$);
+SELECT test_error($$SELECT * FROM migrate_diff('vbad', 'vbad_item')$$);
+SELECT migrate_run('vbad', dry_run => true) AS dry \gset
+SELECT test_error($$SELECT * FROM migrate_verify('vbad')$$);
+SELECT test_error_masked(format('SELECT * FROM migrate_verify(%L, run => %s)', 'vbad', :dry));
+-- a run of another plan, a run that does not exist
+SELECT test_error_masked(format('SELECT * FROM migrate_verify(%L, run => %s)', 'verify', :dry));
+SELECT test_error($$SELECT * FROM migrate_verify('vbad', run => -1)$$);
+SELECT test_error($$SELECT migrate_report(-1)$$);
+
+-- a table that is not in the plan, or does not exist
+SELECT migrate_run('vbad') AS run \gset
+SELECT count(*), bool_and(ok) FROM migrate_verify('vbad');
+SELECT test_error($$SELECT * FROM migrate_diff('vbad', 'ver_order')$$);
+SELECT test_error($$SELECT * FROM migrate_diff('vbad', 'no_such_table')$$);
+SELECT test_error($$SELECT * FROM migrate_diff('vbad', 'vbad_item', leaf_rows => 0)$$);
+-- keys migrate_diff() cannot split (checked before anything is read)
+SELECT test_error($$SELECT * FROM migrate_diff('keys', 'key_pair')$$);
+CREATE TABLE vbad_point (id point, v text);
+CREATE UNIQUE INDEX ON vbad_point ((id[0]));
+SELECT migrate_plan('vbad_point', source_schema => 'legacy');
+\c migrate_src
+CREATE TABLE vbad_points (id point, v text);
+\c :regress_db
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+IMPORT FOREIGN SCHEMA public LIMIT TO (vbad_points) FROM SERVER src INTO legacy;
+SELECT migrate_table('vbad_point', 'vbad_points', 'vbad_point', key => 'id');
+SELECT test_error($$SELECT * FROM migrate_diff('vbad_point', 'vbad_point')$$);
+
+-- the source is gone: the foreign table, or the remote table behind it
+CREATE FOREIGN TABLE legacy.vbad_vanish (id bigint, sku text) SERVER src OPTIONS (schema_name 'public', table_name 'vbad_remote');
+\c migrate_src
+CREATE TABLE vbad_remote AS SELECT id, sku FROM items WHERE id < 100;
+\c :regress_db
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+CREATE TABLE vbad_gone (id bigint PRIMARY KEY, sku text);
+SELECT migrate_plan('vbad_gone', source_schema => 'legacy');
+SELECT migrate_table('vbad_gone', 'vbad_vanish', 'vbad_gone');
+SELECT migrate_run('vbad_gone') AS run \gset
+SELECT count(*), bool_and(ok) FROM migrate_verify('vbad_gone');
+\c migrate_src
+DROP TABLE vbad_remote;
+\c :regress_db
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+SELECT test_error($$SELECT * FROM migrate_verify('vbad_gone')$$);
+SELECT test_error($$SELECT * FROM migrate_diff('vbad_gone', 'vbad_gone')$$);
+DROP FOREIGN TABLE legacy.vbad_vanish;
+SELECT test_error($$SELECT * FROM migrate_verify('vbad_gone')$$);
+SELECT test_error($$SELECT * FROM migrate_diff('vbad_gone', 'vbad_gone')$$);
+-- an error records nothing: the run keeps its last verification
+SELECT verified FROM migrate.run WHERE run_id = :run;
+
+-- migrate_foreign_key()
+SELECT test_error($$SELECT migrate_foreign_key('vbad', 'vbad_item', 'sku', 'no_such_table')$$);
+SELECT test_error($$SELECT migrate_foreign_key('vbad', 'vbad_item', 'no_col', 'ver_customer')$$);
+SELECT test_error($$SELECT migrate_foreign_key('vbad', 'vbad_item', 'id, sku', 'ver_customer')$$);
+SELECT test_error($$SELECT migrate_foreign_key('vbad', 'vbad_point', 'id', 'ver_customer')$$);
+SELECT test_error($$SELECT migrate_foreign_key('vbad', 'vbad_item', 'sku', 'vbad_point')$$);
