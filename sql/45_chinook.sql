@@ -41,6 +41,17 @@ SELECT target, source, column_name, source_column, expr, action
 SELECT action, count(*) FROM migrate_automap('chinook') GROUP BY action ORDER BY action;
 SELECT count(*) AS tables FROM migrate.table_map WHERE plan = 'chinook';
 
+-- assess before any row moves: the only finding is the self-reference of
+-- employee (reports_to); the profile finds nothing the load would refuse
+SELECT * FROM migrate_check('chinook');
+SELECT target, count(*) AS columns, max(rows) AS rows, sum(nulls) AS nulls,
+       sum(cast_failures) AS cast_failures, sum(not_null_violations) AS not_null_violations
+  FROM migrate_profile('chinook') GROUP BY target ORDER BY target::text;
+SELECT source_column, target_column, min_value, max_value, max_length
+  FROM migrate.profile_result
+ WHERE plan = 'chinook' AND target = 'chinook.invoice'::regclass AND target_column IN ('invoice_date', 'billing_city', 'total')
+ ORDER BY target_column;
+
 -- run it
 SET migrate.batch_size = 1000;
 SELECT migrate_run('chinook') > 0 AS ran;

@@ -351,6 +351,7 @@ BEGIN
             IF alter_source AND c.data_type IS NOT NULL
                AND ((c.data_type IN ('date', 'datetime', 'timestamp', 'time')
                      AND c.src_type NOT IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype))
+                    OR (c.data_type IN ('decimal', 'numeric') AND c.src_type_name = 'numeric')
                     OR (c.column_type LIKE '%unsigned%'
                         AND c.src_type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
                         AND c.src_type_name <> migrate._mysql_read_type(c.data_type, c.column_type)
@@ -503,7 +504,7 @@ BEGIN
            AND ((stm - 4) >> 16) - ((stm - 4) & 65535) <= ((ttm - 4) >> 16) - ((ttm - 4) & 65535)
            AND ((stm - 4) & 65535) <= ((ttm - 4) & 65535) THEN
             RETURN;
-        ELSIF srank IS NOT NULL AND ((ttm - 4) >> 16) - ((ttm - 4) & 65535) >= ARRAY[5, 10, 19][srank] THEN
+        ELSIF srank IS NOT NULL AND ((ttm - 4) >> 16) - ((ttm - 4) & 65535) >= (ARRAY[5, 10, 19])[srank] THEN
             RETURN;
         END IF;
         message := pg_catalog.format('%s into %s: precision narrowed, values are rounded or refused', sn, tn);
@@ -719,7 +720,8 @@ BEGIN
                                       WHERE p.proname = 'min' AND p.prokind = 'a'
                                         AND p.proargtypes[0] IN (a.atttypid,
                                             CASE WHEN t.typtype = 'e' THEN 'anyenum'::regtype END,
-                                            CASE WHEN t.typcategory = 'A' THEN 'anyarray'::regtype END)) AS has_min
+                                            CASE WHEN t.typcategory = 'A' THEN 'anyarray'::regtype END,
+                                            CASE WHEN t.typcategory = 'S' THEN 'text'::regtype END)) AS has_min
                           FROM pg_catalog.pg_attribute a
                           JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
                          WHERE a.attrelid = pg_catalog.to_regclass(tm.source) AND a.attnum > 0 AND NOT a.attisdropped
@@ -741,6 +743,7 @@ BEGIN
             -- each mapped target column, attached to the one source column it reads
             FOR mc IN SELECT m.column_name, m.expr, a.atttypid, a.atttypmod, a.attnotnull,
                              pg_catalog.format_type(a.atttypid, a.atttypmod) AS tname,
+                             pg_catalog.format_type(a.atttypid, NULL) AS base_type,
                              migrate._expr_columns(m.expr) AS reads
                         FROM migrate._mapped_columns(pl.plan_name, tm.target) m
                         JOIN pg_catalog.pg_attribute a ON a.attrelid = tm.target AND a.attname = m.column_name
@@ -761,7 +764,13 @@ BEGIN
                     sel := sel
                         || CASE WHEN with_casts
                                 THEN pg_catalog.format('count(*) FILTER (WHERE migrate._cast_fails(%s, %s::regtype, %s))::text',
-                                                       mc.expr, mc.atttypid, mc.atttypmod)
+                                                       -- "(x)::type" (automap's form): probe x, so that
+                                                       -- a failing cast counts instead of raising
+                                                       coalesce((SELECT '(' || m[1] || ')' || coalesce(m[2], '')
+                                                                   FROM pg_catalog.regexp_match(mc.expr,
+                                                                        '^\((.*)\)(::text)?::' || pg_catalog.regexp_replace(mc.base_type, '([^[:alnum:] _])', '\\\1', 'g') || '$') m),
+                                                                mc.expr),
+                                                       mc.atttypid, mc.atttypmod)
                                 ELSE 'NULL' END
                         || CASE WHEN mc.attnotnull
                                 THEN pg_catalog.format('count(*) FILTER (WHERE (%s) IS NULL)::text', mc.expr)

@@ -51,8 +51,9 @@ typedef struct CastProbe
 } CastProbe;
 
 /*
- * Build the coercion from intype to (target, typmod), assignment semantics,
- * in fn_mcxt.  castable is false when there is no coercion path.
+ * Build the coercion from intype to (target, typmod) in fn_mcxt, as the
+ * engine applies it: an explicit cast to the type, then the assignment of
+ * the typmod.  castable is false when there is no coercion path.
  */
 static CastProbe *
 probe_build(FunctionCallInfo fcinfo, Oid intype, Oid target, int32 typmod)
@@ -73,8 +74,12 @@ probe_build(FunctionCallInfo fcinfo, Oid intype, Oid target, int32 typmod)
 	param->paramcollid = get_typcollation(intype);
 	param->location = -1;
 
-	expr = coerce_to_target_type(NULL, (Node *) param, intype, target, typmod,
-								 COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
+	/* as the engine: (value)::type explicitly, then the INSERT's typmod */
+	expr = coerce_to_target_type(NULL, (Node *) param, intype, target, -1,
+								 COERCION_EXPLICIT, COERCE_EXPLICIT_CAST, -1);
+	if (expr != NULL && typmod >= 0)
+		expr = coerce_to_target_type(NULL, expr, target, target, typmod,
+									 COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
 	probe->castable = expr != NULL;
 	if (probe->castable)
 	{
@@ -84,6 +89,7 @@ probe_build(FunctionCallInfo fcinfo, Oid intype, Oid target, int32 typmod)
 		expr = (Node *) expression_planner((Expr *) expr);
 		probe->state = ExecInitExprWithParams((Expr *) expr, probe->params);
 		probe->econtext = CreateStandaloneExprContext();
+		probe->econtext->ecxt_param_list_info = probe->params;
 		probe->evalcxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt,
 											   "migrate cast probe",
 											   ALLOCSET_SMALL_SIZES);

@@ -20,7 +20,9 @@
 #   - loads test/data/chinook/Chinook_MySql.sql (database `Chinook`). The load
 #     adds NO_BACKSLASH_ESCAPES to the session's sql_mode: four track names
 #     contain a literal backslash that the default sql_mode would eat
-#     (test/data/chinook/README.md). MIGRATE_MARIADB_CHINOOK=0 skips the load.
+#     (test/data/chinook/README.md). MIGRATE_MARIADB_CHINOOK=0 skips the load;
+#   - loads test/data/mysql_types.sql (database migrate_types: MySQL types
+#     with cast rules, for the tests).
 #
 # Prints the connection parameters. Root reaches the server through the
 # socket (unix_socket authentication):
@@ -93,6 +95,9 @@ if [[ $CHINOOK == 1 ]]; then
         "SELECT count(*) FROM Chinook.Track WHERE Name LIKE '%\\\\\\\\%'")
     [[ $backslashes == 4 ]] || die "Chinook: $backslashes track names with a backslash, expected 4"
 fi
+
+# the MySQL types the cast-rule tests need (sql/41_automap_mysql.sql)
+mariadb --socket="$SOCK" <"$REPO/test/data/mysql_types.sql"
 
 echo "MariaDB $(mariadb --socket="$SOCK" -N -B -e 'SELECT version()') running:" \
      "host 127.0.0.1 port $PORT user $USER_NAME password $PASSWORD socket $SOCK" \
