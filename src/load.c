@@ -840,7 +840,13 @@ migrate_plan_ranges(MigrateWork *w, Oid target)
 		StringInfoData sql;
 
 		initStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint FROM %s AS s",
+		/*
+		 * count(*) keeps the planner from turning min and max into two
+		 * "ORDER BY key LIMIT 1" scans, which mysql_fdw ships without the
+		 * LIMIT (MariaDB then sorts the table twice); as one aggregate every
+		 * FDW that can pushes it down.
+		 */
+		appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint, count(*) FROM %s AS s",
 						 tl->key_expr, tl->key_expr, tl->source);
 		if (tl->filter)
 			appendStringInfo(&sql, " WHERE (%s)", tl->filter);
@@ -1019,7 +1025,8 @@ migrate_load_range(MigrateWork *w, MigrateUnit *u)
 			Datum		d;
 
 			initStringInfo(&sql);
-			appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint FROM %s AS s WHERE true",
+			/* count(*): see migrate_plan_ranges */
+			appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint, count(*) FROM %s AS s WHERE true",
 							 tl->key_expr, tl->key_expr, tl->source);
 			append_bounds(tl, &sql, have_last, last_hi, u->hi != NULL,
 						  u->hi ? key_from_text(tl, u->hi, tablecxt) : (Datum) 0,
