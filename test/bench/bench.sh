@@ -32,6 +32,7 @@ export FSYNC=${FSYNC:-on}
 export PGLOADER=${PGLOADER:-auto}
 export PGLOADER_TIMEOUT=${PGLOADER_TIMEOUT:-300}
 export INSTALL=${INSTALL:-1}
+export PARALLEL_BENCH=${PARALLEL_BENCH:-1}
 export OUT=${OUT:-$HERE/results-latest.md}
 
 die() { echo "bench.sh: ERROR: $*" >&2; exit 1; }
@@ -169,6 +170,18 @@ SELECT migrate_plan('bench', source_schema => 'legacy');
 SELECT migrate_table('bench', 'orders', 'orders');
 SELECT migrate_rule('bench', 'orders', 'amount_ok', 'amount >= 0');
 SELECT migrate_rule('bench', 'orders', 'email_ok', 'email LIKE ''%@%''');
+-- issue 3: the same table into a target with two secondary indexes
+CREATE TABLE orders_ix ($ORDERS_COLS);
+CREATE INDEX orders_ix_customer ON orders_ix (customer_id);
+CREATE INDEX orders_ix_created ON orders_ix (created_at);
+SELECT migrate_plan('bench_ix', source_schema => 'legacy');
+SELECT migrate_table('bench_ix', 'orders', 'orders_ix');
+SELECT migrate_rule('bench_ix', 'orders_ix', 'amount_ok', 'amount >= 0');
+SELECT migrate_rule('bench_ix', 'orders_ix', 'email_ok', 'email LIKE ''%@%''');
+SELECT migrate_plan('bench_ixd', source_schema => 'legacy', options => '{"defer_indexes": true}');
+SELECT migrate_table('bench_ixd', 'orders', 'orders_ix');
+SELECT migrate_rule('bench_ixd', 'orders_ix', 'amount_ok', 'amount >= 0');
+SELECT migrate_rule('bench_ixd', 'orders_ix', 'email_ok', 'email LIKE ''%@%''');
 SELECT migrate_plan('bench_small', source_schema => 'legacy');
 SELECT migrate_table('bench_small', 'orders_small', 'orders_small');
 SELECT migrate_rule('bench_small', 'orders_small', 'amount_ok', 'amount >= 0');
@@ -223,17 +236,18 @@ sample_worker() {
 	echo "$max_rss $max_anon $n $hwm $pid $first $last $why" >"$out"
 }
 
-# One migrate run with the external sampler.  $1 plan, $2 table, $3 rows.
+# One migrate run with the external sampler.  $1 plan, $2 table, $3 rows,
+# $4 more migrate_run() arguments (", parallel => 2").
 # Sets ELAPSED, RUN_ID, PEAK_KB, ENGINE_S, EXT_RSS, EXT_ANON, EXT_N, EXT_HWM.
 migrate_once() {
-	local plan=$1 tbl=$2 rows=$3 t0 t1 sp line
+	local plan=$1 tbl=$2 rows=$3 args=${4:-} t0 t1 sp line
 	prepare "$tbl"
 	sample_worker "$WORK/sample" &
 	sp=$!
 	BG_PIDS+=("$sp")
 	t0=$(now)
 	RUN_ID=$(q -d bench_tgt -c "SET migrate.batch_size = $BATCH_SIZE" \
-		-c "SELECT migrate_run('$plan')" 2>"$WORK/notices") ||
+		-c "SELECT migrate_run('$plan'$args)" 2>"$WORK/notices") ||
 		{ cat "$WORK/notices" >&2; die "migrate_run('$plan') failed"; }
 	t1=$(now)
 	wait "$sp" || true
@@ -365,6 +379,35 @@ for ((rep = 1; rep <= REPS; rep++)); do
 	fi
 done
 
+# issue 3: parallel workers and index deferral, same data, same run
+T_INSERT_IX=() T_P2=() T_IX_P1=() T_IX_P2=() T_IX_P2D=()
+if [[ $PARALLEL_BENCH == 1 ]]; then
+	for ((rep = 1; rep <= REPS; rep++)); do
+		prepare orders_ix
+		t0=$(now)
+		q -d bench_tgt -c 'INSERT INTO orders_ix SELECT * FROM legacy.orders'
+		t1=$(now)
+		ELAPSED=$(fsub "$t1" "$t0")
+		check_count "INSERT ... SELECT" orders_ix "$ROWS"
+		T_INSERT_IX+=("$ELAPSED")
+		say "rep $rep/$REPS  INSERT...SELECT into orders_ix (2 secondary indexes)  ${ELAPSED} s"
+		migrate_once bench orders "$ROWS" ", parallel => 2"
+		T_P2+=("$ELAPSED")
+		say "rep $rep/$REPS  migrate parallel 2 into orders  ${ELAPSED} s"
+		migrate_once bench_ix orders_ix "$ROWS" ", parallel => 1"
+		T_IX_P1+=("$ELAPSED")
+		say "rep $rep/$REPS  migrate parallel 1 into orders_ix  ${ELAPSED} s"
+		migrate_once bench_ix orders_ix "$ROWS" ", parallel => 2"
+		T_IX_P2+=("$ELAPSED")
+		say "rep $rep/$REPS  migrate parallel 2 into orders_ix  ${ELAPSED} s"
+		migrate_once bench_ixd orders_ix "$ROWS" ", parallel => 2"
+		T_IX_P2D+=("$ELAPSED")
+		[[ $(q -d bench_tgt -c "SELECT count(*) FROM pg_index WHERE indrelid = 'orders_ix'::regclass") == 3 ]] ||
+			die "orders_ix does not have its 3 indexes back after the deferred load"
+		say "rep $rep/$REPS  migrate parallel 2, indexes deferred, into orders_ix  ${ELAPSED} s"
+	done
+fi
+
 # memory is bounded by the batch, not by the table: a run over ROWS/4 rows
 migrate_once bench_small orders_small "$SMALL"
 SMALL_S=$ELAPSED SMALL_PEAK=$PEAK_KB SMALL_RSS=$EXT_RSS SMALL_ANON=$EXT_ANON SMALL_N=$EXT_N
@@ -413,6 +456,33 @@ fi
 	echo
 	echo "- migrate / INSERT...SELECT throughput: **$(fdiv "$M_INSERT" "$M_MIGRATE")**"
 	echo "- migrate / COPY pipe throughput: **$(fdiv "$M_COPY" "$M_MIGRATE")**"
+	if [[ ${#T_P2[@]} -gt 0 ]]; then
+		echo
+		echo "Parallel workers and index deferral (issue 3). orders_ix is orders with two secondary"
+		echo "indexes (customer_id, created_at). Ratios are throughput against the single-stream"
+		echo "INSERT INTO orders SELECT (PK only) above, and against the same INSERT into orders_ix."
+		echo
+		echo "| method | median s | median rows/s | vs INSERT...SELECT (orders) | vs INSERT...SELECT (orders_ix) | all runs (s) |"
+		echo "|---|---|---|---|---|---|"
+		M_INSERT_IX=$(median "${T_INSERT_IX[@]}")
+		prow() {
+			local name=$1
+			shift
+			local m
+			m=$(median "$@")
+			printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$m" "$(rate "$m")" \
+				"$(fdiv "$M_INSERT" "$m")" "$(fdiv "$M_INSERT_IX" "$m")" "$(printf '%s ' "$@" | sed 's/ $//')"
+		}
+		prow 'INSERT INTO orders_ix SELECT * FROM legacy.orders' "${T_INSERT_IX[@]}"
+		prow 'migrate_run, parallel => 1, into orders' "${T_MIGRATE[@]}"
+		prow 'migrate_run, parallel => 2, into orders' "${T_P2[@]}"
+		prow 'migrate_run, parallel => 1, into orders_ix' "${T_IX_P1[@]}"
+		prow 'migrate_run, parallel => 2, into orders_ix' "${T_IX_P2[@]}"
+		prow 'migrate_run, parallel => 2, defer_indexes, into orders_ix' "${T_IX_P2D[@]}"
+		echo
+		echo "- parallel 2 with index deferral / single-stream INSERT...SELECT (into orders_ix): **$(fdiv "$M_INSERT_IX" "$(median "${T_IX_P2D[@]}")")**"
+		echo "- parallel 2 / single-stream INSERT...SELECT (into orders): **$(fdiv "$M_INSERT" "$(median "${T_P2[@]}")")**"
+	fi
 	echo "- migrate engine time (run_table started_at to finished_at), median: $M_ENGINE s ($(rate "$M_ENGINE") rows/s); the rest of the wall time is worker start, plan checks and bookkeeping"
 	echo
 	echo "Memory of the migrate worker (max over the $REPS runs of $ROWS rows; one run of $SMALL rows):"
