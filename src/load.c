@@ -72,6 +72,7 @@ typedef struct TableLoad
 	Oid			key_type;		/* its type */
 	bool		int_key;		/* int2/int4/int8: cut by arithmetic */
 	bool		count_passes;	/* skip_existing: count every row read */
+	bool		minmax_count;	/* ask min and max with count(*): see below */
 
 	List	   *rule_names;
 	List	   *rule_on_fail;
@@ -846,8 +847,9 @@ migrate_plan_ranges(MigrateWork *w, Oid target)
 		 * LIMIT (MariaDB then sorts the table twice); as one aggregate every
 		 * FDW that can pushes it down.
 		 */
-		appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint, count(*) FROM %s AS s",
-						 tl->key_expr, tl->key_expr, tl->source);
+		appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint%s FROM %s AS s",
+						 tl->key_expr, tl->key_expr, tl->minmax_count ? ", count(*)" : "",
+						 tl->source);
 		if (tl->filter)
 			appendStringInfo(&sql, " WHERE (%s)", tl->filter);
 		ret = SPI_execute(sql.data, false, 1);
@@ -1026,8 +1028,9 @@ migrate_load_range(MigrateWork *w, MigrateUnit *u)
 
 			initStringInfo(&sql);
 			/* count(*): see migrate_plan_ranges */
-			appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint, count(*) FROM %s AS s WHERE true",
-							 tl->key_expr, tl->key_expr, tl->source);
+			appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint%s FROM %s AS s WHERE true",
+							 tl->key_expr, tl->key_expr, tl->minmax_count ? ", count(*)" : "",
+							 tl->source);
 			append_bounds(tl, &sql, have_last, last_hi, u->hi != NULL,
 						  u->hi ? key_from_text(tl, u->hi, tablecxt) : (Datum) 0,
 						  bargs, btypes, &nargs);
