@@ -51,7 +51,8 @@ use constant GATE_LOCK => 4242;
 # start_node(name, conf => { guc => value, ... }, install_path => dir)
 #
 # A new cluster, started, with settings suited to the tests (a log line
-# prefix with the SQLSTATE, %e) plus the given ones.  Values are quoted.
+# prefix with the SQLSTATE, %e) plus the given ones.  Values are quoted;
+# @HOST@ in a value is replaced by the node's socket directory.
 sub start_node
 {
 	my ($name, %o) = @_;
@@ -63,6 +64,8 @@ sub start_node
 		log_min_messages => 'info',
 		max_worker_processes => 8,
 		%{ $o{conf} || {} });
+	my $host = $node->host;
+	s/\@HOST\@/$host/g for values %conf;
 	$node->append_conf('postgresql.conf',
 		join('', map { "$_ = '$conf{$_}'\n" } sort keys %conf));
 	$node->start;
