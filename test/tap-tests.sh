@@ -16,7 +16,8 @@ tests="${*:-}"
 status=0
 if [ "$(id -u)" -eq 0 ]; then
     dir=$(mktemp -d /tmp/migrate-tap.XXXXXX)
-    trap 'rm -rf "$dir"' EXIT
+    # kept when a test fails (the logs are in $dir/migrate/tmp_check/log)
+    trap '[ "$status" -ne 0 ] || rm -rf "$dir"' EXIT
     cp -a . "$dir/migrate"
     rm -rf "$dir/migrate/tmp_check"
     chown -R postgres: "$dir"
