@@ -16,10 +16,22 @@ PGFILEDESC = "migrate - data migration inside PostgreSQL"
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(filter-out sql/migrate--%,$(wildcard sql/*.sql))))
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
 
+# isolation specs (two sessions racing), run by make installcheck after
+# pg_regress: test/isolation/specs/*.spec, expected in test/isolation/expected
+ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/results
+
+# TAP tests (test/t/*.pl, PostgreSQL::Test::Cluster) make their own clusters
+# from the installed server: `make taptest`, as a user that may run
+# PostgreSQL (not root).  Not part of installcheck, which runs against the
+# server of PGHOST/PGPORT.
+PROVE_TESTS = test/t/*.pl
+PROVE_FLAGS = -I test/t
+
 PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server)
 PG_CFLAGS = -Wall -Wextra
 
-EXTRA_CLEAN = test/results
+EXTRA_CLEAN = test/results test/isolation/results tmp_check
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -29,6 +41,10 @@ include $(PGXS)
 installcheck: | test/results
 test/results:
 	mkdir -p $@
+
+.PHONY: taptest
+taptest:
+	$(prove_installcheck)
 
 sql/migrate--$(EXTVERSION).sql: sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql
 	{ echo '/* built by make from $^: do not edit */'; \

@@ -3,9 +3,11 @@
 #   sudo bash test/run-tests.sh
 # Installs the Debian packages the build and the tests need, builds the
 # extension with warnings as errors, installs it, and runs the pg_regress
-# suite against a throwaway PostgreSQL 15 cluster (pg_virtualenv -t), with a
-# real postgres_fdw loopback source and a throwaway MariaDB (mysql_fdw source,
-# test/mariadb/start.sh, port $MIGRATE_MARIADB_PORT or 3307).
+# suite and the isolation specs against a throwaway PostgreSQL 15 cluster
+# (pg_virtualenv -t), with a real postgres_fdw loopback source and a
+# throwaway MariaDB (mysql_fdw source, test/mariadb/start.sh, port
+# $MIGRATE_MARIADB_PORT or 3307), then the TAP tests (test/t, clusters of
+# their own, run as the postgres user).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +16,8 @@ if [ "${1:-}" != "--inner" ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends \
         build-essential postgresql-15 postgresql-server-dev-15 postgresql-contrib \
-        postgresql-common libipc-run-perl mariadb-server postgresql-15-mysql-fdw >/dev/null
+        postgresql-common libipc-run-perl mariadb-server postgresql-15-mysql-fdw \
+        postgresql-15-cron >/dev/null
     # a released install script never changes: upgrades go in migrate--A--B.sql
     sha256sum --quiet -c test/released-scripts.sha256
     make -s clean
@@ -32,13 +35,23 @@ fi
 # inside pg_virtualenv: PGHOST, PGPORT, PGUSER and PGPASSWORD point at the cluster
 log=$(mktemp)
 status=0
+# pg_regress, then the isolation specs
 make -s installcheck 2>&1 | tee "$log" || status=$?
-if [ "$status" -ne 0 ] && [ -f test/results/regression.diffs ]; then
-    cat test/results/regression.diffs
+for diffs in test/results/regression.diffs test/isolation/results/regression.diffs; do
+    if [ "$status" -ne 0 ] && [ -f "$diffs" ]; then
+        cat "$diffs"
+    fi
+done
+# TAP tests: their own clusters, as the postgres user (servers refuse root)
+tap_status=0
+bash test/tap-tests.sh 2>&1 | tee -a "$log" || tap_status=$?
+
+# the plain closing line CI reads (pg_regress and isolation tests, TAP files)
+passed=$(grep -cE '^(test |     )?[^ ]+ +\.\.\. ok|^test/t/[^ ]+ \.+ ok$' "$log" || true)
+failed=$(grep -cE '\.\.\. FAILED|^test/t/[^ ]+ +\(Wstat' "$log" || true)
+if [ "$tap_status" -ne 0 ] && ! grep -qE '^test/t/[^ ]+ +\(Wstat' "$log"; then
+    failed=$((failed + 1))      # the TAP run failed as a whole (bail out)
 fi
-# the plain closing line CI reads
-passed=$(grep -cE '^(test |     )?[^ ]+ +\.\.\. ok' "$log" || true)
-failed=$(grep -cE '\.\.\. FAILED' "$log" || true)
 echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ] || status=1
+[ "$failed" -eq 0 ] && [ "$tap_status" -eq 0 ] || status=1
 exit "$status"
