@@ -273,12 +273,14 @@ wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
 				continue;
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the background worker of migration plan \"%s\" exited unexpectedly",
-							shared->plan),
+					 errmsg("the background worker of migration plan \"%s\" exited unexpectedly%s",
+							shared->plan, shared->run_id > 0 ? "" : ", before it started the run"),
 					 shared->run_id > 0 ?
-					 errdetail("Run " INT64_FORMAT " is left running and will be marked interrupted by the next run of the plan.",
-							   shared->run_id) : 0,
-					 errhint("See the server log: the worker was terminated, or the migrate library could not be loaded by the server (is it installed in $libdir?).")));
+					 errdetail("Run " INT64_FORMAT " is left running: migrate_status() shows it interrupted, migrate_resume(" INT64_FORMAT ") continues it.",
+							   shared->run_id, shared->run_id) : 0,
+					 shared->run_id > 0 ?
+					 errhint("See the server log: the worker was terminated or crashed.") :
+					 errhint("See the server log: the migrate library could not be loaded by the worker (is it installed in $libdir?), or the worker was terminated.")));
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

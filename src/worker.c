@@ -178,7 +178,19 @@ migrate_work_should_stop(MigrateWork *w)
 		requested = w->shared->cancel_requested;
 		SpinLockRelease(&w->shared->mutex);
 		if (requested)
+		{
+			/* the caller's wait was cancelled: say so where migrate_cancel would */
+			ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET cancel_requested = true"
+										"   WHERE run_id = $1 AND NOT cancel_requested RETURNING run_id, plan, run_by)"
+										" INSERT INTO migrate.event (run_id, plan, actor, event, details)"
+										" SELECT run_id, plan, run_by, 'cancel requested', 'the waiting migrate_run() call was cancelled' FROM r",
+										1, argtypes, args, NULL, false, 0);
+			if (ret != SPI_OK_INSERT)
+				elog(ERROR, "recording the cancel of run " INT64_FORMAT " failed: %s", w->run_id,
+					 SPI_result_code_string(ret));
+			/* helpers see the flag in the catalog */
 			return "cancelled";
+		}
 	}
 
 	ret = SPI_execute_with_args("SELECT r.cancel_requested,"
@@ -369,7 +381,7 @@ take_plan_lock(const char *plan)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("migration plan \"%s\" is already running%s%s%s", plan,
-						other ? " (run " : "", other ? other : "", other ? ")" : ""),
+						other ? " (run " : " (its run is starting)", other ? other : "", other ? ")" : ""),
 				 errdetail("Only one run of a plan may be active at a time."),
 				 errhint("Wait for it to finish, or stop it with migrate_cancel(%s).",
 						 other ? other : "run_id")));

@@ -68,7 +68,7 @@ my $err = $s->{stderr};
 is($out, '', 'no run id when the worker cannot load the library');
 like($err, qr/ERROR:  55000: the background worker of migration plan "plan_a" exited unexpectedly/,
 	'the caller gets 55000: the worker exited unexpectedly');
-like($err, qr/HINT:  .*the migrate library could not be loaded by the server \(is it installed in \$libdir\?\)/,
+like($err, qr/HINT:  .*the migrate library could not be loaded by the worker \(is it installed in \$libdir\?\)/,
 	'the hint names the library and $libdir');
 unlike($err, qr/DETAIL:  Run \d+/, 'no run is mentioned: the worker never made one');
 ok( $node->wait_for_log(qr/could not access file "migrate": No such file or directory/,
