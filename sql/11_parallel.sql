@@ -75,3 +75,14 @@ SELECT kind, count(*) FROM migrate.run_range WHERE run_id = :rund2 GROUP BY 1;
 -- progress views and status answer from any session
 SELECT count(*) FROM migrate.progress;
 SELECT run_state, target, table_state, rows_read, percent FROM migrate_status(:run3) ORDER BY target::text;
+
+-- a text key is cut at its quantiles
+CREATE TABLE par_code (code text PRIMARY KEY, label text);
+SELECT migrate_plan('parcode', source_schema => 'legacy');
+SELECT migrate_table('parcode', 'codes', 'par_code');
+SELECT migrate_run('parcode', parallel => 3) AS runc \gset
+SELECT * FROM test_counts(:runc);
+SELECT range_no, lo, hi, rows_read, source_count = rows_read AS counted
+  FROM migrate.run_range WHERE run_id = :runc ORDER BY range_no;
+SELECT (SELECT count(*) FROM (SELECT * FROM legacy.codes EXCEPT SELECT * FROM par_code) d) AS missing,
+       (SELECT count(*) FROM par_code) AS loaded;

@@ -813,10 +813,10 @@ append_bounds(TableLoad *tl, StringInfo sql, bool has_lo, Datum lo, bool has_hi,
 }
 
 /*
- * Cut a table of the run into key ranges (units of work): an integer key
- * into 2 ranges per worker, by arithmetic on [min, max] of the source, when
- * the table has more than a batch of keys; any other key, or one worker,
- * gives one range.  Needs SPI and the planning transaction.
+ * Cut a table of the run into key ranges (units of work), up to 2 per
+ * worker when the table has more than a batch of keys: an integer key by
+ * arithmetic on [min, max] of the source, any other key at its quantiles.
+ * One worker gives one range.  Needs SPI and the planning transaction.
  */
 void
 migrate_plan_ranges(MigrateWork *w, Oid target)
@@ -874,6 +874,87 @@ migrate_plan_ranges(MigrateWork *w, Oid target)
 
 			nranges = (int) Min((double) w->parallel * 2, Max(1.0, span / w->batch_size));
 		}
+	}
+
+	/*
+	 * Any other key: cut at key quantiles, found by reading the keys alone
+	 * in key order, rows / nranges at a time (ORDER BY and LIMIT are pushed
+	 * down where the FDW can).  Only the boundaries are kept.
+	 */
+	if (!tl->int_key && w->parallel > 1)
+	{
+		StringInfoData sql;
+		int64		rows;
+		bool		isnull;
+		List	   *bounds = NIL;
+		Datum		last = (Datum) 0;
+		SPIPlanPtr	next_bound;
+		Oid			ktypes[1] = {tl->key_type};
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT count(*) FROM %s AS s WHERE (%s) IS NOT NULL",
+						 tl->source, tl->key_expr);
+		if (tl->filter)
+			appendStringInfo(&sql, " AND (%s)", tl->filter);
+		ret = SPI_execute(sql.data, false, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "counting the rows of %s failed: %s", tl->source,
+				 SPI_result_code_string(ret));
+		rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		nranges = (int) Min((int64) w->parallel * 2, Max((int64) 1, rows / w->batch_size));
+		if (nranges > 1)
+		{
+			resetStringInfo(&sql);
+			appendStringInfo(&sql, "SELECT max(k) FROM (SELECT (%s) AS k FROM %s AS s"
+							 " WHERE (%s) IS NOT NULL AND ($1 IS NULL OR (%s) > $1)",
+							 tl->key_expr, tl->source, tl->key_expr, tl->key_expr);
+			if (tl->filter)
+				appendStringInfo(&sql, " AND (%s)", tl->filter);
+			appendStringInfo(&sql, " ORDER BY 1 LIMIT " INT64_FORMAT ") b", rows / nranges);
+			next_bound = SPI_prepare(sql.data, 1, ktypes);
+			if (next_bound == NULL)
+				elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql.data);
+			for (int r = 1; r < nranges; r++)
+			{
+				char		nulls1[1] = {bounds == NIL ? 'n' : ' '};
+				Datum		args1[1] = {last};
+
+				ret = SPI_execute_plan(next_bound, args1, nulls1, false, 1);
+				if (ret != SPI_OK_SELECT || SPI_processed != 1)
+					elog(ERROR, "finding the key ranges of %s failed: %s", tl->source,
+						 SPI_result_code_string(ret));
+				last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+				if (isnull)
+					break;
+				{
+					MemoryContext old = MemoryContextSwitchTo(cxt);
+					char	   *text = key_to_text(tl, last);
+
+					bounds = lappend(bounds, text);
+					last = key_from_text(tl, text, cxt);
+					MemoryContextSwitchTo(old);
+				}
+			}
+			nranges = list_length(bounds) + 1;
+		}
+		args[0] = Int64GetDatum(w->run_id);
+		args[1] = ObjectIdGetDatum(target);
+		for (int r = 1; r <= nranges; r++)
+		{
+			args[2] = Int32GetDatum(r);
+			nulls[3] = r > 1 ? ' ' : 'n';
+			nulls[4] = r < nranges ? ' ' : 'n';
+			if (r > 1)
+				args[3] = CStringGetTextDatum(list_nth(bounds, r - 2));
+			if (r < nranges)
+				args[4] = CStringGetTextDatum(list_nth(bounds, r - 1));
+			ret = SPI_execute_with_args("INSERT INTO migrate.run_range (run_id, target, range_no, lo, hi)"
+										" VALUES ($1, $2, $3, $4, $5)",
+										5, argtypes, args, nulls, false, 0);
+			if (ret != SPI_OK_INSERT)
+				elog(ERROR, "inserting into migrate.run_range failed: %s", SPI_result_code_string(ret));
+		}
+		nranges = 0;			/* inserted */
 	}
 
 	args[0] = Int64GetDatum(w->run_id);
@@ -936,6 +1017,7 @@ migrate_load_range(MigrateWork *w, MigrateUnit *u)
 				int_max = 0,
 				step;
 	Datum		range_lo = (Datum) 0;
+	Datum		range_hi = (Datum) 0;	/* non-integer keys: the range's end */
 	Datum		last_hi = (Datum) 0;	/* upper bound of the last batch */
 	bool		have_last = false;
 	ErrorContextCallback errcallback;
@@ -1003,18 +1085,21 @@ migrate_load_range(MigrateWork *w, MigrateUnit *u)
 		{
 			StringInfoData sql;
 
-			if (u->hi)
-				elog(ERROR, "a range of a non-integer key must be open above");
+			/* where a batch ends: the batch_size-th key, within the range */
 			initStringInfo(&sql);
 			appendStringInfo(&sql, "SELECT max(k) FROM (SELECT (%s) AS k FROM %s AS s WHERE (%s) IS NOT NULL",
 							 tl->key_expr, tl->source, tl->key_expr);
+			if (u->hi)
+				appendStringInfo(&sql, " AND (%s) <= $2", tl->key_expr);
 			if (tl->filter)
 				appendStringInfo(&sql, " AND (%s)", tl->filter);
 			appendStringInfo(&sql, "%%s ORDER BY 1 LIMIT " INT64_FORMAT ") b", batch_size);
-			tl->bound_first = spi_prepare_keep(psprintf(sql.data, ""), 1, argtypes);
+			tl->bound_first = spi_prepare_keep(psprintf(sql.data, ""), 2, argtypes);
 			tl->bound_next = spi_prepare_keep(psprintf(sql.data,
 													   psprintf(" AND (%s) > $1", tl->key_expr)),
-											  1, argtypes);
+											  2, argtypes);
+			if (u->hi)
+				range_hi = key_from_text(tl, u->hi, tablecxt);
 		}
 		else
 		{
@@ -1105,6 +1190,7 @@ migrate_load_range(MigrateWork *w, MigrateUnit *u)
 
 			lower_bound = have_last;
 			bounds[0] = last_hi;
+			bounds[1] = range_hi;
 			ret = SPI_execute_plan(have_last ? tl->bound_next : tl->bound_first,
 								   bounds, NULL, true, 1);
 			if (ret != SPI_OK_SELECT || SPI_processed != 1)
