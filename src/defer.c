@@ -28,6 +28,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -151,8 +152,15 @@ migrate_defer_table(MigrateWork *w, Oid target)
 			elog(ERROR, "dropping %s of %s failed: %s", name, relname, SPI_result_code_string(ret));
 	}
 	if (nitems > 0)
-		migrate_worker_notice(w->shared, "%s: " UINT64_FORMAT " index%s and foreign key%s deferred to the end of its load",
-							  relname, nitems, nitems == 1 ? "" : "es", nitems == 1 ? "" : "s");
+	{
+		int			nindexes = 0;
+
+		for (uint64 i = 0; i < nitems; i++)
+			nindexes += strcmp(SPI_getvalue(items->vals[i], items->tupdesc, 1), "index") == 0;
+		migrate_worker_notice(w->shared, "%s: %d index%s and " UINT64_FORMAT " foreign key%s deferred to the end of its load",
+							  relname, nindexes, nindexes == 1 ? "" : "es",
+							  nitems - nindexes, nitems - nindexes == 1 ? "" : "s");
+	}
 }
 
 /*
@@ -201,6 +209,14 @@ migrate_run_deferred(MigrateWork *w, MigrateUnit *u)
 			elog(ERROR, "updating the counts of %s failed: %s", get_rel_name(u->target),
 				 SPI_result_code_string(ret));
 	}
+	/*
+	 * An index is built once, on the whole table: give its sort room (the
+	 * default 64MB spills to disk for a few million rows).  Each worker
+	 * builds one index at a time.
+	 */
+	if (strcmp(u->kind, "index") == 0 && maintenance_work_mem < 512 * 1024 &&
+		SPI_execute("SET LOCAL maintenance_work_mem = '512MB'", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "SET maintenance_work_mem failed");
 	ret = SPI_execute(u->definition, false, 0);
 	if (ret != SPI_OK_UTILITY)
 		elog(ERROR, "restoring \"%s\" failed: %s", u->definition, SPI_result_code_string(ret));

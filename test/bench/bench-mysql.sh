@@ -150,7 +150,7 @@ check_count() {
 	[[ $n == "$ROWS" ]] || die "$1: target $2 has $n rows, expected $ROWS"
 }
 
-declare -a T_INSERT T_INSERT2 T_MIGRATE T_PGLOADER
+declare -a T_INSERT T_INSERT2 T_MIGRATE T_MIGRATE2 T_PGLOADER
 SAME_SQL=$(q -d bench_tgt -c "SELECT 'INSERT INTO orders (' || string_agg(quote_ident(column_name), ', ' ORDER BY attnum)
                                      || ') SELECT ' || string_agg(expr, ', ' ORDER BY attnum) || ' FROM my_src.orders AS s'
                                 FROM migrate._mapped_columns('bench_my', 'orders')")
@@ -177,6 +177,15 @@ for ((r = 1; r <= REPS; r++)); do
 	T_MIGRATE+=("$(fsub "$(now)" "$t")")
 	check_count "migrate_run" orders
 	say "rep $r: migrate_run ${T_MIGRATE[-1]} s"
+
+	# two workers, key ranges of the same table (pgloader below runs 2 workers too)
+	prepare
+	t=$(now)
+	q -d bench_tgt -c "SET migrate.batch_size = $BATCH_SIZE" -c "SET client_min_messages = warning" \
+		-c "SELECT migrate_run('bench_my', parallel => 2)" >/dev/null
+	T_MIGRATE2+=("$(fsub "$(now)" "$t")")
+	check_count "migrate_run parallel 2" orders
+	say "rep $r: migrate_run parallel 2 ${T_MIGRATE2[-1]} s"
 done
 
 # pgloader MySQL -> PostgreSQL, into schema pgl (it creates the table)
@@ -214,6 +223,7 @@ mi=$(median "${T_INSERT[@]}")
 mi2=$(median "${T_INSERT2[@]}")
 SRCCOUNT0=$(now); q -d bench_tgt -c 'SELECT count(*) FROM my_src.orders' >/dev/null; SRCCOUNT=$(fsub "$(now)" "$SRCCOUNT0")
 mm=$(median "${T_MIGRATE[@]}")
+mm2=$(median "${T_MIGRATE2[@]}")
 mp=""
 [[ ${#T_PGLOADER[@]} -gt 0 ]] && mp=$(median "${T_PGLOADER[@]}")
 cat <<REPORT
@@ -225,9 +235,11 @@ cat <<REPORT
 | INSERT INTO orders SELECT ... FROM mysql_fdw table | $mi (${T_INSERT[*]}) | $(rate "$mi") |
 | the same with migrate's mapping, from my_src.orders | $mi2 (${T_INSERT2[*]}) | $(rate "$mi2") |
 | migrate_run (plan by migrate_automap) | $mm (${T_MIGRATE[*]}) | $(rate "$mm") |
+| migrate_run, parallel => 2 | $mm2 (${T_MIGRATE2[*]}) | $(rate "$mm2") |
 | pgloader MySQL -> PostgreSQL | ${mp:-n/a} (${T_PGLOADER[*]:-not run}) | $( [[ -n $mp ]] && rate "$mp" || echo n/a) |
 
 migrate vs INSERT ... SELECT: $(ratio "$mm" "$mi") (target >= 1.0x); vs the same mapping by hand: $(ratio "$mm" "$mi2")
 (migrate also runs the independent count(*) of the source: $SRCCOUNT s here)
 migrate vs pgloader: $( [[ -n $mp ]] && ratio "$mm" "$mp" || echo n/a) (target >= 1.2x)
+migrate parallel => 2 vs INSERT ... SELECT: $(ratio "$mm2" "$mi"); vs pgloader (workers = 2): $( [[ -n $mp ]] && ratio "$mm2" "$mp" || echo n/a)
 REPORT
