@@ -23,7 +23,10 @@
 #   5. migrate_run() moves the rows; prints per-table counts and rejects;
 #   6. compares every table with the PostgreSQL script's own data (EXCEPT
 #      both ways) and checks the counter invariant; exits non-zero on a
-#      difference.
+#      difference;
+#   7. migrate_verify() reconciles target and source (counts, checksums of
+#      the mapped values, foreign keys, rules); exits non-zero if it fails;
+#   8. prints migrate_report() of the run.
 #
 # MariaDB and the cluster are removed at the end, whatever happens.
 #
@@ -188,5 +191,26 @@ if [[ $bad != 0 ]]; then
     exit 1
 fi
 echo "OK: 11 tables, 15607 rows, identical to Chinook_PostgreSql.sql; rows_read = written + rejected + skipped = source count(*)"
+
+# ---------------------------------------------------------------------------
+section "7. migrate_verify('chinook'): the extension's own reconciliation with the source"
+# ---------------------------------------------------------------------------
+psql_ -d "$DB" <<'SQL'
+\pset footer off
+CREATE TEMP TABLE v AS SELECT * FROM migrate_verify('chinook');
+SELECT check_name, count(*) AS tables, count(*) FILTER (WHERE ok) AS ok
+  FROM v GROUP BY check_name ORDER BY check_name;
+SELECT target, check_name, details FROM v WHERE NOT ok ORDER BY target::text, check_name;
+SQL
+verified=$(val -d "$DB" -c "SELECT verified FROM migrate.run WHERE run_id = $RUN")
+if [[ $verified != t ]]; then
+    echo "FAILED: migrate_verify() did not pass" >&2
+    exit 1
+fi
+
+# ---------------------------------------------------------------------------
+section "8. migrate_report($RUN): the run as a Markdown document (saved in migrate.run.report)"
+# ---------------------------------------------------------------------------
+psql_ -d "$DB" -At -c "SELECT migrate_report($RUN)" | head -60
 
 section "demo OK"
