@@ -28,7 +28,9 @@ ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/results
 PROVE_TESTS = test/t/*.pl
 PROVE_FLAGS = -I test/t
 
-PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(shell $(PG_CONFIG) --includedir)
+# libpq: the binary COPY reader of postgres_fdw sources (src/copysrc.c)
+SHLIB_LINK_INTERNAL = -lpq
 PG_CFLAGS = -Wall -Wextra
 
 EXTRA_CLEAN = test/results test/isolation/results tmp_check

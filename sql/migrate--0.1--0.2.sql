@@ -56,6 +56,14 @@ ALTER TABLE migrate.run ADD COLUMN defer_indexes boolean NOT NULL DEFAULT false;
 ALTER TABLE migrate.run ADD COLUMN resumes integer NOT NULL DEFAULT 0;
 ALTER TABLE migrate.run ADD COLUMN planned boolean NOT NULL DEFAULT false;     -- units are in run_range
 
+-- The rows of one key range of a postgres_fdw foreign table, read with a
+-- binary COPY (src/copysrc.c); the engine's batch statement reads it in
+-- place of the foreign table (SET migrate.copy_source = off: the FDW).
+CREATE FUNCTION migrate._copy_source(ftable regclass, key text, lo anyelement, hi anyelement)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'migrate_copy_source_rows'
+LANGUAGE C;
+
 -- migrate_resume(run) continues a run from its checkpoints, in its workers
 CREATE FUNCTION migrate_resume(run bigint, wait boolean DEFAULT true)
 RETURNS bigint

@@ -73,6 +73,9 @@ typedef struct TableLoad
 	bool		int_key;		/* int2/int4/int8: cut by arithmetic */
 	bool		count_passes;	/* skip_existing: count every row read */
 	bool		minmax_count;	/* ask min and max with count(*): see below */
+	bool		copy_path;		/* batches read by migrate._copy_source() */
+	char	   *copy_key;		/* its key column (a source column name) */
+	char	   *copy_coldefs;	/* "col type, ..." of the source */
 
 	List	   *rule_names;
 	List	   *rule_on_fail;
@@ -195,6 +198,8 @@ load_describe(TableLoad *tl, const char *plan)
 	MemoryContext tablecxt = CurrentMemoryContext;
 	Oid			argtypes[2] = {TEXTOID, OIDOID};
 	Datum		args[2];
+	Oid			keyargtypes[3] = {TEXTOID, OIDOID, TEXTOID};
+	Datum		keyargs[3];
 	int			ret;
 	uint64		i;
 	char	   *key0;
@@ -204,6 +209,8 @@ load_describe(TableLoad *tl, const char *plan)
 
 	args[0] = CStringGetTextDatum(plan);
 	args[1] = ObjectIdGetDatum(tl->target);
+	keyargs[0] = args[0];
+	keyargs[1] = args[1];
 
 	ret = SPI_execute_with_args("SELECT target::text, source, key::text[], filter, mode,"
 								"       to_regclass(source) IS NOT NULL"
@@ -299,6 +306,54 @@ load_describe(TableLoad *tl, const char *plan)
 		tl->rule_exprs = lappend(tl->rule_exprs, MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 3)));
 	}
 
+	/*
+	 * min and max of the key are asked together with count(*) except from
+	 * postgres_fdw (which ships min and max as two cheap "ORDER BY key LIMIT
+	 * 1" queries, where count(*) would scan the whole remote table): see
+	 * migrate_plan_ranges.  From postgres_fdw, batches may be read with a
+	 * binary COPY (copysrc.c) when every source column has a built-in type,
+	 * the key is a plain source column and there is no filter.
+	 */
+	keyargs[2] = CStringGetTextDatum(tl->key_expr);
+	ret = SPI_execute_with_args("SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table ft"
+								"   JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver"
+								"   JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = fs.srvfdw"
+								"  WHERE ft.ftrelid = m.source::regclass AND w.fdwname = 'postgres_fdw'),"
+								"       (SELECT string_agg(pg_catalog.quote_ident(a.attname) || ' '"
+								"                          || pg_catalog.format_type(a.atttypid, a.atttypmod), ', '"
+								"                          ORDER BY a.attnum)"
+								"          FROM pg_catalog.pg_attribute a WHERE a.attrelid = m.source::regclass"
+								"           AND a.attnum > 0 AND NOT a.attisdropped),"
+								"       (SELECT bool_and(a.atttypid < 16384 AND NOT a.attisdropped)"
+								"          FROM pg_catalog.pg_attribute a WHERE a.attrelid = m.source::regclass"
+								"           AND a.attnum > 0),"
+								"       (SELECT a.attname FROM pg_catalog.pg_attribute a"
+								"         WHERE a.attrelid = m.source::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+								"           AND 's.' || pg_catalog.quote_ident(a.attname) = $3)"
+								"  FROM migrate.table_map m WHERE m.plan = $1 AND m.target = $2",
+								3, keyargtypes, keyargs, NULL, true, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the foreign data wrapper of %s failed: %s", tl->source,
+			 SPI_result_code_string(ret));
+	MemoryContextSwitchTo(tablecxt);
+	{
+		bool		isnull;
+		bool		builtin;
+		char	   *key;
+
+		tl->minmax_count = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+		tl->copy_coldefs = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		if (tl->copy_coldefs)
+			tl->copy_coldefs = MemoryContextStrdup(tablecxt, tl->copy_coldefs);
+		builtin = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) &&
+			!isnull;
+		key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+		tl->copy_key = key ? MemoryContextStrdup(tablecxt, key) : NULL;
+		tl->copy_path = migrate_copy_source && !tl->minmax_count && tl->filter == NULL &&
+			builtin && tl->copy_key != NULL && tl->copy_coldefs != NULL;
+	}
+
 	/* the key's type decides how batches are cut */
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT (%s) FROM %s AS s", tl->key_expr, tl->source);
@@ -384,6 +439,11 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	if (from_stage)
 		appendStringInfo(&sql, " FROM %s AS s WHERE s.__migrate_rn BETWEEN $1 AND $2",
 						 tl->stage);
+	else if (tl->copy_path)
+		appendStringInfo(&sql, " FROM migrate._copy_source(%s::regclass, %s, %s, $2) AS s(%s)",
+						 quote_literal_cstr(tl->source), quote_literal_cstr(tl->copy_key),
+						 lower_bound ? "$1" : psprintf("NULL::%s", format_type_be_qualified(tl->key_type)),
+						 tl->copy_coldefs);
 	else
 	{
 		appendStringInfo(&sql, " FROM %s AS s WHERE (%s) <= $2", tl->source, tl->key_expr);

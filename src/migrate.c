@@ -22,6 +22,7 @@ PG_MODULE_MAGIC;
 
 int			migrate_batch_size = 50000;
 int			migrate_max_workers = 1;
+bool		migrate_copy_source = true;
 
 void		_PG_init(void);
 
@@ -49,6 +50,15 @@ _PG_init(void)
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("migrate.copy_source",
+							 "Read postgres_fdw sources with a binary COPY instead of through the FDW.",
+							 "Applies to foreign tables of postgres_fdw with built-in column types, a plain key column and no filter.",
+							 &migrate_copy_source,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("migrate");
 }

@@ -8,6 +8,7 @@
  * src/worker.c		the background worker: run bookkeeping, table order
  * src/load.c		the batch engine: key ranges of a table, batches of a range
  * src/defer.c		index and foreign key deferral: drop, rebuild, re-validate
+ * src/copysrc.c	binary COPY reader of postgres_fdw sources
  * src/route.c		per-row routing of the batch statement (rules, counters)
  * src/lookup.c		migrate_lookup() and its per-query cache
  * src/expr.c		refusal of anything but a single SQL expression
@@ -127,6 +128,7 @@ typedef struct MigrateUnit
 /* GUCs (migrate.c) */
 extern int	migrate_batch_size;
 extern int	migrate_max_workers;
+extern bool migrate_copy_source;
 
 /* worker.c */
 extern PGDLLEXPORT void migrate_worker_main(Datum main_arg);

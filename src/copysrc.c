@@ -1,0 +1,392 @@
+/*-------------------------------------------------------------------------
+ *
+ * copysrc.c
+ *	  A binary COPY reader for postgres_fdw sources: the rows of one key
+ *	  range of a foreign table, as a set-returning function the batch
+ *	  statement reads instead of the foreign table.
+ *
+ * postgres_fdw always moves rows as text, and parsing that text is about
+ * half of what a load through it costs the receiving backend.  For a
+ * foreign table of postgres_fdw whose columns all have built-in types, the
+ * engine (load.c) reads a batch with
+ *
+ *	  migrate._copy_source(ftable, lo, hi) AS s(col type, ...)
+ *
+ * which runs COPY (SELECT cols FROM remote WHERE key > lo AND key <= hi)
+ * TO STDOUT (FORMAT binary) on the server of the foreign table, with the
+ * connection options of the server and of the caller's user mapping (as
+ * postgres_fdw builds them, and with its rule that a non-superuser must
+ * authenticate with a password), and converts each value with the binary
+ * receive function of the local column's type.  The remote side casts each
+ * column to that type, so the binary formats agree.  Rows go to the
+ * tuplestore of a materialized SRF (spills to disk past work_mem: memory
+ * stays bounded by the batch).  One connection per server and user mapping
+ * is kept for the life of the worker.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "foreign/foreign.h"
+#include "funcapi.h"
+#include "libpq-fe.h"
+#include "libpq/pqformat.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "migrate.h"
+
+PG_FUNCTION_INFO_V1(migrate_copy_source_rows);
+
+/* the kept connection */
+static PGconn *copy_conn = NULL;
+static Oid	copy_conn_umid = InvalidOid;
+
+static PGconn *copy_connect(ForeignTable *ft);
+static void copy_fail(PGconn *conn, const char *what, const char *ftname);
+
+/* Forget the kept connection after an error: it may be in the middle of a COPY. */
+static void
+copy_fail(PGconn *conn, const char *what, const char *ftname)
+{
+	char	   *msg = pstrdup(conn ? PQerrorMessage(conn) : "no connection");
+	int			len = strlen(msg);
+
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		msg[--len] = '\0';
+
+	if (copy_conn)
+		PQfinish(copy_conn);
+	copy_conn = NULL;
+	copy_conn_umid = InvalidOid;
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+			 errmsg("could not %s for foreign table %s: %s", what, ftname, msg),
+			 errhint("Check the foreign server and user mapping, or SET migrate.copy_source = off to read through the foreign data wrapper.")));
+}
+
+/*
+ * Connect as postgres_fdw would: libpq options of the server and of the
+ * user mapping; a non-superuser must have used a password.
+ */
+static PGconn *
+copy_connect(ForeignTable *ft)
+{
+	ForeignServer *server = GetForeignServer(ft->serverid);
+	UserMapping *um = GetUserMapping(GetUserId(), ft->serverid);
+	PQconninfoOption *defs = PQconndefaults();
+	List	   *options = list_concat(list_copy(server->options), um->options);
+	const char **keywords;
+	const char **values;
+	int			n = 0;
+	ListCell   *lc;
+	PGconn	   *conn;
+	char	   *ftname = get_rel_name(ft->relid);
+
+	if (copy_conn && copy_conn_umid == um->umid && PQstatus(copy_conn) == CONNECTION_OK)
+		return copy_conn;
+	if (copy_conn)
+		PQfinish(copy_conn);
+	copy_conn = NULL;
+
+	keywords = palloc(sizeof(char *) * (list_length(options) + 4));
+	values = palloc(sizeof(char *) * (list_length(options) + 4));
+	foreach(lc, options)
+	{
+		DefElem    *d = lfirst(lc);
+		bool		libpq_option = false;
+
+		/* only what libpq knows; postgres_fdw's own options are not for it */
+		for (PQconninfoOption *o = defs; o && o->keyword; o++)
+			libpq_option |= strcmp(o->keyword, d->defname) == 0;
+		if (!libpq_option || strcmp(d->defname, "client_encoding") == 0)
+			continue;
+		keywords[n] = d->defname;
+		values[n] = defGetString(d);
+		n++;
+	}
+	keywords[n] = "fallback_application_name";
+	values[n++] = "migrate";
+	keywords[n] = "client_encoding";
+	values[n++] = (char *) GetDatabaseEncodingName();
+	keywords[n] = NULL;
+	values[n] = NULL;
+	PQconninfoFree(defs);
+
+	conn = PQconnectdbParams(keywords, values, false);
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		copy_conn = conn;
+		copy_fail(conn, "connect to the server", ftname);
+	}
+	if (!superuser() && !PQconnectionUsedPassword(conn))
+	{
+		PQfinish(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+				 errmsg("password is required to read foreign table %s", ftname),
+				 errdetail("Non-superuser cannot connect if the server does not request a password."),
+				 errhint("Target server's authentication method must be changed, or SET migrate.copy_source = off.")));
+	}
+	copy_conn = conn;
+	copy_conn_umid = um->umid;
+	return conn;
+}
+
+/* The option of a foreign table or column, or dflt. */
+static char *
+option_or(List *options, const char *name, char *dflt)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *d = lfirst(lc);
+
+		if (strcmp(d->defname, name) == 0)
+			return defGetString(d);
+	}
+	return dflt;
+}
+
+/*
+ * migrate._copy_source(ftable regclass, key text, lo anyelement, hi anyelement)
+ * RETURNS SETOF record
+ *
+ * The rows of foreign table ftable whose column key is in (lo, hi] (lo
+ * NULL: no lower bound), every column of the foreign table, in order.
+ */
+Datum
+migrate_copy_source_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			relid = PG_GETARG_OID(0);
+	char	   *keycol = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Oid			keytype = get_fn_expr_argtype(fcinfo->flinfo, 2);
+	ForeignTable *ft;
+	Relation	rel;
+	TupleDesc	desc;
+	int			natts;
+	StringInfoData sql;
+	PGconn	   *conn;
+	PGresult   *res;
+	FmgrInfo   *recv;
+	Oid		   *ioparams;
+	Datum	   *values;
+	bool	   *nulls;
+	StringInfoData buf;
+	StringInfoData field;
+	bool		header_done = false;
+	bool		trailer = false;
+	char	   *ftname = get_rel_name(relid);
+	MemoryContext rowcxt;
+	Oid			outfn;
+	bool		isvarlena;
+
+	if (get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a foreign table", ftname ? ftname : "?"),
+				 errhint("migrate._copy_source() reads foreign tables of postgres_fdw.")));
+	ft = GetForeignTable(relid);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+	rel = relation_open(relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	natts = desc->natts;
+	recv = palloc0(sizeof(FmgrInfo) * natts);
+	ioparams = palloc0(sizeof(Oid) * natts);
+	values = palloc0(sizeof(Datum) * natts);
+	nulls = palloc0(sizeof(bool) * natts);
+
+	/* the remote query: each column cast to the local column's type */
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "COPY (SELECT ");
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		List	   *colopts = GetForeignColumnOptions(relid, att->attnum);
+		Oid			recvfn;
+
+		if (att->attisdropped)
+			elog(ERROR, "foreign table %s has a dropped column: not read by COPY", ftname);
+		appendStringInfo(&sql, "%sr.%s::%s", i ? ", " : "",
+						 quote_identifier(option_or(colopts, "column_name", NameStr(att->attname))),
+						 format_type_with_typemod(att->atttypid, att->atttypmod));
+		getTypeBinaryInputInfo(att->atttypid, &recvfn, &ioparams[i]);
+		fmgr_info(recvfn, &recv[i]);
+	}
+	appendStringInfo(&sql, " FROM %s.%s AS r WHERE ",
+					 quote_identifier(option_or(ft->options, "schema_name",
+												get_namespace_name(RelationGetNamespace(rel)))),
+					 quote_identifier(option_or(ft->options, "table_name", ftname)));
+	getTypeOutputInfo(keytype, &outfn, &isvarlena);
+	{
+		int			attnum = get_attnum(relid, keycol);
+		const char *remote_key;
+
+		if (attnum == InvalidAttrNumber)
+			elog(ERROR, "column \"%s\" of foreign table %s does not exist", keycol, ftname);
+		remote_key = quote_identifier(option_or(GetForeignColumnOptions(relid, attnum),
+												"column_name", keycol));
+		if (!PG_ARGISNULL(2))
+			appendStringInfo(&sql, "r.%s > %s::%s AND ", remote_key,
+							 quote_literal_cstr(OidOutputFunctionCall(outfn, PG_GETARG_DATUM(2))),
+							 format_type_be(keytype));
+		if (PG_ARGISNULL(3))
+			elog(ERROR, "migrate._copy_source() needs an upper bound");
+		appendStringInfo(&sql, "r.%s <= %s::%s", remote_key,
+						 quote_literal_cstr(OidOutputFunctionCall(outfn, PG_GETARG_DATUM(3))),
+						 format_type_be(keytype));
+	}
+	appendStringInfoString(&sql, ") TO STDOUT (FORMAT binary)");
+	relation_close(rel, AccessShareLock);
+
+	conn = copy_connect(ft);
+	res = PQexec(conn, sql.data);
+	if (PQresultStatus(res) != PGRES_COPY_OUT)
+	{
+		PQclear(res);
+		copy_fail(conn, "start reading", ftname);
+	}
+	PQclear(res);
+
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "migrate copy row",
+								   ALLOCSET_DEFAULT_SIZES);
+	initStringInfo(&buf);
+	initStringInfo(&field);
+	for (;;)
+	{
+		char	   *chunk;
+		int			len = PQgetCopyData(conn, &chunk, 0);
+
+		CHECK_FOR_INTERRUPTS();
+		if (len == -1)
+			break;				/* the COPY is done */
+		if (len < 0)
+			copy_fail(conn, "read rows", ftname);
+		/* keep what is not parsed yet, then add the new data */
+		if (buf.cursor > 0)
+		{
+			memmove(buf.data, buf.data + buf.cursor, buf.len - buf.cursor);
+			buf.len -= buf.cursor;
+			buf.cursor = 0;
+		}
+		appendBinaryStringInfo(&buf, chunk, len);
+		PQfreemem(chunk);
+
+		if (!header_done)
+		{
+			int32		extlen;
+
+			if (buf.len < 19)
+				continue;
+			if (memcmp(buf.data, "PGCOPY\n\377\r\n\0", 11) != 0)
+				elog(ERROR, "COPY from %s: not a binary COPY header", ftname);
+			memcpy(&extlen, buf.data + 15, 4);
+			extlen = pg_ntoh32(extlen);
+			if (buf.len < 19 + extlen)
+				continue;
+			buf.cursor = 19 + extlen;
+			header_done = true;
+		}
+
+		/* every complete row in the buffer */
+		while (!trailer)
+		{
+			int			start = buf.cursor;
+			int16		nfields;
+			bool		complete = true;
+			MemoryContext old;
+
+			if (buf.len - buf.cursor < 2)
+				break;
+			memcpy(&nfields, buf.data + buf.cursor, 2);
+			nfields = pg_ntoh16(nfields);
+			if (nfields == -1)
+			{
+				trailer = true;
+				break;
+			}
+			if (nfields != natts)
+				elog(ERROR, "COPY from %s: %d fields for %d columns", ftname, nfields, natts);
+			/* is the whole row here? */
+			{
+				int			pos = buf.cursor + 2;
+
+				for (int i = 0; i < natts && complete; i++)
+				{
+					int32		flen;
+
+					if (buf.len - pos < 4)
+						complete = false;
+					else
+					{
+						memcpy(&flen, buf.data + pos, 4);
+						flen = pg_ntoh32(flen);
+						pos += 4 + (flen > 0 ? flen : 0);
+						if (pos > buf.len)
+							complete = false;
+					}
+				}
+			}
+			if (!complete)
+			{
+				buf.cursor = start;
+				break;
+			}
+			buf.cursor += 2;
+			old = MemoryContextSwitchTo(rowcxt);
+			for (int i = 0; i < natts; i++)
+			{
+				int32		flen;
+				Form_pg_attribute att = TupleDescAttr(rsinfo->setDesc, i);
+
+				memcpy(&flen, buf.data + buf.cursor, 4);
+				flen = pg_ntoh32(flen);
+				buf.cursor += 4;
+				if (flen < 0)
+				{
+					values[i] = ReceiveFunctionCall(&recv[i], NULL, ioparams[i], att->atttypmod);
+					nulls[i] = true;
+					continue;
+				}
+				resetStringInfo(&field);
+				appendBinaryStringInfo(&field, buf.data + buf.cursor, flen);
+				buf.cursor += flen;
+				values[i] = ReceiveFunctionCall(&recv[i], &field, ioparams[i], att->atttypmod);
+				if (field.cursor != field.len)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+							 errmsg("incorrect binary data format in column %d of %s", i + 1, ftname)));
+				nulls[i] = false;
+			}
+			MemoryContextSwitchTo(old);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			MemoryContextReset(rowcxt);
+		}
+	}
+	res = PQgetResult(conn);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		PQclear(res);
+		copy_fail(conn, "finish reading", ftname);
+	}
+	PQclear(res);
+	while ((res = PQgetResult(conn)) != NULL)
+		PQclear(res);
+	if (!trailer)
+		elog(ERROR, "COPY from %s ended without its trailer", ftname);
+	MemoryContextDelete(rowcxt);
+	return (Datum) 0;
+}
