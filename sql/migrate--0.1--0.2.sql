@@ -70,8 +70,23 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'migrate_resume'
 LANGUAGE C;
 
--- Runs left 'running' by a worker that is gone (server crash, kill): a live
--- run's coordinator holds the plan's advisory lock for the whole run.
+-- Is a run of the plan alive?  Its coordinator holds the plan's advisory
+-- lock (class 0x6d696772 "migr", key hashtext(plan): see src/worker.c) for
+-- the whole run; a run 'running' without it lost its worker.
+CREATE FUNCTION migrate._plan_locked(p_plan text)
+RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                    WHERE l.locktype = 'advisory' AND l.granted
+                      AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                                         WHERE datname = pg_catalog.current_database())
+                      AND l.classid = 1835624306::oid
+                      AND l.objid = pg_catalog.hashtext(p_plan)::oid
+                      AND l.objsubid = 2)
+$$;
+
+-- Runs left 'running' by a worker that is gone (server crash, kill).
 CREATE FUNCTION migrate._reap()
 RETURNS integer
 LANGUAGE plpgsql
@@ -82,14 +97,7 @@ BEGIN
     WITH dead AS (
         UPDATE migrate.run r SET state = 'interrupted', finished_at = now(),
                error = coalesce(r.error, 'the worker ended without finishing (server crash or terminated)')
-         WHERE r.state = 'running'
-           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
-                            WHERE l.locktype = 'advisory' AND l.granted
-                              AND l.database = (SELECT oid FROM pg_catalog.pg_database
-                                                 WHERE datname = current_database())
-                              AND l.classid = 1835624306::oid        -- 0x6d696772, "migr"
-                              AND l.objid = pg_catalog.hashtext(r.plan)::oid
-                              AND l.objsubid = 2)
+         WHERE r.state = 'running' AND NOT migrate._plan_locked(r.plan)
         RETURNING r.run_id, r.plan),
     t AS (UPDATE migrate.run_table rt SET state = 'interrupted' FROM dead
            WHERE rt.run_id = dead.run_id AND rt.state IN ('pending', 'running')),

@@ -480,11 +480,8 @@ migrate_resume(PG_FUNCTION_ARGS)
 	 * A "running" run whose plan lock nobody holds has lost its worker: the
 	 * new coordinator marks it interrupted and continues it.
 	 */
-	ret = SPI_execute_with_args("SELECT r.plan, CASE WHEN r.state = 'running' AND NOT EXISTS ("
-								"   SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
-								"      AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
-								"      AND l.classid = 1835624306::oid AND l.objid = pg_catalog.hashtext(r.plan)::oid"
-								"      AND l.objsubid = 2) THEN 'interrupted' ELSE r.state END"
+	ret = SPI_execute_with_args("SELECT r.plan, CASE WHEN r.state = 'running' AND NOT migrate._plan_locked(r.plan)"
+								"       THEN 'interrupted' ELSE r.state END"
 								"  FROM migrate.run r WHERE r.run_id = $1",
 								1, argtypes, args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)

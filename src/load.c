@@ -886,6 +886,7 @@ migrate_plan_ranges(MigrateWork *w, Oid target)
 	int64		kmin = 0,
 				kmax = 0;
 	bool		have_keys = false;
+	List	   *bounds = NIL;	/* cut points (text): range r is (bound r-1, bound r] */
 	int			ret;
 	Oid			argtypes[6] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
 	Datum		args[6];
@@ -931,8 +932,12 @@ migrate_plan_ranges(MigrateWork *w, Oid target)
 		{
 			/* the span in keys, as a double: max - min may not fit an int64 */
 			double		span = (double) kmax - (double) kmin + 1;
+			double		width;
 
 			nranges = (int) Min((double) w->parallel * 2, Max(1.0, span / w->batch_size));
+			width = span / nranges;
+			for (int r = 1; r < nranges; r++)
+				bounds = lappend(bounds, psprintf(INT64_FORMAT, (int64) (kmin - 1 + width * r)));
 		}
 	}
 
@@ -946,7 +951,6 @@ migrate_plan_ranges(MigrateWork *w, Oid target)
 		StringInfoData sql;
 		int64		rows;
 		bool		isnull;
-		List	   *bounds = NIL;
 		Datum		last = (Datum) 0;
 		SPIPlanPtr	next_bound;
 		Oid			ktypes[1] = {tl->key_type};
@@ -995,50 +999,21 @@ migrate_plan_ranges(MigrateWork *w, Oid target)
 					MemoryContextSwitchTo(old);
 				}
 			}
-			nranges = list_length(bounds) + 1;
 		}
-		args[0] = Int64GetDatum(w->run_id);
-		args[1] = ObjectIdGetDatum(target);
-		for (int r = 1; r <= nranges; r++)
-		{
-			args[2] = Int32GetDatum(r);
-			nulls[3] = r > 1 ? ' ' : 'n';
-			nulls[4] = r < nranges ? ' ' : 'n';
-			if (r > 1)
-				args[3] = CStringGetTextDatum(list_nth(bounds, r - 2));
-			if (r < nranges)
-				args[4] = CStringGetTextDatum(list_nth(bounds, r - 1));
-			ret = SPI_execute_with_args("INSERT INTO migrate.run_range (run_id, target, range_no, lo, hi)"
-										" VALUES ($1, $2, $3, $4, $5)",
-										5, argtypes, args, nulls, false, 0);
-			if (ret != SPI_OK_INSERT)
-				elog(ERROR, "inserting into migrate.run_range failed: %s", SPI_result_code_string(ret));
-		}
-		nranges = 0;			/* inserted */
 	}
 
+	nranges = list_length(bounds) + 1;
 	args[0] = Int64GetDatum(w->run_id);
 	args[1] = ObjectIdGetDatum(target);
 	for (int r = 1; r <= nranges; r++)
 	{
 		args[2] = Int32GetDatum(r);
-		/* range r holds keys in (lo, hi]; the first has no lower bound */
-		nulls[3] = nulls[4] = 'n';
-		if (nranges > 1)
-		{
-			double		width = ((double) kmax - (double) kmin + 1) / nranges;
-
-			if (r > 1)
-			{
-				args[3] = CStringGetTextDatum(psprintf(INT64_FORMAT, (int64) (kmin - 1 + width * (r - 1))));
-				nulls[3] = ' ';
-			}
-			if (r < nranges)
-			{
-				args[4] = CStringGetTextDatum(psprintf(INT64_FORMAT, (int64) (kmin - 1 + width * r)));
-				nulls[4] = ' ';
-			}
-		}
+		nulls[3] = r > 1 ? ' ' : 'n';
+		nulls[4] = r < nranges ? ' ' : 'n';
+		if (r > 1)
+			args[3] = CStringGetTextDatum(list_nth(bounds, r - 2));
+		if (r < nranges)
+			args[4] = CStringGetTextDatum(list_nth(bounds, r - 1));
 		ret = SPI_execute_with_args("INSERT INTO migrate.run_range (run_id, target, range_no, lo, hi)"
 									" VALUES ($1, $2, $3, $4, $5)",
 									5, argtypes, args, nulls, false, 0);

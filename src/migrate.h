@@ -34,7 +34,7 @@
  */
 #define MIGRATE_KEY_MARKER		"__migrate_key"
 
-/* advisory lock class used to keep one run per plan (ASCII "migr") */
+/* advisory lock class used to keep one run per plan (ASCII "migr"); also in migrate._plan_locked() */
 #define MIGRATE_LOCK_CLASS		0x6d696772
 
 /* what the worker has got to, as seen by the launching backend */
