@@ -94,6 +94,7 @@ migrate_defer_table(MigrateWork *w, Oid target)
 	int			ret;
 	SPITupleTable *items;
 	uint64		nitems;
+	int			nindexes = 0;
 	char	   *relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(target)),
 													 get_rel_name(target));
 
@@ -144,7 +145,10 @@ migrate_defer_table(MigrateWork *w, Oid target)
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "inserting into migrate.run_range failed: %s", SPI_result_code_string(ret));
 		if (strcmp(kind, "index") == 0)
+		{
+			nindexes++;
 			ret = SPI_execute(psprintf("DROP INDEX %s", name), false, 0);
+		}
 		else
 			ret = SPI_execute(psprintf("ALTER TABLE %s DROP CONSTRAINT %s", relname,
 									   quote_identifier(name)), false, 0);
@@ -152,15 +156,9 @@ migrate_defer_table(MigrateWork *w, Oid target)
 			elog(ERROR, "dropping %s of %s failed: %s", name, relname, SPI_result_code_string(ret));
 	}
 	if (nitems > 0)
-	{
-		int			nindexes = 0;
-
-		for (uint64 i = 0; i < nitems; i++)
-			nindexes += strcmp(SPI_getvalue(items->vals[i], items->tupdesc, 1), "index") == 0;
 		migrate_worker_notice(w->shared, "%s: %d index%s and " UINT64_FORMAT " foreign key%s deferred to the end of its load",
 							  relname, nindexes, nindexes == 1 ? "" : "es",
 							  nitems - nindexes, nitems - nindexes == 1 ? "" : "s");
-	}
 }
 
 /*

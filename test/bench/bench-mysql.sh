@@ -61,17 +61,10 @@ if [[ ${1:-} != --inner ]]; then
 	exit $?
 fi
 
-PSQL=(psql -X -q -v ON_ERROR_STOP=1)
-q() { "${PSQL[@]}" -At "$@"; }
+# shared helpers: q, now, fsub, fdiv, rate, median, ORDERS_COLS
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 my() { mariadb --socket="$MYSOCK" "$@"; }
-now() { date +%s.%N; }
-fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
-rate() { awk -v n="$ROWS" -v s="$1" 'BEGIN { if (s <= 0) print "n/a"; else printf "%.0f", n / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == 0) print "n/a"; else printf "%.2fx", b / a }'; }
-median() {
-	printf '%s\n' "$@" | sort -g |
-		awk '{ a[NR] = $1 } END { if (NR % 2) printf "%.3f", a[(NR + 1) / 2]; else printf "%.3f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 
 say "PostgreSQL $(q -d postgres -c 'SHOW server_version') on ${PGHOST:-local}:$PGPORT; MariaDB on 127.0.0.1:$MIGRATE_MARIADB_PORT; ROWS=$ROWS REPS=$REPS"
 
@@ -124,18 +117,7 @@ CREATE SERVER mysrv FOREIGN DATA WRAPPER mysql_fdw OPTIONS (host '127.0.0.1', po
 CREATE USER MAPPING FOR CURRENT_USER SERVER mysrv OPTIONS (username 'migrate', password 'migrate');
 CREATE SCHEMA my_raw;
 IMPORT FOREIGN SCHEMA bench_my FROM SERVER mysrv INTO my_raw;
-CREATE TABLE orders (
-    id          bigint PRIMARY KEY,
-    customer_id integer NOT NULL,
-    email       text NOT NULL,
-    status      varchar(16) NOT NULL,
-    amount      numeric(12,2) NOT NULL,
-    created_at  timestamp NOT NULL,
-    updated_at  timestamptz,
-    paid        boolean NOT NULL,
-    note        text,
-    ship_date   date
-);
+CREATE TABLE orders ($ORDERS_COLS);
 SELECT migrate_plan('bench_my', source_server => 'mysrv', source_schema => 'my_src',
                     options => '{"remote_schema": "bench_my"}');
 SELECT * FROM migrate_automap('bench_my');
@@ -150,7 +132,7 @@ check_count() {
 	[[ $n == "$ROWS" ]] || die "$1: target $2 has $n rows, expected $ROWS"
 }
 
-declare -a T_INSERT T_INSERT2 T_MIGRATE T_MIGRATE2 T_PGLOADER
+T_INSERT=() T_INSERT2=() T_MIGRATE=() T_MIGRATE2=() T_PGLOADER=()
 SAME_SQL=$(q -d bench_tgt -c "SELECT 'INSERT INTO orders (' || string_agg(quote_ident(column_name), ', ' ORDER BY attnum)
                                      || ') SELECT ' || string_agg(expr, ', ' ORDER BY attnum) || ' FROM my_src.orders AS s'
                                 FROM migrate._mapped_columns('bench_my', 'orders')")

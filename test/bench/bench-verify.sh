@@ -39,17 +39,8 @@ say() { echo "bench-verify.sh: $*" >&2; }
 [[ $ROWS =~ ^[0-9]+$ && $ROWS -ge 100 ]] || die "ROWS must be an integer >= 100 (got '$ROWS')"
 [[ $REPS =~ ^[0-9]+$ && $REPS -ge 1 ]] || die "REPS must be an integer >= 1 (got '$REPS')"
 
-# helpers copied from bench.sh
-PSQL=(psql -X -q -v ON_ERROR_STOP=1)
-q() { "${PSQL[@]}" -At "$@"; }		# q -d db -c sql: unaligned, tuples only
-now() { date +%s.%N; }
-fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
-fdiv() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
-rate() { awk -v n="$ROWS" -v s="$1" 'BEGIN { if (s <= 0) print "n/a"; else printf "%.0f", n / s }'; }
-median() {
-	printf '%s\n' "$@" | sort -g |
-		awk '{ a[NR] = $1 } END { if (NR % 2) printf "%.3f", a[(NR + 1) / 2]; else printf "%.3f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
+# shared helpers: q, now, fsub, fdiv, rate, median, ORDERS_COLS
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 q -d postgres -c 'SELECT 1' >/dev/null || die "cannot connect (PGHOST=${PGHOST:-} PGPORT=${PGPORT:-})"
 [[ -n $(q -d postgres -c "SELECT 1 FROM pg_available_extensions WHERE name = 'migrate' AND default_version >= '0.2'") ]] ||
@@ -65,17 +56,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ORDERS_COLS="
-	id          bigint PRIMARY KEY,
-	customer_id integer NOT NULL,
-	email       text NOT NULL,
-	status      varchar(16) NOT NULL,
-	amount      numeric(12,2) NOT NULL,
-	created_at  timestamp NOT NULL,
-	updated_at  timestamptz,
-	paid        boolean NOT NULL,
-	note        text,
-	ship_date   date"
 
 say "PostgreSQL $PGVER on port $PORT; ROWS=$ROWS REPS=$REPS; creating bv_src.orders"
 q -d postgres -c 'DROP DATABASE IF EXISTS bv_tgt' -c 'DROP DATABASE IF EXISTS bv_src' \

@@ -90,16 +90,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PSQL=(psql -X -q -v ON_ERROR_STOP=1)
-q() { "${PSQL[@]}" -At "$@"; }		# q -d db -c sql: unaligned, tuples only
-now() { date +%s.%N; }
-fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
-fdiv() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
-rate() { awk -v n="$ROWS" -v s="$1" 'BEGIN { if (s <= 0) print "n/a"; else printf "%.0f", n / s }'; }
-median() {
-	printf '%s\n' "$@" | sort -g |
-		awk '{ a[NR] = $1 } END { if (NR % 2) printf "%.3f", a[(NR + 1) / 2]; else printf "%.3f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
+# shared helpers: q, now, fsub, fdiv, rate, median, ORDERS_COLS
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 maxof() { printf '%s\n' "$@" | sort -g | tail -1; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
 
@@ -109,18 +101,6 @@ PGVER=$(q -c 'SHOW server_version')
 SMALL=$((ROWS / 4))
 say "cluster: PostgreSQL $PGVER on port $PORT (socket $SOCKDIR), fsync=$FSYNC; ROWS=$ROWS REPS=$REPS"
 
-# the 10 columns of BASELINES.md
-ORDERS_COLS="
-	id          bigint PRIMARY KEY,
-	customer_id integer NOT NULL,
-	email       text NOT NULL,
-	status      varchar(16) NOT NULL,
-	amount      numeric(12,2) NOT NULL,
-	created_at  timestamp NOT NULL,
-	updated_at  timestamptz,
-	paid        boolean NOT NULL,
-	note        text,
-	ship_date   date"
 
 # ---------------------------------------------------------------------------
 # source

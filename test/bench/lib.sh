@@ -1,0 +1,29 @@
+# test/bench/lib.sh - helpers shared by the benchmarks (sourced, not run)
+#
+# psql shorthands, arithmetic on seconds, medians, and the columns of the
+# table `orders` of /work/shared/BASELINES.md (2M rows, 10 mixed types).
+# ROWS must be set before rate() is called.
+
+PSQL=(psql -X -q -v ON_ERROR_STOP=1)
+q() { "${PSQL[@]}" -At "$@"; }		# q -d db -c sql: unaligned, tuples only
+now() { date +%s.%N; }
+fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+fdiv() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+rate() { awk -v n="$ROWS" -v s="$1" 'BEGIN { if (s <= 0) print "n/a"; else printf "%.0f", n / s }'; }
+median() {
+	printf '%s\n' "$@" | sort -g |
+		awk '{ a[NR] = $1 } END { if (NR % 2) printf "%.3f", a[(NR + 1) / 2]; else printf "%.3f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# the 10 columns of BASELINES.md, for CREATE TABLE orders (...)
+ORDERS_COLS="
+	id          bigint PRIMARY KEY,
+	customer_id integer NOT NULL,
+	email       text NOT NULL,
+	status      varchar(16) NOT NULL,
+	amount      numeric(12,2) NOT NULL,
+	created_at  timestamp NOT NULL,
+	updated_at  timestamptz,
+	paid        boolean NOT NULL,
+	note        text,
+	ship_date   date"
