@@ -88,3 +88,34 @@ SELECT bool_and(ok) FROM migrate.verification
 SELECT format('EXPLAIN (VERBOSE, COSTS OFF) SELECT %s %s', q->>'source_aggs', q->>'source') AS explain_sql
   FROM migrate._verify_sql('verify', 'ver_note') q \gset
 :explain_sql;
+
+-- timestamptz compares as the instant, whatever the session's TimeZone
+-- (postgres_fdw's remote session runs at UTC); infinity and NULL included
+\c migrate_src
+SET client_min_messages = warning;
+CREATE TABLE ver_events (id int PRIMARY KEY, at timestamptz, day date);
+INSERT INTO ver_events VALUES (1, 'infinity', 'infinity'), (2, '-infinity', '-infinity'), (3, NULL, NULL),
+                              (4, '2026-03-29 01:30:00.123456+00', '2026-03-29');
+INSERT INTO ver_events SELECT g, timestamptz '2026-01-01 00:00+00' + g * interval '7 hours 3 minutes',
+                              date '2026-01-01' + g FROM generate_series(5, 200) g;
+\c :regress_db
+SET client_min_messages = warning;
+\set SHOW_CONTEXT never
+SET TimeZone = 'Asia/Kolkata';
+IMPORT FOREIGN SCHEMA public LIMIT TO (ver_events) FROM SERVER src INTO legacy;
+CREATE TABLE ver_event (id int PRIMARY KEY, at timestamptz, day date);
+SELECT migrate_plan('verify_tz', source_schema => 'legacy');
+SELECT migrate_table('verify_tz', 'ver_events', 'ver_event');
+SELECT migrate_run('verify_tz') IS NOT NULL AS ran;
+SELECT check_name, ok, details FROM migrate_verify('verify_tz');
+SET TimeZone = 'America/St_Johns';
+SELECT bool_and(ok) FROM migrate_verify('verify_tz');
+-- one microsecond, and two values swapped between rows, are seen
+UPDATE ver_event SET at = at + interval '1 microsecond' WHERE id = 4;
+SELECT check_name, ok, details FROM migrate_verify('verify_tz') WHERE NOT ok;
+UPDATE ver_event SET at = at - interval '1 microsecond' WHERE id = 4;
+UPDATE ver_event SET day = CASE id WHEN 10 THEN date '2026-01-21' ELSE date '2026-01-11' END WHERE id IN (10, 20);
+SELECT check_name, ok, details FROM migrate_verify('verify_tz') WHERE NOT ok;
+UPDATE ver_event SET day = CASE id WHEN 10 THEN date '2026-01-11' ELSE date '2026-01-21' END WHERE id IN (10, 20);
+SELECT bool_and(ok) FROM migrate_verify('verify_tz');
+RESET TimeZone;
