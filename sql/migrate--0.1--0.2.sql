@@ -512,6 +512,75 @@ BEGIN
 END;
 $$;
 
+-- The source's side of a comparison, as a plain statement on the source
+-- server, run while the target's runs here (src/verify.c).
+CREATE FUNCTION migrate._compare_sides(source regclass, remote_sql text, target_sql text, keys text[])
+RETURNS text[]
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'migrate_compare_sides';
+
+-- One aggregate over both sides of a comparison:
+--   SELECT p_source_select p_source_from   (a foreign table or a local one)
+--   SELECT p_target_select p_target_from
+-- each one row of one numeric[] ($1: the rejected keys, text[]).  When
+-- postgres_fdw ships the whole source statement, its remote SQL runs as a
+-- plain statement on the source, where it may use parallel workers (the
+-- FDW's cursor may not), while the target's runs here; otherwise both run
+-- as one UNION ALL (concurrently if the server is async_capable).  how: a
+-- phrase that says which.
+CREATE OR REPLACE FUNCTION migrate._both_sides(p_source regclass, p_source_select text, p_source_from text,
+                                             p_target_select text, p_target_from text, p_keys text[],
+                                             OUT source_result numeric[], OUT target_result numeric[],
+                                             OUT how text)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    plan jsonb;
+    top jsonb;
+    pair text[];
+    sql text;
+    line text;
+    rec record;
+BEGIN
+    sql := pg_catalog.format('SELECT 1 AS side, %s AS a %s UNION ALL SELECT 2, %s %s',
+                             p_source_select, p_source_from, p_target_select, p_target_from);
+    IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = p_source) <> 'f' THEN
+        how := 'computed locally (the source is not a foreign table)';
+    ELSE
+        EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) SELECT ' || p_source_select || p_source_from
+           INTO plan USING p_keys;
+        top := plan->0->'Plan';
+        IF top->>'Node Type' = 'Foreign Scan' AND coalesce(top->>'Relations', '') LIKE 'Aggregate on %' THEN
+            IF top ? 'Remote SQL'
+               AND EXISTS (SELECT FROM pg_catalog.pg_foreign_table ft
+                             JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver
+                             JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = fs.srvfdw
+                            WHERE ft.ftrelid = p_source AND w.fdwname = 'postgres_fdw') THEN
+                pair := migrate._compare_sides(p_source, top->>'Remote SQL',
+                                               'SELECT ' || p_target_select || p_target_from, p_keys);
+                IF pair IS NOT NULL THEN
+                    source_result := pair[1]::numeric[];
+                    target_result := pair[2]::numeric[];
+                    how := 'computed on the source (aggregate pushed down, run beside the target''s)';
+                    RETURN;
+                END IF;
+            END IF;
+            how := 'computed on the source (aggregate pushed down)';
+            FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || sql USING p_keys LOOP
+                IF line ~ 'Async Foreign Scan' THEN
+                    how := 'computed on the source (aggregate pushed down, run concurrently with the target)';
+                END IF;
+            END LOOP;
+        ELSE
+            how := 'source rows streamed once (the aggregate cannot be pushed down)';
+        END IF;
+    END IF;
+    FOR rec IN EXECUTE sql USING p_keys LOOP
+        IF rec.side = 1 THEN source_result := rec.a; ELSE target_result := rec.a; END IF;
+    END LOOP;
+END;
+$$;
+
 -- The keys of the rows a run rejected and did not load, as text in the
 -- key's type output (keys that do not read as the key's type are left out:
 -- such rows never reached the target).
@@ -692,9 +761,6 @@ DECLARE
     cols name[] := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(q->'columns'))::name[];
     rules record;
     rule_aggs text := '';
-    rule_names text[] := '{}';
-    sql text;
-    rec record;
     s_arr numeric[];
     t_arr numeric[];
     s_cols numeric[];
@@ -702,9 +768,6 @@ DECLARE
     n integer := pg_catalog.cardinality(cols);
     diff_cols text[] := '{}';
     how text;
-    line text;
-    pushed boolean := false;
-    async boolean := false;
     ids bigint[] := '{}';
     id bigint;
     expected numeric;
@@ -718,30 +781,14 @@ BEGIN
                                                     rules.check_expr);
     END LOOP;
 
-    -- one statement for both sides: with async_capable the source computes
-    -- while the target is read
-    sql := pg_catalog.format('SELECT 1 AS side, %s AS a %s%s UNION ALL SELECT 2, %s%s %s%s',
-                             q->>'source_aggs', q->>'source',
-                             CASE WHEN keys IS NOT NULL THEN q->>'source_exclude' ELSE '' END,
-                             q->>'target_aggs',
-                             CASE WHEN rule_aggs = '' THEN '' ELSE ' || ARRAY[' || pg_catalog.substr(rule_aggs, 3) || ']' END,
-                             q->>'target',
-                             CASE WHEN keys IS NOT NULL THEN q->>'target_exclude' ELSE '' END);
     BEGIN
-        IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = src) = 'f' THEN
-            FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || sql USING keys LOOP
-                pushed := pushed OR line ~ 'Relations: Aggregate on';
-                async := async OR line ~ 'Async Foreign Scan';
-            END LOOP;
-            how := CASE WHEN pushed THEN 'computed on the source (aggregate pushed down'
-                                         || CASE WHEN async THEN ', run concurrently with the target)' ELSE ')' END
-                        ELSE 'source rows streamed once (the aggregate cannot be pushed down)' END;
-        ELSE
-            how := 'computed locally (the source is not a foreign table)';
-        END IF;
-        FOR rec IN EXECUTE sql USING keys LOOP
-            IF rec.side = 1 THEN s_arr := rec.a; ELSE t_arr := rec.a; END IF;
-        END LOOP;
+        SELECT b.source_result, b.target_result, b.how INTO s_arr, t_arr, how
+          FROM migrate._both_sides(src, q->>'source_aggs',
+                                   (q->>'source') || CASE WHEN keys IS NOT NULL THEN q->>'source_exclude' ELSE '' END,
+                                   (q->>'target_aggs')
+                                   || CASE WHEN rule_aggs = '' THEN '' ELSE ' || ARRAY[' || pg_catalog.substr(rule_aggs, 3) || ']' END,
+                                   (q->>'target') || CASE WHEN keys IS NOT NULL THEN q->>'target_exclude' ELSE '' END,
+                                   keys) b;
     EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION 'verifying table % of migration plan "%" failed: %', p_target, p_plan, SQLERRM
             USING ERRCODE = SQLSTATE,
@@ -763,14 +810,12 @@ BEGIN
     -- checksum of the mapped columns; when it differs, which columns do
     IF s_arr[1 : 2] IS DISTINCT FROM t_arr[1 : 2] THEN
         BEGIN
-            sql := pg_catalog.format('SELECT 1 AS side, %s AS a %s%s UNION ALL SELECT 2, %s %s%s',
-                                     q->>'source_column_aggs', q->>'source',
-                                     CASE WHEN keys IS NOT NULL THEN q->>'source_exclude' ELSE '' END,
-                                     q->>'target_column_aggs', q->>'target',
-                                     CASE WHEN keys IS NOT NULL THEN q->>'target_exclude' ELSE '' END);
-            FOR rec IN EXECUTE sql USING keys LOOP
-                IF rec.side = 1 THEN s_cols := rec.a; ELSE t_cols := rec.a; END IF;
-            END LOOP;
+            SELECT b.source_result, b.target_result INTO s_cols, t_cols
+              FROM migrate._both_sides(src, q->>'source_column_aggs',
+                                       (q->>'source') || CASE WHEN keys IS NOT NULL THEN q->>'source_exclude' ELSE '' END,
+                                       q->>'target_column_aggs',
+                                       (q->>'target') || CASE WHEN keys IS NOT NULL THEN q->>'target_exclude' ELSE '' END,
+                                       keys) b;
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'verifying table % of migration plan "%" failed: %', p_target, p_plan, SQLERRM
                 USING ERRCODE = SQLSTATE,

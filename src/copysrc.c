@@ -55,6 +55,12 @@ static Oid	copy_conn_umid = InvalidOid;
 static PGconn *copy_connect(ForeignTable *ft);
 static void copy_fail(PGconn *conn, const char *what, const char *ftname);
 
+/* the hint of a connection error: reading rows can fall back to the FDW */
+static const char *const hint_for_copy =
+"Check the foreign server and user mapping, or SET migrate.copy_source = off to read through the foreign data wrapper.";
+static const char *const hint_for_statements = "Check the foreign server and user mapping.";
+static const char *copy_conn_hint = hint_for_copy;
+
 /* Forget the kept connection after an error: it may be in the middle of a COPY. */
 static void
 copy_fail(PGconn *conn, const char *what, const char *ftname)
@@ -72,7 +78,7 @@ copy_fail(PGconn *conn, const char *what, const char *ftname)
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
 			 errmsg("could not %s for foreign table %s: %s", what, ftname, msg),
-			 errhint("Check the foreign server and user mapping, or SET migrate.copy_source = off to read through the foreign data wrapper.")));
+			 errhint("%s", copy_conn_hint)));
 }
 
 /*
@@ -136,7 +142,7 @@ copy_connect(ForeignTable *ft)
 				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
 				 errmsg("password is required to read foreign table %s", ftname),
 				 errdetail("Non-superuser cannot connect if the server does not request a password."),
-				 errhint("Target server's authentication method must be changed, or SET migrate.copy_source = off.")));
+				 errhint("Target server's authentication method must be changed.")));
 	}
 	copy_conn = conn;
 	copy_conn_umid = um->umid;
@@ -157,6 +163,41 @@ option_or(List *options, const char *name, char *dflt)
 			return defGetString(d);
 	}
 	return dflt;
+}
+
+/*
+ * The kept connection to the server of foreign table ftrelid, for the
+ * caller's user mapping (verify.c runs statements of its own on it).
+ */
+PGconn *
+migrate_source_connect(Oid ftrelid)
+{
+	copy_conn_hint = hint_for_statements;
+	return copy_connect(GetForeignTable(ftrelid));
+}
+
+/*
+ * Drop the kept connection, first cancelling what runs on it: after an
+ * error its state is unknown.
+ */
+void
+migrate_source_disconnect(void)
+{
+	if (copy_conn && PQtransactionStatus(copy_conn) == PQTRANS_ACTIVE)
+	{
+		PGcancel   *cancel = PQgetCancel(copy_conn);
+		char		errbuf[256];
+
+		if (cancel)
+		{
+			(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+			PQfreeCancel(cancel);
+		}
+	}
+	if (copy_conn)
+		PQfinish(copy_conn);
+	copy_conn = NULL;
+	copy_conn_umid = InvalidOid;
 }
 
 /*
@@ -252,6 +293,7 @@ migrate_copy_source_rows(PG_FUNCTION_ARGS)
 	appendStringInfoString(&sql, ") TO STDOUT (FORMAT binary)");
 	relation_close(rel, AccessShareLock);
 
+	copy_conn_hint = hint_for_copy;
 	conn = copy_connect(ft);
 	res = PQexec(conn, sql.data);
 	if (PQresultStatus(res) != PGRES_COPY_OUT)
