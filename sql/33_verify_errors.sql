@@ -74,3 +74,44 @@ SELECT test_error($$SELECT migrate_foreign_key('vbad', 'vbad_item', 'no_col', 'v
 SELECT test_error($$SELECT migrate_foreign_key('vbad', 'vbad_item', 'id, sku', 'ver_customer')$$);
 SELECT test_error($$SELECT migrate_foreign_key('vbad', 'vbad_point', 'id', 'ver_customer')$$);
 SELECT test_error($$SELECT migrate_foreign_key('vbad', 'vbad_item', 'sku', 'vbad_point')$$);
+
+-- a verification cancelled while the source computes: the statement on
+-- the source is cancelled too, and the next verification connects anew
+\c migrate_src
+CREATE TABLE vbad_slow_flag (slow boolean);
+INSERT INTO vbad_slow_flag VALUES (false);
+CREATE VIEW vbad_slow AS
+    SELECT id, sku FROM items WHERE NOT (SELECT slow FROM vbad_slow_flag) OR pg_sleep(0.01) IS NOT NULL;
+\c :regress_db
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+IMPORT FOREIGN SCHEMA public LIMIT TO (vbad_slow) FROM SERVER src INTO legacy;
+CREATE TABLE vbad_slow_item (id bigint PRIMARY KEY, sku text);
+SELECT migrate_plan('vbad_slow', source_schema => 'legacy');
+SELECT migrate_table('vbad_slow', 'vbad_slow', 'vbad_slow_item', key => 'id');
+SELECT migrate_run('vbad_slow') IS NOT NULL AS ran;
+SELECT check_name, ok, details FROM migrate_verify('vbad_slow');
+\c migrate_src
+UPDATE vbad_slow_flag SET slow = true;
+\c :regress_db
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+SET statement_timeout = '500ms';
+SELECT test_error($$SELECT * FROM migrate_verify('vbad_slow')$$);
+RESET statement_timeout;
+\c migrate_src
+DO $$
+BEGIN
+    FOR i IN 1 .. 100 LOOP
+        EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE query LIKE '%vbad_slow%'
+                                 AND state = 'active' AND pid <> pg_backend_pid());
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END $$;
+SELECT count(*) AS still_running FROM pg_stat_activity
+ WHERE query LIKE '%vbad_slow%' AND state = 'active' AND pid <> pg_backend_pid();
+UPDATE vbad_slow_flag SET slow = false;
+\c :regress_db
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+SELECT bool_and(ok) FROM migrate_verify('vbad_slow');
