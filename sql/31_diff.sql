@@ -63,3 +63,40 @@ INSERT INTO ver_order SELECT id, customer_id, total, placed + 1 FROM legacy.orde
 INSERT INTO ver_parent SELECT * FROM ver_local.parent WHERE id = 7;
 SELECT count(*), bool_and(ok) FROM migrate_verify('verify');
 SELECT count(*) FROM migrate_diff('verify', 'ver_order', leaf_rows => 4);
+
+-- composite keys: the first key column is bisected; a range of one value
+-- of it goes on with the next column
+SELECT count(*) FROM migrate_diff('keys', 'key_pair', leaf_rows => 4);
+DELETE FROM key_pair WHERE (a, b) = (3, 7);
+UPDATE key_pair SET v = v || ' ' WHERE (a, b) = (5, 0);
+INSERT INTO key_pair VALUES (5, 10, 'new');
+SELECT key, kind, columns FROM migrate_diff('keys', 'key_pair', leaf_rows => 4);
+SELECT regexp_replace(details, 'diff \d+', 'diff N') AS details FROM migrate.event
+ WHERE event = 'diff' ORDER BY event_id DESC LIMIT 1;
+-- a text column first, with many rows for each of its values
+\set regress_db :DBNAME
+\c migrate_src
+SET client_min_messages = warning;
+CREATE TABLE diff_regions (region text, id int, amount numeric, PRIMARY KEY (region, id));
+INSERT INTO diff_regions SELECT r, g, g * 1.5 FROM unnest(ARRAY['east', 'north', 'west']) r,
+                                                   generate_series(1, 200) g;
+\c :regress_db
+SET client_min_messages = warning;
+\set SHOW_CONTEXT never
+IMPORT FOREIGN SCHEMA public LIMIT TO (diff_regions) FROM SERVER src INTO legacy;
+CREATE TABLE diff_region (region text, id int, amount numeric, PRIMARY KEY (region, id));
+SELECT migrate_plan('diff_regions', source_schema => 'legacy');
+SELECT migrate_table('diff_regions', 'diff_regions', 'diff_region');
+SELECT migrate_run('diff_regions') IS NOT NULL AS ran;
+SELECT count(*) FROM migrate_diff('diff_regions', 'diff_region', leaf_rows => 8);
+UPDATE diff_region SET amount = NULL WHERE region = 'north' AND id = 150;
+DELETE FROM diff_region WHERE region = 'west' AND id = 1;
+INSERT INTO diff_region VALUES ('south', 1, 1), ('east', 201, 1);
+SELECT key, kind, columns FROM migrate_diff('diff_regions', 'diff_region', leaf_rows => 8);
+SELECT regexp_replace(details, 'diff \d+', 'diff N') AS details FROM migrate.event
+ WHERE event = 'diff' ORDER BY event_id DESC LIMIT 1;
+-- repaired from the diff
+DELETE FROM key_pair WHERE (a, b) = (5, 10);
+INSERT INTO key_pair SELECT * FROM legacy.pairs WHERE (a, b) = (3, 7);
+UPDATE key_pair k SET v = p.v FROM legacy.pairs p WHERE (k.a, k.b) = (5, 0) AND (p.a, p.b) = (5, 0);
+SELECT count(*) FROM migrate_diff('keys', 'key_pair', leaf_rows => 4);

@@ -357,6 +357,8 @@ $$;
 --   source_key, target_key   the key (a composite key as ROW(...)::text)
 --   source_exclude, target_exclude  ' AND key <> ALL ($1)': rejected keys, $1 text[]
 --   key_type, key_count, columns (name[] in the order of the hashes)
+--   key_sources, key_targets, key_types  per key column: its value on each side, its type
+--   source_relid            the source relation (oid)
 -- The row hash is the key's hash seeded with the XOR of every other column's
 -- hash (seeded with the column's position; a NULL hashes to the position): one
 -- expression per row, which costs about half of a count and a sum per
@@ -381,6 +383,8 @@ DECLARE
     keys_s text[] := '{}';
     keys_t text[] := '{}';
     key_type text;
+    key_types text[] := '{}';
+    key_columns jsonb;
     nkeys integer;
     pos integer := 0;
 BEGIN
@@ -412,6 +416,7 @@ BEGIN
         row_t[1] := pg_catalog.format(c.hash_template, c.target_value, row_t[1]);
         keys_s := c.source_value || keys_s;
         keys_t := c.target_value || keys_t;
+        key_types := c.type_name || key_types;
         key_type := c.type_name;
     END LOOP;
     FOR c IN SELECT * FROM migrate._verify_columns(p_plan, p_target) LOOP
@@ -421,6 +426,8 @@ BEGIN
         aggs_s := aggs_s || pg_catalog.format(', count(%s)::numeric, sum(%s)', c.source_value, hs[pg_catalog.cardinality(hs)]);
         aggs_t := aggs_t || pg_catalog.format(', count(%s)::numeric, sum(%s)', c.target_value, ht[pg_catalog.cardinality(ht)]);
     END LOOP;
+    key_columns := pg_catalog.jsonb_build_object('key_sources', keys_s, 'key_targets', keys_t,
+                                                 'key_types', key_types);
     IF nkeys > 1 THEN
         keys_s := ARRAY['ROW(' || pg_catalog.array_to_string(keys_s, ', ') || ')::text'];
         keys_t := ARRAY['ROW(' || pg_catalog.array_to_string(keys_t, ', ') || ')::text'];
@@ -442,7 +449,8 @@ BEGIN
         'target_exclude', pg_catalog.format(' AND (%s) <> ALL ($1::%s[])', keys_t[1], key_type),
         'key_type', key_type,
         'key_count', nkeys,
-        'columns', cols);
+        'source_relid', pg_catalog.to_regclass(tm.source)::oid,
+        'columns', cols) || key_columns;
 END;
 $$;
 
@@ -952,72 +960,104 @@ $$;
  * migrate_diff: bisection over key ranges
  * --------------------------------------------------------------------- */
 
--- The keys of one key range that differ.  The range is (lo, hi], or
--- [lo, hi] with p_lo_incl.  Both sides' checksums of the range are
--- compared (pushed down to the source where the FDW can); equal: nothing
--- differs.  A range of at most leaf_rows rows on each side is compared row
--- by row (key and per-column hashes: only hashes cross the wire when the
--- source can compute them); a larger one is split in two (integer keys at
--- the middle value, others at the median key of the larger side) and each
--- half is diffed.  p_ctx: migrate._verify_sql() plus leaf_rows and int_key.
+-- The keys of one key range that differ.  A range is a range of one key
+-- column, (lo, hi] or [lo, hi] with p_lo_incl, within a prefix: equality
+-- conditions on the key columns before it (p_prefix_s, p_prefix_t: SQL
+-- ' AND ...' on each side).  Both sides' checksums of the range are
+-- compared (migrate._both_sides: on the source where postgres_fdw ships the
+-- aggregate, beside the target's); equal: nothing differs.  A range of at
+-- most leaf_rows rows on each side is compared row by row (key and
+-- per-column hashes: only hashes cross the wire when the source can
+-- compute them).  A larger one is split in two: integer keys at the middle
+-- value, others at the median key of the larger side (or below the top
+-- value when the median is the top value).  A range that holds a single
+-- value of its column is bisected on the next key column, with that value
+-- added to the prefix.  p_ctx: migrate._verify_sql() plus leaf_rows.
 -- Besides the differing keys, returns one row of NULLs per range compared.
-CREATE OR REPLACE FUNCTION migrate._diff_range(p_ctx jsonb, p_keys text[], p_lo anyelement,
-                                             p_lo_incl boolean, p_hi anyelement, p_depth integer)
+CREATE OR REPLACE FUNCTION migrate._diff_range(p_ctx jsonb, p_keys text[], p_prefix_s text, p_prefix_t text,
+                                             p_col integer, p_lo anyelement, p_lo_incl boolean,
+                                             p_hi anyelement, p_depth integer)
 RETURNS TABLE (key text, kind text, columns name[])
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    range_s text;
-    range_t text;
-    excl_s text := CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'source_exclude' ELSE '' END;
-    excl_t text := CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'target_exclude' ELSE '' END;
-    s_arr numeric[];
-    t_arr numeric[];
+    key_s text := p_ctx->'key_sources'->>(p_col - 1);
+    key_t text := p_ctx->'key_targets'->>(p_col - 1);
+    key_type text := p_ctx->'key_types'->>(p_col - 1);
+    lo_op text := CASE WHEN p_lo_incl THEN '>=' ELSE '>' END;
+    where_s text;
+    where_t text;
+    b record;
     ns numeric;
     nt numeric;
     mid p_lo%TYPE;
+    below_s p_lo%TYPE;
+    below_t p_lo%TYPE;
     lower_bound numeric;
+    single boolean := false;
 BEGIN
-    range_s := pg_catalog.format(' AND (%1$s) %2$s $2 AND (%1$s) <= $3', p_ctx->>'source_key',
-                                 CASE WHEN p_lo_incl THEN '>=' ELSE '>' END);
-    range_t := pg_catalog.format(' AND (%1$s) %2$s $2 AND (%1$s) <= $3', p_ctx->>'target_key',
-                                 CASE WHEN p_lo_incl THEN '>=' ELSE '>' END);
-    EXECUTE 'SELECT ' || (p_ctx->>'source_aggs') || (p_ctx->>'source') || excl_s || range_s
-       INTO s_arr USING p_keys, p_lo, p_hi;
-    EXECUTE 'SELECT ' || (p_ctx->>'target_aggs') || (p_ctx->>'target') || excl_t || range_t
-       INTO t_arr USING p_keys, p_lo, p_hi;
+    where_s := (p_ctx->>'source') || CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'source_exclude' ELSE '' END
+               || p_prefix_s
+               || pg_catalog.format(' AND (%1$s) %2$s %3$L::%4$s AND (%1$s) <= %5$L::%4$s',
+                                    key_s, lo_op, p_lo, key_type, p_hi);
+    where_t := (p_ctx->>'target') || CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'target_exclude' ELSE '' END
+               || p_prefix_t
+               || pg_catalog.format(' AND (%1$s) %2$s %3$L::%4$s AND (%1$s) <= %5$L::%4$s',
+                                    key_t, lo_op, p_lo, key_type, p_hi);
+    SELECT * INTO b FROM migrate._both_sides((p_ctx->>'source_relid')::oid::regclass,
+                                             p_ctx->>'source_aggs', where_s,
+                                             p_ctx->>'target_aggs', where_t, p_keys);
     RETURN QUERY SELECT NULL::text, NULL::text, NULL::name[];     -- one range compared
-    IF s_arr IS NOT DISTINCT FROM t_arr THEN
+    IF b.source_result IS NOT DISTINCT FROM b.target_result THEN
         RETURN;
     END IF;
-    ns := s_arr[1];
-    nt := t_arr[1];
+    ns := b.source_result[1];
+    nt := b.target_result[1];
 
     IF greatest(ns, nt) > (p_ctx->>'leaf_rows')::integer AND p_depth < 64 THEN
-        IF (p_ctx->>'int_key')::boolean THEN
+        IF key_type IN ('smallint', 'integer', 'bigint') THEN
             lower_bound := CASE WHEN p_lo_incl THEN p_lo::numeric ELSE p_lo::numeric + 1 END;
             mid := pg_catalog.floor((lower_bound + p_hi::numeric) / 2);
             IF NOT (mid >= lower_bound AND mid < p_hi) THEN
                 mid := NULL;
+                single := lower_bound = p_hi::numeric;
             END IF;
         ELSE
             -- the median key of the larger side (the target when close: it is local)
             IF nt * 2 >= ns THEN
-                EXECUTE pg_catalog.format('SELECT k FROM (SELECT %s AS k %s%s%s) x ORDER BY k OFFSET $4 LIMIT 1',
-                                          p_ctx->>'target_key', p_ctx->>'target', excl_t, range_t)
-                   INTO mid USING p_keys, p_lo, p_hi, ((nt - 1) / 2)::bigint;
+                EXECUTE pg_catalog.format('SELECT k FROM (SELECT %s AS k %s) x ORDER BY k OFFSET $2 LIMIT 1',
+                                          key_t, where_t)
+                   INTO mid USING p_keys, ((nt - 1) / 2)::bigint;
             ELSE
-                EXECUTE pg_catalog.format('SELECT k FROM (SELECT %s AS k %s%s%s) x ORDER BY k OFFSET $4 LIMIT 1',
-                                          p_ctx->>'source_key', p_ctx->>'source', excl_s, range_s)
-                   INTO mid USING p_keys, p_lo, p_hi, ((ns - 1) / 2)::bigint;
+                EXECUTE pg_catalog.format('SELECT k FROM (SELECT %s AS k %s) x ORDER BY k OFFSET $2 LIMIT 1',
+                                          key_s, where_s)
+                   INTO mid USING p_keys, ((ns - 1) / 2)::bigint;
             END IF;
             IF NOT (mid < p_hi AND (mid > p_lo OR (p_lo_incl AND mid >= p_lo))) THEN
-                mid := NULL;
+                -- the median is the top value: split below it, if anything is
+                EXECUTE pg_catalog.format('SELECT max(%s) %s AND (%s) < $2', key_s, where_s, key_s)
+                   INTO below_s USING p_keys, p_hi;
+                EXECUTE pg_catalog.format('SELECT max(%s) %s AND (%s) < $2', key_t, where_t, key_t)
+                   INTO below_t USING p_keys, p_hi;
+                mid := CASE WHEN below_s IS NULL THEN below_t WHEN below_t IS NULL THEN below_s
+                            ELSE greatest(below_s, below_t) END;
+                single := mid IS NULL;
             END IF;
         END IF;
         IF mid IS NOT NULL THEN
-            RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_lo, p_lo_incl, mid, p_depth + 1);
-            RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, mid, false, p_hi, p_depth + 1);
+            RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
+                                                           p_lo, p_lo_incl, mid, p_depth + 1);
+            RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
+                                                           mid, false, p_hi, p_depth + 1);
+            RETURN;
+        END IF;
+        IF single AND p_col < (p_ctx->>'key_count')::integer THEN
+            -- one value of this column: on to the next key column
+            RETURN QUERY SELECT * FROM migrate._diff_walk(
+                p_ctx, p_keys,
+                p_prefix_s || pg_catalog.format(' AND (%s) = %L::%s', key_s, p_hi, key_type),
+                p_prefix_t || pg_catalog.format(' AND (%s) = %L::%s', key_t, p_hi, key_type),
+                p_col + 1);
             RETURN;
         END IF;
     END IF;
@@ -1027,43 +1067,61 @@ BEGIN
         'SELECT (coalesce(s.k, t.k))::text,'
         '       CASE WHEN t.k IS NULL THEN ''missing'' WHEN s.k IS NULL THEN ''extra'' ELSE ''changed'' END,'
         '       CASE WHEN s.k IS NOT NULL AND t.k IS NOT NULL THEN'
-        '            ARRAY(SELECT u.c FROM unnest($4::name[], s.h, t.h) AS u(c, a, b)'
+        '            ARRAY(SELECT u.c FROM unnest($2::name[], s.h, t.h) AS u(c, a, b)'
         '                   WHERE u.a IS DISTINCT FROM u.b) END'
-        '  FROM (SELECT %s AS k, %s AS h %s%s%s) s'
-        '  FULL JOIN (SELECT %s AS k, %s AS h %s%s%s) t ON s.k = t.k'
+        '  FROM (SELECT %s AS k, %s AS h %s) s'
+        '  FULL JOIN (SELECT %s AS k, %s AS h %s) t ON s.k = t.k'
         ' WHERE s.k IS NULL OR t.k IS NULL OR s.h IS DISTINCT FROM t.h'
         ' ORDER BY coalesce(s.k, t.k)',
-        p_ctx->>'source_key', p_ctx->>'source_hashes', p_ctx->>'source', excl_s, range_s,
-        p_ctx->>'target_key', p_ctx->>'target_hashes', p_ctx->>'target', excl_t, range_t)
-    USING p_keys, p_lo, p_hi,
-          ARRAY(SELECT pg_catalog.jsonb_array_elements_text(p_ctx->'columns'))::name[];
+        p_ctx->>'source_key', p_ctx->>'source_hashes', where_s,
+        p_ctx->>'target_key', p_ctx->>'target_hashes', where_t)
+    USING p_keys, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(p_ctx->'columns'))::name[];
 END;
 $$;
 
--- Start the bisection on the whole key range of both sides (p_lo, p_hi:
--- NULLs of the key's type, to fix the polymorphic type).
-CREATE OR REPLACE FUNCTION migrate._diff_walk(p_ctx jsonb, p_keys text[], p_lo anyelement, p_hi anyelement)
+-- Bisect key column p_col within a prefix (see migrate._diff_range) from
+-- the least to the greatest value either side holds.
+CREATE OR REPLACE FUNCTION migrate._diff_walk(p_ctx jsonb, p_keys text[], p_prefix_s text, p_prefix_t text,
+                                            p_col integer)
+RETURNS TABLE (key text, kind text, columns name[])
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    RETURN QUERY EXECUTE pg_catalog.format(
+        'SELECT * FROM migrate._diff_walk_typed($1, $2, $3, $4, $5, NULL::%1$s, NULL::%1$s)',
+        p_ctx->'key_types'->>(p_col - 1))
+    USING p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col;
+END;
+$$;
+
+-- migrate._diff_walk with p_lo, p_hi: NULLs of the column's type, to fix
+-- the polymorphic type.
+CREATE OR REPLACE FUNCTION migrate._diff_walk_typed(p_ctx jsonb, p_keys text[], p_prefix_s text, p_prefix_t text,
+                                                  p_col integer, p_lo anyelement, p_hi anyelement)
 RETURNS TABLE (key text, kind text, columns name[])
 LANGUAGE plpgsql
 AS $$
 DECLARE
+    key_s text := p_ctx->'key_sources'->>(p_col - 1);
+    key_t text := p_ctx->'key_targets'->>(p_col - 1);
     lo_s p_lo%TYPE;
     hi_s p_lo%TYPE;
     lo_t p_lo%TYPE;
     hi_t p_lo%TYPE;
 BEGIN
-    EXECUTE pg_catalog.format('SELECT min(%1$s), max(%1$s) %2$s%3$s', p_ctx->>'source_key', p_ctx->>'source',
-                              CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'source_exclude' ELSE '' END)
+    EXECUTE pg_catalog.format('SELECT min(%1$s), max(%1$s) %2$s%3$s%4$s', key_s, p_ctx->>'source',
+                              CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'source_exclude' ELSE '' END, p_prefix_s)
        INTO lo_s, hi_s USING p_keys;
-    EXECUTE pg_catalog.format('SELECT min(%1$s), max(%1$s) %2$s%3$s', p_ctx->>'target_key', p_ctx->>'target',
-                              CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'target_exclude' ELSE '' END)
+    EXECUTE pg_catalog.format('SELECT min(%1$s), max(%1$s) %2$s%3$s%4$s', key_t, p_ctx->>'target',
+                              CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'target_exclude' ELSE '' END, p_prefix_t)
        INTO lo_t, hi_t USING p_keys;
     p_lo := CASE WHEN lo_s IS NULL THEN lo_t WHEN lo_t IS NULL THEN lo_s ELSE least(lo_s, lo_t) END;
     p_hi := CASE WHEN hi_s IS NULL THEN hi_t WHEN hi_t IS NULL THEN hi_s ELSE greatest(hi_s, hi_t) END;
     IF p_lo IS NULL THEN
-        RETURN;     -- both sides empty
+        RETURN;     -- both sides empty (a NULL in a key column is no key: not compared)
     END IF;
-    RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_lo, true, p_hi, 0);
+    RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
+                                                   p_lo, true, p_hi, 0);
 END;
 $$;
 
@@ -1087,36 +1145,28 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM migrate._verify_source(tm.plan, tm.target);
-    IF pg_catalog.cardinality(tm.key) > 1 THEN
-        RAISE EXCEPTION 'migrate_diff() does not support the composite key (%) of table % in migration plan "%"',
-                        pg_catalog.array_to_string(tm.key, ', '), tm.target, tm.plan
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'migrate_verify() checks such tables; to diff one, map it with a single-column unique key: migrate_table(..., key => ''column'').';
-    END IF;
-    SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END INTO key_type
-      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-     WHERE a.attrelid = tm.target AND a.attname = tm.key[1];
-    BEGIN
-        EXECUTE pg_catalog.format('SELECT NULL::%1$s < NULL::%1$s', key_type::regtype);
-    EXCEPTION WHEN undefined_function THEN
-        RAISE EXCEPTION 'migrate_diff() cannot split the key "%" of table % in migration plan "%": type % has no ordering',
-                        tm.key[1], tm.target, tm.plan, key_type::regtype
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'migrate_verify() checks such tables; to diff one, map it with a key of an ordered type (integer, text, date, uuid ...).';
-    END;
+    FOR i IN 1 .. pg_catalog.cardinality(tm.key) LOOP
+        SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END INTO key_type
+          FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+         WHERE a.attrelid = tm.target AND a.attname = tm.key[i];
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT NULL::%1$s < NULL::%1$s', key_type::regtype);
+        EXCEPTION WHEN undefined_function THEN
+            RAISE EXCEPTION 'migrate_diff() cannot split the key "%" of table % in migration plan "%": type % has no ordering',
+                            tm.key[i], tm.target, tm.plan, key_type::regtype
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'migrate_verify() checks such tables; to diff one, map it with a key of ordered types (integer, text, date, uuid ...).';
+        END;
+    END LOOP;
     r := migrate._verify_run(tm.plan, run);
-    q := migrate._verify_sql(tm.plan, tm.target)
-         || pg_catalog.jsonb_build_object('leaf_rows', leaf_rows,
-                                          'int_key', key_type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype));
+    q := migrate._verify_sql(tm.plan, tm.target) || pg_catalog.jsonb_build_object('leaf_rows', leaf_rows);
     keys := migrate._rejected_keys(r.run_id, tm.target, q->>'key_type');
     id := pg_catalog.nextval('migrate.diff_id_seq');
     BEGIN
-        EXECUTE pg_catalog.format('WITH d AS (SELECT * FROM migrate._diff_walk($5, $6, NULL::%1$s, NULL::%1$s)),'
-                                  ' i AS (INSERT INTO migrate.diff_result (diff_id, plan, run_id, target, key, kind, columns)'
-                                  '       SELECT $1, $2, $3, $4, d.key, d.kind, d.columns FROM d WHERE d.kind IS NOT NULL)'
-                                  ' SELECT count(*) FROM d WHERE d.kind IS NULL',
-                                  q->>'key_type')
-          INTO ranges USING id, tm.plan, r.run_id, tm.target, q, keys;
+        WITH d AS (SELECT * FROM migrate._diff_walk(q, keys, '', '', 1)),
+             i AS (INSERT INTO migrate.diff_result (diff_id, plan, run_id, target, key, kind, columns)
+                   SELECT id, tm.plan, r.run_id, tm.target, d.key, d.kind, d.columns FROM d WHERE d.kind IS NOT NULL)
+        SELECT count(*) INTO ranges FROM d WHERE d.kind IS NULL;
     EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION 'diffing table % of migration plan "%" failed: %', tm.target, tm.plan, SQLERRM
             USING ERRCODE = SQLSTATE,
