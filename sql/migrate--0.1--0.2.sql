@@ -328,9 +328,10 @@ $$;
 -- source side (the plan's expression, cast as the engine casts it, then to
 -- the column's exact type and typmod, as the INSERT assigns it), on the
 -- target side, and its hash template.
+CREATE TYPE migrate._verify_column AS (column_name name, source_value text, target_value text,
+                                       type_name text, hash_template text);
 CREATE OR REPLACE FUNCTION migrate._verify_columns(p_plan text, p_target regclass)
-RETURNS TABLE (column_name name, source_value text, target_value text, type_name text,
-               hash_template text)
+RETURNS SETOF migrate._verify_column
 LANGUAGE sql STABLE
 AS $$
     SELECT m.column_name,
@@ -370,7 +371,8 @@ LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
     tm migrate.table_map;
-    c record;
+    vc migrate._verify_column[];
+    c migrate._verify_column;
     seed_s text := '0';
     seed_t text := '0';
     row_s text[] := '{}';
@@ -390,7 +392,9 @@ DECLARE
 BEGIN
     SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
     nkeys := pg_catalog.cardinality(tm.key);
-    FOR c IN SELECT * FROM migrate._verify_columns(p_plan, p_target) LOOP
+    -- read once: each column's hash template is a catalog search
+    vc := ARRAY(SELECT v FROM migrate._verify_columns(p_plan, p_target) v);
+    FOREACH c IN ARRAY vc LOOP
         pos := pos + 1;
         CONTINUE WHEN c.column_name = ANY (tm.key);    -- hashed around the others, below
         -- CASE, not coalesce(): postgres_fdw does not ship coalesce()
@@ -403,7 +407,7 @@ BEGIN
     row_t := ARRAY[coalesce('(' || NULLIF(pg_catalog.array_to_string(row_t, ' # '), '') || ')', '0')];
     -- the key's hash seeds the hash of every value of its row
     FOR i IN REVERSE nkeys .. 1 LOOP
-        SELECT * INTO c FROM migrate._verify_columns(p_plan, p_target) v WHERE v.column_name = tm.key[i];
+        SELECT * INTO c FROM pg_catalog.unnest(vc) v WHERE v.column_name = tm.key[i];
         IF NOT FOUND THEN
             RAISE EXCEPTION 'key column "%" of table % in migration plan "%" is not mapped',
                             tm.key[i], p_target, p_plan
@@ -419,7 +423,7 @@ BEGIN
         key_types := c.type_name || key_types;
         key_type := c.type_name;
     END LOOP;
-    FOR c IN SELECT * FROM migrate._verify_columns(p_plan, p_target) LOOP
+    FOREACH c IN ARRAY vc LOOP
         cols := cols || c.column_name;
         hs := hs || pg_catalog.format(c.hash_template, c.source_value, seed_s);
         ht := ht || pg_catalog.format(c.hash_template, c.target_value, seed_t);
