@@ -37,7 +37,7 @@ SELECT key, kind, columns FROM migrate_diff('verify', 'ver_note', leaf_rows => 4
 SELECT key, kind, columns FROM migrate_diff('verify', 'ver_order', leaf_rows => 4);
 SELECT regexp_replace(details, 'diff \d+', 'diff N') AS details FROM migrate.event
  WHERE event = 'diff' ORDER BY event_id DESC LIMIT 2;
-SELECT (regexp_match(details, '(\d+) key ranges'))[1]::int < 330 / 4 AS fewer_ranges_than_leaves
+SELECT (regexp_match(details, '(\d+) statements'))[1]::int < 330 / 4 AS fewer_statements_than_leaves
   FROM migrate.event WHERE event = 'diff' ORDER BY event_id DESC LIMIT 1;
 
 -- results are stored: join them to the target

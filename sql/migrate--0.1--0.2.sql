@@ -531,17 +531,18 @@ RETURNS text[]
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'migrate_compare_sides';
 
--- One aggregate over both sides of a comparison:
---   SELECT p_source_select p_source_from   (a foreign table or a local one)
---   SELECT p_target_select p_target_from
--- each one row of one numeric[] ($1: the rejected keys, text[]).  When
--- postgres_fdw ships the whole source statement, its remote SQL runs as a
--- plain statement on the source, where it may use parallel workers (the
--- FDW's cursor may not), while the target's runs here; otherwise both run
--- as one UNION ALL (concurrently if the server is async_capable).  how: a
+-- One value from each side of a comparison: p_wrap (a format() template,
+-- '%s' by default) applied to p_source_sql, a statement over the source
+-- (a foreign table or a local one), and to p_target_sql, the same over the
+-- target, must give one row of one numeric[] ($1: the rejected keys,
+-- text[]).  When postgres_fdw ships the whole source statement (an
+-- aggregate, grouped or not), the remote SQL it deparsed is wrapped and
+-- runs as a plain statement on the source, where it may use parallel
+-- workers (the FDW's cursor may not), while the target's runs here;
+-- otherwise the source is read through the FDW, then the target.  how: a
 -- phrase that says which.
-CREATE OR REPLACE FUNCTION migrate._both_sides(p_source regclass, p_source_select text, p_source_from text,
-                                             p_target_select text, p_target_from text, p_keys text[],
+CREATE OR REPLACE FUNCTION migrate._both_sides(p_source regclass, p_source_sql text, p_target_sql text,
+                                             p_keys text[], p_wrap text DEFAULT '%s',
                                              OUT source_result numeric[], OUT target_result numeric[],
                                              OUT how text)
 LANGUAGE plpgsql
@@ -550,17 +551,11 @@ DECLARE
     plan jsonb;
     top jsonb;
     pair text[];
-    sql text;
-    line text;
-    rec record;
 BEGIN
-    sql := pg_catalog.format('SELECT 1 AS side, %s AS a %s UNION ALL SELECT 2, %s %s',
-                             p_source_select, p_source_from, p_target_select, p_target_from);
     IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = p_source) <> 'f' THEN
         how := 'computed locally (the source is not a foreign table)';
     ELSE
-        EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) SELECT ' || p_source_select || p_source_from
-           INTO plan USING p_keys;
+        EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) ' || p_source_sql INTO plan USING p_keys;
         top := plan->0->'Plan';
         IF top->>'Node Type' = 'Foreign Scan' AND coalesce(top->>'Relations', '') LIKE 'Aggregate on %' THEN
             IF top ? 'Remote SQL'
@@ -568,8 +563,8 @@ BEGIN
                              JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver
                              JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = fs.srvfdw
                             WHERE ft.ftrelid = p_source AND w.fdwname = 'postgres_fdw') THEN
-                pair := migrate._compare_sides(p_source, top->>'Remote SQL',
-                                               'SELECT ' || p_target_select || p_target_from, p_keys);
+                pair := migrate._compare_sides(p_source, pg_catalog.format(p_wrap, top->>'Remote SQL'),
+                                               pg_catalog.format(p_wrap, p_target_sql), p_keys);
                 IF pair IS NOT NULL THEN
                     source_result := pair[1]::numeric[];
                     target_result := pair[2]::numeric[];
@@ -578,18 +573,12 @@ BEGIN
                 END IF;
             END IF;
             how := 'computed on the source (aggregate pushed down)';
-            FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || sql USING p_keys LOOP
-                IF line ~ 'Async Foreign Scan' THEN
-                    how := 'computed on the source (aggregate pushed down, run concurrently with the target)';
-                END IF;
-            END LOOP;
         ELSE
             how := 'source rows streamed once (the aggregate cannot be pushed down)';
         END IF;
     END IF;
-    FOR rec IN EXECUTE sql USING p_keys LOOP
-        IF rec.side = 1 THEN source_result := rec.a; ELSE target_result := rec.a; END IF;
-    END LOOP;
+    EXECUTE pg_catalog.format(p_wrap, p_source_sql) INTO source_result USING p_keys;
+    EXECUTE pg_catalog.format(p_wrap, p_target_sql) INTO target_result USING p_keys;
 END;
 $$;
 
@@ -795,11 +784,12 @@ BEGIN
 
     BEGIN
         SELECT b.source_result, b.target_result, b.how INTO s_arr, t_arr, how
-          FROM migrate._both_sides(src, q->>'source_aggs',
-                                   (q->>'source') || CASE WHEN keys IS NOT NULL THEN q->>'source_exclude' ELSE '' END,
-                                   (q->>'target_aggs')
-                                   || CASE WHEN rule_aggs = '' THEN '' ELSE ' || ARRAY[' || pg_catalog.substr(rule_aggs, 3) || ']' END,
-                                   (q->>'target') || CASE WHEN keys IS NOT NULL THEN q->>'target_exclude' ELSE '' END,
+          FROM migrate._both_sides(src,
+                                   'SELECT ' || (q->>'source_aggs') || (q->>'source')
+                                   || CASE WHEN keys IS NOT NULL THEN q->>'source_exclude' ELSE '' END,
+                                   'SELECT ' || (q->>'target_aggs')
+                                   || CASE WHEN rule_aggs = '' THEN '' ELSE ' || ARRAY[' || pg_catalog.substr(rule_aggs, 3) || ']' END
+                                   || (q->>'target') || CASE WHEN keys IS NOT NULL THEN q->>'target_exclude' ELSE '' END,
                                    keys) b;
     EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION 'verifying table % of migration plan "%" failed: %', p_target, p_plan, SQLERRM
@@ -823,10 +813,11 @@ BEGIN
     IF s_arr[1 : 2] IS DISTINCT FROM t_arr[1 : 2] THEN
         BEGIN
             SELECT b.source_result, b.target_result INTO s_cols, t_cols
-              FROM migrate._both_sides(src, q->>'source_column_aggs',
-                                       (q->>'source') || CASE WHEN keys IS NOT NULL THEN q->>'source_exclude' ELSE '' END,
-                                       q->>'target_column_aggs',
-                                       (q->>'target') || CASE WHEN keys IS NOT NULL THEN q->>'target_exclude' ELSE '' END,
+              FROM migrate._both_sides(src,
+                                       'SELECT ' || (q->>'source_column_aggs') || (q->>'source')
+                                       || CASE WHEN keys IS NOT NULL THEN q->>'source_exclude' ELSE '' END,
+                                       'SELECT ' || (q->>'target_column_aggs') || (q->>'target')
+                                       || CASE WHEN keys IS NOT NULL THEN q->>'target_exclude' ELSE '' END,
                                        keys) b;
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'verifying table % of migration plan "%" failed: %', p_target, p_plan, SQLERRM
@@ -967,66 +958,116 @@ $$;
 -- The keys of one key range that differ.  A range is a range of one key
 -- column, (lo, hi] or [lo, hi] with p_lo_incl, within a prefix: equality
 -- conditions on the key columns before it (p_prefix_s, p_prefix_t: SQL
--- ' AND ...' on each side).  Both sides' checksums of the range are
--- compared (migrate._both_sides: on the source where postgres_fdw ships the
--- aggregate, beside the target's); equal: nothing differs.  A range of at
--- most leaf_rows rows on each side is compared row by row (key and
--- per-column hashes: only hashes cross the wire when the source can
--- compute them).  A larger one is split in two: integer keys at the middle
--- value, others at the median key of the larger side (or below the top
--- value when the median is the top value).  A range that holds a single
--- value of its column is bisected on the next key column, with that value
--- added to the prefix.  p_ctx: migrate._verify_sql() plus leaf_rows.
--- Besides the differing keys, returns one row of NULLs per range compared.
+-- ' AND ...' on each side).  p_ns, p_nt: the rows of the range on each
+-- side when a comparison of the range has found it differs, else NULL.
+--
+-- Checksums of the range are compared with migrate._both_sides() (on the
+-- source where postgres_fdw ships the aggregate, beside the target's).  An
+-- integer column's range is cut into up to 16 equal buckets, one grouped
+-- statement a side, and only the buckets that differ are looked into:
+-- a few differences in N rows cost about 1.2 N rows read.  Another type's
+-- range is compared whole and, when it differs, split at the median key of
+-- the larger side (or below the top value when that is the median).  A
+-- range that differs with at most leaf_rows rows a side is compared row by
+-- row (key and per-column hashes: only hashes cross the wire when the
+-- source can compute them); one that holds a single value of its column
+-- goes on with the next key column, that value added to the prefix.
+-- p_ctx: migrate._verify_sql() plus leaf_rows.  Besides the differing
+-- keys, returns rows of kind NULL that count the work: key 'range' for
+-- each range or bucket compared, key 'statement' for each statement a side.
 CREATE OR REPLACE FUNCTION migrate._diff_range(p_ctx jsonb, p_keys text[], p_prefix_s text, p_prefix_t text,
                                              p_col integer, p_lo anyelement, p_lo_incl boolean,
-                                             p_hi anyelement, p_depth integer)
+                                             p_hi anyelement, p_depth integer, p_ns numeric, p_nt numeric)
 RETURNS TABLE (key text, kind text, columns name[])
 LANGUAGE plpgsql
 AS $$
 DECLARE
+    buckets constant integer := 16;
     key_s text := p_ctx->'key_sources'->>(p_col - 1);
     key_t text := p_ctx->'key_targets'->>(p_col - 1);
     key_type text := p_ctx->'key_types'->>(p_col - 1);
-    lo_op text := CASE WHEN p_lo_incl THEN '>=' ELSE '>' END;
+    int_key boolean := key_type IN ('smallint', 'integer', 'bigint');
+    leaf_rows integer := (p_ctx->>'leaf_rows')::integer;
     where_s text;
     where_t text;
     b record;
-    ns numeric;
-    nt numeric;
+    bucket record;
+    ns numeric := p_ns;
+    nt numeric := p_nt;
     mid p_lo%TYPE;
     below_s p_lo%TYPE;
     below_t p_lo%TYPE;
+    bucket_lo p_lo%TYPE;
+    bucket_hi p_lo%TYPE;
     lower_bound numeric;
+    width numeric;
+    bucket_of text;
     single boolean := false;
 BEGIN
     where_s := (p_ctx->>'source') || CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'source_exclude' ELSE '' END
                || p_prefix_s
                || pg_catalog.format(' AND (%1$s) %2$s %3$L::%4$s AND (%1$s) <= %5$L::%4$s',
-                                    key_s, lo_op, p_lo, key_type, p_hi);
+                                    key_s, CASE WHEN p_lo_incl THEN '>=' ELSE '>' END, p_lo, key_type, p_hi);
     where_t := (p_ctx->>'target') || CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'target_exclude' ELSE '' END
                || p_prefix_t
                || pg_catalog.format(' AND (%1$s) %2$s %3$L::%4$s AND (%1$s) <= %5$L::%4$s',
-                                    key_t, lo_op, p_lo, key_type, p_hi);
-    SELECT * INTO b FROM migrate._both_sides((p_ctx->>'source_relid')::oid::regclass,
-                                             p_ctx->>'source_aggs', where_s,
-                                             p_ctx->>'target_aggs', where_t, p_keys);
-    RETURN QUERY SELECT NULL::text, NULL::text, NULL::name[];     -- one range compared
-    IF b.source_result IS NOT DISTINCT FROM b.target_result THEN
-        RETURN;
+                                    key_t, CASE WHEN p_lo_incl THEN '>=' ELSE '>' END, p_lo, key_type, p_hi);
+    IF int_key THEN
+        lower_bound := CASE WHEN p_lo_incl THEN p_lo::numeric ELSE p_lo::numeric + 1 END;
+        single := lower_bound >= p_hi::numeric;
     END IF;
-    ns := b.source_result[1];
-    nt := b.target_result[1];
 
-    IF greatest(ns, nt) > (p_ctx->>'leaf_rows')::integer AND p_depth < 64 THEN
-        IF key_type IN ('smallint', 'integer', 'bigint') THEN
-            lower_bound := CASE WHEN p_lo_incl THEN p_lo::numeric ELSE p_lo::numeric + 1 END;
-            mid := pg_catalog.floor((lower_bound + p_hi::numeric) / 2);
-            IF NOT (mid >= lower_bound AND mid < p_hi) THEN
-                mid := NULL;
-                single := lower_bound = p_hi::numeric;
-            END IF;
-        ELSE
+    IF ns IS NULL AND NOT (int_key AND NOT single AND p_depth < 64) THEN
+        -- the whole range
+        SELECT * INTO b FROM migrate._both_sides((p_ctx->>'source_relid')::oid::regclass,
+                                                 'SELECT ' || (p_ctx->>'source_aggs') || where_s,
+                                                 'SELECT ' || (p_ctx->>'target_aggs') || where_t, p_keys);
+        RETURN QUERY VALUES ('statement'::text, NULL::text, NULL::name[]), ('range', NULL, NULL);
+        IF b.source_result IS NOT DISTINCT FROM b.target_result THEN
+            RETURN;
+        END IF;
+        ns := b.source_result[1];
+        nt := b.target_result[1];
+    END IF;
+
+    IF (ns IS NULL OR greatest(ns, nt) > leaf_rows) AND p_depth < 64 THEN
+        IF int_key AND NOT single THEN
+            -- buckets of equal width: one grouped statement a side
+            width := pg_catalog.ceil((p_hi::numeric - lower_bound + 1) / buckets);
+            -- the bucket of a key, in bigint unless key - lower could overflow it
+            bucket_of := CASE WHEN p_hi::numeric - lower_bound < 9e18
+                              THEN '((%s)::bigint - %s::bigint) / %s::bigint'
+                              ELSE 'pg_catalog.floor(((%s)::numeric - %s::numeric) / %s::numeric)' END;
+            SELECT * INTO b FROM migrate._both_sides(
+                (p_ctx->>'source_relid')::oid::regclass,
+                pg_catalog.format('SELECT %s, %s %s GROUP BY 1',
+                                  pg_catalog.format(bucket_of, key_s, lower_bound, width), p_ctx->>'source_aggs', where_s),
+                pg_catalog.format('SELECT %s, %s %s GROUP BY 1',
+                                  pg_catalog.format(bucket_of, key_t, lower_bound, width), p_ctx->>'target_aggs', where_t),
+                p_keys,
+                'SELECT pg_catalog.array_agg(ARRAY[x.b::numeric] || x.a ORDER BY x.b) FROM (%s) AS x(b, a)');
+            RETURN QUERY SELECT 'statement'::text, NULL::text, NULL::name[];
+            FOR bucket IN
+                WITH s AS (SELECT b.source_result[i][1] AS n, b.source_result[i][2 : 3] AS sums
+                             FROM pg_catalog.generate_subscripts(b.source_result, 1) i),
+                     t AS (SELECT b.target_result[i][1] AS n, b.target_result[i][2 : 3] AS sums
+                             FROM pg_catalog.generate_subscripts(b.target_result, 1) i)
+                SELECT coalesce(s.n, t.n) AS n, coalesce(s.sums[1][1], 0) AS ns, coalesce(t.sums[1][1], 0) AS nt,
+                       s.sums IS NOT DISTINCT FROM t.sums AS same
+                  FROM s FULL JOIN t ON s.n = t.n
+                 ORDER BY 1
+            LOOP
+                RETURN QUERY SELECT 'range'::text, NULL::text, NULL::name[];
+                CONTINUE WHEN bucket.same;
+                bucket_lo := lower_bound + bucket.n * width;
+                bucket_hi := least(lower_bound + (bucket.n + 1) * width - 1, p_hi::numeric);
+                RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
+                                                               bucket_lo, true, bucket_hi, p_depth + 1,
+                                                               bucket.ns, bucket.nt);
+            END LOOP;
+            RETURN;
+        END IF;
+        IF NOT int_key THEN
             -- the median key of the larger side (the target when close: it is local)
             IF nt * 2 >= ns THEN
                 EXECUTE pg_catalog.format('SELECT k FROM (SELECT %s AS k %s) x ORDER BY k OFFSET $2 LIMIT 1',
@@ -1047,13 +1088,13 @@ BEGIN
                             ELSE greatest(below_s, below_t) END;
                 single := mid IS NULL;
             END IF;
-        END IF;
-        IF mid IS NOT NULL THEN
-            RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
-                                                           p_lo, p_lo_incl, mid, p_depth + 1);
-            RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
-                                                           mid, false, p_hi, p_depth + 1);
-            RETURN;
+            IF mid IS NOT NULL THEN
+                RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
+                                                               p_lo, p_lo_incl, mid, p_depth + 1, NULL, NULL);
+                RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
+                                                               mid, false, p_hi, p_depth + 1, NULL, NULL);
+                RETURN;
+            END IF;
         END IF;
         IF single AND p_col < (p_ctx->>'key_count')::integer THEN
             -- one value of this column: on to the next key column
@@ -1125,7 +1166,7 @@ BEGIN
         RETURN;     -- both sides empty (a NULL in a key column is no key: not compared)
     END IF;
     RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
-                                                   p_lo, true, p_hi, 0);
+                                                   p_lo, true, p_hi, 0, NULL, NULL);
 END;
 $$;
 
@@ -1143,6 +1184,7 @@ DECLARE
     key_type oid;
     id bigint;
     ranges bigint;
+    statements bigint;
 BEGIN
     IF leaf_rows IS NULL OR leaf_rows < 1 THEN
         RAISE EXCEPTION 'leaf_rows of migrate_diff() must be at least 1 (got %)', leaf_rows
@@ -1170,7 +1212,8 @@ BEGIN
         WITH d AS (SELECT * FROM migrate._diff_walk(q, keys, '', '', 1)),
              i AS (INSERT INTO migrate.diff_result (diff_id, plan, run_id, target, key, kind, columns)
                    SELECT id, tm.plan, r.run_id, tm.target, d.key, d.kind, d.columns FROM d WHERE d.kind IS NOT NULL)
-        SELECT count(*) INTO ranges FROM d WHERE d.kind IS NULL;
+        SELECT count(*) FILTER (WHERE d.key = 'range'), count(*) FILTER (WHERE d.key = 'statement')
+          INTO ranges, statements FROM d WHERE d.kind IS NULL;
     EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION 'diffing table % of migration plan "%" failed: %', tm.target, tm.plan, SQLERRM
             USING ERRCODE = SQLSTATE,
@@ -1179,10 +1222,10 @@ BEGIN
     END;
     INSERT INTO migrate.event (run_id, plan, event, details)
     SELECT r.run_id, tm.plan, 'diff',
-           pg_catalog.format('diff %s of table %s: %s missing, %s extra, %s changed; %s key ranges compared',
+           pg_catalog.format('diff %s of table %s: %s missing, %s extra, %s changed; %s key ranges compared by %s statements a side',
                              id, tm.target, count(*) FILTER (WHERE d.kind = 'missing'),
                              count(*) FILTER (WHERE d.kind = 'extra'), count(*) FILTER (WHERE d.kind = 'changed'),
-                             ranges)
+                             ranges, statements)
       FROM migrate.diff_result d WHERE d.diff_id = id;
     RETURN QUERY SELECT d.diff_id, d.key, d.kind, d.columns FROM migrate.diff_result d
                   WHERE d.diff_id = id ORDER BY d.result_id;
