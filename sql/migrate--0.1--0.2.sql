@@ -1049,9 +1049,9 @@ BEGIN
                 'SELECT pg_catalog.array_agg(ARRAY[x.b::numeric] || x.a ORDER BY x.b) FROM (%s) AS x(b, a)');
             RETURN QUERY SELECT 'statement'::text, NULL::text, NULL::name[];
             FOR bucket IN
-                WITH s AS (SELECT b.source_result[i][1] AS n, b.source_result[i][2 : 3] AS sums
+                WITH s AS (SELECT b.source_result[i][1] AS n, b.source_result[i : i][2 : 3] AS sums
                              FROM pg_catalog.generate_subscripts(b.source_result, 1) i),
-                     t AS (SELECT b.target_result[i][1] AS n, b.target_result[i][2 : 3] AS sums
+                     t AS (SELECT b.target_result[i][1] AS n, b.target_result[i : i][2 : 3] AS sums
                              FROM pg_catalog.generate_subscripts(b.target_result, 1) i)
                 SELECT coalesce(s.n, t.n) AS n, coalesce(s.sums[1][1], 0) AS ns, coalesce(t.sums[1][1], 0) AS nt,
                        s.sums IS NOT DISTINCT FROM t.sums AS same
