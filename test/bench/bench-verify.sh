@@ -12,8 +12,9 @@
 #   count     SELECT count(*) FROM legacy.orders (pushed down: the remote counts)
 #   reread    SELECT count(o.*) FROM legacy.orders o (every row and column crosses the wire)
 #   verify    SELECT * FROM migrate_verify('bench')
-#   verify (no async)  the same with async_capable off (source, then target)
-# then tampers with 3 target rows and times migrate_diff() once.  Checks
+#   verify (no async)  the same with async_capable off (the source's statement runs on
+#                      migrate's own connection: async_capable should not matter)
+# then tampers with 3 target rows and times migrate_diff() (REPS times).  Checks
 # that verify passes on the clean target and that diff finds exactly the 3
 # keys.  Prints a Markdown report, also written to OUT.  Drops the two
 # databases at the end (KEEP=1 keeps them).
@@ -124,7 +125,10 @@ done
 q -d bv_tgt -c "DELETE FROM orders WHERE id = $((ROWS / 3))" \
 	-c "UPDATE orders SET note = note || ' ' WHERE id = $((ROWS / 2))" \
 	-c "UPDATE orders SET updated_at = NULL WHERE id = $((ROWS - 5)) AND updated_at IS NOT NULL"
-T_DIFF=$(timed "SELECT * FROM migrate_diff('bench', 'orders')")
+declare -a T_DIFF
+for ((r = 1; r <= REPS; r++)); do
+	T_DIFF+=("$(timed "SELECT * FROM migrate_diff('bench', 'orders')")")
+done
 DIFF_KEYS=$(q -d bv_tgt -c "SELECT string_agg(key || ' ' || kind, ', ' ORDER BY result_id) FROM migrate.diff_result WHERE diff_id = (SELECT max(diff_id) FROM migrate.diff_result)")
 DIFF_EVENT=$(q -d bv_tgt -c "SELECT details FROM migrate.event WHERE event = 'diff' ORDER BY event_id DESC LIMIT 1")
 
@@ -133,6 +137,7 @@ M_COUNT=$(median "${T_COUNT[@]}")
 M_REREAD=$(median "${T_REREAD[@]}")
 M_VERIFY=$(median "${T_VERIFY[@]}")
 M_VERIFY_SYNC=$(median "${T_VERIFY_SYNC[@]}")
+M_DIFF=$(median "${T_DIFF[@]}")
 
 {
 	echo "# migrate_verify() benchmark, $(date -u +%Y-%m-%d)"
@@ -148,11 +153,15 @@ M_VERIFY_SYNC=$(median "${T_VERIFY_SYNC[@]}")
 	echo "| **migrate_verify()** | $M_VERIFY | $(rate "$M_VERIFY") | 1.00 |"
 	echo "| migrate_verify(), async_capable off | $M_VERIFY_SYNC | $(rate "$M_VERIFY_SYNC") | $(fdiv "$M_VERIFY_SYNC" "$M_VERIFY") |"
 	echo
-	echo "All timings: load ${T_LOAD[*]}; count ${T_COUNT[*]}; reread ${T_REREAD[*]}; verify ${T_VERIFY[*]}; verify without async ${T_VERIFY_SYNC[*]}."
+	echo "| migrate_diff() after changing 3 rows | seconds (median) | re-read / diff | diff / verify |"
+	echo "|---|--:|--:|--:|"
+	echo "| **migrate_diff('bench', 'orders')** | $M_DIFF | $(fdiv "$M_REREAD" "$M_DIFF") | $(fdiv "$M_DIFF" "$M_VERIFY") |"
+	echo
+	echo "All timings: load ${T_LOAD[*]}; count ${T_COUNT[*]}; reread ${T_REREAD[*]}; verify ${T_VERIFY[*]}; verify without async ${T_VERIFY_SYNC[*]}; diff ${T_DIFF[*]}."
 	echo
 	echo "Checksum: $HOW."
 	echo
-	echo "migrate_diff() after changing 3 rows: $T_DIFF s; found: $DIFF_KEYS ($DIFF_EVENT)."
+	echo "Diff found: $DIFF_KEYS ($DIFF_EVENT)."
 } | tee "$OUT"
 
 [[ $(q -d bv_tgt -c "SELECT count(*) FROM migrate.diff_result WHERE diff_id = (SELECT max(diff_id) FROM migrate.diff_result)") == 3 ]] ||
