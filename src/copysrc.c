@@ -53,6 +53,17 @@ static PGconn *copy_conn = NULL;
 static Oid	copy_conn_umid = InvalidOid;
 
 static PGconn *copy_connect(ForeignTable *ft);
+static char *option_or(List *options, const char *name, char *dflt);
+
+/* The user mapping's password_required option (postgres_fdw's, default true). */
+static bool
+password_required(UserMapping *um)
+{
+	bool		required = true;
+
+	(void) parse_bool(option_or(um->options, "password_required", "true"), &required);
+	return required;
+}
 static void copy_fail(PGconn *conn, const char *what, const char *ftname);
 
 /* the hint of a connection error: reading rows can fall back to the FDW */
@@ -135,7 +146,8 @@ copy_connect(ForeignTable *ft)
 		copy_conn = conn;
 		copy_fail(conn, "connect to the server", ftname);
 	}
-	if (!superuser() && !PQconnectionUsedPassword(conn))
+	/* postgres_fdw's rule; a superuser may waive it with password_required 'false' */
+	if (!superuser() && !PQconnectionUsedPassword(conn) && password_required(um))
 	{
 		PQfinish(conn);
 		ereport(ERROR,
