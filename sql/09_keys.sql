@@ -54,3 +54,31 @@ CREATE TABLE key_rule (id int PRIMARY KEY, code text, created timestamptz NOT NU
 SELECT migrate_table('edge_keys', 'minkeys', 'key_rule');
 SELECT test_error($$SELECT migrate_rule('edge_keys', 'key_rule', 'has_created', 'created IS NOT NULL')$$);
 SELECT migrate_rule('edge_keys', 'key_rule', 'has_code', 'code <> ''''');
+
+-- a uuid key (no min() or max() for uuid before PostgreSQL 16): batches,
+-- key ranges for parallel workers, verify and diff
+\c migrate_src
+CREATE TABLE uuidkeys (id uuid PRIMARY KEY, n int);
+INSERT INTO uuidkeys SELECT md5(g::text)::uuid, g FROM generate_series(1, 500) g;
+\c :regress_db
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+IMPORT FOREIGN SCHEMA public LIMIT TO (uuidkeys) FROM SERVER src INTO legacy;
+CREATE TABLE key_uuid (id uuid PRIMARY KEY, n int);
+SELECT migrate_plan('uuid_keys', source_schema => 'legacy');
+SELECT migrate_table('uuid_keys', 'uuidkeys', 'key_uuid');
+SET migrate.batch_size = 40;
+SELECT migrate_run('uuid_keys') AS run \gset
+SELECT * FROM test_counts(:run);
+SELECT batches FROM migrate.run_table WHERE run_id = :run;
+TRUNCATE key_uuid;
+SELECT migrate_run('uuid_keys', parallel => 2) AS run \gset
+SELECT * FROM test_counts(:run);
+SELECT count(*) AS ranges FROM migrate.run_range WHERE run_id = :run AND kind = 'load';
+SELECT count(*), count(DISTINCT id) FROM key_uuid;
+SELECT check_name, ok FROM migrate_verify('uuid_keys');
+DELETE FROM key_uuid WHERE n = 77;
+UPDATE key_uuid SET n = -n WHERE n IN (5, 400);
+SELECT k.key, k.kind, k.columns, s.n FROM migrate_diff('uuid_keys', 'key_uuid', leaf_rows => 16) k
+  JOIN legacy.uuidkeys s ON s.id = k.key::uuid ORDER BY s.n;
+RESET migrate.batch_size;

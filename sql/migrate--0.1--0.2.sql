@@ -1071,9 +1071,9 @@ BEGIN
             END IF;
             IF NOT (mid < p_hi AND (mid > p_lo OR (p_lo_incl AND mid >= p_lo))) THEN
                 -- the median is the top value: split below it, if anything is
-                EXECUTE pg_catalog.format('SELECT max(%s) %s AND (%s) < $2', key_s, where_s, key_s)
+                EXECUTE pg_catalog.format('SELECT (SELECT %1$s %2$s AND (%1$s) < $2 ORDER BY 1 DESC LIMIT 1)', key_s, where_s)
                    INTO below_s USING p_keys, p_hi;
-                EXECUTE pg_catalog.format('SELECT max(%s) %s AND (%s) < $2', key_t, where_t, key_t)
+                EXECUTE pg_catalog.format('SELECT (SELECT %1$s %2$s AND (%1$s) < $2 ORDER BY 1 DESC LIMIT 1)', key_t, where_t)
                    INTO below_t USING p_keys, p_hi;
                 mid := CASE WHEN below_s IS NULL THEN below_t WHEN below_t IS NULL THEN below_s
                             ELSE greatest(below_s, below_t) END;
@@ -1145,10 +1145,16 @@ DECLARE
     lo_t p_lo%TYPE;
     hi_t p_lo%TYPE;
 BEGIN
-    EXECUTE pg_catalog.format('SELECT min(%1$s), max(%1$s) %2$s%3$s%4$s', key_s, p_ctx->>'source',
+    -- ORDER BY ... LIMIT 1, not min() and max(): some ordered types (uuid
+    -- before PostgreSQL 16) have no such aggregates
+    EXECUTE pg_catalog.format('SELECT (SELECT %1$s %2$s%3$s%4$s AND (%1$s) IS NOT NULL ORDER BY 1 LIMIT 1),'
+                              '       (SELECT %1$s %2$s%3$s%4$s AND (%1$s) IS NOT NULL ORDER BY 1 DESC LIMIT 1)',
+                              key_s, p_ctx->>'source',
                               CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'source_exclude' ELSE '' END, p_prefix_s)
        INTO lo_s, hi_s USING p_keys;
-    EXECUTE pg_catalog.format('SELECT min(%1$s), max(%1$s) %2$s%3$s%4$s', key_t, p_ctx->>'target',
+    EXECUTE pg_catalog.format('SELECT (SELECT %1$s %2$s%3$s%4$s AND (%1$s) IS NOT NULL ORDER BY 1 LIMIT 1),'
+                              '       (SELECT %1$s %2$s%3$s%4$s AND (%1$s) IS NOT NULL ORDER BY 1 DESC LIMIT 1)',
+                              key_t, p_ctx->>'target',
                               CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'target_exclude' ELSE '' END, p_prefix_t)
        INTO lo_t, hi_t USING p_keys;
     p_lo := CASE WHEN lo_s IS NULL THEN lo_t WHEN lo_t IS NULL THEN lo_s ELSE least(lo_s, lo_t) END;

@@ -51,6 +51,12 @@
 
 #include "migrate.h"
 
+/*
+ * The greatest key of the subquery "b" (key order), NULL when it is empty:
+ * not max(), which some ordered key types (uuid before PostgreSQL 16) lack.
+ */
+#define LAST_KEY_OF_SUBQUERY " ORDER BY k DESC LIMIT 1)"
+
 /* everything known about the table being loaded */
 typedef struct TableLoad
 {
@@ -969,12 +975,13 @@ migrate_plan_ranges(MigrateWork *w, Oid target)
 		if (nranges > 1)
 		{
 			resetStringInfo(&sql);
-			appendStringInfo(&sql, "SELECT max(k) FROM (SELECT (%s) AS k FROM %s AS s"
+			appendStringInfo(&sql, "SELECT (SELECT k FROM (SELECT (%s) AS k FROM %s AS s"
 							 " WHERE (%s) IS NOT NULL AND ($1 IS NULL OR (%s) > $1)",
 							 tl->key_expr, tl->source, tl->key_expr, tl->key_expr);
 			if (tl->filter)
 				appendStringInfo(&sql, " AND (%s)", tl->filter);
-			appendStringInfo(&sql, " ORDER BY 1 LIMIT " INT64_FORMAT ") b", rows / nranges);
+			appendStringInfo(&sql, " ORDER BY 1 LIMIT " INT64_FORMAT ") b" LAST_KEY_OF_SUBQUERY,
+							 rows / nranges);
 			next_bound = SPI_prepare(sql.data, 1, ktypes);
 			if (next_bound == NULL)
 				elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql.data);
@@ -1122,13 +1129,14 @@ migrate_load_range(MigrateWork *w, MigrateUnit *u)
 
 			/* where a batch ends: the batch_size-th key, within the range */
 			initStringInfo(&sql);
-			appendStringInfo(&sql, "SELECT max(k) FROM (SELECT (%s) AS k FROM %s AS s WHERE (%s) IS NOT NULL",
+			appendStringInfo(&sql, "SELECT (SELECT k FROM (SELECT (%s) AS k FROM %s AS s WHERE (%s) IS NOT NULL",
 							 tl->key_expr, tl->source, tl->key_expr);
 			if (u->hi)
 				appendStringInfo(&sql, " AND (%s) <= $2", tl->key_expr);
 			if (tl->filter)
 				appendStringInfo(&sql, " AND (%s)", tl->filter);
-			appendStringInfo(&sql, "%%s ORDER BY 1 LIMIT " INT64_FORMAT ") b", batch_size);
+			appendStringInfo(&sql, "%%s ORDER BY 1 LIMIT " INT64_FORMAT ") b" LAST_KEY_OF_SUBQUERY,
+							 batch_size);
 			tl->bound_first = spi_prepare_keep(psprintf(sql.data, ""), 2, argtypes);
 			tl->bound_next = spi_prepare_keep(psprintf(sql.data,
 													   psprintf(" AND (%s) > $1", tl->key_expr)),
