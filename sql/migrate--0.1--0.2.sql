@@ -359,7 +359,8 @@ $$;
 --   source_exclude, target_exclude  ' AND key <> ALL ($1)': rejected keys, $1 text[]
 --   key_type, key_count, columns (name[] in the order of the hashes)
 --   key_sources, key_targets, key_types  per key column: its value on each side, its type
---   source_relid            the source relation (oid)
+--   source_relid, target_relid  the source and target relations (oid)
+--   key_names               the key's target columns
 -- The row hash is the key's hash seeded with the XOR of every other column's
 -- hash (seeded with the column's position; a NULL hashes to the position): one
 -- expression per row, which costs about half of a count and a sum per
@@ -454,6 +455,8 @@ BEGIN
         'key_type', key_type,
         'key_count', nkeys,
         'source_relid', pg_catalog.to_regclass(tm.source)::oid,
+        'target_relid', p_target::oid,
+        'key_names', tm.key,
         'columns', cols) || key_columns;
 END;
 $$;
@@ -946,95 +949,153 @@ $$;
  * migrate_diff: bisection over key ranges
  * --------------------------------------------------------------------- */
 
+-- Where to cut a key range of a column that is not an integer: up to 15
+-- distinct values inside it (greater than p_lo, below p_hi or equal to it
+-- with p_hi_incl), as text in key order.  From the target column's
+-- histogram (pg_stats) when it has at least 4 bounds in the range, else at
+-- the 16-quantiles of the keys of the range on one side (p_side_key,
+-- p_side_where).  NULL: none.
+CREATE OR REPLACE FUNCTION migrate._diff_cuts(p_ctx jsonb, p_keys text[], p_col integer, p_side_key text,
+                                            p_side_where text, p_lo anyelement, p_hi anyelement,
+                                            p_hi_incl boolean)
+RETURNS text[]
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    key_type text := p_ctx->'key_types'->>(p_col - 1);
+    inside text := pg_catalog.format('c > %L::%s AND c %s %L::%s', p_lo, key_type,
+                                     CASE WHEN p_hi_incl THEN '<=' ELSE '<' END, p_hi, key_type);
+    cuts text[];
+    n integer;
+BEGIN
+    IF p_ctx->'key_targets'->>(p_col - 1) = 't.' || pg_catalog.quote_ident(p_ctx->'key_names'->>(p_col - 1)) THEN
+        EXECUTE pg_catalog.format(
+            'SELECT pg_catalog.array_agg(c::text ORDER BY c) FROM (SELECT DISTINCT c'
+            '  FROM pg_catalog.unnest((SELECT st.histogram_bounds::text::%s[] FROM pg_catalog.pg_stats st'
+            '                           JOIN pg_catalog.pg_class r ON r.relname = st.tablename'
+            '                           JOIN pg_catalog.pg_namespace ns ON ns.oid = r.relnamespace AND ns.nspname = st.schemaname'
+            '                          WHERE r.oid = $1 AND st.attname = $2 LIMIT 1)) c) d WHERE %s',
+            key_type, inside)
+           INTO cuts USING (p_ctx->>'target_relid')::oid, p_ctx->'key_names'->>(p_col - 1);
+        n := coalesce(pg_catalog.cardinality(cuts), 0);
+        IF n >= 4 THEN
+            RETURN ARRAY(SELECT DISTINCT ON (i) cuts[1 + (i * n) / 16] FROM pg_catalog.generate_series(0, 15) i
+                          WHERE (i * n) / 16 > ((i - 1) * n) / 16 OR i = 0
+                          ORDER BY i);
+        END IF;
+    END IF;
+    EXECUTE pg_catalog.format(
+        'SELECT pg_catalog.array_agg(c::text ORDER BY c) FROM (SELECT DISTINCT c'
+        '  FROM pg_catalog.unnest((SELECT percentile_disc(ARRAY(SELECT g / 16.0 FROM pg_catalog.generate_series(1, 15) g))'
+        '                                 WITHIN GROUP (ORDER BY k) FROM (SELECT %s AS k %s) x)) c) d WHERE %s',
+        p_side_key, p_side_where, inside)
+       INTO cuts USING p_keys;
+    RETURN cuts;
+END;
+$$;
+
 -- The keys of one key range that differ.  A range is a range of one key
--- column, (lo, hi] or [lo, hi] with p_lo_incl, within a prefix: equality
--- conditions on the key columns before it (p_prefix_s, p_prefix_t: SQL
--- ' AND ...' on each side).  p_ns, p_nt: the rows of the range on each
--- side when a comparison of the range has found it differs, else NULL.
+-- column, from p_lo (included with p_lo_incl) to p_hi (included with
+-- p_hi_incl), within a prefix: equality conditions on the key columns
+-- before it (p_prefix_s, p_prefix_t: SQL ' AND ...' on each side).  p_ns,
+-- p_nt: the rows of the range on each side when a comparison has found it
+-- differs, else NULL.
 --
--- Checksums of the range are compared with migrate._both_sides() (on the
--- source where postgres_fdw ships the aggregate, beside the target's).  An
--- integer column's range is cut into up to 16 equal buckets, one grouped
--- statement a side, and only the buckets that differ are looked into:
--- a few differences in N rows cost about 1.2 N rows read.  Another type's
--- range is compared whole and, when it differs, split at the median key of
--- the larger side (or below the top value when that is the median).  A
--- range that differs with at most leaf_rows rows a side is compared row by
--- row (key and per-column hashes: only hashes cross the wire when the
--- source can compute them); one that holds a single value of its column
--- goes on with the next key column, that value added to the prefix.
--- p_ctx: migrate._verify_sql() plus leaf_rows.  Besides the differing
--- keys, returns rows of kind NULL that count the work: key 'range' for
--- each range or bucket compared, key 'statement' for each statement a side.
+-- The range is cut at up to 15 points (an integer range into equal
+-- widths, another at its keys' quantiles: migrate._diff_cuts), each side's
+-- checksums of the buckets come from one grouped statement
+-- (width_bucket(key, cuts); migrate._both_sides(): on the source where
+-- postgres_fdw ships it, beside the target's), and only the buckets that
+-- differ are looked into: a few differences in N rows cost about 1.2 N
+-- rows read a side.  A bucket that differs with at most leaf_rows rows a
+-- side is compared row by row (key and per-column hashes: only hashes cross
+-- the wire when the source can compute them); a range that cannot be cut
+-- (one value of its column) goes on with the next key column, that value
+-- added to the prefix, or is compared row by row.  p_ctx:
+-- migrate._verify_sql() plus leaf_rows.  Besides the differing keys,
+-- returns rows of kind NULL that count the work: key 'range' for each
+-- bucket compared, key 'statement' for each statement a side.
 CREATE OR REPLACE FUNCTION migrate._diff_range(p_ctx jsonb, p_keys text[], p_prefix_s text, p_prefix_t text,
                                              p_col integer, p_lo anyelement, p_lo_incl boolean,
-                                             p_hi anyelement, p_depth integer, p_ns numeric, p_nt numeric)
+                                             p_hi anyelement, p_hi_incl boolean, p_depth integer,
+                                             p_ns numeric, p_nt numeric)
 RETURNS TABLE (key text, kind text, columns name[])
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    buckets constant integer := 16;
     key_s text := p_ctx->'key_sources'->>(p_col - 1);
     key_t text := p_ctx->'key_targets'->>(p_col - 1);
     key_type text := p_ctx->'key_types'->>(p_col - 1);
-    int_key boolean := key_type IN ('smallint', 'integer', 'bigint');
-    leaf_rows integer := (p_ctx->>'leaf_rows')::integer;
+    range_sql constant text := ' AND (%1$s) %2$s %3$L::%4$s AND (%1$s) %5$s %6$L::%4$s';
     where_s text;
     where_t text;
+    cuts text[];
     b record;
     bucket record;
-    ns numeric := p_ns;
-    nt numeric := p_nt;
-    mid p_lo%TYPE;
-    below_s p_lo%TYPE;
-    below_t p_lo%TYPE;
+    lower_bound numeric;
+    upper_bound numeric;
+    width numeric;
     bucket_lo p_lo%TYPE;
     bucket_hi p_lo%TYPE;
-    lower_bound numeric;
-    width numeric;
-    bucket_of text;
-    single boolean := false;
+    only_value p_lo%TYPE;
 BEGIN
     where_s := (p_ctx->>'source') || CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'source_exclude' ELSE '' END
                || p_prefix_s
-               || pg_catalog.format(' AND (%1$s) %2$s %3$L::%4$s AND (%1$s) <= %5$L::%4$s',
-                                    key_s, CASE WHEN p_lo_incl THEN '>=' ELSE '>' END, p_lo, key_type, p_hi);
+               || pg_catalog.format(range_sql, key_s, CASE WHEN p_lo_incl THEN '>=' ELSE '>' END, p_lo, key_type,
+                                    CASE WHEN p_hi_incl THEN '<=' ELSE '<' END, p_hi);
     where_t := (p_ctx->>'target') || CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'target_exclude' ELSE '' END
                || p_prefix_t
-               || pg_catalog.format(' AND (%1$s) %2$s %3$L::%4$s AND (%1$s) <= %5$L::%4$s',
-                                    key_t, CASE WHEN p_lo_incl THEN '>=' ELSE '>' END, p_lo, key_type, p_hi);
-    IF int_key THEN
-        lower_bound := CASE WHEN p_lo_incl THEN p_lo::numeric ELSE p_lo::numeric + 1 END;
-        single := lower_bound >= p_hi::numeric;
-    END IF;
+               || pg_catalog.format(range_sql, key_t, CASE WHEN p_lo_incl THEN '>=' ELSE '>' END, p_lo, key_type,
+                                    CASE WHEN p_hi_incl THEN '<=' ELSE '<' END, p_hi);
 
-    IF ns IS NULL AND NOT (int_key AND NOT single AND p_depth < 64) THEN
-        -- the whole range
-        SELECT * INTO b FROM migrate._both_sides((p_ctx->>'source_relid')::oid::regclass,
-                                                 'SELECT ' || (p_ctx->>'source_aggs') || where_s,
-                                                 'SELECT ' || (p_ctx->>'target_aggs') || where_t, p_keys);
-        RETURN QUERY VALUES ('statement'::text, NULL::text, NULL::name[]), ('range', NULL, NULL);
-        IF b.source_result IS NOT DISTINCT FROM b.target_result THEN
-            RETURN;
+    IF p_ns IS NULL OR greatest(p_ns, p_nt) > (p_ctx->>'leaf_rows')::integer THEN
+        -- where to cut
+        IF p_depth >= 64 THEN
+            cuts := NULL;
+        ELSIF key_type IN ('smallint', 'integer', 'bigint') THEN
+            lower_bound := CASE WHEN p_lo_incl THEN p_lo::numeric ELSE p_lo::numeric + 1 END;
+            upper_bound := CASE WHEN p_hi_incl THEN p_hi::numeric ELSE p_hi::numeric - 1 END;
+            IF lower_bound < upper_bound THEN
+                width := pg_catalog.ceil((upper_bound - lower_bound + 1) / 16);
+                cuts := ARRAY(SELECT (lower_bound + width * i)::text FROM pg_catalog.generate_series(1, 15) i
+                               WHERE lower_bound + width * i <= upper_bound);
+            ELSIF lower_bound = upper_bound THEN
+                only_value := lower_bound;
+            END IF;
+        ELSE
+            -- the quantiles of the larger side (the target when close or unknown: it is local)
+            IF p_ns IS NULL OR p_nt * 2 >= p_ns THEN
+                cuts := migrate._diff_cuts(p_ctx, p_keys, p_col, key_t, where_t, p_lo, p_hi, p_hi_incl);
+            ELSE
+                cuts := migrate._diff_cuts(p_ctx, p_keys, p_col, key_s, where_s, p_lo, p_hi, p_hi_incl);
+            END IF;
+            IF cuts IS NULL OR cuts = '{}' THEN
+                -- no value of the range above p_lo on that side: one value (or none) left
+                EXECUTE pg_catalog.format('SELECT (SELECT %1$s %2$s ORDER BY 1 DESC LIMIT 1)', key_t, where_t)
+                   INTO only_value USING p_keys;
+                IF only_value IS NULL OR only_value = p_lo THEN
+                    EXECUTE pg_catalog.format('SELECT (SELECT %1$s %2$s ORDER BY 1 DESC LIMIT 1)', key_s, where_s)
+                       INTO bucket_hi USING p_keys;
+                    IF only_value IS NULL OR bucket_hi > only_value THEN
+                        only_value := bucket_hi;
+                    END IF;
+                END IF;
+                IF only_value IS NOT NULL AND only_value > p_lo THEN
+                    -- a value above p_lo: cut there
+                    cuts := ARRAY[only_value::text];
+                    only_value := NULL;
+                END IF;
+            END IF;
         END IF;
-        ns := b.source_result[1];
-        nt := b.target_result[1];
-    END IF;
 
-    IF (ns IS NULL OR greatest(ns, nt) > leaf_rows) AND p_depth < 64 THEN
-        IF int_key AND NOT single THEN
-            -- buckets of equal width: one grouped statement a side
-            width := pg_catalog.ceil((p_hi::numeric - lower_bound + 1) / buckets);
-            -- the bucket of a key, in bigint unless key - lower could overflow it
-            bucket_of := CASE WHEN p_hi::numeric - lower_bound < 9e18
-                              THEN '((%s)::bigint - %s::bigint) / %s::bigint'
-                              ELSE 'pg_catalog.floor(((%s)::numeric - %s::numeric) / %s::numeric)' END;
+        IF cuts IS NOT NULL AND cuts <> '{}' THEN
+            -- one grouped statement a side: the checksums of every bucket
             SELECT * INTO b FROM migrate._both_sides(
                 (p_ctx->>'source_relid')::oid::regclass,
-                pg_catalog.format('SELECT %s, %s %s GROUP BY 1',
-                                  pg_catalog.format(bucket_of, key_s, lower_bound, width), p_ctx->>'source_aggs', where_s),
-                pg_catalog.format('SELECT %s, %s %s GROUP BY 1',
-                                  pg_catalog.format(bucket_of, key_t, lower_bound, width), p_ctx->>'target_aggs', where_t),
+                pg_catalog.format('SELECT pg_catalog.width_bucket(%s, %L::%s[]), %s %s GROUP BY 1',
+                                  key_s, cuts, key_type, p_ctx->>'source_aggs', where_s),
+                pg_catalog.format('SELECT pg_catalog.width_bucket(%s, %L::%s[]), %s %s GROUP BY 1',
+                                  key_t, cuts, key_type, p_ctx->>'target_aggs', where_t),
                 p_keys,
                 'SELECT pg_catalog.array_agg(ARRAY[x.b::numeric] || x.a ORDER BY x.b) FROM (%s) AS x(b, a)');
             RETURN QUERY SELECT 'statement'::text, NULL::text, NULL::name[];
@@ -1043,62 +1104,39 @@ BEGIN
                              FROM pg_catalog.generate_subscripts(b.source_result, 1) i),
                      t AS (SELECT b.target_result[i][1] AS n, b.target_result[i : i][2 : 3] AS sums
                              FROM pg_catalog.generate_subscripts(b.target_result, 1) i)
-                SELECT coalesce(s.n, t.n) AS n, coalesce(s.sums[1][1], 0) AS ns, coalesce(t.sums[1][1], 0) AS nt,
-                       s.sums IS NOT DISTINCT FROM t.sums AS same
+                SELECT coalesce(s.n, t.n)::integer AS n, coalesce(s.sums[1][1], 0) AS ns,
+                       coalesce(t.sums[1][1], 0) AS nt, s.sums IS NOT DISTINCT FROM t.sums AS same
                   FROM s FULL JOIN t ON s.n = t.n
                  ORDER BY 1
             LOOP
                 RETURN QUERY SELECT 'range'::text, NULL::text, NULL::name[];
                 CONTINUE WHEN bucket.same;
-                bucket_lo := lower_bound + bucket.n * width;
-                bucket_hi := least(lower_bound + (bucket.n + 1) * width - 1, p_hi::numeric);
-                RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
-                                                               bucket_lo, true, bucket_hi, p_depth + 1,
-                                                               bucket.ns, bucket.nt);
+                -- bucket 0: [p_lo, cuts[1]); i: [cuts[i], cuts[i + 1]); last: [cuts[n], p_hi]
+                bucket_lo := CASE WHEN bucket.n = 0 THEN p_lo::text ELSE cuts[bucket.n] END;
+                bucket_hi := CASE WHEN bucket.n = pg_catalog.cardinality(cuts) THEN p_hi::text
+                                  ELSE cuts[bucket.n + 1] END;
+                RETURN QUERY SELECT * FROM migrate._diff_range(
+                    p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
+                    bucket_lo, CASE WHEN bucket.n = 0 THEN p_lo_incl ELSE true END,
+                    bucket_hi, CASE WHEN bucket.n = pg_catalog.cardinality(cuts) THEN p_hi_incl ELSE false END,
+                    p_depth + 1, bucket.ns, bucket.nt);
             END LOOP;
             RETURN;
         END IF;
-        IF NOT int_key THEN
-            -- the median key of the larger side (the target when close: it is local)
-            IF nt * 2 >= ns THEN
-                EXECUTE pg_catalog.format('SELECT k FROM (SELECT %s AS k %s) x ORDER BY k OFFSET $2 LIMIT 1',
-                                          key_t, where_t)
-                   INTO mid USING p_keys, ((nt - 1) / 2)::bigint;
-            ELSE
-                EXECUTE pg_catalog.format('SELECT k FROM (SELECT %s AS k %s) x ORDER BY k OFFSET $2 LIMIT 1',
-                                          key_s, where_s)
-                   INTO mid USING p_keys, ((ns - 1) / 2)::bigint;
-            END IF;
-            IF NOT (mid < p_hi AND (mid > p_lo OR (p_lo_incl AND mid >= p_lo))) THEN
-                -- the median is the top value: split below it, if anything is
-                EXECUTE pg_catalog.format('SELECT (SELECT %1$s %2$s AND (%1$s) < $2 ORDER BY 1 DESC LIMIT 1)', key_s, where_s)
-                   INTO below_s USING p_keys, p_hi;
-                EXECUTE pg_catalog.format('SELECT (SELECT %1$s %2$s AND (%1$s) < $2 ORDER BY 1 DESC LIMIT 1)', key_t, where_t)
-                   INTO below_t USING p_keys, p_hi;
-                mid := CASE WHEN below_s IS NULL THEN below_t WHEN below_t IS NULL THEN below_s
-                            ELSE greatest(below_s, below_t) END;
-                single := mid IS NULL;
-            END IF;
-            IF mid IS NOT NULL THEN
-                RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
-                                                               p_lo, p_lo_incl, mid, p_depth + 1, NULL, NULL);
-                RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
-                                                               mid, false, p_hi, p_depth + 1, NULL, NULL);
-                RETURN;
-            END IF;
-        END IF;
-        IF single AND p_col < (p_ctx->>'key_count')::integer THEN
+
+        IF only_value IS NOT NULL AND p_col < (p_ctx->>'key_count')::integer THEN
             -- one value of this column: on to the next key column
             RETURN QUERY SELECT * FROM migrate._diff_walk(
                 p_ctx, p_keys,
-                p_prefix_s || pg_catalog.format(' AND (%s) = %L::%s', key_s, p_hi, key_type),
-                p_prefix_t || pg_catalog.format(' AND (%s) = %L::%s', key_t, p_hi, key_type),
+                p_prefix_s || pg_catalog.format(' AND (%s) = %L::%s', key_s, only_value, key_type),
+                p_prefix_t || pg_catalog.format(' AND (%s) = %L::%s', key_t, only_value, key_type),
                 p_col + 1);
             RETURN;
         END IF;
     END IF;
 
-    -- a small range (or one that cannot be split): row by row
+    -- a small range (or one that cannot be cut): row by row
+    RETURN QUERY SELECT 'statement'::text, NULL::text, NULL::name[];
     RETURN QUERY EXECUTE pg_catalog.format(
         'SELECT (coalesce(s.k, t.k))::text,'
         '       CASE WHEN t.k IS NULL THEN ''missing'' WHEN s.k IS NULL THEN ''extra'' ELSE ''changed'' END,'
@@ -1163,7 +1201,7 @@ BEGIN
         RETURN;     -- both sides empty (a NULL in a key column is no key: not compared)
     END IF;
     RETURN QUERY SELECT * FROM migrate._diff_range(p_ctx, p_keys, p_prefix_s, p_prefix_t, p_col,
-                                                   p_lo, true, p_hi, 0, NULL, NULL);
+                                                   p_lo, true, p_hi, true, 0, NULL, NULL);
 END;
 $$;
 
