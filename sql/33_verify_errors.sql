@@ -114,3 +114,23 @@ UPDATE vbad_slow_flag SET slow = false;
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 SELECT bool_and(ok) FROM migrate_verify('vbad_slow');
+
+-- a role that is not superuser: its user mapping must use a password, as
+-- with postgres_fdw, unless a superuser set password_required 'false'
+CREATE ROLE vbad_user;
+GRANT USAGE ON SCHEMA migrate, legacy TO vbad_user;
+GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA migrate TO vbad_user;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA migrate TO vbad_user;
+GRANT SELECT ON legacy.items, vbad_item TO vbad_user;
+SELECT format('CREATE USER MAPPING FOR vbad_user SERVER src OPTIONS (user %L)', current_user) AS mapping \gset
+:mapping;
+SET ROLE vbad_user;
+SELECT test_error($$SELECT * FROM migrate_verify('vbad')$$);
+RESET ROLE;
+ALTER USER MAPPING FOR vbad_user SERVER src OPTIONS (ADD password_required 'false');
+SET ROLE vbad_user;
+SELECT check_name, ok, details FROM migrate_verify('vbad');
+RESET ROLE;
+DROP USER MAPPING FOR vbad_user SERVER src;
+DROP OWNED BY vbad_user;
+DROP ROLE vbad_user;
