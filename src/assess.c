@@ -162,12 +162,7 @@ migrate_cast_fails(PG_FUNCTION_ARGS)
 		ErrorData  *edata;
 		int			class;
 
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
+		edata = migrate_abort_subxact(oldcxt, oldowner);
 
 		class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
 		if (class != ERRCODE_DATA_EXCEPTION &&

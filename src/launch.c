@@ -175,12 +175,7 @@ check_request(const char *plan, ArrayType *tables, char *tables_out)
 		{
 			ErrorData  *edata;
 
-			MemoryContextSwitchTo(oldcxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
+			edata = migrate_abort_subxact(oldcxt, oldowner);
 			ReThrowError(edata);
 		}
 		PG_END_TRY();

@@ -612,12 +612,7 @@ attempt(TableLoad *tl, SPIPlanPtr plan, Datum *values,
 	{
 		ErrorData  *edata;
 
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
+		edata = migrate_abort_subxact(oldcxt, oldowner);
 
 		if (!is_row_error(edata))
 			ReThrowError(edata);

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * migrate.c
- *	  Module entry point: _PG_init and the migrate.* settings.
+ *	  Module entry point: _PG_init and the migrate.* settings; the one
+ *	  helper every subsystem shares (ending a failed subtransaction).
  *
  * Everything else lives in its own subsystem file (see migrate.h).  The
  * library does not need shared_preload_libraries: runs use dynamic
@@ -13,8 +14,10 @@
 
 #include <limits.h>
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "utils/guc.h"
+#include "utils/resowner.h"
 
 #include "migrate.h"
 
@@ -61,4 +64,24 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("migrate");
+}
+
+/*
+ * In the PG_CATCH of an internal subtransaction begun in memory context
+ * caller_cxt under resource owner caller_owner: take the error, roll the
+ * subtransaction back, and return to the caller's context and owner.  The
+ * error is allocated in caller_cxt; the caller rethrows or handles it.
+ */
+ErrorData *
+migrate_abort_subxact(MemoryContext caller_cxt, ResourceOwner caller_owner)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(caller_cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(caller_cxt);
+	CurrentResourceOwner = caller_owner;
+	return edata;
 }

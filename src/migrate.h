@@ -3,7 +3,7 @@
  * migrate.h
  *	  Structures and entry points shared by the subsystems of migrate.
  *
- * src/migrate.c	_PG_init and GUCs
+ * src/migrate.c	_PG_init, GUCs, ending a failed subtransaction
  * src/launch.c		migrate_run(): checks, worker start, waiting, relaying
  * src/worker.c		the background worker: run bookkeeping, table order
  * src/load.c		the batch engine: key ranges of a table, batches of a range
@@ -23,6 +23,7 @@
 
 #include "storage/latch.h"
 #include "storage/spin.h"
+#include "utils/resowner.h"
 
 #define MIGRATE_PLAN_MAXLEN		200
 #define MIGRATE_TEXT_MAXLEN		2048
@@ -130,6 +131,9 @@ typedef struct MigrateUnit
 extern int	migrate_batch_size;
 extern int	migrate_max_workers;
 extern bool migrate_copy_source;
+
+/* migrate.c */
+extern ErrorData *migrate_abort_subxact(MemoryContext caller_cxt, ResourceOwner caller_owner);
 
 /* worker.c */
 extern PGDLLEXPORT void migrate_worker_main(Datum main_arg);
