@@ -52,7 +52,7 @@ PG_FUNCTION_INFO_V1(migrate_copy_source_rows);
 static PGconn *copy_conn = NULL;
 static Oid	copy_conn_umid = InvalidOid;
 
-static PGconn *copy_connect(ForeignTable *ft);
+static PGconn *copy_connect(ForeignTable *ft, const char *hint);
 static char *option_or(List *options, const char *name, char *dflt);
 
 /* The user mapping's password_required option (postgres_fdw's, default true). */
@@ -64,17 +64,17 @@ password_required(UserMapping *um)
 	(void) parse_bool(option_or(um->options, "password_required", "true"), &required);
 	return required;
 }
-static void copy_fail(PGconn *conn, const char *what, const char *ftname);
+
+static void copy_fail(PGconn *conn, const char *what, const char *ftname, const char *hint);
 
 /* the hint of a connection error: reading rows can fall back to the FDW */
 static const char *const hint_for_copy =
 "Check the foreign server and user mapping, or SET migrate.copy_source = off to read through the foreign data wrapper.";
 static const char *const hint_for_statements = "Check the foreign server and user mapping.";
-static const char *copy_conn_hint = hint_for_copy;
 
 /* Forget the kept connection after an error: it may be in the middle of a COPY. */
 static void
-copy_fail(PGconn *conn, const char *what, const char *ftname)
+copy_fail(PGconn *conn, const char *what, const char *ftname, const char *hint)
 {
 	char	   *msg = pstrdup(conn ? PQerrorMessage(conn) : "no connection");
 	int			len = strlen(msg);
@@ -89,7 +89,7 @@ copy_fail(PGconn *conn, const char *what, const char *ftname)
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
 			 errmsg("could not %s for foreign table %s: %s", what, ftname, msg),
-			 errhint("%s", copy_conn_hint)));
+			 errhint("%s", hint)));
 }
 
 /*
@@ -97,7 +97,7 @@ copy_fail(PGconn *conn, const char *what, const char *ftname)
  * user mapping; a non-superuser must have used a password.
  */
 static PGconn *
-copy_connect(ForeignTable *ft)
+copy_connect(ForeignTable *ft, const char *hint)
 {
 	ForeignServer *server = GetForeignServer(ft->serverid);
 	UserMapping *um = GetUserMapping(GetUserId(), ft->serverid);
@@ -144,7 +144,7 @@ copy_connect(ForeignTable *ft)
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
 	{
 		copy_conn = conn;
-		copy_fail(conn, "connect to the server", ftname);
+		copy_fail(conn, "connect to the server", ftname, hint);
 	}
 	/* postgres_fdw's rule; a superuser may waive it with password_required 'false' */
 	if (!superuser() && !PQconnectionUsedPassword(conn) && password_required(um))
@@ -184,8 +184,7 @@ option_or(List *options, const char *name, char *dflt)
 PGconn *
 migrate_source_connect(Oid ftrelid)
 {
-	copy_conn_hint = hint_for_statements;
-	return copy_connect(GetForeignTable(ftrelid));
+	return copy_connect(GetForeignTable(ftrelid), hint_for_statements);
 }
 
 /*
@@ -305,13 +304,12 @@ migrate_copy_source_rows(PG_FUNCTION_ARGS)
 	appendStringInfoString(&sql, ") TO STDOUT (FORMAT binary)");
 	relation_close(rel, AccessShareLock);
 
-	copy_conn_hint = hint_for_copy;
-	conn = copy_connect(ft);
+	conn = copy_connect(ft, hint_for_copy);
 	res = PQexec(conn, sql.data);
 	if (PQresultStatus(res) != PGRES_COPY_OUT)
 	{
 		PQclear(res);
-		copy_fail(conn, "start reading", ftname);
+		copy_fail(conn, "start reading", ftname, hint_for_copy);
 	}
 	PQclear(res);
 
@@ -328,7 +326,7 @@ migrate_copy_source_rows(PG_FUNCTION_ARGS)
 		if (len == -1)
 			break;				/* the COPY is done */
 		if (len < 0)
-			copy_fail(conn, "read rows", ftname);
+			copy_fail(conn, "read rows", ftname, hint_for_copy);
 		/* keep what is not parsed yet, then add the new data */
 		if (buf.cursor > 0)
 		{
@@ -434,7 +432,7 @@ migrate_copy_source_rows(PG_FUNCTION_ARGS)
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 	{
 		PQclear(res);
-		copy_fail(conn, "finish reading", ftname);
+		copy_fail(conn, "finish reading", ftname, hint_for_copy);
 	}
 	PQclear(res);
 	while ((res = PQgetResult(conn)) != NULL)
