@@ -1038,6 +1038,7 @@ DECLARE
     bucket_lo p_lo%TYPE;
     bucket_hi p_lo%TYPE;
     only_value p_lo%TYPE;
+    source_top p_lo%TYPE;
 BEGIN
     where_s := (p_ctx->>'source') || CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'source_exclude' ELSE '' END
                || p_prefix_s
@@ -1075,9 +1076,9 @@ BEGIN
                    INTO only_value USING p_keys;
                 IF only_value IS NULL OR only_value = p_lo THEN
                     EXECUTE pg_catalog.format('SELECT (SELECT %1$s %2$s ORDER BY 1 DESC LIMIT 1)', key_s, where_s)
-                       INTO bucket_hi USING p_keys;
-                    IF only_value IS NULL OR bucket_hi > only_value THEN
-                        only_value := bucket_hi;
+                       INTO source_top USING p_keys;
+                    IF only_value IS NULL OR source_top > only_value THEN
+                        only_value := source_top;
                     END IF;
                 END IF;
                 IF only_value IS NOT NULL AND only_value > p_lo THEN
@@ -2101,12 +2102,7 @@ DECLARE
 BEGIN
     DELETE FROM migrate.profile_result p WHERE p.plan = pl.plan_name;
     FOR tm IN SELECT * FROM migrate.table_map m WHERE m.plan = pl.plan_name ORDER BY m.target::text LOOP
-        IF pg_catalog.to_regclass(tm.source) IS NULL THEN
-            RAISE EXCEPTION 'source relation % of table % in migration plan "%" does not exist',
-                            tm.source, tm.target, pl.plan_name
-                USING ERRCODE = 'undefined_table',
-                      HINT = 'Recreate the foreign table (IMPORT FOREIGN SCHEMA) or remap the table with migrate_table().';
-        END IF;
+        PERFORM migrate._verify_source(pl.plan_name, tm.target);
         -- the measures, as one SELECT list of text values:
         -- per source column: nulls, distinct, min, max, min length, max length;
         -- per mapped target column: cast failures, NOT NULL violations
