@@ -40,7 +40,7 @@ say() { echo "bench-verify.sh: $*" >&2; }
 [[ $ROWS =~ ^[0-9]+$ && $ROWS -ge 100 ]] || die "ROWS must be an integer >= 100 (got '$ROWS')"
 [[ $REPS =~ ^[0-9]+$ && $REPS -ge 1 ]] || die "REPS must be an integer >= 1 (got '$REPS')"
 
-# shared helpers: q, now, fsub, fdiv, rate, median, ORDERS_COLS
+# shared helpers: q, now, fsub, fdiv, rate, median, ORDERS_COLS, ORDERS_ROWS
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 q -d postgres -c 'SELECT 1' >/dev/null || die "cannot connect (PGHOST=${PGHOST:-} PGPORT=${PGPORT:-})"
@@ -63,18 +63,7 @@ q -d postgres -c 'DROP DATABASE IF EXISTS bv_tgt' -c 'DROP DATABASE IF EXISTS bv
 	-c 'CREATE DATABASE bv_src' -c 'CREATE DATABASE bv_tgt'
 "${PSQL[@]}" -d bv_src -v rows="$ROWS" <<SQL
 CREATE TABLE orders ($ORDERS_COLS);
-INSERT INTO orders
-SELECT i,
-       (1 + (i * 7919) % 100000)::int,
-       'customer' || (i % 100000) || '@example.com',
-       (ARRAY['new', 'paid', 'shipped', 'delivered', 'cancelled'])[1 + i % 5],
-       round(((i * 37) % 1000000) / 100.0, 2),
-       timestamp '2020-01-01' + i * interval '13 seconds',
-       CASE WHEN i % 10 <> 0 THEN timestamptz '2020-01-01 00:00+00' + i * interval '17 seconds' END,
-       i % 3 <> 0,
-       md5(i::text) || lpad(to_hex(i), 8, '0'),
-       CASE WHEN i % 7 <> 0 THEN date '2020-01-01' + (i % 1500)::int END
-  FROM generate_series(1::bigint, :rows) AS i;
+INSERT INTO orders $ORDERS_ROWS;
 VACUUM (FREEZE, ANALYZE) orders;
 SQL
 

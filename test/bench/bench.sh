@@ -90,7 +90,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shared helpers: q, now, fsub, fdiv, rate, median, ORDERS_COLS
+# shared helpers: q, now, fsub, fdiv, rate, median, ORDERS_COLS, ORDERS_ROWS
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 maxof() { printf '%s\n' "$@" | sort -g | tail -1; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
@@ -110,18 +110,7 @@ t=$(now)
 q -c 'CREATE DATABASE bench_src' -c 'CREATE DATABASE bench_tgt'
 "${PSQL[@]}" -d bench_src -v rows="$ROWS" -v small="$SMALL" <<SQL
 CREATE TABLE orders ($ORDERS_COLS);
-INSERT INTO orders
-SELECT i,
-       (1 + (i * 7919) % 100000)::int,
-       'customer' || (i % 100000) || '@example.com',
-       (ARRAY['new', 'paid', 'shipped', 'delivered', 'cancelled'])[1 + i % 5],
-       round(((i * 37) % 1000000) / 100.0, 2),
-       timestamp '2020-01-01' + i * interval '13 seconds',
-       CASE WHEN i % 10 <> 0 THEN timestamptz '2020-01-01 00:00+00' + i * interval '17 seconds' END,
-       i % 3 <> 0,
-       md5(i::text) || lpad(to_hex(i), 8, '0'),	-- 40 characters
-       CASE WHEN i % 7 <> 0 THEN date '2020-01-01' + (i % 1500)::int END
-  FROM generate_series(1::bigint, :rows) AS i;
+INSERT INTO orders $ORDERS_ROWS;
 CREATE TABLE orders_small (LIKE orders INCLUDING ALL);
 INSERT INTO orders_small SELECT * FROM orders WHERE id <= :small;
 VACUUM (FREEZE, ANALYZE) orders, orders_small;

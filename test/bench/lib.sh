@@ -27,3 +27,18 @@ ORDERS_COLS="
 	paid        boolean NOT NULL,
 	note        text,
 	ship_date   date"
+
+# the generated rows of orders, for INSERT INTO orders $ORDERS_ROWS (psql
+# variable :rows: how many)
+ORDERS_ROWS="
+SELECT i,
+       (1 + (i * 7919) % 100000)::int,
+       'customer' || (i % 100000) || '@example.com',
+       (ARRAY['new', 'paid', 'shipped', 'delivered', 'cancelled'])[1 + i % 5],
+       round(((i * 37) % 1000000) / 100.0, 2),
+       timestamp '2020-01-01' + i * interval '13 seconds',
+       CASE WHEN i % 10 <> 0 THEN timestamptz '2020-01-01 00:00+00' + i * interval '17 seconds' END,
+       i % 3 <> 0,
+       md5(i::text) || lpad(to_hex(i), 8, '0'),	-- 40 characters
+       CASE WHEN i % 7 <> 0 THEN date '2020-01-01' + (i % 1500)::int END
+  FROM generate_series(1::bigint, :rows) AS i"
