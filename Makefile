@@ -4,17 +4,30 @@ MODULE_big = migrate
 # one C file per subsystem (src/*.c), each says what it owns at its top
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 EXTENSION = migrate
-EXTVERSION = 0.2
-# the released 0.1 script and the upgrade scripts are kept as written; the
-# install script of the current version is built from them (below), so a
-# fresh install and an upgraded 0.1 cannot drift apart
-DATA = sql/migrate--0.1.sql $(sort $(wildcard sql/migrate--*--*.sql))
-DATA_built = sql/migrate--$(EXTVERSION).sql
+EXTVERSION = 0.3
+# SQL: sql/*.sql is the current source, one file per subsystem, catalog
+# first (its top comment says how the scripts are built).  The install
+# script of the current version is built from them; the upgrade script from
+# each released version in UPGRADE_FROM is built from the deltas of
+# sql/updates/ (from that version on, in the order of UPDATES) and the
+# current function files.  The scripts released before that (DATA) are kept
+# as released, frozen and checksummed (test/released-scripts.sha256); 0.2
+# has no install script of its own: CREATE EXTENSION migrate VERSION '0.2'
+# runs 0.1 then 0.1--0.2.
+SQL_SOURCES = sql/catalog.sql sql/plan.sql sql/run.sql sql/verify.sql sql/diff.sql \
+              sql/report.sql sql/assess.sql
+SQL_FUNCTIONS = $(filter-out sql/catalog.sql,$(SQL_SOURCES))
+UPDATES = sql/updates/0.2--0.3.sql
+UPGRADE_FROM = 0.2
+DATA = sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql
+DATA_built = sql/migrate--$(EXTVERSION).sql \
+             $(foreach v,$(UPGRADE_FROM),sql/migrate--$(v)--$(EXTVERSION).sql)
 PGFILEDESC = "migrate - data migration inside PostgreSQL"
 
-# one pg_regress file per feature, in name order
-REGRESS = $(patsubst sql/%.sql,%,$(sort $(filter-out sql/migrate--%,$(wildcard sql/*.sql))))
-REGRESS_OPTS = --inputdir=. --outputdir=test/results
+# one pg_regress file per feature, in name order: test/sql/*.sql, expected
+# in test/expected (files they include: test/sql/include)
+REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test --outputdir=test/results
 
 # isolation specs (two sessions racing), run by make installcheck after
 # pg_regress: test/isolation/specs/*.spec, expected in test/isolation/expected
@@ -33,7 +46,7 @@ PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(shell
 SHLIB_LINK_INTERNAL = -lpq
 PG_CFLAGS = -Wall -Wextra
 
-EXTRA_CLEAN = test/results test/isolation/results tmp_check
+EXTRA_CLEAN = test/results test/isolation/results tmp_check sql/*.tmp
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -48,6 +61,24 @@ test/results:
 taptest:
 	$(prove_installcheck)
 
-sql/migrate--$(EXTVERSION).sql: sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql
-	{ echo '/* built by make from $^: do not edit */'; \
-	  for f in $^; do sed '/^\\echo /d' $$f; done; } > $@
+# The install script: guard, then the current files with CREATE OR REPLACE
+# made CREATE, so that an object defined twice fails the install.
+sql/migrate--$(EXTVERSION).sql: $(SQL_SOURCES) Makefile
+	{ printf '%s\n' '\echo Use "CREATE EXTENSION migrate" to load this file. \quit' \
+	    '/* built by make from $(SQL_SOURCES): do not edit */'; \
+	  for f in $(SQL_SOURCES); do echo; \
+	    sed -E 's/^CREATE OR REPLACE (FUNCTION|VIEW) /CREATE \1 /' $$f || exit 1; done; } > $@.tmp
+	mv $@.tmp $@
+
+# The upgrade script from a released version: guard, the deltas from that
+# version on, then the current function files as they are (CREATE OR
+# REPLACE).
+sql/migrate--%--$(EXTVERSION).sql: $(UPDATES) $(SQL_FUNCTIONS) Makefile
+	{ printf '%s\n' '\echo Use "ALTER EXTENSION migrate UPDATE" to load this file. \quit' \
+	    '/* built by make from sql/updates/ ($*--$(EXTVERSION)) and $(SQL_FUNCTIONS): do not edit */'; \
+	  on=; for u in $(UPDATES); do \
+	    case $$u in sql/updates/$*--*) on=1;; esac; \
+	    if [ -n "$$on" ]; then echo; cat $$u || exit 1; fi; done; \
+	  [ -n "$$on" ] || { echo "no delta in sql/updates/ starts at $*" >&2; exit 1; }; \
+	  for f in $(SQL_FUNCTIONS); do echo; cat $$f || exit 1; done; } > $@.tmp
+	mv $@.tmp $@

@@ -24,10 +24,20 @@ SET search_path = chinook, public;
 CREATE SCHEMA chinook_expected;
 SET search_path = chinook_expected, public;
 \! sh test/data/chinook/pg-script.sh data > test/results/chinook_data.sql
+-- 15,800 lines of INSERTs: not echoed (an error in them still shows)
+\set ECHO none
 \o /dev/null
 \i test/results/chinook_data.sql
 \o
+\set ECHO all
 RESET search_path;
+-- the oracle holds the script's rows
+SELECT c.relname AS table_name,
+       (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM chinook_expected.%I', c.relname),
+                                            false, true, '')))[1]::text::bigint AS expected_rows
+  FROM pg_class c
+ WHERE c.relnamespace = 'chinook_expected'::regnamespace AND c.relkind = 'r'
+ ORDER BY 1;
 
 -- the plan: migrate_plan imports the MariaDB database Chinook into schema
 -- chinook_src, automap maps the 11 tables and 64 columns

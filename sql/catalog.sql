@@ -1,0 +1,289 @@
+/*
+ * catalog.sql: the catalog of the migrate extension in its current shape:
+ * the schema, every table, sequence, type and index, which tables pg_dump
+ * keeps (pg_extension_config_dump), and the grants on them.  No functions
+ * and no views (those are in the other files of sql/).
+ *
+ * Built by make: sql/migrate--X.Y.sql (the install script) is an \echo guard,
+ * this file, then plan.sql, run.sql, verify.sql, diff.sql, report.sql and
+ * assess.sql, in that order, with "CREATE OR REPLACE" made "CREATE" (so a
+ * function defined twice fails the install).  This file is NOT part of the
+ * upgrade scripts: a change here needs the same change as a delta (ALTER
+ * TABLE ..., CREATE TABLE ...) in sql/updates/<current>--<next>.sql.
+ * test/sql/99_upgrade.sql checks that a fresh install and an upgraded one
+ * have the same catalog.  Columns added by an upgrade come last, in the
+ * order the upgrades add them, so that both have the same row types.
+ */
+
+CREATE SCHEMA migrate;
+GRANT USAGE ON SCHEMA migrate TO PUBLIC;
+
+/* ---------------------------------------------------------------------
+ * Plans and mappings.  Kept by pg_dump (pg_extension_config_dump below), so
+ * a dump of the target database carries the DBA's plans with it.
+ * --------------------------------------------------------------------- */
+
+CREATE TABLE migrate.plan (
+    plan_name       text PRIMARY KEY CHECK (plan_name <> '' AND octet_length(plan_name) < 200),
+    source_server   name,
+    source_schema   name,
+    target_schema   name NOT NULL DEFAULT 'public',
+    options         jsonb NOT NULL DEFAULT '{}'
+                    CHECK (jsonb_typeof(options) = 'object'),
+    created_by      name NOT NULL DEFAULT current_user,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE migrate.table_map (
+    plan        text NOT NULL REFERENCES migrate.plan ON UPDATE CASCADE ON DELETE CASCADE,
+    target      regclass NOT NULL,
+    source      text NOT NULL CHECK (source <> ''),    -- schema-qualified, quoted
+    key         name[] NOT NULL CHECK (cardinality(key) > 0), -- target columns
+    filter      text,                                  -- SQL over source columns
+    mode        text NOT NULL DEFAULT 'insert'
+                CHECK (mode IN ('insert', 'upsert', 'skip_existing')),
+    watermark   name,
+    PRIMARY KEY (plan, target)
+);
+
+CREATE TABLE migrate.column_map (
+    plan        text NOT NULL,
+    target      regclass NOT NULL,
+    column_name name NOT NULL,
+    expr        text NOT NULL CHECK (expr <> ''),      -- SQL over source columns
+    PRIMARY KEY (plan, target, column_name),
+    FOREIGN KEY (plan, target) REFERENCES migrate.table_map
+        ON UPDATE CASCADE ON DELETE CASCADE
+);
+
+CREATE TABLE migrate.value_map (
+    map_name    text NOT NULL CHECK (map_name <> ''),
+    from_value  text NOT NULL,
+    to_value    text,
+    PRIMARY KEY (map_name, from_value)
+);
+
+CREATE TABLE migrate.rule (
+    plan        text NOT NULL,
+    target      regclass NOT NULL,
+    rule_name   text NOT NULL CHECK (rule_name <> ''),
+    check_expr  text NOT NULL CHECK (check_expr <> ''), -- boolean SQL over target columns
+    on_fail     text NOT NULL DEFAULT 'reject'
+                CHECK (on_fail IN ('reject', 'warn', 'abort')),
+    PRIMARY KEY (plan, target, rule_name),
+    FOREIGN KEY (plan, target) REFERENCES migrate.table_map
+        ON UPDATE CASCADE ON DELETE CASCADE
+);
+
+-- Foreign keys the plan implies but the target does not declare (declared
+-- with migrate_foreign_key(); FKs of local source tables are found alone).
+CREATE TABLE migrate.foreign_key (
+    plan        text NOT NULL,
+    target      regclass NOT NULL,
+    columns     name[] NOT NULL CHECK (pg_catalog.cardinality(columns) > 0),
+    ref_target  regclass NOT NULL,
+    ref_columns name[] NOT NULL,
+    PRIMARY KEY (plan, target, columns),
+    FOREIGN KEY (plan, target) REFERENCES migrate.table_map
+        ON UPDATE CASCADE ON DELETE CASCADE,
+    CHECK (pg_catalog.cardinality(columns) = pg_catalog.cardinality(ref_columns))
+);
+
+SELECT pg_catalog.pg_extension_config_dump('migrate.plan', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.table_map', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.column_map', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.value_map', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.rule', '');
+SELECT pg_catalog.pg_extension_config_dump('migrate.foreign_key', '');
+
+/* ---------------------------------------------------------------------
+ * Runs and their results.  Written by the background workers, one
+ * committed transaction per batch (rows, rejects and checkpoint together).
+ * --------------------------------------------------------------------- */
+
+CREATE TABLE migrate.run (
+    run_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    plan        text NOT NULL,
+    mode        text NOT NULL DEFAULT 'full' CHECK (mode IN ('full')),
+    dry_run     boolean NOT NULL DEFAULT false,
+    state       text NOT NULL DEFAULT 'running'
+                CHECK (state IN ('running', 'succeeded', 'failed', 'cancelled', 'interrupted')),
+    run_by      name NOT NULL DEFAULT current_user,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    error       text,
+    worker_pid  integer,
+    batch_size  integer NOT NULL CHECK (batch_size > 0),
+    tables      text[],                                -- NULL: every table of the plan
+    cancel_requested boolean NOT NULL DEFAULT false,
+    peak_memory_kb bigint,                             -- worker's peak private memory (RssAnon, sampled per batch)
+    -- added by 0.2
+    parallel    integer NOT NULL DEFAULT 1 CHECK (parallel >= 1),
+    search_path text,                                  -- the caller's, for every worker
+    defer_indexes boolean NOT NULL DEFAULT false,
+    resumes     integer NOT NULL DEFAULT 0,
+    planned     boolean NOT NULL DEFAULT false,        -- units are in run_range
+    verified    boolean,                               -- NULL: never verified
+    verified_at timestamptz,
+    report      text,                                  -- last migrate_report()
+    CHECK ((state = 'running') = (finished_at IS NULL))
+);
+CREATE INDEX ON migrate.run (plan, started_at);
+
+CREATE TABLE migrate.run_table (
+    run_id      bigint NOT NULL REFERENCES migrate.run ON DELETE CASCADE,
+    target      regclass NOT NULL,
+    source      text NOT NULL,
+    load_order  integer NOT NULL,
+    state       text NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted')),
+    rows_read   bigint NOT NULL DEFAULT 0 CHECK (rows_read >= 0),
+    rows_written bigint NOT NULL DEFAULT 0 CHECK (rows_written >= 0),
+    rows_rejected bigint NOT NULL DEFAULT 0 CHECK (rows_rejected >= 0),
+    rows_skipped bigint NOT NULL DEFAULT 0 CHECK (rows_skipped >= 0),
+    rows_warned bigint NOT NULL DEFAULT 0 CHECK (rows_warned >= 0),
+    batches     bigint NOT NULL DEFAULT 0,
+    source_count bigint,                               -- independent count(*) of the source
+    last_key    text,                                  -- checkpoint: upper bound of the last committed batch
+    started_at  timestamptz,
+    finished_at timestamptz,
+    error       text,
+    -- added by 0.2
+    depth       integer NOT NULL DEFAULT 0,            -- foreign-key depth
+    estimated_rows bigint,                             -- planner's estimate of the source
+    PRIMARY KEY (run_id, target)
+);
+
+/*
+ * A run is cut into units of work, each committed on its own: key ranges of
+ * a table (kind 'load'), and, when the plan defers indexes, the rebuild of
+ * each dropped index ('index') and the re-adding of each dropped foreign key
+ * ('fk').  Workers claim pending units; a load unit's checkpoint (last_key
+ * and counters) commits with its batch's rows.  run_table's counters are
+ * the sums over its units, kept in the same transactions.
+ */
+CREATE TABLE migrate.run_range (
+    run_id      bigint NOT NULL,
+    target      regclass NOT NULL,
+    range_no    integer NOT NULL,
+    kind        text NOT NULL DEFAULT 'load' CHECK (kind IN ('load', 'index', 'fk')),
+    lo          text,                                  -- keys > lo (NULL: from the first key)
+    hi          text,                                  -- keys <= hi (NULL: to the last key)
+    definition  text,                                  -- index or constraint DDL to restore
+    state       text NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted')),
+    rows_read   bigint NOT NULL DEFAULT 0,
+    rows_written bigint NOT NULL DEFAULT 0,            -- an fk unit subtracts the orphans it rejects
+    rows_rejected bigint NOT NULL DEFAULT 0,
+    rows_skipped bigint NOT NULL DEFAULT 0,
+    rows_warned bigint NOT NULL DEFAULT 0,
+    batches     bigint NOT NULL DEFAULT 0,
+    last_key    text,                                  -- checkpoint: upper bound of the last committed batch
+    source_count bigint,
+    worker_pid  integer,                               -- the worker that owns it now
+    started_at  timestamptz,
+    finished_at timestamptz,
+    check_sql   text,                                  -- fk units: the statement that rejects orphans
+    error       text,
+    sqlstate    text,
+    PRIMARY KEY (run_id, target, range_no),
+    FOREIGN KEY (run_id, target) REFERENCES migrate.run_table ON DELETE CASCADE
+);
+
+CREATE TABLE migrate.reject (
+    reject_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id      bigint NOT NULL REFERENCES migrate.run ON DELETE CASCADE,
+    target      regclass NOT NULL,
+    source_key  text,
+    source_row  jsonb,
+    reason      text NOT NULL,                         -- rule name or SQLSTATE
+    message     text,
+    detail      text,
+    loaded      boolean NOT NULL DEFAULT false,        -- true for warn rules
+    rejected_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON migrate.reject (run_id, target);
+
+CREATE TABLE migrate.event (
+    event_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+    run_id      bigint,
+    plan        text,
+    actor       name NOT NULL DEFAULT current_user,
+    event       text NOT NULL,
+    details     text
+);
+
+/* ---------------------------------------------------------------------
+ * Results of verification and diff (verify.sql, diff.sql)
+ * --------------------------------------------------------------------- */
+
+CREATE TABLE migrate.verification (
+    verification_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id       bigint NOT NULL REFERENCES migrate.run ON DELETE CASCADE,
+    target       regclass NOT NULL,
+    check_name   text NOT NULL,                     -- row count, checksum, rule <name>, foreign key <name>
+    source_value text,                              -- what the source (or the plan) says
+    target_value text,                              -- what the target holds
+    ok           boolean NOT NULL,
+    details      text,
+    verified_at  timestamptz NOT NULL DEFAULT now(), -- one call of migrate_verify(): one timestamp
+    verified_by  name NOT NULL DEFAULT current_user
+);
+CREATE INDEX ON migrate.verification (run_id, verified_at);
+
+-- Results of migrate_diff(), one row per differing key.
+CREATE SEQUENCE migrate.diff_id_seq;
+CREATE TABLE migrate.diff_result (
+    result_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    diff_id     bigint NOT NULL,
+    plan        text NOT NULL,
+    run_id      bigint REFERENCES migrate.run ON DELETE CASCADE,
+    target      regclass NOT NULL,
+    key         text,                               -- the key's text, as in migrate.reject.source_key
+    kind        text NOT NULL CHECK (kind IN ('missing', 'extra', 'changed')),
+    columns     name[],                             -- changed: the mapped columns that differ
+    diffed_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON migrate.diff_result (diff_id);
+
+-- One mapped column as verify.sql compares it (migrate._verify_columns).
+CREATE TYPE migrate._verify_column AS (column_name name, source_value text, target_value text,
+                                       type_name text, hash_template text);
+
+/* ---------------------------------------------------------------------
+ * Results of the assessment (assess.sql)
+ * --------------------------------------------------------------------- */
+
+-- Per source column of each mapped table: what migrate_profile() measured.
+CREATE TABLE migrate.profile_result (
+    profile_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    plan            text NOT NULL REFERENCES migrate.plan ON UPDATE CASCADE ON DELETE CASCADE,
+    target          regclass NOT NULL,
+    source          text NOT NULL,                     -- schema-qualified, quoted
+    source_column   name NOT NULL,
+    source_type     text NOT NULL,
+    target_column   name,                              -- NULL: feeds no target column
+    target_type     text,                              -- with typmod
+    expr            text,                              -- the mapping of target_column
+    rows            bigint NOT NULL,                   -- rows of the source (after the table's filter)
+    nulls           bigint,
+    distinct_values bigint,
+    min_value       text,
+    max_value       text,
+    min_length      integer,                           -- characters of the text form (bytes for bytea)
+    max_length      integer,
+    cast_failures   bigint,                            -- values the load would refuse (type, typmod, domain)
+    not_null_violations bigint,                        -- NULLs mapped into a NOT NULL target column
+    note            text,
+    profiled_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON migrate.profile_result (plan, target);
+
+-- Everyone may read the catalog (not the sequences); writes go through the
+-- functions, run as the caller.
+GRANT SELECT ON migrate.plan, migrate.table_map, migrate.column_map, migrate.value_map,
+                migrate.rule, migrate.foreign_key, migrate.run, migrate.run_table,
+                migrate.run_range, migrate.reject, migrate.event, migrate.verification,
+                migrate.diff_result, migrate.profile_result TO PUBLIC;

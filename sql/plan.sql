@@ -1,0 +1,573 @@
+/*
+ * plan.sql: the plan API: migrate_plan, migrate_table, migrate_column,
+ * migrate_value_map, migrate_rule, migrate_foreign_key and migrate_lookup,
+ * and the helpers that resolve names and check mappings, rules and filters
+ * without reading a row (migrate._check_expression and the migrate._check_*
+ * functions).
+ *
+ * Current source of the SQL (how it is built: the top of sql/catalog.sql).
+ * Every function and view here is written CREATE OR REPLACE and defined in
+ * no other file of sql/; its grants and revokes follow it.  The install
+ * script takes this file with CREATE OR REPLACE made CREATE; each upgrade
+ * script replays it as it is, after the deltas of sql/updates/, so a
+ * function is changed here only.  A function whose arguments or result
+ * type change, or that is removed, also needs a DROP FUNCTION in
+ * sql/updates/<current>--<next>.sql.  No CREATE TABLE here (catalog.sql).
+ */
+
+CREATE OR REPLACE FUNCTION migrate_lookup(map text, value text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_lookup'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION migrate_lookup(map text, value anynonarray)
+RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_lookup'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+-- Refuses anything but one SQL expression; raises the parser's error otherwise.
+CREATE OR REPLACE FUNCTION migrate._check_expression(expr text, what text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'migrate_check_expression'
+LANGUAGE C STRICT;
+
+-- The plan row, or a clear error.
+CREATE OR REPLACE FUNCTION migrate._plan(p_plan text)
+RETURNS migrate.plan
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r migrate.plan;
+BEGIN
+    SELECT * INTO r FROM migrate.plan WHERE plan_name = p_plan;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'migration plan "%" does not exist', p_plan
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it with migrate_plan().';
+    END IF;
+    RETURN r;
+END;
+$$;
+
+-- Resolve a relation name; unqualified names are looked up in default_schema
+-- first, then on the search_path.  NULL when it does not exist.
+CREATE OR REPLACE FUNCTION migrate._resolve(p_name text, p_default_schema name)
+RETURNS regclass
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    parts text[] := pg_catalog.parse_ident(p_name);
+    rel regclass;
+BEGIN
+    IF pg_catalog.cardinality(parts) = 1 AND p_default_schema IS NOT NULL THEN
+        rel := pg_catalog.to_regclass(pg_catalog.quote_ident(p_default_schema) || '.'
+                                      || pg_catalog.quote_ident(parts[1]));
+        IF rel IS NULL THEN
+            rel := pg_catalog.to_regclass(pg_catalog.quote_ident(p_default_schema) || '.'
+                                          || p_name);
+        END IF;
+        IF rel IS NOT NULL THEN
+            RETURN rel;
+        END IF;
+    END IF;
+    RETURN pg_catalog.to_regclass(p_name);
+EXCEPTION WHEN invalid_name OR syntax_error THEN
+    RETURN NULL;
+END;
+$$;
+
+-- The mapping of one target table of a plan, or a clear error.
+CREATE OR REPLACE FUNCTION migrate._table_map(p_plan text, p_target text)
+RETURNS migrate.table_map
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    pl migrate.plan := migrate._plan(p_plan);
+    rel regclass := migrate._resolve(p_target, pl.target_schema);
+    r migrate.table_map;
+BEGIN
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'target table "%" of migration plan "%" does not exist', p_target, p_plan
+            USING ERRCODE = 'undefined_table';
+    END IF;
+    SELECT * INTO r FROM migrate.table_map WHERE plan = p_plan AND target = rel;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not mapped in migration plan "%"', rel, p_plan
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Map it first with migrate_table().';
+    END IF;
+    RETURN r;
+END;
+$$;
+
+-- The attribute number of a target column, matching exactly or, failing
+-- that, case-insensitively; a clear error when there is none.
+CREATE OR REPLACE FUNCTION migrate._column(p_rel regclass, p_column text, p_plan text)
+RETURNS name
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    col name;
+BEGIN
+    SELECT attname INTO col FROM pg_catalog.pg_attribute
+     WHERE attrelid = p_rel AND attnum > 0 AND NOT attisdropped AND attname = p_column;
+    IF NOT FOUND THEN
+        SELECT attname INTO col FROM pg_catalog.pg_attribute
+         WHERE attrelid = p_rel AND attnum > 0 AND NOT attisdropped
+           AND lower(attname) = lower(p_column);
+    END IF;
+    IF col IS NULL THEN
+        RAISE EXCEPTION 'column "%" of table % does not exist (migration plan "%")',
+                        p_column, p_rel, p_plan
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    RETURN col;
+END;
+$$;
+
+-- The mapped expression of each target column, as the engine will build it:
+-- explicit mapping, else the same-named source column; columns with neither
+-- are left out (the target's default applies).  type_name is the type the
+-- engine casts the expression to (without typmod: the INSERT applies it with
+-- assignment semantics), NULL where the source column already has exactly
+-- the target's type and typmod and needs no conversion at all.
+CREATE OR REPLACE FUNCTION migrate._mapped_columns(p_plan text, p_target regclass)
+RETURNS TABLE (column_name name, expr text, type_name text, attnum smallint)
+LANGUAGE sql STABLE
+AS $$
+    SELECT a.attname,
+           coalesce(cm.expr, 's.' || pg_catalog.quote_ident(sa.attname)),
+           CASE WHEN cm.expr IS NULL AND sa.atttypid = a.atttypid AND sa.atttypmod = a.atttypmod
+                THEN NULL
+                -- char and bit without a length mean length 1: carry them as
+                -- text and varbit, the INSERT checks the length
+                WHEN a.atttypid = 'pg_catalog.bpchar'::pg_catalog.regtype THEN 'text'
+                WHEN a.atttypid = 'pg_catalog.bit'::pg_catalog.regtype THEN 'bit varying'
+                ELSE pg_catalog.format_type(a.atttypid, NULL) END,
+           a.attnum
+      FROM migrate.table_map tm
+      JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = tm.target AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attgenerated = ''
+      LEFT JOIN migrate.column_map cm
+        ON cm.plan = tm.plan AND cm.target = tm.target AND cm.column_name = a.attname
+      LEFT JOIN pg_catalog.pg_attribute sa
+        ON sa.attrelid = pg_catalog.to_regclass(tm.source) AND sa.attname = a.attname
+       AND sa.attnum > 0 AND NOT sa.attisdropped
+     WHERE tm.plan = p_plan AND tm.target = p_target
+       AND (cm.expr IS NOT NULL OR sa.attname IS NOT NULL)
+     ORDER BY a.attnum
+$$;
+
+-- Parse and type-check a mapping: the INSERT ... SELECT the engine would run,
+-- planned but not executed (no row is read from the source).  p_column:
+-- check only that column (and not the filter).
+CREATE OR REPLACE FUNCTION migrate._check_mapping(p_plan text, p_target regclass, p_column name DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    tm migrate.table_map;
+    r record;
+BEGIN
+    SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
+    IF p_column IS NULL THEN
+        FOR r IN SELECT k FROM unnest(tm.key) k
+                  WHERE k NOT IN (SELECT m.column_name FROM migrate._mapped_columns(p_plan, p_target) m) LOOP
+            RAISE EXCEPTION 'key column "%" of table % in migration plan "%" is not mapped',
+                            r.k, p_target, p_plan
+                USING ERRCODE = 'undefined_column',
+                      HINT = 'Map it with migrate_column(); batches are cut on the source side of the key.';
+        END LOOP;
+    END IF;
+    IF p_column IS NULL THEN
+        FOR r IN SELECT rule_name, check_expr FROM migrate.rule
+                  WHERE plan = p_plan AND target = p_target ORDER BY rule_name LOOP
+            PERFORM migrate._check_rule(p_plan, p_target, r.rule_name, r.check_expr);
+        END LOOP;
+    END IF;
+    FOR r IN SELECT * FROM migrate._mapped_columns(p_plan, p_target) m
+              WHERE p_column IS NULL OR m.column_name = p_column LOOP
+        BEGIN
+            EXECUTE pg_catalog.format('EXPLAIN (COSTS OFF) INSERT INTO %s (%I) SELECT %s FROM %s AS s',
+                                      p_target, r.column_name, r.expr, tm.source);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'mapping of column "%" of table % in migration plan "%" is invalid: %',
+                            r.column_name, p_target, p_plan, SQLERRM
+                USING ERRCODE = SQLSTATE,
+                      DETAIL = pg_catalog.format('Expression: %s', r.expr),
+                      HINT = 'Map it with migrate_column(); expressions are SQL over the source row (alias s) and must be assignable to the target column.';
+        END;
+    END LOOP;
+    IF tm.filter IS NOT NULL AND p_column IS NULL THEN
+        BEGIN
+            EXECUTE pg_catalog.format('EXPLAIN (COSTS OFF) SELECT 1 FROM %s AS s WHERE (%s)',
+                                      tm.source, tm.filter);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'filter of table % in migration plan "%" is invalid: %',
+                            p_target, p_plan, SQLERRM
+                USING ERRCODE = SQLSTATE,
+                      DETAIL = pg_catalog.format('Filter: %s', tm.filter),
+                      HINT = 'The filter is a boolean SQL expression over the source row, pushed down to the source.';
+        END;
+    END IF;
+END;
+$$;
+
+-- A rule must be a boolean expression over the mapped row (target column
+-- names and types), exactly as the engine evaluates it.
+CREATE OR REPLACE FUNCTION migrate._check_rule(p_plan text, p_target regclass, p_name text, p_expr text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    tm migrate.table_map;
+    cols text;
+BEGIN
+    SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
+    SELECT string_agg(CASE WHEN m.type_name IS NULL THEN m.expr
+                           ELSE '(' || m.expr || ')::' || m.type_name END
+                      || ' AS ' || pg_catalog.quote_ident(m.column_name), ', ' ORDER BY m.attnum)
+      INTO cols FROM migrate._mapped_columns(p_plan, p_target) m;
+    BEGIN
+        PERFORM migrate._check_expression(p_expr, 'rule');
+        EXECUTE pg_catalog.format('EXPLAIN (COSTS OFF) SELECT 1 FROM (SELECT %s FROM %s AS s) m WHERE CASE WHEN (%s) THEN true END',
+                                  coalesce(cols, '1 AS __none'), tm.source, p_expr);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'rule "%" of table % in migration plan "%" is invalid: %',
+                        p_name, p_target, p_plan, SQLERRM
+            USING ERRCODE = SQLSTATE,
+                  DETAIL = pg_catalog.format('Rule: %s', p_expr),
+                  HINT = 'A rule is a boolean SQL expression over the mapped row, by target column names; unmapped target columns are not part of it.';
+    END;
+END;
+$$;
+
+-- Check every table of a plan (or the given ones); migrate_run() calls it
+-- before it starts a worker.
+CREATE OR REPLACE FUNCTION migrate._check_plan(p_plan text, p_targets oid[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT target FROM migrate.table_map
+              WHERE plan = p_plan AND (p_targets IS NULL OR target::oid = ANY (p_targets))
+              ORDER BY target::text LOOP
+        PERFORM migrate._check_mapping(p_plan, t);
+    END LOOP;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION migrate_plan(name text,
+                             source_server name DEFAULT NULL,
+                             source_schema name DEFAULT NULL,
+                             target_schema name DEFAULT 'public',
+                             options jsonb DEFAULT '{}')
+RETURNS text
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF name IS NULL OR name = '' THEN
+        RAISE EXCEPTION 'migration plan name must not be empty'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF source_server IS NOT NULL AND NOT EXISTS
+        (SELECT 1 FROM pg_catalog.pg_foreign_server WHERE srvname = source_server) THEN
+        RAISE EXCEPTION 'foreign server "%" of migration plan "%" does not exist', source_server, name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it with CREATE SERVER ... FOREIGN DATA WRAPPER.';
+    END IF;
+    IF source_schema IS NOT NULL AND NOT EXISTS
+        (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = source_schema) THEN
+        IF source_server IS NULL THEN
+            RAISE EXCEPTION 'source schema "%" of migration plan "%" does not exist', source_schema, name
+                USING ERRCODE = 'invalid_schema_name',
+                      HINT = 'Create it and IMPORT FOREIGN SCHEMA into it, or pass source_server so that migrate_plan() imports it.';
+        END IF;
+        -- Import the remote schema of the same name (or options->>'remote_schema').
+        EXECUTE pg_catalog.format('CREATE SCHEMA %I', source_schema);
+        EXECUTE pg_catalog.format('IMPORT FOREIGN SCHEMA %I FROM SERVER %I INTO %I',
+                                  coalesce(options->>'remote_schema', source_schema),
+                                  source_server, source_schema);
+    END IF;
+    IF target_schema IS NULL OR NOT EXISTS
+        (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = target_schema) THEN
+        RAISE EXCEPTION 'target schema "%" of migration plan "%" does not exist', target_schema, name
+            USING ERRCODE = 'invalid_schema_name';
+    END IF;
+    IF options IS NULL OR pg_catalog.jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION 'options of migration plan "%" must be a JSON object', name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    INSERT INTO migrate.plan AS p (plan_name, source_server, source_schema, target_schema, options)
+    VALUES (migrate_plan.name, migrate_plan.source_server, migrate_plan.source_schema,
+            migrate_plan.target_schema, migrate_plan.options)
+    ON CONFLICT (plan_name) DO UPDATE
+       SET source_server = EXCLUDED.source_server,
+           source_schema = EXCLUDED.source_schema,
+           target_schema = EXCLUDED.target_schema,
+           options = EXCLUDED.options,
+           updated_at = now();
+    INSERT INTO migrate.event (plan, event, details)
+    VALUES (migrate_plan.name, 'plan defined', migrate_plan.options::text);
+    RETURN migrate_plan.name;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION migrate_table(plan text,
+                              source text,
+                              target text,
+                              key text DEFAULT NULL,
+                              filter text DEFAULT NULL,
+                              mode text DEFAULT 'insert',
+                              watermark text DEFAULT NULL)
+RETURNS regclass
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    pl migrate.plan := migrate._plan(plan);
+    src regclass := migrate._resolve(source, pl.source_schema);
+    tgt regclass := migrate._resolve(target, pl.target_schema);
+    keycols name[];
+    k text;
+    wm name;
+BEGIN
+    IF src IS NULL THEN
+        RAISE EXCEPTION 'source relation "%" of migration plan "%" does not exist', source, plan
+            USING ERRCODE = 'undefined_table',
+                  HINT = CASE WHEN pl.source_schema IS NULL
+                         THEN 'Create a foreign table for it (IMPORT FOREIGN SCHEMA) or schema-qualify the name.'
+                         ELSE pg_catalog.format('Looked in schema "%s" and on the search_path.', pl.source_schema) END;
+    END IF;
+    IF tgt IS NULL THEN
+        RAISE EXCEPTION 'target table "%" of migration plan "%" does not exist', target, plan
+            USING ERRCODE = 'undefined_table',
+                  HINT = pg_catalog.format('Create it first; unqualified names are looked up in schema "%s".', pl.target_schema);
+    END IF;
+    IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = tgt) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'target % of migration plan "%" is not a table', tgt, plan
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF mode IS NULL OR mode NOT IN ('insert', 'upsert', 'skip_existing') THEN
+        RAISE EXCEPTION 'invalid mode "%" for table % in migration plan "%"', mode, tgt, plan
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use insert, upsert or skip_existing.';
+    END IF;
+
+    IF key IS NULL THEN
+        SELECT array_agg(a.attname ORDER BY k.ord) INTO keycols
+          FROM pg_catalog.pg_index i
+          CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+         WHERE i.indrelid = tgt AND i.indisprimary;
+        IF keycols IS NULL THEN
+            RAISE EXCEPTION 'target table % of migration plan "%" has no primary key', tgt, plan
+                USING ERRCODE = 'invalid_table_definition',
+                      HINT = 'Pass key => ''column[, column...]'' naming unique, not-null target columns; batches are cut on the key.';
+        END IF;
+    ELSE
+        FOREACH k IN ARRAY pg_catalog.string_to_array(key, ',') LOOP
+            keycols := keycols || migrate._column(tgt, pg_catalog.btrim(k), plan);
+        END LOOP;
+    END IF;
+
+    IF mode IN ('upsert', 'skip_existing') AND NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_index i
+         WHERE i.indrelid = tgt AND i.indisunique AND i.indpred IS NULL
+           AND i.indexprs IS NULL
+           AND (SELECT array_agg(a.attname ORDER BY a.attname)
+                  FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid = tgt AND a.attnum = ANY (i.indkey))
+               = (SELECT array_agg(c ORDER BY c) FROM unnest(keycols) c)) THEN
+        RAISE EXCEPTION 'mode % of table % in migration plan "%" needs a unique index on its key (%)',
+                        mode, tgt, plan, pg_catalog.array_to_string(keycols, ', ')
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = 'Create a unique index or primary key on the key columns, or use mode insert.';
+    END IF;
+
+    IF watermark IS NOT NULL THEN
+        wm := migrate._column(src, watermark, plan);
+    END IF;
+
+    INSERT INTO migrate.table_map AS t (plan, target, source, key, filter, mode, watermark)
+    VALUES (migrate_table.plan, tgt,
+            pg_catalog.format('%I.%I', (SELECT nspname FROM pg_catalog.pg_namespace n
+                                          JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid
+                                         WHERE c.oid = src),
+                              (SELECT relname FROM pg_catalog.pg_class WHERE oid = src)),
+            keycols, migrate_table.filter, migrate_table.mode, wm)
+    ON CONFLICT ON CONSTRAINT table_map_pkey DO UPDATE
+       SET source = EXCLUDED.source, key = EXCLUDED.key, filter = EXCLUDED.filter,
+           mode = EXCLUDED.mode, watermark = EXCLUDED.watermark;
+
+    -- Every key column must be mapped (batches are cut on its source side);
+    -- a renamed key is mapped next with migrate_column(), so only say so.
+    FOREACH k IN ARRAY keycols LOOP
+        IF NOT EXISTS (SELECT 1 FROM migrate._mapped_columns(plan, tgt) m WHERE m.column_name = k) THEN
+            RAISE NOTICE 'key column "%" of table % has no same-named source column in migration plan "%"',
+                         k, tgt, plan
+                USING HINT = 'Map it with migrate_column() before running the plan.';
+        END IF;
+    END LOOP;
+    IF migrate_table.filter IS NOT NULL THEN
+        BEGIN
+            PERFORM migrate._check_expression(migrate_table.filter, 'filter');
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'filter of table % in migration plan "%" is invalid: %', tgt, plan, SQLERRM
+                USING ERRCODE = SQLSTATE,
+                      DETAIL = pg_catalog.format('Filter: %s', migrate_table.filter);
+        END;
+    END IF;
+    -- Same-named columns whose types do not assign are the DBA's next
+    -- migrate_column() calls: say so now, refuse at migrate_run().
+    FOR k IN SELECT m.column_name FROM migrate._mapped_columns(plan, tgt) m LOOP
+        BEGIN
+            PERFORM migrate._check_mapping(plan, tgt, k);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE NOTICE '%', SQLERRM
+                USING HINT = 'Map the column with migrate_column() before running the plan.';
+        END;
+    END LOOP;
+    IF migrate_table.filter IS NOT NULL THEN
+        BEGIN
+            EXECUTE pg_catalog.format('EXPLAIN (COSTS OFF) SELECT 1 FROM %s AS s WHERE (%s)',
+                                      src, migrate_table.filter);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'filter of table % in migration plan "%" is invalid: %', tgt, plan, SQLERRM
+                USING ERRCODE = SQLSTATE,
+                      DETAIL = pg_catalog.format('Filter: %s', migrate_table.filter),
+                      HINT = 'The filter is a boolean SQL expression over the source row, pushed down to the source.';
+        END;
+    END IF;
+    RETURN tgt;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION migrate_column(plan text, target text, "column" text, expr text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    tm migrate.table_map := migrate._table_map(plan, target);
+    col name := migrate._column(tm.target, "column", plan);
+BEGIN
+    IF expr IS NULL THEN
+        DELETE FROM migrate.column_map c
+         WHERE c.plan = tm.plan AND c.target = tm.target AND c.column_name = col;
+        RETURN;
+    END IF;
+    BEGIN
+        PERFORM migrate._check_expression(expr, 'expression');
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'mapping of column "%" of table % in migration plan "%" is invalid: %',
+                        col, tm.target, plan, SQLERRM
+            USING ERRCODE = SQLSTATE, DETAIL = pg_catalog.format('Expression: %s', expr);
+    END;
+    INSERT INTO migrate.column_map AS c (plan, target, column_name, expr)
+    VALUES (tm.plan, tm.target, col, migrate_column.expr)
+    ON CONFLICT ON CONSTRAINT column_map_pkey DO UPDATE SET expr = EXCLUDED.expr;
+    PERFORM migrate._check_mapping(tm.plan, tm.target, col);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION migrate_value_map(map text, from_value text, to_value text)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF map IS NULL OR map = '' OR from_value IS NULL THEN
+        RAISE EXCEPTION 'value map name and from_value must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    INSERT INTO migrate.value_map AS v (map_name, from_value, to_value)
+    VALUES (map, from_value, to_value)
+    ON CONFLICT (map_name, from_value) DO UPDATE SET to_value = EXCLUDED.to_value;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION migrate_rule(plan text, target text, name text, check_expr text,
+                             on_fail text DEFAULT 'reject')
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    tm migrate.table_map := migrate._table_map(plan, target);
+BEGIN
+    IF name IS NULL OR name = '' THEN
+        RAISE EXCEPTION 'rule name must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF on_fail IS NULL OR on_fail NOT IN ('reject', 'warn', 'abort') THEN
+        RAISE EXCEPTION 'invalid on_fail "%" for rule "%" of table % in migration plan "%"',
+                        on_fail, name, tm.target, plan
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use reject, warn or abort.';
+    END IF;
+    IF check_expr IS NULL THEN
+        DELETE FROM migrate.rule r
+         WHERE r.plan = tm.plan AND r.target = tm.target AND r.rule_name = name;
+        RETURN;
+    END IF;
+    PERFORM migrate._check_rule(tm.plan, tm.target, name, check_expr);
+    INSERT INTO migrate.rule AS r (plan, target, rule_name, check_expr, on_fail)
+    VALUES (tm.plan, tm.target, name, check_expr, on_fail)
+    ON CONFLICT ON CONSTRAINT rule_pkey DO UPDATE
+       SET check_expr = EXCLUDED.check_expr, on_fail = EXCLUDED.on_fail;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION migrate_foreign_key(plan text, target text, columns text,
+                                               "references" text, ref_columns text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    tm migrate.table_map := migrate._table_map(plan, target);
+    pl migrate.plan := migrate._plan(plan);
+    ref regclass := migrate._resolve("references", pl.target_schema);
+    cols name[];
+    refcols name[];
+    c text;
+BEGIN
+    IF ref IS NULL THEN
+        RAISE EXCEPTION 'referenced table "%" of migration plan "%" does not exist', "references", plan
+            USING ERRCODE = 'undefined_table';
+    END IF;
+    IF columns IS NULL THEN
+        DELETE FROM migrate.foreign_key f WHERE f.plan = tm.plan AND f.target = tm.target;
+        RETURN;
+    END IF;
+    FOREACH c IN ARRAY pg_catalog.string_to_array(columns, ',') LOOP
+        cols := cols || migrate._column(tm.target, pg_catalog.btrim(c), plan);
+    END LOOP;
+    IF ref_columns IS NULL THEN     -- the referenced table's primary key
+        SELECT pg_catalog.array_agg(a.attname ORDER BY k.ord) INTO refcols
+          FROM pg_catalog.pg_index i
+          CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+         WHERE i.indrelid = ref AND i.indisprimary;
+        IF refcols IS NULL THEN
+            RAISE EXCEPTION 'referenced table % of migration plan "%" has no primary key', ref, plan
+                USING ERRCODE = 'invalid_foreign_key',
+                      HINT = 'Name the referenced columns with ref_columns.';
+        END IF;
+    ELSE
+        FOREACH c IN ARRAY pg_catalog.string_to_array(ref_columns, ',') LOOP
+            refcols := refcols || migrate._column(ref, pg_catalog.btrim(c), plan);
+        END LOOP;
+    END IF;
+    IF pg_catalog.cardinality(cols) <> pg_catalog.cardinality(refcols) THEN
+        RAISE EXCEPTION 'foreign key of table % in migration plan "%" has % columns but references %',
+                        tm.target, plan, pg_catalog.cardinality(cols), pg_catalog.cardinality(refcols)
+            USING ERRCODE = 'invalid_foreign_key';
+    END IF;
+    INSERT INTO migrate.foreign_key AS f (plan, target, columns, ref_target, ref_columns)
+    VALUES (tm.plan, tm.target, cols, ref, refcols)
+    ON CONFLICT ON CONSTRAINT foreign_key_pkey DO UPDATE
+       SET ref_target = EXCLUDED.ref_target, ref_columns = EXCLUDED.ref_columns;
+END;
+$$;

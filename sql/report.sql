@@ -1,0 +1,174 @@
+/*
+ * report.sql: migrate_report, a run written up as Markdown.
+ *
+ * Current source of the SQL (how it is built: the top of sql/catalog.sql).
+ * Every function and view here is written CREATE OR REPLACE and defined in
+ * no other file of sql/; its grants and revokes follow it.  The install
+ * script takes this file with CREATE OR REPLACE made CREATE; each upgrade
+ * script replays it as it is, after the deltas of sql/updates/, so a
+ * function is changed here only.  A function whose arguments or result
+ * type change, or that is removed, also needs a DROP FUNCTION in
+ * sql/updates/<current>--<next>.sql.  No CREATE TABLE here (catalog.sql).
+ */
+
+-- Markdown-safe text for a table cell.
+CREATE OR REPLACE FUNCTION migrate._md(p_text text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT pg_catalog.replace(pg_catalog.regexp_replace(coalesce(p_text, ''), '\s*\n\s*', ' ', 'g'), '|', '\|')
+$$;
+
+-- The run as a Markdown document, also saved in migrate.run.report.
+CREATE OR REPLACE FUNCTION migrate_report(run bigint)
+RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    r migrate.run;
+    pl migrate.plan;
+    doc text[] := '{}';
+    rec record;
+    last_verified timestamptz;
+    problems text[] := '{}';
+    warnings text[] := '{}';
+    verdict text;
+    ts constant text := 'YYYY-MM-DD HH24:MI:SS TZ';
+BEGIN
+    SELECT * INTO r FROM migrate.run u WHERE u.run_id = migrate_report.run;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'migration run % does not exist', migrate_report.run
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'migrate.run lists the runs of every plan.';
+    END IF;
+    SELECT * INTO pl FROM migrate.plan WHERE plan_name = r.plan;
+
+    doc := doc || pg_catalog.format('# Migration report: plan "%s", run %s', r.plan, r.run_id) || ''::text
+           || '| | |'::text || '|---|---|'::text
+           || pg_catalog.format('| plan | %s (source schema %s, target schema %s) |', migrate._md(r.plan),
+                                coalesce(pl.source_schema::text, '-'), coalesce(pl.target_schema::text, '-'))
+           || pg_catalog.format('| run | %s, mode %s%s |', r.run_id, r.mode, CASE WHEN r.dry_run THEN ', dry run' ELSE '' END)
+           || pg_catalog.format('| run by | %s |', r.run_by)
+           || pg_catalog.format('| started | %s |', pg_catalog.to_char(r.started_at, ts))
+           || pg_catalog.format('| finished | %s |', coalesce(pg_catalog.to_char(r.finished_at, ts), 'still running'))
+           || pg_catalog.format('| duration | %s s |', coalesce(pg_catalog.round(EXTRACT(epoch FROM r.finished_at - r.started_at), 1)::text, '-'))
+           || pg_catalog.format('| state | %s |', r.state)
+           || pg_catalog.format('| batch size | %s |', r.batch_size);
+    IF r.error IS NOT NULL THEN
+        doc := doc || pg_catalog.format('| error | %s |', migrate._md(r.error));
+    END IF;
+    SELECT sum(rows_read) AS rd, sum(rows_written) AS wr, sum(rows_rejected) AS rj, sum(rows_skipped) AS sk
+      INTO rec FROM migrate.run_table WHERE run_id = r.run_id;
+    doc := doc || pg_catalog.format('| rows | %s read, %s written, %s rejected, %s skipped |',
+                                    coalesce(rec.rd, 0), coalesce(rec.wr, 0), coalesce(rec.rj, 0), coalesce(rec.sk, 0))
+           || pg_catalog.format('| verification | %s |',
+                                CASE WHEN r.verified THEN 'passed, ' || pg_catalog.to_char(r.verified_at, ts)
+                                     WHEN NOT r.verified THEN 'FAILED, ' || pg_catalog.to_char(r.verified_at, ts)
+                                     ELSE 'not verified' END);
+
+    -- tables
+    doc := doc || ''::text || '## Tables'::text || ''::text
+           || '| table | source | state | read | written | rejected | skipped | warned | time | throughput |'::text
+           || '|---|---|---|--:|--:|--:|--:|--:|--:|--:|'::text;
+    FOR rec IN SELECT rt.*, EXTRACT(epoch FROM rt.finished_at - rt.started_at) AS secs
+                 FROM migrate.run_table rt WHERE rt.run_id = r.run_id ORDER BY rt.load_order LOOP
+        doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
+                                        migrate._md(rec.target::text), migrate._md(rec.source), rec.state,
+                                        rec.rows_read, rec.rows_written, rec.rows_rejected, rec.rows_skipped,
+                                        rec.rows_warned,
+                                        coalesce(pg_catalog.round(rec.secs, 2) || ' s', '-'),
+                                        CASE WHEN rec.secs > 0 THEN pg_catalog.round(rec.rows_read / rec.secs) || ' rows/s'
+                                             ELSE '-' END);
+        IF rec.error IS NOT NULL THEN
+            problems := problems || pg_catalog.format('table %s failed: %s', rec.target, rec.error);
+        END IF;
+        IF rec.state NOT IN ('succeeded') AND rec.error IS NULL THEN
+            problems := problems || pg_catalog.format('table %s is %s', rec.target, rec.state);
+        END IF;
+        IF rec.source_count IS NOT NULL AND rec.source_count <> rec.rows_read THEN
+            warnings := warnings || pg_catalog.format('table %s: %s rows read but the source counts %s',
+                                                      rec.target, rec.rows_read, rec.source_count);
+        END IF;
+    END LOOP;
+
+    -- rejects
+    doc := doc || ''::text || '## Rejected rows by reason'::text || ''::text;
+    IF EXISTS (SELECT 1 FROM migrate.reject j WHERE j.run_id = r.run_id AND NOT j.loaded) THEN
+        doc := doc || '| table | reason | rows | example keys | message |'::text || '|---|---|--:|---|---|'::text;
+        FOR rec IN SELECT j.target, j.reason, count(*) AS n,
+                          (pg_catalog.array_agg(j.source_key ORDER BY j.reject_id))[1:3] AS examples,
+                          min(j.message) AS message
+                     FROM migrate.reject j WHERE j.run_id = r.run_id AND NOT j.loaded
+                    GROUP BY 1, 2 ORDER BY j.target::text, count(*) DESC, j.reason LOOP
+            doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s |', migrate._md(rec.target::text),
+                                            migrate._md(rec.reason), rec.n,
+                                            migrate._md(pg_catalog.array_to_string(rec.examples, ', ')),
+                                            migrate._md(rec.message));
+        END LOOP;
+    ELSE
+        doc := doc || 'No row was rejected.'::text;
+    END IF;
+
+    -- warnings: rows loaded with a finding, count mismatches
+    FOR rec IN SELECT j.target, j.reason, count(*) AS n,
+                      (pg_catalog.array_agg(j.source_key ORDER BY j.reject_id))[1:3] AS examples
+                 FROM migrate.reject j WHERE j.run_id = r.run_id AND j.loaded
+                GROUP BY 1, 2 ORDER BY j.target::text, j.reason LOOP
+        warnings := warnings || pg_catalog.format('table %s: %s rows loaded with warning "%s" (keys %s)',
+                                                  rec.target, rec.n, rec.reason,
+                                                  pg_catalog.array_to_string(rec.examples, ', '));
+    END LOOP;
+    doc := doc || ''::text || '## Warnings'::text || ''::text;
+    IF warnings = '{}' THEN
+        doc := doc || 'None.'::text;
+    ELSE
+        doc := doc || ARRAY(SELECT '- ' || migrate._md(w) FROM pg_catalog.unnest(warnings) w);
+    END IF;
+
+    -- the last verification of the run
+    doc := doc || ''::text || '## Verification'::text || ''::text;
+    SELECT max(v.verified_at) INTO last_verified FROM migrate.verification v WHERE v.run_id = r.run_id;
+    IF last_verified IS NULL THEN
+        doc := doc || pg_catalog.format('Not verified: run `SELECT * FROM migrate_verify(%L, run => %s)`.',
+                                        r.plan, r.run_id);
+    ELSE
+        doc := doc || pg_catalog.format('Verified %s by %s.',
+                                        pg_catalog.to_char(last_verified, ts),
+                                        (SELECT min(v.verified_by) FROM migrate.verification v
+                                          WHERE v.run_id = r.run_id AND v.verified_at = last_verified))
+               || ''::text || '| table | check | source | target | result | details |'::text
+               || '|---|---|--:|--:|---|---|'::text;
+        FOR rec IN SELECT * FROM migrate.verification v WHERE v.run_id = r.run_id AND v.verified_at = last_verified
+                    ORDER BY v.verification_id LOOP
+            doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s | %s |', migrate._md(rec.target::text),
+                                            migrate._md(rec.check_name), migrate._md(rec.source_value),
+                                            migrate._md(rec.target_value), CASE WHEN rec.ok THEN 'ok' ELSE '**FAILED**' END,
+                                            migrate._md(rec.details));
+            IF NOT rec.ok THEN
+                problems := problems || pg_catalog.format('verification of %s failed: %s', rec.target, rec.check_name);
+            END IF;
+        END LOOP;
+    END IF;
+
+    -- verdict
+    IF r.state = 'running' THEN
+        verdict := '**IN PROGRESS**: the run has not ended.';
+    ELSIF r.state <> 'succeeded' THEN
+        verdict := pg_catalog.format('**FAILED**: the run %s.', r.state);
+    ELSIF r.dry_run THEN
+        verdict := '**DRY RUN**: no target row was written.';
+    ELSIF problems <> '{}' THEN
+        verdict := '**FAILED**: the target does not match the source.';
+    ELSIF last_verified IS NULL THEN
+        verdict := '**NOT VERIFIED**: the run succeeded; verify it to certify the target.';
+    ELSE
+        verdict := '**PASSED**: the run succeeded and the target matches the source.';
+    END IF;
+    doc := doc || ''::text || '## Verdict'::text || ''::text || verdict
+           || ARRAY(SELECT '- ' || migrate._md(p) FROM pg_catalog.unnest(problems) p);
+
+    UPDATE migrate.run AS u SET report = pg_catalog.array_to_string(doc, E'\n') || E'\n'
+     WHERE u.run_id = r.run_id;
+    RETURN pg_catalog.array_to_string(doc, E'\n') || E'\n';
+END;
+$$;

@@ -1,0 +1,203 @@
+/*
+ * run.sql: running plans: migrate_run, migrate_resume, migrate_cancel,
+ * migrate_status, the migrate.progress and migrate.progress_range views,
+ * what a run is alive by (migrate._plan_locked, migrate._reap), and the C
+ * entry points of the engine's batch statement (migrate._pass,
+ * migrate._fail, migrate._copy_source, migrate_batch_statement).
+ *
+ * Current source of the SQL (how it is built: the top of sql/catalog.sql).
+ * Every function and view here is written CREATE OR REPLACE and defined in
+ * no other file of sql/; its grants and revokes follow it.  The install
+ * script takes this file with CREATE OR REPLACE made CREATE; each upgrade
+ * script replays it as it is, after the deltas of sql/updates/, so a
+ * function is changed here only.  A function whose arguments or result
+ * type change, or that is removed, also needs a DROP FUNCTION in
+ * sql/updates/<current>--<next>.sql.  No CREATE TABLE here (catalog.sql).
+ */
+
+CREATE OR REPLACE FUNCTION migrate_run(plan text,
+                            mode text DEFAULT 'full',
+                            tables text[] DEFAULT NULL,
+                            parallel integer DEFAULT NULL,
+                            dry_run boolean DEFAULT false,
+                            wait boolean DEFAULT true)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'migrate_run'
+LANGUAGE C;
+
+-- Called by the engine's batch statement for each row; see src/route.c.
+CREATE OR REPLACE FUNCTION migrate._pass()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'migrate_route_pass'
+LANGUAGE C VOLATILE;
+
+CREATE OR REPLACE FUNCTION migrate._fail(rule_ok boolean[], source_key text, source_row jsonb)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'migrate_route_fail'
+LANGUAGE C VOLATILE;
+
+-- The rows of one key range of a postgres_fdw foreign table, read with a
+-- binary COPY (src/copysrc.c); the engine's batch statement reads it in
+-- place of the foreign table (SET migrate.copy_source = off: the FDW).
+CREATE OR REPLACE FUNCTION migrate._copy_source(ftable regclass, key text, lo anyelement, hi anyelement)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'migrate_copy_source_rows'
+LANGUAGE C;
+
+-- migrate_resume(run) continues a run from its checkpoints, in its workers
+CREATE OR REPLACE FUNCTION migrate_resume(run bigint, wait boolean DEFAULT true)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'migrate_resume'
+LANGUAGE C;
+
+-- Is a run of the plan alive?  Its coordinator holds the plan's advisory
+-- lock (class 0x6d696772 "migr", key hashtext(plan): see src/worker.c) for
+-- the whole run; a run 'running' without it lost its worker.
+CREATE OR REPLACE FUNCTION migrate._plan_locked(p_plan text)
+RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                    WHERE l.locktype = 'advisory' AND l.granted
+                      AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                                         WHERE datname = pg_catalog.current_database())
+                      AND l.classid = 1835624306::oid
+                      AND l.objid = pg_catalog.hashtext(p_plan)::oid
+                      AND l.objsubid = 2)
+$$;
+
+-- Record runs left 'running' by a worker that is gone (server crash, kill)
+-- as interrupted.  migrate_status() and the progress views only compute
+-- that on read; the next run of the plan records it too (src/worker.c).
+CREATE OR REPLACE FUNCTION migrate._reap()
+RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH dead AS (
+        UPDATE migrate.run r SET state = 'interrupted', finished_at = now(),
+               error = coalesce(r.error, 'the worker ended without finishing (server crash or terminated)')
+         WHERE r.state = 'running' AND NOT migrate._plan_locked(r.plan)
+        RETURNING r.run_id, r.plan),
+    t AS (UPDATE migrate.run_table rt SET state = 'interrupted' FROM dead
+           WHERE rt.run_id = dead.run_id AND rt.state IN ('pending', 'running')),
+    g AS (UPDATE migrate.run_range rr SET state = 'interrupted' FROM dead
+           WHERE rr.run_id = dead.run_id AND rr.state IN ('pending', 'running')),
+    e AS (INSERT INTO migrate.event (run_id, plan, event, details)
+          SELECT run_id, plan, 'run interrupted', 'found without a live worker' FROM dead)
+    SELECT count(*) INTO n FROM dead;
+    RETURN n;
+END;
+$$;
+
+-- Live progress: per table of running runs.  A run still 'running' whose
+-- plan lock nobody holds lost its worker (interrupted): it is not listed.
+CREATE OR REPLACE VIEW migrate.progress AS
+SELECT rt.run_id, r.plan, rt.target, rt.state, rt.rows_read, rt.rows_written,
+       rt.rows_rejected, rt.rows_skipped, rt.source_count, rt.batches, rt.last_key,
+       round(rt.rows_read / nullif(extract(epoch FROM coalesce(rt.finished_at, clock_timestamp()) - rt.started_at), 0))::bigint
+           AS rows_per_second,
+       rt.started_at, rt.finished_at,
+       coalesce(rt.source_count, rt.estimated_rows) AS estimated_rows,
+       CASE WHEN rt.state = 'succeeded' THEN 100.0
+            ELSE least(99.9, round(100.0 * rt.rows_read / nullif(coalesce(rt.source_count, rt.estimated_rows), 0), 1))
+       END AS percent,
+       CASE WHEN rt.state = 'running' AND rt.rows_read > 0 AND coalesce(rt.source_count, rt.estimated_rows) > rt.rows_read
+            THEN (clock_timestamp() - rt.started_at)
+                 * ((coalesce(rt.source_count, rt.estimated_rows) - rt.rows_read)::float8 / rt.rows_read)
+       END AS eta,
+       (SELECT count(*) FROM migrate.run_range rr
+         WHERE rr.run_id = rt.run_id AND rr.target = rt.target AND rr.state = 'running') AS workers,
+       (SELECT string_agg(a.pid || ': ' || a.query, '; ' ORDER BY a.pid)
+          FROM migrate.run_range rr JOIN pg_catalog.pg_stat_activity a ON a.pid = rr.worker_pid
+         WHERE rr.run_id = rt.run_id AND rr.target = rt.target AND rr.state = 'running') AS doing
+  FROM migrate.run_table rt
+  JOIN migrate.run r USING (run_id)
+ WHERE r.state = 'running' AND migrate._plan_locked(r.plan);
+GRANT SELECT ON migrate.progress TO PUBLIC;
+
+-- Live progress: per unit (key range, index rebuild, foreign key) of
+-- running runs; like migrate.progress, not of interrupted ones.
+CREATE OR REPLACE VIEW migrate.progress_range AS
+SELECT rr.run_id, r.plan, rr.target, rr.range_no, rr.kind, rr.lo, rr.hi, rr.state,
+       rr.rows_read, rr.rows_written, rr.rows_rejected, rr.rows_skipped, rr.batches, rr.last_key,
+       round(rr.rows_read / nullif(extract(epoch FROM coalesce(rr.finished_at, clock_timestamp()) - rr.started_at), 0))::bigint
+           AS rows_per_second,
+       rr.worker_pid, a.query AS doing, rr.started_at, rr.finished_at
+  FROM migrate.run_range rr
+  JOIN migrate.run r USING (run_id)
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = rr.worker_pid AND rr.state = 'running'
+ WHERE r.state = 'running' AND migrate._plan_locked(r.plan);
+GRANT SELECT ON migrate.progress_range TO PUBLIC;
+
+-- Where a run stands (the latest run when run is NULL), per table.  Only
+-- reads (it works in a read-only transaction, on a standby and for a role
+-- that may only SELECT): a run still 'running' whose plan lock nobody holds
+-- lost its worker and is shown as interrupted, as migrate._reap() or the
+-- next run of the plan will record it.
+CREATE OR REPLACE FUNCTION migrate_status(run bigint DEFAULT NULL)
+RETURNS TABLE (run_id bigint, plan text, run_state text, target regclass, table_state text,
+               rows_read bigint, rows_written bigint, rows_rejected bigint, rows_skipped bigint,
+               last_key text, started_at timestamptz, finished_at timestamptz, error text,
+               percent numeric, rows_per_second bigint, eta interval, workers bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.run_id, r.plan, CASE WHEN d.dead THEN 'interrupted' ELSE r.state END, rt.target, ts.state,
+           rt.rows_read, rt.rows_written, rt.rows_rejected, rt.rows_skipped,
+           rt.last_key, rt.started_at, rt.finished_at,
+           coalesce(rt.error, r.error,
+                    CASE WHEN d.dead THEN 'the worker ended without finishing (server crash or terminated)' END),
+           CASE WHEN rt.state = 'succeeded' THEN 100.0
+                ELSE least(99.9, round(100.0 * rt.rows_read / nullif(coalesce(rt.source_count, rt.estimated_rows), 0), 1))
+           END,
+           round(rt.rows_read / nullif(extract(epoch FROM coalesce(rt.finished_at, clock_timestamp()) - rt.started_at), 0))::bigint,
+           CASE WHEN ts.state = 'running' AND rt.rows_read > 0 AND coalesce(rt.source_count, rt.estimated_rows) > rt.rows_read
+                THEN (clock_timestamp() - rt.started_at)
+                     * ((coalesce(rt.source_count, rt.estimated_rows) - rt.rows_read)::float8 / rt.rows_read)
+           END,
+           CASE WHEN d.dead THEN 0
+                ELSE (SELECT count(*) FROM migrate.run_range rr
+                       WHERE rr.run_id = rt.run_id AND rr.target = rt.target AND rr.state = 'running') END
+      FROM migrate.run r
+      CROSS JOIN LATERAL (SELECT r.state = 'running' AND NOT migrate._plan_locked(r.plan) AS dead) d
+      LEFT JOIN migrate.run_table rt ON rt.run_id = r.run_id
+      LEFT JOIN LATERAL (SELECT CASE WHEN d.dead AND rt.state IN ('pending', 'running') THEN 'interrupted'
+                                     ELSE rt.state END AS state) ts ON true
+     WHERE r.run_id = coalesce(migrate_status.run, (SELECT max(x.run_id) FROM migrate.run x))
+     ORDER BY rt.load_order
+$$;
+
+-- Ask a running run to stop at its next batch boundary (state cancelled).
+-- Returns false when the run is not running.
+CREATE OR REPLACE FUNCTION migrate_cancel(run bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    st text;
+BEGIN
+    SELECT r.state INTO st FROM migrate.run r WHERE r.run_id = $1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'migration run % does not exist', $1
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    UPDATE migrate.run r SET cancel_requested = true WHERE r.run_id = $1 AND r.state = 'running';
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO migrate.event (run_id, plan, event)
+    SELECT r.run_id, r.plan, 'cancel requested' FROM migrate.run r WHERE r.run_id = $1;
+    RETURN true;
+END;
+$$;
+
+-- The INSERT ... SELECT the engine runs for each batch of a table ($1, $2:
+-- the key range), so a DBA can EXPLAIN VERBOSE it and see what is pushed
+-- down to the source.
+CREATE OR REPLACE FUNCTION migrate_batch_statement(plan text, target text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_batch_statement'
+LANGUAGE C STRICT;

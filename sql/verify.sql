@@ -1,0 +1,650 @@
+/*
+ * verify.sql: migrate_verify and the comparison machinery that diff.sql
+ * also uses (row hashes, the SQL of both sides, rejected keys, foreign
+ * keys to check).
+ *
+ * Current source of the SQL (how it is built: the top of sql/catalog.sql).
+ * Every function and view here is written CREATE OR REPLACE and defined in
+ * no other file of sql/; its grants and revokes follow it.  The install
+ * script takes this file with CREATE OR REPLACE made CREATE; each upgrade
+ * script replays it as it is, after the deltas of sql/updates/, so a
+ * function is changed here only.  A function whose arguments or result
+ * type change, or that is removed, also needs a DROP FUNCTION in
+ * sql/updates/<current>--<next>.sql.  No CREATE TABLE here (catalog.sql).
+ */
+
+/*
+ * migrate_verify() reconciles each table of a run with its source,
+ * migrate_diff() finds the keys that differ, migrate_report() writes the run
+ * up as Markdown.  All three compare the *mapped* rows: the source side is
+ * the plan's expression of each target column, cast as the engine casts it
+ * and then to the column's exact type (with its typmod), so renamed, cast
+ * and computed columns compare with what the target holds.
+ *
+ * The checksum of a set of rows is count(*) and the sum of one hash per
+ * row: the hash of the row's key seeded with the XOR of every other mapped
+ * column's hash_c(c, position), NULL hashing to the position.  A sum is
+ * order-independent, the key's hash ties the values to their row (values
+ * swapped between rows change it), the position ties each value to its
+ * column, NULL differs from every value (NULL and '' differ), and hash_c is
+ * the extended hash function of the column type's default hash opclass
+ * (hashtextextended for text, so 'a' and 'a ' differ).  When the sums
+ * differ, a second statement sums per column (count(c), sum(hash_c(c, key
+ * hash))) to name the columns that differ.
+ * All these functions are built-in, so postgres_fdw ships the whole aggregate to the
+ * source (EXPLAIN VERBOSE shows "Relations: Aggregate on"): only one row
+ * crosses the wire.  Where anything is not shippable (a user function such
+ * as migrate_lookup, a text cast, another FDW) the same statement streams
+ * the source rows once and aggregates them here.  Source and target sides
+ * run as one UNION ALL, so with the server option async_capable the source
+ * computes while the target is scanned.
+ *
+ * Rows the run rejected (migrate.reject, not loaded) are left out of both
+ * sides, by key.
+ */
+
+-- How a value of a type is hashed, as a format() template over the value
+-- and a bigint seed: the extended hash function of the type's default hash
+-- opclass where it can be called with the value, a shippable rewrite where
+-- it cannot, the hash of the text output as the last resort (not shippable:
+-- such a column makes the source stream).
+CREATE OR REPLACE FUNCTION migrate._hash_template(p_type oid)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t oid := p_type;
+    ty pg_type;
+    fn text;
+    fallback constant text := 'pg_catalog.hashtextextended((%s)::text, %s)';
+BEGIN
+    LOOP    -- a domain hashes as its base type
+        SELECT * INTO ty FROM pg_type WHERE oid = t;
+        EXIT WHEN NOT FOUND OR ty.typtype <> 'd';
+        t := ty.typbasetype;
+    END LOOP;
+    CASE t
+        WHEN 'date'::regtype THEN
+            RETURN 'pg_catalog.timestamp_hash_extended((%s)::timestamp without time zone, %s)';
+        WHEN 'timestamptz'::regtype THEN
+            -- as a timestamp at UTC, independent of the session's TimeZone:
+            -- timezone(interval, timestamptz) is immutable (shipped) and
+            -- keeps infinity (a zone name would be looked up per row)
+            RETURN 'pg_catalog.timestamp_hash_extended(pg_catalog.timezone(''00:00''::interval, %s), %s)';
+        WHEN 'bool'::regtype THEN
+            RETURN 'pg_catalog.hashint4extended((%s)::integer, %s)';
+        WHEN 'bytea'::regtype THEN
+            RETURN 'pg_catalog.hashtextextended(pg_catalog.md5(%s), %s)';
+        ELSE
+    END CASE;
+    SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(pr.proname) INTO fn
+      FROM pg_opclass oc
+      JOIN pg_amproc p ON p.amprocfamily = oc.opcfamily AND p.amprocnum = 2
+       AND p.amproclefttype = oc.opcintype AND p.amprocrighttype = oc.opcintype
+      JOIN pg_proc pr ON pr.oid = p.amproc
+      JOIN pg_namespace n ON n.oid = pr.pronamespace
+     WHERE oc.opcmethod = (SELECT oid FROM pg_am WHERE amname = 'hash') AND oc.opcdefault
+       AND (pr.proargtypes[0] = t
+            OR (pr.proargtypes[0] = oc.opcintype
+                AND EXISTS (SELECT 1 FROM pg_cast c WHERE c.castsource = t
+                               AND c.casttarget = oc.opcintype AND c.castmethod = 'b'))
+            OR (pr.proargtypes[0] = 'anyarray'::regtype AND ty.typsubscript = 'array_subscript_handler'::regproc
+                AND migrate._hash_template(ty.typelem) <> fallback)
+            OR (pr.proargtypes[0] = 'anyenum'::regtype AND ty.typtype = 'e'))
+     ORDER BY pr.proargtypes[0] = t DESC,
+              (SELECT typispreferred FROM pg_type WHERE oid = oc.opcintype) DESC  -- varchar: text, not bpchar
+     LIMIT 1;
+    RETURN coalesce(fn || '(%s, %s)', fallback);
+END;
+$$;
+
+-- Each mapped target column as the checks compare it: the value on the
+-- source side (the plan's expression, cast as the engine casts it, then to
+-- the column's exact type and typmod, as the INSERT assigns it), on the
+-- target side, and its hash template.
+CREATE OR REPLACE FUNCTION migrate._verify_columns(p_plan text, p_target regclass)
+RETURNS SETOF migrate._verify_column
+LANGUAGE sql STABLE
+AS $$
+    SELECT m.column_name,
+           CASE WHEN m.type_name IS NULL THEN m.expr
+                WHEN m.type_name = pg_catalog.format_type(a.atttypid, a.atttypmod)
+                THEN '(' || m.expr || ')::' || m.type_name
+                ELSE '((' || m.expr || ')::' || m.type_name || ')::'
+                     || pg_catalog.format_type(a.atttypid, a.atttypmod) END,
+           't.' || pg_catalog.quote_ident(m.column_name),
+           pg_catalog.format_type(a.atttypid, a.atttypmod),
+           migrate._hash_template(a.atttypid)
+      FROM migrate._mapped_columns(p_plan, p_target) m
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = p_target AND a.attname = m.column_name
+     ORDER BY m.attnum
+$$;
+
+-- The pieces of every statement that compares a table (see the top of this
+-- section), as a jsonb object of SQL fragments:
+--   source, target          ' FROM ... AS s|t WHERE true[ AND (filter)]'
+--   source_aggs, target_aggs  numeric[] of count(*) and the sum of the row hashes
+--   source_column_aggs, target_column_aggs  numeric[] of count(*), then
+--                           count(c) and sum(hash of c seeded by the key) per column
+--   source_hashes, target_hashes  bigint[] of the per-row hashes, per column
+--   source_key, target_key   the key (a composite key as ROW(...)::text)
+--   source_exclude, target_exclude  ' AND key <> ALL ($1)': rejected keys, $1 text[]
+--   key_type, key_count, columns (name[] in the order of the hashes)
+--   key_sources, key_targets, key_types  per key column: its value on each side, its type
+--   source_relid, target_relid  the source and target relations (oid)
+--   key_names               the key's target columns
+-- The row hash is the key's hash seeded with the XOR of every other column's
+-- hash (seeded with the column's position; a NULL hashes to the position): one
+-- expression per row, which costs about half of a count and a sum per
+-- column.  The per-column aggregates only run when the row hashes differ,
+-- to name the columns that differ.
+CREATE OR REPLACE FUNCTION migrate._verify_sql(p_plan text, p_target regclass)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    tm migrate.table_map;
+    vc migrate._verify_column[];
+    c migrate._verify_column;
+    seed_s text := '0';
+    seed_t text := '0';
+    row_s text[] := '{}';
+    row_t text[] := '{}';
+    aggs_s text := 'count(*)::numeric';
+    aggs_t text := 'count(*)::numeric';
+    hs text[] := '{}';
+    ht text[] := '{}';
+    cols name[] := '{}';
+    keys_s text[] := '{}';
+    keys_t text[] := '{}';
+    key_type text;
+    key_types text[] := '{}';
+    key_columns jsonb;
+    nkeys integer;
+    pos integer := 0;
+BEGIN
+    SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
+    nkeys := pg_catalog.cardinality(tm.key);
+    -- read once: each column's hash template is a catalog search
+    vc := ARRAY(SELECT v FROM migrate._verify_columns(p_plan, p_target) v);
+    FOREACH c IN ARRAY vc LOOP
+        pos := pos + 1;
+        CONTINUE WHEN c.column_name = ANY (tm.key);    -- hashed around the others, below
+        -- CASE, not coalesce(): postgres_fdw does not ship coalesce()
+        row_s := row_s || pg_catalog.format('CASE WHEN (%s) IS NULL THEN %s ELSE %s END', c.source_value, pos,
+                                            pg_catalog.format(c.hash_template, c.source_value, pos));
+        row_t := row_t || pg_catalog.format('CASE WHEN (%s) IS NULL THEN %s ELSE %s END', c.target_value, pos,
+                                            pg_catalog.format(c.hash_template, c.target_value, pos));
+    END LOOP;
+    row_s := ARRAY[coalesce('(' || NULLIF(pg_catalog.array_to_string(row_s, ' # '), '') || ')', '0')];
+    row_t := ARRAY[coalesce('(' || NULLIF(pg_catalog.array_to_string(row_t, ' # '), '') || ')', '0')];
+    -- the key's hash seeds the hash of every value of its row
+    FOR i IN REVERSE nkeys .. 1 LOOP
+        SELECT * INTO c FROM pg_catalog.unnest(vc) v WHERE v.column_name = tm.key[i];
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'key column "%" of table % in migration plan "%" is not mapped',
+                            tm.key[i], p_target, p_plan
+                USING ERRCODE = 'undefined_column',
+                      HINT = 'Map it with migrate_column().';
+        END IF;
+        seed_s := pg_catalog.format(c.hash_template, c.source_value, seed_s);
+        seed_t := pg_catalog.format(c.hash_template, c.target_value, seed_t);
+        row_s[1] := pg_catalog.format(c.hash_template, c.source_value, row_s[1]);
+        row_t[1] := pg_catalog.format(c.hash_template, c.target_value, row_t[1]);
+        keys_s := c.source_value || keys_s;
+        keys_t := c.target_value || keys_t;
+        key_types := c.type_name || key_types;
+        key_type := c.type_name;
+    END LOOP;
+    FOREACH c IN ARRAY vc LOOP
+        cols := cols || c.column_name;
+        hs := hs || pg_catalog.format(c.hash_template, c.source_value, seed_s);
+        ht := ht || pg_catalog.format(c.hash_template, c.target_value, seed_t);
+        aggs_s := aggs_s || pg_catalog.format(', count(%s)::numeric, sum(%s)', c.source_value, hs[pg_catalog.cardinality(hs)]);
+        aggs_t := aggs_t || pg_catalog.format(', count(%s)::numeric, sum(%s)', c.target_value, ht[pg_catalog.cardinality(ht)]);
+    END LOOP;
+    key_columns := pg_catalog.jsonb_build_object('key_sources', keys_s, 'key_targets', keys_t,
+                                                 'key_types', key_types);
+    IF nkeys > 1 THEN
+        keys_s := ARRAY['ROW(' || pg_catalog.array_to_string(keys_s, ', ') || ')::text'];
+        keys_t := ARRAY['ROW(' || pg_catalog.array_to_string(keys_t, ', ') || ')::text'];
+        key_type := 'text';
+    END IF;
+    RETURN pg_catalog.jsonb_build_object(
+        'source', pg_catalog.format(' FROM %s AS s WHERE true', tm.source)
+                  || CASE WHEN tm.filter IS NOT NULL THEN ' AND (' || tm.filter || ')' ELSE '' END,
+        'target', pg_catalog.format(' FROM %s AS t WHERE true', p_target),
+        'source_aggs', 'ARRAY[count(*)::numeric, sum(' || row_s[1] || ')]',
+        'target_aggs', 'ARRAY[count(*)::numeric, sum(' || row_t[1] || ')]',
+        'source_column_aggs', 'ARRAY[' || aggs_s || ']',
+        'target_column_aggs', 'ARRAY[' || aggs_t || ']',
+        'source_hashes', 'ARRAY[' || pg_catalog.array_to_string(hs, ', ') || ']::bigint[]',
+        'target_hashes', 'ARRAY[' || pg_catalog.array_to_string(ht, ', ') || ']::bigint[]',
+        'source_key', keys_s[1],
+        'target_key', keys_t[1],
+        'source_exclude', pg_catalog.format(' AND (%s) <> ALL ($1::%s[])', keys_s[1], key_type),
+        'target_exclude', pg_catalog.format(' AND (%s) <> ALL ($1::%s[])', keys_t[1], key_type),
+        'key_type', key_type,
+        'key_count', nkeys,
+        'source_relid', pg_catalog.to_regclass(tm.source)::oid,
+        'target_relid', p_target::oid,
+        'key_names', tm.key,
+        'columns', cols) || key_columns;
+END;
+$$;
+
+-- The run a verification or diff is about: the given run of the plan, or
+-- its last run that was not a dry run; a clear error when there is none or
+-- it is still going.
+CREATE OR REPLACE FUNCTION migrate._verify_run(p_plan text, p_run bigint)
+RETURNS migrate.run
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    r migrate.run;
+BEGIN
+    PERFORM migrate._plan(p_plan);
+    IF p_run IS NULL THEN
+        SELECT * INTO r FROM migrate.run WHERE plan = p_plan AND NOT dry_run
+         ORDER BY run_id DESC LIMIT 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'migration plan "%" has never been run', p_plan
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Run it with migrate_run() first; a dry run writes no target row and cannot be verified.';
+        END IF;
+    ELSE
+        SELECT * INTO r FROM migrate.run WHERE run_id = p_run;
+        IF NOT FOUND OR r.plan <> p_plan THEN
+            RAISE EXCEPTION 'migration run % of plan "%" does not exist', p_run, p_plan
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'migrate.run lists the runs of every plan.';
+        END IF;
+        IF r.dry_run THEN
+            RAISE EXCEPTION 'migration run % of plan "%" is a dry run: it wrote no target row', p_run, p_plan
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Verify a run that loaded the targets, or leave run out to take the last one.';
+        END IF;
+    END IF;
+    IF r.state = 'running' THEN
+        RAISE EXCEPTION 'migration run % of plan "%" is still running', r.run_id, p_plan
+            USING ERRCODE = 'object_in_use',
+                  HINT = pg_catalog.format('Wait for it to end, or stop it with migrate_cancel(%s).', r.run_id);
+    END IF;
+    RETURN r;
+END;
+$$;
+
+-- The source relation of a mapped table, or a clear error when it is gone.
+CREATE OR REPLACE FUNCTION migrate._verify_source(p_plan text, p_target regclass)
+RETURNS regclass
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    src text;
+    rel regclass;
+BEGIN
+    SELECT source INTO src FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not mapped in migration plan "%"', p_target, p_plan
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Map it first with migrate_table().';
+    END IF;
+    rel := pg_catalog.to_regclass(src);
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'source relation % of table % in migration plan "%" does not exist', src, p_target, p_plan
+            USING ERRCODE = 'undefined_table',
+                  HINT = 'Recreate the foreign table (IMPORT FOREIGN SCHEMA) or remap the table with migrate_table().';
+    END IF;
+    RETURN rel;
+END;
+$$;
+
+-- The source's side of a comparison, as a plain statement on the source
+-- server, run while the target's runs here (src/verify.c).
+CREATE OR REPLACE FUNCTION migrate._compare_sides(source regclass, remote_sql text, target_sql text, keys text[])
+RETURNS text[]
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'migrate_compare_sides';
+
+-- One value from each side of a comparison: p_wrap (a format() template,
+-- '%s' by default) applied to p_source_sql, a statement over the source
+-- (a foreign table or a local one), and to p_target_sql, the same over the
+-- target, must give one row of one numeric[] ($1: the rejected keys,
+-- text[]).  When postgres_fdw ships the whole source statement (an
+-- aggregate, grouped or not), the remote SQL it deparsed is wrapped and
+-- runs as a plain statement on the source, where it may use parallel
+-- workers (the FDW's cursor may not), while the target's runs here;
+-- otherwise the source is read through the FDW, then the target.  how: a
+-- phrase that says which.
+CREATE OR REPLACE FUNCTION migrate._both_sides(p_source regclass, p_source_sql text, p_target_sql text,
+                                             p_keys text[], p_wrap text DEFAULT '%s',
+                                             OUT source_result numeric[], OUT target_result numeric[],
+                                             OUT how text)
+LANGUAGE plpgsql
+SET enable_sort = off   -- a grouped comparison has a handful of groups: hash them (also on the source, src/verify.c)
+AS $$
+DECLARE
+    plan jsonb;
+    top jsonb;
+    pair text[];
+BEGIN
+    IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = p_source) <> 'f' THEN
+        how := 'computed locally (the source is not a foreign table)';
+    ELSE
+        EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) ' || p_source_sql INTO plan USING p_keys;
+        top := plan->0->'Plan';
+        IF top->>'Node Type' = 'Foreign Scan' AND coalesce(top->>'Relations', '') LIKE 'Aggregate on %' THEN
+            IF top ? 'Remote SQL'
+               AND EXISTS (SELECT FROM pg_catalog.pg_foreign_table ft
+                             JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver
+                             JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = fs.srvfdw
+                            WHERE ft.ftrelid = p_source AND w.fdwname = 'postgres_fdw') THEN
+                pair := migrate._compare_sides(p_source, pg_catalog.format(p_wrap, top->>'Remote SQL'),
+                                               pg_catalog.format(p_wrap, p_target_sql), p_keys);
+                IF pair IS NOT NULL THEN
+                    source_result := pair[1]::numeric[];
+                    target_result := pair[2]::numeric[];
+                    how := 'computed on the source (aggregate pushed down, run beside the target''s)';
+                    RETURN;
+                END IF;
+            END IF;
+            how := 'computed on the source (aggregate pushed down)';
+        ELSE
+            how := 'source rows streamed once (the aggregate cannot be pushed down)';
+        END IF;
+    END IF;
+    EXECUTE pg_catalog.format(p_wrap, p_source_sql) INTO source_result USING p_keys;
+    EXECUTE pg_catalog.format(p_wrap, p_target_sql) INTO target_result USING p_keys;
+END;
+$$;
+
+-- The keys of the rows a run rejected and did not load, as text in the
+-- key's type output (keys that do not read as the key's type are left out:
+-- such rows never reached the target).
+CREATE OR REPLACE FUNCTION migrate._rejected_keys(p_run bigint, p_target regclass, p_key_type text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    raw text[];
+    keys text[] := '{}';
+    k text;
+BEGIN
+    SELECT pg_catalog.array_agg(DISTINCT source_key) INTO raw FROM migrate.reject
+     WHERE run_id = p_run AND target = p_target AND NOT loaded AND source_key IS NOT NULL;
+    IF raw IS NULL THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(DISTINCT (k::%s)::text) FROM pg_catalog.unnest($1) k',
+                                  p_key_type) INTO keys USING raw;
+        RETURN keys;
+    EXCEPTION WHEN data_exception THEN
+        keys := '{}';
+    END;
+    FOREACH k IN ARRAY raw LOOP
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT ($1::%s)::text', p_key_type) INTO k USING k;
+            keys := keys || k;
+        EXCEPTION WHEN data_exception THEN
+            NULL;
+        END;
+    END LOOP;
+    RETURN keys;
+END;
+$$;
+
+-- Every foreign key a verification checks for the given tables: declared
+-- on the target; declared with migrate_foreign_key(); declared on a source
+-- relation that is a local table, referencing another mapped source, where
+-- every column on both ends is mapped as a plain source column (s.col).
+-- One row per distinct (table, columns, referenced table, columns).
+CREATE OR REPLACE FUNCTION migrate._verify_foreign_keys(p_plan text, p_targets regclass[])
+RETURNS TABLE (target regclass, columns name[], ref_target regclass, ref_columns name[],
+               origin text)
+LANGUAGE sql STABLE
+AS $$
+    WITH mapped AS (   -- target column <- plain source column
+        SELECT tm.target, pg_catalog.to_regclass(tm.source) AS source, m.column_name,
+               pg_catalog.btrim(pg_catalog.substr(m.expr, 3), '"') AS source_column
+          FROM migrate.table_map tm
+          CROSS JOIN LATERAL migrate._mapped_columns(tm.plan, tm.target) m
+         WHERE tm.plan = p_plan AND m.expr ~ '^s\.("[^"]+"|[a-z_][a-z0-9_$]*)$'
+    ), fks AS (
+        SELECT 1 AS pri, con.conrelid::regclass AS target,
+               ARRAY(SELECT a.attname FROM pg_catalog.unnest(con.conkey) WITH ORDINALITY k(n, o)
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n
+                      ORDER BY k.o) AS columns,
+               con.confrelid::regclass AS ref_target,
+               ARRAY(SELECT a.attname FROM pg_catalog.unnest(con.confkey) WITH ORDINALITY k(n, o)
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n
+                      ORDER BY k.o) AS ref_columns,
+               pg_catalog.format('declared on the target (%I)', con.conname) AS origin
+          FROM pg_catalog.pg_constraint con
+         WHERE con.contype = 'f' AND con.conrelid = ANY (p_targets)
+        UNION ALL
+        SELECT 2, f.target, f.columns, f.ref_target, f.ref_columns, 'declared with migrate_foreign_key()'
+          FROM migrate.foreign_key f
+         WHERE f.plan = p_plan AND f.target = ANY (p_targets)
+        UNION ALL
+        SELECT 3, tm.target, x.columns, rtm.target, x.ref_columns,
+               pg_catalog.format('declared on the source %s (%I)', tm.source, con.conname)
+          FROM migrate.table_map tm
+          JOIN pg_catalog.pg_constraint con
+            ON con.contype = 'f' AND con.conrelid = pg_catalog.to_regclass(tm.source)
+          JOIN migrate.table_map rtm
+            ON rtm.plan = tm.plan AND pg_catalog.to_regclass(rtm.source) = con.confrelid
+          CROSS JOIN LATERAL (
+              SELECT ARRAY(SELECT (SELECT mp.column_name FROM mapped mp
+                                    WHERE mp.target = tm.target AND mp.source_column = a.attname LIMIT 1)
+                             FROM pg_catalog.unnest(con.conkey) WITH ORDINALITY k(n, o)
+                             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n
+                            ORDER BY k.o) AS columns,
+                     ARRAY(SELECT (SELECT mp.column_name FROM mapped mp
+                                    WHERE mp.target = rtm.target AND mp.source_column = a.attname LIMIT 1)
+                             FROM pg_catalog.unnest(con.confkey) WITH ORDINALITY k(n, o)
+                             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n
+                            ORDER BY k.o) AS ref_columns) x
+         WHERE tm.plan = p_plan AND tm.target = ANY (p_targets)
+           AND pg_catalog.array_position(x.columns, NULL) IS NULL
+           AND pg_catalog.array_position(x.ref_columns, NULL) IS NULL
+    )
+    SELECT DISTINCT ON (target::oid, columns, ref_target::oid, ref_columns)
+           target, columns, ref_target, ref_columns, origin
+      FROM fks
+     ORDER BY target::oid, columns, ref_target::oid, ref_columns, pri
+$$;
+
+-- Reconcile one table of a run; inserts its checks into migrate.verification
+-- and returns their ids.
+CREATE OR REPLACE FUNCTION migrate._verify_table(p_plan text, p_run migrate.run, p_target regclass)
+RETURNS bigint[]
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    tm migrate.table_map;
+    src regclass := migrate._verify_source(p_plan, p_target);
+    q jsonb := migrate._verify_sql(p_plan, p_target);
+    keys text[] := migrate._rejected_keys(p_run.run_id, p_target, q->>'key_type');
+    cols name[] := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(q->'columns'))::name[];
+    rules record;
+    rule_aggs text := '';
+    s_arr numeric[];
+    t_arr numeric[];
+    s_cols numeric[];
+    t_cols numeric[];
+    n integer := pg_catalog.cardinality(cols);
+    from_s text := (q->>'source') || CASE WHEN keys IS NOT NULL THEN q->>'source_exclude' ELSE '' END;
+    from_t text := (q->>'target') || CASE WHEN keys IS NOT NULL THEN q->>'target_exclude' ELSE '' END;
+    diff_cols text[] := '{}';
+    how text;
+    ids bigint[] := '{}';
+    id bigint;
+    expected numeric;
+    examples text;
+    i integer := 0;
+BEGIN
+    SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
+    FOR rules IN SELECT rule_name, check_expr, on_fail FROM migrate.rule
+                  WHERE plan = p_plan AND target = p_target ORDER BY rule_name LOOP
+        rule_aggs := rule_aggs || pg_catalog.format(', (count(*) FILTER (WHERE NOT coalesce((%s), false)))::numeric',
+                                                    rules.check_expr);
+    END LOOP;
+
+    BEGIN
+        SELECT b.source_result, b.target_result, b.how INTO s_arr, t_arr, how
+          FROM migrate._both_sides(src, 'SELECT ' || (q->>'source_aggs') || from_s,
+                                   'SELECT ' || (q->>'target_aggs')
+                                   || CASE WHEN rule_aggs = '' THEN '' ELSE ' || ARRAY[' || pg_catalog.substr(rule_aggs, 3) || ']' END
+                                   || from_t,
+                                   keys) b;
+        -- the checksum differs: which columns do
+        IF s_arr[1 : 2] IS DISTINCT FROM t_arr[1 : 2] THEN
+            SELECT b.source_result, b.target_result INTO s_cols, t_cols
+              FROM migrate._both_sides(src, 'SELECT ' || (q->>'source_column_aggs') || from_s,
+                                       'SELECT ' || (q->>'target_column_aggs') || from_t, keys) b;
+            FOR i IN 1 .. n LOOP
+                IF s_cols[2 * i : 2 * i + 1] IS DISTINCT FROM t_cols[2 * i : 2 * i + 1] THEN
+                    diff_cols := diff_cols || cols[i]::text;
+                END IF;
+            END LOOP;
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'verifying table % of migration plan "%" failed: %', p_target, p_plan, SQLERRM
+            USING ERRCODE = SQLSTATE,
+                  DETAIL = pg_catalog.format('Source: %s.', tm.source),
+                  HINT = 'Check that the source is reachable and that the plan''s expressions still apply to it.';
+    END;
+
+    -- row count
+    INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
+    VALUES (p_run.run_id, p_target, 'row count', s_arr[1]::text, t_arr[1]::text, s_arr[1] = t_arr[1],
+            'source rows' || coalesce(' where ' || tm.filter, '')
+            || CASE WHEN keys IS NOT NULL
+                    THEN pg_catalog.format('; %s key(s) rejected by run %s left out on both sides',
+                                           pg_catalog.cardinality(keys), p_run.run_id)
+                    ELSE '' END)
+    RETURNING verification_id INTO id;
+    ids := ids || id;
+
+    -- checksum of the mapped columns
+    INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
+    VALUES (p_run.run_id, p_target, 'checksum',
+            pg_catalog.left(pg_catalog.md5(s_arr[1 : 2]::text), 16),
+            pg_catalog.left(pg_catalog.md5(t_arr[1 : 2]::text), 16),
+            s_arr[1 : 2] = t_arr[1 : 2],
+            CASE WHEN s_arr[1 : 2] = t_arr[1 : 2] THEN pg_catalog.format('%s mapped columns match', n)
+                 WHEN diff_cols = '{}' THEN 'differs, though no single column''s sum does'
+                 ELSE pg_catalog.format('differs in %s', pg_catalog.array_to_string(diff_cols, ', ')) END
+            || '; ' || how)
+    RETURNING verification_id INTO id;
+    ids := ids || id;
+
+    -- each rule, over what the target holds now
+    i := 2;
+    FOR rules IN SELECT rule_name, check_expr, on_fail FROM migrate.rule
+                  WHERE plan = p_plan AND target = p_target ORDER BY rule_name LOOP
+        i := i + 1;
+        expected := 0;
+        IF rules.on_fail = 'warn' THEN
+            SELECT count(DISTINCT source_key) INTO expected FROM migrate.reject
+             WHERE run_id = p_run.run_id AND target = p_target AND reason = rules.rule_name AND loaded;
+        END IF;
+        examples := NULL;
+        IF t_arr[i] <> expected THEN
+            EXECUTE pg_catalog.format('SELECT pg_catalog.string_agg(k, '', '') FROM (SELECT (%s)::text AS k %s AND NOT coalesce((%s), false) ORDER BY %s LIMIT 5) x',
+                                      q->>'target_key', q->>'target', rules.check_expr, q->>'target_key')
+               INTO examples;
+        END IF;
+        INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
+        VALUES (p_run.run_id, p_target, 'rule ' || rules.rule_name, expected::text, t_arr[i]::text,
+                t_arr[i] = expected,
+                pg_catalog.format('%s rule: %s', rules.on_fail, rules.check_expr)
+                || CASE WHEN rules.on_fail = 'warn' THEN '; expected: the rows the run loaded with this warning'
+                        ELSE '; expected: no row fails it' END
+                || coalesce('; failing keys: ' || examples, ''))
+        RETURNING verification_id INTO id;
+        ids := ids || id;
+    END LOOP;
+    RETURN ids;
+END;
+$$;
+
+-- Orphans of one foreign key (MATCH SIMPLE: rows with a NULL in the key are
+-- not orphans); inserts the check and returns its id.
+CREATE OR REPLACE FUNCTION migrate._verify_foreign_key(p_run bigint, p_target regclass, p_columns name[],
+                                                     p_ref regclass, p_ref_columns name[], p_origin text)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    cond text;
+    nonnull text;
+    orphans bigint;
+    examples text;
+    keycols text;
+    id bigint;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format('r.%I = t.%I', rc, c), ' AND '),
+           pg_catalog.string_agg(pg_catalog.format('t.%I IS NOT NULL', c), ' AND ')
+      INTO cond, nonnull
+      FROM unnest(p_columns, p_ref_columns) AS u(c, rc);
+    EXECUTE pg_catalog.format('SELECT count(*) FROM %s AS t WHERE %s AND NOT EXISTS (SELECT 1 FROM %s AS r WHERE %s)',
+                              p_target, nonnull, p_ref, cond) INTO orphans;
+    IF orphans > 0 THEN
+        SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') INTO keycols
+          FROM pg_catalog.unnest(p_columns) c;
+        EXECUTE pg_catalog.format('SELECT pg_catalog.string_agg(%s, '', '') FROM (SELECT DISTINCT %s FROM %s AS t WHERE %s AND NOT EXISTS (SELECT 1 FROM %s AS r WHERE %s) ORDER BY %s LIMIT 5) t',
+                                  CASE WHEN pg_catalog.cardinality(p_columns) = 1 THEN keycols || '::text'
+                                       ELSE 'ROW(' || keycols || ')::text' END,
+                                  keycols, p_target, nonnull, p_ref, cond, keycols) INTO examples;
+    END IF;
+    INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
+    VALUES (p_run, p_target,
+            pg_catalog.format('foreign key (%s) -> %s (%s)', pg_catalog.array_to_string(p_columns, ', '),
+                              p_ref, pg_catalog.array_to_string(p_ref_columns, ', ')),
+            '0', orphans::text, orphans = 0,
+            p_origin || '; orphans: rows whose key has no referenced row'
+            || coalesce('; missing references: ' || examples, ''))
+    RETURNING verification_id INTO id;
+    RETURN id;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION migrate_verify(plan text, run bigint DEFAULT NULL)
+RETURNS SETOF migrate.verification
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    r migrate.run := migrate._verify_run(plan, run);
+    t regclass;
+    fk record;
+    ids bigint[] := '{}';
+    passed boolean;
+    nfail bigint;
+BEGIN
+    -- every table of the run must still be mapped and have its source
+    FOR t IN SELECT rt.target FROM migrate.run_table rt WHERE rt.run_id = r.run_id ORDER BY rt.load_order LOOP
+        PERFORM migrate._verify_source(plan, t);
+    END LOOP;
+    FOR t IN SELECT rt.target FROM migrate.run_table rt WHERE rt.run_id = r.run_id ORDER BY rt.load_order LOOP
+        ids := ids || migrate._verify_table(plan, r, t);
+    END LOOP;
+    FOR fk IN SELECT * FROM migrate._verify_foreign_keys(plan, ARRAY(SELECT rt.target FROM migrate.run_table rt
+                                                                     WHERE rt.run_id = r.run_id))
+               ORDER BY target::text, columns, ref_target::text, ref_columns LOOP
+        ids := ids || migrate._verify_foreign_key(r.run_id, fk.target, fk.columns, fk.ref_target,
+                                                  fk.ref_columns, fk.origin);
+    END LOOP;
+    SELECT bool_and(v.ok), count(*) FILTER (WHERE NOT v.ok) INTO passed, nfail
+      FROM migrate.verification v WHERE v.verification_id = ANY (ids);
+    passed := coalesce(passed, true);
+    UPDATE migrate.run AS u SET verified = passed, verified_at = now() WHERE u.run_id = r.run_id;
+    INSERT INTO migrate.event (run_id, plan, event, details)
+    VALUES (r.run_id, r.plan, CASE WHEN passed THEN 'run verified' ELSE 'verification failed' END,
+            pg_catalog.format('%s checks, %s failed', pg_catalog.cardinality(ids), nfail));
+    RETURN QUERY SELECT * FROM migrate.verification v WHERE v.verification_id = ANY (ids)
+                  ORDER BY v.verification_id;
+END;
+$$;
