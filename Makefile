@@ -64,6 +64,8 @@ taptest:
 # The install script: guard, then the current files with CREATE OR REPLACE
 # made CREATE, so that an object defined twice fails the install.
 sql/migrate--$(EXTVERSION).sql: $(SQL_SOURCES) Makefile
+	@! grep -nE '^(CREATE|ALTER|DROP) ' $(SQL_FUNCTIONS) | grep -vE ':CREATE OR REPLACE (FUNCTION|VIEW) ' \
+	  | sed 's/$$/  <- function files hold only CREATE OR REPLACE FUNCTION|VIEW (see sql\/catalog.sql)/' | grep . >&2
 	{ printf '%s\n' '\echo Use "CREATE EXTENSION migrate" to load this file. \quit' \
 	    '/* built by make from $(SQL_SOURCES): do not edit */'; \
 	  for f in $(SQL_SOURCES); do echo; \
