@@ -520,6 +520,8 @@ BEGIN
 END;
 $$;
 
+-- A foreign key the plan implies but the target does not declare
+-- (migrate.foreign_key), checked by migrate_verify() like a declared one.
 CREATE OR REPLACE FUNCTION migrate_foreign_key(plan text, target text, columns text,
                                                "references" text, ref_columns text DEFAULT NULL)
 RETURNS void

@@ -18,7 +18,7 @@ if [ "${1:-}" != "--inner" ]; then
         build-essential postgresql-15 postgresql-server-dev-15 postgresql-contrib \
         postgresql-common libipc-run-perl mariadb-server postgresql-15-mysql-fdw \
         postgresql-15-cron >/dev/null
-    # a released install script never changes: upgrades go in migrate--A--B.sql
+    # the released scripts never change: changes go in sql/*.sql and sql/updates/
     sha256sum --quiet -c test/released-scripts.sha256
     make -s clean
     make -s PG_CFLAGS="-Wall -Wextra -Werror"
