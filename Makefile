@@ -42,6 +42,7 @@ PROVE_TESTS = test/t/*.pl
 PROVE_FLAGS = -I test/t
 
 PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(shell $(PG_CONFIG) --includedir)
+PG_CPPFLAGS += -DMIGRATE_VERSION=\"$(EXTVERSION)\"
 # libpq: the binary COPY reader of postgres_fdw sources (src/copysrc.c)
 SHLIB_LINK_INTERNAL = -lpq
 PG_CFLAGS = -Wall -Wextra

@@ -316,6 +316,7 @@ migrate_run(PG_FUNCTION_ARGS)
 	dsm_segment *seg;
 	MigrateRunShared *shared;
 
+	migrate_check_version();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -458,6 +459,7 @@ migrate_resume(PG_FUNCTION_ARGS)
 	Datum		args[1];
 	int			ret;
 
+	migrate_check_version();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * migrate.c
- *	  Module entry point: _PG_init and the migrate.* settings; the one
- *	  helper every subsystem shares (ending a failed subtransaction).
+ *	  Module entry point: _PG_init and the migrate.* settings; the helpers
+ *	  every subsystem shares (ending a failed subtransaction, checking that
+ *	  the library and the extension's SQL objects are the same version).
  *
  * Everything else lives in its own subsystem file (see migrate.h).  The
  * library does not need shared_preload_libraries: runs use dynamic
@@ -14,14 +15,28 @@
 
 #include <limits.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_extension.h"
 #include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/rel.h"
 #include "utils/resowner.h"
 
 #include "migrate.h"
 
 PG_MODULE_MAGIC;
+
+/* EXTVERSION of the Makefile: the version of the SQL objects this library expects */
+#ifndef MIGRATE_VERSION
+#error "MIGRATE_VERSION is not defined: build with the project's Makefile"
+#endif
+
+static bool version_matched = false;	/* this backend saw extversion = MIGRATE_VERSION */
 
 int			migrate_batch_size = 50000;
 int			migrate_max_workers = 1;
@@ -84,4 +99,74 @@ migrate_abort_subxact(MemoryContext caller_cxt, ResourceOwner caller_owner)
 	MemoryContextSwitchTo(caller_cxt);
 	CurrentResourceOwner = caller_owner;
 	return edata;
+}
+
+/*
+ * Refuse to start work when the extension's SQL objects in this database are
+ * not those of this library's version: after a package upgrade (new library
+ * on disk, restart) and before ALTER EXTENSION migrate UPDATE, the C entry
+ * points of the old SQL would otherwise run against a catalog they do not
+ * know (e.g. "relation migrate.run_range does not exist" from the worker).
+ *
+ * Called at the SQL entry points that start work (migrate_run,
+ * migrate_resume) and by the run's coordinator before it reads its shared
+ * segment: a coordinator of another version than its caller cannot trust
+ * the segment's layout, so it fails there, in the server log, and the
+ * caller reports that the worker exited.  Reads pg_extension directly (no
+ * SPI); starts and commits a transaction of its own when called outside
+ * one.  A match is cached for the life of the backend; a mismatch is
+ * checked again on the next call, so ALTER EXTENSION UPDATE in the same
+ * session is seen.  Throws on a mismatch or when the extension is missing.
+ */
+void
+migrate_check_version(void)
+{
+	bool		own_txn = false;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *extversion = NULL;
+
+	if (version_matched)
+		return;
+	if (!IsTransactionState())
+	{
+		StartTransactionCommand();
+		own_txn = true;
+	}
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("migrate"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			extversion = text_to_cstring(DatumGetTextPP(d));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (extversion == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"migrate\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION migrate.")));
+	if (strcmp(extversion, MIGRATE_VERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"migrate\" is at version %s but its library is version %s",
+						extversion, MIGRATE_VERSION),
+				 errdetail("The migrate library installed on the server does not match the extension's SQL objects in this database."),
+				 errhint("Run ALTER EXTENSION migrate UPDATE.")));
+	pfree(extversion);
+	if (own_txn)
+		CommitTransactionCommand();
+	version_matched = true;
 }

@@ -3,7 +3,7 @@
  * migrate.h
  *	  Structures and entry points shared by the subsystems of migrate.
  *
- * src/migrate.c	_PG_init, GUCs, ending a failed subtransaction
+ * src/migrate.c	_PG_init, GUCs, ending a failed subtransaction, version check
  * src/launch.c		migrate_run(): checks, worker start, waiting, relaying
  * src/worker.c		the background worker: run bookkeeping, table order
  * src/load.c		the batch engine: key ranges of a table, batches of a range
@@ -134,6 +134,7 @@ extern bool migrate_copy_source;
 
 /* migrate.c */
 extern ErrorData *migrate_abort_subxact(MemoryContext caller_cxt, ResourceOwner caller_owner);
+extern void migrate_check_version(void);
 
 /* worker.c */
 extern PGDLLEXPORT void migrate_worker_main(Datum main_arg);

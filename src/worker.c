@@ -920,6 +920,7 @@ connect_worker(Oid database_id, Oid role_id, const char *search_path)
 {
 	if (OidIsValid(database_id))
 		BackgroundWorkerInitializeConnectionByOid(database_id, role_id, 0);
+	migrate_check_version();
 	SetConfigOption("application_name", "migrate worker", PGC_USERSET, PGC_S_SESSION);
 	if (search_path)
 		SetConfigOption("search_path", search_path, PGC_USERSET, PGC_S_SESSION);

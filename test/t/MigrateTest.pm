@@ -31,6 +31,8 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use File::Basename qw(dirname);
+use File::Path qw(make_path);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -42,7 +44,7 @@ our @EXPORT = qw(
   run_row run_table_rows wait_run_end worker_pid
   gate_close gate_wait gate_open set_gate set_delay
   table_checksum source_checksum
-  check_recorded_invariants
+  check_recorded_invariants private_install
   GATE_LOCK
 );
 
@@ -395,6 +397,47 @@ sub check_recorded_invariants
 			"$name, $t: the target is the source up to last_key '$r->{last_key}'");
 	}
 	return $rows;
+}
+
+# private_install(dir): a private copy of the installed server under dir, in
+# the same relative layout (dir/usr/lib/postgresql/15/bin, .../lib,
+# dir/usr/share/postgresql/15), so that its migrate files can be swapped
+# without touching the real installation.  The server finds its share and
+# lib directories relative to its own binary (resolving symbolic links),
+# so bin/ is copied; lib/ and share/extension/ are directories of
+# symbolic links to the real files, without any migrate file.  Returns
+# (install_path for PostgreSQL::Test::Cluster, its lib dir, its extension
+# dir); dies when the installation has no <dir>/bin beside <dir>/lib.
+sub private_install
+{
+	my ($dir) = @_;
+	my %real;
+	for my $what (qw(bindir pkglibdir sharedir))
+	{
+		$real{$what} = `pg_config --$what`;
+		die "pg_config --$what failed" if $?;
+		chomp $real{$what};
+	}
+	die "installation layout without <dir>/bin and <dir>/lib ($real{bindir}, $real{pkglibdir})"
+	  unless dirname($real{bindir}) eq dirname($real{pkglibdir});
+	my $inst = $dir . dirname($real{bindir});
+	my $lib = "$inst/lib";
+	my $share = $dir . $real{sharedir};
+	make_path($lib, "$share/extension");
+	system('cp', '-a', $real{bindir}, "$inst/bin") == 0 or die "cp $real{bindir}: $?";
+	my $link_all = sub {
+		my ($from, $to, $skip) = @_;
+		opendir(my $dh, $from) or die "$from: $!";
+		for my $f (grep { !/^\.\.?$/ && !$skip->($_) } readdir $dh)
+		{
+			symlink("$from/$f", "$to/$f") or die "symlink $to/$f: $!";
+		}
+		closedir $dh;
+	};
+	$link_all->($real{pkglibdir}, $lib, sub { $_[0] =~ /^migrate\./ });
+	$link_all->($real{sharedir}, $share, sub { $_[0] eq 'extension' });
+	$link_all->("$real{sharedir}/extension", "$share/extension", sub { $_[0] =~ /^migrate[.-]/ });
+	return ($inst, $lib, "$share/extension");
 }
 
 1;
