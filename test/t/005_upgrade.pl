@@ -145,7 +145,7 @@ for my $f (glob("$real_ext/migrate.control $real_ext/migrate--*.sql"))
 	(my $name = $f) =~ s{.*/}{};
 	install_file($f, "$ext/$name");
 }
-include_fixup();
+require_fixup();
 
 # every C function of the installed scripts (the released ones, which the
 # update replays, among them) must be in the library
@@ -301,11 +301,10 @@ sub catalog_counts
 		  . " || ' ' || (SELECT sum(rows_read) FROM migrate.run_table)");
 }
 
-# The data fix-up for runs made under 0.1 (its event is 'run upgraded') must
-# be part of the upgrade from 0.1 to the current version.  Until it is
-# merged into sql/updates/0.2--0.3.sql, it is appended here, in the private
-# installation only, to the last script of the update path.
-sub include_fixup
+# The data fix-up for runs made under 0.1 (its event is 'run upgraded', in
+# sql/updates/0.2--0.3.sql) must be part of the upgrade from 0.1 to the
+# current version, whatever path ALTER EXTENSION takes.
+sub require_fixup
 {
 	# the scripts ALTER EXTENSION will run: the shortest path from 0.1
 	my $path = $node->safe_psql('postgres',
@@ -314,14 +313,7 @@ sub include_fixup
 	die "no update path from 0.1 to $current in $ext" if $path eq '';
 	my @v = split /--/, $path;
 	my @steps = map { "$ext/migrate--$v[$_ - 1]--$v[$_].sql" } 1 .. $#v;
-	return if grep { slurp_file($_) =~ /'run upgraded'/ } @steps;
-	my $fixup = "$repo/sql/updates/0.2--0.3-fixup.sql";
-	die "the update $path has no data fix-up for 0.1 runs, and $fixup is missing" unless -f $fixup;
-	note "appending $fixup to $steps[-1] (private installation only)";
-	my $script = slurp_file($steps[-1]) . "\n" . slurp_file($fixup);
-	unlink $steps[-1];
-	open(my $fh, '>', $steps[-1]) or die "$steps[-1]: $!";
-	print $fh $script;
-	close $fh or die "$steps[-1]: $!";
+	die "the update path $path has no data fix-up for runs made under 0.1"
+	  unless grep { slurp_file($_) =~ /'run upgraded'/ } @steps;
 	return;
 }
