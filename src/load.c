@@ -65,6 +65,8 @@ static void spi_exec(const char *sql, int expected);
 static void describe_read_path(TableLoad *tl, const char *plan);
 static SPIPlanPtr spi_prepare_keep(const char *sql, int nargs, Oid *argtypes);
 static char *build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound);
+static void append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage);
+static void append_on_conflict(TableLoad *tl, StringInfo sql);
 static bool is_row_error(ErrorData *edata);
 static bool attempt(TableLoad *tl, SPIPlanPtr plan, Datum *values,
 					MigrateCounts *counts, ErrorData **edata_out);
@@ -375,6 +377,112 @@ migrate_load_describe(TableLoad *tl, const char *plan)
 }
 
 /*
+ * The WHERE clause of the batch statement: the rules, routed by
+ * migrate._fail() (see route.c).  Rows that pass go straight to the
+ * INSERT; only skip_existing, where ON CONFLICT hides how many rows were
+ * read, pays a call per row.
+ */
+static void
+append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
+{
+	ListCell   *lc1;
+	bool		first;
+	bool		has_rules = tl->rule_names != NIL;
+
+	if (!has_rules)
+	{
+		if (tl->count_passes)
+			appendStringInfoString(sql, " WHERE migrate._pass()");
+	}
+	else
+	{
+		appendStringInfoString(sql, " WHERE CASE WHEN ");
+		first = true;
+		foreach(lc1, tl->rule_exprs)
+		{
+			appendStringInfo(sql, "%s((%s) IS TRUE)", first ? "" : " AND ", (char *) lfirst(lc1));
+			first = false;
+		}
+		appendStringInfo(sql, " THEN %s ELSE migrate._fail(ARRAY[",
+						 tl->count_passes ? "migrate._pass()" : "true");
+		first = true;
+		foreach(lc1, tl->rule_exprs)
+		{
+			appendStringInfo(sql, "%s((%s) IS TRUE)", first ? "" : ", ", (char *) lfirst(lc1));
+			first = false;
+		}
+		appendStringInfoString(sql, "], ");
+		if (list_length(tl->keycols) == 1)
+			appendStringInfo(sql, "(m.%s)::text", quote_identifier(linitial(tl->keycols)));
+		else
+		{
+			appendStringInfoString(sql, "ROW(");
+			first = true;
+			foreach(lc1, tl->keycols)
+			{
+				appendStringInfo(sql, "%sm.%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
+				first = false;
+			}
+			appendStringInfoString(sql, ")::text");
+		}
+		if (from_stage)
+			appendStringInfoString(sql, ", to_jsonb(m.__migrate_src) - '__migrate_rn') END");
+		else
+		{
+			appendStringInfoString(sql, ", jsonb_build_object('" MIGRATE_KEY_MARKER "', jsonb_build_array(");
+			foreach(lc1, tl->keycols)
+				appendStringInfo(sql, "%sm.__migrate_k%d", foreach_current_index(lc1) ? ", " : "",
+								 foreach_current_index(lc1));
+			appendStringInfoString(sql, "))) END");
+		}
+	}
+}
+
+/* ON CONFLICT of the modes upsert and skip_existing, on the key. */
+static void
+append_on_conflict(TableLoad *tl, StringInfo sql)
+{
+	ListCell   *lc1;
+	bool		first;
+
+	if (strcmp(tl->mode, "insert") == 0)
+		return;
+	appendStringInfoString(sql, " ON CONFLICT (");
+	first = true;
+	foreach(lc1, tl->keycols)
+	{
+		appendStringInfo(sql, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
+		first = false;
+	}
+	appendStringInfoString(sql, ")");
+	if (strcmp(tl->mode, "skip_existing") == 0)
+		appendStringInfoString(sql, " DO NOTHING");
+	else
+	{
+		int			nset = 0;
+
+		foreach(lc1, tl->cols)
+		{
+			ListCell   *k;
+			bool		is_key = false;
+
+			foreach(k, tl->keycols)
+				is_key |= strcmp(lfirst(k), lfirst(lc1)) == 0;
+			if (is_key)
+				continue;
+			appendStringInfo(sql, "%s%s = EXCLUDED.%s", nset == 0 ? " DO UPDATE SET " : ", ",
+							 quote_identifier(lfirst(lc1)), quote_identifier(lfirst(lc1)));
+			nset++;
+		}
+		/* only key columns: a no-op update, so every row counts as written */
+		if (nset == 0)
+			appendStringInfo(sql, " DO UPDATE SET %s = EXCLUDED.%s",
+							 quote_identifier(linitial(tl->keycols)),
+							 quote_identifier(linitial(tl->keycols)));
+	}
+}
+
+/*
  * The batch statement.  from_stage: read the stage table by row number
  * instead of the source by key range.  lower_bound: with "key > $1".
  */
@@ -460,94 +568,8 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	}
 	appendStringInfoString(&sql, " OFFSET 0) m");
 
-	/*
-	 * Rows that pass go straight to the INSERT; only skip_existing, where
-	 * ON CONFLICT hides how many rows were read, pays a call per row.
-	 */
-	if (!has_rules)
-	{
-		if (tl->count_passes)
-			appendStringInfoString(&sql, " WHERE migrate._pass()");
-	}
-	else
-	{
-		appendStringInfoString(&sql, " WHERE CASE WHEN ");
-		first = true;
-		foreach(lc1, tl->rule_exprs)
-		{
-			appendStringInfo(&sql, "%s((%s) IS TRUE)", first ? "" : " AND ", (char *) lfirst(lc1));
-			first = false;
-		}
-		appendStringInfo(&sql, " THEN %s ELSE migrate._fail(ARRAY[",
-						 tl->count_passes ? "migrate._pass()" : "true");
-		first = true;
-		foreach(lc1, tl->rule_exprs)
-		{
-			appendStringInfo(&sql, "%s((%s) IS TRUE)", first ? "" : ", ", (char *) lfirst(lc1));
-			first = false;
-		}
-		appendStringInfoString(&sql, "], ");
-		if (list_length(tl->keycols) == 1)
-			appendStringInfo(&sql, "(m.%s)::text", quote_identifier(linitial(tl->keycols)));
-		else
-		{
-			appendStringInfoString(&sql, "ROW(");
-			first = true;
-			foreach(lc1, tl->keycols)
-			{
-				appendStringInfo(&sql, "%sm.%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
-				first = false;
-			}
-			appendStringInfoString(&sql, ")::text");
-		}
-		if (from_stage)
-			appendStringInfoString(&sql, ", to_jsonb(m.__migrate_src) - '__migrate_rn') END");
-		else
-		{
-			appendStringInfoString(&sql, ", jsonb_build_object('" MIGRATE_KEY_MARKER "', jsonb_build_array(");
-			foreach(lc1, tl->keycols)
-				appendStringInfo(&sql, "%sm.__migrate_k%d", foreach_current_index(lc1) ? ", " : "",
-								 foreach_current_index(lc1));
-			appendStringInfoString(&sql, "))) END");
-		}
-	}
-
-	if (strcmp(tl->mode, "insert") != 0)
-	{
-		appendStringInfoString(&sql, " ON CONFLICT (");
-		first = true;
-		foreach(lc1, tl->keycols)
-		{
-			appendStringInfo(&sql, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
-			first = false;
-		}
-		appendStringInfoString(&sql, ")");
-		if (strcmp(tl->mode, "skip_existing") == 0)
-			appendStringInfoString(&sql, " DO NOTHING");
-		else
-		{
-			int			nset = 0;
-
-			foreach(lc1, tl->cols)
-			{
-				ListCell   *k;
-				bool		is_key = false;
-
-				foreach(k, tl->keycols)
-					is_key |= strcmp(lfirst(k), lfirst(lc1)) == 0;
-				if (is_key)
-					continue;
-				appendStringInfo(&sql, "%s%s = EXCLUDED.%s", nset == 0 ? " DO UPDATE SET " : ", ",
-								 quote_identifier(lfirst(lc1)), quote_identifier(lfirst(lc1)));
-				nset++;
-			}
-			/* only key columns: a no-op update, so every row counts as written */
-			if (nset == 0)
-				appendStringInfo(&sql, " DO UPDATE SET %s = EXCLUDED.%s",
-								 quote_identifier(linitial(tl->keycols)),
-								 quote_identifier(linitial(tl->keycols)));
-		}
-	}
+	append_rules_filter(tl, &sql, from_stage);
+	append_on_conflict(tl, &sql);
 	return sql.data;
 }
 
