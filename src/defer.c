@@ -40,7 +40,7 @@
  * For one target table: each non-unique index not backing a constraint
  * (name, its CREATE INDEX), then each foreign key (name, the DDL that
  * re-adds and validates it, the statement that rejects its orphans; the
- * latter takes the run id as $1).
+ * latter takes the run id as $1).  The units are recorded by catalog.c.
  */
 static const char *deferrable_sql =
 "SELECT 'index', i.indexrelid::regclass::text, pg_catalog.pg_get_indexdef(i.indexrelid), NULL"
@@ -128,22 +128,10 @@ migrate_defer_table(MigrateWork *w, Oid target)
 		char	   *name = SPI_getvalue(items->vals[i], items->tupdesc, 2);
 		char	   *definition = SPI_getvalue(items->vals[i], items->tupdesc, 3);
 		char	   *check_sql = SPI_getvalue(items->vals[i], items->tupdesc, 4);
-		Oid			utypes[6] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
-		Datum		uargs[6];
-		char		unulls[6] = "      ";
 
-		uargs[0] = Int64GetDatum(w->run_id);
-		uargs[1] = ObjectIdGetDatum(target);
-		uargs[2] = Int32GetDatum((strcmp(kind, "index") == 0 ? 1000 : 2000) + (int) i);
-		uargs[3] = CStringGetTextDatum(kind);
-		uargs[4] = CStringGetTextDatum(definition);
-		uargs[5] = check_sql ? CStringGetTextDatum(check_sql) : (Datum) 0;
-		unulls[5] = check_sql ? ' ' : 'n';
-		ret = SPI_execute_with_args("INSERT INTO migrate.run_range (run_id, target, range_no, kind, definition, check_sql)"
-									" VALUES ($1, $2, $3, $4, $5, $6)",
-									6, utypes, uargs, unulls, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "inserting into migrate.run_range failed: %s", SPI_result_code_string(ret));
+		migrate_catalog_add_deferred_unit(w->run_id, target,
+										  (strcmp(kind, "index") == 0 ? 1000 : 2000) + (int) i,
+										  kind, definition, check_sql);
 		if (strcmp(kind, "index") == 0)
 		{
 			nindexes++;
@@ -183,8 +171,6 @@ migrate_run_deferred(MigrateWork *w, MigrateUnit *u)
 	{
 		Oid			argtypes[1] = {INT8OID};
 		Datum		args[1] = {Int64GetDatum(w->run_id)};
-		Oid			ctypes[4] = {INT8OID, OIDOID, INT4OID, INT8OID};
-		Datum		cargs[4];
 
 		ret = SPI_execute_with_args(u->check_sql, 1, argtypes, args, NULL, false, 0);
 		if (ret != SPI_OK_INSERT)
@@ -193,19 +179,7 @@ migrate_run_deferred(MigrateWork *w, MigrateUnit *u)
 		orphans = SPI_processed;
 
 		/* the orphans were counted written by the ranges: they are rejects */
-		cargs[0] = Int64GetDatum(w->run_id);
-		cargs[1] = ObjectIdGetDatum(u->target);
-		cargs[2] = Int32GetDatum(u->range_no);
-		cargs[3] = Int64GetDatum(orphans);
-		ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET rows_written = rows_written - $4,"
-									"   rows_rejected = rows_rejected + $4"
-									"   WHERE run_id = $1 AND target = $2 AND range_no = $3)"
-									" UPDATE migrate.run_table SET rows_written = rows_written - $4,"
-									"   rows_rejected = rows_rejected + $4 WHERE run_id = $1 AND target = $2",
-									4, ctypes, cargs, NULL, false, 0);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "updating the counts of %s failed: %s", get_rel_name(u->target),
-				 SPI_result_code_string(ret));
+		migrate_catalog_unit_orphans(w->run_id, u, orphans);
 	}
 	/*
 	 * An index is built once, on the whole table: give its sort room (the
@@ -218,8 +192,9 @@ migrate_run_deferred(MigrateWork *w, MigrateUnit *u)
 	ret = SPI_execute(u->definition, false, 0);
 	if (ret != SPI_OK_UTILITY)
 		elog(ERROR, "restoring \"%s\" failed: %s", u->definition, SPI_result_code_string(ret));
-	migrate_unit_done(w, u, -1);
-	SPI_finish();
+	migrate_catalog_unit_done(w->run_id, u, -1);
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 }

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * load.c
- *	  The batch engine: cuts a table into key ranges (the units workers
- *	  claim), reads a range in batches, maps, validates and loads each batch
- *	  into the target table, and checkpoints it.
+ *	  The batch engine: describes a table as its plan maps it, reads one
+ *	  key range (a unit, cut by units.c) in batches, maps, validates and
+ *	  loads each batch into the target table, and checkpoints it.
  *
  * One batch is one transaction:
  *
@@ -13,23 +13,30 @@
  *	  WHERE CASE WHEN <rules hold> THEN true ELSE migrate._fail(...) END
  *	  [ON CONFLICT (key) DO UPDATE ... | DO NOTHING]
  *
- * followed by the checkpoint UPDATE of migrate.run_table, then COMMIT, so
- * rows, rejects and checkpoint are durable together or not at all.  The key
- * range predicates use parameters of the key's own type so that the FDW
- * ships them (postgres_fdw and mysql_fdw both push "key > $1 AND key <= $2"
- * down; neither needs ORDER BY or LIMIT for it, which mysql_fdw handles
- * badly).  Integer keys are cut by arithmetic on [min, max], adapting the
- * step to the key density; other keys by asking the source for the n-th key.
+ * followed by the unit's checkpoint (catalog.c, one statement), then
+ * COMMIT, so rows, rejects and checkpoint are durable together or not at
+ * all.  The key range predicates use parameters of the key's own type so
+ * that the FDW ships them (postgres_fdw and mysql_fdw both push "key > $1
+ * AND key <= $2" down; neither needs ORDER BY or LIMIT for it, which
+ * mysql_fdw handles badly).  Integer keys are cut into batches by
+ * arithmetic, adapting the step to the key density; other keys by asking
+ * the source for the n-th key.  Between batches the loader asks the worker
+ * whether to stop (MigrateWork.should_stop): it never calls back into
+ * worker.c.
  *
  * When the statement fails with a data error (a cast, NOT NULL, unique,
  * foreign key or check violation), the batch's source rows are copied into
- * a temporary stage table once and the statement is retried on halves of
- * it, recursively, in subtransactions: the good rows load, each bad row ends
+ * a temporary stage table and the statement is retried on halves of it,
+ * recursively, in subtransactions: the good rows load, each bad row ends
  * in migrate.reject with its SQLSTATE and message.  Other errors (the source
  * went away, permissions, an abort rule) fail the table.
  *
- * Memory: nothing here holds more than one batch's statement state; every
- * allocation is in the batch transaction's contexts, freed at commit.
+ * Memory and cleanup: a range's state (its description, the keys kept
+ * between batches) is in a memory context of its own, deleted when the
+ * range ends, also on error; each batch's work is in the batch
+ * transaction's contexts, freed at commit.  The stage table and a dry
+ * run's table are ON COMMIT DROP, created in the transaction that uses
+ * them, so a failed batch leaves neither behind.
  *
  *-------------------------------------------------------------------------
  */
@@ -51,63 +58,19 @@
 
 #include "migrate.h"
 
-/*
- * The greatest key of the subquery "b" (key order), NULL when it is empty:
- * not max(), which some ordered key types (uuid before PostgreSQL 16) lack.
- */
-#define LAST_KEY_OF_SUBQUERY " ORDER BY k DESC LIMIT 1)"
-
-/* everything known about the table being loaded */
-typedef struct TableLoad
-{
-	int64		run_id;
-	Oid			target;
-	char	   *target_name;	/* regclass text, quoted as needed */
-	char	   *source;			/* quoted, schema-qualified */
-	char	   *filter;			/* NULL or SQL over s */
-	char	   *mode;			/* insert, upsert, skip_existing */
-	bool		dry_run;
-	int64		batch_size;
-	char	   *into;			/* where rows go: target, or a temp table */
-
-	List	   *cols;			/* target column names (char *) */
-	List	   *exprs;			/* their source expressions */
-	List	   *types;			/* their type names, without typmod */
-	List	   *keycols;		/* key column names */
-	char	   *key_expr;		/* source expression of the leading key column */
-	Oid			key_type;		/* its type */
-	bool		int_key;		/* int2/int4/int8: cut by arithmetic */
-	bool		count_passes;	/* skip_existing: count every row read */
-	bool		minmax_count;	/* ask min and max with count(*): see below */
-	bool		copy_path;		/* batches read by migrate._copy_source() */
-	char	   *copy_key;		/* its key column (a source column name) */
-	char	   *copy_coldefs;	/* "col type, ..." of the source */
-
-	List	   *rule_names;
-	List	   *rule_on_fail;
-	List	   *rule_exprs;
-
-	SPIPlanPtr	batch_first;	/* non-integer keys: batch with no lower bound */
-	SPIPlanPtr	batch_next;		/* key > $1 AND key <= $2 */
-	SPIPlanPtr	bound_first;	/* non-integer keys: where a batch ends */
-	SPIPlanPtr	bound_next;
-	SPIPlanPtr	reject_hwm;		/* highest reject_id so far */
-	SPIPlanPtr	reject_keys;	/* keys of rejects still without their row */
-	SPIPlanPtr	reject_fill;	/* fetch those rows by key, store them */
-	SPIPlanPtr	stage_batch;	/* rn BETWEEN $1 AND $2 on the stage table */
-	char	   *stage;			/* temp table name, once created */
-
-	MigrateCounts total;
-} TableLoad;
+/* the table being loaded: its description and the load's statements */
+typedef MigrateTableLoad TableLoad;
 
 static void spi_exec(const char *sql, int expected);
+static void describe_read_path(TableLoad *tl, const char *plan);
 static SPIPlanPtr spi_prepare_keep(const char *sql, int nargs, Oid *argtypes);
-static void load_describe(TableLoad *tl, const char *plan);
 static char *build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound);
+static void append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage);
+static void append_on_conflict(TableLoad *tl, StringInfo sql);
 static bool is_row_error(ErrorData *edata);
 static bool attempt(TableLoad *tl, SPIPlanPtr plan, Datum *values,
 					MigrateCounts *counts, ErrorData **edata_out);
-static void stage_fill(TableLoad *tl, bool lower_bound, Datum *bounds);
+static int64 stage_fill(TableLoad *tl, bool lower_bound, Datum *bounds);
 static void stage_bisect(TableLoad *tl, int64 lo, int64 hi, MigrateCounts *counts);
 static void stage_reject_row(TableLoad *tl, int64 rn, ErrorData *edata,
 							 MigrateCounts *counts);
@@ -118,6 +81,23 @@ static void fill_reject_rows(TableLoad *tl, int64 high_water);
 static void load_error_context(void *arg);
 static int64 key_to_int64(TableLoad *tl, Datum d);
 static Datum int64_to_key(TableLoad *tl, int64 v);
+
+/* one key range, in functions of one step each (see migrate_load_range) */
+typedef struct RangeCursor RangeCursor;
+static void begin_txn(void);
+static void commit_txn(void);
+static void create_dry_target(TableLoad *tl);
+static void prepare_range_statements(TableLoad *tl, MigrateUnit *u, int64 batch_size);
+static void find_int_range(TableLoad *tl, MigrateUnit *u, RangeCursor *c);
+static void range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c);
+static bool batch_bounds(TableLoad *tl, RangeCursor *c, Datum *bounds);
+static void load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
+					   MigrateCounts *batch);
+static void advance(TableLoad *tl, RangeCursor *c, Datum *bounds, const MigrateCounts *batch,
+					int64 batch_size);
+static const char *range_batch(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c);
+static void range_finish(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c);
+static void range_release(TableLoad *tl);
 
 /* Name the table and source in every error raised while loading it. */
 static void
@@ -193,30 +173,111 @@ int64_to_key(TableLoad *tl, int64 v)
 }
 
 /*
- * Read the table's mapping from the catalog (SPI connected, in a
- * transaction).  Results are allocated in TopMemoryContext-lived tl fields
- * by the caller's context: load.c calls this with CurrentMemoryContext set
- * to the table's context.
+ * How the batches of tl (described up to its key expression) are read:
+ * min and max of the key are asked together with count(*) except from
+ * postgres_fdw (which ships min and max as two cheap "ORDER BY key LIMIT
+ * 1" queries, where count(*) would scan the whole remote table): see
+ * units.c.  From postgres_fdw, batches may be read with a binary COPY
+ * (copysrc.c) when every source column has a built-in type, the key is a
+ * plain source column and there is no filter.  The key's type decides how
+ * batches are cut.  Allocates in the caller's context, like
+ * migrate_load_describe.
  */
 static void
-load_describe(TableLoad *tl, const char *plan)
+describe_read_path(TableLoad *tl, const char *plan)
+{
+	MemoryContext tablecxt = CurrentMemoryContext;
+	Oid			keyargtypes[3] = {TEXTOID, OIDOID, TEXTOID};
+	Datum		keyargs[3];
+	SPIPlanPtr	probe;
+	CachedPlanSource *ps;
+	StringInfoData sql;
+	int			ret;
+
+	keyargs[0] = CStringGetTextDatum(plan);
+	keyargs[1] = ObjectIdGetDatum(tl->target);
+	keyargs[2] = CStringGetTextDatum(tl->key_expr);
+	ret = SPI_execute_with_args("SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table ft"
+								"   JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver"
+								"   JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = fs.srvfdw"
+								"  WHERE ft.ftrelid = m.source::regclass AND w.fdwname = 'postgres_fdw'),"
+								"       (SELECT string_agg(pg_catalog.quote_ident(a.attname) || ' '"
+								"                          || pg_catalog.format_type(a.atttypid, a.atttypmod), ', '"
+								"                          ORDER BY a.attnum)"
+								"          FROM pg_catalog.pg_attribute a WHERE a.attrelid = m.source::regclass"
+								"           AND a.attnum > 0 AND NOT a.attisdropped),"
+								"       (SELECT bool_and(a.atttypid < 16384 AND NOT a.attisdropped)"
+								"          FROM pg_catalog.pg_attribute a WHERE a.attrelid = m.source::regclass"
+								"           AND a.attnum > 0),"
+								"       (SELECT a.attname FROM pg_catalog.pg_attribute a"
+								"         WHERE a.attrelid = m.source::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+								"           AND 's.' || pg_catalog.quote_ident(a.attname) = $3),"
+								"       (SELECT string_agg(pg_catalog.quote_ident(a.attname) || ' '"
+								"                          || pg_catalog.format_type(a.atttypid, a.atttypmod)"
+								"                          || CASE WHEN a.attcollation <> t.typcollation"
+								"                                  THEN ' COLLATE ' || a.attcollation::regcollation::text"
+								"                                  ELSE '' END, ', ' ORDER BY a.attnum)"
+								"          FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
+								"         WHERE a.attrelid = m.source::regclass AND a.attnum > 0 AND NOT a.attisdropped)"
+								"  FROM migrate.table_map m WHERE m.plan = $1 AND m.target = $2",
+								3, keyargtypes, keyargs, NULL, true, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the foreign data wrapper of %s failed: %s", tl->source,
+			 SPI_result_code_string(ret));
+	MemoryContextSwitchTo(tablecxt);
+	{
+		bool		isnull;
+		bool		builtin;
+		char	   *key;
+
+		tl->minmax_count = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+		tl->copy_coldefs = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		if (tl->copy_coldefs)
+			tl->copy_coldefs = MemoryContextStrdup(tablecxt, tl->copy_coldefs);
+		builtin = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) &&
+			!isnull;
+		key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+		tl->copy_key = key ? MemoryContextStrdup(tablecxt, key) : NULL;
+		tl->stage_coldefs = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+		if (tl->stage_coldefs)
+			tl->stage_coldefs = MemoryContextStrdup(tablecxt, tl->stage_coldefs);
+		tl->copy_path = migrate_copy_source && !tl->minmax_count && tl->filter == NULL &&
+			builtin && tl->copy_key != NULL && tl->copy_coldefs != NULL;
+	}
+
+	/* the key's type: a probe of its expression, planned and dropped */
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT (%s) FROM %s AS s", tl->key_expr, tl->source);
+	probe = SPI_prepare(sql.data, 0, NULL);
+	if (probe == NULL)
+		elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql.data);
+	ps = linitial(SPI_plan_get_plan_sources(probe));
+	tl->key_type = TupleDescAttr(ps->resultDesc, 0)->atttypid;
+	SPI_freeplan(probe);
+	MemoryContextSwitchTo(tablecxt);
+	tl->int_key = (tl->key_type == INT2OID || tl->key_type == INT4OID ||
+				   tl->key_type == INT8OID);
+}
+
+/*
+ * Describe target (tl->target) as plan maps it: its source, columns, key,
+ * rules and how its batches can be read.  Needs SPI connected and a
+ * transaction.  The description is allocated in the caller's memory
+ * context (CurrentMemoryContext at the call), where this returns.
+ */
+void
+migrate_load_describe(TableLoad *tl, const char *plan)
 {
 	MemoryContext tablecxt = CurrentMemoryContext;
 	Oid			argtypes[2] = {TEXTOID, OIDOID};
 	Datum		args[2];
-	Oid			keyargtypes[3] = {TEXTOID, OIDOID, TEXTOID};
-	Datum		keyargs[3];
 	int			ret;
 	uint64		i;
 	char	   *key0;
-	SPIPlanPtr	probe;
-	CachedPlanSource *ps;
-	StringInfoData sql;
 
 	args[0] = CStringGetTextDatum(plan);
 	args[1] = ObjectIdGetDatum(tl->target);
-	keyargs[0] = args[0];
-	keyargs[1] = args[1];
 
 	ret = SPI_execute_with_args("SELECT target::text, source, key::text[], filter, mode,"
 								"       to_regclass(source) IS NOT NULL"
@@ -312,66 +373,113 @@ load_describe(TableLoad *tl, const char *plan)
 		tl->rule_exprs = lappend(tl->rule_exprs, MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 3)));
 	}
 
-	/*
-	 * min and max of the key are asked together with count(*) except from
-	 * postgres_fdw (which ships min and max as two cheap "ORDER BY key LIMIT
-	 * 1" queries, where count(*) would scan the whole remote table): see
-	 * migrate_plan_ranges.  From postgres_fdw, batches may be read with a
-	 * binary COPY (copysrc.c) when every source column has a built-in type,
-	 * the key is a plain source column and there is no filter.
-	 */
-	keyargs[2] = CStringGetTextDatum(tl->key_expr);
-	ret = SPI_execute_with_args("SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table ft"
-								"   JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver"
-								"   JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = fs.srvfdw"
-								"  WHERE ft.ftrelid = m.source::regclass AND w.fdwname = 'postgres_fdw'),"
-								"       (SELECT string_agg(pg_catalog.quote_ident(a.attname) || ' '"
-								"                          || pg_catalog.format_type(a.atttypid, a.atttypmod), ', '"
-								"                          ORDER BY a.attnum)"
-								"          FROM pg_catalog.pg_attribute a WHERE a.attrelid = m.source::regclass"
-								"           AND a.attnum > 0 AND NOT a.attisdropped),"
-								"       (SELECT bool_and(a.atttypid < 16384 AND NOT a.attisdropped)"
-								"          FROM pg_catalog.pg_attribute a WHERE a.attrelid = m.source::regclass"
-								"           AND a.attnum > 0),"
-								"       (SELECT a.attname FROM pg_catalog.pg_attribute a"
-								"         WHERE a.attrelid = m.source::regclass AND a.attnum > 0 AND NOT a.attisdropped"
-								"           AND 's.' || pg_catalog.quote_ident(a.attname) = $3)"
-								"  FROM migrate.table_map m WHERE m.plan = $1 AND m.target = $2",
-								3, keyargtypes, keyargs, NULL, true, 0);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "reading the foreign data wrapper of %s failed: %s", tl->source,
-			 SPI_result_code_string(ret));
-	MemoryContextSwitchTo(tablecxt);
+	describe_read_path(tl, plan);
+}
+
+/*
+ * The WHERE clause of the batch statement: the rules, routed by
+ * migrate._fail() (see route.c).  Rows that pass go straight to the
+ * INSERT; only skip_existing, where ON CONFLICT hides how many rows were
+ * read, pays a call per row.
+ */
+static void
+append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
+{
+	ListCell   *lc1;
+	bool		first;
+	bool		has_rules = tl->rule_names != NIL;
+
+	if (!has_rules)
 	{
-		bool		isnull;
-		bool		builtin;
-		char	   *key;
-
-		tl->minmax_count = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-													  SPI_tuptable->tupdesc, 1, &isnull));
-		tl->copy_coldefs = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-		if (tl->copy_coldefs)
-			tl->copy_coldefs = MemoryContextStrdup(tablecxt, tl->copy_coldefs);
-		builtin = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) &&
-			!isnull;
-		key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
-		tl->copy_key = key ? MemoryContextStrdup(tablecxt, key) : NULL;
-		tl->copy_path = migrate_copy_source && !tl->minmax_count && tl->filter == NULL &&
-			builtin && tl->copy_key != NULL && tl->copy_coldefs != NULL;
+		if (tl->count_passes)
+			appendStringInfoString(sql, " WHERE migrate._pass()");
 	}
+	else
+	{
+		appendStringInfoString(sql, " WHERE CASE WHEN ");
+		first = true;
+		foreach(lc1, tl->rule_exprs)
+		{
+			appendStringInfo(sql, "%s((%s) IS TRUE)", first ? "" : " AND ", (char *) lfirst(lc1));
+			first = false;
+		}
+		appendStringInfo(sql, " THEN %s ELSE migrate._fail(ARRAY[",
+						 tl->count_passes ? "migrate._pass()" : "true");
+		first = true;
+		foreach(lc1, tl->rule_exprs)
+		{
+			appendStringInfo(sql, "%s((%s) IS TRUE)", first ? "" : ", ", (char *) lfirst(lc1));
+			first = false;
+		}
+		appendStringInfoString(sql, "], ");
+		if (list_length(tl->keycols) == 1)
+			appendStringInfo(sql, "(m.%s)::text", quote_identifier(linitial(tl->keycols)));
+		else
+		{
+			appendStringInfoString(sql, "ROW(");
+			first = true;
+			foreach(lc1, tl->keycols)
+			{
+				appendStringInfo(sql, "%sm.%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
+				first = false;
+			}
+			appendStringInfoString(sql, ")::text");
+		}
+		if (from_stage)
+			appendStringInfoString(sql, ", to_jsonb(m.__migrate_src) - '__migrate_rn') END");
+		else
+		{
+			appendStringInfoString(sql, ", jsonb_build_object('" MIGRATE_KEY_MARKER "', jsonb_build_array(");
+			foreach(lc1, tl->keycols)
+				appendStringInfo(sql, "%sm.__migrate_k%d", foreach_current_index(lc1) ? ", " : "",
+								 foreach_current_index(lc1));
+			appendStringInfoString(sql, "))) END");
+		}
+	}
+}
 
-	/* the key's type decides how batches are cut */
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT (%s) FROM %s AS s", tl->key_expr, tl->source);
-	probe = SPI_prepare(sql.data, 0, NULL);
-	if (probe == NULL)
-		elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql.data);
-	ps = linitial(SPI_plan_get_plan_sources(probe));
-	tl->key_type = TupleDescAttr(ps->resultDesc, 0)->atttypid;
-	SPI_freeplan(probe);
-	MemoryContextSwitchTo(tablecxt);
-	tl->int_key = (tl->key_type == INT2OID || tl->key_type == INT4OID ||
-				   tl->key_type == INT8OID);
+/* ON CONFLICT of the modes upsert and skip_existing, on the key. */
+static void
+append_on_conflict(TableLoad *tl, StringInfo sql)
+{
+	ListCell   *lc1;
+	bool		first;
+
+	if (strcmp(tl->mode, "insert") == 0)
+		return;
+	appendStringInfoString(sql, " ON CONFLICT (");
+	first = true;
+	foreach(lc1, tl->keycols)
+	{
+		appendStringInfo(sql, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
+		first = false;
+	}
+	appendStringInfoString(sql, ")");
+	if (strcmp(tl->mode, "skip_existing") == 0)
+		appendStringInfoString(sql, " DO NOTHING");
+	else
+	{
+		int			nset = 0;
+
+		foreach(lc1, tl->cols)
+		{
+			ListCell   *k;
+			bool		is_key = false;
+
+			foreach(k, tl->keycols)
+				is_key |= strcmp(lfirst(k), lfirst(lc1)) == 0;
+			if (is_key)
+				continue;
+			appendStringInfo(sql, "%s%s = EXCLUDED.%s", nset == 0 ? " DO UPDATE SET " : ", ",
+							 quote_identifier(lfirst(lc1)), quote_identifier(lfirst(lc1)));
+			nset++;
+		}
+		/* only key columns: a no-op update, so every row counts as written */
+		if (nset == 0)
+			appendStringInfo(sql, " DO UPDATE SET %s = EXCLUDED.%s",
+							 quote_identifier(linitial(tl->keycols)),
+							 quote_identifier(linitial(tl->keycols)));
+	}
 }
 
 /*
@@ -460,94 +568,8 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	}
 	appendStringInfoString(&sql, " OFFSET 0) m");
 
-	/*
-	 * Rows that pass go straight to the INSERT; only skip_existing, where
-	 * ON CONFLICT hides how many rows were read, pays a call per row.
-	 */
-	if (!has_rules)
-	{
-		if (tl->count_passes)
-			appendStringInfoString(&sql, " WHERE migrate._pass()");
-	}
-	else
-	{
-		appendStringInfoString(&sql, " WHERE CASE WHEN ");
-		first = true;
-		foreach(lc1, tl->rule_exprs)
-		{
-			appendStringInfo(&sql, "%s((%s) IS TRUE)", first ? "" : " AND ", (char *) lfirst(lc1));
-			first = false;
-		}
-		appendStringInfo(&sql, " THEN %s ELSE migrate._fail(ARRAY[",
-						 tl->count_passes ? "migrate._pass()" : "true");
-		first = true;
-		foreach(lc1, tl->rule_exprs)
-		{
-			appendStringInfo(&sql, "%s((%s) IS TRUE)", first ? "" : ", ", (char *) lfirst(lc1));
-			first = false;
-		}
-		appendStringInfoString(&sql, "], ");
-		if (list_length(tl->keycols) == 1)
-			appendStringInfo(&sql, "(m.%s)::text", quote_identifier(linitial(tl->keycols)));
-		else
-		{
-			appendStringInfoString(&sql, "ROW(");
-			first = true;
-			foreach(lc1, tl->keycols)
-			{
-				appendStringInfo(&sql, "%sm.%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
-				first = false;
-			}
-			appendStringInfoString(&sql, ")::text");
-		}
-		if (from_stage)
-			appendStringInfoString(&sql, ", to_jsonb(m.__migrate_src) - '__migrate_rn') END");
-		else
-		{
-			appendStringInfoString(&sql, ", jsonb_build_object('" MIGRATE_KEY_MARKER "', jsonb_build_array(");
-			foreach(lc1, tl->keycols)
-				appendStringInfo(&sql, "%sm.__migrate_k%d", foreach_current_index(lc1) ? ", " : "",
-								 foreach_current_index(lc1));
-			appendStringInfoString(&sql, "))) END");
-		}
-	}
-
-	if (strcmp(tl->mode, "insert") != 0)
-	{
-		appendStringInfoString(&sql, " ON CONFLICT (");
-		first = true;
-		foreach(lc1, tl->keycols)
-		{
-			appendStringInfo(&sql, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
-			first = false;
-		}
-		appendStringInfoString(&sql, ")");
-		if (strcmp(tl->mode, "skip_existing") == 0)
-			appendStringInfoString(&sql, " DO NOTHING");
-		else
-		{
-			int			nset = 0;
-
-			foreach(lc1, tl->cols)
-			{
-				ListCell   *k;
-				bool		is_key = false;
-
-				foreach(k, tl->keycols)
-					is_key |= strcmp(lfirst(k), lfirst(lc1)) == 0;
-				if (is_key)
-					continue;
-				appendStringInfo(&sql, "%s%s = EXCLUDED.%s", nset == 0 ? " DO UPDATE SET " : ", ",
-								 quote_identifier(lfirst(lc1)), quote_identifier(lfirst(lc1)));
-				nset++;
-			}
-			/* only key columns: a no-op update, so every row counts as written */
-			if (nset == 0)
-				appendStringInfo(&sql, " DO UPDATE SET %s = EXCLUDED.%s",
-								 quote_identifier(linitial(tl->keycols)),
-								 quote_identifier(linitial(tl->keycols)));
-		}
-	}
+	append_rules_filter(tl, &sql, from_stage);
+	append_on_conflict(tl, &sql);
 	return sql.data;
 }
 
@@ -709,10 +731,13 @@ fill_reject_rows(TableLoad *tl, int64 high_water)
 }
 
 /*
- * Copy the batch's source rows into the stage table, numbered 1..n.
- * Returns through the stage's row count in SPI_processed.
+ * Copy the batch's source rows into a stage table, numbered 1..n; returns
+ * n.  The stage lives as long as the batch's transaction (ON COMMIT DROP),
+ * so a failed batch leaves nothing behind; its columns are the source's,
+ * declared from the catalog so that creating it asks nothing of the
+ * source.
  */
-static void
+static int64
 stage_fill(TableLoad *tl, bool lower_bound, Datum *bounds)
 {
 	StringInfoData sql;
@@ -720,25 +745,16 @@ stage_fill(TableLoad *tl, bool lower_bound, Datum *bounds)
 	int			ret;
 
 	initStringInfo(&sql);
-	if (tl->stage == NULL)
-	{
-		tl->stage = MemoryContextStrdup(TopMemoryContext,
-										psprintf("pg_temp.migrate_stage_%u", tl->target));
-		appendStringInfo(&sql,
-						 "DROP TABLE IF EXISTS %s; "
-						 "CREATE TEMP TABLE migrate_stage_%u AS "
-						 "SELECT s.*, 0::bigint AS __migrate_rn FROM %s AS s LIMIT 0",
-						 tl->stage, tl->target, tl->source);
-		spi_exec(sql.data, SPI_OK_UTILITY);
-		resetStringInfo(&sql);
-	}
+	if (tl->stage_coldefs)
+		appendStringInfo(&sql, "CREATE TEMP TABLE migrate_stage_%u (%s, __migrate_rn bigint) ON COMMIT DROP",
+						 tl->target, tl->stage_coldefs);
 	else
-	{
-		appendStringInfo(&sql, "TRUNCATE %s", tl->stage);
-		spi_exec(sql.data, SPI_OK_UTILITY);
-		resetStringInfo(&sql);
-	}
+		appendStringInfo(&sql, "CREATE TEMP TABLE migrate_stage_%u ON COMMIT DROP AS "
+						 "SELECT s.*, 0::bigint AS __migrate_rn FROM %s AS s LIMIT 0",
+						 tl->target, tl->source);
+	spi_exec(sql.data, SPI_OK_UTILITY);
 
+	resetStringInfo(&sql);
 	appendStringInfo(&sql, "INSERT INTO %s SELECT s.*, row_number() OVER () FROM %s AS s"
 					 " WHERE (%s) <= $2", tl->stage, tl->source, tl->key_expr);
 	if (lower_bound)
@@ -748,6 +764,7 @@ stage_fill(TableLoad *tl, bool lower_bound, Datum *bounds)
 	ret = SPI_execute_with_args(sql.data, 2, argtypes, bounds, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "filling the stage table failed: %s", SPI_result_code_string(ret));
+	return (int64) SPI_processed;
 }
 
 /* Record row rn of the stage as refused by the target with edata. */
@@ -825,8 +842,8 @@ stage_bisect(TableLoad *tl, int64 lo, int64 hi, MigrateCounts *counts)
 }
 
 /* A key value from its text form (checkpoints and range bounds are text). */
-static Datum
-key_from_text(TableLoad *tl, const char *text, MemoryContext cxt)
+Datum
+migrate_key_from_text(TableLoad *tl, const char *text, MemoryContext cxt)
 {
 	Oid			infunc;
 	Oid			ioparam;
@@ -839,8 +856,8 @@ key_from_text(TableLoad *tl, const char *text, MemoryContext cxt)
 	return d;
 }
 
-static char *
-key_to_text(TableLoad *tl, Datum d)
+char *
+migrate_key_to_text(TableLoad *tl, Datum d)
 {
 	Oid			outfunc;
 	bool		isvarlena;
@@ -873,165 +890,427 @@ append_bounds(TableLoad *tl, StringInfo sql, bool has_lo, Datum lo, bool has_hi,
 	}
 }
 
-/*
- * Cut a table of the run into key ranges (units of work), up to 2 per
- * worker when the table has more than a batch of keys: an integer key by
- * arithmetic on [min, max] of the source, any other key at its quantiles.
- * One worker gives one range.  Needs SPI and the planning transaction.
- */
-void
-migrate_plan_ranges(MigrateWork *w, Oid target)
+/* where the load of a range stands between two batches */
+struct RangeCursor
 {
-	TableLoad  *tl = palloc0(sizeof(TableLoad));
-	int			nranges = 1;
-	int64		kmin = 0,
-				kmax = 0;
-	bool		have_keys = false;
-	List	   *bounds = NIL;	/* cut points (text): range r is (bound r-1, bound r] */
+	MemoryContext cxt;			/* the range's context: keys kept across batches */
+	Datum		range_lo;		/* the range's start (u->lo), if it has one */
+	Datum		range_hi;		/* non-integer keys: the range's end, if any */
+	Datum		last_hi;		/* upper bound of the last batch */
+	bool		have_last;		/* last_hi is set: batches say "key > $1" */
+	bool		done;			/* the range is read */
+	int64		int_lo;			/* integer keys: where the next batch starts */
+	int64		int_max;		/* the range's greatest key */
+	int64		step;			/* keys per batch, adapted to the key density */
+	int16		key_len;		/* the key type's typlen and typbyval, read in */
+	bool		key_byval;		/* a transaction (range_begin) */
+};
+
+/* Start a transaction with SPI and a snapshot: one per batch. */
+static void
+begin_txn(void)
+{
 	int			ret;
-	Oid			argtypes[6] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
-	Datum		args[6];
-	char		nulls[6] = "      ";
-	MemoryContext cxt = CurrentMemoryContext;
 
-	tl->target = target;
-	load_describe(tl, w->plan);
-	MemoryContextSwitchTo(cxt);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
 
-	if (tl->int_key && w->parallel > 1)
+static void
+commit_txn(void)
+{
+	int			ret;
+
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
+ * Dry run: the batch's rows go to an empty copy of the target (same
+ * columns, defaults, constraints and unique indexes; no foreign keys) that
+ * lives as long as the transaction, so nothing is left behind, whatever
+ * happens to it.
+ */
+static void
+create_dry_target(TableLoad *tl)
+{
+	spi_exec(psprintf("CREATE TEMP TABLE migrate_dry_%u"
+					  " (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
+					  " INCLUDING INDEXES INCLUDING GENERATED INCLUDING IDENTITY) ON COMMIT DROP",
+					  tl->target, tl->target_name),
+			 SPI_OK_UTILITY);
+}
+
+/*
+ * Prepare the statements of the range's batches, kept until the range
+ * ends (range_release): the batch statement with and without a lower
+ * bound, the reject fill, and for non-integer keys the statements that
+ * find where a batch ends (the batch_size-th key, within the range).
+ */
+static void
+prepare_range_statements(TableLoad *tl, MigrateUnit *u, int64 batch_size)
+{
+	Oid			argtypes[2] = {tl->key_type, tl->key_type};
+	StringInfoData head;
+	char	   *tail;
+
+	tl->batch_next = spi_prepare_keep(build_batch_sql(tl, false, true), 2, argtypes);
+	tl->batch_first = spi_prepare_keep(build_batch_sql(tl, false, false), 2, argtypes);
+	if (tl->rule_names != NIL)
+		prepare_reject_fill(tl);
+	if (tl->int_key)
+		return;
+
+	initStringInfo(&head);
+	appendStringInfo(&head, "SELECT (SELECT k FROM (SELECT (%s) AS k FROM %s AS s WHERE (%s) IS NOT NULL",
+					 tl->key_expr, tl->source, tl->key_expr);
+	if (u->hi)
+		appendStringInfo(&head, " AND (%s) <= $2", tl->key_expr);
+	if (tl->filter)
+		appendStringInfo(&head, " AND (%s)", tl->filter);
+	tail = psprintf(" ORDER BY 1 LIMIT " INT64_FORMAT ") b" MIGRATE_LAST_KEY_OF_SUBQUERY, batch_size);
+	tl->bound_first = spi_prepare_keep(psprintf("%s%s", head.data, tail), 2, argtypes);
+	tl->bound_next = spi_prepare_keep(psprintf("%s AND (%s) > $1%s", head.data, tl->key_expr, tail),
+									  2, argtypes);
+}
+
+/*
+ * Integer keys: what is left of the range, as min and max of its keys
+ * (pushed down; count(*) as in units.c), sets where the first batch
+ * starts, or that the range is done.
+ */
+static void
+find_int_range(TableLoad *tl, MigrateUnit *u, RangeCursor *c)
+{
+	StringInfoData sql;
+	Datum		bargs[2];
+	Oid			btypes[2];
+	int			nargs = 0;
+	bool		isnull;
+	Datum		d;
+	int			ret;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint%s FROM %s AS s WHERE true",
+					 tl->key_expr, tl->key_expr, tl->minmax_count ? ", count(*)" : "",
+					 tl->source);
+	append_bounds(tl, &sql, c->have_last, c->last_hi, u->hi != NULL,
+				  u->hi ? migrate_key_from_text(tl, u->hi, c->cxt) : (Datum) 0,
+				  bargs, btypes, &nargs);
+	if (tl->filter)
+		appendStringInfo(&sql, " AND (%s)", tl->filter);
+	ret = SPI_execute_with_args(sql.data, nargs, btypes, bargs, NULL, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the key range of %s failed: %s", tl->source,
+			 SPI_result_code_string(ret));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
 	{
-		StringInfoData sql;
+		c->done = true;			/* nothing (more) in this range */
+		return;
+	}
+	c->int_max = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 2, &isnull));
+	if (c->have_last)
+		c->int_lo = key_to_int64(tl, c->last_hi);
+	else if (pg_sub_s64_overflow(DatumGetInt64(d), 1, &c->int_lo))
+		c->int_lo = PG_INT64_MIN;	/* the first batch has no lower bound */
+}
 
-		initStringInfo(&sql);
-		/*
-		 * count(*) keeps the planner from turning min and max into two
-		 * "ORDER BY key LIMIT 1" scans, which mysql_fdw ships without the
-		 * LIMIT (MariaDB then sorts the table twice); as one aggregate every
-		 * FDW that can pushes it down.
-		 */
-		appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint%s FROM %s AS s",
-						 tl->key_expr, tl->key_expr, tl->minmax_count ? ", count(*)" : "",
-						 tl->source);
-		if (tl->filter)
-			appendStringInfo(&sql, " WHERE (%s)", tl->filter);
-		ret = SPI_execute(sql.data, false, 1);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "reading the key range of %s failed: %s", tl->source,
-				 SPI_result_code_string(ret));
+/*
+ * The range's first transaction: describe the table, prepare its
+ * statements, and find where the first batch starts: after the unit's
+ * checkpoint, else after the range's start.
+ */
+static void
+range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
+{
+	MemoryContext oldcxt;
+
+	begin_txn();
+	oldcxt = MemoryContextSwitchTo(c->cxt);
+	migrate_load_describe(tl, w->plan);
+	Assert(CurrentMemoryContext == c->cxt);
+	tl->into = w->dry_run ? psprintf("pg_temp.migrate_dry_%u", u->target) : tl->target_name;
+	tl->stage = psprintf("pg_temp.migrate_stage_%u", u->target);
+	MemoryContextSwitchTo(oldcxt);
+
+	if (u->lo)
+		c->range_lo = migrate_key_from_text(tl, u->lo, c->cxt);
+	if (u->last_key)
+		c->last_hi = migrate_key_from_text(tl, u->last_key, c->cxt);
+	else if (u->lo)
+		c->last_hi = c->range_lo;
+	c->have_last = u->last_key || u->lo;
+	if (u->hi && !tl->int_key)
+		c->range_hi = migrate_key_from_text(tl, u->hi, c->cxt);
+	get_typlenbyval(tl->key_type, &c->key_len, &c->key_byval);
+
+	/* the batch statements of a dry run are prepared against its table */
+	if (w->dry_run)
+		create_dry_target(tl);
+	migrate_route_begin(w->run_id, u->target, tl->rule_names, tl->rule_on_fail, tl->rule_exprs);
+	prepare_range_statements(tl, u, w->batch_size);
+	if (tl->int_key)
+		find_int_range(tl, u, c);
+	commit_txn();
+}
+
+/*
+ * The bounds of the next batch: bounds[0] is its lower bound (when
+ * c->have_last), bounds[1] its upper bound.  Returns false when no key is
+ * left above the last batch (non-integer keys; the range is read).
+ */
+static bool
+batch_bounds(TableLoad *tl, RangeCursor *c, Datum *bounds)
+{
+	bool		isnull;
+	MemoryContext oldcxt;
+	int			ret;
+
+	if (tl->int_key)
+	{
+		int64		hi;
+
+		if (pg_add_s64_overflow(c->int_lo, c->step, &hi) || hi > c->int_max)
+			hi = c->int_max;
+		bounds[0] = c->have_last ? int64_to_key(tl, c->int_lo) : (Datum) 0;
+		bounds[1] = int64_to_key(tl, hi);
+		return true;
+	}
+
+	bounds[0] = c->last_hi;
+	bounds[1] = c->range_hi;
+	ret = SPI_execute_plan(c->have_last ? tl->bound_next : tl->bound_first,
+						   bounds, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "finding the next batch of %s failed: %s", tl->source,
+			 SPI_result_code_string(ret));
+	bounds[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return false;
+	/* the bound lives in SPI memory: copy it out for the next batch */
+	oldcxt = MemoryContextSwitchTo(c->cxt);
+	bounds[1] = datumCopy(bounds[1], c->key_byval, c->key_len);
+	MemoryContextSwitchTo(oldcxt);
+	return true;
+}
+
+/*
+ * Load one batch: the batch statement, and when a row of it is refused,
+ * the stage table and its bisection (the good rows load, the bad ones are
+ * rejected).  Sets *batch to the batch's counts.  In the batch's
+ * transaction.
+ */
+static void
+load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
+		   MigrateCounts *batch)
+{
+	ErrorData  *edata = NULL;
+	int64		reject_hwm = 0;
+	int64		nstage;
+
+	if (tl->reject_fill)
+		reject_hwm = reject_high_water(tl);
+	if (attempt(tl, plan, bounds, batch, &edata))
+	{
+		if (tl->reject_fill && batch->rejected + batch->warned > 0)
+			fill_reject_rows(tl, reject_hwm);
+		return;
+	}
+
+	/* a row of this batch was refused: find it, load the rest */
+	elog(DEBUG1, "batch of %s failed (%s), isolating bad rows",
+		 tl->target_name, edata->message);
+	FreeErrorData(edata);
+	nstage = stage_fill(tl, lower_bound, bounds);
+	if (tl->stage_batch == NULL)
+	{
+		Oid			rntypes[2] = {INT8OID, INT8OID};
+
+		tl->stage_batch = spi_prepare_keep(build_batch_sql(tl, true, false), 2, rntypes);
+	}
+	memset(batch, 0, sizeof(*batch));
+	if (nstage > 0)
+		stage_bisect(tl, 1, nstage, batch);
+}
+
+/*
+ * After a committed batch (outside a transaction: no catalog access here):
+ * its upper bound is where the next one starts;
+ * integer keys adapt the step to the key density seen (sparse keys get
+ * wider ranges, never more than 8 times wider per batch).
+ */
+static void
+advance(TableLoad *tl, RangeCursor *c, Datum *bounds, const MigrateCounts *batch,
+		int64 batch_size)
+{
+	if (!c->key_byval && c->have_last && c->last_hi != c->range_lo)
+		pfree(DatumGetPointer(c->last_hi));
+	c->last_hi = bounds[1];
+	c->have_last = true;
+
+	if (tl->int_key)
+	{
+		int64		hi = key_to_int64(tl, bounds[1]);
+		int64		span = hi - c->int_lo;
+
+		if (hi >= c->int_max)
+			c->done = true;
+		c->int_lo = hi;
+		if (batch->read == 0)
+			c->step = c->step > PG_INT64_MAX / 8 ? PG_INT64_MAX : c->step * 8;
+		else
 		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			double		want = (double) span * batch_size / batch->read;
 
-			if (!isnull)
-			{
-				have_keys = true;
-				kmin = DatumGetInt64(d);
-				kmax = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-			}
-		}
-		if (have_keys)
-		{
-			/* the span in keys, as a double: max - min may not fit an int64 */
-			double		span = (double) kmax - (double) kmin + 1;
-			double		width;
-
-			nranges = (int) Min((double) w->parallel * 2, Max(1.0, span / w->batch_size));
-			width = span / nranges;
-			for (int r = 1; r < nranges; r++)
-				bounds = lappend(bounds, psprintf(INT64_FORMAT, (int64) (kmin - 1 + width * r)));
+			c->step = (int64) Max(1.0, Min(want, (double) c->step * 8));
 		}
 	}
+}
+
+/*
+ * One batch, in one transaction: stop if the run says so (returns the
+ * state the unit stopped in), else find the batch's bounds, load it and
+ * checkpoint it.  Sets c->done when the range is read.
+ */
+static const char *
+range_batch(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
+{
+	MigrateCounts batch = {0};
+	Datum		bounds[2];
+	bool		lower_bound = c->have_last;
+	SPIPlanPtr	plan = c->have_last ? tl->batch_next : tl->batch_first;
+	const char *stopped;
+
+	CHECK_FOR_INTERRUPTS();
+	begin_txn();
+	stopped = w->should_stop(w);
+	if (stopped)
+	{
+		migrate_catalog_unit_stopped(w->run_id, u, stopped);
+		commit_txn();
+		return stopped;
+	}
+	if (!batch_bounds(tl, c, bounds))
+	{
+		commit_txn();
+		c->done = true;
+		return NULL;
+	}
+
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("migrate run " INT64_FORMAT ": %s range %d, batch after " INT64_FORMAT " rows",
+									w->run_id, tl->target_name, u->range_no, tl->total.read));
+	if (w->dry_run)
+		create_dry_target(tl);
+	load_batch(tl, plan, lower_bound, bounds, &batch);
 
 	/*
-	 * Any other key: cut at key quantiles, found by reading the keys alone
-	 * in key order, rows / nranges at a time (ORDER BY and LIMIT are pushed
-	 * down where the FDW can).  Only the boundaries are kept.
+	 * The checkpoint, in the batch's transaction.  It only applies while
+	 * this worker owns the unit: a worker that lost it (the run was
+	 * resumed elsewhere) fails here and its batch rolls back.
 	 */
-	if (!tl->int_key && w->parallel > 1)
-	{
-		StringInfoData sql;
-		int64		rows;
-		bool		isnull;
-		Datum		last = (Datum) 0;
-		SPIPlanPtr	next_bound;
-		Oid			ktypes[1] = {tl->key_type};
+	migrate_catalog_unit_checkpoint(w->run_id, u, &batch, migrate_key_to_text(tl, bounds[1]),
+									tl->target_name);
 
-		initStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT count(*) FROM %s AS s WHERE (%s) IS NOT NULL",
-						 tl->source, tl->key_expr);
-		if (tl->filter)
-			appendStringInfo(&sql, " AND (%s)", tl->filter);
-		ret = SPI_execute(sql.data, false, 1);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "counting the rows of %s failed: %s", tl->source,
-				 SPI_result_code_string(ret));
-		rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		nranges = (int) Min((int64) w->parallel * 2, Max((int64) 1, rows / w->batch_size));
-		if (nranges > 1)
-		{
-			resetStringInfo(&sql);
-			appendStringInfo(&sql, "SELECT (SELECT k FROM (SELECT (%s) AS k FROM %s AS s"
-							 " WHERE (%s) IS NOT NULL AND ($1 IS NULL OR (%s) > $1)",
-							 tl->key_expr, tl->source, tl->key_expr, tl->key_expr);
-			if (tl->filter)
-				appendStringInfo(&sql, " AND (%s)", tl->filter);
-			appendStringInfo(&sql, " ORDER BY 1 LIMIT " INT64_FORMAT ") b" LAST_KEY_OF_SUBQUERY,
-							 rows / nranges);
-			next_bound = SPI_prepare(sql.data, 1, ktypes);
-			if (next_bound == NULL)
-				elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql.data);
-			for (int r = 1; r < nranges; r++)
-			{
-				char		nulls1[1] = {bounds == NIL ? 'n' : ' '};
-				Datum		args1[1] = {last};
+	/* the batch's memory is still held here: sample the peak */
+	migrate_worker_sample_memory();
+	commit_txn();
 
-				ret = SPI_execute_plan(next_bound, args1, nulls1, false, 1);
-				if (ret != SPI_OK_SELECT || SPI_processed != 1)
-					elog(ERROR, "finding the key ranges of %s failed: %s", tl->source,
-						 SPI_result_code_string(ret));
-				last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-				if (isnull)
-					break;
-				{
-					MemoryContext old = MemoryContextSwitchTo(cxt);
-					char	   *text = key_to_text(tl, last);
+	add_counts(&tl->total, &batch);
+	advance(tl, c, bounds, &batch, w->batch_size);
+	return NULL;
+}
 
-					bounds = lappend(bounds, text);
-					last = key_from_text(tl, text, cxt);
-					MemoryContextSwitchTo(old);
-				}
-			}
-		}
-	}
+/*
+ * Trust no FDW: an independent count of the range (up to its last
+ * committed batch; rows with a NULL key count in range 1, they are never
+ * read) against the rows the range read, over all its sessions.  Then the
+ * unit is done.  One transaction.
+ */
+static void
+range_finish(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
+{
+	Oid			argtypes[3] = {INT8OID, OIDOID, INT4OID};
+	Datum		args[3];
+	int64		source_count;
+	int64		rows_read;
+	char	   *upper;
+	StringInfoData sql;
+	Datum		cargs[2];
+	Oid			ctypes[2];
+	int			nargs = 0;
+	bool		isnull;
+	int			ret;
 
-	nranges = list_length(bounds) + 1;
+	begin_txn();
 	args[0] = Int64GetDatum(w->run_id);
-	args[1] = ObjectIdGetDatum(target);
-	for (int r = 1; r <= nranges; r++)
-	{
-		args[2] = Int32GetDatum(r);
-		nulls[3] = r > 1 ? ' ' : 'n';
-		nulls[4] = r < nranges ? ' ' : 'n';
-		if (r > 1)
-			args[3] = CStringGetTextDatum(list_nth(bounds, r - 2));
-		if (r < nranges)
-			args[4] = CStringGetTextDatum(list_nth(bounds, r - 1));
-		ret = SPI_execute_with_args("INSERT INTO migrate.run_range (run_id, target, range_no, lo, hi)"
-									" VALUES ($1, $2, $3, $4, $5)",
-									5, argtypes, args, nulls, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "inserting into migrate.run_range failed: %s", SPI_result_code_string(ret));
-	}
+	args[1] = ObjectIdGetDatum(u->target);
+	args[2] = Int32GetDatum(u->range_no);
+	ret = SPI_execute_with_args("SELECT rows_read, last_key FROM migrate.run_range"
+								" WHERE run_id = $1 AND target = $2 AND range_no = $3",
+								3, argtypes, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading migrate.run_range failed: %s", SPI_result_code_string(ret));
+	rows_read = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	upper = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (upper == NULL)
+		upper = u->hi;
 
-	/* the planner's estimate of the source, for percent and ETA */
-	ret = SPI_execute_with_args("UPDATE migrate.run_table SET estimated_rows ="
-								"  (SELECT nullif(reltuples, -1)::bigint FROM pg_catalog.pg_class"
-								"    WHERE oid = (SELECT source FROM migrate.table_map m JOIN migrate.run r"
-								"                   ON r.plan = m.plan WHERE r.run_id = $1 AND m.target = $2)::regclass)"
-								" WHERE run_id = $1 AND target = $2",
-								2, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT count(*) FROM %s AS s WHERE ((true", tl->source);
+	append_bounds(tl, &sql, u->lo != NULL, c->range_lo, upper != NULL,
+				  upper ? migrate_key_from_text(tl, upper, c->cxt) : (Datum) 0,
+				  cargs, ctypes, &nargs);
+	appendStringInfoChar(&sql, ')');
+	if (u->range_no == 1)
+		appendStringInfo(&sql, " OR (%s) IS NULL", tl->key_expr);
+	appendStringInfoChar(&sql, ')');
+	if (tl->filter)
+		appendStringInfo(&sql, " AND (%s)", tl->filter);
+	ret = SPI_execute_with_args(sql.data, nargs, ctypes, cargs, NULL, true, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "counting the rows of %s failed: %s", tl->source,
+			 SPI_result_code_string(ret));
+	source_count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+	if (source_count != rows_read)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("source %s returned " INT64_FORMAT " rows for table %s but count(*) says " INT64_FORMAT,
+						tl->source, rows_read, tl->target_name, source_count),
+				 errdetail("Rows whose key is NULL are never read; the source may also have changed during the run, or the foreign data wrapper dropped rows."),
+				 errhint("Check the source, then run migrate_run() again (mode upsert or skip_existing keeps loaded rows).")));
+
+	migrate_catalog_unit_done(w->run_id, u, source_count);
+	commit_txn();
+}
+
+/*
+ * Give back what a range holds outside its memory context: the routing
+ * state and the kept statements.  On success and on error (before the
+ * failed transaction is aborted; nothing here needs it).
+ */
+static void
+range_release(TableLoad *tl)
+{
+	SPIPlanPtr *plans[] = {&tl->batch_first, &tl->batch_next, &tl->bound_first,
+		&tl->bound_next, &tl->stage_batch, &tl->reject_hwm, &tl->reject_keys,
+	&tl->reject_fill};
+
+	migrate_route_end();
+	for (size_t i = 0; i < lengthof(plans); i++)
+	{
+		if (*plans[i])
+			SPI_freeplan(*plans[i]);
+		*plans[i] = NULL;
+	}
 }
 
 /*
@@ -1039,435 +1318,50 @@ migrate_plan_ranges(MigrateWork *w, Oid target)
  * transaction, with the unit claimed; runs one transaction per batch,
  * continuing after the unit's checkpoint, and ends with an independent
  * count of the range.  Returns NULL when the range is done, or the state it
- * stopped in ("cancelled", "interrupted") between two batches.
+ * stopped in ("cancelled", "interrupted") between two batches.  Everything
+ * the range holds is in its own memory context, deleted on the way out,
+ * also when an error leaves (the error's transaction is then the caller's
+ * to abort); its temp tables live no longer than a transaction.
  */
 const char *
 migrate_load_range(MigrateWork *w, MigrateUnit *u)
 {
-	MemoryContext tablecxt = AllocSetContextCreate(TopMemoryContext, "migrate table",
+	MemoryContext rangecxt = AllocSetContextCreate(TopMemoryContext, "migrate range",
 												   ALLOCSET_DEFAULT_SIZES);
-	MemoryContext oldcxt;
-	TableLoad  *tl;
-	bool		done = false;
-	const char *stopped = NULL;
-	int64		int_lo = 0,
-				int_max = 0,
-				step;
-	Datum		range_lo = (Datum) 0;
-	Datum		range_hi = (Datum) 0;	/* non-integer keys: the range's end */
-	Datum		last_hi = (Datum) 0;	/* upper bound of the last batch */
-	bool		have_last = false;
+	TableLoad  *tl = MemoryContextAllocZero(rangecxt, sizeof(TableLoad));
+	RangeCursor *c = MemoryContextAllocZero(rangecxt, sizeof(RangeCursor));
 	ErrorContextCallback errcallback;
-	int			ret;
-	int64		batch_size = w->batch_size;
+	const char *volatile stopped = NULL;
 
-	oldcxt = MemoryContextSwitchTo(tablecxt);
-	tl = palloc0(sizeof(TableLoad));
-	errcallback.callback = load_error_context;
-	errcallback.arg = tl;
-	errcallback.previous = error_context_stack;
-	error_context_stack = &errcallback;
 	tl->run_id = w->run_id;
 	tl->target = u->target;
 	tl->dry_run = w->dry_run;
-	tl->batch_size = batch_size;
-	step = batch_size;
-	MemoryContextSwitchTo(oldcxt);
+	tl->batch_size = w->batch_size;
+	c->cxt = rangecxt;
+	c->step = w->batch_size;
 
-	/* describe, prepare, find where to start: one transaction */
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	PushActiveSnapshot(GetTransactionSnapshot());
+	PG_TRY();
 	{
-		Oid			argtypes[2];
+		/* pushed inside: PG_END_TRY puts back the stack PG_TRY saw */
+		errcallback.callback = load_error_context;
+		errcallback.arg = tl;
+		errcallback.previous = error_context_stack;
+		error_context_stack = &errcallback;
 
-		oldcxt = MemoryContextSwitchTo(tablecxt);
-		load_describe(tl, w->plan);
-		Assert(CurrentMemoryContext == tablecxt);
-		if (w->dry_run)
-			tl->into = psprintf("pg_temp.migrate_dry_%u", u->target);
-		else
-			tl->into = tl->target_name;
-		MemoryContextSwitchTo(oldcxt);
+		range_begin(w, u, tl, c);
+		while (!c->done && stopped == NULL)
+			stopped = range_batch(w, u, tl, c);
+		if (stopped == NULL)
+			range_finish(w, u, tl, c);
 
-		if (u->lo)
-			range_lo = key_from_text(tl, u->lo, tablecxt);
-		/* continue after the checkpoint, else after the range's start */
-		if (u->last_key)
-			last_hi = key_from_text(tl, u->last_key, tablecxt);
-		else if (u->lo)
-			last_hi = range_lo;
-		have_last = u->last_key || u->lo;
-
-		if (w->dry_run)
-		{
-			/* same columns, defaults, constraints and unique indexes; no FKs */
-			spi_exec(psprintf("DROP TABLE IF EXISTS %s; CREATE TEMP TABLE migrate_dry_%u"
-							  " (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
-							  " INCLUDING INDEXES INCLUDING GENERATED INCLUDING IDENTITY)",
-							  tl->into, u->target, tl->target_name),
-					 SPI_OK_UTILITY);
-		}
-
-		migrate_route_begin(w->run_id, u->target, tl->rule_names, tl->rule_on_fail, tl->rule_exprs);
-
-		argtypes[0] = argtypes[1] = tl->key_type;
-		tl->batch_next = spi_prepare_keep(build_batch_sql(tl, false, true), 2, argtypes);
-		tl->batch_first = spi_prepare_keep(build_batch_sql(tl, false, false), 2, argtypes);
-		if (tl->rule_names != NIL)
-			prepare_reject_fill(tl);
-		if (!tl->int_key)
-		{
-			StringInfoData sql;
-
-			/* where a batch ends: the batch_size-th key, within the range */
-			initStringInfo(&sql);
-			appendStringInfo(&sql, "SELECT (SELECT k FROM (SELECT (%s) AS k FROM %s AS s WHERE (%s) IS NOT NULL",
-							 tl->key_expr, tl->source, tl->key_expr);
-			if (u->hi)
-				appendStringInfo(&sql, " AND (%s) <= $2", tl->key_expr);
-			if (tl->filter)
-				appendStringInfo(&sql, " AND (%s)", tl->filter);
-			appendStringInfo(&sql, "%%s ORDER BY 1 LIMIT " INT64_FORMAT ") b" LAST_KEY_OF_SUBQUERY,
-							 batch_size);
-			tl->bound_first = spi_prepare_keep(psprintf(sql.data, ""), 2, argtypes);
-			tl->bound_next = spi_prepare_keep(psprintf(sql.data,
-													   psprintf(" AND (%s) > $1", tl->key_expr)),
-											  2, argtypes);
-			if (u->hi)
-				range_hi = key_from_text(tl, u->hi, tablecxt);
-		}
-		else
-		{
-			/* what is left of the range: min and max, pushed down */
-			StringInfoData sql;
-			Datum		bargs[2];
-			Oid			btypes[2];
-			int			nargs = 0;
-			bool		isnull;
-			Datum		d;
-
-			initStringInfo(&sql);
-			/* count(*): see migrate_plan_ranges */
-			appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint%s FROM %s AS s WHERE true",
-							 tl->key_expr, tl->key_expr, tl->minmax_count ? ", count(*)" : "",
-							 tl->source);
-			append_bounds(tl, &sql, have_last, last_hi, u->hi != NULL,
-						  u->hi ? key_from_text(tl, u->hi, tablecxt) : (Datum) 0,
-						  bargs, btypes, &nargs);
-			if (tl->filter)
-				appendStringInfo(&sql, " AND (%s)", tl->filter);
-			ret = SPI_execute_with_args(sql.data, nargs, btypes, bargs, NULL, false, 1);
-			if (ret != SPI_OK_SELECT || SPI_processed != 1)
-				elog(ERROR, "reading the key range of %s failed: %s", tl->source,
-					 SPI_result_code_string(ret));
-			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			if (isnull)
-				done = true;	/* nothing (more) in this range */
-			else
-			{
-				int64		kmin = DatumGetInt64(d);
-
-				int_max = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													  SPI_tuptable->tupdesc, 2, &isnull));
-				if (have_last)
-					int_lo = key_to_int64(tl, last_hi);
-				else if (pg_sub_s64_overflow(kmin, 1, &int_lo))
-					int_lo = PG_INT64_MIN;	/* the first batch has no lower bound */
-			}
-		}
+		error_context_stack = errcallback.previous;
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-
-	while (!done)
+	PG_FINALLY();
 	{
-		MigrateCounts batch = {0};
-		Datum		bounds[2];
-		bool		lower_bound;
-		ErrorData  *edata = NULL;
-		char	   *hi_text;
-		SPIPlanPtr	plan;
-		int64		reject_hwm = 0;
-
-		CHECK_FOR_INTERRUPTS();
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-		PushActiveSnapshot(GetTransactionSnapshot());
-
-		stopped = migrate_work_should_stop(w);
-		if (stopped)
-		{
-			migrate_unit_stopped(w, u, stopped);
-			SPI_finish();
-			PopActiveSnapshot();
-			CommitTransactionCommand();
-			break;
-		}
-
-		/* where does this batch end? */
-		if (tl->int_key)
-		{
-			int64		hi;
-
-			if (pg_add_s64_overflow(int_lo, step, &hi) || hi > int_max)
-				hi = int_max;
-			bounds[0] = have_last ? int64_to_key(tl, int_lo) : (Datum) 0;
-			bounds[1] = int64_to_key(tl, hi);
-			lower_bound = have_last;
-			plan = have_last ? tl->batch_next : tl->batch_first;
-		}
-		else
-		{
-			bool		isnull;
-
-			lower_bound = have_last;
-			bounds[0] = last_hi;
-			bounds[1] = range_hi;
-			ret = SPI_execute_plan(have_last ? tl->bound_next : tl->bound_first,
-								   bounds, NULL, true, 1);
-			if (ret != SPI_OK_SELECT || SPI_processed != 1)
-				elog(ERROR, "finding the next batch of %s failed: %s", tl->source,
-					 SPI_result_code_string(ret));
-			bounds[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			if (isnull)
-			{
-				/* no key above the last batch: the range is read */
-				SPI_finish();
-				PopActiveSnapshot();
-				CommitTransactionCommand();
-				break;
-			}
-			/* the bound lives in SPI memory: copy it out for the next batch */
-			{
-				int16		typlen;
-				bool		typbyval;
-
-				get_typlenbyval(tl->key_type, &typlen, &typbyval);
-				oldcxt = MemoryContextSwitchTo(tablecxt);
-				bounds[1] = datumCopy(bounds[1], typbyval, typlen);
-				MemoryContextSwitchTo(oldcxt);
-			}
-			plan = have_last ? tl->batch_next : tl->batch_first;
-		}
-
-		pgstat_report_activity(STATE_RUNNING,
-							   psprintf("migrate run " INT64_FORMAT ": %s range %d, batch after " INT64_FORMAT " rows",
-										w->run_id, tl->target_name, u->range_no, tl->total.read));
-
-		if (tl->reject_fill)
-			reject_hwm = reject_high_water(tl);
-		if (attempt(tl, plan, bounds, &batch, &edata))
-		{
-			if (tl->reject_fill && batch.rejected + batch.warned > 0)
-				fill_reject_rows(tl, reject_hwm);
-		}
-		else
-		{
-			/* a row of this batch was refused: find it, load the rest */
-			int64		nstage;
-
-			elog(DEBUG1, "batch of %s failed (%s), isolating bad rows",
-				 tl->target_name, edata->message);
-			FreeErrorData(edata);
-			stage_fill(tl, lower_bound, bounds);
-			nstage = SPI_processed;
-			if (tl->stage_batch == NULL)
-			{
-				Oid			rntypes[2] = {INT8OID, INT8OID};
-
-				tl->stage_batch = spi_prepare_keep(build_batch_sql(tl, true, false), 2, rntypes);
-			}
-			memset(&batch, 0, sizeof(batch));
-			if (nstage > 0)
-				stage_bisect(tl, 1, nstage, &batch);
-		}
-
-		/*
-		 * The checkpoint, in the batch's transaction.  It only applies while
-		 * this worker owns the unit: a worker that lost it (the run was
-		 * resumed elsewhere) fails here and its batch rolls back.
-		 */
-		{
-			Oid			argtypes[11] = {INT8OID, OIDOID, INT8OID, INT8OID, INT8OID,
-			INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID, BOOLOID};
-			Datum		args[11];
-
-			hi_text = key_to_text(tl, bounds[1]);
-			args[0] = Int64GetDatum(w->run_id);
-			args[1] = ObjectIdGetDatum(u->target);
-			args[2] = Int64GetDatum(batch.read);
-			args[3] = Int64GetDatum(batch.written);
-			args[4] = Int64GetDatum(batch.rejected);
-			args[5] = Int64GetDatum(batch.skipped);
-			args[6] = Int64GetDatum(batch.warned);
-			args[7] = CStringGetTextDatum(hi_text);
-			args[8] = Int32GetDatum(u->range_no);
-			args[9] = Int32GetDatum(MyProcPid);
-			args[10] = BoolGetDatum(w->dry_run);
-			ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET rows_read = rows_read + $3,"
-										"   rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
-										"   rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
-										"   batches = batches + 1, last_key = $8"
-										"   WHERE run_id = $1 AND target = $2 AND range_no = $9"
-										"     AND worker_pid = $10 AND state = 'running' RETURNING 1)"
-										" UPDATE migrate.run_table SET rows_read = rows_read + $3,"
-										" rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
-										" rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
-										" batches = batches + 1, last_key = $8"
-										" WHERE run_id = $1 AND target = $2 AND EXISTS (SELECT 1 FROM u)",
-										10, argtypes, args, NULL, false, 0);
-			if (ret != SPI_OK_UPDATE)
-				elog(ERROR, "checkpoint of %s failed: %s", tl->target_name,
-					 SPI_result_code_string(ret));
-			if (SPI_processed != 1)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("range %d of table %s in run " INT64_FORMAT " is no longer owned by this worker",
-								u->range_no, tl->target_name, w->run_id),
-						 errdetail("The run was resumed or stopped by another worker; this batch is rolled back."),
-						 errhint("Only one worker may own a range.")));
-			if (w->dry_run)
-				spi_exec(psprintf("TRUNCATE %s", tl->into), SPI_OK_UTILITY);
-		}
-
-		/* the batch's memory is still held here: sample the peak */
-		migrate_worker_sample_memory();
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-
-		add_counts(&tl->total, &batch);
-		if (have_last && !tl->int_key && last_hi != range_lo)
-			pfree(DatumGetPointer(last_hi));
-		last_hi = bounds[1];
-		have_last = true;
-
-		if (tl->int_key)
-		{
-			int64		got = batch.read;
-			int64		span = key_to_int64(tl, bounds[1]) - int_lo;
-
-			if (key_to_int64(tl, bounds[1]) >= int_max)
-				done = true;
-			int_lo = key_to_int64(tl, bounds[1]);
-
-			/*
-			 * Adapt the step to the key density seen: sparse keys get wider
-			 * ranges, never more than 8 times wider per batch.
-			 */
-			if (got == 0)
-				step = step > PG_INT64_MAX / 8 ? PG_INT64_MAX : step * 8;
-			else
-			{
-				double		want = (double) span * batch_size / got;
-
-				step = (int64) Max(1.0, Min(want, (double) step * 8));
-			}
-		}
+		range_release(tl);
+		MemoryContextDelete(rangecxt);
 	}
-
-	/*
-	 * Trust no FDW: an independent count of the range (up to its last
-	 * committed batch; rows with a NULL key count in range 1, they are
-	 * never read) against the rows the range read, over all its sessions.
-	 */
-	if (!stopped)
-	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-		PushActiveSnapshot(GetTransactionSnapshot());
-		{
-			Oid			argtypes[3] = {INT8OID, OIDOID, INT4OID};
-			Datum		args[3];
-			int64		source_count;
-			int64		rows_read;
-			char	   *upper;
-			StringInfoData sql;
-			Datum		cargs[2];
-			Oid			ctypes[2];
-			int			nargs = 0;
-			bool		isnull;
-
-			args[0] = Int64GetDatum(w->run_id);
-			args[1] = ObjectIdGetDatum(u->target);
-			args[2] = Int32GetDatum(u->range_no);
-			ret = SPI_execute_with_args("SELECT rows_read, last_key FROM migrate.run_range"
-										" WHERE run_id = $1 AND target = $2 AND range_no = $3",
-										3, argtypes, args, NULL, false, 1);
-			if (ret != SPI_OK_SELECT || SPI_processed != 1)
-				elog(ERROR, "reading migrate.run_range failed: %s", SPI_result_code_string(ret));
-			rows_read = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			upper = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-			if (upper == NULL)
-				upper = u->hi;
-			if (upper)
-				upper = MemoryContextStrdup(tablecxt, upper);
-
-			initStringInfo(&sql);
-			appendStringInfo(&sql, "SELECT count(*) FROM %s AS s WHERE ((true", tl->source);
-			append_bounds(tl, &sql, u->lo != NULL, range_lo, upper != NULL,
-						  upper ? key_from_text(tl, upper, tablecxt) : (Datum) 0,
-						  cargs, ctypes, &nargs);
-			appendStringInfoChar(&sql, ')');
-			if (u->range_no == 1)
-				appendStringInfo(&sql, " OR (%s) IS NULL", tl->key_expr);
-			appendStringInfoChar(&sql, ')');
-			if (tl->filter)
-				appendStringInfo(&sql, " AND (%s)", tl->filter);
-			ret = SPI_execute_with_args(sql.data, nargs, ctypes, cargs, NULL, true, 0);
-			if (ret != SPI_OK_SELECT || SPI_processed != 1)
-				elog(ERROR, "counting the rows of %s failed: %s", tl->source,
-					 SPI_result_code_string(ret));
-			source_count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													   SPI_tuptable->tupdesc, 1, &isnull));
-			if (source_count != rows_read)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_ERROR),
-						 errmsg("source %s returned " INT64_FORMAT " rows for table %s but count(*) says " INT64_FORMAT,
-								tl->source, rows_read, tl->target_name, source_count),
-						 errdetail("Rows whose key is NULL are never read; the source may also have changed during the run, or the foreign data wrapper dropped rows."),
-						 errhint("Check the source, then run migrate_run() again (mode upsert or skip_existing keeps loaded rows).")));
-
-			migrate_unit_done(w, u, source_count);
-			if (tl->stage)
-				spi_exec(psprintf("DROP TABLE IF EXISTS %s", tl->stage), SPI_OK_UTILITY);
-			if (w->dry_run)
-				spi_exec(psprintf("DROP TABLE IF EXISTS %s", tl->into), SPI_OK_UTILITY);
-		}
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-
-	error_context_stack = errcallback.previous;
-	migrate_route_end();
-	if (tl->batch_first)
-		SPI_freeplan(tl->batch_first);
-	if (tl->batch_next)
-		SPI_freeplan(tl->batch_next);
-	if (tl->bound_first)
-		SPI_freeplan(tl->bound_first);
-	if (tl->bound_next)
-		SPI_freeplan(tl->bound_next);
-	if (tl->stage_batch)
-		SPI_freeplan(tl->stage_batch);
-	if (tl->reject_fill)
-	{
-		SPI_freeplan(tl->reject_hwm);
-		SPI_freeplan(tl->reject_keys);
-		SPI_freeplan(tl->reject_fill);
-	}
-	if (tl->stage)
-		pfree(tl->stage);
-	MemoryContextDelete(tablecxt);
+	PG_END_TRY();
 	return stopped;
 }
 
@@ -1502,7 +1396,7 @@ migrate_batch_statement(PG_FUNCTION_ARGS)
 	tl->target = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1, &isnull));
 	MemoryContextSwitchTo(cxt);
-	load_describe(tl, plan);
+	migrate_load_describe(tl, plan);
 	tl->into = tl->target_name;
 	sql = build_batch_sql(tl, false, true);
 	if ((ret = SPI_finish()) != SPI_OK_FINISH)

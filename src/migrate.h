@@ -5,9 +5,13 @@
  *
  * src/migrate.c	_PG_init, GUCs, ending a failed subtransaction, version check
  * src/launch.c		migrate_run(): checks, worker start, waiting, relaying
- * src/worker.c		the background worker: run bookkeeping, table order
- * src/load.c		the batch engine: key ranges of a table, batches of a range
+ * src/worker.c		the background workers: coordinator and helpers, their loop
+ * src/catalog.c	the only writer of run, run_table, run_range, event: the
+ *					state machine of runs, tables and units
+ * src/units.c		cutting a table of a run into key ranges (units)
+ * src/load.c		the batch engine: a table's description, batches of a range
  * src/defer.c		index and foreign key deferral: drop, rebuild, re-validate
+ * src/progress.c	a worker's progress lines and peak memory
  * src/copysrc.c	binary COPY reader of postgres_fdw sources (and its connection)
  * src/verify.c		both sides of a comparison at once (verify, diff)
  * src/route.c		per-row routing of the batch statement (rules, counters)
@@ -21,6 +25,7 @@
 
 #include "postgres.h"
 
+#include "nodes/pg_list.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
 #include "utils/resowner.h"
@@ -109,6 +114,14 @@ typedef struct MigrateWork
 	bool		dry_run;
 	int			batch_size;
 	int			parallel;
+
+	/*
+	 * Should this worker stop at this batch boundary?  Set by worker.c, the
+	 * owner of the workers; called by the loaders (load.c) between batches,
+	 * with SPI and a transaction.  Returns "cancelled", "interrupted" or
+	 * NULL; may raise (the coordinator, when another worker failed).
+	 */
+	const char *(*should_stop) (struct MigrateWork *w);
 } MigrateWork;
 
 /* one claimed unit of a run (migrate.run_range row) */
@@ -125,6 +138,70 @@ typedef struct MigrateUnit
 	bool		only_unit;		/* the table's single unit */
 } MigrateUnit;
 
+/* a table whose units all succeeded (catalog.c, for worker.c's progress line) */
+typedef struct MigrateTableDone
+{
+	char	   *target;			/* regclass text */
+	MigrateCounts counts;		/* the table's totals (warned not set) */
+	double		seconds;		/* from its start to its last unit's end */
+	int64		units;
+} MigrateTableDone;
+
+/*
+ * Everything known about a table being loaded (load.c; units.c reads the
+ * description part to cut the table into ranges).
+ */
+typedef struct MigrateTableLoad
+{
+	/* the description, filled by migrate_load_describe */
+	int64		run_id;
+	Oid			target;
+	char	   *target_name;	/* regclass text, quoted as needed */
+	char	   *source;			/* quoted, schema-qualified */
+	char	   *filter;			/* NULL or SQL over s */
+	char	   *mode;			/* insert, upsert, skip_existing */
+	bool		dry_run;
+	int64		batch_size;
+	char	   *into;			/* where rows go: target, or a temp table */
+
+	List	   *cols;			/* target column names (char *) */
+	List	   *exprs;			/* their source expressions */
+	List	   *types;			/* their type names, without typmod */
+	List	   *keycols;		/* key column names */
+	char	   *key_expr;		/* source expression of the leading key column */
+	Oid			key_type;		/* its type */
+	bool		int_key;		/* int2/int4/int8: cut by arithmetic */
+	bool		count_passes;	/* skip_existing: count every row read */
+	bool		minmax_count;	/* ask min and max with count(*): see units.c */
+	bool		copy_path;		/* batches read by migrate._copy_source() */
+	char	   *copy_key;		/* its key column (a source column name) */
+	char	   *copy_coldefs;	/* "col type, ..." of the source */
+	char	   *stage_coldefs;	/* the same with collations: the stage table */
+
+	List	   *rule_names;
+	List	   *rule_on_fail;
+	List	   *rule_exprs;
+
+	/* the load's statements (load.c), kept until the range ends */
+	struct _SPI_plan *batch_first;	/* non-integer keys: batch with no lower bound */
+	struct _SPI_plan *batch_next;	/* key > $1 AND key <= $2 */
+	struct _SPI_plan *bound_first;	/* non-integer keys: where a batch ends */
+	struct _SPI_plan *bound_next;
+	struct _SPI_plan *reject_hwm;	/* highest reject_id so far */
+	struct _SPI_plan *reject_keys;	/* keys of rejects still without their row */
+	struct _SPI_plan *reject_fill;	/* fetch those rows by key, store them */
+	struct _SPI_plan *stage_batch;	/* rn BETWEEN $1 AND $2 on the stage table */
+	char	   *stage;			/* stage table name, once a batch needed it */
+
+	MigrateCounts total;
+} MigrateTableLoad;
+
+/*
+ * The greatest key of the subquery "b" (key order), NULL when it is empty:
+ * not max(), which some ordered key types (uuid before PostgreSQL 16) lack.
+ */
+#define MIGRATE_LAST_KEY_OF_SUBQUERY " ORDER BY k DESC LIMIT 1)"
+
 #define MIGRATE_MAX_PARALLEL	64
 
 /* GUCs (migrate.c) */
@@ -139,14 +216,53 @@ extern void migrate_check_version(void);
 /* worker.c */
 extern PGDLLEXPORT void migrate_worker_main(Datum main_arg);
 extern PGDLLEXPORT void migrate_helper_main(Datum main_arg);
+
+/* progress.c */
 extern void migrate_worker_notice(MigrateRunShared *shared, const char *fmt,...) pg_attribute_printf(2, 3);
-extern const char *migrate_work_should_stop(MigrateWork *w);
-extern void migrate_unit_done(MigrateWork *w, MigrateUnit *u, int64 source_count);
-extern void migrate_unit_stopped(MigrateWork *w, MigrateUnit *u, const char *state);
+extern void migrate_worker_sample_memory(void);
+extern int64 migrate_worker_peak_memory_kb(void);
+
+/*
+ * catalog.c: every write of run, run_table, run_range and event.  Each
+ * needs SPI connected and a transaction (see catalog.c).
+ */
+extern int64 migrate_catalog_run_start(const MigrateRunShared *shared);
+extern void migrate_catalog_run_resume(int64 run_id, const char *plan);
+extern int	migrate_catalog_interrupt_dead_runs(const char *plan);
+extern void migrate_catalog_run_planned(int64 run_id);
+extern void migrate_catalog_run_end(int64 run_id, const char *state, int64 peak_memory_kb);
+extern void migrate_catalog_run_fail(int64 run_id, const char *state, Oid target,
+									 const char *message, int sqlerrcode, int64 peak_memory_kb);
+extern bool migrate_catalog_request_cancel(int64 run_id, bool by_worker);
+extern void migrate_catalog_event(int64 run_id, const char *plan, const char *event,
+								  const char *details);
+extern void migrate_catalog_table_started(int64 run_id, Oid target);
+extern List *migrate_catalog_tables_succeeded(int64 run_id);
+extern void migrate_catalog_table_estimate(int64 run_id, Oid target);
+extern void migrate_catalog_add_load_unit(int64 run_id, Oid target, int range_no,
+										  const char *lo, const char *hi);
+extern void migrate_catalog_add_deferred_unit(int64 run_id, Oid target, int range_no,
+											  const char *kind, const char *definition,
+											  const char *check_sql);
+extern bool migrate_catalog_claim_unit(int64 run_id, MigrateUnit *u, MemoryContext cxt,
+									   bool *nothing_left);
+extern void migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u,
+											const MigrateCounts *batch, const char *last_key,
+											const char *target_name);
+extern void migrate_catalog_unit_orphans(int64 run_id, const MigrateUnit *u, int64 orphans);
+extern void migrate_catalog_unit_done(int64 run_id, const MigrateUnit *u, int64 source_count);
+extern void migrate_catalog_unit_stopped(int64 run_id, const MigrateUnit *u, const char *state);
+extern void migrate_catalog_unit_failed(int64 run_id, Oid target, const char *message,
+										int sqlerrcode);
+
+/* units.c */
+extern void migrate_plan_ranges(MigrateWork *w, Oid target);
 
 /* load.c */
 extern const char *migrate_load_range(MigrateWork *w, MigrateUnit *u);
-extern void migrate_plan_ranges(MigrateWork *w, Oid target);
+extern void migrate_load_describe(MigrateTableLoad *tl, const char *plan);
+extern Datum migrate_key_from_text(MigrateTableLoad *tl, const char *text, MemoryContext cxt);
+extern char *migrate_key_to_text(MigrateTableLoad *tl, Datum d);
 
 /* defer.c */
 extern void migrate_defer_table(MigrateWork *w, Oid target);
@@ -163,8 +279,6 @@ extern void migrate_route_insert_reject(const char *source_key, Datum source_row
 										bool source_row_null, const char *reason,
 										const char *message, const char *detail,
 										bool loaded);
-
-extern void migrate_worker_sample_memory(void);
 
 /* copysrc.c: the kept connection to a postgres_fdw source (libpq's PGconn) */
 extern struct pg_conn *migrate_source_connect(Oid ftrelid);

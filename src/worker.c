@@ -3,18 +3,20 @@
  * worker.c
  *	  The background workers of a run: its coordinator and its helpers.
  *
- * The coordinator owns the run's bookkeeping: it takes the plan's advisory
- * lock for the whole run (one run per plan; a second one is refused; a run
- * whose lock nobody holds is dead, see migrate._reap), marks runs of the
- * plan that a crash or a kill left "running" as interrupted, commits the run
+ * The coordinator drives the run: it takes the plan's advisory lock for
+ * the whole run (one run per plan; a second one is refused; a run whose
+ * lock nobody holds is dead, see migrate._reap), marks runs of the plan
+ * that a crash or a kill left "running" as interrupted, commits the run
  * row and one run_table row per table in foreign-key order, then cuts the
- * tables into units (run_range: key ranges, and deferred index and foreign
- * key rebuilds) and starts parallel - 1 helpers.  Coordinator and helpers
- * then run the same loop: claim the next pending unit whose tables of lower
- * foreign-key depth are all done (FOR UPDATE SKIP LOCKED), work it (load.c,
- * defer.c), repeat.  migrate_resume() starts a coordinator on an existing
- * run: units not succeeded go back to pending and continue from their
- * checkpoints.
+ * tables into units (units.c: key ranges; defer.c: deferred index and
+ * foreign key rebuilds) and starts parallel - 1 helpers.  Coordinator and
+ * helpers then run the same loop: claim the next pending unit whose tables
+ * of lower foreign-key depth are all done (FOR UPDATE SKIP LOCKED), work
+ * it (load.c, defer.c), repeat.  migrate_resume() starts a coordinator on
+ * an existing run: units not succeeded go back to pending and continue
+ * from their checkpoints.  Every state change is written by catalog.c;
+ * the loaders ask this file whether to stop only through the callback
+ * MigrateWork.should_stop, so they never call back into it.
  *
  * Every catalog touch is its own transaction.  An error in a helper marks
  * its unit failed; the coordinator sees that at its next check, stops the
@@ -58,6 +60,7 @@ static void stop_helpers(void);
 static const char *work_loop(MigrateWork *w);
 static bool claim_unit(MigrateWork *w, MigrateUnit *u, MemoryContext cxt, bool *nothing_left);
 static void sweep_tables(MigrateWork *w);
+static const char *work_should_stop(MigrateWork *w);
 static void worker_finish_run(MigrateWork *w, const char *state);
 static void worker_fail_run(MigrateWork *w, ErrorData *edata);
 static void worker_report(MigrateRunShared *shared, MigratePhase phase, int64 run_id,
@@ -67,7 +70,6 @@ static void end_catalog_txn(void);
 static void connect_worker(Oid database_id, Oid role_id, const char *search_path);
 
 static Oid	current_target = InvalidOid;	/* table being worked on, for failures */
-static int64 peak_anon_kb = 0;	/* highest RssAnon seen */
 
 /* coordinator: its helpers */
 static BackgroundWorkerHandle *helper_handles[MIGRATE_MAX_PARALLEL];
@@ -100,60 +102,6 @@ end_catalog_txn(void)
 	CommitTransactionCommand();
 }
 
-/*
- * Sample this process's private memory (RssAnon) and keep the peak.  The
- * bulk of a backend's RSS is shared buffers, which say nothing about how
- * much the run itself holds.
- */
-void
-migrate_worker_sample_memory(void)
-{
-	FILE	   *f = fopen("/proc/self/status", "r");
-	char		line[256];
-
-	if (f == NULL)
-		return;
-	while (fgets(line, sizeof(line), f))
-	{
-		long		kb;
-
-		if (sscanf(line, "RssAnon: %ld kB", &kb) == 1)
-		{
-			if (kb > peak_anon_kb)
-				peak_anon_kb = kb;
-			break;
-		}
-	}
-	fclose(f);
-}
-
-/*
- * Queue a progress line for the waiting backend (which prints it as a
- * NOTICE) and write it to the server log.
- */
-void
-migrate_worker_notice(MigrateRunShared *shared, const char *fmt,...)
-{
-	char		buf[MIGRATE_NOTICE_MAXLEN];
-	va_list		ap;
-	Latch	   *latch;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-
-	elog(LOG, "migrate: %s", buf);
-
-	SpinLockAcquire(&shared->mutex);
-	strlcpy(shared->notices[shared->notices_written % MIGRATE_NOTICE_SLOTS], buf,
-			MIGRATE_NOTICE_MAXLEN);
-	shared->notices_written++;
-	latch = shared->caller_latch;
-	SpinLockRelease(&shared->mutex);
-	if (latch)
-		SetLatch(latch);
-}
-
 
 /*
  * Should this worker stop at this batch boundary?  Returns "cancelled"
@@ -162,8 +110,8 @@ migrate_worker_notice(MigrateRunShared *shared, const char *fmt,...)
  * coordinator raises instead: another worker's error, or a helper gone.
  * Needs SPI and a transaction.
  */
-const char *
-migrate_work_should_stop(MigrateWork *w)
+static const char *
+work_should_stop(MigrateWork *w)
 {
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(w->run_id)};
@@ -180,14 +128,7 @@ migrate_work_should_stop(MigrateWork *w)
 		if (requested)
 		{
 			/* the caller's wait was cancelled: say so where migrate_cancel would */
-			ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET cancel_requested = true"
-										"   WHERE run_id = $1 AND NOT cancel_requested RETURNING run_id, plan, run_by)"
-										" INSERT INTO migrate.event (run_id, plan, actor, event, details)"
-										" SELECT run_id, plan, run_by, 'cancel requested', 'the waiting migrate_run() call was cancelled' FROM r",
-										1, argtypes, args, NULL, false, 0);
-			if (ret != SPI_OK_INSERT)
-				elog(ERROR, "recording the cancel of run " INT64_FORMAT " failed: %s", w->run_id,
-					 SPI_result_code_string(ret));
+			(void) migrate_catalog_request_cancel(w->run_id, true);
 			/* helpers see the flag in the catalog */
 			return "cancelled";
 		}
@@ -261,63 +202,6 @@ migrate_work_should_stop(MigrateWork *w)
 	return NULL;
 }
 
-/*
- * A unit succeeded: record it, and add its source count to its table.
- * Needs SPI and a transaction (the unit's last one).
- */
-void
-migrate_unit_done(MigrateWork *w, MigrateUnit *u, int64 source_count)
-{
-	Oid			argtypes[5] = {INT8OID, OIDOID, INT4OID, INT4OID, INT8OID};
-	Datum		args[5];
-	char		nulls[5] = "     ";
-	int			ret;
-
-	args[0] = Int64GetDatum(w->run_id);
-	args[1] = ObjectIdGetDatum(u->target);
-	args[2] = Int32GetDatum(u->range_no);
-	args[3] = Int32GetDatum(MyProcPid);
-	args[4] = Int64GetDatum(source_count);
-	nulls[4] = source_count < 0 ? 'n' : ' ';
-	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET state = 'succeeded',"
-								"   finished_at = clock_timestamp(), source_count = $5"
-								"   WHERE run_id = $1 AND target = $2 AND range_no = $3"
-								"     AND worker_pid = $4 AND state = 'running' RETURNING 1)"
-								" UPDATE migrate.run_table SET source_count = CASE WHEN $5 IS NULL"
-								"   THEN source_count ELSE coalesce(source_count, 0) + $5 END"
-								" WHERE run_id = $1 AND target = $2 AND EXISTS (SELECT 1 FROM u)",
-								5, argtypes, args, nulls, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "recording the end of a unit failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("unit %d of table %s in run " INT64_FORMAT " was taken over by another worker",
-						u->range_no, get_rel_name(u->target), w->run_id),
-				 errhint("Only one worker may own a unit; this one stops.")));
-}
-
-/* A unit stopped between batches (cancelled, or interrupted). */
-void
-migrate_unit_stopped(MigrateWork *w, MigrateUnit *u, const char *state)
-{
-	Oid			argtypes[5] = {INT8OID, OIDOID, INT4OID, INT4OID, TEXTOID};
-	Datum		args[5];
-	int			ret;
-
-	args[0] = Int64GetDatum(w->run_id);
-	args[1] = ObjectIdGetDatum(u->target);
-	args[2] = Int32GetDatum(u->range_no);
-	args[3] = Int32GetDatum(MyProcPid);
-	args[4] = CStringGetTextDatum(state);
-	ret = SPI_execute_with_args("UPDATE migrate.run_range SET state = $5, finished_at = clock_timestamp()"
-								" WHERE run_id = $1 AND target = $2 AND range_no = $3"
-								"   AND worker_pid = $4 AND state = 'running'",
-								5, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "recording a stopped unit failed: %s", SPI_result_code_string(ret));
-}
-
 /* Tell the launching backend where the run stands, and wake it. */
 static void
 worker_report(MigrateRunShared *shared, MigratePhase phase, int64 run_id,
@@ -353,7 +237,8 @@ worker_report(MigrateRunShared *shared, MigratePhase phase, int64 run_id,
 /*
  * Take the plan's lock (session level, held until the run ends), or raise
  * "already running".  Needs SPI and a transaction.  Then marks runs of the
- * plan still "running" as interrupted: their worker is gone.
+ * plan still "running" as interrupted: their worker is gone (the same
+ * transition migrate._reap makes for runs whose lock nobody holds).
  */
 static bool
 take_plan_lock(const char *plan)
@@ -388,17 +273,7 @@ take_plan_lock(const char *plan)
 	}
 
 	/* we hold the lock: any run still "running" died without finishing */
-	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = 'interrupted',"
-								"   finished_at = now(), error = 'the worker ended without finishing (server crash or terminated)'"
-								" WHERE run_id IN (SELECT run_id FROM migrate.run WHERE plan = $1 AND state = 'running'"
-								"                   FOR UPDATE SKIP LOCKED) RETURNING run_id),"
-								" g AS (UPDATE migrate.run_range u SET state = 'interrupted' FROM r"
-								"   WHERE u.run_id = r.run_id AND u.state IN ('pending', 'running'))"
-								" UPDATE migrate.run_table t SET state = 'interrupted' FROM r"
-								" WHERE t.run_id = r.run_id AND t.state IN ('pending', 'running')",
-								1, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "marking interrupted runs failed: %s", SPI_result_code_string(ret));
+	(void) migrate_catalog_interrupt_dead_runs(plan);
 	return true;
 }
 
@@ -408,73 +283,11 @@ take_plan_lock(const char *plan)
 static int64
 worker_start_run(MigrateRunShared *shared)
 {
-	Oid			argtypes[8] = {TEXTOID, INT4OID, INT4OID, BOOLOID, TEXTOID, TEXTOID, INT4OID, TEXTOID};
-	Datum		args[8];
-	char		nulls[8] = "        ";
-	bool		isnull;
 	int64		run_id;
-	int			ret;
 
 	begin_catalog_txn();
 	take_plan_lock(shared->plan);
-
-	args[0] = CStringGetTextDatum(shared->plan);
-	args[1] = Int32GetDatum(MyProcPid);
-	args[2] = Int32GetDatum(shared->batch_size);
-	args[3] = BoolGetDatum(shared->dry_run);
-	args[4] = CStringGetTextDatum(shared->mode);
-	args[5] = shared->has_tables ? CStringGetTextDatum(shared->tables) : (Datum) 0;
-	nulls[5] = shared->has_tables ? ' ' : 'n';
-	args[6] = Int32GetDatum(shared->parallel);
-	args[7] = CStringGetTextDatum(shared->search_path);
-	ret = SPI_execute_with_args("INSERT INTO migrate.run (plan, mode, dry_run, worker_pid, batch_size, tables,"
-								"                         parallel, search_path, defer_indexes)"
-								" SELECT $1, $5, $4, $2, $3, (SELECT array_agg(o::regclass::text) FROM unnest($6::oid[]) o),"
-								"        $7, $8, coalesce((options->>'defer_indexes')::boolean, false)"
-								"   FROM migrate.plan WHERE plan_name = $1"
-								" RETURNING run_id",
-								8, argtypes, args, nulls, false, 0);
-	if (ret != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "inserting into migrate.run failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("migration plan \"%s\" does not exist", shared->plan),
-				 errhint("It was dropped after migrate_run() was called.")));
-	run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-
-	/*
-	 * Tables in foreign-key order: a table's depth is the longest chain of
-	 * plan tables it references; parents load before children.  Cycles are
-	 * cut where they close (their rows may then be refused and rejected).
-	 */
-	args[1] = Int64GetDatum(run_id);
-	argtypes[1] = INT8OID;
-	ret = SPI_execute_with_args("WITH RECURSIVE t AS ("
-								"   SELECT target::oid AS rel, source FROM migrate.table_map"
-								"    WHERE plan = $1 AND ($6::oid[] IS NULL OR target::oid = ANY ($6::oid[]))),"
-								" e AS (SELECT DISTINCT conrelid AS child, confrelid AS parent"
-								"   FROM pg_catalog.pg_constraint WHERE contype = 'f'"
-								"    AND conrelid IN (SELECT rel FROM t) AND confrelid IN (SELECT rel FROM t)"
-								"    AND conrelid <> confrelid),"
-								" d(rel, depth, path) AS ("
-								"   SELECT rel, 0, ARRAY[rel] FROM t"
-								"   UNION ALL"
-								"   SELECT e.child, d.depth + 1, d.path || e.child FROM d JOIN e ON e.parent = d.rel"
-								"    WHERE e.child <> ALL (d.path))"
-								" INSERT INTO migrate.run_table (run_id, target, source, load_order, depth)"
-								" SELECT $2, t.rel, t.source, row_number() OVER (ORDER BY o.depth, t.rel::regclass::text), o.depth"
-								"   FROM t JOIN (SELECT rel, max(depth) AS depth FROM d GROUP BY rel) o USING (rel)",
-								6, argtypes, args, nulls, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "inserting into migrate.run_table failed: %s", SPI_result_code_string(ret));
-
-	ret = SPI_execute_with_args("INSERT INTO migrate.event (run_id, plan, event, details)"
-								" VALUES ($2, $1, 'run started', $5 || CASE WHEN $4 THEN ', dry run' ELSE '' END)",
-								6, argtypes, args, nulls, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "inserting into migrate.event failed: %s", SPI_result_code_string(ret));
-
+	run_id = migrate_catalog_run_start(shared);
 	end_catalog_txn();
 	return run_id;
 }
@@ -487,42 +300,9 @@ worker_start_run(MigrateRunShared *shared)
 static void
 worker_resume_run(MigrateRunShared *shared)
 {
-	Oid			argtypes[3] = {INT8OID, INT4OID, TEXTOID};
-	Datum		args[3];
-	char	   *state;
-	int			ret;
-
 	begin_catalog_txn();
 	take_plan_lock(shared->plan);
-	args[0] = Int64GetDatum(shared->resume_run_id);
-	args[1] = Int32GetDatum(MyProcPid);
-	ret = SPI_execute_with_args("SELECT state FROM migrate.run WHERE run_id = $1 FOR UPDATE",
-								1, argtypes, args, NULL, false, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("migration run " INT64_FORMAT " does not exist", shared->resume_run_id)));
-	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	args[2] = CStringGetTextDatum(state);
-	if (strcmp(state, "succeeded") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("migration run " INT64_FORMAT " of plan \"%s\" succeeded: there is nothing to resume",
-						shared->resume_run_id, shared->plan),
-				 errhint("Start a new run with migrate_run().")));
-	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = 'running', finished_at = NULL, error = NULL,"
-								"   cancel_requested = false, resumes = resumes + 1, worker_pid = $2"
-								"   WHERE run_id = $1 RETURNING run_id, plan),"
-								" u AS (UPDATE migrate.run_range SET state = 'pending', worker_pid = NULL, error = NULL,"
-								"   sqlstate = NULL, finished_at = NULL WHERE run_id = $1 AND state <> 'succeeded'),"
-								" t AS (UPDATE migrate.run_table SET state = 'pending', error = NULL, finished_at = NULL"
-								"   WHERE run_id = $1 AND state <> 'succeeded')"
-								" INSERT INTO migrate.event (run_id, plan, event, details)"
-								" SELECT run_id, plan, 'run resumed', 'from state ' || $3 FROM r",
-								3, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "resuming run " INT64_FORMAT " failed: %s", shared->resume_run_id,
-			 SPI_result_code_string(ret));
+	migrate_catalog_run_resume(shared->resume_run_id, shared->plan);
 	end_catalog_txn();
 }
 
@@ -570,10 +350,7 @@ worker_plan_units(MigrateWork *w)
 			migrate_defer_table(w, targets[i]);
 	}
 	current_target = InvalidOid;
-	ret = SPI_execute_with_args("UPDATE migrate.run SET planned = true WHERE run_id = $1",
-								1, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "updating migrate.run failed: %s", SPI_result_code_string(ret));
+	migrate_catalog_run_planned(w->run_id);
 	end_catalog_txn();
 	migrate_worker_notice(w->shared, "run " INT64_FORMAT " of plan \"%s\": %d table%s, %d worker%s%s",
 						  w->run_id, w->plan, ntargets, ntargets == 1 ? "" : "s",
@@ -640,85 +417,16 @@ stop_helpers(void)
 }
 
 /*
- * Claim the next unit this worker may work on: pending, every table of
- * lower foreign-key depth done, and for index/fk units every key range of
- * its own table done.  Sets *nothing_left when no unit is pending or
- * running (and the run has been cut into units).  Needs SPI and a
- * transaction; the unit's strings are copied into cxt.
+ * Claim the next unit this worker may work on (see
+ * migrate_catalog_claim_unit); its table is running from then on.  Needs
+ * SPI and a transaction; the unit's strings are copied into cxt.
  */
 static bool
 claim_unit(MigrateWork *w, MigrateUnit *u, MemoryContext cxt, bool *nothing_left)
 {
-	Oid			argtypes[2] = {INT8OID, INT4OID};
-	Datum		args[2];
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	int			ret;
-
-	args[0] = Int64GetDatum(w->run_id);
-	args[1] = Int32GetDatum(MyProcPid);
-	ret = SPI_execute_with_args("UPDATE migrate.run_range u SET state = 'running', worker_pid = $2,"
-								"       started_at = coalesce(u.started_at, clock_timestamp()), finished_at = NULL"
-								" WHERE (u.run_id, u.target, u.range_no) = ("
-								"   SELECT c.run_id, c.target, c.range_no"
-								"     FROM migrate.run_range c JOIN migrate.run_table t USING (run_id, target)"
-								"    WHERE c.run_id = $1 AND c.state = 'pending'"
-								"      AND NOT EXISTS (SELECT 1 FROM migrate.run_range d"
-								"                        JOIN migrate.run_table dt USING (run_id, target)"
-								"                       WHERE d.run_id = $1 AND dt.depth < t.depth AND d.state <> 'succeeded')"
-								"      AND (c.kind = 'load' OR NOT EXISTS (SELECT 1 FROM migrate.run_range l"
-								"            WHERE l.run_id = $1 AND l.target = c.target AND l.kind = 'load'"
-								"              AND l.state <> 'succeeded'))"
-								"    ORDER BY t.load_order, c.range_no"
-								"    LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
-								" RETURNING u.target::oid, u.range_no, u.kind, u.lo, u.hi, u.last_key,"
-								"           u.definition, u.check_sql,"
-								"           (SELECT count(*) FROM migrate.run_range o"
-								"             WHERE o.run_id = u.run_id AND o.target = u.target) = 1",
-								2, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "claiming a unit of run " INT64_FORMAT " failed: %s", w->run_id,
-			 SPI_result_code_string(ret));
-	*nothing_left = false;
-	if (SPI_processed == 0)
-	{
-		ret = SPI_execute_with_args("SELECT r.planned AND NOT EXISTS (SELECT 1 FROM migrate.run_range u"
-									"  WHERE u.run_id = r.run_id AND u.state IN ('pending', 'running'))"
-									"  FROM migrate.run r WHERE r.run_id = $1",
-									1, argtypes, args, NULL, false, 1);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "reading migrate.run_range failed: %s", SPI_result_code_string(ret));
-		*nothing_left = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!migrate_catalog_claim_unit(w->run_id, u, cxt, nothing_left))
 		return false;
-	}
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	memset(u, 0, sizeof(*u));
-	u->target = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-	u->range_no = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-		char	   *v;
-
-		u->kind = pstrdup(SPI_getvalue(tup, desc, 3));
-		u->lo = (v = SPI_getvalue(tup, desc, 4)) ? pstrdup(v) : NULL;
-		u->hi = (v = SPI_getvalue(tup, desc, 5)) ? pstrdup(v) : NULL;
-		u->last_key = (v = SPI_getvalue(tup, desc, 6)) ? pstrdup(v) : NULL;
-		u->definition = (v = SPI_getvalue(tup, desc, 7)) ? pstrdup(v) : NULL;
-		u->check_sql = (v = SPI_getvalue(tup, desc, 8)) ? pstrdup(v) : NULL;
-		u->only_unit = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
-		MemoryContextSwitchTo(old);
-	}
-
-	args[1] = ObjectIdGetDatum(u->target);
-	argtypes[1] = OIDOID;
-	ret = SPI_execute_with_args("UPDATE migrate.run_table SET state = 'running',"
-								" started_at = coalesce(started_at, clock_timestamp())"
-								" WHERE run_id = $1 AND target = $2 AND state <> 'running'",
-								2, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
+	migrate_catalog_table_started(w->run_id, u->target);
 	return true;
 }
 
@@ -728,42 +436,22 @@ claim_unit(MigrateWork *w, MigrateUnit *u, MemoryContext cxt, bool *nothing_left
 static void
 sweep_tables(MigrateWork *w)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(w->run_id)};
-	int			ret;
+	List	   *done;
+	ListCell   *lc;
 
 	begin_catalog_txn();
-	ret = SPI_execute_with_args("UPDATE migrate.run_table t SET state = 'succeeded',"
-								"       finished_at = (SELECT max(u.finished_at) FROM migrate.run_range u"
-								"                       WHERE u.run_id = t.run_id AND u.target = t.target)"
-								" WHERE t.run_id = $1 AND t.state <> 'succeeded'"
-								"   AND EXISTS (SELECT 1 FROM migrate.run_range u"
-								"                WHERE u.run_id = t.run_id AND u.target = t.target)"
-								"   AND NOT EXISTS (SELECT 1 FROM migrate.run_range u"
-								"                WHERE u.run_id = t.run_id AND u.target = t.target AND u.state <> 'succeeded')"
-								" RETURNING t.target::text, t.rows_read, t.rows_written, t.rows_rejected, t.rows_skipped,"
-								"   extract(epoch FROM t.finished_at - t.started_at)::float8,"
-								"   (SELECT count(*) FROM migrate.run_range u WHERE u.run_id = t.run_id AND u.target = t.target)",
-								1, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
-	for (uint64 i = 0; i < SPI_processed; i++)
+	done = migrate_catalog_tables_succeeded(w->run_id);
+	foreach(lc, done)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int64		nread = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		double		secs = DatumGetFloat8(SPI_getbinval(tup, desc, 6, &isnull));
-		int64		units = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+		MigrateTableDone *t = lfirst(lc);
 
 		migrate_worker_notice(w->shared,
 							  "loaded %s: " INT64_FORMAT " read, " INT64_FORMAT " %s, " INT64_FORMAT " rejected, " INT64_FORMAT " skipped in %.1f s (%.0f rows/s%s" INT64_FORMAT " unit%s)",
-							  SPI_getvalue(tup, desc, 1), nread,
-							  DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)),
+							  t->target, t->counts.read, t->counts.written,
 							  w->dry_run ? "would be written" : "written",
-							  DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull)),
-							  DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull)),
-							  secs, secs > 0 ? nread / secs : 0.0, ", ", units, units == 1 ? "" : "s");
+							  t->counts.rejected, t->counts.skipped,
+							  t->seconds, t->seconds > 0 ? t->counts.read / t->seconds : 0.0,
+							  ", ", t->units, t->units == 1 ? "" : "s");
 	}
 	end_catalog_txn();
 }
@@ -788,7 +476,7 @@ work_loop(MigrateWork *w)
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(unitcxt);
 		begin_catalog_txn();
-		stop = migrate_work_should_stop(w);
+		stop = w->should_stop(w);
 		if (stop)
 		{
 			end_catalog_txn();
@@ -830,27 +518,9 @@ work_loop(MigrateWork *w)
 static void
 worker_finish_run(MigrateWork *w, const char *state)
 {
-	Oid			argtypes[3] = {INT8OID, TEXTOID, INT8OID};
-	Datum		args[3];
-	int			ret;
-
 	migrate_worker_sample_memory();
 	begin_catalog_txn();
-	args[0] = Int64GetDatum(w->run_id);
-	args[1] = CStringGetTextDatum(state);
-	args[2] = Int64GetDatum(peak_anon_kb);
-	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = $2, finished_at = now(),"
-								"   peak_memory_kb = greatest(peak_memory_kb, $3) WHERE run_id = $1 RETURNING plan),"
-								" g AS (UPDATE migrate.run_range SET state = 'cancelled'"
-								"   WHERE run_id = $1 AND state IN ('pending', 'running')),"
-								" t AS (UPDATE migrate.run_table SET state = 'cancelled'"
-								"   WHERE run_id = $1 AND state IN ('pending', 'running'))"
-								" INSERT INTO migrate.event (run_id, plan, event)"
-								" SELECT $1, plan, 'run ' || $2 FROM r",
-								3, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "recording the end of run " INT64_FORMAT " failed: %s", w->run_id,
-			 SPI_result_code_string(ret));
+	migrate_catalog_run_end(w->run_id, state, migrate_worker_peak_memory_kb());
 	end_catalog_txn();
 
 	migrate_worker_notice(w->shared, "run " INT64_FORMAT " %s", w->run_id, state);
@@ -869,37 +539,12 @@ worker_fail_run(MigrateWork *w, ErrorData *edata)
 	{
 		PG_TRY();
 		{
-			Oid			argtypes[7] = {INT8OID, TEXTOID, OIDOID, INT8OID, TEXTOID, INT4OID, TEXTOID};
-			Datum		args[7];
-			int			ret;
-
 			migrate_worker_sample_memory();
 			begin_catalog_txn();
-			args[0] = Int64GetDatum(w->run_id);
-			args[1] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
-			args[2] = ObjectIdGetDatum(current_target);
-			args[3] = Int64GetDatum(peak_anon_kb);
-			args[4] = CStringGetTextDatum(helper_vanished ? "interrupted" : "failed");
-			args[5] = Int32GetDatum(MyProcPid);
-			args[6] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-			ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = $5, finished_at = now(),"
-										"   error = $2, peak_memory_kb = greatest(peak_memory_kb, $4)"
-										"   WHERE run_id = $1 RETURNING plan),"
-										" mine AS (UPDATE migrate.run_range SET state = 'failed', error = $2, sqlstate = $7,"
-										"   finished_at = clock_timestamp()"
-										"   WHERE run_id = $1 AND worker_pid = $6 AND state = 'running' AND target = $3),"
-										" others AS (UPDATE migrate.run_range SET state = 'interrupted'"
-										"   WHERE run_id = $1 AND state = 'running' AND NOT (worker_pid = $6 AND target = $3)),"
-										" tf AS (UPDATE migrate.run_table SET state = 'failed', error = $2,"
-										"   finished_at = now() WHERE run_id = $1 AND target = $3),"
-										" ti AS (UPDATE migrate.run_table SET state = 'interrupted'"
-										"   WHERE run_id = $1 AND target <> $3 AND state = 'running')"
-										" INSERT INTO migrate.event (run_id, plan, event, details)"
-										" SELECT $1, plan, 'run ' || $5, $2 FROM r",
-										7, argtypes, args, NULL, false, 0);
-			if (ret != SPI_OK_INSERT)
-				elog(ERROR, "recording the failure of run " INT64_FORMAT " failed: %s",
-					 w->run_id, SPI_result_code_string(ret));
+			migrate_catalog_run_fail(w->run_id, helper_vanished ? "interrupted" : "failed",
+									 current_target,
+									 edata->message ? edata->message : "unknown error",
+									 edata->sqlerrcode, migrate_worker_peak_memory_kb());
 			end_catalog_txn();
 		}
 		PG_CATCH();
@@ -956,6 +601,7 @@ migrate_worker_main(Datum main_arg)
 
 	w = MemoryContextAllocZero(TopMemoryContext, sizeof(MigrateWork));
 	w->shared = shared;
+	w->should_stop = work_should_stop;
 	strlcpy(w->plan, shared->plan, sizeof(w->plan));
 
 	PG_TRY();
@@ -1001,7 +647,7 @@ migrate_worker_main(Datum main_arg)
 		}
 		/* a helper's failure, or a helper gone, raises here */
 		begin_catalog_txn();
-		(void) migrate_work_should_stop(w);
+		(void) w->should_stop(w);
 		end_catalog_txn();
 		sweep_tables(w);
 		worker_finish_run(w, state);
@@ -1050,6 +696,7 @@ migrate_helper_main(Datum main_arg)
 
 	w = MemoryContextAllocZero(TopMemoryContext, sizeof(MigrateWork));
 	w->run_id = DatumGetInt64(main_arg);
+	w->should_stop = work_should_stop;
 
 	BackgroundWorkerInitializeConnectionByOid(database_id, role_id, 0);
 	begin_catalog_txn();
@@ -1094,25 +741,9 @@ migrate_helper_main(Datum main_arg)
 		migrate_route_end();
 		RESUME_INTERRUPTS();
 		begin_catalog_txn();
-		{
-			Oid			argtypes[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, OIDOID};
-			Datum		args[5];
-			int			ret;
-
-			args[0] = Int64GetDatum(w->run_id);
-			args[1] = Int32GetDatum(MyProcPid);
-			args[2] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
-			args[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-			args[4] = ObjectIdGetDatum(current_target);
-			ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET state = 'failed', error = $3,"
-										"   sqlstate = $4, finished_at = clock_timestamp()"
-										"   WHERE run_id = $1 AND worker_pid = $2 AND state = 'running' RETURNING 1)"
-										" UPDATE migrate.run_table SET state = 'failed', error = $3, finished_at = now()"
-										" WHERE run_id = $1 AND target = $5",
-										5, argtypes, args, NULL, false, 0);
-			if (ret != SPI_OK_UPDATE)
-				elog(ERROR, "recording a helper's failure failed: %s", SPI_result_code_string(ret));
-		}
+		migrate_catalog_unit_failed(w->run_id, current_target,
+									edata->message ? edata->message : "unknown error",
+									edata->sqlerrcode);
 		end_catalog_txn();
 	}
 	PG_END_TRY();

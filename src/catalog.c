@@ -1,0 +1,949 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  The one writer of a run's state: migrate.run, migrate.run_table,
+ *	  migrate.run_range (the units of a run) and migrate.event.
+ *
+ * Every change of a run's, a table's or a unit's state is one function
+ * here, and no other C file writes these tables (the SQL functions call
+ * the migrate._catalog_* functions at the end of this file).  Each
+ * function runs its statements through SPI in the caller's transaction:
+ * the caller has SPI connected, a transaction and a snapshot, and commits
+ * (the workers commit every catalog touch on its own; a batch's checkpoint
+ * commits with the batch's rows).  Statements run as the current user, so
+ * the privileges they need are those of the tables (today: the owner of
+ * the extension, or a role granted DML on the catalog).  Results are in
+ * the caller's memory context (SPI's, until SPI_finish) unless said
+ * otherwise.  Every function can throw.
+ *
+ * The states of runs, tables and units (migrate.run.state,
+ * migrate.run_table.state, migrate.run_range.state) and which function
+ * moves them:
+ *
+ *	 object  from                   to           function (when)
+ *	 ------  ---------------------  -----------  ------------------------------
+ *	 run     -                      running      run_start (migrate_run)
+ *	 run     running                succeeded    run_end (every unit succeeded)
+ *	 run     running                cancelled    run_end (migrate_cancel, or the
+ *	                                             caller's wait was cancelled)
+ *	 run     running                failed       run_fail (an error in a worker)
+ *	 run     running                interrupted  run_fail (a helper vanished),
+ *	                                             interrupt_dead_runs (no worker
+ *	                                             holds the plan's lock)
+ *	 run     failed, cancelled,     running      run_resume (migrate_resume)
+ *	         interrupted
+ *	 run     succeeded              -            (final: nothing to resume)
+ *
+ *	 table   -                      pending      run_start
+ *	 table   pending                running      table_started (a unit claimed)
+ *	 table   pending, running       succeeded    tables_succeeded (its units all
+ *	                                             succeeded)
+ *	 table   any                    failed       run_fail, unit_failed (its unit
+ *	                                             failed)
+ *	 table   pending, running       cancelled    run_end
+ *	 table   pending, running       interrupted  run_fail (other tables),
+ *	                                             interrupt_dead_runs
+ *	 table   not succeeded          pending      run_resume
+ *
+ *	 unit    -                      pending      add_load_unit, add_deferred_unit
+ *	                                             (planning, one transaction)
+ *	 unit    pending                running      claim_unit (its parents done)
+ *	 unit    running                running      unit_checkpoint (each batch, only
+ *	                                             by the worker that owns it)
+ *	 unit    running                succeeded    unit_done
+ *	 unit    running                cancelled,   unit_stopped (between batches)
+ *	                                interrupted
+ *	 unit    running                failed       unit_failed, run_fail (the
+ *	                                             failing worker's unit)
+ *	 unit    pending, running       cancelled    run_end
+ *	 unit    running                interrupted  run_fail (other workers' units)
+ *	 unit    pending, running       interrupted  interrupt_dead_runs
+ *	 unit    not succeeded          pending      run_resume
+ *
+ * A unit belongs to the worker whose pid it records (worker_pid): only
+ * that worker checkpoints it, ends it or stops it, so a worker that lost
+ * its unit (the run was resumed elsewhere) fails instead of writing.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "migrate.h"
+
+PG_FUNCTION_INFO_V1(migrate_catalog_event_sql);
+PG_FUNCTION_INFO_V1(migrate_catalog_verified_sql);
+PG_FUNCTION_INFO_V1(migrate_catalog_report_sql);
+PG_FUNCTION_INFO_V1(migrate_catalog_cancel_sql);
+PG_FUNCTION_INFO_V1(migrate_catalog_reap_sql);
+
+/* the error of a run found without its worker (also kept by _reap) */
+#define DEAD_RUN_ERROR "the worker ended without finishing (server crash or terminated)"
+
+static void spi_connect(void);
+static void spi_finish(void);
+
+
+/* ---------------------------------------------------------------------
+ * Runs
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * A run starts: its row, one run_table row per table of the plan (or of
+ * shared->tables) in foreign-key order, and the event.  The caller holds
+ * the plan's lock.  Returns the run id.
+ */
+int64
+migrate_catalog_run_start(const MigrateRunShared *shared)
+{
+	Oid			argtypes[8] = {TEXTOID, INT4OID, INT4OID, BOOLOID, TEXTOID, TEXTOID, INT4OID, TEXTOID};
+	Datum		args[8];
+	char		nulls[8] = "        ";
+	bool		isnull;
+	int64		run_id;
+	int			ret;
+
+	args[0] = CStringGetTextDatum(shared->plan);
+	args[1] = Int32GetDatum(MyProcPid);
+	args[2] = Int32GetDatum(shared->batch_size);
+	args[3] = BoolGetDatum(shared->dry_run);
+	args[4] = CStringGetTextDatum(shared->mode);
+	args[5] = shared->has_tables ? CStringGetTextDatum(shared->tables) : (Datum) 0;
+	nulls[5] = shared->has_tables ? ' ' : 'n';
+	args[6] = Int32GetDatum(shared->parallel);
+	args[7] = CStringGetTextDatum(shared->search_path);
+	ret = SPI_execute_with_args("INSERT INTO migrate.run (plan, mode, dry_run, worker_pid, batch_size, tables,"
+								"                         parallel, search_path, defer_indexes)"
+								" SELECT $1, $5, $4, $2, $3, (SELECT array_agg(o::regclass::text) FROM unnest($6::oid[]) o),"
+								"        $7, $8, coalesce((options->>'defer_indexes')::boolean, false)"
+								"   FROM migrate.plan WHERE plan_name = $1"
+								" RETURNING run_id",
+								8, argtypes, args, nulls, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "inserting into migrate.run failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration plan \"%s\" does not exist", shared->plan),
+				 errhint("It was dropped after migrate_run() was called.")));
+	run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	/*
+	 * Tables in foreign-key order: a table's depth is the longest chain of
+	 * plan tables it references; parents load before children.  Cycles are
+	 * cut where they close (their rows may then be refused and rejected).
+	 */
+	args[1] = Int64GetDatum(run_id);
+	argtypes[1] = INT8OID;
+	ret = SPI_execute_with_args("WITH RECURSIVE t AS ("
+								"   SELECT target::oid AS rel, source FROM migrate.table_map"
+								"    WHERE plan = $1 AND ($6::oid[] IS NULL OR target::oid = ANY ($6::oid[]))),"
+								" e AS (SELECT DISTINCT conrelid AS child, confrelid AS parent"
+								"   FROM pg_catalog.pg_constraint WHERE contype = 'f'"
+								"    AND conrelid IN (SELECT rel FROM t) AND confrelid IN (SELECT rel FROM t)"
+								"    AND conrelid <> confrelid),"
+								" d(rel, depth, path) AS ("
+								"   SELECT rel, 0, ARRAY[rel] FROM t"
+								"   UNION ALL"
+								"   SELECT e.child, d.depth + 1, d.path || e.child FROM d JOIN e ON e.parent = d.rel"
+								"    WHERE e.child <> ALL (d.path))"
+								" INSERT INTO migrate.run_table (run_id, target, source, load_order, depth)"
+								" SELECT $2, t.rel, t.source, row_number() OVER (ORDER BY o.depth, t.rel::regclass::text), o.depth"
+								"   FROM t JOIN (SELECT rel, max(depth) AS depth FROM d GROUP BY rel) o USING (rel)",
+								6, argtypes, args, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "inserting into migrate.run_table failed: %s", SPI_result_code_string(ret));
+
+	migrate_catalog_event(run_id, shared->plan, "run started",
+						  psprintf("%s%s", shared->mode, shared->dry_run ? ", dry run" : ""));
+	return run_id;
+}
+
+/*
+ * migrate_resume(): a failed, cancelled or interrupted run is running
+ * again; its units and tables that did not succeed go back to pending,
+ * each unit continuing from its checkpoint.  Raises for a run that does
+ * not exist or that succeeded.  The caller holds the plan's lock (and has
+ * marked the run interrupted if its worker was gone).
+ */
+void
+migrate_catalog_run_resume(int64 run_id, const char *plan)
+{
+	Oid			argtypes[3] = {INT8OID, INT4OID, TEXTOID};
+	Datum		args[3];
+	char	   *state;
+	int			ret;
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = Int32GetDatum(MyProcPid);
+	ret = SPI_execute_with_args("SELECT state FROM migrate.run WHERE run_id = $1 FOR UPDATE",
+								1, argtypes, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration run " INT64_FORMAT " does not exist", run_id)));
+	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	args[2] = CStringGetTextDatum(state);
+	if (strcmp(state, "succeeded") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration run " INT64_FORMAT " of plan \"%s\" succeeded: there is nothing to resume",
+						run_id, plan),
+				 errhint("Start a new run with migrate_run().")));
+	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = 'running', finished_at = NULL, error = NULL,"
+								"   cancel_requested = false, resumes = resumes + 1, worker_pid = $2"
+								"   WHERE run_id = $1 RETURNING run_id, plan),"
+								" u AS (UPDATE migrate.run_range SET state = 'pending', worker_pid = NULL, error = NULL,"
+								"   sqlstate = NULL, finished_at = NULL WHERE run_id = $1 AND state <> 'succeeded'),"
+								" t AS (UPDATE migrate.run_table SET state = 'pending', error = NULL, finished_at = NULL"
+								"   WHERE run_id = $1 AND state <> 'succeeded')"
+								" INSERT INTO migrate.event (run_id, plan, event, details)"
+								" SELECT run_id, plan, 'run resumed', 'from state ' || $3 FROM r",
+								3, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "resuming run " INT64_FORMAT " failed: %s", run_id,
+			 SPI_result_code_string(ret));
+}
+
+/*
+ * Runs left "running" by a worker that is gone (a crash, a kill) become
+ * interrupted, with their pending and running tables and units; a run's
+ * error is kept if it has one, else says what happened; each gets a "run
+ * interrupted" event.  plan given: the caller holds that plan's lock, so
+ * every running run of the plan is dead (a coordinator starting).  plan
+ * NULL: every running run whose plan's lock nobody holds (migrate._reap).
+ * Rows another transaction has locked are left for the next look.
+ * Returns how many runs were marked.
+ */
+int
+migrate_catalog_interrupt_dead_runs(const char *plan)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	char		nulls[1] = {plan ? ' ' : 'n'};
+	bool		isnull;
+	int			ret;
+
+	args[0] = plan ? CStringGetTextDatum(plan) : (Datum) 0;
+	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = 'interrupted', finished_at = now(),"
+								"   error = coalesce(error, '" DEAD_RUN_ERROR "')"
+								" WHERE run_id IN (SELECT d.run_id FROM migrate.run d WHERE d.state = 'running'"
+								"                     AND CASE WHEN $1::text IS NULL THEN NOT migrate._plan_locked(d.plan)"
+								"                              ELSE d.plan = $1 END"
+								"                   FOR UPDATE SKIP LOCKED) RETURNING run_id, plan),"
+								" g AS (UPDATE migrate.run_range u SET state = 'interrupted' FROM r"
+								"   WHERE u.run_id = r.run_id AND u.state IN ('pending', 'running')),"
+								" t AS (UPDATE migrate.run_table t SET state = 'interrupted' FROM r"
+								"   WHERE t.run_id = r.run_id AND t.state IN ('pending', 'running')),"
+								" e AS (INSERT INTO migrate.event (run_id, plan, event, details)"
+								"   SELECT run_id, plan, 'run interrupted', 'found without a live worker' FROM r)"
+								" SELECT count(*)::integer FROM r",
+								1, argtypes, args, nulls, false, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "marking interrupted runs failed: %s", SPI_result_code_string(ret));
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* The run's units are all recorded (add_*_unit, in the same transaction). */
+void
+migrate_catalog_run_planned(int64 run_id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(run_id)};
+	int			ret;
+
+	ret = SPI_execute_with_args("UPDATE migrate.run SET planned = true WHERE run_id = $1",
+								1, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "updating migrate.run failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * The run ends in state "succeeded" or "cancelled": units and tables still
+ * pending or running are cancelled; the worker's peak memory is kept; an
+ * event "run <state>".
+ */
+void
+migrate_catalog_run_end(int64 run_id, const char *state, int64 peak_memory_kb)
+{
+	Oid			argtypes[3] = {INT8OID, TEXTOID, INT8OID};
+	Datum		args[3];
+	int			ret;
+
+	Assert(strcmp(state, "succeeded") == 0 || strcmp(state, "cancelled") == 0);
+	args[0] = Int64GetDatum(run_id);
+	args[1] = CStringGetTextDatum(state);
+	args[2] = Int64GetDatum(peak_memory_kb);
+	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = $2, finished_at = now(),"
+								"   peak_memory_kb = greatest(peak_memory_kb, $3) WHERE run_id = $1 RETURNING plan),"
+								" g AS (UPDATE migrate.run_range SET state = 'cancelled'"
+								"   WHERE run_id = $1 AND state IN ('pending', 'running')),"
+								" t AS (UPDATE migrate.run_table SET state = 'cancelled'"
+								"   WHERE run_id = $1 AND state IN ('pending', 'running'))"
+								" INSERT INTO migrate.event (run_id, plan, event)"
+								" SELECT $1, plan, 'run ' || $2 FROM r",
+								3, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "recording the end of run " INT64_FORMAT " failed: %s", run_id,
+			 SPI_result_code_string(ret));
+}
+
+/*
+ * The run ends in state "failed" (or "interrupted", when a helper
+ * vanished) with the error message: the coordinator's running unit of
+ * target fails with the error's SQLSTATE, the other running units are
+ * interrupted; target's table fails, the other running tables are
+ * interrupted; an event "run <state>".  target may be InvalidOid (the
+ * error belongs to no table).
+ */
+void
+migrate_catalog_run_fail(int64 run_id, const char *state, Oid target, const char *message,
+						 int sqlerrcode, int64 peak_memory_kb)
+{
+	Oid			argtypes[7] = {INT8OID, TEXTOID, OIDOID, INT8OID, TEXTOID, INT4OID, TEXTOID};
+	Datum		args[7];
+	int			ret;
+
+	Assert(strcmp(state, "failed") == 0 || strcmp(state, "interrupted") == 0);
+	args[0] = Int64GetDatum(run_id);
+	args[1] = CStringGetTextDatum(message);
+	args[2] = ObjectIdGetDatum(target);
+	args[3] = Int64GetDatum(peak_memory_kb);
+	args[4] = CStringGetTextDatum(state);
+	args[5] = Int32GetDatum(MyProcPid);
+	args[6] = CStringGetTextDatum(unpack_sql_state(sqlerrcode));
+	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = $5, finished_at = now(),"
+								"   error = $2, peak_memory_kb = greatest(peak_memory_kb, $4)"
+								"   WHERE run_id = $1 RETURNING plan),"
+								" mine AS (UPDATE migrate.run_range SET state = 'failed', error = $2, sqlstate = $7,"
+								"   finished_at = clock_timestamp()"
+								"   WHERE run_id = $1 AND worker_pid = $6 AND state = 'running' AND target = $3),"
+								" others AS (UPDATE migrate.run_range SET state = 'interrupted'"
+								"   WHERE run_id = $1 AND state = 'running' AND NOT (worker_pid = $6 AND target = $3)),"
+								" tf AS (UPDATE migrate.run_table SET state = 'failed', error = $2,"
+								"   finished_at = now() WHERE run_id = $1 AND target = $3),"
+								" ti AS (UPDATE migrate.run_table SET state = 'interrupted'"
+								"   WHERE run_id = $1 AND target <> $3 AND state = 'running')"
+								" INSERT INTO migrate.event (run_id, plan, event, details)"
+								" SELECT $1, plan, 'run ' || $5, $2 FROM r",
+								7, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "recording the failure of run " INT64_FORMAT " failed: %s",
+			 run_id, SPI_result_code_string(ret));
+}
+
+/*
+ * Ask a running run to stop at its next batch boundary (its workers see
+ * cancel_requested), with a "cancel requested" event.  Returns false when
+ * the run is not running.  by_worker: the coordinator records that the
+ * waiting migrate_run() call was cancelled, once, in the name of the role
+ * that runs it; else a migrate_cancel() call, recorded on every call in
+ * the name of the current user.
+ */
+bool
+migrate_catalog_request_cancel(int64 run_id, bool by_worker)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(run_id)};
+	int			ret;
+
+	if (by_worker)
+		ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET cancel_requested = true"
+									"   WHERE run_id = $1 AND state = 'running' AND NOT cancel_requested"
+									"   RETURNING run_id, plan, run_by)"
+									" INSERT INTO migrate.event (run_id, plan, actor, event, details)"
+									" SELECT run_id, plan, run_by, 'cancel requested',"
+									"        'the waiting migrate_run() call was cancelled' FROM r",
+									1, argtypes, args, NULL, false, 0);
+	else
+		ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET cancel_requested = true"
+									"   WHERE run_id = $1 AND state = 'running' RETURNING run_id, plan)"
+									" INSERT INTO migrate.event (run_id, plan, event)"
+									" SELECT run_id, plan, 'cancel requested' FROM r",
+									1, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "recording the cancel of run " INT64_FORMAT " failed: %s", run_id,
+			 SPI_result_code_string(ret));
+	return SPI_processed > 0;
+}
+
+/*
+ * An entry in the audit log.  run_id 0: none (a plan's event); details may
+ * be NULL.  Who and when are set by the server (the current user, the
+ * clock).
+ */
+void
+migrate_catalog_event(int64 run_id, const char *plan, const char *event, const char *details)
+{
+	Oid			argtypes[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[4];
+	char		nulls[4] = "    ";
+	int			ret;
+
+	args[0] = Int64GetDatum(run_id);
+	nulls[0] = run_id > 0 ? ' ' : 'n';
+	args[1] = plan ? CStringGetTextDatum(plan) : (Datum) 0;
+	nulls[1] = plan ? ' ' : 'n';
+	args[2] = CStringGetTextDatum(event);
+	args[3] = details ? CStringGetTextDatum(details) : (Datum) 0;
+	nulls[3] = details ? ' ' : 'n';
+	ret = SPI_execute_with_args("INSERT INTO migrate.event (run_id, plan, event, details)"
+								" VALUES ($1, $2, $3, $4)",
+								4, argtypes, args, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "inserting into migrate.event failed: %s", SPI_result_code_string(ret));
+}
+
+
+/* ---------------------------------------------------------------------
+ * Tables of a run
+ * ---------------------------------------------------------------------
+ */
+
+/* A unit of the table was claimed: the table is running (since its first). */
+void
+migrate_catalog_table_started(int64 run_id, Oid target)
+{
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
+	int			ret;
+
+	ret = SPI_execute_with_args("UPDATE migrate.run_table SET state = 'running',"
+								" started_at = coalesce(started_at, clock_timestamp())"
+								" WHERE run_id = $1 AND target = $2 AND state <> 'running'",
+								2, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Tables of the run whose units all succeeded become succeeded (finished
+ * when their last unit did).  Returns the tables this call marked, as a
+ * List of MigrateTableDone.
+ */
+List *
+migrate_catalog_tables_succeeded(int64 run_id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(run_id)};
+	List	   *done = NIL;
+	int			ret;
+
+	ret = SPI_execute_with_args("UPDATE migrate.run_table t SET state = 'succeeded',"
+								"       finished_at = (SELECT max(u.finished_at) FROM migrate.run_range u"
+								"                       WHERE u.run_id = t.run_id AND u.target = t.target)"
+								" WHERE t.run_id = $1 AND t.state <> 'succeeded'"
+								"   AND EXISTS (SELECT 1 FROM migrate.run_range u"
+								"                WHERE u.run_id = t.run_id AND u.target = t.target)"
+								"   AND NOT EXISTS (SELECT 1 FROM migrate.run_range u"
+								"                WHERE u.run_id = t.run_id AND u.target = t.target AND u.state <> 'succeeded')"
+								" RETURNING t.target::text, t.rows_read, t.rows_written, t.rows_rejected, t.rows_skipped,"
+								"   extract(epoch FROM t.finished_at - t.started_at)::float8,"
+								"   (SELECT count(*) FROM migrate.run_range u WHERE u.run_id = t.run_id AND u.target = t.target)",
+								1, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MigrateTableDone *t = palloc0(sizeof(MigrateTableDone));
+		bool		isnull;
+
+		t->target = SPI_getvalue(tup, desc, 1);
+		t->counts.read = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		t->counts.written = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		t->counts.rejected = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		t->counts.skipped = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+		t->seconds = DatumGetFloat8(SPI_getbinval(tup, desc, 6, &isnull));
+		t->units = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+		done = lappend(done, t);
+	}
+	return done;
+}
+
+/* The planner's estimate of the table's source rows, for percent and ETA. */
+void
+migrate_catalog_table_estimate(int64 run_id, Oid target)
+{
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
+	int			ret;
+
+	ret = SPI_execute_with_args("UPDATE migrate.run_table SET estimated_rows ="
+								"  (SELECT nullif(reltuples, -1)::bigint FROM pg_catalog.pg_class"
+								"    WHERE oid = (SELECT source FROM migrate.table_map m JOIN migrate.run r"
+								"                   ON r.plan = m.plan WHERE r.run_id = $1 AND m.target = $2)::regclass)"
+								" WHERE run_id = $1 AND target = $2",
+								2, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
+}
+
+
+/* ---------------------------------------------------------------------
+ * Units of a run
+ * ---------------------------------------------------------------------
+ */
+
+/* A pending key range of target: keys > lo (NULL: from the first), <= hi. */
+void
+migrate_catalog_add_load_unit(int64 run_id, Oid target, int range_no, const char *lo, const char *hi)
+{
+	Oid			argtypes[5] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID};
+	Datum		args[5];
+	char		nulls[5] = "     ";
+	int			ret;
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = ObjectIdGetDatum(target);
+	args[2] = Int32GetDatum(range_no);
+	args[3] = lo ? CStringGetTextDatum(lo) : (Datum) 0;
+	nulls[3] = lo ? ' ' : 'n';
+	args[4] = hi ? CStringGetTextDatum(hi) : (Datum) 0;
+	nulls[4] = hi ? ' ' : 'n';
+	ret = SPI_execute_with_args("INSERT INTO migrate.run_range (run_id, target, range_no, lo, hi)"
+								" VALUES ($1, $2, $3, $4, $5)",
+								5, argtypes, args, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "inserting into migrate.run_range failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * A pending rebuild of target (kind "index" or "fk"): definition is the
+ * DDL that restores it, check_sql (fk; may be NULL) the statement that
+ * rejects the orphans first.  In the transaction that drops what it
+ * restores.
+ */
+void
+migrate_catalog_add_deferred_unit(int64 run_id, Oid target, int range_no, const char *kind,
+								  const char *definition, const char *check_sql)
+{
+	Oid			argtypes[6] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[6];
+	char		nulls[6] = "      ";
+	int			ret;
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = ObjectIdGetDatum(target);
+	args[2] = Int32GetDatum(range_no);
+	args[3] = CStringGetTextDatum(kind);
+	args[4] = CStringGetTextDatum(definition);
+	args[5] = check_sql ? CStringGetTextDatum(check_sql) : (Datum) 0;
+	nulls[5] = check_sql ? ' ' : 'n';
+	ret = SPI_execute_with_args("INSERT INTO migrate.run_range (run_id, target, range_no, kind, definition, check_sql)"
+								" VALUES ($1, $2, $3, $4, $5, $6)",
+								6, argtypes, args, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "inserting into migrate.run_range failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Claim the next unit this worker may work on: pending, every table of
+ * lower foreign-key depth done, and for index/fk units every key range of
+ * its own table done; it becomes running, owned by this process.  Fills *u
+ * (strings copied into cxt) and returns true; or returns false, setting
+ * *nothing_left when no unit is pending or running (and the run has been
+ * cut into units).
+ */
+bool
+migrate_catalog_claim_unit(int64 run_id, MigrateUnit *u, MemoryContext cxt, bool *nothing_left)
+{
+	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Datum		args[2];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int			ret;
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = Int32GetDatum(MyProcPid);
+	ret = SPI_execute_with_args("UPDATE migrate.run_range u SET state = 'running', worker_pid = $2,"
+								"       started_at = coalesce(u.started_at, clock_timestamp()), finished_at = NULL"
+								" WHERE (u.run_id, u.target, u.range_no) = ("
+								"   SELECT c.run_id, c.target, c.range_no"
+								"     FROM migrate.run_range c JOIN migrate.run_table t USING (run_id, target)"
+								"    WHERE c.run_id = $1 AND c.state = 'pending'"
+								"      AND NOT EXISTS (SELECT 1 FROM migrate.run_range d"
+								"                        JOIN migrate.run_table dt USING (run_id, target)"
+								"                       WHERE d.run_id = $1 AND dt.depth < t.depth AND d.state <> 'succeeded')"
+								"      AND (c.kind = 'load' OR NOT EXISTS (SELECT 1 FROM migrate.run_range l"
+								"            WHERE l.run_id = $1 AND l.target = c.target AND l.kind = 'load'"
+								"              AND l.state <> 'succeeded'))"
+								"    ORDER BY t.load_order, c.range_no"
+								"    LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
+								" RETURNING u.target::oid, u.range_no, u.kind, u.lo, u.hi, u.last_key,"
+								"           u.definition, u.check_sql,"
+								"           (SELECT count(*) FROM migrate.run_range o"
+								"             WHERE o.run_id = u.run_id AND o.target = u.target) = 1",
+								2, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "claiming a unit of run " INT64_FORMAT " failed: %s", run_id,
+			 SPI_result_code_string(ret));
+	*nothing_left = false;
+	if (SPI_processed == 0)
+	{
+		ret = SPI_execute_with_args("SELECT r.planned AND NOT EXISTS (SELECT 1 FROM migrate.run_range u"
+									"  WHERE u.run_id = r.run_id AND u.state IN ('pending', 'running'))"
+									"  FROM migrate.run r WHERE r.run_id = $1",
+									1, argtypes, args, NULL, false, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "reading migrate.run_range failed: %s", SPI_result_code_string(ret));
+		*nothing_left = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		return false;
+	}
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	memset(u, 0, sizeof(*u));
+	u->target = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+	u->range_no = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		char	   *v;
+
+		u->kind = pstrdup(SPI_getvalue(tup, desc, 3));
+		u->lo = (v = SPI_getvalue(tup, desc, 4)) ? pstrdup(v) : NULL;
+		u->hi = (v = SPI_getvalue(tup, desc, 5)) ? pstrdup(v) : NULL;
+		u->last_key = (v = SPI_getvalue(tup, desc, 6)) ? pstrdup(v) : NULL;
+		u->definition = (v = SPI_getvalue(tup, desc, 7)) ? pstrdup(v) : NULL;
+		u->check_sql = (v = SPI_getvalue(tup, desc, 8)) ? pstrdup(v) : NULL;
+		u->only_unit = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
+		MemoryContextSwitchTo(old);
+	}
+	return true;
+}
+
+/*
+ * A batch of the unit committed: add its counts to the unit and to its
+ * table, and move both checkpoints to last_key.  MUST run in the batch's
+ * own transaction, after its rows are written, so that rows, rejects and
+ * checkpoint commit together.  Raises (rolling the batch back) when this
+ * worker no longer owns the unit: the run was resumed or stopped by
+ * another worker.  target_name names the table in errors.  One statement.
+ */
+void
+migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const MigrateCounts *batch,
+								const char *last_key, const char *target_name)
+{
+	Oid			argtypes[10] = {INT8OID, OIDOID, INT8OID, INT8OID, INT8OID,
+	INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID};
+	Datum		args[10];
+	int			ret;
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = ObjectIdGetDatum(u->target);
+	args[2] = Int64GetDatum(batch->read);
+	args[3] = Int64GetDatum(batch->written);
+	args[4] = Int64GetDatum(batch->rejected);
+	args[5] = Int64GetDatum(batch->skipped);
+	args[6] = Int64GetDatum(batch->warned);
+	args[7] = CStringGetTextDatum(last_key);
+	args[8] = Int32GetDatum(u->range_no);
+	args[9] = Int32GetDatum(MyProcPid);
+	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET rows_read = rows_read + $3,"
+								"   rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
+								"   rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
+								"   batches = batches + 1, last_key = $8"
+								"   WHERE run_id = $1 AND target = $2 AND range_no = $9"
+								"     AND worker_pid = $10 AND state = 'running' RETURNING 1)"
+								" UPDATE migrate.run_table SET rows_read = rows_read + $3,"
+								" rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
+								" rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
+								" batches = batches + 1, last_key = $8"
+								" WHERE run_id = $1 AND target = $2 AND EXISTS (SELECT 1 FROM u)",
+								10, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "checkpoint of %s failed: %s", target_name,
+			 SPI_result_code_string(ret));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("range %d of table %s in run " INT64_FORMAT " is no longer owned by this worker",
+						u->range_no, target_name, run_id),
+				 errdetail("The run was resumed or stopped by another worker; this batch is rolled back."),
+				 errhint("Only one worker may own a range.")));
+}
+
+/*
+ * An fk unit moved orphans rows of its table to migrate.reject (in this
+ * transaction): they were counted written by the key ranges, they are
+ * rejects.
+ */
+void
+migrate_catalog_unit_orphans(int64 run_id, const MigrateUnit *u, int64 orphans)
+{
+	Oid			argtypes[4] = {INT8OID, OIDOID, INT4OID, INT8OID};
+	Datum		args[4];
+	int			ret;
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = ObjectIdGetDatum(u->target);
+	args[2] = Int32GetDatum(u->range_no);
+	args[3] = Int64GetDatum(orphans);
+	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET rows_written = rows_written - $4,"
+								"   rows_rejected = rows_rejected + $4"
+								"   WHERE run_id = $1 AND target = $2 AND range_no = $3)"
+								" UPDATE migrate.run_table SET rows_written = rows_written - $4,"
+								"   rows_rejected = rows_rejected + $4 WHERE run_id = $1 AND target = $2",
+								4, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "updating the counts of %s failed: %s", get_rel_name(u->target),
+			 SPI_result_code_string(ret));
+}
+
+/*
+ * The unit succeeded (in its last transaction): record it, and add its
+ * independent source count to its table's (source_count < 0: none, as for
+ * index and fk units).  Raises when this worker no longer owns the unit.
+ */
+void
+migrate_catalog_unit_done(int64 run_id, const MigrateUnit *u, int64 source_count)
+{
+	Oid			argtypes[5] = {INT8OID, OIDOID, INT4OID, INT4OID, INT8OID};
+	Datum		args[5];
+	char		nulls[5] = "     ";
+	int			ret;
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = ObjectIdGetDatum(u->target);
+	args[2] = Int32GetDatum(u->range_no);
+	args[3] = Int32GetDatum(MyProcPid);
+	args[4] = Int64GetDatum(source_count);
+	nulls[4] = source_count < 0 ? 'n' : ' ';
+	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET state = 'succeeded',"
+								"   finished_at = clock_timestamp(), source_count = $5"
+								"   WHERE run_id = $1 AND target = $2 AND range_no = $3"
+								"     AND worker_pid = $4 AND state = 'running' RETURNING 1)"
+								" UPDATE migrate.run_table SET source_count = CASE WHEN $5 IS NULL"
+								"   THEN source_count ELSE coalesce(source_count, 0) + $5 END"
+								" WHERE run_id = $1 AND target = $2 AND EXISTS (SELECT 1 FROM u)",
+								5, argtypes, args, nulls, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "recording the end of a unit failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("unit %d of table %s in run " INT64_FORMAT " was taken over by another worker",
+						u->range_no, get_rel_name(u->target), run_id),
+				 errhint("Only one worker may own a unit; this one stops.")));
+}
+
+/*
+ * The unit stopped between two batches, in state "cancelled" or
+ * "interrupted"; its checkpoint stays for a resume.  A unit this worker no
+ * longer owns is left alone.
+ */
+void
+migrate_catalog_unit_stopped(int64 run_id, const MigrateUnit *u, const char *state)
+{
+	Oid			argtypes[5] = {INT8OID, OIDOID, INT4OID, INT4OID, TEXTOID};
+	Datum		args[5];
+	int			ret;
+
+	Assert(strcmp(state, "cancelled") == 0 || strcmp(state, "interrupted") == 0);
+	args[0] = Int64GetDatum(run_id);
+	args[1] = ObjectIdGetDatum(u->target);
+	args[2] = Int32GetDatum(u->range_no);
+	args[3] = Int32GetDatum(MyProcPid);
+	args[4] = CStringGetTextDatum(state);
+	ret = SPI_execute_with_args("UPDATE migrate.run_range SET state = $5, finished_at = clock_timestamp()"
+								" WHERE run_id = $1 AND target = $2 AND range_no = $3"
+								"   AND worker_pid = $4 AND state = 'running'",
+								5, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "recording a stopped unit failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * A helper failed with the error message: its running unit fails (with the
+ * error's SQLSTATE, which the coordinator re-raises), and so does target's
+ * table.  In a transaction of its own after the failed one was aborted.
+ */
+void
+migrate_catalog_unit_failed(int64 run_id, Oid target, const char *message, int sqlerrcode)
+{
+	Oid			argtypes[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, OIDOID};
+	Datum		args[5];
+	int			ret;
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = Int32GetDatum(MyProcPid);
+	args[2] = CStringGetTextDatum(message);
+	args[3] = CStringGetTextDatum(unpack_sql_state(sqlerrcode));
+	args[4] = ObjectIdGetDatum(target);
+	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET state = 'failed', error = $3,"
+								"   sqlstate = $4, finished_at = clock_timestamp()"
+								"   WHERE run_id = $1 AND worker_pid = $2 AND state = 'running' RETURNING 1)"
+								" UPDATE migrate.run_table SET state = 'failed', error = $3, finished_at = now()"
+								" WHERE run_id = $1 AND target = $5",
+								5, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "recording a helper's failure failed: %s", SPI_result_code_string(ret));
+}
+
+
+/* ---------------------------------------------------------------------
+ * SQL-callable: the writes of the SQL functions (plan, verify, diff,
+ * report, cancel, status), so that they too go through this file.  They
+ * run as the caller: each needs the table privileges its statements need,
+ * exactly as the statements did when they were inline in the SQL.
+ * ---------------------------------------------------------------------
+ */
+
+static void
+spi_connect(void)
+{
+	int			ret;
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+}
+
+static void
+spi_finish(void)
+{
+	int			ret;
+
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * migrate._catalog_event(run bigint, plan text, event text, details text)
+ * returns void
+ *
+ * An entry in the audit log (run and details may be NULL).
+ */
+Datum
+migrate_catalog_event_sql(PG_FUNCTION_ARGS)
+{
+	char	   *plan = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *details = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("event of migrate._catalog_event() must not be null")));
+	spi_connect();
+	migrate_catalog_event(PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0), plan,
+						  text_to_cstring(PG_GETARG_TEXT_PP(2)), details);
+	spi_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * migrate._catalog_verified(run bigint, passed boolean, details text)
+ * returns void
+ *
+ * migrate_verify() checked the run: run.verified and verified_at, and the
+ * event "run verified" or "verification failed" with details.
+ */
+Datum
+migrate_catalog_verified_sql(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[3] = {INT8OID, BOOLOID, TEXTOID};
+	Datum		args[3];
+	char		nulls[3] = "   ";
+	int			ret;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run and passed of migrate._catalog_verified() must not be null")));
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_GETARG_DATUM(1);
+	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	spi_connect();
+	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET verified = $2, verified_at = now()"
+								"   WHERE run_id = $1 RETURNING run_id, plan)"
+								" INSERT INTO migrate.event (run_id, plan, event, details)"
+								" SELECT run_id, plan, CASE WHEN $2 THEN 'run verified' ELSE 'verification failed' END, $3"
+								"   FROM r",
+								3, argtypes, args, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "recording the verification of run " INT64_FORMAT " failed: %s",
+			 PG_GETARG_INT64(0), SPI_result_code_string(ret));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration run " INT64_FORMAT " does not exist", PG_GETARG_INT64(0))));
+	spi_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * migrate._catalog_report(run bigint, report text) returns void
+ *
+ * Keep the last report of the run (migrate_report()) in run.report.
+ */
+Datum
+migrate_catalog_report_sql(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
+	char		nulls[2] = "  ";
+	int			ret;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run of migrate._catalog_report() must not be null")));
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	spi_connect();
+	ret = SPI_execute_with_args("UPDATE migrate.run SET report = $2 WHERE run_id = $1",
+								2, argtypes, args, nulls, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "saving the report of run " INT64_FORMAT " failed: %s",
+			 PG_GETARG_INT64(0), SPI_result_code_string(ret));
+	spi_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * migrate._catalog_cancel(run bigint) returns boolean
+ *
+ * migrate_cancel(): ask the run to stop at its next batch boundary, with
+ * an event.  False when the run is not running.
+ */
+Datum
+migrate_catalog_cancel_sql(PG_FUNCTION_ARGS)
+{
+	bool		requested;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run of migrate._catalog_cancel() must not be null")));
+	spi_connect();
+	requested = migrate_catalog_request_cancel(PG_GETARG_INT64(0), false);
+	spi_finish();
+	PG_RETURN_BOOL(requested);
+}
+
+/*
+ * migrate._catalog_reap() returns integer
+ *
+ * Runs left "running" whose plan's lock nobody holds (their worker is
+ * gone) become interrupted; returns how many.  The same transition a
+ * coordinator makes when it takes a plan's lock.
+ */
+Datum
+migrate_catalog_reap_sql(PG_FUNCTION_ARGS)
+{
+	int			n;
+
+	spi_connect();
+	n = migrate_catalog_interrupt_dead_runs(NULL);
+	spi_finish();
+	PG_RETURN_INT32(n);
+}
