@@ -319,13 +319,12 @@ BEGIN
                   DETAIL = pg_catalog.format('Source: %s.', tm.source),
                   HINT = 'Check that the source is reachable and that the plan''s expressions still apply to it.';
     END;
-    INSERT INTO migrate.event (run_id, plan, event, details)
-    SELECT r.run_id, tm.plan, 'diff',
-           pg_catalog.format('diff %s of table %s: %s missing, %s extra, %s changed; %s key ranges compared by %s statements a side',
+    PERFORM migrate._catalog_event(r.run_id, tm.plan, 'diff',
+           (SELECT pg_catalog.format('diff %s of table %s: %s missing, %s extra, %s changed; %s key ranges compared by %s statements a side',
                              id, tm.target, count(*) FILTER (WHERE d.kind = 'missing'),
                              count(*) FILTER (WHERE d.kind = 'extra'), count(*) FILTER (WHERE d.kind = 'changed'),
                              ranges, statements)
-      FROM migrate.diff_result d WHERE d.diff_id = id;
+              FROM migrate.diff_result d WHERE d.diff_id = id));
     RETURN QUERY SELECT d.diff_id, d.key, d.kind, d.columns FROM migrate.diff_result d
                   WHERE d.diff_id = id ORDER BY d.result_id;
 END;

@@ -312,8 +312,7 @@ BEGIN
            target_schema = EXCLUDED.target_schema,
            options = EXCLUDED.options,
            updated_at = now();
-    INSERT INTO migrate.event (plan, event, details)
-    VALUES (migrate_plan.name, 'plan defined', migrate_plan.options::text);
+    PERFORM migrate._catalog_event(NULL, migrate_plan.name, 'plan defined', migrate_plan.options::text);
     RETURN migrate_plan.name;
 END;
 $$;

@@ -167,8 +167,7 @@ BEGIN
     doc := doc || ''::text || '## Verdict'::text || ''::text || verdict
            || ARRAY(SELECT '- ' || migrate._md(p) FROM pg_catalog.unnest(problems) p);
 
-    UPDATE migrate.run AS u SET report = pg_catalog.array_to_string(doc, E'\n') || E'\n'
-     WHERE u.run_id = r.run_id;
+    PERFORM migrate._catalog_report(r.run_id, pg_catalog.array_to_string(doc, E'\n') || E'\n');
     RETURN pg_catalog.array_to_string(doc, E'\n') || E'\n';
 END;
 $$;

@@ -66,31 +66,38 @@ AS $$
                       AND l.objsubid = 2)
 $$;
 
+-- The SQL functions' writes of run state go through src/catalog.c, the
+-- one writer of migrate.run, run_table, run_range and event: an event
+-- (plans, diffs), a verification's outcome, a report, a cancel request.
+-- Each runs its statements as the caller (the tables' privileges apply).
+CREATE OR REPLACE FUNCTION migrate._catalog_event(run bigint, plan text, event text, details text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'migrate_catalog_event_sql'
+LANGUAGE C SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION migrate._catalog_verified(run bigint, passed boolean, details text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'migrate_catalog_verified_sql'
+LANGUAGE C SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION migrate._catalog_report(run bigint, report text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'migrate_catalog_report_sql'
+LANGUAGE C SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION migrate._catalog_cancel(run bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'migrate_catalog_cancel_sql'
+LANGUAGE C SET search_path = pg_catalog, pg_temp;
+
 -- Record runs left 'running' by a worker that is gone (server crash, kill)
--- as interrupted.  migrate_status() and the progress views only compute
--- that on read; the next run of the plan records it too (src/worker.c).
+-- as interrupted, keeping their error, with an event (src/catalog.c, the
+-- same transition the next run of the plan makes).  migrate_status() and
+-- the progress views only compute that on read.
 CREATE OR REPLACE FUNCTION migrate._reap()
 RETURNS integer
-LANGUAGE plpgsql
-AS $$
-DECLARE
-    n integer;
-BEGIN
-    WITH dead AS (
-        UPDATE migrate.run r SET state = 'interrupted', finished_at = now(),
-               error = coalesce(r.error, 'the worker ended without finishing (server crash or terminated)')
-         WHERE r.state = 'running' AND NOT migrate._plan_locked(r.plan)
-        RETURNING r.run_id, r.plan),
-    t AS (UPDATE migrate.run_table rt SET state = 'interrupted' FROM dead
-           WHERE rt.run_id = dead.run_id AND rt.state IN ('pending', 'running')),
-    g AS (UPDATE migrate.run_range rr SET state = 'interrupted' FROM dead
-           WHERE rr.run_id = dead.run_id AND rr.state IN ('pending', 'running')),
-    e AS (INSERT INTO migrate.event (run_id, plan, event, details)
-          SELECT run_id, plan, 'run interrupted', 'found without a live worker' FROM dead)
-    SELECT count(*) INTO n FROM dead;
-    RETURN n;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'migrate_catalog_reap_sql'
+LANGUAGE C SET search_path = pg_catalog, pg_temp;
 
 -- Live progress: per table of running runs.  A run still 'running' whose
 -- plan lock nobody holds lost its worker (interrupted): it is not listed.
@@ -184,13 +191,7 @@ BEGIN
         RAISE EXCEPTION 'migration run % does not exist', $1
             USING ERRCODE = 'undefined_object';
     END IF;
-    UPDATE migrate.run r SET cancel_requested = true WHERE r.run_id = $1 AND r.state = 'running';
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    INSERT INTO migrate.event (run_id, plan, event)
-    SELECT r.run_id, r.plan, 'cancel requested' FROM migrate.run r WHERE r.run_id = $1;
-    RETURN true;
+    RETURN migrate._catalog_cancel($1);
 END;
 $$;
 

@@ -640,9 +640,7 @@ BEGIN
     SELECT bool_and(v.ok), count(*) FILTER (WHERE NOT v.ok) INTO passed, nfail
       FROM migrate.verification v WHERE v.verification_id = ANY (ids);
     passed := coalesce(passed, true);
-    UPDATE migrate.run AS u SET verified = passed, verified_at = now() WHERE u.run_id = r.run_id;
-    INSERT INTO migrate.event (run_id, plan, event, details)
-    VALUES (r.run_id, r.plan, CASE WHEN passed THEN 'run verified' ELSE 'verification failed' END,
+    PERFORM migrate._catalog_verified(r.run_id, passed,
             pg_catalog.format('%s checks, %s failed', pg_catalog.cardinality(ids), nfail));
     RETURN QUERY SELECT * FROM migrate.verification v WHERE v.verification_id = ANY (ids)
                   ORDER BY v.verification_id;

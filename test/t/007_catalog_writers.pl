@@ -1,11 +1,11 @@
-# 005_catalog_writers.pl: the writes of run state made by the SQL functions
+# 007_catalog_writers.pl: the writes of run state made by the SQL functions
 # go through src/catalog.c (migrate._catalog_*), and the two ways a run
 # becomes "interrupted" (migrate._reap from SQL, a coordinator taking the
 # plan's lock) are one transition.
 #
-# The migrate._catalog_* functions are declared here exactly as the SQL
-# scripts are to declare them (the SQL then calls them instead of writing
-# the tables itself), so this test holds until they are.
+# The SQL functions (migrate_plan, migrate_cancel, migrate_verify,
+# migrate_diff, migrate_report, migrate._reap) call these instead of writing
+# the tables themselves; test/structure.sh checks that none writes them.
 
 use strict;
 use warnings;
@@ -20,24 +20,6 @@ my $node = start_node('catalog');
 create_source($node, tables => [ { name => 'customers', rows => 300 } ]);
 create_plan($node, 'p', tables => ['customers']);
 
-# the declarations the SQL scripts get (CREATE OR REPLACE: also once they have)
-$node->safe_psql('postgres', q{
-CREATE OR REPLACE FUNCTION migrate._catalog_event(run bigint, plan text, event text, details text)
-RETURNS void AS '$libdir/migrate', 'migrate_catalog_event_sql'
-LANGUAGE C SET search_path = pg_catalog, pg_temp;
-CREATE OR REPLACE FUNCTION migrate._catalog_verified(run bigint, passed boolean, details text)
-RETURNS void AS '$libdir/migrate', 'migrate_catalog_verified_sql'
-LANGUAGE C SET search_path = pg_catalog, pg_temp;
-CREATE OR REPLACE FUNCTION migrate._catalog_report(run bigint, report text)
-RETURNS void AS '$libdir/migrate', 'migrate_catalog_report_sql'
-LANGUAGE C SET search_path = pg_catalog, pg_temp;
-CREATE OR REPLACE FUNCTION migrate._catalog_cancel(run bigint)
-RETURNS boolean AS '$libdir/migrate', 'migrate_catalog_cancel_sql'
-LANGUAGE C SET search_path = pg_catalog, pg_temp;
-CREATE OR REPLACE FUNCTION migrate._reap()
-RETURNS integer AS '$libdir/migrate', 'migrate_catalog_reap_sql'
-LANGUAGE C SET search_path = pg_catalog, pg_temp;
-});
 
 my ($run, $err) = run_plan($node, 'p', batch_size => 100);
 ok($run, "a run of the plan ($run)") or diag $err;
