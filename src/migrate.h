@@ -8,7 +8,8 @@
  * src/worker.c		the background worker: run bookkeeping, table order
  * src/load.c		the batch engine: key ranges of a table, batches of a range
  * src/defer.c		index and foreign key deferral: drop, rebuild, re-validate
- * src/copysrc.c	binary COPY reader of postgres_fdw sources (and its connection)
+ * src/copysrc.c	binary COPY reader of postgres_fdw sources
+ * src/remote.c		libpq connections to postgres_fdw servers (remote.h)
  * src/verify.c		both sides of a comparison at once (verify, diff)
  * src/route.c		per-row routing of the batch statement (rules, counters)
  * src/lookup.c		migrate_lookup() and its per-query cache
@@ -165,8 +166,6 @@ extern void migrate_route_insert_reject(const char *source_key, Datum source_row
 
 extern void migrate_worker_sample_memory(void);
 
-/* copysrc.c: the kept connection to a postgres_fdw source (libpq's PGconn) */
-extern struct pg_conn *migrate_source_connect(Oid ftrelid);
-extern void migrate_source_disconnect(void);
+/* remote.c: libpq connections to postgres_fdw servers, declared in remote.h */
 
 #endif							/* MIGRATE_H */
