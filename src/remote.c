@@ -791,8 +791,8 @@ remote_xact_callback(XactEvent event, void *arg)
 	while ((r = hash_seq_search(&scan)) != NULL)
 	{
 		if (r->conn == NULL)
-			continue;
-		if (r->use_level > 0 || PQtransactionStatus(r->conn) != PQTRANS_IDLE)
+			r->use_level = 0;	/* a use whose connecting failed */
+		else if (r->use_level > 0 || PQtransactionStatus(r->conn) != PQTRANS_IDLE)
 			remote_abandon(r);
 		else if (r->invalidated)
 			remote_close(r);
@@ -821,7 +821,7 @@ remote_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	hash_seq_init(&scan, remote_hash);
 	while ((r = hash_seq_search(&scan)) != NULL)
 	{
-		if (r->conn == NULL || r->use_level < level)
+		if (r->use_level < level)
 			continue;
 		if (event == SUBXACT_EVENT_ABORT_SUB)
 			remote_abandon(r);
