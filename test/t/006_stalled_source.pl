@@ -15,7 +15,8 @@
 #       migrate_resume() after the lock is released loads exactly the
 #       source's rows (count and checksum);
 #   (c) a comparison (migrate_verify(), migrate._compare_sides()) waiting
-#       for the source ends at statement_timeout, remote statement included;
+#       for the source ends at statement_timeout, remote statement included,
+#       and so does a COPY that stalls in the middle of its rows;
 #   (d) the connection is cached per user mapping (one remote backend for
 #       repeated reads in a session), rebuilt after ALTER USER MAPPING or
 #       ALTER SERVER changes an option (a wrong password fails, the right
@@ -194,6 +195,34 @@ my $compare = "SELECT migrate._compare_sides('legacy.customers'::regclass, "
 	}
 	$lock->quit;
 	is($node->safe_psql('postgres', $compare), '{3000,3000}', "$name: and works again");
+}
+
+# --- (c') a COPY that stalls after it has started (the source computes each
+# row slowly: its first rows sit in the source's send buffer) ends at
+# statement_timeout, and the session's next read works
+{
+	my $name = 'slow copy';
+	$node->safe_psql('migrate_src',
+		'CREATE VIEW customers_slow AS SELECT * FROM customers WHERE id <= 10 OR pg_sleep(600) IS NOT NULL');
+	$node->safe_psql('postgres',
+		'IMPORT FOREIGN SCHEMA public LIMIT TO (customers_slow) FROM SERVER src INTO legacy');
+	my $s = $node->background_psql('postgres', on_error_stop => 0);
+	my $t0 = time;
+	my ($out, $err) = bg_query($s,
+		"SET statement_timeout = '1s'; SELECT count(*) FROM migrate._copy_source('legacy.customers_slow'::regclass, "
+		  . "'id', NULL::int, 3000) AS s(id int, parent_id int, amount numeric(12,2), note text, day date)");
+	my $took = time - $t0;
+	like($err, qr/canceling statement due to statement timeout/, "$name: ends at statement_timeout");
+	ok($took < $bound, sprintf("%s: within %.1f s, while the source still computes", $name, $took));
+	ok( defined poll_within('migrate_src',
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE datname = 'migrate_src' "
+			  . "AND state = 'active' AND query LIKE 'COPY (SELECT %customers_slow%'", $bound),
+		"$name: the remote COPY was cancelled too");
+	($out, $err) = bg_query($s, "RESET statement_timeout; SELECT count(*) FROM migrate._copy_source("
+		  . "'legacy.customers'::regclass, 'id', 100, 400) "
+		  . "AS s(id int, parent_id int, amount numeric(12,2), note text, day date)");
+	is($out, '300', "$name: the session's next COPY works") or diag $err;
+	$s->quit;
 }
 
 # --- (d) one connection per user mapping, rebuilt when its options change
