@@ -197,13 +197,13 @@ my $compare = "SELECT migrate._compare_sides('legacy.customers'::regclass, "
 	is($node->safe_psql('postgres', $compare), '{3000,3000}', "$name: and works again");
 }
 
-# --- (c') a COPY that stalls after it has started (the source computes each
-# row slowly: its first rows sit in the source's send buffer) ends at
+# --- (c') a COPY that stalls after it has started (the source sends its
+# first 1000 rows, then computes the next one for ten minutes) ends at
 # statement_timeout, and the session's next read works
 {
 	my $name = 'slow copy';
 	$node->safe_psql('migrate_src',
-		'CREATE VIEW customers_slow AS SELECT * FROM customers WHERE id <= 10 OR pg_sleep(600) IS NOT NULL');
+		'CREATE VIEW customers_slow AS SELECT * FROM customers WHERE id <= 1000 OR pg_sleep(600) IS NOT NULL');
 	$node->safe_psql('postgres',
 		'IMPORT FOREIGN SCHEMA public LIMIT TO (customers_slow) FROM SERVER src INTO legacy');
 	my $s = $node->background_psql('postgres', on_error_stop => 0);
