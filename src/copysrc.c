@@ -14,14 +14,15 @@
  *
  * which runs COPY (SELECT cols FROM remote WHERE key > lo AND key <= hi)
  * TO STDOUT (FORMAT binary) on the server of the foreign table, with the
- * connection options of the server and of the caller's user mapping (as
- * postgres_fdw builds them, and with its rule that a non-superuser must
- * authenticate with a password), and converts each value with the binary
- * receive function of the local column's type.  The remote side casts each
+ * connection remote.c keeps for the server and the caller's user mapping
+ * (made as postgres_fdw makes its own, with its password rule), and
+ * converts each value with the binary receive function of the local
+ * column's type.  The remote side casts each
  * column to that type, so the binary formats agree.  Rows go to the
  * tuplestore of a materialized SRF (spills to disk past work_mem: memory
- * stays bounded by the batch).  One connection per server and user mapping
- * is kept for the life of the worker.
+ * stays bounded by the batch).  Waiting for the source answers cancel
+ * requests and the run's stop check; an error in the middle of the COPY
+ * drops the connection (remote.c), so the next batch reads on a new one.
  *
  *-------------------------------------------------------------------------
  */
@@ -34,10 +35,10 @@
 #include "commands/defrem.h"
 #include "foreign/foreign.h"
 #include "funcapi.h"
-#include "libpq-fe.h"
 #include "libpq/pqformat.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -45,121 +46,17 @@
 #include "utils/syscache.h"
 
 #include "migrate.h"
+#include "remote.h"
 
 PG_FUNCTION_INFO_V1(migrate_copy_source_rows);
 
-/* the kept connection */
-static PGconn *copy_conn = NULL;
-static Oid	copy_conn_umid = InvalidOid;
-
-static PGconn *copy_connect(ForeignTable *ft, const char *hint);
 static char *option_or(List *options, const char *name, char *dflt);
-
-/* The user mapping's password_required option (postgres_fdw's, default true). */
-static bool
-password_required(UserMapping *um)
-{
-	bool		required = true;
-
-	(void) parse_bool(option_or(um->options, "password_required", "true"), &required);
-	return required;
-}
-
-static void copy_fail(PGconn *conn, const char *what, const char *ftname, const char *hint);
+static void read_rows(MigrateRemote *r, ReturnSetInfo *rsinfo, FmgrInfo *recv, Oid *ioparams,
+					  int natts, const char *ftname);
 
 /* the hint of a connection error: reading rows can fall back to the FDW */
 static const char *const hint_for_copy =
 "Check the foreign server and user mapping, or SET migrate.copy_source = off to read through the foreign data wrapper.";
-static const char *const hint_for_statements = "Check the foreign server and user mapping.";
-
-/* Forget the kept connection after an error: it may be in the middle of a COPY. */
-static void
-copy_fail(PGconn *conn, const char *what, const char *ftname, const char *hint)
-{
-	char	   *msg = pstrdup(conn ? PQerrorMessage(conn) : "no connection");
-	int			len = strlen(msg);
-
-	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-		msg[--len] = '\0';
-
-	if (copy_conn)
-		PQfinish(copy_conn);
-	copy_conn = NULL;
-	copy_conn_umid = InvalidOid;
-	ereport(ERROR,
-			(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
-			 errmsg("could not %s for foreign table %s: %s", what, ftname, msg),
-			 errhint("%s", hint)));
-}
-
-/*
- * Connect as postgres_fdw would: libpq options of the server and of the
- * user mapping; a non-superuser must have used a password.
- */
-static PGconn *
-copy_connect(ForeignTable *ft, const char *hint)
-{
-	ForeignServer *server = GetForeignServer(ft->serverid);
-	UserMapping *um = GetUserMapping(GetUserId(), ft->serverid);
-	PQconninfoOption *defs = PQconndefaults();
-	List	   *options = list_concat(list_copy(server->options), um->options);
-	const char **keywords;
-	const char **values;
-	int			n = 0;
-	ListCell   *lc;
-	PGconn	   *conn;
-	char	   *ftname = get_rel_name(ft->relid);
-
-	if (copy_conn && copy_conn_umid == um->umid && PQstatus(copy_conn) == CONNECTION_OK)
-		return copy_conn;
-	if (copy_conn)
-		PQfinish(copy_conn);
-	copy_conn = NULL;
-
-	keywords = palloc(sizeof(char *) * (list_length(options) + 4));
-	values = palloc(sizeof(char *) * (list_length(options) + 4));
-	foreach(lc, options)
-	{
-		DefElem    *d = lfirst(lc);
-		bool		libpq_option = false;
-
-		/* only what libpq knows; postgres_fdw's own options are not for it */
-		for (PQconninfoOption *o = defs; o && o->keyword; o++)
-			libpq_option |= strcmp(o->keyword, d->defname) == 0;
-		if (!libpq_option || strcmp(d->defname, "client_encoding") == 0)
-			continue;
-		keywords[n] = d->defname;
-		values[n] = defGetString(d);
-		n++;
-	}
-	keywords[n] = "fallback_application_name";
-	values[n++] = "migrate";
-	keywords[n] = "client_encoding";
-	values[n++] = (char *) GetDatabaseEncodingName();
-	keywords[n] = NULL;
-	values[n] = NULL;
-	PQconninfoFree(defs);
-
-	conn = PQconnectdbParams(keywords, values, false);
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
-	{
-		copy_conn = conn;
-		copy_fail(conn, "connect to the server", ftname, hint);
-	}
-	/* postgres_fdw's rule; a superuser may waive it with password_required 'false' */
-	if (!superuser() && !PQconnectionUsedPassword(conn) && password_required(um))
-	{
-		PQfinish(conn);
-		ereport(ERROR,
-				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
-				 errmsg("password is required to read foreign table %s", ftname),
-				 errdetail("Non-superuser cannot connect if the server does not request a password."),
-				 errhint("Target server's authentication method must be changed.")));
-	}
-	copy_conn = conn;
-	copy_conn_umid = um->umid;
-	return conn;
-}
 
 /* The option of a foreign table or column, or dflt. */
 static char *
@@ -175,40 +72,6 @@ option_or(List *options, const char *name, char *dflt)
 			return defGetString(d);
 	}
 	return dflt;
-}
-
-/*
- * The kept connection to the server of foreign table ftrelid, for the
- * caller's user mapping (verify.c runs statements of its own on it).
- */
-PGconn *
-migrate_source_connect(Oid ftrelid)
-{
-	return copy_connect(GetForeignTable(ftrelid), hint_for_statements);
-}
-
-/*
- * Drop the kept connection, first cancelling what runs on it: after an
- * error its state is unknown.
- */
-void
-migrate_source_disconnect(void)
-{
-	if (copy_conn && PQtransactionStatus(copy_conn) == PQTRANS_ACTIVE)
-	{
-		PGcancel   *cancel = PQgetCancel(copy_conn);
-		char		errbuf[256];
-
-		if (cancel)
-		{
-			(void) PQcancel(cancel, errbuf, sizeof(errbuf));
-			PQfreeCancel(cancel);
-		}
-	}
-	if (copy_conn)
-		PQfinish(copy_conn);
-	copy_conn = NULL;
-	copy_conn_umid = InvalidOid;
 }
 
 /*
@@ -230,26 +93,23 @@ migrate_copy_source_rows(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	int			natts;
 	StringInfoData sql;
-	PGconn	   *conn;
-	PGresult   *res;
+	MigrateRemote *r;
 	FmgrInfo   *recv;
 	Oid		   *ioparams;
-	Datum	   *values;
-	bool	   *nulls;
-	StringInfoData buf;
-	StringInfoData field;
-	bool		header_done = false;
-	bool		trailer = false;
 	char	   *ftname = get_rel_name(relid);
-	MemoryContext rowcxt;
 	Oid			outfn;
 	bool		isvarlena;
+	AclResult	aclresult;
 
 	if (get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a foreign table", ftname ? ftname : "?"),
 				 errhint("migrate._copy_source() reads foreign tables of postgres_fdw.")));
+	/* what reading the foreign table would need */
+	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FOREIGN_TABLE, ftname);
 	ft = GetForeignTable(relid);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
@@ -258,8 +118,6 @@ migrate_copy_source_rows(PG_FUNCTION_ARGS)
 	natts = desc->natts;
 	recv = palloc0(sizeof(FmgrInfo) * natts);
 	ioparams = palloc0(sizeof(Oid) * natts);
-	values = palloc0(sizeof(Datum) * natts);
-	nulls = palloc0(sizeof(bool) * natts);
 
 	/* the remote query: each column cast to the local column's type */
 	initStringInfo(&sql);
@@ -304,14 +162,39 @@ migrate_copy_source_rows(PG_FUNCTION_ARGS)
 	appendStringInfoString(&sql, ") TO STDOUT (FORMAT binary)");
 	relation_close(rel, AccessShareLock);
 
-	conn = copy_connect(ft, hint_for_copy);
-	res = PQexec(conn, sql.data);
-	if (PQresultStatus(res) != PGRES_COPY_OUT)
+	/* every catalog lookup is done: a use of the connection begins */
+	r = migrate_remote_get(relid, hint_for_copy, MIGRATE_REMOTE_WRAP);
+	PG_TRY();
 	{
-		PQclear(res);
-		copy_fail(conn, "start reading", ftname, hint_for_copy);
+		migrate_remote_copy_begin(r, sql.data, "start reading");
+		read_rows(r, rsinfo, recv, ioparams, natts, ftname);
 	}
-	PQclear(res);
+	PG_CATCH();
+	{
+		/* a bad row, or a failed conversion: the COPY is still running */
+		migrate_remote_discard(r);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	migrate_remote_release(r);
+	return (Datum) 0;
+}
+
+/*
+ * Read the binary COPY started on r to its end, each row converted with
+ * the receive functions recv into the tuplestore of rsinfo.
+ */
+static void
+read_rows(MigrateRemote *r, ReturnSetInfo *rsinfo, FmgrInfo *recv, Oid *ioparams,
+		  int natts, const char *ftname)
+{
+	Datum	   *values = palloc0(sizeof(Datum) * natts);
+	bool	   *nulls = palloc0(sizeof(bool) * natts);
+	StringInfoData buf;
+	StringInfoData field;
+	bool		header_done = false;
+	bool		trailer = false;
+	MemoryContext rowcxt;
 
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "migrate copy row",
 								   ALLOCSET_DEFAULT_SIZES);
@@ -320,13 +203,11 @@ migrate_copy_source_rows(PG_FUNCTION_ARGS)
 	for (;;)
 	{
 		char	   *chunk;
-		int			len = PQgetCopyData(conn, &chunk, 0);
+		int			len = migrate_remote_copy_data(r, &chunk);
 
 		CHECK_FOR_INTERRUPTS();
 		if (len == -1)
 			break;				/* the COPY is done */
-		if (len < 0)
-			copy_fail(conn, "read rows", ftname, hint_for_copy);
 		/* keep what is not parsed yet, then add the new data */
 		if (buf.cursor > 0)
 		{
@@ -428,17 +309,9 @@ migrate_copy_source_rows(PG_FUNCTION_ARGS)
 			MemoryContextReset(rowcxt);
 		}
 	}
-	res = PQgetResult(conn);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-	{
-		PQclear(res);
-		copy_fail(conn, "finish reading", ftname, hint_for_copy);
-	}
-	PQclear(res);
-	while ((res = PQgetResult(conn)) != NULL)
-		PQclear(res);
 	if (!trailer)
 		elog(ERROR, "COPY from %s ended without its trailer", ftname);
 	MemoryContextDelete(rowcxt);
-	return (Datum) 0;
+	pfree(buf.data);
+	pfree(field.data);
 }

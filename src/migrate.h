@@ -12,7 +12,8 @@
  * src/load.c		the batch engine: a table's description, batches of a range
  * src/defer.c		index and foreign key deferral: drop, rebuild, re-validate
  * src/progress.c	a worker's progress lines and peak memory
- * src/copysrc.c	binary COPY reader of postgres_fdw sources (and its connection)
+ * src/copysrc.c	binary COPY reader of postgres_fdw sources
+ * src/remote.c		libpq connections to postgres_fdw servers (remote.h)
  * src/verify.c		both sides of a comparison at once (verify, diff)
  * src/route.c		per-row routing of the batch statement (rules, counters)
  * src/lookup.c		migrate_lookup() and its per-query cache
@@ -280,8 +281,6 @@ extern void migrate_route_insert_reject(const char *source_key, Datum source_row
 										const char *message, const char *detail,
 										bool loaded);
 
-/* copysrc.c: the kept connection to a postgres_fdw source (libpq's PGconn) */
-extern struct pg_conn *migrate_source_connect(Oid ftrelid);
-extern void migrate_source_disconnect(void);
+/* remote.c: libpq connections to postgres_fdw servers, declared in remote.h */
 
 #endif							/* MIGRATE_H */

@@ -12,12 +12,12 @@
  *
  * migrate._compare_sides() is given the remote SQL postgres_fdw deparsed
  * (from EXPLAIN), so the source side means exactly what the FDW would run.
- * It sends it, in a read-only transaction with postgres_fdw's session
- * settings, on the connection copysrc.c keeps for the server and the
- * caller's user mapping; runs the target's statement through SPI while the
- * source computes (both may run in parallel); then waits for the source,
- * still answering cancel requests.  After any error the connection is
- * cancelled and dropped.
+ * It sends it, as one statement in a read-only transaction, on the
+ * connection remote.c keeps for the server and the caller's user mapping
+ * (with postgres_fdw's session settings); runs the target's statement
+ * through SPI while the source computes (both may run in parallel); then
+ * waits for the source, still answering cancel requests.  After any error
+ * the remote statement is cancelled and the connection dropped (remote.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -27,81 +27,29 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "libpq-fe.h"
 #include "miscadmin.h"
-#include "pgstat.h"
-#include "storage/latch.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 #include "migrate.h"
+#include "remote.h"
 
 PG_FUNCTION_INFO_V1(migrate_compare_sides);
 
 /*
- * postgres_fdw's remote session settings (connection.c), for this
- * transaction; and no sort: a grouped comparison has a handful of groups,
- * but the planner, which cannot know that, would sort every row for them.
+ * The source's transaction (remote.c set postgres_fdw's session settings);
+ * and no sort: a grouped comparison has a handful of groups, but the
+ * planner, which cannot know that, would sort every row for them.
  */
 #define REMOTE_BEGIN \
-	"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " \
-	"SET LOCAL search_path = pg_catalog; SET LOCAL timezone = 'UTC'; " \
-	"SET LOCAL datestyle = ISO; SET LOCAL intervalstyle = postgres; " \
-	"SET LOCAL extra_float_digits = 3; SET LOCAL enable_sort = off"
+	"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL enable_sort = off"
 
-static void remote_error(PGconn *conn, PGresult *res, const char *ftname);
-static PGresult *remote_wait(PGconn *conn);
+static const char *const hint_for_statements =
+"Check that the source is reachable and that the plan's expressions still apply to it.";
+
 static char *local_value(const char *sql, Datum keys, bool keys_null, bool *shape_ok);
-
-/*
- * The error of a remote statement, with its SQLSTATE; drops the connection
- * first (its transaction is aborted).
- */
-static void
-remote_error(PGconn *conn, PGresult *res, const char *ftname)
-{
-	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
-	char	   *msg = pstrdup(primary ? primary : PQerrorMessage(conn));
-	char	   *det = detail ? pstrdup(detail) : NULL;
-	int			len = strlen(msg);
-	int			code = ERRCODE_FDW_ERROR;
-
-	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-		msg[--len] = '\0';
-	if (sqlstate && strlen(sqlstate) == 5)
-		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
-	if (res)
-		PQclear(res);
-	migrate_source_disconnect();
-	ereport(ERROR,
-			(errcode(code),
-			 errmsg("%s", msg),
-			 det ? errdetail("%s", det) : 0,
-			 errcontext("statement on the server of foreign table %s", ftname),
-			 errhint("Check that the source is reachable and that the plan's expressions still apply to it.")));
-}
-
-/* The next result of the statement in flight, waiting on the socket and the latch. */
-static PGresult *
-remote_wait(PGconn *conn)
-{
-	while (PQisBusy(conn))
-	{
-		int			rc = WaitLatchOrSocket(MyLatch,
-										   WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
-										   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
-
-		if (rc & WL_LATCH_SET)
-			ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		if ((rc & WL_SOCKET_READABLE) && !PQconsumeInput(conn))
-			return NULL;
-	}
-	return PQgetResult(conn);
-}
 
 /*
  * The text of the single value of a statement run here through SPI, $1 the
@@ -151,7 +99,7 @@ migrate_compare_sides(PG_FUNCTION_ARGS)
 	char	   *remote_sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *target_sql = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	char	   *ftname = get_rel_name(relid);
-	PGconn	   *conn;
+	MigrateRemote *r;
 	PGresult   *res;
 	char	   *target_value = NULL;
 	char	   *source_value = NULL;
@@ -161,51 +109,49 @@ migrate_compare_sides(PG_FUNCTION_ARGS)
 	bool		elem_nulls[2];
 	int			dims[1] = {2};
 	int			lbs[1] = {1};
+	AclResult	aclresult;
 
 	if (get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a foreign table", ftname ? ftname : "?")));
+	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FOREIGN_TABLE, ftname);
 
-	conn = migrate_source_connect(relid);
-	res = PQexec(conn, REMOTE_BEGIN);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		remote_error(conn, res, ftname);
-	PQclear(res);
-	if (!PQsendQuery(conn, remote_sql))
-		remote_error(conn, NULL, ftname);
-
+	r = migrate_remote_get(relid, hint_for_statements, MIGRATE_REMOTE_PASS);
 	PG_TRY();
 	{
+		migrate_remote_command(r, REMOTE_BEGIN, "begin");
+		migrate_remote_send(r, remote_sql, true, "run the source's statement");
+
 		/* the target's side while the source computes */
 		target_value = local_value(target_sql, PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3),
 								   PG_ARGISNULL(3), &target_shape_ok);
 
-		res = remote_wait(conn);
+		res = migrate_remote_result(r, "run the source's statement");
 		if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
-			remote_error(conn, res, ftname);
+			migrate_remote_fail(r, res, "run the source's statement");
 		source_shape_ok = PQntuples(res) == 1 && PQnfields(res) == 1;
 		if (source_shape_ok && !PQgetisnull(res, 0, 0))
 			source_value = pstrdup(PQgetvalue(res, 0, 0));
 		PQclear(res);
-		while ((res = remote_wait(conn)) != NULL)
+		while ((res = migrate_remote_result(r, "run the source's statement")) != NULL)
 		{
 			if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
-				remote_error(conn, res, ftname);
+				migrate_remote_fail(r, res, "run the source's statement");
 			PQclear(res);
 		}
-		res = PQexec(conn, "COMMIT");
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			remote_error(conn, res, ftname);
-		PQclear(res);
+		migrate_remote_command(r, "COMMIT", "commit");
 	}
 	PG_CATCH();
 	{
 		/* cancelled, or the target's statement failed: the source may still run */
-		migrate_source_disconnect();
+		migrate_remote_discard(r);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	migrate_remote_release(r);
 
 	if (!source_shape_ok || !target_shape_ok)
 		PG_RETURN_NULL();

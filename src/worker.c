@@ -50,6 +50,7 @@
 #include "utils/snapmgr.h"
 
 #include "migrate.h"
+#include "remote.h"
 
 static bool take_plan_lock(const char *plan);
 static int64 worker_start_run(MigrateRunShared *shared);
@@ -603,6 +604,7 @@ migrate_worker_main(Datum main_arg)
 	w->shared = shared;
 	w->should_stop = work_should_stop;
 	strlcpy(w->plan, shared->plan, sizeof(w->plan));
+	migrate_remote_set_stop_check(work_should_stop, w);
 
 	PG_TRY();
 	{
@@ -655,6 +657,7 @@ migrate_worker_main(Datum main_arg)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		const char *stopped;
 
 		HOLD_INTERRUPTS();
 		MemoryContextSwitchTo(TopMemoryContext);
@@ -667,7 +670,10 @@ migrate_worker_main(Datum main_arg)
 		RESUME_INTERRUPTS();
 		if (foreign_error && !helper_vanished)
 			current_target = InvalidOid;
-		worker_fail_run(w, edata);
+		if ((stopped = migrate_remote_stopped()) != NULL)
+			worker_finish_run(w, stopped);	/* a wait for the source ended by the stop check */
+		else
+			worker_fail_run(w, edata);
 	}
 	PG_END_TRY();
 
@@ -697,6 +703,7 @@ migrate_helper_main(Datum main_arg)
 	w = MemoryContextAllocZero(TopMemoryContext, sizeof(MigrateWork));
 	w->run_id = DatumGetInt64(main_arg);
 	w->should_stop = work_should_stop;
+	migrate_remote_set_stop_check(work_should_stop, w);
 
 	BackgroundWorkerInitializeConnectionByOid(database_id, role_id, 0);
 	begin_catalog_txn();
@@ -740,6 +747,8 @@ migrate_helper_main(Datum main_arg)
 		AbortCurrentTransaction();
 		migrate_route_end();
 		RESUME_INTERRUPTS();
+		if (migrate_remote_stopped())
+			proc_exit(0);		/* the run stops: the coordinator records it */
 		begin_catalog_txn();
 		migrate_catalog_unit_failed(w->run_id, current_target,
 									edata->message ? edata->message : "unknown error",

@@ -20,6 +20,8 @@ if [ "${1:-}" != "--inner" ]; then
         postgresql-15-cron >/dev/null
     # the released scripts never change: changes go in sql/*.sql and sql/updates/
     sha256sum --quiet -c test/released-scripts.sha256
+    # the layout rules (one writer of run state, one owner of libpq connections, ...)
+    bash test/structure.sh
     make -s clean
     make -s PG_CFLAGS="-Wall -Wextra -Werror"
     make -s install
