@@ -84,8 +84,6 @@ static Datum int64_to_key(TableLoad *tl, int64 v);
 
 /* one key range, in functions of one step each (see migrate_load_range) */
 typedef struct RangeCursor RangeCursor;
-static void begin_txn(void);
-static void commit_txn(void);
 static void create_dry_target(TableLoad *tl);
 static void prepare_range_statements(TableLoad *tl, MigrateUnit *u, int64 batch_size);
 static void find_int_range(TableLoad *tl, MigrateUnit *u, RangeCursor *c);
@@ -906,30 +904,6 @@ struct RangeCursor
 	bool		key_byval;		/* a transaction (range_begin) */
 };
 
-/* Start a transaction with SPI and a snapshot: one per batch. */
-static void
-begin_txn(void)
-{
-	int			ret;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	PushActiveSnapshot(GetTransactionSnapshot());
-}
-
-static void
-commit_txn(void)
-{
-	int			ret;
-
-	if ((ret = SPI_finish()) != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-}
-
 /*
  * Dry run: the batch's rows go to an empty copy of the target (same
  * columns, defaults, constraints and unique indexes; no foreign keys) that
@@ -1032,7 +1006,7 @@ range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 {
 	MemoryContext oldcxt;
 
-	begin_txn();
+	migrate_begin_txn();
 	oldcxt = MemoryContextSwitchTo(c->cxt);
 	migrate_load_describe(tl, w->plan);
 	Assert(CurrentMemoryContext == c->cxt);
@@ -1058,7 +1032,7 @@ range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	prepare_range_statements(tl, u, w->batch_size);
 	if (tl->int_key)
 		find_int_range(tl, u, c);
-	commit_txn();
+	migrate_commit_txn();
 }
 
 /*
@@ -1189,17 +1163,17 @@ range_batch(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	const char *stopped;
 
 	CHECK_FOR_INTERRUPTS();
-	begin_txn();
+	migrate_begin_txn();
 	stopped = w->should_stop(w);
 	if (stopped)
 	{
 		migrate_catalog_unit_stopped(w->run_id, u, stopped);
-		commit_txn();
+		migrate_commit_txn();
 		return stopped;
 	}
 	if (!batch_bounds(tl, c, bounds))
 	{
-		commit_txn();
+		migrate_commit_txn();
 		c->done = true;
 		return NULL;
 	}
@@ -1221,7 +1195,7 @@ range_batch(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 
 	/* the batch's memory is still held here: sample the peak */
 	migrate_worker_sample_memory();
-	commit_txn();
+	migrate_commit_txn();
 
 	add_counts(&tl->total, &batch);
 	advance(tl, c, bounds, &batch, w->batch_size);
@@ -1249,7 +1223,7 @@ range_finish(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	bool		isnull;
 	int			ret;
 
-	begin_txn();
+	migrate_begin_txn();
 	args[0] = Int64GetDatum(w->run_id);
 	args[1] = ObjectIdGetDatum(u->target);
 	args[2] = Int32GetDatum(u->range_no);
@@ -1289,7 +1263,7 @@ range_finish(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 				 errhint("Check the source, then run migrate_run() again (mode upsert or skip_existing keeps loaded rows).")));
 
 	migrate_catalog_unit_done(w->run_id, u, source_count);
-	commit_txn();
+	migrate_commit_txn();
 }
 
 /*

@@ -2,8 +2,9 @@
  *
  * migrate.c
  *	  Module entry point: _PG_init and the migrate.* settings; the helpers
- *	  every subsystem shares (ending a failed subtransaction, checking that
- *	  the library and the extension's SQL objects are the same version).
+ *	  every subsystem shares (a worker's transaction, ending a failed
+ *	  subtransaction, checking that the library and the extension's SQL
+ *	  objects are the same version).
  *
  * Everything else lives in its own subsystem file (see migrate.h).  The
  * library does not need shared_preload_libraries: runs use dynamic
@@ -20,11 +21,13 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_extension.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/resowner.h"
 
 #include "migrate.h"
@@ -169,4 +172,32 @@ migrate_check_version(void)
 	if (own_txn)
 		CommitTransactionCommand();
 	version_matched = true;
+}
+
+/*
+ * migrate_begin_txn / migrate_commit_txn: a worker's own transaction, with
+ * SPI connected and a snapshot pushed (every catalog touch of a worker and
+ * every batch is one).  Not for a backend already in a transaction.
+ */
+void
+migrate_begin_txn(void)
+{
+	int			ret;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+void
+migrate_commit_txn(void)
+{
+	int			ret;
+
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	PopActiveSnapshot();
+	CommitTransactionCommand();
 }

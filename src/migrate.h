@@ -3,7 +3,8 @@
  * migrate.h
  *	  Structures and entry points shared by the subsystems of migrate.
  *
- * src/migrate.c	_PG_init, GUCs, ending a failed subtransaction, version check
+ * src/migrate.c	_PG_init, GUCs, a worker's transaction, ending a failed
+ *					subtransaction, version check
  * src/launch.c		migrate_run(): checks, worker start, waiting, relaying
  * src/worker.c		the background workers: coordinator and helpers, their loop
  * src/catalog.c	the only writer of run, run_table, run_range, event: the
@@ -212,6 +213,8 @@ extern bool migrate_copy_source;
 
 /* migrate.c */
 extern ErrorData *migrate_abort_subxact(MemoryContext caller_cxt, ResourceOwner caller_owner);
+extern void migrate_begin_txn(void);
+extern void migrate_commit_txn(void);
 extern void migrate_check_version(void);
 
 /* worker.c */

@@ -66,8 +66,6 @@ static void worker_finish_run(MigrateWork *w, const char *state);
 static void worker_fail_run(MigrateWork *w, ErrorData *edata);
 static void worker_report(MigrateRunShared *shared, MigratePhase phase, int64 run_id,
 						  ErrorData *edata);
-static void begin_catalog_txn(void);
-static void end_catalog_txn(void);
 static void connect_worker(Oid database_id, Oid role_id, const char *search_path);
 
 static Oid	current_target = InvalidOid;	/* table being worked on, for failures */
@@ -78,30 +76,6 @@ static pid_t helper_pids[MIGRATE_MAX_PARALLEL];
 static int	nhelpers = 0;
 static bool helper_vanished = false;	/* the run ends interrupted */
 static bool foreign_error = false;	/* raised for another worker's failure */
-
-/* Start a transaction with a snapshot and SPI, as every catalog touch does. */
-static void
-begin_catalog_txn(void)
-{
-	int			ret;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	PushActiveSnapshot(GetTransactionSnapshot());
-}
-
-static void
-end_catalog_txn(void)
-{
-	int			ret;
-
-	if ((ret = SPI_finish()) != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-}
 
 
 /*
@@ -286,10 +260,10 @@ worker_start_run(MigrateRunShared *shared)
 {
 	int64		run_id;
 
-	begin_catalog_txn();
+	migrate_begin_txn();
 	take_plan_lock(shared->plan);
 	run_id = migrate_catalog_run_start(shared);
-	end_catalog_txn();
+	migrate_commit_txn();
 	return run_id;
 }
 
@@ -301,10 +275,10 @@ worker_start_run(MigrateRunShared *shared)
 static void
 worker_resume_run(MigrateRunShared *shared)
 {
-	begin_catalog_txn();
+	migrate_begin_txn();
 	take_plan_lock(shared->plan);
 	migrate_catalog_run_resume(shared->resume_run_id, shared->plan);
-	end_catalog_txn();
+	migrate_commit_txn();
 }
 
 /*
@@ -323,14 +297,14 @@ worker_plan_units(MigrateWork *w)
 	int			ntargets;
 	int			ret;
 
-	begin_catalog_txn();
+	migrate_begin_txn();
 	ret = SPI_execute_with_args("SELECT planned, defer_indexes AND NOT dry_run FROM migrate.run WHERE run_id = $1",
 								1, argtypes, args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "reading migrate.run failed: %s", SPI_result_code_string(ret));
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 	{
-		end_catalog_txn();
+		migrate_commit_txn();
 		return;
 	}
 	defer = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -352,7 +326,7 @@ worker_plan_units(MigrateWork *w)
 	}
 	current_target = InvalidOid;
 	migrate_catalog_run_planned(w->run_id);
-	end_catalog_txn();
+	migrate_commit_txn();
 	migrate_worker_notice(w->shared, "run " INT64_FORMAT " of plan \"%s\": %d table%s, %d worker%s%s",
 						  w->run_id, w->plan, ntargets, ntargets == 1 ? "" : "s",
 						  w->parallel, w->parallel == 1 ? "" : "s",
@@ -440,7 +414,7 @@ sweep_tables(MigrateWork *w)
 	List	   *done;
 	ListCell   *lc;
 
-	begin_catalog_txn();
+	migrate_begin_txn();
 	done = migrate_catalog_tables_succeeded(w->run_id);
 	foreach(lc, done)
 	{
@@ -454,7 +428,7 @@ sweep_tables(MigrateWork *w)
 							  t->seconds, t->seconds > 0 ? t->counts.read / t->seconds : 0.0,
 							  ", ", t->units, t->units == 1 ? "" : "s");
 	}
-	end_catalog_txn();
+	migrate_commit_txn();
 }
 
 /*
@@ -476,15 +450,15 @@ work_loop(MigrateWork *w)
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(unitcxt);
-		begin_catalog_txn();
+		migrate_begin_txn();
 		stop = w->should_stop(w);
 		if (stop)
 		{
-			end_catalog_txn();
+			migrate_commit_txn();
 			return stop;
 		}
 		claimed = claim_unit(w, &unit, unitcxt, &nothing_left);
-		end_catalog_txn();
+		migrate_commit_txn();
 
 		if (!claimed)
 		{
@@ -520,9 +494,9 @@ static void
 worker_finish_run(MigrateWork *w, const char *state)
 {
 	migrate_worker_sample_memory();
-	begin_catalog_txn();
+	migrate_begin_txn();
 	migrate_catalog_run_end(w->run_id, state, migrate_worker_peak_memory_kb());
-	end_catalog_txn();
+	migrate_commit_txn();
 
 	migrate_worker_notice(w->shared, "run " INT64_FORMAT " %s", w->run_id, state);
 	worker_report(w->shared, MIGRATE_PHASE_FINISHED, w->run_id, NULL);
@@ -541,12 +515,12 @@ worker_fail_run(MigrateWork *w, ErrorData *edata)
 		PG_TRY();
 		{
 			migrate_worker_sample_memory();
-			begin_catalog_txn();
+			migrate_begin_txn();
 			migrate_catalog_run_fail(w->run_id, helper_vanished ? "interrupted" : "failed",
 									 current_target,
 									 edata->message ? edata->message : "unknown error",
 									 edata->sqlerrcode, migrate_worker_peak_memory_kb());
-			end_catalog_txn();
+			migrate_commit_txn();
 		}
 		PG_CATCH();
 		{
@@ -619,7 +593,7 @@ migrate_worker_main(Datum main_arg)
 			w->run_id = worker_start_run(shared);
 
 		/* what the run was started with, also when it is resumed */
-		begin_catalog_txn();
+		migrate_begin_txn();
 		{
 			Oid			argtypes[1] = {INT8OID};
 			Datum		args[1] = {Int64GetDatum(w->run_id)};
@@ -634,7 +608,7 @@ migrate_worker_main(Datum main_arg)
 			w->batch_size = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 			w->parallel = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 		}
-		end_catalog_txn();
+		migrate_commit_txn();
 
 		worker_report(shared, MIGRATE_PHASE_RUNNING, w->run_id, NULL);
 		worker_plan_units(w);
@@ -648,9 +622,9 @@ migrate_worker_main(Datum main_arg)
 				(void) WaitForBackgroundWorkerShutdown(helper_handles[i]);
 		}
 		/* a helper's failure, or a helper gone, raises here */
-		begin_catalog_txn();
+		migrate_begin_txn();
 		(void) w->should_stop(w);
-		end_catalog_txn();
+		migrate_commit_txn();
 		sweep_tables(w);
 		worker_finish_run(w, state);
 	}
@@ -706,7 +680,7 @@ migrate_helper_main(Datum main_arg)
 	migrate_remote_set_stop_check(work_should_stop, w);
 
 	BackgroundWorkerInitializeConnectionByOid(database_id, role_id, 0);
-	begin_catalog_txn();
+	migrate_begin_txn();
 	{
 		Oid			argtypes[1] = {INT8OID};
 		Datum		args[1] = {Int64GetDatum(w->run_id)};
@@ -727,7 +701,7 @@ migrate_helper_main(Datum main_arg)
 		if (v)
 			search_path = MemoryContextStrdup(TopMemoryContext, v);
 	}
-	end_catalog_txn();
+	migrate_commit_txn();
 	connect_worker(InvalidOid, InvalidOid, search_path);
 	pgstat_report_activity(STATE_RUNNING, psprintf("migrate: helper of run " INT64_FORMAT, w->run_id));
 
@@ -749,11 +723,11 @@ migrate_helper_main(Datum main_arg)
 		RESUME_INTERRUPTS();
 		if (migrate_remote_stopped())
 			proc_exit(0);		/* the run stops: the coordinator records it */
-		begin_catalog_txn();
+		migrate_begin_txn();
 		migrate_catalog_unit_failed(w->run_id, current_target,
 									edata->message ? edata->message : "unknown error",
 									edata->sqlerrcode);
-		end_catalog_txn();
+		migrate_commit_txn();
 	}
 	PG_END_TRY();
 
