@@ -46,6 +46,20 @@ SELECT test_error($$SELECT migrate_table('api', 'customers', 'api_customer', mod
 SELECT test_error($$SELECT migrate_table('api', 'customers', 'api_customer', key => 'nokey')$$);
 SELECT test_error($$SELECT migrate_table('api', 'customers', 'api_customer', filter => 'id <')$$);
 SELECT test_error($$SELECT migrate_table('api', 'customers', 'api_customer', filter => 'no_col > 1')$$);
+-- a filter must hold together by itself where it is pasted ("AND (...)"):
+-- one that closes the parentheses around it, or comments out what follows
+-- it, would disable the key range; the filter stays as it was
+SELECT test_error($$SELECT migrate_table('api', 'customers', 'api_customer', filter => 'id <= 5) OR (true')$$);
+SELECT test_error($$SELECT migrate_table('api', 'customers', 'api_customer', filter => 'id <= 5] OR [true')$$);
+SELECT test_error($$SELECT migrate_table('api', 'customers', 'api_customer', filter => '(id <= 5')$$);
+SELECT test_error($$SELECT migrate_table('api', 'customers', 'api_customer', filter => 'id <= 5 -- and the rest')$$);
+SELECT test_error($$SELECT migrate_rule('api', 'api_customer', 'bad', 'amount > 0) OR (true')$$);
+SELECT test_error($$SELECT migrate_column('api', 'api_customer', 'email', 's.email) || (s.name')$$);
+SELECT filter FROM migrate.table_map WHERE plan = 'api' AND target = 'api_customer'::regclass;
+-- parentheses inside strings, quoted names and comments do not count
+SELECT migrate_table('api', 'customers', 'api_customer', filter => $f$(name <> ')' AND "id" > 0 /* ) */) OR id = -1$f$, mode => 'upsert');
+SELECT filter FROM migrate.table_map WHERE plan = 'api' AND target = 'api_customer'::regclass;
+SELECT migrate_table('api', 'customers', 'api_customer', filter => 'id <= 100', mode => 'upsert');
 CREATE TABLE api_nopk (id int, v text);
 SELECT test_error($$SELECT migrate_table('api', 'customers', 'api_nopk')$$);
 SELECT test_error($$SELECT migrate_table('api', 'customers', 'api_nopk', key => 'id', mode => 'upsert')$$);
