@@ -476,12 +476,28 @@ $$;
 CREATE OR REPLACE FUNCTION migrate_value_map(map text, from_value text, to_value text)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
+DECLARE
+    v_owner regrole;
 BEGIN
     IF map IS NULL OR map = '' OR from_value IS NULL THEN
         RAISE EXCEPTION 'value map name and from_value must not be null'
             USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- the first entry makes the map, owned by the current role
+    INSERT INTO migrate.lookup_map (map_name) VALUES (map) ON CONFLICT DO NOTHING;
+    SELECT m.owner INTO v_owner FROM migrate.lookup_map m WHERE m.map_name = map;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'value map "%" belongs to another role', map
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Choose another map name, or ask a member of its owner to change it.';
+    ELSIF v_owner IS NULL
+          AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE EXCEPTION 'value map "%" has no owner and only a superuser may change it', map
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A superuser gives it an owner: UPDATE migrate.lookup_map SET owner = ''role'' WHERE map_name = ...';
     END IF;
     INSERT INTO migrate.value_map AS v (map_name, from_value, to_value)
     VALUES (map, from_value, to_value)

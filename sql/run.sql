@@ -101,7 +101,7 @@ LANGUAGE C SET search_path = pg_catalog, pg_temp;
 
 -- Live progress: per table of running runs.  A run still 'running' whose
 -- plan lock nobody holds lost its worker (interrupted): it is not listed.
-CREATE OR REPLACE VIEW migrate.progress AS
+CREATE OR REPLACE VIEW migrate.progress WITH (security_invoker = true) AS
 SELECT rt.run_id, r.plan, rt.target, rt.state, rt.rows_read, rt.rows_written,
        rt.rows_rejected, rt.rows_skipped, rt.source_count, rt.batches, rt.last_key,
        round(rt.rows_read / nullif(extract(epoch FROM coalesce(rt.finished_at, clock_timestamp()) - rt.started_at), 0))::bigint
@@ -127,7 +127,7 @@ GRANT SELECT ON migrate.progress TO PUBLIC;
 
 -- Live progress: per unit (key range, index rebuild, foreign key) of
 -- running runs; like migrate.progress, not of interrupted ones.
-CREATE OR REPLACE VIEW migrate.progress_range AS
+CREATE OR REPLACE VIEW migrate.progress_range WITH (security_invoker = true) AS
 SELECT rr.run_id, r.plan, rr.target, rr.range_no, rr.kind, rr.lo, rr.hi, rr.state,
        rr.rows_read, rr.rows_written, rr.rows_rejected, rr.rows_skipped, rr.batches, rr.last_key,
        round(rr.rows_read / nullif(extract(epoch FROM coalesce(rr.finished_at, clock_timestamp()) - rr.started_at), 0))::bigint

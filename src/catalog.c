@@ -120,9 +120,9 @@ migrate_catalog_run_start(const MigrateRunShared *shared)
 	args[6] = Int32GetDatum(shared->parallel);
 	args[7] = CStringGetTextDatum(shared->search_path);
 	ret = SPI_execute_with_args("INSERT INTO migrate.run (plan, mode, dry_run, worker_pid, batch_size, tables,"
-								"                         parallel, search_path, defer_indexes)"
+								"                         parallel, search_path, defer_indexes, owner)"
 								" SELECT $1, $5, $4, $2, $3, (SELECT array_agg(o::regclass::text) FROM unnest($6::oid[]) o),"
-								"        $7, $8, coalesce((options->>'defer_indexes')::boolean, false)"
+								"        $7, $8, coalesce((options->>'defer_indexes')::boolean, false), owner"
 								"   FROM migrate.plan WHERE plan_name = $1"
 								" RETURNING run_id",
 								8, argtypes, args, nulls, false, 0);
