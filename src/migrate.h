@@ -66,7 +66,8 @@ typedef struct MigrateRunShared
 
 	/* inputs */
 	Oid			database_id;	/* caller's database */
-	Oid			role_id;		/* caller's role: the worker runs as it */
+	Oid			role_id;		/* caller's role: run.run_by */
+	Oid			owner_id;		/* the plan's owner: every worker runs as it */
 	int			batch_size;		/* migrate.batch_size of the caller */
 	bool		dry_run;
 	int			parallel;		/* workers, coordinator included */
