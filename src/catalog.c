@@ -73,10 +73,13 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -96,6 +99,8 @@ static void spi_connect(void);
 static void spi_finish(void);
 static void insert_event(int64 run_id, const char *plan, const char *actor,
 						 const char *event, const char *details);
+static void check_unit_statements(int64 run_id, const MigrateUnit *u);
+static bool on_target(RangeVar *rv, const MigrateUnit *u);
 
 /*
  * Who an event is in the name of: the role this process runs as before it
@@ -746,7 +751,103 @@ migrate_catalog_claim_unit(int64 run_id, MigrateUnit *u, MemoryContext cxt, bool
 		MemoryContextSwitchTo(old);
 	}
 	migrate_restore_identity(&saved);
+	/* under the worker's search_path, as the statements will run */
+	check_unit_statements(run_id, u);
 	return true;
+}
+
+/*
+ * Defence in depth for the units' stored statements (only migrate writes
+ * run_range, yet nothing is executed verbatim on trust): an index unit's
+ * definition must be exactly one CREATE INDEX on the unit's table; an fk
+ * unit's exactly ALTER TABLE <table> ADD CONSTRAINT c FOREIGN KEY ... NOT
+ * VALID then ALTER TABLE <table> VALIDATE CONSTRAINT c, and its check_sql
+ * exactly one WITH o AS (DELETE FROM <table> ...) INSERT INTO
+ * migrate.reject ... (as defer.c writes them).  Raises XX001 otherwise.
+ */
+static void
+check_unit_statements(int64 run_id, const MigrateUnit *u)
+{
+	List	   *stmts;
+	const char *bad = NULL;
+
+	if (strcmp(u->kind, "load") == 0)
+		return;
+	if (u->definition == NULL)
+		bad = "it has no definition";
+	else if (strcmp(u->kind, "index") == 0)
+	{
+		stmts = raw_parser(u->definition, RAW_PARSE_DEFAULT);
+		if (list_length(stmts) != 1 ||
+			!IsA(((RawStmt *) linitial(stmts))->stmt, IndexStmt))
+			bad = "its definition is not one CREATE INDEX";
+		else if (!on_target(((IndexStmt *) ((RawStmt *) linitial(stmts))->stmt)->relation, u))
+			bad = "its index is not on the unit's table";
+	}
+	else if (strcmp(u->kind, "fk") == 0)
+	{
+		AlterTableStmt *add = NULL;
+		AlterTableStmt *validate = NULL;
+		AlterTableCmd *addcmd = NULL;
+		AlterTableCmd *valcmd = NULL;
+
+		stmts = raw_parser(u->definition, RAW_PARSE_DEFAULT);
+		if (list_length(stmts) == 2 &&
+			IsA(((RawStmt *) linitial(stmts))->stmt, AlterTableStmt) &&
+			IsA(((RawStmt *) lsecond(stmts))->stmt, AlterTableStmt))
+		{
+			add = (AlterTableStmt *) ((RawStmt *) linitial(stmts))->stmt;
+			validate = (AlterTableStmt *) ((RawStmt *) lsecond(stmts))->stmt;
+			if (list_length(add->cmds) == 1 && list_length(validate->cmds) == 1)
+			{
+				addcmd = linitial(add->cmds);
+				valcmd = linitial(validate->cmds);
+			}
+		}
+		if (addcmd == NULL || add->objtype != OBJECT_TABLE || validate->objtype != OBJECT_TABLE ||
+			addcmd->subtype != AT_AddConstraint || valcmd->subtype != AT_ValidateConstraint ||
+			!IsA(addcmd->def, Constraint) ||
+			((Constraint *) addcmd->def)->contype != CONSTR_FOREIGN ||
+			!((Constraint *) addcmd->def)->skip_validation ||
+			((Constraint *) addcmd->def)->conname == NULL || valcmd->name == NULL ||
+			strcmp(((Constraint *) addcmd->def)->conname, valcmd->name) != 0)
+			bad = "its definition is not ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID, then VALIDATE CONSTRAINT";
+		else if (!on_target(add->relation, u) || !on_target(validate->relation, u))
+			bad = "its foreign key is not on the unit's table";
+		else if (u->check_sql != NULL)
+		{
+			InsertStmt *ins = NULL;
+			CommonTableExpr *cte = NULL;
+
+			stmts = raw_parser(u->check_sql, RAW_PARSE_DEFAULT);
+			if (list_length(stmts) == 1 && IsA(((RawStmt *) linitial(stmts))->stmt, InsertStmt))
+				ins = (InsertStmt *) ((RawStmt *) linitial(stmts))->stmt;
+			if (ins && ins->withClause && list_length(ins->withClause->ctes) == 1)
+				cte = linitial(ins->withClause->ctes);
+			if (ins == NULL || ins->relation->schemaname == NULL ||
+				strcmp(ins->relation->schemaname, "migrate") != 0 ||
+				strcmp(ins->relation->relname, "reject") != 0 || ins->returningList != NIL ||
+				cte == NULL || cte->ctequery == NULL || !IsA(cte->ctequery, DeleteStmt) ||
+				!on_target(((DeleteStmt *) cte->ctequery)->relation, u))
+				bad = "its orphan statement is not WITH o AS (DELETE FROM <its table> ...) INSERT INTO migrate.reject ...";
+		}
+	}
+	else
+		bad = "its kind is unknown";
+	if (bad)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("unit %d of table %s in run " INT64_FORMAT " is not one migrate wrote: %s",
+						u->range_no, get_rel_name(u->target), run_id, bad),
+				 errdetail("A unit's statements are checked before they run; this one is refused."),
+				 errhint("Start a new run of the plan with migrate_run().")));
+}
+
+/* Does rv name the unit's table (under the current search_path)? */
+static bool
+on_target(RangeVar *rv, const MigrateUnit *u)
+{
+	return rv != NULL && RangeVarGetRelid(rv, NoLock, true) == u->target;
 }
 
 /*

@@ -369,7 +369,9 @@ migrate_run(PG_FUNCTION_ARGS)
 		AtEOXact_GUC(true, level);
 	}
 	if (!OidIsValid(owner))
-		elog(ERROR, "migration plan \"%s\" has no owner", plan);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration plan \"%s\" does not exist", plan)));
 
 	shared->dry_run = dry_run;
 	shared->parallel = PG_ARGISNULL(3) ? migrate_max_workers : PG_GETARG_INT32(3);

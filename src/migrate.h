@@ -75,7 +75,7 @@ typedef struct MigrateRunShared
 	bool		has_tables;		/* tables => given */
 	char		plan[MIGRATE_PLAN_MAXLEN + 1];
 	char		mode[32];
-	char		search_path[MIGRATE_TEXT_MAXLEN];	/* caller's search_path */
+	char		search_path[MIGRATE_TEXT_MAXLEN];	/* caller's search_path (new runs) */
 	char		tables[MIGRATE_TEXT_MAXLEN];	/* regclass[] literal */
 
 	/* caller -> worker */

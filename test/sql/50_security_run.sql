@@ -187,6 +187,41 @@ SELECT migrate_run('sec_super') AS run_s \gset
 SELECT state, owner::text = current_user AS owned_by_me FROM migrate.run WHERE run_id = :run_s;
 SELECT who = current_user AS ran_as_me, count(*) FROM sec_log GROUP BY 1;
 
+-- nothing is executed verbatim from a run's bookkeeping (finding 5): a
+-- unit whose stored statements are not what migrate writes is refused when
+-- the run resumes (only the table owner could write them: here a superuser)
+UPDATE migrate.run SET state = 'failed', finished_at = now() WHERE run_id = :run_s;
+INSERT INTO migrate.run_range (run_id, target, range_no, kind, definition, state)
+VALUES (:run_s, 'sec_own', 1000, 'index', 'DROP TABLE sec_log', 'failed');
+SELECT regexp_replace(test_error(format('SELECT migrate_resume(%s)', :run_s)), 'run \d+', 'run N') AS drop_table;
+UPDATE migrate.run_range SET definition = 'CREATE INDEX sec_log_who ON public.sec_log (who)'
+ WHERE run_id = :run_s AND range_no = 1000;
+SELECT regexp_replace(test_error(format('SELECT migrate_resume(%s)', :run_s)), 'run \d+', 'run N') AS other_table;
+UPDATE migrate.run_range SET definition = 'CREATE INDEX sec_own_v ON public.sec_own (v); DROP TABLE sec_log'
+ WHERE run_id = :run_s AND range_no = 1000;
+SELECT regexp_replace(test_error(format('SELECT migrate_resume(%s)', :run_s)), 'run \d+', 'run N') AS two_statements;
+-- the genuine shapes run: an index, then a foreign key whose orphan
+-- statement is refused until it has the shape migrate writes
+UPDATE migrate.run_range SET definition = 'CREATE INDEX sec_own_v ON public.sec_own USING btree (v)'
+ WHERE run_id = :run_s AND range_no = 1000;
+INSERT INTO migrate.run_range (run_id, target, range_no, kind, definition, check_sql, state)
+VALUES (:run_s, 'sec_own', 2000, 'fk',
+        'ALTER TABLE public.sec_own ADD CONSTRAINT sec_own_fk FOREIGN KEY (id) REFERENCES sec_src.items(id) NOT VALID;'
+        ' ALTER TABLE public.sec_own VALIDATE CONSTRAINT sec_own_fk',
+        'DELETE FROM public.sec_log', 'failed');
+SELECT regexp_replace(test_error(format('SELECT migrate_resume(%s)', :run_s)), 'run \d+', 'run N') AS bad_orphans;
+UPDATE migrate.run_range
+   SET check_sql = 'WITH o AS (DELETE FROM public.sec_own AS c WHERE NOT EXISTS (SELECT 1 FROM sec_src.items AS p WHERE p.id = c.id) RETURNING c.*)'
+                   ' INSERT INTO migrate.reject (run_id, target, source_key, source_row, reason, message)'
+                   ' SELECT $1, ''sec_own''::regclass, o.id::text, to_jsonb(o), ''23503'', ''orphan'' FROM o'
+ WHERE run_id = :run_s AND range_no = 2000;
+SELECT migrate_resume(:run_s) = :run_s AS resumed;
+SELECT range_no, kind, state FROM migrate.run_range WHERE run_id = :run_s AND kind <> 'load' ORDER BY range_no;
+SELECT state FROM migrate.run WHERE run_id = :run_s;
+SELECT to_regclass('sec_log') IS NOT NULL AS log_kept, to_regclass('sec_log_who') IS NULL AS no_foreign_index,
+       to_regclass('sec_own_v') IS NOT NULL AS index_built,
+       (SELECT convalidated FROM pg_constraint WHERE conname = 'sec_own_fk') AS fk_validated;
+
 -- clean up
 DELETE FROM migrate.run WHERE plan IN ('sec_alice', 'sec_super');
 DELETE FROM migrate.event WHERE plan IN ('sec_alice', 'sec_super');
