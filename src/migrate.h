@@ -19,6 +19,7 @@
  * src/route.c		per-row routing of the batch statement (rules, counters)
  * src/lookup.c		migrate_lookup() and its per-query cache
  * src/expr.c		refusal of anything but a single SQL expression
+ * src/owner.c		who a call runs as: plan owners, switching identity (owner.h)
  *
  *-------------------------------------------------------------------------
  */
