@@ -330,7 +330,7 @@ BEGIN
             EXECUTE pg_catalog.format('SELECT NULL::%1$s < NULL::%1$s', key_type::regtype);
         EXCEPTION WHEN undefined_function THEN
             RAISE EXCEPTION 'migrate_diff() cannot split the key "%" of table % in migration plan "%": type % has no ordering',
-                            tm.key[i], tm.target, tm.plan, key_type::regtype
+                            tm.key[i], migrate._verify_relname(tm.target), tm.plan, key_type::regtype
                 USING ERRCODE = 'feature_not_supported',
                       HINT = 'migrate_verify() checks such tables; to diff one, map it with a key of ordered types (integer, text, date, uuid ...).';
         END;
@@ -348,7 +348,7 @@ BEGIN
         SELECT count(*) FILTER (WHERE d.key = 'range'), count(*) FILTER (WHERE d.key = 'statement')
           INTO ranges, statements FROM d WHERE d.kind IS NULL;
     EXCEPTION WHEN OTHERS THEN
-        RAISE EXCEPTION 'diffing table % of migration plan "%" failed: %', tm.target, tm.plan,
+        RAISE EXCEPTION 'diffing table % of migration plan "%" failed: %', migrate._verify_relname(tm.target), tm.plan,
                         migrate._verify_mask_error(SQLERRM, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(q->'sensitive'))::name[])
             USING ERRCODE = SQLSTATE,
                   DETAIL = pg_catalog.format('Source: %s.', tm.source),
@@ -356,7 +356,7 @@ BEGIN
     END;
     PERFORM migrate._catalog_event(r.run_id, tm.plan, 'diff',
            (SELECT pg_catalog.format('diff %s of table %s: %s missing, %s extra, %s changed; %s key ranges compared by %s statements a side',
-                             id, tm.target, count(*) FILTER (WHERE d.kind = 'missing'),
+                             id, migrate._verify_relname(tm.target), count(*) FILTER (WHERE d.kind = 'missing'),
                              count(*) FILTER (WHERE d.kind = 'extra'), count(*) FILTER (WHERE d.kind = 'changed'),
                              ranges, statements)
               FROM migrate.diff_result d WHERE d.diff_id = id));

@@ -122,6 +122,19 @@ AS $$
      ORDER BY m.attnum
 $$;
 
+-- A relation as the caller names it (unqualified when the caller's
+-- search_path finds it by name), for messages and check names.
+CREATE OR REPLACE FUNCTION migrate._verify_relname(p_rel regclass)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', migrate._caller_search_path(), true);
+    RETURN p_rel::pg_catalog.text;
+END;
+$$;
+
 -- The target columns of a table mapping whose values are sensitive: mapped
 -- (by an expression, or the same-named source column) from a source
 -- column marked with migrate_sensitive().  Their values never show in a
@@ -216,7 +229,7 @@ BEGIN
         SELECT * INTO c FROM pg_catalog.unnest(vc) v WHERE v.column_name = tm.key[i];
         IF NOT FOUND THEN
             RAISE EXCEPTION 'key column "%" of table % in migration plan "%" is not mapped',
-                            tm.key[i], p_target, p_plan
+                            tm.key[i], migrate._verify_relname(p_target), p_plan
                 USING ERRCODE = 'undefined_column',
                       HINT = 'Map it with migrate_column().';
         END IF;
@@ -322,13 +335,14 @@ DECLARE
 BEGIN
     SELECT source INTO src FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % is not mapped in migration plan "%"', p_target, p_plan
+        RAISE EXCEPTION 'table % is not mapped in migration plan "%"', migrate._verify_relname(p_target), p_plan
             USING ERRCODE = 'undefined_object',
                   HINT = 'Map it first with migrate_table().';
     END IF;
     rel := pg_catalog.to_regclass(src);
     IF rel IS NULL THEN
-        RAISE EXCEPTION 'source relation % of table % in migration plan "%" does not exist', src, p_target, p_plan
+        RAISE EXCEPTION 'source relation % of table % in migration plan "%" does not exist', src,
+                        migrate._verify_relname(p_target), p_plan
             USING ERRCODE = 'undefined_table',
                   HINT = 'Recreate the foreign table (IMPORT FOREIGN SCHEMA) or remap the table with migrate_table().';
     END IF;
@@ -570,7 +584,7 @@ BEGIN
             END LOOP;
         END IF;
     EXCEPTION WHEN OTHERS THEN
-        RAISE EXCEPTION 'verifying table % of migration plan "%" failed: %', p_target, p_plan,
+        RAISE EXCEPTION 'verifying table % of migration plan "%" failed: %', migrate._verify_relname(p_target), p_plan,
                         migrate._verify_mask_error(SQLERRM, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(q->'sensitive'))::name[])
             USING ERRCODE = SQLSTATE,
                   DETAIL = pg_catalog.format('Source: %s.', tm.source),
@@ -672,10 +686,8 @@ BEGIN
                                   keycols, p_target, nonnull, p_ref, cond, keycols) INTO examples;
     END IF;
     -- the referenced table named as the caller would name it
-    PERFORM pg_catalog.set_config('search_path', migrate._caller_search_path(), true);
     check_name := pg_catalog.format('foreign key (%s) -> %s (%s)', pg_catalog.array_to_string(p_columns, ', '),
-                                    p_ref, pg_catalog.array_to_string(p_ref_columns, ', '));
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+                                    migrate._verify_relname(p_ref), pg_catalog.array_to_string(p_ref_columns, ', '));
     INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
     VALUES (p_run, p_target, check_name,
             '0', orphans::text, orphans = 0,

@@ -106,6 +106,12 @@ pushed_down_sql(Oid relid, Oid serverid, const char *sql, Datum keys, bool keys_
 						get_rel_name(relid))));
 	rs = linitial(raw);
 	query = parse_analyze_fixedparams(rs, sql, argtypes, 1, NULL);
+	if (query->hasModifyingCTE || query->commandType != CMD_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("the source's statement of a comparison over foreign table %s must be one SELECT",
+						get_rel_name(relid)),
+				 errdetail("It writes (a data-modifying WITH).")));
 	rewritten = pg_rewrite_query(query);
 	if (list_length(rewritten) != 1)
 		return NULL;
