@@ -33,8 +33,12 @@ GRANT USAGE ON SCHEMA legacy TO regress_rmt_alice, regress_rmt_mallory;
 GRANT SELECT ON legacy.items, legacy.rmt_people TO regress_rmt_alice, regress_rmt_mallory;
 -- both map to this (superuser) remote role: only local rights stand between
 -- them and the source's every table
-SELECT format('CREATE USER MAPPING FOR %I SERVER src OPTIONS (user %L, password_required ''false'')',
-              r, current_user) FROM unnest(ARRAY['regress_rmt_alice', 'regress_rmt_mallory']) r \gexec
+SELECT format('CREATE USER MAPPING FOR regress_rmt_alice SERVER src OPTIONS (user %L, password_required ''false'')',
+              current_user) AS map_alice,
+       format('CREATE USER MAPPING FOR regress_rmt_mallory SERVER src OPTIONS (user %L, password_required ''false'')',
+              current_user) AS map_mallory \gset
+:map_alice;
+:map_mallory;
 
 -- finding 1: _compare_sides takes a statement *here*, planned as the caller
 SET ROLE regress_rmt_mallory;
@@ -43,7 +47,7 @@ SELECT test_error($$SELECT migrate._compare_sides('legacy.items', 'SELECT count(
 -- a foreign table the caller may not read
 SELECT test_error($$SELECT migrate._compare_sides('legacy.items', 'SELECT max(secret) FROM legacy.rmt_secret', 'SELECT 1', NULL)$$);
 SELECT test_error($$SELECT migrate._both_sides('legacy.items', 'SELECT ARRAY[count(*)::numeric] FROM legacy.rmt_secret', 'SELECT ARRAY[1::numeric]', NULL)$$);
-SELECT test_error($$SELECT migrate._both_sides('legacy.items', 'SELECT ARRAY[count(*)::numeric] FROM legacy.items', 'SELECT ARRAY[1::numeric]', NULL, 'SELECT ARRAY[length(max(secret))::numeric] FROM legacy.rmt_secret WHERE %s IS NOT NULL')$$);
+SELECT test_error($$SELECT migrate._both_sides('legacy.items', 'SELECT ARRAY[count(*)::numeric] FROM legacy.items', 'SELECT ARRAY[1::numeric]', NULL, 'SELECT ARRAY[length(max(secret))::numeric] FROM legacy.rmt_secret WHERE EXISTS (%s)')$$);
 -- several statements, a write
 SELECT test_error($$SELECT migrate._compare_sides('legacy.items', 'SELECT count(*) FROM legacy.items; COMMIT; DELETE FROM public.items', 'SELECT 1', NULL)$$);
 SELECT test_error($$SELECT migrate._compare_sides('legacy.items', 'WITH d AS (DELETE FROM legacy.items RETURNING 1) SELECT count(*) FROM d', 'SELECT 1', NULL)$$);
@@ -68,7 +72,7 @@ SELECT test_error($$SELECT * FROM migrate._copy_source('legacy.items'::regclass,
 SELECT test_error($$SELECT * FROM migrate._copy_source('legacy.items'::regclass, 'id', NULL::bigint, 100::bigint) AS s(id bigint, sku text, qty int, price numeric, extra int)$$);
 -- the right list reads (a column's typmod may differ)
 SELECT count(*), sum(id) FROM migrate._copy_source('legacy.items'::regclass, 'id', NULL::bigint, 70::bigint)
-    AS s(id bigint, sku varchar(20), qty int, price numeric);
+    AS s(id bigint, sku text, qty int, price numeric(10,1));
 RESET ROLE;
 
 -- finding 3: postgres_fdw's rule before connecting; postgres_fdw servers only
@@ -88,8 +92,8 @@ BEGIN
                    split_part(current_setting('unix_socket_directories'), ',', 1),
                    current_setting('port'), 'migrate_src');
 END $$;
-CREATE USER MAPPING FOR PUBLIC SERVER rmt_src2 OPTIONS (user 'postgres');
-SELECT format('ALTER USER MAPPING FOR PUBLIC SERVER rmt_src2 OPTIONS (SET user %L)', current_user) \gexec
+SELECT format('CREATE USER MAPPING FOR PUBLIC SERVER rmt_src2 OPTIONS (user %L)', current_user) AS map_public \gset
+:map_public;
 CREATE FOREIGN TABLE legacy.rmt_items2 (id bigint, sku text, qty int, price numeric)
     SERVER rmt_src2 OPTIONS (schema_name 'public', table_name 'items');
 GRANT SELECT ON legacy.rmt_items2 TO regress_rmt_nopw;
@@ -101,7 +105,7 @@ RESET ROLE;
 -- another wrapper's options were not checked by postgres_fdw's validator
 CREATE FOREIGN DATA WRAPPER rmt_dummy;
 CREATE SERVER rmt_dummy_srv FOREIGN DATA WRAPPER rmt_dummy OPTIONS (host '/tmp', dbname 'migrate_src');
-CREATE USER MAPPING FOR regress_rmt_mallory SERVER rmt_dummy_srv OPTIONS (user 'postgres', password_required 'false');
+CREATE USER MAPPING FOR regress_rmt_mallory SERVER rmt_dummy_srv OPTIONS (user 'regress_rmt_mallory', password_required 'false');
 CREATE FOREIGN TABLE legacy.rmt_dummy_items (id bigint) SERVER rmt_dummy_srv OPTIONS (table_name 'items');
 GRANT SELECT ON legacy.rmt_dummy_items TO regress_rmt_mallory;
 SET ROLE regress_rmt_mallory;
@@ -126,7 +130,7 @@ SELECT migrate_plan('rmt_alice', source_schema => 'legacy');
 SELECT migrate_table('rmt_alice', 'rmt_people', 'rmt_person');
 SELECT migrate_column('rmt_alice', 'rmt_person', 'who', 'current_user::text');
 SELECT migrate_run('rmt_alice') IS NOT NULL AS ran;
-SELECT DISTINCT who FROM rmt_person;
+SELECT DISTINCT who = current_user::text AS loaded_as_the_runner FROM rmt_person;
 UPDATE migrate.plan SET owner = 'regress_rmt_alice' WHERE plan_name = 'rmt_alice';
 UPDATE migrate.run SET owner = 'regress_rmt_alice' WHERE plan = 'rmt_alice';
 -- the superuser's call: alice's expression ran as alice
