@@ -41,6 +41,19 @@
  *
  * Rows the run rejected (migrate.reject, not loaded) are left out of both
  * sides, by key.
+ *
+ * Who runs what (issue 11): migrate_verify (and migrate_diff) run as the
+ * plan's owner through migrate_call_as_owner; their bodies
+ * (migrate._migrate_verify, _migrate_diff) are not executable by PUBLIC.
+ * The other internals here and in diff.sql stay executable by PUBLIC
+ * because the owner's call runs them as the owner, and each is safe for
+ * any caller: the SQL text some take (statements over the source and the
+ * target, fragments of them) runs here, as the caller, with the caller's
+ * rights; none reaches a remote server but through
+ * migrate._compare_sides, which sends only what postgres_fdw deparses of a
+ * local statement the caller may run (src/verify.c).  Every function pins
+ * search_path; the statements that carry the owner's expressions run under
+ * the caller's (migrate._caller_search_path()).
  */
 
 -- How a value of a type is hashed, as a format() template over the value
