@@ -103,9 +103,9 @@ static void spi_finish(void);
 int64
 migrate_catalog_run_start(const MigrateRunShared *shared)
 {
-	Oid			argtypes[8] = {TEXTOID, INT4OID, INT4OID, BOOLOID, TEXTOID, TEXTOID, INT4OID, TEXTOID};
-	Datum		args[8];
-	char		nulls[8] = "        ";
+	Oid			argtypes[9] = {TEXTOID, INT4OID, INT4OID, BOOLOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID};
+	Datum		args[9];
+	char		nulls[9] = "         ";
 	bool		isnull;
 	int64		run_id;
 	int			ret;
@@ -119,13 +119,15 @@ migrate_catalog_run_start(const MigrateRunShared *shared)
 	nulls[5] = shared->has_tables ? ' ' : 'n';
 	args[6] = Int32GetDatum(shared->parallel);
 	args[7] = CStringGetTextDatum(shared->search_path);
+	args[8] = CStringGetTextDatum(shared->maintenance_work_mem);
+	nulls[8] = shared->maintenance_work_mem[0] ? ' ' : 'n';
 	ret = SPI_execute_with_args("INSERT INTO migrate.run (plan, mode, dry_run, worker_pid, batch_size, tables,"
-								"                         parallel, search_path, defer_indexes, owner)"
+								"                         parallel, search_path, defer_indexes, owner, maintenance_work_mem)"
 								" SELECT $1, $5, $4, $2, $3, (SELECT array_agg(o::regclass::text) FROM unnest($6::oid[]) o),"
-								"        $7, $8, coalesce((options->>'defer_indexes')::boolean, false), owner"
+								"        $7, $8, coalesce((options->>'defer_indexes')::boolean, false), owner, $9"
 								"   FROM migrate.plan WHERE plan_name = $1"
 								" RETURNING run_id",
-								8, argtypes, args, nulls, false, 0);
+								9, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "inserting into migrate.run failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed != 1)

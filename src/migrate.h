@@ -43,8 +43,19 @@
  */
 #define MIGRATE_KEY_MARKER		"__migrate_key"
 
-/* advisory lock class used to keep one run per plan (ASCII "migr"); also in migrate._plan_locked() */
+/*
+ * Locks of migrate (worker.c): LOCKTAG_ADVISORY with field2 = this class
+ * (ASCII "migr") and a field4 that the SQL advisory lock functions never
+ * use (they use 1 and 2), so no session can take or block them from SQL.
+ *	plan lock:	 (database, class, hashtext(plan), 3), held by a run's
+ *				 coordinator for the whole run; also in migrate._plan_locked()
+ *	worker slot: (InvalidOid, class, slot, 4), slot 0..max_workers_total-1,
+ *				 cluster-wide, held by every worker of every run
+ */
 #define MIGRATE_LOCK_CLASS		0x6d696772
+#define MIGRATE_LOCK_PLAN		3
+#define MIGRATE_LOCK_SLOT		4
+#define MIGRATE_MAX_WORKERS_TOTAL	1024
 
 /* what the worker has got to, as seen by the launching backend */
 typedef enum MigratePhase
@@ -70,6 +81,8 @@ typedef struct MigrateRunShared
 	bool		dry_run;
 	int			parallel;		/* workers, coordinator included */
 	int64		resume_run_id;	/* migrate_resume(): the run to continue */
+	int			max_workers_total;	/* the caller's migrate.max_workers_total */
+	char		maintenance_work_mem[32];	/* the caller's, for index rebuilds */
 	bool		has_tables;		/* tables => given */
 	char		plan[MIGRATE_PLAN_MAXLEN + 1];
 	char		mode[32];
@@ -116,6 +129,7 @@ typedef struct MigrateWork
 	bool		dry_run;
 	int			batch_size;
 	int			parallel;
+	int			max_workers_total;	/* slots this worker may take (0..n-1) */
 
 	/*
 	 * Should this worker stop at this batch boundary?  Set by worker.c, the
@@ -209,6 +223,7 @@ typedef struct MigrateTableLoad
 /* GUCs (migrate.c) */
 extern int	migrate_batch_size;
 extern int	migrate_max_workers;
+extern int	migrate_max_workers_total;
 extern bool migrate_copy_source;
 
 /* migrate.c */
