@@ -624,7 +624,8 @@ migrate_catalog_claim_unit(int64 run_id, MigrateUnit *u, MemoryContext cxt, bool
 
 /*
  * A batch of the unit committed: add its counts to the unit and to its
- * table, and move both checkpoints to last_key.  MUST run in the batch's
+ * table, and move both checkpoints to last_key (the table's shows *** for
+ * a sensitive key, u->key_sensitive).  MUST run in the batch's
  * own transaction, after its rows are written, so that rows, rejects and
  * checkpoint commit together.  Raises (rolling the batch back) when this
  * worker no longer owns the unit: the run was resumed or stopped by
@@ -634,9 +635,9 @@ void
 migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const MigrateCounts *batch,
 								const char *last_key, const char *target_name)
 {
-	Oid			argtypes[10] = {INT8OID, OIDOID, INT8OID, INT8OID, INT8OID,
-	INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID};
-	Datum		args[10];
+	Oid			argtypes[11] = {INT8OID, OIDOID, INT8OID, INT8OID, INT8OID,
+	INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID, BOOLOID};
+	Datum		args[11];
 	int			ret;
 
 	args[0] = Int64GetDatum(run_id);
@@ -649,6 +650,7 @@ migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const Migrat
 	args[7] = CStringGetTextDatum(last_key);
 	args[8] = Int32GetDatum(u->range_no);
 	args[9] = Int32GetDatum(MyProcPid);
+	args[10] = BoolGetDatum(u->key_sensitive);
 	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET rows_read = rows_read + $3,"
 								"   rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
 								"   rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
@@ -658,9 +660,9 @@ migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const Migrat
 								" UPDATE migrate.run_table SET rows_read = rows_read + $3,"
 								" rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
 								" rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
-								" batches = batches + 1, last_key = $8"
+								" batches = batches + 1, last_key = CASE WHEN $11 THEN '***' ELSE $8 END"
 								" WHERE run_id = $1 AND target = $2 AND EXISTS (SELECT 1 FROM u)",
-								10, argtypes, args, NULL, false, 0);
+								11, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "checkpoint of %s failed: %s", target_name,
 			 SPI_result_code_string(ret));

@@ -380,7 +380,7 @@ start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan, boo
 	shared->role_id = GetUserId();
 	shared->batch_size = migrate_batch_size;
 	shared->max_workers_total = migrate_max_workers_total;
-	strlcpy(shared->maintenance_work_mem, GetConfigOption("maintenance_work_mem", false, false),
+	strlcpy(shared->maintenance_work_mem, GetConfigOptionByName("maintenance_work_mem", NULL, false),
 			sizeof(shared->maintenance_work_mem));
 	strlcpy(shared->plan, plan, sizeof(shared->plan));
 	strlcpy(shared->search_path, GetConfigOption("search_path", false, false),

@@ -152,6 +152,7 @@ typedef struct MigrateUnit
 	char	   *definition;		/* index/fk: DDL */
 	char	   *check_sql;		/* fk: orphan statement */
 	bool		only_unit;		/* the table's single unit */
+	bool		key_sensitive;	/* set by load.c: run_table shows last_key as *** */
 } MigrateUnit;
 
 /* a table whose units all succeeded (catalog.c, for worker.c's progress line) */
@@ -193,6 +194,15 @@ typedef struct MigrateTableLoad
 	char	   *copy_key;		/* its key column (a source column name) */
 	char	   *copy_coldefs;	/* "col type, ..." of the source */
 	char	   *stage_coldefs;	/* the same with collations: the stage table */
+
+	/*
+	 * Sensitive columns (migrate.sensitive_column): their values are shown
+	 * as *** in rejects and error texts.
+	 */
+	List	   *sensitive_src;	/* sensitive source columns of the source */
+	char	   *mask_json;		/* NULL, or {"col": "***", ...} of those */
+	List	   *sensitive_cols; /* target columns whose mapping reads one */
+	bool		key_sensitive;	/* a key column is one of them */
 
 	List	   *rule_names;
 	List	   *rule_on_fail;
@@ -294,6 +304,9 @@ extern void migrate_route_reset_counts(void);
 extern void migrate_route_get_counts(MigrateCounts *counts);
 extern bool migrate_route_abort_raised(void);
 extern void migrate_route_end(void);
+extern char *migrate_mask_values(const char *text, List *values);
+extern void migrate_route_describe_sensitive(MigrateTableLoad *tl, const char *plan);
+extern List *migrate_route_sensitive_values(MigrateTableLoad *tl, int64 rn, Datum source_values);
 extern void migrate_route_insert_reject(const char *source_key, Datum source_row,
 										bool source_row_null, const char *reason,
 										const char *message, const char *detail,
