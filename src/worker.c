@@ -59,6 +59,7 @@ static bool take_plan_lock(const char *plan);
 static bool take_worker_slot(int max_total);
 static int	free_worker_slots(int max_total);
 static void take_coordinator_slot(MigrateRunShared *shared);
+static void check_own_locks(MigrateWork *w);
 static int64 worker_start_run(MigrateRunShared *shared);
 static void worker_resume_run(MigrateRunShared *shared);
 static void worker_plan_units(MigrateWork *w);
@@ -75,6 +76,12 @@ static void worker_report(MigrateRunShared *shared, MigratePhase phase, int64 ru
 static void connect_worker(Oid database_id, Oid role_id, const char *search_path);
 
 static Oid	current_target = InvalidOid;	/* table being worked on, for failures */
+
+/* this worker's slot and (coordinator) plan lock, checked at batch boundaries */
+static LOCKTAG slot_tag;
+static bool have_slot = false;
+static LOCKTAG plan_tag;
+static bool have_plan_lock = false;
 
 /* coordinator: its helpers */
 static BackgroundWorkerHandle *helper_handles[MIGRATE_MAX_PARALLEL];
@@ -99,6 +106,7 @@ work_should_stop(MigrateWork *w)
 	bool		isnull;
 	int			ret;
 
+	check_own_locks(w);
 	if (w->shared)
 	{
 		bool		requested;
@@ -195,7 +203,10 @@ worker_report(MigrateRunShared *shared, MigratePhase phase, int64 run_id,
 	 * so that a migrate_run() right after this one is not refused.
 	 */
 	if (phase == MIGRATE_PHASE_FINISHED)
+	{
 		LockReleaseAll(USER_LOCKMETHOD, true);
+		have_slot = have_plan_lock = false;
+	}
 
 	SpinLockAcquire(&shared->mutex);
 	shared->phase = phase;
@@ -233,7 +244,12 @@ take_plan_lock(const char *plan)
 	key = DatumGetUInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
 												 CStringGetTextDatum(plan)));
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, MIGRATE_LOCK_CLASS, key, MIGRATE_LOCK_PLAN);
-	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	if (LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL)
+	{
+		plan_tag = tag;
+		have_plan_lock = true;
+	}
+	else
 	{
 		Oid			argtypes[1] = {TEXTOID};
 		Datum		args[1] = {CStringGetTextDatum(plan)};
@@ -274,9 +290,35 @@ take_worker_slot(int max_total)
 
 		SET_LOCKTAG_ADVISORY(tag, InvalidOid, MIGRATE_LOCK_CLASS, (uint32) slot, MIGRATE_LOCK_SLOT);
 		if (LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL)
+		{
+			slot_tag = tag;
+			have_slot = true;
 			return true;
+		}
 	}
 	return false;
+}
+
+/*
+ * The run's own SQL (an expression, a rule, a target's trigger) runs in
+ * this process and could give up its locks with pg_advisory_unlock_all(),
+ * which releases every session lock of the advisory lock method: then the
+ * worker stops here, at the next batch boundary, rather than run beyond
+ * the cap or beside a second run of its plan.
+ */
+static void
+check_own_locks(MigrateWork *w)
+{
+	if ((have_slot && !LockHeldByMe(&slot_tag, ExclusiveLock)) ||
+		(have_plan_lock && !LockHeldByMe(&plan_tag, ExclusiveLock)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a worker of run " INT64_FORMAT " of plan \"%s\" lost its %s",
+						w->run_id, w->plan,
+						have_slot && !LockHeldByMe(&slot_tag, ExclusiveLock) ? "worker slot" : "plan lock"),
+				 errdetail("A statement of the run released its session locks (pg_advisory_unlock_all())."),
+				 errhint("Keep pg_advisory_unlock_all() out of mapping expressions, rules and the target's triggers; migrate_resume(" INT64_FORMAT ") continues the run.",
+						 w->run_id)));
 }
 
 /*

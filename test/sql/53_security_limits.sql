@@ -84,6 +84,18 @@ SELECT state, parallel FROM migrate.run WHERE run_id = :run;
 RESET migrate.max_workers;
 RESET migrate.max_workers_total;
 
+-- the run's own SQL cannot give up its worker slot (or plan lock) and go
+-- on beyond the cap: pg_advisory_unlock_all() in an expression stops it
+CREATE TABLE lim_unlock (code text PRIMARY KEY, label text);
+SELECT migrate_plan('lim_unlock', source_schema => 'legacy');
+SELECT migrate_table('lim_unlock', 'codes', 'lim_unlock');
+SELECT migrate_column('lim_unlock', 'lim_unlock', 'label', 's.label || left(pg_advisory_unlock_all()::text, 0)');
+SET migrate.batch_size = 100;
+SELECT regexp_replace(regexp_replace(test_error($$SELECT migrate_run('lim_unlock')$$),
+                      'run \d+', 'run N', 'g'), 'resume\(\d+\)', 'resume(N)') AS error;
+SELECT state, error ~ 'lost its worker slot' AS lost_slot FROM migrate.run WHERE plan = 'lim_unlock';
+RESET migrate.batch_size;
+
 -- index rebuilds sort with the caller's maintenance_work_mem (kept in the
 -- run), or the plan's option, never a fixed 512MB: the index expression
 -- reports the setting it is built under
