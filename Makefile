@@ -14,7 +14,7 @@ EXTVERSION = 0.4
 # as released, frozen and checksummed (test/released-scripts.sha256); 0.2
 # has no install script of its own: CREATE EXTENSION migrate VERSION '0.2'
 # runs 0.1 then 0.1--0.2.
-SQL_SOURCES = sql/catalog.sql sql/plan.sql sql/run.sql sql/verify.sql sql/diff.sql \
+SQL_SOURCES = sql/catalog.sql sql/security.sql sql/plan.sql sql/run.sql sql/verify.sql sql/diff.sql \
               sql/report.sql sql/assess.sql
 SQL_FUNCTIONS = $(filter-out sql/catalog.sql,$(SQL_SOURCES))
 UPDATES = sql/updates/0.2--0.3.sql sql/updates/0.3--0.4.sql

@@ -5,7 +5,7 @@
  * and no views (those are in the other files of sql/).
  *
  * Built by make: sql/migrate--X.Y.sql (the install script) is an \echo guard,
- * this file, then plan.sql, run.sql, verify.sql, diff.sql, report.sql and
+ * this file, then security.sql, plan.sql, run.sql, verify.sql, diff.sql, report.sql and
  * assess.sql, in that order, with "CREATE OR REPLACE" made "CREATE" (so a
  * function defined twice fails the install).  This file is NOT part of the
  * upgrade scripts: a change here needs the same change as a delta (ALTER

@@ -19,6 +19,7 @@
  * src/route.c		per-row routing of the batch statement (rules, counters)
  * src/lookup.c		migrate_lookup() and its per-query cache
  * src/expr.c		refusal of anything but a single SQL expression
+ * src/owner.c		who a call runs as: plan owners, switching identity (owner.h)
  *
  *-------------------------------------------------------------------------
  */
@@ -76,7 +77,8 @@ typedef struct MigrateRunShared
 
 	/* inputs */
 	Oid			database_id;	/* caller's database */
-	Oid			role_id;		/* caller's role: the worker runs as it */
+	Oid			role_id;		/* caller's role: run.run_by */
+	Oid			owner_id;		/* the plan's owner: every worker runs as it */
 	int			batch_size;		/* migrate.batch_size of the caller */
 	bool		dry_run;
 	int			parallel;		/* workers, coordinator included */

@@ -1,0 +1,326 @@
+/*-------------------------------------------------------------------------
+ *
+ * owner.c
+ *	  Who a call of migrate runs as: a plan's (or run's) owner, the check
+ *	  that the caller is a member of it, switching to the owner for the
+ *	  owner's SQL and to the extension's owner for writes of a run's state,
+ *	  the caller's search_path under pinned functions, and the wrapper that
+ *	  runs a SQL function's body as the plan's owner.
+ *
+ * The model (docs/security.md): a plan belongs to a role; whoever runs it
+ * (the owner, a member of the owner, a superuser, a pg_cron job) runs the
+ * owner's SQL as the owner, never with more rights.  We switch with
+ * SetUserIdAndSecContext and SECURITY_LOCAL_USERID_CHANGE, the way
+ * PostgreSQL runs index expressions as a table's owner: the owner's code
+ * then cannot SET ROLE or SET SESSION AUTHORIZATION back to the caller
+ * (GUC_NOT_WHILE_SEC_REST), which SET ROLE alone would allow.  Aborting
+ * the (sub)transaction restores the caller's identity, so no PG_TRY is
+ * needed around the switched code.
+ *
+ * Writes of a run's state (catalog.c) run as the extension's owner, which
+ * owns the catalog tables and so bypasses their row-level security; nobody
+ * else may write those tables.  Only migrate's own SQL may run under that
+ * identity, with search_path pinned to pg_catalog, pg_temp.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/guc_tables.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "owner.h"
+
+PG_FUNCTION_INFO_V1(migrate_caller_search_path_sql);
+PG_FUNCTION_INFO_V1(migrate_call_as_owner);
+
+/* Open a GUC level with search_path pinned; returns the level to close. */
+static int
+pin_search_path(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", MIGRATE_SAFE_SEARCH_PATH,
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+/*
+ * One oid from a one-parameter query, run as the current user (so under
+ * the catalog's row-level security) with search_path pinned.  found says
+ * whether a row came back; a NULL value gives InvalidOid.
+ */
+static Oid
+oid_query(const char *sql, Oid argtype, Datum arg, bool *found)
+{
+	int			level = pin_search_path();
+	Oid			result = InvalidOid;
+	int			ret;
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	ret = SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the owner failed: %s", SPI_result_code_string(ret));
+	*found = SPI_processed == 1;
+	if (*found)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			result = DatumGetObjectId(d);
+	}
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	AtEOXact_GUC(true, level);
+	return result;
+}
+
+Oid
+migrate_plan_owner(const char *plan, bool missing_ok)
+{
+	bool		found;
+	Oid			owner;
+
+	owner = oid_query("SELECT owner::pg_catalog.oid FROM migrate.plan"
+					  " WHERE plan_name OPERATOR(pg_catalog.=) $1",
+					  TEXTOID, CStringGetTextDatum(plan), &found);
+	if (!found && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration plan \"%s\" does not exist", plan),
+				 errhint("Create it with migrate_plan(); a plan of a role you are not a member of is not visible.")));
+	return owner;
+}
+
+Oid
+migrate_run_owner(int64 run_id, bool missing_ok)
+{
+	bool		found;
+	Oid			owner;
+
+	owner = oid_query("SELECT owner::pg_catalog.oid FROM migrate.run"
+					  " WHERE run_id OPERATOR(pg_catalog.=) $1",
+					  INT8OID, Int64GetDatum(run_id), &found);
+	if (!found && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration run " INT64_FORMAT " does not exist", run_id),
+				 errhint("See migrate_status(); a run of a role you are not a member of is not visible.")));
+	if (found && !OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration run " INT64_FORMAT " has no owner", run_id),
+				 errdetail("The role that owned its plan was dropped."),
+				 errhint("A superuser may give the plan a new owner: UPDATE migrate.plan SET owner = ...")));
+	return owner;
+}
+
+void
+migrate_check_member(Oid owner, const char *plan)
+{
+	if (!is_member_of_role(GetUserId(), owner))
+	{
+		char	   *owner_name = GetUserNameFromId(owner, true);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for migration plan \"%s\"", plan),
+				 errdetail("The plan belongs to role \"%s\"; its SQL runs as that role.",
+						   owner_name ? owner_name : "?"),
+				 errhint("Call it as a member of role \"%s\".", owner_name ? owner_name : "?")));
+	}
+}
+
+void
+migrate_become_owner(Oid owner, MigrateIdentity *saved)
+{
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	saved->guc_nestlevel = 0;
+	SetUserIdAndSecContext(owner, saved->sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+/* The owner of the extension (of the catalog tables); cached per backend. */
+static Oid
+extension_owner(void)
+{
+	static Oid	cached = InvalidOid;
+	Oid			ext_oid;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	if (OidIsValid(cached))
+		return cached;
+	ext_oid = get_extension_oid("migrate", false);
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ext_oid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "extension migrate (%u) not found", ext_oid);
+	cached = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return cached;
+}
+
+void
+migrate_become_catalog_owner(MigrateIdentity *saved)
+{
+	Oid			owner = extension_owner();
+
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(owner, saved->sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	saved->guc_nestlevel = pin_search_path();
+}
+
+void
+migrate_restore_identity(MigrateIdentity *saved)
+{
+	if (saved->guc_nestlevel > 0)
+		AtEOXact_GUC(true, saved->guc_nestlevel);
+	saved->guc_nestlevel = 0;
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
+}
+
+char *
+migrate_caller_search_path(void)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+
+	for (int i = 0; i < n; i++)
+	{
+		struct config_string *conf;
+
+		if (strcmp(vars[i]->name, "search_path") != 0)
+			continue;
+		conf = (struct config_string *) vars[i];
+		/* newest level first: skip the levels our own functions pinned */
+		for (GucStack *stack = vars[i]->stack; stack; stack = stack->prev)
+		{
+			const char *prior = stack->prior.val.stringval;
+
+			if (prior && strcmp(prior, MIGRATE_SAFE_SEARCH_PATH) != 0)
+				return pstrdup(prior);
+		}
+		return pstrdup(*conf->variable ? *conf->variable : "");
+	}
+	elog(ERROR, "search_path is not a configuration parameter");
+	return NULL;				/* keep compiler quiet */
+}
+
+/* migrate._caller_search_path() RETURNS text */
+Datum
+migrate_caller_search_path_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(migrate_caller_search_path()));
+}
+
+/*
+ * The body of a public function F that runs as the plan's owner: declared
+ * LANGUAGE C AS 'MODULE_PATHNAME', 'migrate_call_as_owner'.  Its first
+ * argument names the plan (text) or a run (bigint).  It becomes the owner,
+ * if the caller is not the owner already and is a member of it, and calls
+ * migrate._F (same argument types) with the same arguments and result
+ * context, so set-returning implementations work too (materialize mode,
+ * as plpgsql does).  A plan or run the caller cannot see is left to the
+ * implementation, run as the caller, to report.  The implementation need
+ * not be executable by the caller: it is called directly, not through SQL.
+ */
+Datum
+migrate_call_as_owner(PG_FUNCTION_ARGS)
+{
+	Oid			self = fcinfo->flinfo->fn_oid;
+	HeapTuple	proc;
+	Form_pg_proc procform;
+	char	   *impl_name;
+	Oid			argtypes[FUNC_MAX_ARGS];
+	int			nargs;
+	Oid			impl;
+	Oid			owner = InvalidOid;
+	char	   *plan_label = NULL;
+	FmgrInfo	impl_flinfo;
+	MigrateIdentity saved;
+	bool		switched = false;
+	Datum		result;
+
+	LOCAL_FCINFO(impl_fcinfo, FUNC_MAX_ARGS);
+
+	proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(self));
+	if (!HeapTupleIsValid(proc))
+		elog(ERROR, "cache lookup failed for function %u", self);
+	procform = (Form_pg_proc) GETSTRUCT(proc);
+	nargs = procform->pronargs;
+	memcpy(argtypes, procform->proargtypes.values, nargs * sizeof(Oid));
+	impl_name = psprintf("_%s", NameStr(procform->proname));
+	ReleaseSysCache(proc);
+
+	impl = LookupFuncName(list_make2(makeString("migrate"), makeString(impl_name)),
+						  nargs, argtypes, false);
+
+	if (nargs >= 1 && !PG_ARGISNULL(0))
+	{
+		if (argtypes[0] == TEXTOID)
+		{
+			plan_label = TextDatumGetCString(PG_GETARG_DATUM(0));
+			owner = migrate_plan_owner(plan_label, true);
+		}
+		else if (argtypes[0] == INT8OID)
+		{
+			int64		run_id = PG_GETARG_INT64(0);
+
+			owner = migrate_run_owner(run_id, true);
+			plan_label = psprintf("of run " INT64_FORMAT, run_id);
+		}
+		else
+			elog(ERROR, "migrate_call_as_owner: the first argument of %s must be a plan or a run",
+				 impl_name + 1);
+	}
+
+	if (OidIsValid(owner) && owner != GetUserId())
+	{
+		migrate_check_member(owner, plan_label);
+		migrate_become_owner(owner, &saved);
+		switched = true;
+	}
+
+	fmgr_info(impl, &impl_flinfo);
+	InitFunctionCallInfoData(*impl_fcinfo, &impl_flinfo, nargs,
+							 fcinfo->fncollation, fcinfo->context, fcinfo->resultinfo);
+	for (int i = 0; i < nargs; i++)
+	{
+		impl_fcinfo->args[i].value = fcinfo->args[i].value;
+		impl_fcinfo->args[i].isnull = fcinfo->args[i].isnull;
+	}
+	result = FunctionCallInvoke(impl_fcinfo);
+	fcinfo->isnull = impl_fcinfo->isnull;
+
+	if (switched)
+		migrate_restore_identity(&saved);
+	return result;
+}
