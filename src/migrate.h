@@ -16,7 +16,8 @@
  * src/copysrc.c	binary COPY reader of postgres_fdw sources
  * src/remote.c		libpq connections to postgres_fdw servers (remote.h)
  * src/verify.c		both sides of a comparison at once (verify, diff)
- * src/route.c		per-row routing of the batch statement (rules, counters)
+ * src/route.c		per-row routing of the batch statement (rules, counters),
+ *					sensitive values masked in rejects and their texts
  * src/lookup.c		migrate_lookup() and its per-query cache
  * src/expr.c		refusal of anything but a single SQL expression
  * src/owner.c		who a call runs as: plan owners, switching identity (owner.h)

@@ -20,6 +20,9 @@
  * State lives in this process for the duration of one table: begin/end are
  * called by load.c around it; the counters are reset before every attempt.
  *
+ * Also here: which columns of a table are sensitive and the masking of
+ * their values in rejects and error texts (see the section at the end).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
