@@ -200,4 +200,35 @@ SELECT state, error FROM migrate.run WHERE plan = 'lim_abort';
 SELECT count(*) AS leaks FROM migrate.run_range r JOIN migrate.run USING (run_id)
  WHERE plan = 'lim_abort' AND r::text ~ '4111222233334444|5500666677778888';
 
-DROP ROLE regress_lim_user;
+-- an unprivileged owner (the documented grants) runs her own plan and
+-- sees her own rejects, masked for her too; another role sees none
+CREATE ROLE regress_lim_owner;
+CREATE SCHEMA lim_osrc;
+CREATE TABLE lim_osrc.people (id int PRIMARY KEY, ssn text, name text);
+INSERT INTO lim_osrc.people VALUES (1, '900000011', 'Ann'), (2, '9000000x2', 'Bob'), (3, '900000011', 'Cid');
+CREATE SCHEMA lim_otgt;
+CREATE TABLE lim_otgt.people (id int PRIMARY KEY, ssn bigint UNIQUE, name text);
+GRANT USAGE ON SCHEMA lim_osrc, lim_otgt TO regress_lim_owner;
+GRANT SELECT ON lim_osrc.people TO regress_lim_owner;
+GRANT SELECT, INSERT, UPDATE, DELETE ON lim_otgt.people TO regress_lim_owner;
+SET ROLE regress_lim_owner;
+SELECT migrate_plan('lim_owned', source_schema => 'lim_osrc', target_schema => 'lim_otgt');
+SELECT migrate_table('lim_owned', 'people', 'people');
+SELECT migrate_column('lim_owned', 'people', 'ssn', 's.ssn::bigint');
+INSERT INTO migrate.sensitive_column VALUES ('lim_owned', 'lim_otgt.people', 'ssn');
+SELECT migrate_run('lim_owned') AS run \gset
+SELECT state, owner FROM migrate.run WHERE run_id = :run;
+SELECT source_key, reason, message, detail, source_row FROM migrate.reject WHERE run_id = :run ORDER BY source_key;
+SELECT count(*) AS leaks FROM migrate.reject r WHERE r::text ~ '900000011|9000000x2';
+SELECT id, ssn, name FROM lim_otgt.people ORDER BY id;
+RESET ROLE;
+SET ROLE regress_lim_user;
+SELECT count(*) AS rejects_others_see FROM migrate.reject WHERE run_id = :run;
+RESET ROLE;
+
+-- clean up the owner's plan (its rows name the role)
+DELETE FROM migrate.run WHERE plan = 'lim_owned';
+DELETE FROM migrate.event WHERE plan = 'lim_owned';
+DELETE FROM migrate.plan WHERE plan_name = 'lim_owned';
+DROP SCHEMA lim_osrc, lim_otgt CASCADE;
+DROP ROLE regress_lim_user, regress_lim_owner;
