@@ -1150,7 +1150,7 @@ load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
 
 	/* a row of this batch was refused: find it, load the rest */
 	elog(DEBUG1, "batch of %s failed (%s), isolating bad rows",
-		 tl->target_name, edata->message);
+		 tl->target_name, tl->mask_json || tl->sensitive_cols ? "message not shown: sensitive columns" : edata->message);
 	FreeErrorData(edata);
 	nstage = stage_fill(tl, lower_bound, bounds);
 	if (tl->stage_batch == NULL)
