@@ -62,9 +62,10 @@ AS 'MODULE_PATHNAME', 'migrate_resume'
 LANGUAGE C
 SET search_path = pg_catalog, pg_temp;
 
--- Is a run of the plan alive?  Its coordinator holds the plan's advisory
--- lock (class 0x6d696772 "migr", key hashtext(plan): see src/worker.c) for
--- the whole run; a run 'running' without it lost its worker.
+-- Is a run of the plan alive?  Its coordinator holds the plan's lock
+-- (advisory tag: class 0x6d696772 "migr", key hashtext(plan), objsubid 3,
+-- which no SQL advisory lock function takes: see src/migrate.h) for the
+-- whole run; a run 'running' without it lost its worker.
 CREATE OR REPLACE FUNCTION migrate._plan_locked(p_plan text)
 RETURNS boolean
 LANGUAGE sql STABLE
@@ -76,7 +77,7 @@ AS $$
                                          WHERE datname = pg_catalog.current_database())
                       AND l.classid = 1835624306::pg_catalog.oid
                       AND l.objid = pg_catalog.hashtext(p_plan)::pg_catalog.oid
-                      AND l.objsubid = 2)
+                      AND l.objsubid = 3)
 $$;
 
 -- The SQL functions' writes of run state go through src/catalog.c, the

@@ -128,10 +128,10 @@ current_actor(void)
 int64
 migrate_catalog_run_start(const MigrateRunShared *shared)
 {
-	Oid			argtypes[10] = {TEXTOID, INT4OID, INT4OID, BOOLOID, TEXTOID, TEXTARRAYOID, INT4OID,
-	TEXTOID, OIDOID, TEXTOID};
-	Datum		args[10];
-	char		nulls[10] = "          ";
+	Oid			argtypes[11] = {TEXTOID, INT4OID, INT4OID, BOOLOID, TEXTOID, TEXTARRAYOID, INT4OID,
+	TEXTOID, OIDOID, TEXTOID, TEXTOID};
+	Datum		args[11];
+	char		nulls[11] = "           ";
 	bool		isnull;
 	int64		run_id;
 	int			ret;
@@ -163,15 +163,18 @@ migrate_catalog_run_start(const MigrateRunShared *shared)
 	args[7] = CStringGetTextDatum(shared->search_path);
 	args[8] = ObjectIdGetDatum(shared->owner_id);
 	args[9] = CStringGetTextDatum(run_by ? run_by : actor);
+	args[10] = CStringGetTextDatum(shared->maintenance_work_mem);
+	nulls[10] = shared->maintenance_work_mem[0] ? ' ' : 'n';
 
 	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("INSERT INTO migrate.run (plan, mode, dry_run, worker_pid, batch_size, tables,"
-								"                         parallel, search_path, defer_indexes, owner, run_by)"
+								"                         parallel, search_path, defer_indexes, owner, run_by,"
+								"                         maintenance_work_mem)"
 								" SELECT $1, $5, $4, $2, $3, $6,"
-								"        $7, $8, coalesce((options->>'defer_indexes')::pg_catalog.bool, false), owner, $10"
+								"        $7, $8, coalesce((options->>'defer_indexes')::pg_catalog.bool, false), owner, $10, $11"
 								"   FROM migrate.plan WHERE plan_name = $1 AND owner::pg_catalog.oid = $9"
 								" RETURNING run_id",
-								10, argtypes, args, nulls, false, 0);
+								11, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "inserting into migrate.run failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed != 1)
@@ -852,7 +855,8 @@ on_target(RangeVar *rv, const MigrateUnit *u)
 
 /*
  * A batch of the unit committed: add its counts to the unit and to its
- * table, and move both checkpoints to last_key.  MUST run in the batch's
+ * table, and move both checkpoints to last_key (the table's shows *** for
+ * a sensitive key, u->key_sensitive).  MUST run in the batch's
  * own transaction, after its rows are written, so that rows, rejects and
  * checkpoint commit together.  Raises (rolling the batch back) when this
  * worker no longer owns the unit: the run was resumed or stopped by
@@ -862,9 +866,9 @@ void
 migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const MigrateCounts *batch,
 								const char *last_key, const char *target_name)
 {
-	Oid			argtypes[10] = {INT8OID, OIDOID, INT8OID, INT8OID, INT8OID,
-	INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID};
-	Datum		args[10];
+	Oid			argtypes[11] = {INT8OID, OIDOID, INT8OID, INT8OID, INT8OID,
+	INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID, BOOLOID};
+	Datum		args[11];
 	int			ret;
 	MigrateIdentity saved;
 
@@ -878,6 +882,7 @@ migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const Migrat
 	args[7] = CStringGetTextDatum(last_key);
 	args[8] = Int32GetDatum(u->range_no);
 	args[9] = Int32GetDatum(MyProcPid);
+	args[10] = BoolGetDatum(u->key_sensitive);
 	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET rows_read = rows_read + $3,"
 								"   rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
@@ -888,9 +893,9 @@ migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const Migrat
 								" UPDATE migrate.run_table SET rows_read = rows_read + $3,"
 								" rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
 								" rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
-								" batches = batches + 1, last_key = $8"
+								" batches = batches + 1, last_key = CASE WHEN $11 THEN '***' ELSE $8 END"
 								" WHERE run_id = $1 AND target = $2 AND EXISTS (SELECT 1 FROM u)",
-								10, argtypes, args, NULL, false, 0);
+								11, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "checkpoint of %s failed: %s", target_name,
 			 SPI_result_code_string(ret));

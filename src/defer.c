@@ -49,33 +49,42 @@ static const char *deferrable_sql =
 "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid)"
 " UNION ALL "
 "SELECT 'fk', c.conname,"
-"       format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID; ALTER TABLE %s VALIDATE CONSTRAINT %I',"
+"       pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID; ALTER TABLE %s VALIDATE CONSTRAINT %I',"
 "              c.conrelid::regclass, c.conname, pg_catalog.pg_get_constraintdef(c.oid),"
 "              c.conrelid::regclass, c.conname),"
-"       format('WITH o AS (DELETE FROM %s AS c WHERE %s AND NOT EXISTS (SELECT 1 FROM %s AS p WHERE %s) RETURNING c.*)"
+"       pg_catalog.format('WITH o AS (DELETE FROM %s AS c WHERE %s AND NOT EXISTS (SELECT 1 FROM %s AS p WHERE %s) RETURNING c.*)"
 " INSERT INTO migrate.reject (run_id, target, source_key, source_row, reason, message, detail)"
-" SELECT $1, %L::regclass, %s, to_jsonb(o), ''23503'', %L,"
-" format(%L, concat_ws('', '', %s)) FROM o',"
+" SELECT $1, %L::regclass, %s, pg_catalog.to_jsonb(o) || %L::jsonb, ''23503'', %L,"
+" %L || pg_catalog.concat_ws('', '', %s) || %L FROM o',"
 "              c.conrelid::regclass, cols.not_null, c.confrelid::regclass, cols.joined,"
-"              c.conrelid::regclass::text, k.key_text,"
-"              format('insert or update on table \"%s\" violates foreign key constraint \"%s\"',"
+"              c.conrelid::regclass::text, k.key_text, sens.mask,"
+"              pg_catalog.format('insert or update on table \"%s\" violates foreign key constraint \"%s\"',"
 "                     cc.relname, c.conname),"
-"              format('Key (%s)=(%%s) is not present in table \"%s\".', cols.names, pc.relname),"
-"              cols.values)"
+"              'Key (' || cols.names || ')=(', cols.values,"
+"              ') is not present in table \"' || pc.relname || '\".')"
 "  FROM pg_catalog.pg_constraint c"
 "  JOIN pg_catalog.pg_class pc ON pc.oid = c.confrelid"
 "  JOIN pg_catalog.pg_class cc ON cc.oid = c.conrelid"
+/* target columns whose mapping reads a sensitive source column: shown as *** */
 "  CROSS JOIN LATERAL ("
-"       SELECT string_agg(format('c.%I IS NOT NULL', a.attname), ' AND ' ORDER BY n) AS not_null,"
-"              string_agg(format('p.%I = c.%I', pa.attname, a.attname), ' AND ' ORDER BY n) AS joined,"
-"              string_agg(quote_ident(a.attname), ', ' ORDER BY n) AS names,"
-"              string_agg(format('o.%I', a.attname), ', ' ORDER BY n) AS values"
+"       SELECT coalesce(pg_catalog.array_agg(mc.column_name), '{}') AS cols,"
+"              coalesce(pg_catalog.jsonb_object_agg(mc.column_name, '***'), '{}') AS mask"
+"         FROM migrate._mapped_columns($2, c.conrelid) mc"
+"        WHERE migrate._expr_columns(mc.expr) && ARRAY(SELECT sc.source_column FROM migrate.sensitive_column sc"
+"                                                       WHERE sc.plan = $2 AND sc.target = c.conrelid)) sens"
+"  CROSS JOIN LATERAL ("
+"       SELECT pg_catalog.string_agg(pg_catalog.format('c.%I IS NOT NULL', a.attname), ' AND ' ORDER BY n) AS not_null,"
+"              pg_catalog.string_agg(pg_catalog.format('p.%I = c.%I', pa.attname, a.attname), ' AND ' ORDER BY n) AS joined,"
+"              pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY n) AS names,"
+"              pg_catalog.string_agg(CASE WHEN a.attname = ANY (sens.cols) THEN '''***'''"
+"                                         ELSE pg_catalog.format('o.%I', a.attname) END, ', ' ORDER BY n) AS values"
 "         FROM unnest(c.conkey, c.confkey) WITH ORDINALITY AS x(ck, fk, n)"
 "         JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = x.ck"
 "         JOIN pg_catalog.pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = x.fk) cols"
 "  CROSS JOIN LATERAL ("
-"       SELECT CASE WHEN array_length(m.key, 1) = 1 THEN format('(o.%I)::text', m.key[1])"
-"                   ELSE format('ROW(%s)::text', (SELECT string_agg(format('o.%I', kc), ', ' ORDER BY kn)"
+"       SELECT CASE WHEN m.key && sens.cols THEN '''***''::text'"
+"                   WHEN pg_catalog.array_length(m.key, 1) = 1 THEN pg_catalog.format('(o.%I)::text', m.key[1])"
+"                   ELSE pg_catalog.format('ROW(%s)::text', (SELECT pg_catalog.string_agg(pg_catalog.format('o.%I', kc), ', ' ORDER BY kn)"
 "                                                   FROM unnest(m.key) WITH ORDINALITY AS y(kc, kn)))"
 "              END AS key_text"
 "         FROM migrate.table_map m WHERE m.plan = $2 AND m.target = c.conrelid) k"
@@ -150,6 +159,39 @@ migrate_defer_table(MigrateWork *w, Oid target)
 }
 
 /*
+ * An index rebuild sorts with the maintenance_work_mem of the plan's
+ * options ("maintenance_work_mem": "1GB") if it says, else with the one of
+ * the session that called migrate_run() (kept in the run's row), never
+ * more: every worker of every run may be building an index at once.  In
+ * the unit's transaction (SET LOCAL).
+ */
+static void
+set_index_memory(MigrateWork *w)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(w->run_id)};
+	Oid			settypes[1] = {TEXTOID};
+	Datum		setargs[1];
+	char	   *value;
+	int			ret;
+
+	ret = SPI_execute_with_args("SELECT coalesce(p.options->>'maintenance_work_mem', r.maintenance_work_mem)"
+								"  FROM migrate.run r LEFT JOIN migrate.plan p ON p.plan_name = r.plan"
+								" WHERE r.run_id = $1",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading migrate.run failed: %s", SPI_result_code_string(ret));
+	value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (value == NULL)
+		return;					/* a run of an older version: the worker's own */
+	setargs[0] = CStringGetTextDatum(value);
+	ret = SPI_execute_with_args("SELECT pg_catalog.set_config('maintenance_work_mem', $1, true)",
+								1, settypes, setargs, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "setting maintenance_work_mem failed: %s", SPI_result_code_string(ret));
+}
+
+/*
  * Work an index or fk unit: rebuild the index, or reject the orphans and
  * re-add and validate the foreign key.  One transaction.
  */
@@ -181,14 +223,8 @@ migrate_run_deferred(MigrateWork *w, MigrateUnit *u)
 		/* the orphans were counted written by the ranges: they are rejects */
 		migrate_catalog_unit_orphans(w->run_id, u, orphans);
 	}
-	/*
-	 * An index is built once, on the whole table: give its sort room (the
-	 * default 64MB spills to disk for a few million rows).  Each worker
-	 * builds one index at a time.
-	 */
-	if (strcmp(u->kind, "index") == 0 && maintenance_work_mem < 512 * 1024 &&
-		SPI_execute("SET LOCAL maintenance_work_mem = '512MB'", false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "SET maintenance_work_mem failed");
+	if (strcmp(u->kind, "index") == 0)
+		set_index_memory(w);
 	ret = SPI_execute(u->definition, false, 0);
 	if (ret != SPI_OK_UTILITY)
 		elog(ERROR, "restoring \"%s\" failed: %s", u->definition, SPI_result_code_string(ret));

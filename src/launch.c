@@ -326,12 +326,13 @@ migrate_run(PG_FUNCTION_ARGS)
 						 ERRCODE_FEATURE_NOT_SUPPORTED : ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("run mode \"%s\" is not supported", mode),
 				 errhint("This version runs mode => 'full' only.")));
-	if (!PG_ARGISNULL(3) && (PG_GETARG_INT32(3) < 1 || PG_GETARG_INT32(3) > MIGRATE_MAX_PARALLEL))
+	if (!PG_ARGISNULL(3) && (PG_GETARG_INT32(3) < 1 || PG_GETARG_INT32(3) > MIGRATE_MAX_PARALLEL ||
+							 PG_GETARG_INT32(3) > migrate_max_workers_total))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("parallel => %d is out of range for migration plan \"%s\"", PG_GETARG_INT32(3), plan),
-				 errhint("Pass 1 to %d workers (the coordinator counts as one), or omit it to use migrate.max_workers.",
-						 MIGRATE_MAX_PARALLEL)));
+				 errhint("Pass 1 to %d workers (the coordinator counts as one; migrate.max_workers_total is %d), or omit it to use migrate.max_workers.",
+						 Min(MIGRATE_MAX_PARALLEL, migrate_max_workers_total), migrate_max_workers_total)));
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -374,7 +375,8 @@ migrate_run(PG_FUNCTION_ARGS)
 				 errmsg("migration plan \"%s\" does not exist", plan)));
 
 	shared->dry_run = dry_run;
-	shared->parallel = PG_ARGISNULL(3) ? migrate_max_workers : PG_GETARG_INT32(3);
+	shared->parallel = PG_ARGISNULL(3) ? Min(migrate_max_workers, migrate_max_workers_total) :
+		PG_GETARG_INT32(3);
 	shared->has_tables = tables != NULL;
 	strlcpy(shared->mode, mode, sizeof(shared->mode));
 	PG_RETURN_INT64(start_and_wait(seg, shared, plan, owner, wait));
@@ -401,6 +403,9 @@ start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan, Oid
 	shared->role_id = GetUserId();
 	shared->owner_id = owner;
 	shared->batch_size = migrate_batch_size;
+	shared->max_workers_total = migrate_max_workers_total;
+	strlcpy(shared->maintenance_work_mem, GetConfigOptionByName("maintenance_work_mem", NULL, false),
+			sizeof(shared->maintenance_work_mem));
 	strlcpy(shared->plan, plan, sizeof(shared->plan));
 	shared->caller_latch = MyLatch;
 	shared->phase = MIGRATE_PHASE_STARTING;

@@ -273,6 +273,7 @@ migrate_load_describe(TableLoad *tl, const char *plan)
 	int			ret;
 	uint64		i;
 	char	   *key0;
+	bool		isnull;
 
 	args[0] = CStringGetTextDatum(plan);
 	args[1] = ObjectIdGetDatum(tl->target);
@@ -318,7 +319,9 @@ migrate_load_describe(TableLoad *tl, const char *plan)
 					 errhint("Recreate the foreign table (IMPORT FOREIGN SCHEMA) or remap the table with migrate_table().")));
 	}
 
-	ret = SPI_execute_with_args("SELECT column_name, expr, type_name"
+	ret = SPI_execute_with_args("SELECT column_name, expr, type_name,"
+								"       migrate._expr_columns(expr) && ARRAY(SELECT sc.source_column"
+								"         FROM migrate.sensitive_column sc WHERE sc.plan = $1 AND sc.target = $2)"
 								"  FROM migrate._mapped_columns($1, $2)",
 								2, argtypes, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -347,6 +350,14 @@ migrate_load_describe(TableLoad *tl, const char *plan)
 		}
 		if (strcmp(col, key0) == 0)
 			tl->key_expr = expr;
+		if (DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)))
+		{
+			ListCell   *k;
+
+			tl->sensitive_cols = lappend(tl->sensitive_cols, col);
+			foreach(k, tl->keycols)
+				tl->key_sensitive |= strcmp(lfirst(k), col) == 0;
+		}
 	}
 	if (tl->key_expr == NULL)
 		ereport(ERROR,
@@ -371,6 +382,8 @@ migrate_load_describe(TableLoad *tl, const char *plan)
 		tl->rule_exprs = lappend(tl->rule_exprs, MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 3)));
 	}
 
+	migrate_route_describe_sensitive(tl, plan);
+	MemoryContextSwitchTo(tablecxt);
 	describe_read_path(tl, plan);
 }
 
@@ -410,7 +423,9 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 			first = false;
 		}
 		appendStringInfoString(sql, "], ");
-		if (list_length(tl->keycols) == 1)
+		if (tl->key_sensitive)
+			appendStringInfoString(sql, "'***'::text");
+		else if (list_length(tl->keycols) == 1)
 			appendStringInfo(sql, "(m.%s)::text", quote_identifier(linitial(tl->keycols)));
 		else
 		{
@@ -424,7 +439,9 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 			appendStringInfoString(sql, ")::text");
 		}
 		if (from_stage)
-			appendStringInfoString(sql, ", to_jsonb(m.__migrate_src) - '__migrate_rn') END");
+			appendStringInfo(sql, ", (to_jsonb(m.__migrate_src) - '__migrate_rn')%s%s) END",
+							 tl->mask_json ? " || " : "",
+							 tl->mask_json ? psprintf("%s::jsonb", quote_literal_cstr(tl->mask_json)) : "");
 		else
 		{
 			appendStringInfoString(sql, ", jsonb_build_object('" MIGRATE_KEY_MARKER "', jsonb_build_array(");
@@ -684,7 +701,9 @@ prepare_reject_fill(TableLoad *tl)
 								 (char *) lfirst(e));
 		}
 	}
-	appendStringInfo(&sql, ") AS k, to_jsonb(s) AS row FROM %s AS s WHERE (%s) = ANY ($4)",
+	appendStringInfo(&sql, ") AS k, to_jsonb(s)%s%s AS row FROM %s AS s WHERE (%s) = ANY ($4)",
+					 tl->mask_json ? " || " : "",
+					 tl->mask_json ? psprintf("%s::jsonb", quote_literal_cstr(tl->mask_json)) : "",
 					 tl->source, tl->key_expr);
 	if (tl->filter)
 		appendStringInfo(&sql, " AND (%s)", tl->filter);
@@ -726,6 +745,20 @@ fill_reject_rows(TableLoad *tl, int64 high_water)
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "storing the source rows of rejected rows failed: %s",
 			 SPI_result_code_string(ret));
+
+	/* a sensitive key: a row the source no longer returns keeps no key value */
+	if (tl->key_sensitive)
+	{
+		Oid			types[3] = {INT8OID, INT8OID, OIDOID};
+
+		ret = SPI_execute_with_args("UPDATE migrate.reject SET source_row = '{\"" MIGRATE_KEY_MARKER "\": \"***\"}'"
+									" WHERE reject_id > $1 AND run_id = $2 AND target = $3"
+									" AND source_row ? '" MIGRATE_KEY_MARKER "'",
+									3, types, args, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "masking the keys of rejected rows failed: %s",
+				 SPI_result_code_string(ret));
+	}
 }
 
 /*
@@ -797,17 +830,33 @@ stage_reject_row(TableLoad *tl, int64 rn, ErrorData *edata, MigrateCounts *count
 	}
 	if (list_length(tl->keycols) > 1)
 		appendStringInfoString(&sql, ")");
-	appendStringInfo(&sql, "::text, to_jsonb(s) - '__migrate_rn' FROM %s AS s"
-					 " WHERE s.__migrate_rn = $1", tl->stage);
+	appendStringInfoString(&sql, "::text, (to_jsonb(s) - '__migrate_rn')");
+	if (tl->mask_json)
+		appendStringInfo(&sql, " || %s::jsonb", quote_literal_cstr(tl->mask_json));
+	appendStringInfoString(&sql, ", ARRAY[NULL::text");
+	foreach(lc, tl->sensitive_src)
+		appendStringInfo(&sql, ", s.%s::text", quote_identifier(lfirst(lc)));
+	appendStringInfo(&sql, "] FROM %s AS s WHERE s.__migrate_rn = $1", tl->stage);
 	ret = SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "reading row " INT64_FORMAT " of the stage failed: %s", rn,
 			 SPI_result_code_string(ret));
-	key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	key = tl->key_sensitive ? "***" : SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	row = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (tl->sensitive_src != NIL || tl->sensitive_cols != NIL)
+	{
+		List	   *values;
 
-	migrate_route_insert_reject(key, row, isnull, unpack_sql_state(edata->sqlerrcode),
-								edata->message, edata->detail, false);
+		values = migrate_route_sensitive_values(tl, rn,
+												SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+
+		migrate_route_insert_reject(key, row, isnull, unpack_sql_state(edata->sqlerrcode),
+									migrate_mask_values(edata->message, values),
+									migrate_mask_values(edata->detail, values), false);
+	}
+	else
+		migrate_route_insert_reject(key, row, isnull, unpack_sql_state(edata->sqlerrcode),
+									edata->message, edata->detail, false);
 	counts->read++;
 	counts->rejected++;
 }
@@ -1012,6 +1061,7 @@ range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	Assert(CurrentMemoryContext == c->cxt);
 	tl->into = w->dry_run ? psprintf("pg_temp.migrate_dry_%u", u->target) : tl->target_name;
 	tl->stage = psprintf("pg_temp.migrate_stage_%u", u->target);
+	u->key_sensitive = tl->key_sensitive;
 	MemoryContextSwitchTo(oldcxt);
 
 	if (u->lo)
@@ -1100,7 +1150,7 @@ load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
 
 	/* a row of this batch was refused: find it, load the rest */
 	elog(DEBUG1, "batch of %s failed (%s), isolating bad rows",
-		 tl->target_name, edata->message);
+		 tl->target_name, tl->mask_json || tl->sensitive_cols ? "message not shown: sensitive columns" : edata->message);
 	FreeErrorData(edata);
 	nstage = stage_fill(tl, lower_bound, bounds);
 	if (tl->stage_batch == NULL)

@@ -43,6 +43,7 @@ static bool version_matched = false;	/* this backend saw extversion = MIGRATE_VE
 
 int			migrate_batch_size = 50000;
 int			migrate_max_workers = 1;
+int			migrate_max_workers_total = 8;
 bool		migrate_copy_source = true;
 
 void		_PG_init(void);
@@ -68,7 +69,24 @@ _PG_init(void)
 							1,
 							1,
 							MIGRATE_MAX_PARALLEL,
-							PGC_USERSET,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	/*
+	 * A cap on the workers of all runs at once, cluster-wide: each worker
+	 * holds one of this many slot locks (worker.c), so it holds whatever
+	 * else runs.  Superuser-only, like max_parallel_workers' role: a
+	 * migrator must not take the whole server.
+	 */
+	DefineCustomIntVariable("migrate.max_workers_total",
+							"Workers of all migrate runs at once, in the whole cluster.",
+							"Coordinators and helpers count; migrate_run() refuses a parallel above it, and a run starts fewer helpers when other runs hold the slots.",
+							&migrate_max_workers_total,
+							8,
+							1,
+							MIGRATE_MAX_WORKERS_TOTAL,
+							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
 

@@ -16,7 +16,8 @@
  * src/copysrc.c	binary COPY reader of postgres_fdw sources
  * src/remote.c		libpq connections to postgres_fdw servers (remote.h)
  * src/verify.c		both sides of a comparison at once (verify, diff)
- * src/route.c		per-row routing of the batch statement (rules, counters)
+ * src/route.c		per-row routing of the batch statement (rules, counters),
+ *					sensitive values masked in rejects and their texts
  * src/lookup.c		migrate_lookup() and its per-query cache
  * src/expr.c		refusal of anything but a single SQL expression
  * src/owner.c		who a call runs as: plan owners, switching identity (owner.h)
@@ -44,8 +45,19 @@
  */
 #define MIGRATE_KEY_MARKER		"__migrate_key"
 
-/* advisory lock class used to keep one run per plan (ASCII "migr"); also in migrate._plan_locked() */
+/*
+ * Locks of migrate (worker.c): LOCKTAG_ADVISORY with field2 = this class
+ * (ASCII "migr") and a field4 that the SQL advisory lock functions never
+ * use (they use 1 and 2), so no session can take or block them from SQL.
+ *	plan lock:	 (database, class, hashtext(plan), 3), held by a run's
+ *				 coordinator for the whole run; also in migrate._plan_locked()
+ *	worker slot: (InvalidOid, class, slot, 4), slot 0..max_workers_total-1,
+ *				 cluster-wide, held by every worker of every run
+ */
 #define MIGRATE_LOCK_CLASS		0x6d696772
+#define MIGRATE_LOCK_PLAN		3
+#define MIGRATE_LOCK_SLOT		4
+#define MIGRATE_MAX_WORKERS_TOTAL	1024
 
 /* what the worker has got to, as seen by the launching backend */
 typedef enum MigratePhase
@@ -72,6 +84,8 @@ typedef struct MigrateRunShared
 	bool		dry_run;
 	int			parallel;		/* workers, coordinator included */
 	int64		resume_run_id;	/* migrate_resume(): the run to continue */
+	int			max_workers_total;	/* the caller's migrate.max_workers_total */
+	char		maintenance_work_mem[32];	/* the caller's, for index rebuilds */
 	bool		has_tables;		/* tables => given */
 	char		plan[MIGRATE_PLAN_MAXLEN + 1];
 	char		mode[32];
@@ -118,6 +132,7 @@ typedef struct MigrateWork
 	bool		dry_run;
 	int			batch_size;
 	int			parallel;
+	int			max_workers_total;	/* slots this worker may take (0..n-1) */
 
 	/*
 	 * Should this worker stop at this batch boundary?  Set by worker.c, the
@@ -140,6 +155,7 @@ typedef struct MigrateUnit
 	char	   *definition;		/* index/fk: DDL */
 	char	   *check_sql;		/* fk: orphan statement */
 	bool		only_unit;		/* the table's single unit */
+	bool		key_sensitive;	/* set by load.c: run_table shows last_key as *** */
 } MigrateUnit;
 
 /* a table whose units all succeeded (catalog.c, for worker.c's progress line) */
@@ -182,6 +198,15 @@ typedef struct MigrateTableLoad
 	char	   *copy_coldefs;	/* "col type, ..." of the source */
 	char	   *stage_coldefs;	/* the same with collations: the stage table */
 
+	/*
+	 * Sensitive columns (migrate.sensitive_column): their values are shown
+	 * as *** in rejects and error texts.
+	 */
+	List	   *sensitive_src;	/* sensitive source columns of the source */
+	char	   *mask_json;		/* NULL, or {"col": "***", ...} of those */
+	List	   *sensitive_cols; /* target columns whose mapping reads one */
+	bool		key_sensitive;	/* a key column is one of them */
+
 	List	   *rule_names;
 	List	   *rule_on_fail;
 	List	   *rule_exprs;
@@ -211,6 +236,7 @@ typedef struct MigrateTableLoad
 /* GUCs (migrate.c) */
 extern int	migrate_batch_size;
 extern int	migrate_max_workers;
+extern int	migrate_max_workers_total;
 extern bool migrate_copy_source;
 
 /* migrate.c */
@@ -281,6 +307,9 @@ extern void migrate_route_reset_counts(void);
 extern void migrate_route_get_counts(MigrateCounts *counts);
 extern bool migrate_route_abort_raised(void);
 extern void migrate_route_end(void);
+extern char *migrate_mask_values(const char *text, List *values);
+extern void migrate_route_describe_sensitive(MigrateTableLoad *tl, const char *plan);
+extern List *migrate_route_sensitive_values(MigrateTableLoad *tl, int64 rn, Datum source_values);
 extern void migrate_route_insert_reject(const char *source_key, Datum source_row,
 										bool source_row_null, const char *reason,
 										const char *message, const char *detail,

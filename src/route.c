@@ -20,15 +20,21 @@
  * State lives in this process for the duration of one table: begin/end are
  * called by load.c around it; the counters are reset before every attempt.
  *
+ * Also here: which columns of a table are sensitive and the masking of
+ * their values in rejects and error texts (see the section at the end).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -281,4 +287,198 @@ migrate_route_fail(PG_FUNCTION_ARGS)
 	if (warned)
 		route.counts.warned++;	/* loaded, with a finding */
 	PG_RETURN_BOOL(true);
+}
+
+/* ---------------------------------------------------------------------
+ * Sensitive columns (migrate.sensitive_column): their values never show
+ * in a reject or an error text.  load.c builds the batch statement's
+ * source_key and source_row already masked (the marker of a rule reject
+ * is masked once its row is fetched), stage rejects mask message and
+ * detail with the row's values (migrate_mask_values), defer.c's orphan
+ * statement masks the target row.
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Fill tl's sensitive source columns (those the source has) and their
+ * mask {"col": "***", ...}; tl->sensitive_cols is filled by the
+ * description of the columns.  Needs SPI; allocates in the caller's
+ * context.
+ */
+void
+migrate_route_describe_sensitive(MigrateTableLoad *tl, const char *plan)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2];
+	StringInfoData mask;
+	int			ret;
+
+	args[0] = CStringGetTextDatum(plan);
+	args[1] = ObjectIdGetDatum(tl->target);
+	ret = SPI_execute_with_args("SELECT sc.source_column::text FROM migrate.sensitive_column sc"
+								"  JOIN migrate.table_map m ON m.plan = sc.plan AND m.target = sc.target"
+								"  JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass(m.source)"
+								"   AND a.attname = sc.source_column AND a.attnum > 0 AND NOT a.attisdropped"
+								" WHERE sc.plan = $1 AND sc.target = $2 ORDER BY 1",
+								2, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading migrate.sensitive_column failed: %s", SPI_result_code_string(ret));
+	MemoryContextSwitchTo(cxt);
+	tl->sensitive_src = NIL;
+	tl->mask_json = NULL;
+	if (SPI_processed == 0)
+		return;
+	initStringInfo(&mask);
+	appendStringInfoChar(&mask, '{');
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *col = pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+
+		tl->sensitive_src = lappend(tl->sensitive_src, col);
+		if (i > 0)
+			appendStringInfoString(&mask, ", ");
+		escape_json(&mask, col);
+		appendStringInfoString(&mask, ": \"***\"");
+	}
+	appendStringInfoChar(&mask, '}');
+	tl->mask_json = mask.data;
+}
+
+/*
+ * The values of stage row rn that its error texts must not show: its
+ * sensitive source columns (a cast error quotes those), and the mapped
+ * values of its sensitive target columns (a unique or NOT NULL violation
+ * quotes those), each computed on its own in a subtransaction, as one may
+ * be the very cast that failed.  source_values: the text[] of the
+ * former (the stage_reject_row query).  Needs SPI and a transaction.  C
+ * strings, NULLs left out.
+ */
+List *
+migrate_route_sensitive_values(MigrateTableLoad *tl, int64 rn, Datum source_values)
+{
+	List	   *volatile values = NIL;
+	ListCell   *lc1,
+			   *lc2,
+			   *lc3;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(rn)};
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(DatumGetArrayTypePCopy(source_values), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		if (!nulls[i])
+			values = lappend(values, TextDatumGetCString(elems[i]));
+	}
+
+	forthree(lc1, tl->cols, lc2, tl->exprs, lc3, tl->types)
+	{
+		ResourceOwner owner = CurrentResourceOwner;
+
+		if (!list_member(tl->sensitive_cols, lfirst(lc1)))
+			continue;
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			char	   *sql = lfirst(lc3) ?
+				psprintf("SELECT ((%s)::%s)::text FROM %s AS s WHERE s.__migrate_rn = $1",
+						 (char *) lfirst(lc2), (char *) lfirst(lc3), tl->stage) :
+				psprintf("SELECT (%s)::text FROM %s AS s WHERE s.__migrate_rn = $1",
+						 (char *) lfirst(lc2), tl->stage);
+			int			ret = SPI_execute_with_args(sql, 1, argtypes, args, NULL, true, 1);
+			char	   *v;
+
+			if (ret != SPI_OK_SELECT || SPI_processed != 1)
+				elog(ERROR, "reading row " INT64_FORMAT " of the stage failed: %s", rn,
+					 SPI_result_code_string(ret));
+			v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			MemoryContextSwitchTo(cxt);
+			if (v)
+				values = lappend(values, pstrdup(v));
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+		PG_CATCH();
+		{
+			/* the mapping fails for this row: the source values cover it */
+			FreeErrorData(migrate_abort_subxact(cxt, owner));
+		}
+		PG_END_TRY();
+	}
+	return values;
+}
+
+/* a byte that continues a word: a value next to one is part of a longer token */
+static bool
+word_byte(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		c == '_' || (unsigned char) c >= 0x80;
+}
+
+static int
+longer_first(const ListCell *a, const ListCell *b)
+{
+	size_t		la = strlen(lfirst(a));
+	size_t		lb = strlen(lfirst(b));
+
+	return la > lb ? -1 : (la < lb ? 1 : 0);
+}
+
+/*
+ * text (NULL: NULL) with every occurrence of each of values (C strings,
+ * NULLs skipped) replaced by ***, longest value first.  A value shorter
+ * than 4 bytes is replaced only where it stands alone (no letter, digit or
+ * underscore next to it), so that a value "a" or "1" does not garble
+ * every word of the message while it is still masked wherever a message
+ * quotes it ("(1)", "\"a\"", ", 1,").  Returns a new string.
+ */
+char *
+migrate_mask_values(const char *text, List *values)
+{
+	List	   *sorted;
+	ListCell   *lc;
+	char	   *cur;
+
+	if (text == NULL)
+		return NULL;
+	cur = pstrdup(text);
+	sorted = NIL;
+	foreach(lc, values)
+	{
+		if (lfirst(lc) != NULL && ((char *) lfirst(lc))[0] != '\0')
+			sorted = lappend(sorted, lfirst(lc));
+	}
+	list_sort(sorted, longer_first);
+	foreach(lc, sorted)
+	{
+		const char *v = lfirst(lc);
+		size_t		vlen = strlen(v);
+		bool		alone = vlen < 4;
+		StringInfoData out;
+		const char *p = cur;
+		const char *hit;
+
+		initStringInfo(&out);
+		while ((hit = strstr(p, v)) != NULL)
+		{
+			bool		replace = !alone ||
+				((hit == cur || !word_byte(hit[-1])) && !word_byte(hit[vlen]));
+
+			appendBinaryStringInfo(&out, p, hit - p);
+			appendStringInfoString(&out, replace ? "***" : v);
+			p = hit + vlen;
+		}
+		appendStringInfoString(&out, p);
+		pfree(cur);
+		cur = out.data;
+	}
+	list_free(sorted);
+	return cur;
 }

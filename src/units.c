@@ -5,7 +5,8 @@
  *	  run's workers claim (migrate.run_range, kind 'load').
  *
  * A table gets up to 2 ranges per worker when it has more than a batch of
- * keys; one worker gives one range.  An integer key is cut by arithmetic on
+ * keys; one worker gives one range, and so does a key whose mapping reads
+ * a sensitive column (migrate.sensitive_column: bounds are stored).  An integer key is cut by arithmetic on
  * [min, max] of the source; any other key at its quantiles, found by
  * reading the keys alone in key order.  The ranges are recorded by
  * catalog.c in the coordinator's planning transaction (with the deferred
@@ -158,7 +159,8 @@ migrate_plan_ranges(MigrateWork *w, Oid target)
 	migrate_load_describe(tl, w->plan);
 	MemoryContextSwitchTo(cxt);
 
-	if (w->parallel > 1)
+	/* a sensitive key is never written as a range bound: one range */
+	if (w->parallel > 1 && !tl->key_sensitive)
 		bounds = tl->int_key ? cut_int_key(w, tl) : cut_at_quantiles(w, tl);
 	MemoryContextSwitchTo(cxt);
 

@@ -3,9 +3,11 @@
  * worker.c
  *	  The background workers of a run: its coordinator and its helpers.
  *
- * The coordinator drives the run: it takes the plan's advisory lock for
- * the whole run (one run per plan; a second one is refused; a run whose
- * lock nobody holds is dead, see migrate._reap), marks runs of the plan
+ * Every worker first takes one of the cluster's worker slots
+ * (migrate.max_workers_total; see migrate.h).  The coordinator drives the
+ * run: it takes the plan's lock for the whole run (one run per plan; a
+ * second one is refused; a run whose lock nobody holds is dead, see
+ * migrate._reap; no SQL session can take it), marks runs of the plan
  * that a crash or a kill left "running" as interrupted, commits the run
  * row and one run_table row per table in foreign-key order, then cuts the
  * tables into units (units.c: key ranges; defer.c: deferred index and
@@ -38,6 +40,7 @@
 #include <stdio.h>
 
 #include "access/xact.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -59,6 +62,10 @@
 #include "remote.h"
 
 static bool take_plan_lock(const char *plan);
+static bool take_worker_slot(int max_total);
+static int	free_worker_slots(int max_total);
+static void take_coordinator_slot(MigrateRunShared *shared);
+static void check_own_locks(MigrateWork *w);
 static int64 worker_start_run(MigrateRunShared *shared);
 static void worker_resume_run(MigrateRunShared *shared);
 static void worker_plan_units(MigrateWork *w);
@@ -77,6 +84,12 @@ static void set_run_search_path(const char *search_path);
 
 static Oid	current_target = InvalidOid;	/* table being worked on, for failures */
 static Oid	run_owner = InvalidOid;	/* the plan's owner: this worker's role */
+
+/* this worker's slot and (coordinator) plan lock, checked at batch boundaries */
+static LOCKTAG slot_tag;
+static bool have_slot = false;
+static LOCKTAG plan_tag;
+static bool have_plan_lock = false;
 
 /* coordinator: its helpers */
 static BackgroundWorkerHandle *helper_handles[MIGRATE_MAX_PARALLEL];
@@ -101,6 +114,7 @@ work_should_stop(MigrateWork *w)
 	bool		isnull;
 	int			ret;
 
+	check_own_locks(w);
 	if (w->shared)
 	{
 		bool		requested;
@@ -197,7 +211,10 @@ worker_report(MigrateRunShared *shared, MigratePhase phase, int64 run_id,
 	 * so that a migrate_run() right after this one is not refused.
 	 */
 	if (phase == MIGRATE_PHASE_FINISHED)
+	{
 		LockReleaseAll(USER_LOCKMETHOD, true);
+		have_slot = have_plan_lock = false;
+	}
 
 	SpinLockAcquire(&shared->mutex);
 	shared->phase = phase;
@@ -219,27 +236,33 @@ worker_report(MigrateRunShared *shared, MigratePhase phase, int64 run_id,
 
 /*
  * Take the plan's lock (session level, held until the run ends), or raise
- * "already running".  Needs SPI and a transaction.  Then marks runs of the
+ * "already running".  The lock's tag (see migrate.h) is one no SQL
+ * advisory lock function produces, so no other session can hold it to
+ * block the plan.  Needs SPI and a transaction.  Then marks runs of the
  * plan still "running" as interrupted: their worker is gone (the same
  * transition migrate._reap makes for runs whose lock nobody holds).
  */
 static bool
 take_plan_lock(const char *plan)
 {
-	Oid			argtypes[2] = {TEXTOID, INT4OID};
-	Datum		args[2];
-	bool		isnull;
-	int			ret;
+	LOCKTAG		tag;
+	uint32		key;
 
-	args[0] = CStringGetTextDatum(plan);
-	args[1] = Int32GetDatum(MIGRATE_LOCK_CLASS);
-	ret = SPI_execute_with_args("SELECT pg_try_advisory_lock($2, hashtext($1))",
-								2, argtypes, args, NULL, false, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "taking the plan lock failed: %s", SPI_result_code_string(ret));
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	/* hashtext(plan)::oid, as migrate._plan_locked() finds it in pg_locks */
+	key = DatumGetUInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
+												 CStringGetTextDatum(plan)));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, MIGRATE_LOCK_CLASS, key, MIGRATE_LOCK_PLAN);
+	if (LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL)
 	{
+		plan_tag = tag;
+		have_plan_lock = true;
+	}
+	else
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		args[1] = {CStringGetTextDatum(plan)};
 		char	   *other = NULL;
+		int			ret;
 
 		ret = SPI_execute_with_args("SELECT max(run_id)::text FROM migrate.run"
 									" WHERE plan = $1 AND state = 'running'",
@@ -261,6 +284,95 @@ take_plan_lock(const char *plan)
 }
 
 /*
+ * Take a free worker slot: one of max_total cluster-wide session locks
+ * (see migrate.h), held until this process ends, so a crash or a kill
+ * frees it too.  Returns false when all are held.  Trying each slot is
+ * atomic, so two workers racing never share one.
+ */
+static bool
+take_worker_slot(int max_total)
+{
+	for (int slot = 0; slot < max_total; slot++)
+	{
+		LOCKTAG		tag;
+
+		SET_LOCKTAG_ADVISORY(tag, InvalidOid, MIGRATE_LOCK_CLASS, (uint32) slot, MIGRATE_LOCK_SLOT);
+		if (LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL)
+		{
+			slot_tag = tag;
+			have_slot = true;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The run's own SQL (an expression, a rule, a target's trigger) runs in
+ * this process and could give up its locks with pg_advisory_unlock_all(),
+ * which releases every session lock of the advisory lock method: then the
+ * worker stops here, at the next batch boundary, rather than run beyond
+ * the cap or beside a second run of its plan.
+ */
+static void
+check_own_locks(MigrateWork *w)
+{
+	if ((have_slot && !LockHeldByMe(&slot_tag, ExclusiveLock)) ||
+		(have_plan_lock && !LockHeldByMe(&plan_tag, ExclusiveLock)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("a worker of run " INT64_FORMAT " of plan \"%s\" lost its %s",
+						w->run_id, w->plan,
+						have_slot && !LockHeldByMe(&slot_tag, ExclusiveLock) ? "worker slot" : "plan lock"),
+				 errdetail("A statement of the run released its session locks (pg_advisory_unlock_all())."),
+				 errhint("Keep pg_advisory_unlock_all() out of mapping expressions, rules and the target's triggers; migrate_resume(" INT64_FORMAT ") continues the run.",
+						 w->run_id)));
+}
+
+/*
+ * How many of slots 0..max_total-1 no worker holds: how many helpers the
+ * coordinator starts.  Only read (taking and releasing one here could make
+ * another worker's try fail); each helper then takes its own slot, and one
+ * that loses a race for it ends without working.
+ */
+static int
+free_worker_slots(int max_total)
+{
+	LockData   *locks = GetLockStatusData();
+	bool	   *held = palloc0(sizeof(bool) * max_total);
+	int			nfree = 0;
+
+	for (int i = 0; i < locks->nelements; i++)
+	{
+		LOCKTAG    *t = &locks->locks[i].locktag;
+
+		if (t->locktag_type == LOCKTAG_ADVISORY && t->locktag_field1 == InvalidOid &&
+			t->locktag_field2 == MIGRATE_LOCK_CLASS && t->locktag_field4 == MIGRATE_LOCK_SLOT &&
+			t->locktag_field3 < (uint32) max_total && locks->locks[i].holdMask != 0)
+			held[t->locktag_field3] = true;
+	}
+	for (int slot = 0; slot < max_total; slot++)
+		nfree += held[slot] ? 0 : 1;
+	pfree(held);
+	return nfree;
+}
+
+/* The coordinator's slot, before anything of the run is written. */
+static void
+take_coordinator_slot(MigrateRunShared *shared)
+{
+	if (!take_worker_slot(shared->max_workers_total))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many migrate workers are running to start a run of plan \"%s\"",
+						shared->plan),
+				 errdetail("All %d worker slots (migrate.max_workers_total) are held by workers of other runs.",
+						   shared->max_workers_total),
+				 errhint("Wait for other runs to finish, or ask a superuser to raise migrate.max_workers_total. "
+						 "A run that gets a slot starts only as many helpers as there are free slots, with a NOTICE.")));
+}
+
+/*
  * Take the plan's lock and commit the run's rows.  Returns the run id.
  */
 static int64
@@ -269,6 +381,7 @@ worker_start_run(MigrateRunShared *shared)
 	int64		run_id;
 
 	migrate_begin_txn();
+	take_coordinator_slot(shared);
 	take_plan_lock(shared->plan);
 	run_id = migrate_catalog_run_start(shared);
 	migrate_commit_txn();
@@ -284,6 +397,7 @@ static void
 worker_resume_run(MigrateRunShared *shared)
 {
 	migrate_begin_txn();
+	take_coordinator_slot(shared);
 	take_plan_lock(shared->plan);
 	migrate_catalog_run_resume(shared->resume_run_id, shared->plan);
 	migrate_commit_txn();
@@ -341,11 +455,22 @@ worker_plan_units(MigrateWork *w)
 						  w->dry_run ? " (dry run: no target row is written)" : "");
 }
 
-/* Start parallel - 1 helpers; all or none (the error hints the setting). */
+/*
+ * Start parallel - 1 helpers, or as many as there are free worker slots
+ * (migrate.max_workers_total, with a NOTICE); all of those or none (the
+ * error hints the setting).
+ */
 static void
 start_helpers(MigrateWork *w)
 {
-	for (int i = 0; i < w->parallel - 1; i++)
+	int			want = Min(w->parallel, w->max_workers_total) - 1;
+	int			nstart = want > 0 ? Min(want, free_worker_slots(w->max_workers_total)) : 0;
+
+	if (nstart < w->parallel - 1)
+		migrate_worker_notice(w->shared,
+							  "run " INT64_FORMAT " of plan \"%s\": %d of %d helper workers started: migrate.max_workers_total (%d) caps the workers of all runs",
+							  w->run_id, w->plan, nstart, w->parallel - 1, w->max_workers_total);
+	for (int i = 0; i < nstart; i++)
 	{
 		BackgroundWorker worker;
 		BgwHandleStatus status;
@@ -362,6 +487,8 @@ start_helpers(MigrateWork *w)
 		/* the database and the plan's owner, which the helper becomes */
 		memcpy(worker.bgw_extra, &MyDatabaseId, sizeof(Oid));
 		memcpy(worker.bgw_extra + sizeof(Oid), &run_owner, sizeof(Oid));
+		/* the cap the coordinator runs under: the helper's slots */
+		memcpy(worker.bgw_extra + 2 * sizeof(Oid), &w->max_workers_total, sizeof(int));
 		worker.bgw_notify_pid = MyProcPid;
 		if (!RegisterDynamicBackgroundWorker(&worker, &helper_handles[nhelpers]))
 			ereport(ERROR,
@@ -606,6 +733,7 @@ migrate_worker_main(Datum main_arg)
 	w->shared = shared;
 	w->should_stop = work_should_stop;
 	strlcpy(w->plan, shared->plan, sizeof(w->plan));
+	w->max_workers_total = Max(shared->max_workers_total, 1);
 	migrate_remote_set_stop_check(work_should_stop, w);
 
 	PG_TRY();
@@ -705,11 +833,21 @@ migrate_helper_main(Datum main_arg)
 	memcpy(&owner, MyBgworkerEntry->bgw_extra + sizeof(Oid), sizeof(Oid));
 
 	w = MemoryContextAllocZero(TopMemoryContext, sizeof(MigrateWork));
+	memcpy(&w->max_workers_total, MyBgworkerEntry->bgw_extra + 2 * sizeof(Oid), sizeof(int));
 	w->run_id = DatumGetInt64(main_arg);
 	w->should_stop = work_should_stop;
 	migrate_remote_set_stop_check(work_should_stop, w);
 
 	connect_worker(database_id, owner);
+
+	/* lost the race for a free slot (another run took it): the run goes on without us */
+	if (!take_worker_slot(w->max_workers_total))
+	{
+		elog(LOG, "migrate helper of run " INT64_FORMAT " found no free worker slot (migrate.max_workers_total = %d) and ends without working",
+			 w->run_id, w->max_workers_total);
+		proc_exit(0);
+	}
+
 	migrate_begin_txn();
 	{
 		Oid			argtypes[2] = {INT8OID, OIDOID};
