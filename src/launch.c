@@ -48,6 +48,7 @@
 
 PG_FUNCTION_INFO_V1(migrate_run);
 
+static void check_owner(Oid owner, const char *plan);
 static void check_request(const char *plan, ArrayType *tables, char *tables_out);
 static void relay_notices(MigrateRunShared *shared, uint32 *seen);
 static void wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
@@ -55,6 +56,22 @@ static void wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
 static void raise_worker_error(MigrateRunShared *shared);
 static int64 start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan,
 							Oid owner, bool wait);
+
+/*
+ * The plan's owner still exists (regrole keeps no dependency: a dropped
+ * role leaves its oid) and the caller is a member of it (42501).
+ */
+static void
+check_owner(Oid owner, const char *plan)
+{
+	if (GetUserNameFromId(owner, true) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the owner of migration plan \"%s\" does not exist", plan),
+				 errdetail("The plan's owner (role %u) was dropped; its SQL runs as its owner.", owner),
+				 errhint("A superuser may give the plan a new owner: UPDATE migrate.plan SET owner = ...")));
+	migrate_check_member(owner, plan);
+}
 
 /*
  * Validate plan and tables in the caller's transaction (SPI), as the
@@ -344,7 +361,7 @@ migrate_run(PG_FUNCTION_ARGS)
 	 */
 	owner = migrate_plan_owner(plan, true);
 	if (OidIsValid(owner))
-		migrate_check_member(owner, plan);
+		check_owner(owner, plan);
 
 	seg = dsm_create(sizeof(MigrateRunShared), 0);
 	shared = dsm_segment_address(seg);
@@ -520,7 +537,7 @@ migrate_resume(PG_FUNCTION_ARGS)
 				 errhint("See migrate.run for the runs there are.")));
 	plan = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	state = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	migrate_check_member(owner, plan);
+	check_owner(owner, plan);
 	if (strcmp(state, "running") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),

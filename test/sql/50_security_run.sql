@@ -222,6 +222,13 @@ SELECT to_regclass('sec_log') IS NOT NULL AS log_kept, to_regclass('sec_log_who'
        to_regclass('sec_own_v') IS NOT NULL AS index_built,
        (SELECT convalidated FROM pg_constraint WHERE conname = 'sec_own_fk') AS fk_validated;
 
+-- a plan whose owner was dropped runs as nobody: refused
+CREATE ROLE regress_run_gone;
+INSERT INTO migrate.plan (plan_name, owner) VALUES ('sec_gone', 'regress_run_gone');
+DROP ROLE regress_run_gone;
+SELECT regexp_replace(test_error($$SELECT migrate_run('sec_gone')$$), 'role \d+', 'role N') AS owner_gone;
+DELETE FROM migrate.plan WHERE plan_name = 'sec_gone';
+
 -- clean up
 DELETE FROM migrate.run WHERE plan IN ('sec_alice', 'sec_super');
 DELETE FROM migrate.event WHERE plan IN ('sec_alice', 'sec_super');
