@@ -57,6 +57,8 @@ BEGIN
     RETURN $1 OPERATOR(pg_catalog.=) $2::oid;
 END $$;
 CREATE OPERATOR sp_shared.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = sp_shared.oidregeq);
+-- and a harmless function, found only on a search_path with sp_shared
+CREATE FUNCTION sp_shared.tag(text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT '<' || $1 || '>' $$;
 RESET ROLE;
 
 CREATE TABLE sp_alice.people (id int PRIMARY KEY, full_name text NOT NULL, ssn text, country text);
@@ -85,11 +87,11 @@ SELECT migrate_value_map('sp_alice_map', 'DE', 'Germany');
 SELECT migrate_lookup('sp_alice_map', 'DE');
 -- no trojan ran in any of them
 SELECT count(*) AS trojan_calls FROM sp_shared.pwned;
--- the owner's own expressions do mean what they mean on her search_path
-SELECT test_error($$SELECT migrate_column('sp_alice_plan', 'people', 'country', 's.country || lower(''x''::name)')$$);
-SELECT count(*) AS trojan_calls FROM sp_shared.pwned;
+-- the owner's own expressions are checked on her search_path
+SELECT migrate_column('sp_alice_plan', 'people', 'country', 'tag(s.country)');
 SELECT migrate_column('sp_alice_plan', 'people', 'country', NULL);
 RESET search_path;
+SELECT test_error($$SELECT migrate_column('sp_alice_plan', 'people', 'country', 'tag(s.country)')$$);
 SELECT plan_name, owner FROM migrate.plan WHERE plan_name = 'sp_alice_plan';
 RESET ROLE;
 
@@ -141,7 +143,14 @@ SET ROLE regress_sp_alice;
 SELECT test_error($$UPDATE migrate.plan SET owner = 'regress_sp_bob' WHERE plan_name = 'sp_alice_plan'$$);
 UPDATE migrate.plan SET owner = 'regress_sp_team' WHERE plan_name = 'sp_alice_plan';
 SELECT plan_name, owner FROM migrate.plan WHERE plan_name = 'sp_alice_plan';
--- still hers to use, as a member of the team
+-- still hers to use, as a member of the team; but it runs as the team,
+-- which has no rights on the tables yet: the check says so, it does not
+-- borrow alice's rights
+SELECT severity, table_name, message FROM migrate_check('sp_alice_plan') WHERE severity = 'error';
+RESET ROLE;
+GRANT USAGE ON SCHEMA sp_alice TO regress_sp_team;
+GRANT SELECT, INSERT ON sp_alice.people, sp_src.people TO regress_sp_team;
+SET ROLE regress_sp_alice;
 SELECT severity, table_name, message FROM migrate_check('sp_alice_plan') WHERE severity = 'error';
 UPDATE migrate.plan SET owner = 'regress_sp_alice' WHERE plan_name = 'sp_alice_plan';
 RESET ROLE;
@@ -155,12 +164,39 @@ SELECT test_error($$SELECT migrate_sensitive('no_such_plan', 'people', 'ssn')$$)
 SELECT migrate_sensitive('sp_alice_plan', 'sp_alice.people', 'ssn');   -- again: no-op
 SELECT plan, target, source_column FROM migrate.sensitive_column;
 -- a target column fed by a sensitive one is sensitive too
-SELECT migrate_column('sp_alice_plan', 'people', 'country', 's.country || pg_catalog.right(s.ssn, 1)');
+SELECT migrate_column('sp_alice_plan', 'people', 'country', 'pg_catalog.right(s.ssn, 2)');
+SELECT migrate._sensitive_targets('sp_alice_plan', 'sp_alice.people');
 SELECT source_column, target_column, min_value, max_value FROM migrate_profile('sp_alice_plan')
  ORDER BY source_column, target_column;
-SELECT count(*) FROM migrate.profile_result
- WHERE plan = 'sp_alice_plan' AND (min_value LIKE '9%' OR max_value LIKE '9%' OR min_value ~ '[0-9]$');
+SELECT count(*) FILTER (WHERE min_value = '***' AND max_value = '***') AS masked, count(*) AS sensitive_rows
+  FROM migrate.profile_result
+ WHERE plan = 'sp_alice_plan' AND (source_column = 'ssn' OR target_column IN ('ssn', 'country'));
 SELECT migrate_column('sp_alice_plan', 'people', 'country', NULL);
+
+-- a run of her plan: rejects of the sensitive table, and the report
+SELECT migrate_rule('sp_alice_plan', 'people', 'ssn_not_3', 'pg_catalog.right(ssn, 1) <> ''3''');
+SELECT migrate_run('sp_alice_plan') AS sp_run \gset
+SELECT state, error FROM migrate.run WHERE run_id = :sp_run;
+SELECT count(*) AS loaded FROM sp_alice.people;
+SELECT count(*) AS rejects FROM migrate.reject WHERE run_id = :sp_run;
+SELECT migrate_report(:sp_run) AS report \gset
+SELECT position('***' IN :'report') > 0 AS masked,
+       :'report' ~ '9000000[0-9]' AS shows_ssn,
+       :'report' LIKE '%| sp_alice.people |%' AS names_table;
+SELECT line FROM pg_catalog.regexp_split_to_table(:'report', E'\n') line
+ WHERE line LIKE '| sp_alice.people | ssn_not_3 |%';
+RESET ROLE;
+
+-- bob's plan cannot use alice's map: his run finds no such map
+CREATE TABLE sp_bob.people (id int PRIMARY KEY, country text);
+ALTER TABLE sp_bob.people OWNER TO regress_sp_bob;
+SET ROLE regress_sp_bob;
+SELECT migrate_table('sp_bob_plan', 'sp_src.people', 'people');
+SELECT migrate_column('sp_bob_plan', 'people', 'country', 'migrate_lookup(''sp_alice_map'', s.country)');
+SELECT test_error($$SELECT migrate_run('sp_bob_plan')$$);
+SELECT count(*) AS loaded, count(*) FILTER (WHERE country = 'Germany') AS alices_values FROM sp_bob.people;
+-- nor can he report on alice's run
+SELECT regexp_replace(test_error(format('SELECT migrate_report(%s)', :sp_run)), 'run [0-9]+ ', 'run <id> ');
 RESET ROLE;
 
 -- masking functions
