@@ -431,6 +431,7 @@ BEGIN
         expr := m.expr;
         expr_type := NULL; expr_typmod := NULL; error := NULL;
         BEGIN
+            PERFORM migrate._check_expression(m.expr, 'expression');
             DROP VIEW IF EXISTS pg_temp.migrate_mapped_type;
             -- the view is parsed under the caller's search_path, and no
             -- other statement runs under it (undone by the block on error)
@@ -714,6 +715,25 @@ BEGIN
     DELETE FROM migrate.profile_result p WHERE p.plan = pl.plan_name;
     FOR tm IN SELECT * FROM migrate.table_map m WHERE m.plan = pl.plan_name ORDER BY m.target::text LOOP
         PERFORM migrate._verify_source(pl.plan_name, tm.target);
+        -- the owner's SQL is pasted into the profile's query: one expression each
+        FOR mc IN SELECT m.column_name, m.expr FROM migrate._mapped_columns(pl.plan_name, tm.target) m LOOP
+            BEGIN
+                PERFORM migrate._check_expression(mc.expr, 'expression');
+            EXCEPTION WHEN OTHERS THEN
+                RAISE EXCEPTION 'mapping of column "%" of table % in migration plan "%" is invalid: %',
+                                mc.column_name, migrate._relname(tm.target, path), pl.plan_name, SQLERRM
+                    USING ERRCODE = SQLSTATE, HINT = 'Map it with migrate_column().';
+            END;
+        END LOOP;
+        IF tm.filter IS NOT NULL THEN
+            BEGIN
+                PERFORM migrate._check_expression(tm.filter, 'filter');
+            EXCEPTION WHEN OTHERS THEN
+                RAISE EXCEPTION 'filter of table % in migration plan "%" is invalid: %',
+                                migrate._relname(tm.target, path), pl.plan_name, SQLERRM
+                    USING ERRCODE = SQLSTATE, HINT = 'Set it with migrate_table().';
+            END;
+        END IF;
         SELECT coalesce(pg_catalog.array_agg(x.source_column), '{}') INTO secret_src
           FROM migrate.sensitive_column x WHERE x.plan = pl.plan_name AND x.target = tm.target;
         secret_tgt := migrate._sensitive_targets(pl.plan_name, tm.target);

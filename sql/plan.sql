@@ -294,6 +294,9 @@ $$;
 -- Parse and type-check a mapping: the INSERT ... SELECT the engine would run,
 -- planned but not executed (no row is read from the source), under the
 -- caller's search_path (the owner's expressions mean what they mean there).
+-- Each expression and the filter is checked again as one expression (the
+-- rows may have been written directly, and migrate_run() relies on this
+-- check before a worker pastes them into its SQL).
 -- p_column: check only that column (and not the filter).
 CREATE OR REPLACE FUNCTION migrate._check_mapping(p_plan text, p_target regclass, p_column name DEFAULT NULL)
 RETURNS void
@@ -327,6 +330,7 @@ BEGIN
     FOR r IN SELECT * FROM migrate._mapped_columns(p_plan, p_target) m
               WHERE p_column IS NULL OR m.column_name OPERATOR(pg_catalog.=) p_column LOOP
         BEGIN
+            PERFORM migrate._check_expression(r.expr, 'expression');
             PERFORM migrate._explain(pg_catalog.format('INSERT INTO %s (%I) SELECT %s FROM %s AS s',
                                                        p_target, r.column_name, r.expr, tm.source), path);
         EXCEPTION WHEN OTHERS THEN
@@ -339,6 +343,7 @@ BEGIN
     END LOOP;
     IF tm.filter IS NOT NULL AND p_column IS NULL THEN
         BEGIN
+            PERFORM migrate._check_expression(tm.filter, 'filter');
             PERFORM migrate._explain(pg_catalog.format('SELECT 1 FROM %s AS s WHERE (%s)',
                                                        tm.source, tm.filter), path);
         EXCEPTION WHEN OTHERS THEN

@@ -173,6 +173,27 @@ SELECT count(*) FILTER (WHERE min_value = '***' AND max_value = '***') AS masked
  WHERE plan = 'sp_alice_plan' AND (source_column = 'ssn' OR target_column IN ('ssn', 'country'));
 SELECT migrate_column('sp_alice_plan', 'people', 'country', NULL);
 
+-- mapping rows written directly (not through migrate_column or
+-- migrate_table) are checked again as single expressions, by migrate_check
+-- and before a run starts
+CREATE TABLE sp_alice.canary AS SELECT 1 AS n;
+INSERT INTO migrate.column_map VALUES ('sp_alice_plan', 'sp_alice.people', 'country',
+                                       's.country); DELETE FROM sp_alice.canary; SELECT (1');
+SELECT severity, column_name, message FROM migrate_check('sp_alice_plan') WHERE severity = 'error';
+SELECT test_error($$SELECT migrate_run('sp_alice_plan')$$);
+SELECT test_error($$SELECT * FROM migrate_profile('sp_alice_plan')$$);
+-- balanced, so that it would parse as three statements where pasted
+UPDATE migrate.column_map SET expr = 's.country AS v FROM sp_src.people AS s; DELETE FROM sp_alice.canary; SELECT 1'
+ WHERE plan = 'sp_alice_plan' AND column_name = 'country';
+SELECT severity, column_name, message FROM migrate_check('sp_alice_plan') WHERE column_name = 'country';
+SELECT test_error($$SELECT * FROM migrate_profile('sp_alice_plan')$$);
+SELECT count(*) AS canary FROM sp_alice.canary;
+DROP TABLE sp_alice.canary;
+SELECT migrate_column('sp_alice_plan', 'people', 'country', NULL);
+UPDATE migrate.table_map SET filter = 'true) OR (true' WHERE plan = 'sp_alice_plan';
+SELECT test_error($$SELECT migrate_run('sp_alice_plan')$$);
+UPDATE migrate.table_map SET filter = NULL WHERE plan = 'sp_alice_plan';
+
 -- a run of her plan: rejects of the sensitive table, and the report
 SELECT migrate_rule('sp_alice_plan', 'people', 'ssn_not_3', 'pg_catalog.right(ssn, 1) <> ''3''');
 SELECT migrate_run('sp_alice_plan') AS sp_run \gset
