@@ -12,6 +12,12 @@
  * sql/updates/<current>--<next>.sql.  No CREATE TABLE here (catalog.sql).
  */
 
+-- Every statement below that carries the owner's expressions (a source's
+-- column values and filter, a target's key) runs under the caller's
+-- search_path (migrate._caller_search_path()), as whoever called
+-- migrate_diff (the plan's owner); the functions' own SQL under their
+-- pinned path.
+
 -- Where to cut a key range of a column that is not an integer: up to 15
 -- distinct values inside it (greater than p_lo, below p_hi or equal to it
 -- with p_hi_incl), as text in key order.  From the target column's
@@ -23,6 +29,7 @@ CREATE OR REPLACE FUNCTION migrate._diff_cuts(p_ctx jsonb, p_keys text[], p_col 
                                             p_hi_incl boolean)
 RETURNS text[]
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     key_type text := p_ctx->'key_types'->>(p_col - 1);
@@ -30,6 +37,7 @@ DECLARE
                                      CASE WHEN p_hi_incl THEN '<=' ELSE '<' END, p_hi, key_type);
     cuts text[];
     n integer;
+    expr_path constant text := migrate._caller_search_path();
 BEGIN
     IF p_ctx->'key_targets'->>(p_col - 1) = 't.' || pg_catalog.quote_ident(p_ctx->'key_names'->>(p_col - 1)) THEN
         EXECUTE pg_catalog.format(
@@ -47,12 +55,14 @@ BEGIN
                           ORDER BY i);
         END IF;
     END IF;
+    PERFORM pg_catalog.set_config('search_path', expr_path, true);
     EXECUTE pg_catalog.format(
         'SELECT pg_catalog.array_agg(c::text ORDER BY c) FROM (SELECT DISTINCT c'
-        '  FROM pg_catalog.unnest((SELECT percentile_disc(ARRAY(SELECT g / 16.0 FROM pg_catalog.generate_series(1, 15) g))'
+        '  FROM pg_catalog.unnest((SELECT pg_catalog.percentile_disc(ARRAY(SELECT g / 16.0 FROM pg_catalog.generate_series(1, 15) g))'
         '                                 WITHIN GROUP (ORDER BY k) FROM (SELECT %s AS k %s) x)) c) d WHERE %s',
         p_side_key, p_side_where, inside)
        INTO cuts USING p_keys;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     RETURN cuts;
 END;
 $$;
@@ -84,6 +94,7 @@ CREATE OR REPLACE FUNCTION migrate._diff_range(p_ctx jsonb, p_keys text[], p_pre
                                              p_ns numeric, p_nt numeric)
 RETURNS TABLE (key text, kind text, columns name[])
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     key_s text := p_ctx->'key_sources'->>(p_col - 1);
@@ -102,6 +113,7 @@ DECLARE
     bucket_hi p_lo%TYPE;
     only_value p_lo%TYPE;
     source_top p_lo%TYPE;
+    expr_path constant text := migrate._caller_search_path();
 BEGIN
     where_s := (p_ctx->>'source') || CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'source_exclude' ELSE '' END
                || p_prefix_s
@@ -135,6 +147,7 @@ BEGIN
             END IF;
             IF cuts IS NULL OR cuts = '{}' THEN
                 -- no value of the range above p_lo on that side: one value (or none) left
+                PERFORM pg_catalog.set_config('search_path', expr_path, true);
                 EXECUTE pg_catalog.format('SELECT (SELECT %1$s %2$s ORDER BY 1 DESC LIMIT 1)', key_t, where_t)
                    INTO only_value USING p_keys;
                 IF only_value IS NULL OR only_value = p_lo THEN
@@ -144,6 +157,7 @@ BEGIN
                         only_value := source_top;
                     END IF;
                 END IF;
+                PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
                 IF only_value IS NOT NULL AND only_value > p_lo THEN
                     -- a value above p_lo: cut there
                     cuts := ARRAY[only_value::text];
@@ -201,11 +215,12 @@ BEGIN
 
     -- a small range (or one that cannot be cut): row by row
     RETURN QUERY SELECT 'statement'::text, NULL::text, NULL::name[];
+    PERFORM pg_catalog.set_config('search_path', expr_path, true);
     RETURN QUERY EXECUTE pg_catalog.format(
         'SELECT (coalesce(s.k, t.k))::text,'
         '       CASE WHEN t.k IS NULL THEN ''missing'' WHEN s.k IS NULL THEN ''extra'' ELSE ''changed'' END,'
         '       CASE WHEN s.k IS NOT NULL AND t.k IS NOT NULL THEN'
-        '            ARRAY(SELECT u.c FROM unnest($2::name[], s.h, t.h) AS u(c, a, b)'
+        '            ARRAY(SELECT u.c FROM unnest($2::pg_catalog.name[], s.h, t.h) AS u(c, a, b)'
         '                   WHERE u.a IS DISTINCT FROM u.b) END'
         '  FROM (SELECT %s AS k, %s AS h %s) s'
         '  FULL JOIN (SELECT %s AS k, %s AS h %s) t ON s.k = t.k'
@@ -214,6 +229,7 @@ BEGIN
         p_ctx->>'source_key', p_ctx->>'source_hashes', where_s,
         p_ctx->>'target_key', p_ctx->>'target_hashes', where_t)
     USING p_keys, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(p_ctx->'columns'))::name[];
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 END;
 $$;
 
@@ -223,6 +239,7 @@ CREATE OR REPLACE FUNCTION migrate._diff_walk(p_ctx jsonb, p_keys text[], p_pref
                                             p_col integer)
 RETURNS TABLE (key text, kind text, columns name[])
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE pg_catalog.format(
@@ -238,6 +255,7 @@ CREATE OR REPLACE FUNCTION migrate._diff_walk_typed(p_ctx jsonb, p_keys text[], 
                                                   p_col integer, p_lo anyelement, p_hi anyelement)
 RETURNS TABLE (key text, kind text, columns name[])
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     key_s text := p_ctx->'key_sources'->>(p_col - 1);
@@ -246,9 +264,11 @@ DECLARE
     hi_s p_lo%TYPE;
     lo_t p_lo%TYPE;
     hi_t p_lo%TYPE;
+    expr_path constant text := migrate._caller_search_path();
 BEGIN
     -- ORDER BY ... LIMIT 1, not min() and max(): some ordered types (uuid
     -- before PostgreSQL 16) have no such aggregates
+    PERFORM pg_catalog.set_config('search_path', expr_path, true);
     EXECUTE pg_catalog.format('SELECT (SELECT %1$s %2$s%3$s%4$s AND (%1$s) IS NOT NULL ORDER BY 1 LIMIT 1),'
                               '       (SELECT %1$s %2$s%3$s%4$s AND (%1$s) IS NOT NULL ORDER BY 1 DESC LIMIT 1)',
                               key_s, p_ctx->>'source',
@@ -259,6 +279,7 @@ BEGIN
                               key_t, p_ctx->>'target',
                               CASE WHEN p_keys IS NOT NULL THEN p_ctx->>'target_exclude' ELSE '' END, p_prefix_t)
        INTO lo_t, hi_t USING p_keys;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     p_lo := CASE WHEN lo_s IS NULL THEN lo_t WHEN lo_t IS NULL THEN lo_s ELSE least(lo_s, lo_t) END;
     p_hi := CASE WHEN hi_s IS NULL THEN hi_t WHEN hi_t IS NULL THEN hi_s ELSE greatest(hi_s, hi_t) END;
     IF p_lo IS NULL THEN
@@ -269,10 +290,21 @@ BEGIN
 END;
 $$;
 
+-- migrate_diff runs as the plan's owner (src/owner.c), like migrate_verify;
+-- the body is migrate._migrate_diff.  "table" is resolved under the
+-- caller's search_path (migrate._table_map).  The keys of a table whose key
+-- is sensitive are stored and shown as '***'.
 CREATE OR REPLACE FUNCTION migrate_diff(plan text, "table" text, run bigint DEFAULT NULL,
                                         leaf_rows integer DEFAULT 256)
 RETURNS TABLE (diff_id bigint, key text, kind text, columns name[])
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'migrate_call_as_owner';
+
+CREATE OR REPLACE FUNCTION migrate._migrate_diff(plan text, "table" text, run bigint, leaf_rows integer)
+RETURNS TABLE (diff_id bigint, key text, kind text, columns name[])
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -298,7 +330,7 @@ BEGIN
             EXECUTE pg_catalog.format('SELECT NULL::%1$s < NULL::%1$s', key_type::regtype);
         EXCEPTION WHEN undefined_function THEN
             RAISE EXCEPTION 'migrate_diff() cannot split the key "%" of table % in migration plan "%": type % has no ordering',
-                            tm.key[i], tm.target, tm.plan, key_type::regtype
+                            tm.key[i], migrate._verify_relname(tm.target), tm.plan, key_type::regtype
                 USING ERRCODE = 'feature_not_supported',
                       HINT = 'migrate_verify() checks such tables; to diff one, map it with a key of ordered types (integer, text, date, uuid ...).';
         END;
@@ -310,18 +342,21 @@ BEGIN
     BEGIN
         WITH d AS (SELECT * FROM migrate._diff_walk(q, keys, '', '', 1)),
              i AS (INSERT INTO migrate.diff_result (diff_id, plan, run_id, target, key, kind, columns)
-                   SELECT id, tm.plan, r.run_id, tm.target, d.key, d.kind, d.columns FROM d WHERE d.kind IS NOT NULL)
+                   SELECT id, tm.plan, r.run_id, tm.target,
+                          CASE WHEN (q->>'key_sensitive')::boolean THEN '***' ELSE d.key END,
+                          d.kind, d.columns FROM d WHERE d.kind IS NOT NULL)
         SELECT count(*) FILTER (WHERE d.key = 'range'), count(*) FILTER (WHERE d.key = 'statement')
           INTO ranges, statements FROM d WHERE d.kind IS NULL;
     EXCEPTION WHEN OTHERS THEN
-        RAISE EXCEPTION 'diffing table % of migration plan "%" failed: %', tm.target, tm.plan, SQLERRM
+        RAISE EXCEPTION 'diffing table % of migration plan "%" failed: %', migrate._verify_relname(tm.target), tm.plan,
+                        migrate._verify_mask_error(SQLERRM, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(q->'sensitive'))::name[])
             USING ERRCODE = SQLSTATE,
                   DETAIL = pg_catalog.format('Source: %s.', tm.source),
                   HINT = 'Check that the source is reachable and that the plan''s expressions still apply to it.';
     END;
     PERFORM migrate._catalog_event(r.run_id, tm.plan, 'diff',
            (SELECT pg_catalog.format('diff %s of table %s: %s missing, %s extra, %s changed; %s key ranges compared by %s statements a side',
-                             id, tm.target, count(*) FILTER (WHERE d.kind = 'missing'),
+                             id, migrate._verify_relname(tm.target), count(*) FILTER (WHERE d.kind = 'missing'),
                              count(*) FILTER (WHERE d.kind = 'extra'), count(*) FILTER (WHERE d.kind = 'changed'),
                              ranges, statements)
               FROM migrate.diff_result d WHERE d.diff_id = id));
@@ -329,3 +364,4 @@ BEGIN
                   WHERE d.diff_id = id ORDER BY d.result_id;
 END;
 $$;
+REVOKE ALL ON FUNCTION migrate._migrate_diff(text, text, bigint, integer) FROM PUBLIC;

@@ -13,6 +13,14 @@
  * function is changed here only.  A function whose arguments or result
  * type change, or that is removed, also needs a DROP FUNCTION in
  * sql/updates/<current>--<next>.sql.  No CREATE TABLE here (catalog.sql).
+ *
+ * Every function pins search_path = pg_catalog, pg_temp and qualifies what
+ * it uses, except the two per-row C entry points of the batch statement
+ * (migrate._pass, migrate._fail: a SET clause would cost a GUC level per
+ * row; their C code runs only fully qualified SQL) and
+ * migrate_batch_statement, whose C code (load.c) resolves the caller's
+ * target name under the current search_path.  A run, resume or
+ * cancel acts as the plan's owner; the caller must be a member of it.
  */
 
 CREATE OR REPLACE FUNCTION migrate_run(plan text,
@@ -23,7 +31,8 @@ CREATE OR REPLACE FUNCTION migrate_run(plan text,
                             wait boolean DEFAULT true)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'migrate_run'
-LANGUAGE C;
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 
 -- Called by the engine's batch statement for each row; see src/route.c.
 CREATE OR REPLACE FUNCTION migrate._pass()
@@ -42,13 +51,16 @@ LANGUAGE C VOLATILE;
 CREATE OR REPLACE FUNCTION migrate._copy_source(ftable regclass, key text, lo anyelement, hi anyelement)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'migrate_copy_source_rows'
-LANGUAGE C;
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 
--- migrate_resume(run) continues a run from its checkpoints, in its workers
+-- migrate_resume(run) continues a run from its checkpoints, in its workers,
+-- as the run's owner (with the run's own search_path)
 CREATE OR REPLACE FUNCTION migrate_resume(run bigint, wait boolean DEFAULT true)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'migrate_resume'
-LANGUAGE C;
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 
 -- Is a run of the plan alive?  Its coordinator holds the plan's advisory
 -- lock (class 0x6d696772 "migr", key hashtext(plan): see src/worker.c) for
@@ -56,20 +68,24 @@ LANGUAGE C;
 CREATE OR REPLACE FUNCTION migrate._plan_locked(p_plan text)
 RETURNS boolean
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
                     WHERE l.locktype = 'advisory' AND l.granted
                       AND l.database = (SELECT oid FROM pg_catalog.pg_database
                                          WHERE datname = pg_catalog.current_database())
-                      AND l.classid = 1835624306::oid
-                      AND l.objid = pg_catalog.hashtext(p_plan)::oid
+                      AND l.classid = 1835624306::pg_catalog.oid
+                      AND l.objid = pg_catalog.hashtext(p_plan)::pg_catalog.oid
                       AND l.objsubid = 2)
 $$;
 
 -- The SQL functions' writes of run state go through src/catalog.c, the
 -- one writer of migrate.run, run_table, run_range and event: an event
 -- (plans, diffs), a verification's outcome, a report, a cancel request.
--- Each runs its statements as the caller (the tables' privileges apply).
+-- Safe for any caller: each checks, as the caller, that the run or plan is
+-- visible to it (row-level security; 42704 otherwise) and that it is a
+-- member of the owner (42501), then writes as the extension's owner in the
+-- caller's name (nobody else may write these tables).
 CREATE OR REPLACE FUNCTION migrate._catalog_event(run bigint, plan text, event text, details text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'migrate_catalog_event_sql'
@@ -158,40 +174,45 @@ AS $$
            coalesce(rt.error, r.error,
                     CASE WHEN d.dead THEN 'the worker ended without finishing (server crash or terminated)' END),
            CASE WHEN rt.state = 'succeeded' THEN 100.0
-                ELSE least(99.9, round(100.0 * rt.rows_read / nullif(coalesce(rt.source_count, rt.estimated_rows), 0), 1))
+                ELSE least(99.9, pg_catalog.round(100.0 * rt.rows_read / nullif(coalesce(rt.source_count, rt.estimated_rows), 0), 1))
            END,
-           round(rt.rows_read / nullif(extract(epoch FROM coalesce(rt.finished_at, clock_timestamp()) - rt.started_at), 0))::bigint,
+           pg_catalog.round(rt.rows_read / nullif(extract(epoch FROM coalesce(rt.finished_at, pg_catalog.clock_timestamp()) - rt.started_at), 0))::pg_catalog.int8,
            CASE WHEN ts.state = 'running' AND rt.rows_read > 0 AND coalesce(rt.source_count, rt.estimated_rows) > rt.rows_read
-                THEN (clock_timestamp() - rt.started_at)
-                     * ((coalesce(rt.source_count, rt.estimated_rows) - rt.rows_read)::float8 / rt.rows_read)
+                THEN (pg_catalog.clock_timestamp() - rt.started_at)
+                     * ((coalesce(rt.source_count, rt.estimated_rows) - rt.rows_read)::pg_catalog.float8 / rt.rows_read)
            END,
            CASE WHEN d.dead THEN 0
-                ELSE (SELECT count(*) FROM migrate.run_range rr
+                ELSE (SELECT pg_catalog.count(*) FROM migrate.run_range rr
                        WHERE rr.run_id = rt.run_id AND rr.target = rt.target AND rr.state = 'running') END
       FROM migrate.run r
       CROSS JOIN LATERAL (SELECT r.state = 'running' AND NOT migrate._plan_locked(r.plan) AS dead) d
       LEFT JOIN migrate.run_table rt ON rt.run_id = r.run_id
       LEFT JOIN LATERAL (SELECT CASE WHEN d.dead AND rt.state IN ('pending', 'running') THEN 'interrupted'
                                      ELSE rt.state END AS state) ts ON true
-     WHERE r.run_id = coalesce(migrate_status.run, (SELECT max(x.run_id) FROM migrate.run x))
+     WHERE r.run_id = coalesce(migrate_status.run, (SELECT pg_catalog.max(x.run_id) FROM migrate.run x))
      ORDER BY rt.load_order
 $$;
 
 -- Ask a running run to stop at its next batch boundary (state cancelled).
--- Returns false when the run is not running.
+-- Returns false when the run is not running.  A run of another owner does
+-- not exist for the caller (row-level security); the caller must be a
+-- member of the run's owner (a superuser is).
 CREATE OR REPLACE FUNCTION migrate_cancel(run bigint)
 RETURNS boolean
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     st text;
 BEGIN
-    SELECT r.state INTO st FROM migrate.run r WHERE r.run_id = $1;
+    SELECT r.state INTO st FROM migrate.run r WHERE r.run_id = migrate_cancel.run;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'migration run % does not exist', $1
-            USING ERRCODE = 'undefined_object';
+        RAISE EXCEPTION 'migration run % does not exist', migrate_cancel.run
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'See migrate_status(); a run of a role you are not a member of is not visible.';
     END IF;
-    RETURN migrate._catalog_cancel($1);
+    -- checks membership (42501) and writes the request in the caller's name
+    RETURN migrate._catalog_cancel(migrate_cancel.run);
 END;
 $$;
 

@@ -41,6 +41,19 @@
  *
  * Rows the run rejected (migrate.reject, not loaded) are left out of both
  * sides, by key.
+ *
+ * Who runs what (issue 11): migrate_verify (and migrate_diff) run as the
+ * plan's owner through migrate_call_as_owner; their bodies
+ * (migrate._migrate_verify, _migrate_diff) are not executable by PUBLIC.
+ * The other internals here and in diff.sql stay executable by PUBLIC
+ * because the owner's call runs them as the owner, and each is safe for
+ * any caller: the SQL text some take (statements over the source and the
+ * target, fragments of them) runs here, as the caller, with the caller's
+ * rights; none reaches a remote server but through
+ * migrate._compare_sides, which sends only what postgres_fdw deparses of a
+ * local statement the caller may run (src/verify.c).  Every function pins
+ * search_path; the statements that carry the owner's expressions run under
+ * the caller's (migrate._caller_search_path()).
  */
 
 -- How a value of a type is hashed, as a format() template over the value
@@ -106,6 +119,7 @@ $$;
 CREATE OR REPLACE FUNCTION migrate._verify_columns(p_plan text, p_target regclass)
 RETURNS SETOF migrate._verify_column
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT m.column_name,
            CASE WHEN m.type_name IS NULL THEN m.expr
@@ -121,6 +135,46 @@ AS $$
      ORDER BY m.attnum
 $$;
 
+-- A relation as the caller names it (unqualified when the caller's
+-- search_path finds it by name), for messages and check names.
+CREATE OR REPLACE FUNCTION migrate._verify_relname(p_rel regclass)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', migrate._caller_search_path(), true);
+    RETURN p_rel::pg_catalog.text;
+END;
+$$;
+
+-- The target columns of a table mapping whose values are sensitive: mapped
+-- (by an expression, or the same-named source column) from a source
+-- column marked with migrate_sensitive().  Their values never show in a
+-- verification's details or a diff's keys: '***' instead.
+CREATE OR REPLACE FUNCTION migrate._verify_sensitive(p_plan text, p_target regclass)
+RETURNS name[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(pg_catalog.array_agg(m.column_name ORDER BY m.attnum), '{}')
+      FROM migrate._mapped_columns(p_plan, p_target) m
+     WHERE migrate._expr_columns(m.expr) OPERATOR(pg_catalog.&&)
+           ARRAY(SELECT sc.source_column FROM migrate.sensitive_column sc
+                  WHERE sc.plan = p_plan AND sc.target = p_target)
+$$;
+
+-- An error text with the quoted values in it masked ('***'), for a table
+-- with sensitive columns (a cast error quotes the value it could not read).
+CREATE OR REPLACE FUNCTION migrate._verify_mask_error(p_message text, p_sensitive name[])
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN coalesce(pg_catalog.cardinality(p_sensitive), 0) = 0 THEN p_message
+                ELSE pg_catalog.regexp_replace(p_message, ': "[^"]*"', ': "***"', 'g') END
+$$;
+
 -- The pieces of every statement that compares a table (see the top of this
 -- section), as a jsonb object of SQL fragments:
 --   source, target          ' FROM ... AS s|t WHERE true[ AND (filter)]'
@@ -134,6 +188,8 @@ $$;
 --   key_sources, key_targets, key_types  per key column: its value on each side, its type
 --   source_relid, target_relid  the source and target relations (oid)
 --   key_names               the key's target columns
+--   sensitive               target columns whose values must not show (migrate._verify_sensitive)
+--   key_sensitive           whether the key is one of them (keys then show as '***')
 -- The row hash is the key's hash seeded with the XOR of every other column's
 -- hash (seeded with the column's position; a NULL hashes to the position): one
 -- expression per row, which costs about half of a count and a sum per
@@ -142,6 +198,7 @@ $$;
 CREATE OR REPLACE FUNCTION migrate._verify_sql(p_plan text, p_target regclass)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     tm migrate.table_map;
@@ -151,8 +208,8 @@ DECLARE
     seed_t text := '0';
     row_s text[] := '{}';
     row_t text[] := '{}';
-    aggs_s text := 'count(*)::numeric';
-    aggs_t text := 'count(*)::numeric';
+    aggs_s text := 'pg_catalog.count(*)::numeric';
+    aggs_t text := 'pg_catalog.count(*)::numeric';
     hs text[] := '{}';
     ht text[] := '{}';
     cols name[] := '{}';
@@ -163,6 +220,7 @@ DECLARE
     key_columns jsonb;
     nkeys integer;
     pos integer := 0;
+    sensitive name[] := migrate._verify_sensitive(p_plan, p_target);
 BEGIN
     SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
     nkeys := pg_catalog.cardinality(tm.key);
@@ -184,7 +242,7 @@ BEGIN
         SELECT * INTO c FROM pg_catalog.unnest(vc) v WHERE v.column_name = tm.key[i];
         IF NOT FOUND THEN
             RAISE EXCEPTION 'key column "%" of table % in migration plan "%" is not mapped',
-                            tm.key[i], p_target, p_plan
+                            tm.key[i], migrate._verify_relname(p_target), p_plan
                 USING ERRCODE = 'undefined_column',
                       HINT = 'Map it with migrate_column().';
         END IF;
@@ -201,8 +259,8 @@ BEGIN
         cols := cols || c.column_name;
         hs := hs || pg_catalog.format(c.hash_template, c.source_value, seed_s);
         ht := ht || pg_catalog.format(c.hash_template, c.target_value, seed_t);
-        aggs_s := aggs_s || pg_catalog.format(', count(%s)::numeric, sum(%s)', c.source_value, hs[pg_catalog.cardinality(hs)]);
-        aggs_t := aggs_t || pg_catalog.format(', count(%s)::numeric, sum(%s)', c.target_value, ht[pg_catalog.cardinality(ht)]);
+        aggs_s := aggs_s || pg_catalog.format(', pg_catalog.count(%s)::numeric, pg_catalog.sum(%s)', c.source_value, hs[pg_catalog.cardinality(hs)]);
+        aggs_t := aggs_t || pg_catalog.format(', pg_catalog.count(%s)::numeric, pg_catalog.sum(%s)', c.target_value, ht[pg_catalog.cardinality(ht)]);
     END LOOP;
     key_columns := pg_catalog.jsonb_build_object('key_sources', keys_s, 'key_targets', keys_t,
                                                  'key_types', key_types);
@@ -215,8 +273,8 @@ BEGIN
         'source', pg_catalog.format(' FROM %s AS s WHERE true', tm.source)
                   || CASE WHEN tm.filter IS NOT NULL THEN ' AND (' || tm.filter || ')' ELSE '' END,
         'target', pg_catalog.format(' FROM %s AS t WHERE true', p_target),
-        'source_aggs', 'ARRAY[count(*)::numeric, sum(' || row_s[1] || ')]',
-        'target_aggs', 'ARRAY[count(*)::numeric, sum(' || row_t[1] || ')]',
+        'source_aggs', 'ARRAY[pg_catalog.count(*)::numeric, pg_catalog.sum(' || row_s[1] || ')]',
+        'target_aggs', 'ARRAY[pg_catalog.count(*)::numeric, pg_catalog.sum(' || row_t[1] || ')]',
         'source_column_aggs', 'ARRAY[' || aggs_s || ']',
         'target_column_aggs', 'ARRAY[' || aggs_t || ']',
         'source_hashes', 'ARRAY[' || pg_catalog.array_to_string(hs, ', ') || ']::bigint[]',
@@ -230,6 +288,8 @@ BEGIN
         'source_relid', pg_catalog.to_regclass(tm.source)::oid,
         'target_relid', p_target::oid,
         'key_names', tm.key,
+        'sensitive', sensitive,
+        'key_sensitive', tm.key && sensitive,
         'columns', cols) || key_columns;
 END;
 $$;
@@ -240,6 +300,7 @@ $$;
 CREATE OR REPLACE FUNCTION migrate._verify_run(p_plan text, p_run bigint)
 RETURNS migrate.run
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r migrate.run;
@@ -279,6 +340,7 @@ $$;
 CREATE OR REPLACE FUNCTION migrate._verify_source(p_plan text, p_target regclass)
 RETURNS regclass
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     src text;
@@ -286,13 +348,14 @@ DECLARE
 BEGIN
     SELECT source INTO src FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % is not mapped in migration plan "%"', p_target, p_plan
+        RAISE EXCEPTION 'table % is not mapped in migration plan "%"', migrate._verify_relname(p_target), p_plan
             USING ERRCODE = 'undefined_object',
                   HINT = 'Map it first with migrate_table().';
     END IF;
     rel := pg_catalog.to_regclass(src);
     IF rel IS NULL THEN
-        RAISE EXCEPTION 'source relation % of table % in migration plan "%" does not exist', src, p_target, p_plan
+        RAISE EXCEPTION 'source relation % of table % in migration plan "%" does not exist', src,
+                        migrate._verify_relname(p_target), p_plan
             USING ERRCODE = 'undefined_table',
                   HINT = 'Recreate the foreign table (IMPORT FOREIGN SCHEMA) or remap the table with migrate_table().';
     END IF;
@@ -300,8 +363,13 @@ BEGIN
 END;
 $$;
 
--- The source's side of a comparison, as a plain statement on the source
--- server, run while the target's runs here (src/verify.c).
+-- The source's side of a comparison computed on the source server, while
+-- the target's runs here (src/verify.c).  remote_sql (so named since 0.2)
+-- is a statement *here* over the foreign table source, not SQL for the
+-- remote server: it is planned as the caller, and only what postgres_fdw
+-- deparses of it is sent (read-only, one statement).  Safe for any caller;
+-- it resolves no names of its own (the statements' names resolve under the
+-- caller's search_path, as EXECUTE would).
 CREATE OR REPLACE FUNCTION migrate._compare_sides(source regclass, remote_sql text, target_sql text, keys text[])
 RETURNS text[]
 LANGUAGE C VOLATILE
@@ -312,36 +380,49 @@ AS 'MODULE_PATHNAME', 'migrate_compare_sides';
 -- (a foreign table or a local one), and to p_target_sql, the same over the
 -- target, must give one row of one numeric[] ($1: the rejected keys,
 -- text[]).  When postgres_fdw ships the whole source statement (an
--- aggregate, grouped or not), the remote SQL it deparsed is wrapped and
--- runs as a plain statement on the source, where it may use parallel
--- workers (the FDW's cursor may not), while the target's runs here;
--- otherwise the source is read through the FDW, then the target.  how: a
--- phrase that says which.
+-- aggregate, grouped or not), migrate._compare_sides runs what it deparsed
+-- as a plain statement on the source, where it may use parallel workers
+-- (the FDW's cursor may not), while the target's runs here; otherwise the
+-- source is read through the FDW, then the target.  The statements carry
+-- the owner's expressions: they run under the caller's search_path
+-- (migrate._caller_search_path()), as whoever called this (the owner,
+-- under migrate_verify and migrate_diff), and nothing else does.  Safe for
+-- any caller: it runs the caller's statements as the caller.  how: a
+-- phrase that says which way.
 CREATE OR REPLACE FUNCTION migrate._both_sides(p_source regclass, p_source_sql text, p_target_sql text,
                                              p_keys text[], p_wrap text DEFAULT '%s',
                                              OUT source_result numeric[], OUT target_result numeric[],
                                              OUT how text)
 LANGUAGE plpgsql
 SET enable_sort = off   -- a grouped comparison has a handful of groups: hash them (also on the source, src/verify.c)
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     plan jsonb;
     top jsonb;
     pair text[];
+    expr_path constant text := migrate._caller_search_path();
+    foreign_pg boolean;
 BEGIN
-    IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = p_source) <> 'f' THEN
+    SELECT w.fdwname = 'postgres_fdw' INTO foreign_pg
+      FROM pg_catalog.pg_foreign_table ft
+      JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver
+      JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = fs.srvfdw
+     WHERE ft.ftrelid = p_source;
+    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = p_source) <> 'f' THEN
         how := 'computed locally (the source is not a foreign table)';
     ELSE
+        PERFORM pg_catalog.set_config('search_path', expr_path, true);
         EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) ' || p_source_sql INTO plan USING p_keys;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         top := plan->0->'Plan';
         IF top->>'Node Type' = 'Foreign Scan' AND coalesce(top->>'Relations', '') LIKE 'Aggregate on %' THEN
-            IF top ? 'Remote SQL'
-               AND EXISTS (SELECT FROM pg_catalog.pg_foreign_table ft
-                             JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver
-                             JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = fs.srvfdw
-                            WHERE ft.ftrelid = p_source AND w.fdwname = 'postgres_fdw') THEN
-                pair := migrate._compare_sides(p_source, pg_catalog.format(p_wrap, top->>'Remote SQL'),
+            IF top ? 'Remote SQL' AND foreign_pg THEN
+                -- the local statement: _compare_sides sends what postgres_fdw deparses of it
+                PERFORM pg_catalog.set_config('search_path', expr_path, true);
+                pair := migrate._compare_sides(p_source, p_source_sql,
                                                pg_catalog.format(p_wrap, p_target_sql), p_keys);
+                PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
                 IF pair IS NOT NULL THEN
                     source_result := pair[1]::numeric[];
                     target_result := pair[2]::numeric[];
@@ -354,8 +435,10 @@ BEGIN
             how := 'source rows streamed once (the aggregate cannot be pushed down)';
         END IF;
     END IF;
+    PERFORM pg_catalog.set_config('search_path', expr_path, true);
     EXECUTE pg_catalog.format(p_wrap, p_source_sql) INTO source_result USING p_keys;
     EXECUTE pg_catalog.format(p_wrap, p_target_sql) INTO target_result USING p_keys;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 END;
 $$;
 
@@ -365,6 +448,7 @@ $$;
 CREATE OR REPLACE FUNCTION migrate._rejected_keys(p_run bigint, p_target regclass, p_key_type text)
 RETURNS text[]
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     raw text[];
@@ -404,6 +488,7 @@ CREATE OR REPLACE FUNCTION migrate._verify_foreign_keys(p_plan text, p_targets r
 RETURNS TABLE (target regclass, columns name[], ref_target regclass, ref_columns name[],
                origin text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     WITH mapped AS (   -- target column <- plain source column
         SELECT tm.target, pg_catalog.to_regclass(tm.source) AS source, m.column_name,
@@ -461,6 +546,7 @@ $$;
 CREATE OR REPLACE FUNCTION migrate._verify_table(p_plan text, p_run migrate.run, p_target regclass)
 RETURNS bigint[]
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     tm migrate.table_map;
@@ -488,7 +574,7 @@ BEGIN
     SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
     FOR rules IN SELECT rule_name, check_expr, on_fail FROM migrate.rule
                   WHERE plan = p_plan AND target = p_target ORDER BY rule_name LOOP
-        rule_aggs := rule_aggs || pg_catalog.format(', (count(*) FILTER (WHERE NOT coalesce((%s), false)))::numeric',
+        rule_aggs := rule_aggs || pg_catalog.format(', (pg_catalog.count(*) FILTER (WHERE NOT coalesce((%s), false)))::numeric',
                                                     rules.check_expr);
     END LOOP;
 
@@ -511,7 +597,8 @@ BEGIN
             END LOOP;
         END IF;
     EXCEPTION WHEN OTHERS THEN
-        RAISE EXCEPTION 'verifying table % of migration plan "%" failed: %', p_target, p_plan, SQLERRM
+        RAISE EXCEPTION 'verifying table % of migration plan "%" failed: %', migrate._verify_relname(p_target), p_plan,
+                        migrate._verify_mask_error(SQLERRM, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(q->'sensitive'))::name[])
             USING ERRCODE = SQLSTATE,
                   DETAIL = pg_catalog.format('Source: %s.', tm.source),
                   HINT = 'Check that the source is reachable and that the plan''s expressions still apply to it.';
@@ -553,9 +640,14 @@ BEGIN
         END IF;
         examples := NULL;
         IF t_arr[i] <> expected THEN
-            EXECUTE pg_catalog.format('SELECT pg_catalog.string_agg(k, '', '') FROM (SELECT (%s)::text AS k %s AND NOT coalesce((%s), false) ORDER BY %s LIMIT 5) x',
-                                      q->>'target_key', q->>'target', rules.check_expr, q->>'target_key')
+            -- a sensitive key shows as '***'; the rule is the owner's expression
+            PERFORM pg_catalog.set_config('search_path', migrate._caller_search_path(), true);
+            EXECUTE pg_catalog.format('SELECT pg_catalog.string_agg(k, '', '') FROM (SELECT %s AS k %s AND NOT coalesce((%s), false) ORDER BY %s LIMIT 5) x',
+                                      CASE WHEN (q->>'key_sensitive')::boolean THEN '''***'''::text
+                                           ELSE '(' || (q->>'target_key') || ')::text' END,
+                                      q->>'target', rules.check_expr, q->>'target_key')
                INTO examples;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         END IF;
         INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
         VALUES (p_run.run_id, p_target, 'rule ' || rules.rule_name, expected::text, t_arr[i]::text,
@@ -577,6 +669,7 @@ CREATE OR REPLACE FUNCTION migrate._verify_foreign_key(p_run bigint, p_target re
                                                      p_ref regclass, p_ref_columns name[], p_origin text)
 RETURNS bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     cond text;
@@ -585,6 +678,10 @@ DECLARE
     examples text;
     keycols text;
     id bigint;
+    run_plan text := (SELECT r.plan FROM migrate.run r WHERE r.run_id = p_run);
+    check_name text;
+    masked boolean := p_columns && migrate._verify_sensitive(run_plan, p_target)
+                      OR p_ref_columns && migrate._verify_sensitive(run_plan, p_ref);
 BEGIN
     SELECT pg_catalog.string_agg(pg_catalog.format('r.%I = t.%I', rc, c), ' AND '),
            pg_catalog.string_agg(pg_catalog.format('t.%I IS NOT NULL', c), ' AND ')
@@ -596,14 +693,16 @@ BEGIN
         SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', c), ', ') INTO keycols
           FROM pg_catalog.unnest(p_columns) c;
         EXECUTE pg_catalog.format('SELECT pg_catalog.string_agg(%s, '', '') FROM (SELECT DISTINCT %s FROM %s AS t WHERE %s AND NOT EXISTS (SELECT 1 FROM %s AS r WHERE %s) ORDER BY %s LIMIT 5) t',
-                                  CASE WHEN pg_catalog.cardinality(p_columns) = 1 THEN keycols || '::text'
+                                  CASE WHEN masked THEN '''***'''::text
+                                       WHEN pg_catalog.cardinality(p_columns) = 1 THEN keycols || '::text'
                                        ELSE 'ROW(' || keycols || ')::text' END,
                                   keycols, p_target, nonnull, p_ref, cond, keycols) INTO examples;
     END IF;
+    -- the referenced table named as the caller would name it
+    check_name := pg_catalog.format('foreign key (%s) -> %s (%s)', pg_catalog.array_to_string(p_columns, ', '),
+                                    migrate._verify_relname(p_ref), pg_catalog.array_to_string(p_ref_columns, ', '));
     INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
-    VALUES (p_run, p_target,
-            pg_catalog.format('foreign key (%s) -> %s (%s)', pg_catalog.array_to_string(p_columns, ', '),
-                              p_ref, pg_catalog.array_to_string(p_ref_columns, ', ')),
+    VALUES (p_run, p_target, check_name,
             '0', orphans::text, orphans = 0,
             p_origin || '; orphans: rows whose key has no referenced row'
             || coalesce('; missing references: ' || examples, ''))
@@ -612,9 +711,19 @@ BEGIN
 END;
 $$;
 
+-- migrate_verify runs as the plan's owner (src/owner.c): its caller must be
+-- a member of the owner; a superuser verifying alice's plan runs alice's
+-- expressions as alice.  The body is migrate._migrate_verify.
 CREATE OR REPLACE FUNCTION migrate_verify(plan text, run bigint DEFAULT NULL)
 RETURNS SETOF migrate.verification
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'migrate_call_as_owner';
+
+CREATE OR REPLACE FUNCTION migrate._migrate_verify(plan text, run bigint)
+RETURNS SETOF migrate.verification
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r migrate.run := migrate._verify_run(plan, run);
@@ -646,3 +755,4 @@ BEGIN
                   ORDER BY v.verification_id;
 END;
 $$;
+REVOKE ALL ON FUNCTION migrate._migrate_verify(text, bigint) FROM PUBLIC;

@@ -10,11 +10,16 @@
  * function runs its statements through SPI in the caller's transaction:
  * the caller has SPI connected, a transaction and a snapshot, and commits
  * (the workers commit every catalog touch on its own; a batch's checkpoint
- * commits with the batch's rows).  Statements run as the current user, so
- * the privileges they need are those of the tables (today: the owner of
- * the extension, or a role granted DML on the catalog).  Results are in
- * the caller's memory context (SPI's, until SPI_finish) unless said
- * otherwise.  Every function can throw.
+ * commits with the batch's rows).  Statements run as the extension's owner
+ * (migrate_become_catalog_owner, search_path pinned, every name qualified):
+ * row-level security gives every other role SELECT only on these tables, so
+ * what a worker reads back from them was written here.  Events are recorded
+ * in the name of the role the caller runs as (a worker: the plan's owner;
+ * an SQL function: its caller), with the server's clock.  The SQL-callable
+ * functions first check, as their caller, that the run or plan is one the
+ * caller may see and act for.  Results are in the caller's memory context
+ * (SPI's, until SPI_finish) unless said otherwise.  Every function can
+ * throw; an error restores the caller's identity with the transaction.
  *
  * The states of runs, tables and units (migrate.run.state,
  * migrate.run_table.state, migrate.run_range.state) and which function
@@ -68,14 +73,18 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 #include "migrate.h"
+#include "owner.h"
 
 PG_FUNCTION_INFO_V1(migrate_catalog_event_sql);
 PG_FUNCTION_INFO_V1(migrate_catalog_verified_sql);
@@ -88,6 +97,20 @@ PG_FUNCTION_INFO_V1(migrate_catalog_reap_sql);
 
 static void spi_connect(void);
 static void spi_finish(void);
+static void insert_event(int64 run_id, const char *plan, const char *actor,
+						 const char *event, const char *details);
+static void check_unit_statements(int64 run_id, const MigrateUnit *u);
+static bool on_target(RangeVar *rv, const MigrateUnit *u);
+
+/*
+ * Who an event is in the name of: the role this process runs as before it
+ * switches to the catalog's owner.  Needs a transaction.
+ */
+static char *
+current_actor(void)
+{
+	return GetUserNameFromId(GetUserId(), false);
+}
 
 
 /* ---------------------------------------------------------------------
@@ -98,41 +121,64 @@ static void spi_finish(void);
 /*
  * A run starts: its row, one run_table row per table of the plan (or of
  * shared->tables) in foreign-key order, and the event.  The caller holds
- * the plan's lock.  Returns the run id.
+ * the plan's lock and runs as the plan's owner, shared->owner_id: a plan
+ * whose owner changed since migrate_run() checked it is refused.  run_by
+ * is the role that called migrate_run().  Returns the run id.
  */
 int64
 migrate_catalog_run_start(const MigrateRunShared *shared)
 {
-	Oid			argtypes[8] = {TEXTOID, INT4OID, INT4OID, BOOLOID, TEXTOID, TEXTOID, INT4OID, TEXTOID};
-	Datum		args[8];
-	char		nulls[8] = "        ";
+	Oid			argtypes[10] = {TEXTOID, INT4OID, INT4OID, BOOLOID, TEXTOID, TEXTARRAYOID, INT4OID,
+	TEXTOID, OIDOID, TEXTOID};
+	Datum		args[10];
+	char		nulls[10] = "          ";
 	bool		isnull;
 	int64		run_id;
 	int			ret;
+	char	   *actor = current_actor();
+	char	   *run_by = GetUserNameFromId(shared->role_id, true);
+	MigrateIdentity saved;
 
 	args[0] = CStringGetTextDatum(shared->plan);
 	args[1] = Int32GetDatum(MyProcPid);
 	args[2] = Int32GetDatum(shared->batch_size);
 	args[3] = BoolGetDatum(shared->dry_run);
 	args[4] = CStringGetTextDatum(shared->mode);
-	args[5] = shared->has_tables ? CStringGetTextDatum(shared->tables) : (Datum) 0;
-	nulls[5] = shared->has_tables ? ' ' : 'n';
+	nulls[5] = 'n';
+	if (shared->has_tables)
+	{
+		/* the tables' names as the run's role sees them (its search_path) */
+		Oid			ttypes[1] = {TEXTOID};
+		Datum		targs[1] = {CStringGetTextDatum(shared->tables)};
+
+		ret = SPI_execute_with_args("SELECT pg_catalog.array_agg(o::pg_catalog.regclass::pg_catalog.text)"
+									"  FROM pg_catalog.unnest($1::pg_catalog.oid[]) o",
+									1, ttypes, targs, NULL, true, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "naming the tables of the run failed: %s", SPI_result_code_string(ret));
+		args[5] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		nulls[5] = isnull ? 'n' : ' ';
+	}
 	args[6] = Int32GetDatum(shared->parallel);
 	args[7] = CStringGetTextDatum(shared->search_path);
+	args[8] = ObjectIdGetDatum(shared->owner_id);
+	args[9] = CStringGetTextDatum(run_by ? run_by : actor);
+
+	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("INSERT INTO migrate.run (plan, mode, dry_run, worker_pid, batch_size, tables,"
-								"                         parallel, search_path, defer_indexes, owner)"
-								" SELECT $1, $5, $4, $2, $3, (SELECT array_agg(o::regclass::text) FROM unnest($6::oid[]) o),"
-								"        $7, $8, coalesce((options->>'defer_indexes')::boolean, false), owner"
-								"   FROM migrate.plan WHERE plan_name = $1"
+								"                         parallel, search_path, defer_indexes, owner, run_by)"
+								" SELECT $1, $5, $4, $2, $3, $6,"
+								"        $7, $8, coalesce((options->>'defer_indexes')::pg_catalog.bool, false), owner, $10"
+								"   FROM migrate.plan WHERE plan_name = $1 AND owner::pg_catalog.oid = $9"
 								" RETURNING run_id",
-								8, argtypes, args, nulls, false, 0);
+								10, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "inserting into migrate.run failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("migration plan \"%s\" does not exist", shared->plan),
-				 errhint("It was dropped after migrate_run() was called.")));
+				 errmsg("migration plan \"%s\" does not exist or has a new owner", shared->plan),
+				 errhint("It was dropped or given to another role after migrate_run() was called; call migrate_run() again.")));
 	run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	/*
@@ -142,9 +188,12 @@ migrate_catalog_run_start(const MigrateRunShared *shared)
 	 */
 	args[1] = Int64GetDatum(run_id);
 	argtypes[1] = INT8OID;
+	args[5] = shared->has_tables ? CStringGetTextDatum(shared->tables) : (Datum) 0;
+	nulls[5] = shared->has_tables ? ' ' : 'n';
+	argtypes[5] = TEXTOID;
 	ret = SPI_execute_with_args("WITH RECURSIVE t AS ("
-								"   SELECT target::oid AS rel, source FROM migrate.table_map"
-								"    WHERE plan = $1 AND ($6::oid[] IS NULL OR target::oid = ANY ($6::oid[]))),"
+								"   SELECT target::pg_catalog.oid AS rel, source FROM migrate.table_map"
+								"    WHERE plan = $1 AND ($6::pg_catalog.oid[] IS NULL OR target::pg_catalog.oid = ANY ($6::pg_catalog.oid[]))),"
 								" e AS (SELECT DISTINCT conrelid AS child, confrelid AS parent"
 								"   FROM pg_catalog.pg_constraint WHERE contype = 'f'"
 								"    AND conrelid IN (SELECT rel FROM t) AND confrelid IN (SELECT rel FROM t)"
@@ -155,14 +204,15 @@ migrate_catalog_run_start(const MigrateRunShared *shared)
 								"   SELECT e.child, d.depth + 1, d.path || e.child FROM d JOIN e ON e.parent = d.rel"
 								"    WHERE e.child <> ALL (d.path))"
 								" INSERT INTO migrate.run_table (run_id, target, source, load_order, depth)"
-								" SELECT $2, t.rel, t.source, row_number() OVER (ORDER BY o.depth, t.rel::regclass::text), o.depth"
-								"   FROM t JOIN (SELECT rel, max(depth) AS depth FROM d GROUP BY rel) o USING (rel)",
+								" SELECT $2, t.rel, t.source, pg_catalog.row_number() OVER (ORDER BY o.depth, t.rel::pg_catalog.regclass::pg_catalog.text), o.depth"
+								"   FROM t JOIN (SELECT rel, pg_catalog.max(depth) AS depth FROM d GROUP BY rel) o USING (rel)",
 								6, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "inserting into migrate.run_table failed: %s", SPI_result_code_string(ret));
 
-	migrate_catalog_event(run_id, shared->plan, "run started",
-						  psprintf("%s%s", shared->mode, shared->dry_run ? ", dry run" : ""));
+	insert_event(run_id, shared->plan, actor, "run started",
+				 psprintf("%s%s", shared->mode, shared->dry_run ? ", dry run" : ""));
+	migrate_restore_identity(&saved);
 	return run_id;
 }
 
@@ -176,20 +226,35 @@ migrate_catalog_run_start(const MigrateRunShared *shared)
 void
 migrate_catalog_run_resume(int64 run_id, const char *plan)
 {
-	Oid			argtypes[3] = {INT8OID, INT4OID, TEXTOID};
-	Datum		args[3];
+	Oid			argtypes[4] = {INT8OID, INT4OID, TEXTOID, TEXTOID};
+	Datum		args[4];
 	char	   *state;
+	bool		isnull;
+	Oid			owner;
 	int			ret;
+	char	   *actor = current_actor();
+	Oid			runner = GetUserId();
+	MigrateIdentity saved;
 
 	args[0] = Int64GetDatum(run_id);
 	args[1] = Int32GetDatum(MyProcPid);
-	ret = SPI_execute_with_args("SELECT state FROM migrate.run WHERE run_id = $1 FOR UPDATE",
+	args[3] = CStringGetTextDatum(actor);
+	migrate_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("SELECT state, owner::pg_catalog.oid FROM migrate.run WHERE run_id = $1 FOR UPDATE",
 								1, argtypes, args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("migration run " INT64_FORMAT " does not exist", run_id)));
 	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	/* the worker runs as the owner migrate_resume() found: it must still be the run's */
+	if (isnull || owner != runner)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("migration run " INT64_FORMAT " of plan \"%s\" is not owned by role \"%s\"",
+						run_id, plan, actor),
+				 errhint("Its owner changed after migrate_resume() was called; call migrate_resume() again.")));
 	args[2] = CStringGetTextDatum(state);
 	if (strcmp(state, "succeeded") == 0)
 		ereport(ERROR,
@@ -204,12 +269,13 @@ migrate_catalog_run_resume(int64 run_id, const char *plan)
 								"   sqlstate = NULL, finished_at = NULL WHERE run_id = $1 AND state <> 'succeeded'),"
 								" t AS (UPDATE migrate.run_table SET state = 'pending', error = NULL, finished_at = NULL"
 								"   WHERE run_id = $1 AND state <> 'succeeded')"
-								" INSERT INTO migrate.event (run_id, plan, event, details)"
-								" SELECT run_id, plan, 'run resumed', 'from state ' || $3 FROM r",
-								3, argtypes, args, NULL, false, 0);
+								" INSERT INTO migrate.event (run_id, plan, actor, event, details)"
+								" SELECT run_id, plan, $4, 'run resumed', 'from state ' || $3 FROM r",
+								4, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "resuming run " INT64_FORMAT " failed: %s", run_id,
 			 SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
 }
 
 /*
@@ -225,30 +291,36 @@ migrate_catalog_run_resume(int64 run_id, const char *plan)
 int
 migrate_catalog_interrupt_dead_runs(const char *plan)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	char		nulls[1] = {plan ? ' ' : 'n'};
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	char		nulls[2] = {plan ? ' ' : 'n', ' '};
 	bool		isnull;
 	int			ret;
+	int			n;
+	MigrateIdentity saved;
 
 	args[0] = plan ? CStringGetTextDatum(plan) : (Datum) 0;
-	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = 'interrupted', finished_at = now(),"
+	args[1] = CStringGetTextDatum(current_actor());
+	migrate_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = 'interrupted', finished_at = pg_catalog.now(),"
 								"   error = coalesce(error, '" DEAD_RUN_ERROR "')"
 								" WHERE run_id IN (SELECT d.run_id FROM migrate.run d WHERE d.state = 'running'"
-								"                     AND CASE WHEN $1::text IS NULL THEN NOT migrate._plan_locked(d.plan)"
+								"                     AND CASE WHEN $1::pg_catalog.text IS NULL THEN NOT migrate._plan_locked(d.plan)"
 								"                              ELSE d.plan = $1 END"
 								"                   FOR UPDATE SKIP LOCKED) RETURNING run_id, plan),"
 								" g AS (UPDATE migrate.run_range u SET state = 'interrupted' FROM r"
 								"   WHERE u.run_id = r.run_id AND u.state IN ('pending', 'running')),"
 								" t AS (UPDATE migrate.run_table t SET state = 'interrupted' FROM r"
 								"   WHERE t.run_id = r.run_id AND t.state IN ('pending', 'running')),"
-								" e AS (INSERT INTO migrate.event (run_id, plan, event, details)"
-								"   SELECT run_id, plan, 'run interrupted', 'found without a live worker' FROM r)"
-								" SELECT count(*)::integer FROM r",
-								1, argtypes, args, nulls, false, 0);
+								" e AS (INSERT INTO migrate.event (run_id, plan, actor, event, details)"
+								"   SELECT run_id, plan, $2, 'run interrupted', 'found without a live worker' FROM r)"
+								" SELECT pg_catalog.count(*)::pg_catalog.int4 FROM r",
+								2, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "marking interrupted runs failed: %s", SPI_result_code_string(ret));
-	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	migrate_restore_identity(&saved);
+	return n;
 }
 
 /* The run's units are all recorded (add_*_unit, in the same transaction). */
@@ -258,11 +330,14 @@ migrate_catalog_run_planned(int64 run_id)
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(run_id)};
 	int			ret;
+	MigrateIdentity saved;
 
+	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("UPDATE migrate.run SET planned = true WHERE run_id = $1",
 								1, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "updating migrate.run failed: %s", SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
 }
 
 /*
@@ -273,26 +348,30 @@ migrate_catalog_run_planned(int64 run_id)
 void
 migrate_catalog_run_end(int64 run_id, const char *state, int64 peak_memory_kb)
 {
-	Oid			argtypes[3] = {INT8OID, TEXTOID, INT8OID};
-	Datum		args[3];
+	Oid			argtypes[4] = {INT8OID, TEXTOID, INT8OID, TEXTOID};
+	Datum		args[4];
 	int			ret;
+	MigrateIdentity saved;
 
 	Assert(strcmp(state, "succeeded") == 0 || strcmp(state, "cancelled") == 0);
 	args[0] = Int64GetDatum(run_id);
 	args[1] = CStringGetTextDatum(state);
 	args[2] = Int64GetDatum(peak_memory_kb);
-	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = $2, finished_at = now(),"
+	args[3] = CStringGetTextDatum(current_actor());
+	migrate_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = $2, finished_at = pg_catalog.now(),"
 								"   peak_memory_kb = greatest(peak_memory_kb, $3) WHERE run_id = $1 RETURNING plan),"
 								" g AS (UPDATE migrate.run_range SET state = 'cancelled'"
 								"   WHERE run_id = $1 AND state IN ('pending', 'running')),"
 								" t AS (UPDATE migrate.run_table SET state = 'cancelled'"
 								"   WHERE run_id = $1 AND state IN ('pending', 'running'))"
-								" INSERT INTO migrate.event (run_id, plan, event)"
-								" SELECT $1, plan, 'run ' || $2 FROM r",
-								3, argtypes, args, NULL, false, 0);
+								" INSERT INTO migrate.event (run_id, plan, actor, event)"
+								" SELECT $1, plan, $4, 'run ' || $2 FROM r",
+								4, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "recording the end of run " INT64_FORMAT " failed: %s", run_id,
 			 SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
 }
 
 /*
@@ -307,9 +386,10 @@ void
 migrate_catalog_run_fail(int64 run_id, const char *state, Oid target, const char *message,
 						 int sqlerrcode, int64 peak_memory_kb)
 {
-	Oid			argtypes[7] = {INT8OID, TEXTOID, OIDOID, INT8OID, TEXTOID, INT4OID, TEXTOID};
-	Datum		args[7];
+	Oid			argtypes[8] = {INT8OID, TEXTOID, OIDOID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID};
+	Datum		args[8];
 	int			ret;
+	MigrateIdentity saved;
 
 	Assert(strcmp(state, "failed") == 0 || strcmp(state, "interrupted") == 0);
 	args[0] = Int64GetDatum(run_id);
@@ -319,24 +399,27 @@ migrate_catalog_run_fail(int64 run_id, const char *state, Oid target, const char
 	args[4] = CStringGetTextDatum(state);
 	args[5] = Int32GetDatum(MyProcPid);
 	args[6] = CStringGetTextDatum(unpack_sql_state(sqlerrcode));
-	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = $5, finished_at = now(),"
+	args[7] = CStringGetTextDatum(current_actor());
+	migrate_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = $5, finished_at = pg_catalog.now(),"
 								"   error = $2, peak_memory_kb = greatest(peak_memory_kb, $4)"
 								"   WHERE run_id = $1 RETURNING plan),"
 								" mine AS (UPDATE migrate.run_range SET state = 'failed', error = $2, sqlstate = $7,"
-								"   finished_at = clock_timestamp()"
+								"   finished_at = pg_catalog.clock_timestamp()"
 								"   WHERE run_id = $1 AND worker_pid = $6 AND state = 'running' AND target = $3),"
 								" others AS (UPDATE migrate.run_range SET state = 'interrupted'"
 								"   WHERE run_id = $1 AND state = 'running' AND NOT (worker_pid = $6 AND target = $3)),"
 								" tf AS (UPDATE migrate.run_table SET state = 'failed', error = $2,"
-								"   finished_at = now() WHERE run_id = $1 AND target = $3),"
+								"   finished_at = pg_catalog.now() WHERE run_id = $1 AND target = $3),"
 								" ti AS (UPDATE migrate.run_table SET state = 'interrupted'"
 								"   WHERE run_id = $1 AND target <> $3 AND state = 'running')"
-								" INSERT INTO migrate.event (run_id, plan, event, details)"
-								" SELECT $1, plan, 'run ' || $5, $2 FROM r",
-								7, argtypes, args, NULL, false, 0);
+								" INSERT INTO migrate.event (run_id, plan, actor, event, details)"
+								" SELECT $1, plan, $8, 'run ' || $5, $2 FROM r",
+								8, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "recording the failure of run " INT64_FORMAT " failed: %s",
 			 run_id, SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
 }
 
 /*
@@ -344,16 +427,21 @@ migrate_catalog_run_fail(int64 run_id, const char *state, Oid target, const char
  * cancel_requested), with a "cancel requested" event.  Returns false when
  * the run is not running.  by_worker: the coordinator records that the
  * waiting migrate_run() call was cancelled, once, in the name of the role
- * that runs it; else a migrate_cancel() call, recorded on every call in
+ * that called it; else a migrate_cancel() call, recorded on every call in
  * the name of the current user.
  */
 bool
 migrate_catalog_request_cancel(int64 run_id, bool by_worker)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(run_id)};
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
 	int			ret;
+	bool		requested;
+	MigrateIdentity saved;
 
+	args[0] = Int64GetDatum(run_id);
+	args[1] = CStringGetTextDatum(current_actor());
+	migrate_become_catalog_owner(&saved);
 	if (by_worker)
 		ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET cancel_requested = true"
 									"   WHERE run_id = $1 AND state = 'running' AND NOT cancel_requested"
@@ -361,30 +449,45 @@ migrate_catalog_request_cancel(int64 run_id, bool by_worker)
 									" INSERT INTO migrate.event (run_id, plan, actor, event, details)"
 									" SELECT run_id, plan, run_by, 'cancel requested',"
 									"        'the waiting migrate_run() call was cancelled' FROM r",
-									1, argtypes, args, NULL, false, 0);
+									2, argtypes, args, NULL, false, 0);
 	else
 		ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET cancel_requested = true"
 									"   WHERE run_id = $1 AND state = 'running' RETURNING run_id, plan)"
-									" INSERT INTO migrate.event (run_id, plan, event)"
-									" SELECT run_id, plan, 'cancel requested' FROM r",
-									1, argtypes, args, NULL, false, 0);
+									" INSERT INTO migrate.event (run_id, plan, actor, event)"
+									" SELECT run_id, plan, $2, 'cancel requested' FROM r",
+									2, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "recording the cancel of run " INT64_FORMAT " failed: %s", run_id,
 			 SPI_result_code_string(ret));
-	return SPI_processed > 0;
+	requested = SPI_processed > 0;
+	migrate_restore_identity(&saved);
+	return requested;
 }
 
 /*
  * An entry in the audit log.  run_id 0: none (a plan's event); details may
- * be NULL.  Who and when are set by the server (the current user, the
- * clock).
+ * be NULL.  Who and when are set by the server: the role this process runs
+ * as (a worker: the plan's owner), the clock.
  */
 void
 migrate_catalog_event(int64 run_id, const char *plan, const char *event, const char *details)
 {
-	Oid			argtypes[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		args[4];
-	char		nulls[4] = "    ";
+	char	   *actor = current_actor();
+	MigrateIdentity saved;
+
+	migrate_become_catalog_owner(&saved);
+	insert_event(run_id, plan, actor, event, details);
+	migrate_restore_identity(&saved);
+}
+
+/* The INSERT of an event, as the catalog's owner, in the name of actor. */
+static void
+insert_event(int64 run_id, const char *plan, const char *actor, const char *event,
+			 const char *details)
+{
+	Oid			argtypes[5] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[5];
+	char		nulls[5] = "     ";
 	int			ret;
 
 	args[0] = Int64GetDatum(run_id);
@@ -394,9 +497,10 @@ migrate_catalog_event(int64 run_id, const char *plan, const char *event, const c
 	args[2] = CStringGetTextDatum(event);
 	args[3] = details ? CStringGetTextDatum(details) : (Datum) 0;
 	nulls[3] = details ? ' ' : 'n';
-	ret = SPI_execute_with_args("INSERT INTO migrate.event (run_id, plan, event, details)"
-								" VALUES ($1, $2, $3, $4)",
-								4, argtypes, args, nulls, false, 0);
+	args[4] = CStringGetTextDatum(actor);
+	ret = SPI_execute_with_args("INSERT INTO migrate.event (run_id, plan, event, details, actor)"
+								" VALUES ($1, $2, $3, $4, $5)",
+								5, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "inserting into migrate.event failed: %s", SPI_result_code_string(ret));
 }
@@ -414,13 +518,16 @@ migrate_catalog_table_started(int64 run_id, Oid target)
 	Oid			argtypes[2] = {INT8OID, OIDOID};
 	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
 	int			ret;
+	MigrateIdentity saved;
 
+	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("UPDATE migrate.run_table SET state = 'running',"
-								" started_at = coalesce(started_at, clock_timestamp())"
+								" started_at = coalesce(started_at, pg_catalog.clock_timestamp())"
 								" WHERE run_id = $1 AND target = $2 AND state <> 'running'",
 								2, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
 }
 
 /*
@@ -434,22 +541,27 @@ migrate_catalog_tables_succeeded(int64 run_id)
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(run_id)};
 	List	   *done = NIL;
+	ListCell   *lc;
+	Oid		   *oids;
 	int			ret;
+	MigrateIdentity saved;
 
+	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("UPDATE migrate.run_table t SET state = 'succeeded',"
-								"       finished_at = (SELECT max(u.finished_at) FROM migrate.run_range u"
+								"       finished_at = (SELECT pg_catalog.max(u.finished_at) FROM migrate.run_range u"
 								"                       WHERE u.run_id = t.run_id AND u.target = t.target)"
 								" WHERE t.run_id = $1 AND t.state <> 'succeeded'"
 								"   AND EXISTS (SELECT 1 FROM migrate.run_range u"
 								"                WHERE u.run_id = t.run_id AND u.target = t.target)"
 								"   AND NOT EXISTS (SELECT 1 FROM migrate.run_range u"
 								"                WHERE u.run_id = t.run_id AND u.target = t.target AND u.state <> 'succeeded')"
-								" RETURNING t.target::text, t.rows_read, t.rows_written, t.rows_rejected, t.rows_skipped,"
-								"   extract(epoch FROM t.finished_at - t.started_at)::float8,"
-								"   (SELECT count(*) FROM migrate.run_range u WHERE u.run_id = t.run_id AND u.target = t.target)",
+								" RETURNING t.target::pg_catalog.oid, t.rows_read, t.rows_written, t.rows_rejected, t.rows_skipped,"
+								"   extract(epoch FROM t.finished_at - t.started_at)::pg_catalog.float8,"
+								"   (SELECT pg_catalog.count(*) FROM migrate.run_range u WHERE u.run_id = t.run_id AND u.target = t.target)",
 								1, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
+	oids = palloc(sizeof(Oid) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -457,7 +569,7 @@ migrate_catalog_tables_succeeded(int64 run_id)
 		MigrateTableDone *t = palloc0(sizeof(MigrateTableDone));
 		bool		isnull;
 
-		t->target = SPI_getvalue(tup, desc, 1);
+		oids[i] = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
 		t->counts.read = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 		t->counts.written = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 		t->counts.rejected = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
@@ -465,6 +577,15 @@ migrate_catalog_tables_succeeded(int64 run_id)
 		t->seconds = DatumGetFloat8(SPI_getbinval(tup, desc, 6, &isnull));
 		t->units = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
 		done = lappend(done, t);
+	}
+	migrate_restore_identity(&saved);
+	/* the tables' names as the worker's role sees them (its search_path) */
+	foreach(lc, done)
+	{
+		MigrateTableDone *t = lfirst(lc);
+
+		t->target = DatumGetCString(DirectFunctionCall1(regclassout,
+														ObjectIdGetDatum(oids[foreach_current_index(lc)])));
 	}
 	return done;
 }
@@ -476,15 +597,18 @@ migrate_catalog_table_estimate(int64 run_id, Oid target)
 	Oid			argtypes[2] = {INT8OID, OIDOID};
 	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
 	int			ret;
+	MigrateIdentity saved;
 
+	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("UPDATE migrate.run_table SET estimated_rows ="
-								"  (SELECT nullif(reltuples, -1)::bigint FROM pg_catalog.pg_class"
+								"  (SELECT nullif(reltuples, -1)::pg_catalog.int8 FROM pg_catalog.pg_class"
 								"    WHERE oid = (SELECT source FROM migrate.table_map m JOIN migrate.run r"
-								"                   ON r.plan = m.plan WHERE r.run_id = $1 AND m.target = $2)::regclass)"
+								"                   ON r.plan = m.plan WHERE r.run_id = $1 AND m.target = $2)::pg_catalog.regclass)"
 								" WHERE run_id = $1 AND target = $2",
 								2, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
 }
 
 
@@ -501,6 +625,7 @@ migrate_catalog_add_load_unit(int64 run_id, Oid target, int range_no, const char
 	Datum		args[5];
 	char		nulls[5] = "     ";
 	int			ret;
+	MigrateIdentity saved;
 
 	args[0] = Int64GetDatum(run_id);
 	args[1] = ObjectIdGetDatum(target);
@@ -509,11 +634,13 @@ migrate_catalog_add_load_unit(int64 run_id, Oid target, int range_no, const char
 	nulls[3] = lo ? ' ' : 'n';
 	args[4] = hi ? CStringGetTextDatum(hi) : (Datum) 0;
 	nulls[4] = hi ? ' ' : 'n';
+	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("INSERT INTO migrate.run_range (run_id, target, range_no, lo, hi)"
 								" VALUES ($1, $2, $3, $4, $5)",
 								5, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "inserting into migrate.run_range failed: %s", SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
 }
 
 /*
@@ -530,6 +657,7 @@ migrate_catalog_add_deferred_unit(int64 run_id, Oid target, int range_no, const 
 	Datum		args[6];
 	char		nulls[6] = "      ";
 	int			ret;
+	MigrateIdentity saved;
 
 	args[0] = Int64GetDatum(run_id);
 	args[1] = ObjectIdGetDatum(target);
@@ -538,11 +666,13 @@ migrate_catalog_add_deferred_unit(int64 run_id, Oid target, int range_no, const 
 	args[4] = CStringGetTextDatum(definition);
 	args[5] = check_sql ? CStringGetTextDatum(check_sql) : (Datum) 0;
 	nulls[5] = check_sql ? ' ' : 'n';
+	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("INSERT INTO migrate.run_range (run_id, target, range_no, kind, definition, check_sql)"
 								" VALUES ($1, $2, $3, $4, $5, $6)",
 								6, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "inserting into migrate.run_range failed: %s", SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
 }
 
 /*
@@ -562,11 +692,13 @@ migrate_catalog_claim_unit(int64 run_id, MigrateUnit *u, MemoryContext cxt, bool
 	TupleDesc	desc;
 	bool		isnull;
 	int			ret;
+	MigrateIdentity saved;
 
 	args[0] = Int64GetDatum(run_id);
 	args[1] = Int32GetDatum(MyProcPid);
+	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("UPDATE migrate.run_range u SET state = 'running', worker_pid = $2,"
-								"       started_at = coalesce(u.started_at, clock_timestamp()), finished_at = NULL"
+								"       started_at = coalesce(u.started_at, pg_catalog.clock_timestamp()), finished_at = NULL"
 								" WHERE (u.run_id, u.target, u.range_no) = ("
 								"   SELECT c.run_id, c.target, c.range_no"
 								"     FROM migrate.run_range c JOIN migrate.run_table t USING (run_id, target)"
@@ -579,9 +711,9 @@ migrate_catalog_claim_unit(int64 run_id, MigrateUnit *u, MemoryContext cxt, bool
 								"              AND l.state <> 'succeeded'))"
 								"    ORDER BY t.load_order, c.range_no"
 								"    LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
-								" RETURNING u.target::oid, u.range_no, u.kind, u.lo, u.hi, u.last_key,"
+								" RETURNING u.target::pg_catalog.oid, u.range_no, u.kind, u.lo, u.hi, u.last_key,"
 								"           u.definition, u.check_sql,"
-								"           (SELECT count(*) FROM migrate.run_range o"
+								"           (SELECT pg_catalog.count(*) FROM migrate.run_range o"
 								"             WHERE o.run_id = u.run_id AND o.target = u.target) = 1",
 								2, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
@@ -597,6 +729,7 @@ migrate_catalog_claim_unit(int64 run_id, MigrateUnit *u, MemoryContext cxt, bool
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "reading migrate.run_range failed: %s", SPI_result_code_string(ret));
 		*nothing_left = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		migrate_restore_identity(&saved);
 		return false;
 	}
 	tup = SPI_tuptable->vals[0];
@@ -617,7 +750,104 @@ migrate_catalog_claim_unit(int64 run_id, MigrateUnit *u, MemoryContext cxt, bool
 		u->only_unit = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
 		MemoryContextSwitchTo(old);
 	}
+	migrate_restore_identity(&saved);
+	/* under the worker's search_path, as the statements will run */
+	check_unit_statements(run_id, u);
 	return true;
+}
+
+/*
+ * Defence in depth for the units' stored statements (only migrate writes
+ * run_range, yet nothing is executed verbatim on trust): an index unit's
+ * definition must be exactly one CREATE INDEX on the unit's table; an fk
+ * unit's exactly ALTER TABLE <table> ADD CONSTRAINT c FOREIGN KEY ... NOT
+ * VALID then ALTER TABLE <table> VALIDATE CONSTRAINT c, and its check_sql
+ * exactly one WITH o AS (DELETE FROM <table> ...) INSERT INTO
+ * migrate.reject ... (as defer.c writes them).  Raises XX001 otherwise.
+ */
+static void
+check_unit_statements(int64 run_id, const MigrateUnit *u)
+{
+	List	   *stmts;
+	const char *bad = NULL;
+
+	if (strcmp(u->kind, "load") == 0)
+		return;
+	if (u->definition == NULL)
+		bad = "it has no definition";
+	else if (strcmp(u->kind, "index") == 0)
+	{
+		stmts = raw_parser(u->definition, RAW_PARSE_DEFAULT);
+		if (list_length(stmts) != 1 ||
+			!IsA(((RawStmt *) linitial(stmts))->stmt, IndexStmt))
+			bad = "its definition is not one CREATE INDEX";
+		else if (!on_target(((IndexStmt *) ((RawStmt *) linitial(stmts))->stmt)->relation, u))
+			bad = "its index is not on the unit's table";
+	}
+	else if (strcmp(u->kind, "fk") == 0)
+	{
+		AlterTableStmt *add = NULL;
+		AlterTableStmt *validate = NULL;
+		AlterTableCmd *addcmd = NULL;
+		AlterTableCmd *valcmd = NULL;
+
+		stmts = raw_parser(u->definition, RAW_PARSE_DEFAULT);
+		if (list_length(stmts) == 2 &&
+			IsA(((RawStmt *) linitial(stmts))->stmt, AlterTableStmt) &&
+			IsA(((RawStmt *) lsecond(stmts))->stmt, AlterTableStmt))
+		{
+			add = (AlterTableStmt *) ((RawStmt *) linitial(stmts))->stmt;
+			validate = (AlterTableStmt *) ((RawStmt *) lsecond(stmts))->stmt;
+			if (list_length(add->cmds) == 1 && list_length(validate->cmds) == 1)
+			{
+				addcmd = linitial(add->cmds);
+				valcmd = linitial(validate->cmds);
+			}
+		}
+		if (addcmd == NULL || add->objtype != OBJECT_TABLE || validate->objtype != OBJECT_TABLE ||
+			addcmd->subtype != AT_AddConstraint || valcmd->subtype != AT_ValidateConstraint ||
+			!IsA(addcmd->def, Constraint) ||
+			((Constraint *) addcmd->def)->contype != CONSTR_FOREIGN ||
+			!((Constraint *) addcmd->def)->skip_validation ||
+			((Constraint *) addcmd->def)->conname == NULL || valcmd->name == NULL ||
+			strcmp(((Constraint *) addcmd->def)->conname, valcmd->name) != 0)
+			bad = "its definition is not ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID, then VALIDATE CONSTRAINT";
+		else if (!on_target(add->relation, u) || !on_target(validate->relation, u))
+			bad = "its foreign key is not on the unit's table";
+		else if (u->check_sql != NULL)
+		{
+			InsertStmt *ins = NULL;
+			CommonTableExpr *cte = NULL;
+
+			stmts = raw_parser(u->check_sql, RAW_PARSE_DEFAULT);
+			if (list_length(stmts) == 1 && IsA(((RawStmt *) linitial(stmts))->stmt, InsertStmt))
+				ins = (InsertStmt *) ((RawStmt *) linitial(stmts))->stmt;
+			if (ins && ins->withClause && list_length(ins->withClause->ctes) == 1)
+				cte = linitial(ins->withClause->ctes);
+			if (ins == NULL || ins->relation->schemaname == NULL ||
+				strcmp(ins->relation->schemaname, "migrate") != 0 ||
+				strcmp(ins->relation->relname, "reject") != 0 || ins->returningList != NIL ||
+				cte == NULL || cte->ctequery == NULL || !IsA(cte->ctequery, DeleteStmt) ||
+				!on_target(((DeleteStmt *) cte->ctequery)->relation, u))
+				bad = "its orphan statement is not WITH o AS (DELETE FROM <its table> ...) INSERT INTO migrate.reject ...";
+		}
+	}
+	else
+		bad = "its kind is unknown";
+	if (bad)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("unit %d of table %s in run " INT64_FORMAT " is not one migrate wrote: %s",
+						u->range_no, get_rel_name(u->target), run_id, bad),
+				 errdetail("A unit's statements are checked before they run; this one is refused."),
+				 errhint("Start a new run of the plan with migrate_run().")));
+}
+
+/* Does rv name the unit's table (under the current search_path)? */
+static bool
+on_target(RangeVar *rv, const MigrateUnit *u)
+{
+	return rv != NULL && RangeVarGetRelid(rv, NoLock, true) == u->target;
 }
 
 /*
@@ -636,6 +866,7 @@ migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const Migrat
 	INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID};
 	Datum		args[10];
 	int			ret;
+	MigrateIdentity saved;
 
 	args[0] = Int64GetDatum(run_id);
 	args[1] = ObjectIdGetDatum(u->target);
@@ -647,6 +878,7 @@ migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const Migrat
 	args[7] = CStringGetTextDatum(last_key);
 	args[8] = Int32GetDatum(u->range_no);
 	args[9] = Int32GetDatum(MyProcPid);
+	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET rows_read = rows_read + $3,"
 								"   rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
 								"   rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
@@ -669,6 +901,7 @@ migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const Migrat
 						u->range_no, target_name, run_id),
 				 errdetail("The run was resumed or stopped by another worker; this batch is rolled back."),
 				 errhint("Only one worker may own a range.")));
+	migrate_restore_identity(&saved);
 }
 
 /*
@@ -682,11 +915,13 @@ migrate_catalog_unit_orphans(int64 run_id, const MigrateUnit *u, int64 orphans)
 	Oid			argtypes[4] = {INT8OID, OIDOID, INT4OID, INT8OID};
 	Datum		args[4];
 	int			ret;
+	MigrateIdentity saved;
 
 	args[0] = Int64GetDatum(run_id);
 	args[1] = ObjectIdGetDatum(u->target);
 	args[2] = Int32GetDatum(u->range_no);
 	args[3] = Int64GetDatum(orphans);
+	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET rows_written = rows_written - $4,"
 								"   rows_rejected = rows_rejected + $4"
 								"   WHERE run_id = $1 AND target = $2 AND range_no = $3)"
@@ -696,6 +931,7 @@ migrate_catalog_unit_orphans(int64 run_id, const MigrateUnit *u, int64 orphans)
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "updating the counts of %s failed: %s", get_rel_name(u->target),
 			 SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
 }
 
 /*
@@ -710,6 +946,7 @@ migrate_catalog_unit_done(int64 run_id, const MigrateUnit *u, int64 source_count
 	Datum		args[5];
 	char		nulls[5] = "     ";
 	int			ret;
+	MigrateIdentity saved;
 
 	args[0] = Int64GetDatum(run_id);
 	args[1] = ObjectIdGetDatum(u->target);
@@ -717,8 +954,9 @@ migrate_catalog_unit_done(int64 run_id, const MigrateUnit *u, int64 source_count
 	args[3] = Int32GetDatum(MyProcPid);
 	args[4] = Int64GetDatum(source_count);
 	nulls[4] = source_count < 0 ? 'n' : ' ';
+	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET state = 'succeeded',"
-								"   finished_at = clock_timestamp(), source_count = $5"
+								"   finished_at = pg_catalog.clock_timestamp(), source_count = $5"
 								"   WHERE run_id = $1 AND target = $2 AND range_no = $3"
 								"     AND worker_pid = $4 AND state = 'running' RETURNING 1)"
 								" UPDATE migrate.run_table SET source_count = CASE WHEN $5 IS NULL"
@@ -733,6 +971,7 @@ migrate_catalog_unit_done(int64 run_id, const MigrateUnit *u, int64 source_count
 				 errmsg("unit %d of table %s in run " INT64_FORMAT " was taken over by another worker",
 						u->range_no, get_rel_name(u->target), run_id),
 				 errhint("Only one worker may own a unit; this one stops.")));
+	migrate_restore_identity(&saved);
 }
 
 /*
@@ -746,6 +985,7 @@ migrate_catalog_unit_stopped(int64 run_id, const MigrateUnit *u, const char *sta
 	Oid			argtypes[5] = {INT8OID, OIDOID, INT4OID, INT4OID, TEXTOID};
 	Datum		args[5];
 	int			ret;
+	MigrateIdentity saved;
 
 	Assert(strcmp(state, "cancelled") == 0 || strcmp(state, "interrupted") == 0);
 	args[0] = Int64GetDatum(run_id);
@@ -753,12 +993,14 @@ migrate_catalog_unit_stopped(int64 run_id, const MigrateUnit *u, const char *sta
 	args[2] = Int32GetDatum(u->range_no);
 	args[3] = Int32GetDatum(MyProcPid);
 	args[4] = CStringGetTextDatum(state);
-	ret = SPI_execute_with_args("UPDATE migrate.run_range SET state = $5, finished_at = clock_timestamp()"
+	migrate_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("UPDATE migrate.run_range SET state = $5, finished_at = pg_catalog.clock_timestamp()"
 								" WHERE run_id = $1 AND target = $2 AND range_no = $3"
 								"   AND worker_pid = $4 AND state = 'running'",
 								5, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "recording a stopped unit failed: %s", SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
 }
 
 /*
@@ -772,28 +1014,32 @@ migrate_catalog_unit_failed(int64 run_id, Oid target, const char *message, int s
 	Oid			argtypes[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, OIDOID};
 	Datum		args[5];
 	int			ret;
+	MigrateIdentity saved;
 
 	args[0] = Int64GetDatum(run_id);
 	args[1] = Int32GetDatum(MyProcPid);
 	args[2] = CStringGetTextDatum(message);
 	args[3] = CStringGetTextDatum(unpack_sql_state(sqlerrcode));
 	args[4] = ObjectIdGetDatum(target);
+	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET state = 'failed', error = $3,"
-								"   sqlstate = $4, finished_at = clock_timestamp()"
+								"   sqlstate = $4, finished_at = pg_catalog.clock_timestamp()"
 								"   WHERE run_id = $1 AND worker_pid = $2 AND state = 'running' RETURNING 1)"
-								" UPDATE migrate.run_table SET state = 'failed', error = $3, finished_at = now()"
+								" UPDATE migrate.run_table SET state = 'failed', error = $3, finished_at = pg_catalog.now()"
 								" WHERE run_id = $1 AND target = $5",
 								5, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "recording a helper's failure failed: %s", SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
 }
 
 
 /* ---------------------------------------------------------------------
  * SQL-callable: the writes of the SQL functions (plan, verify, diff,
- * report, cancel, status), so that they too go through this file.  They
- * run as the caller: each needs the table privileges its statements need,
- * exactly as the statements did when they were inline in the SQL.
+ * report, cancel, status), so that they too go through this file.  Each
+ * first checks, as its caller, that the run or plan is one the caller may
+ * see (row-level security) and whose owner it is a member of; then writes
+ * as the catalog's owner, in the caller's name.
  * ---------------------------------------------------------------------
  */
 
@@ -816,10 +1062,43 @@ spi_finish(void)
 }
 
 /*
+ * As the caller: the run exists for it (42704 otherwise: row-level
+ * security hides other owners' runs) and it is a member of the run's owner
+ * (42501).  Needs SPI.  Returns the run's plan.
+ */
+static char *
+check_run_caller(int64 run_id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(run_id)};
+	bool		isnull;
+	Oid			owner;
+	char	   *plan;
+	int			ret;
+
+	ret = SPI_execute_with_args("SELECT r.owner::pg_catalog.oid, r.plan FROM migrate.run r WHERE r.run_id = $1",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading migrate.run failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration run " INT64_FORMAT " does not exist", run_id),
+				 errhint("See migrate_status(); a run of a role you are not a member of is not visible.")));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	plan = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	/* a run without owner (made before 0.4) is seen by superusers only */
+	if (!isnull)
+		migrate_check_member(owner, plan);
+	return plan;
+}
+
+/*
  * migrate._catalog_event(run bigint, plan text, event text, details text)
  * returns void
  *
- * An entry in the audit log (run and details may be NULL).
+ * An entry in the audit log (run and details may be NULL), in the name of
+ * the caller, for a run or plan of the caller's.
  */
 Datum
 migrate_catalog_event_sql(PG_FUNCTION_ARGS)
@@ -832,6 +1111,22 @@ migrate_catalog_event_sql(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("event of migrate._catalog_event() must not be null")));
 	spi_connect();
+	if (!PG_ARGISNULL(0))
+	{
+		char	   *run_plan = check_run_caller(PG_GETARG_INT64(0));
+
+		if (plan != NULL && strcmp(plan, run_plan) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("migration run " INT64_FORMAT " is not a run of plan \"%s\"",
+							PG_GETARG_INT64(0), plan)));
+	}
+	else if (plan != NULL)
+		migrate_check_member(migrate_plan_owner(plan, false), plan);
+	else if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("an event of migrate._catalog_event() must name a run or a plan")));
 	migrate_catalog_event(PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0), plan,
 						  text_to_cstring(PG_GETARG_TEXT_PP(2)), details);
 	spi_finish();
@@ -848,10 +1143,11 @@ migrate_catalog_event_sql(PG_FUNCTION_ARGS)
 Datum
 migrate_catalog_verified_sql(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[3] = {INT8OID, BOOLOID, TEXTOID};
-	Datum		args[3];
-	char		nulls[3] = "   ";
+	Oid			argtypes[4] = {INT8OID, BOOLOID, TEXTOID, TEXTOID};
+	Datum		args[4];
+	char		nulls[4] = "    ";
 	int			ret;
+	MigrateIdentity saved;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -861,13 +1157,16 @@ migrate_catalog_verified_sql(PG_FUNCTION_ARGS)
 	args[1] = PG_GETARG_DATUM(1);
 	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	args[3] = CStringGetTextDatum(current_actor());
 	spi_connect();
-	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET verified = $2, verified_at = now()"
+	(void) check_run_caller(PG_GETARG_INT64(0));
+	migrate_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET verified = $2, verified_at = pg_catalog.now()"
 								"   WHERE run_id = $1 RETURNING run_id, plan)"
-								" INSERT INTO migrate.event (run_id, plan, event, details)"
-								" SELECT run_id, plan, CASE WHEN $2 THEN 'run verified' ELSE 'verification failed' END, $3"
+								" INSERT INTO migrate.event (run_id, plan, actor, event, details)"
+								" SELECT run_id, plan, $4, CASE WHEN $2 THEN 'run verified' ELSE 'verification failed' END, $3"
 								"   FROM r",
-								3, argtypes, args, nulls, false, 0);
+								4, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "recording the verification of run " INT64_FORMAT " failed: %s",
 			 PG_GETARG_INT64(0), SPI_result_code_string(ret));
@@ -875,6 +1174,7 @@ migrate_catalog_verified_sql(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("migration run " INT64_FORMAT " does not exist", PG_GETARG_INT64(0))));
+	migrate_restore_identity(&saved);
 	spi_finish();
 	PG_RETURN_VOID();
 }
@@ -891,6 +1191,7 @@ migrate_catalog_report_sql(PG_FUNCTION_ARGS)
 	Datum		args[2];
 	char		nulls[2] = "  ";
 	int			ret;
+	MigrateIdentity saved;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -900,11 +1201,14 @@ migrate_catalog_report_sql(PG_FUNCTION_ARGS)
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 	spi_connect();
+	(void) check_run_caller(PG_GETARG_INT64(0));
+	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("UPDATE migrate.run SET report = $2 WHERE run_id = $1",
 								2, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "saving the report of run " INT64_FORMAT " failed: %s",
 			 PG_GETARG_INT64(0), SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
 	spi_finish();
 	PG_RETURN_VOID();
 }
@@ -913,7 +1217,7 @@ migrate_catalog_report_sql(PG_FUNCTION_ARGS)
  * migrate._catalog_cancel(run bigint) returns boolean
  *
  * migrate_cancel(): ask the run to stop at its next batch boundary, with
- * an event.  False when the run is not running.
+ * an event in the caller's name.  False when the run is not running.
  */
 Datum
 migrate_catalog_cancel_sql(PG_FUNCTION_ARGS)
@@ -925,6 +1229,7 @@ migrate_catalog_cancel_sql(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("run of migrate._catalog_cancel() must not be null")));
 	spi_connect();
+	(void) check_run_caller(PG_GETARG_INT64(0));
 	requested = migrate_catalog_request_cancel(PG_GETARG_INT64(0), false);
 	spi_finish();
 	PG_RETURN_BOOL(requested);
@@ -935,7 +1240,8 @@ migrate_catalog_cancel_sql(PG_FUNCTION_ARGS)
  *
  * Runs left "running" whose plan's lock nobody holds (their worker is
  * gone) become interrupted; returns how many.  The same transition a
- * coordinator makes when it takes a plan's lock.
+ * coordinator makes when it takes a plan's lock.  Safe for any caller: it
+ * changes only runs that are dead, as they are, whoever owns them.
  */
 Datum
 migrate_catalog_reap_sql(PG_FUNCTION_ARGS)

@@ -17,7 +17,10 @@
  * connection remote.c keeps for the server and the caller's user mapping
  * (made as postgres_fdw makes its own, with its password rule), and
  * converts each value with the binary receive function of the local
- * column's type.  The remote side casts each
+ * column's type.  The caller needs SELECT on the foreign table, and its
+ * column definition list must have the foreign table's column types (a
+ * value is made by the receive function of its column's type: a mismatch
+ * would return pointers or read memory).  The remote side casts each
  * column to that type, so the binary formats agree.  Rows go to the
  * tuplestore of a materialized SRF (spills to disk past work_mem: memory
  * stays bounded by the batch).  Waiting for the source answers cancel
@@ -51,6 +54,7 @@
 PG_FUNCTION_INFO_V1(migrate_copy_source_rows);
 
 static char *option_or(List *options, const char *name, char *dflt);
+static void check_result_type(ReturnSetInfo *rsinfo, TupleDesc desc, const char *ftname);
 static void read_rows(MigrateRemote *r, ReturnSetInfo *rsinfo, FmgrInfo *recv, Oid *ioparams,
 					  int natts, const char *ftname);
 
@@ -106,16 +110,19 @@ migrate_copy_source_rows(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a foreign table", ftname ? ftname : "?"),
 				 errhint("migrate._copy_source() reads foreign tables of postgres_fdw.")));
-	/* what reading the foreign table would need */
+	/* what reading every column of the foreign table would need */
 	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
-	if (aclresult != ACLCHECK_OK)
+	if (aclresult != ACLCHECK_OK &&
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT, ACLMASK_ALL) != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FOREIGN_TABLE, ftname);
 	ft = GetForeignTable(relid);
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
 	rel = relation_open(relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	natts = desc->natts;
+	/* the caller's column list must be the foreign table's, type for type */
+	check_result_type(rsinfo, desc, ftname);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	recv = palloc0(sizeof(FmgrInfo) * natts);
 	ioparams = palloc0(sizeof(Oid) * natts);
 
@@ -146,7 +153,9 @@ migrate_copy_source_rows(PG_FUNCTION_ARGS)
 		const char *remote_key;
 
 		if (attnum == InvalidAttrNumber)
-			elog(ERROR, "column \"%s\" of foreign table %s does not exist", keycol, ftname);
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of foreign table %s does not exist", keycol, ftname)));
 		remote_key = quote_identifier(option_or(GetForeignColumnOptions(relid, attnum),
 												"column_name", keycol));
 		if (!PG_ARGISNULL(2))
@@ -154,7 +163,9 @@ migrate_copy_source_rows(PG_FUNCTION_ARGS)
 							 quote_literal_cstr(OidOutputFunctionCall(outfn, PG_GETARG_DATUM(2))),
 							 format_type_be(keytype));
 		if (PG_ARGISNULL(3))
-			elog(ERROR, "migrate._copy_source() needs an upper bound");
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("migrate._copy_source() of foreign table %s needs an upper bound", ftname)));
 		appendStringInfo(&sql, "r.%s <= %s::%s", remote_key,
 						 quote_literal_cstr(OidOutputFunctionCall(outfn, PG_GETARG_DATUM(3))),
 						 format_type_be(keytype));
@@ -178,6 +189,45 @@ migrate_copy_source_rows(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	migrate_remote_release(r);
 	return (Datum) 0;
+}
+
+/*
+ * The values of each column are made by the receive function of the
+ * foreign table's column type, so the caller's column list (AS s(...))
+ * must name the same types in the same order: a text value returned as a
+ * bigint would be a pointer, the other way round a read of any memory.
+ * The typmods may differ (the receive function applies the caller's).
+ */
+static void
+check_result_type(ReturnSetInfo *rsinfo, TupleDesc desc, const char *ftname)
+{
+	TupleDesc	expected;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) || rsinfo->expectedDesc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("migrate._copy_source() of foreign table %s needs a column definition list", ftname),
+				 errhint("Call it in FROM with AS s(column type, ...), the columns of the foreign table.")));
+	expected = rsinfo->expectedDesc;
+	if (expected->natts != desc->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the column definition list of migrate._copy_source() has %d columns, foreign table %s has %d",
+						expected->natts, ftname, desc->natts),
+				 errhint("List every column of the foreign table, in order, with its type.")));
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute want = TupleDescAttr(desc, i);
+		Form_pg_attribute got = TupleDescAttr(expected, i);
+
+		if (got->attisdropped || want->atttypid != got->atttypid)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column %d of the column definition list of migrate._copy_source() is %s, column \"%s\" of foreign table %s is %s",
+							i + 1, format_type_be(got->atttypid), NameStr(want->attname), ftname,
+							format_type_be(want->atttypid)),
+					 errhint("List every column of the foreign table, in order, with its type.")));
+	}
 }
 
 /*

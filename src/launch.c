@@ -10,6 +10,13 @@
  * defined in the still-open transaction is refused rather than run with
  * rows the worker does not see.
  *
+ * A run executes as its plan's owner, whoever calls: the caller must be a
+ * member of the owner role (a superuser or a pg_cron job running alice's
+ * plan runs it as alice), the checks here run as the owner, and the
+ * workers connect as the bootstrap superuser only to become the owner at
+ * once, for good (src/owner.c: the owner's SQL cannot SET ROLE back).  So
+ * the owner needs no LOGIN: a NOLOGIN group role may own plans.
+ *
  * The caller and its worker share one small dynamic shared memory segment
  * (MigrateRunShared): inputs, a cancel flag, the run id, the outcome and a
  * ring of progress lines.  A cancelled wait (statement_timeout, Ctrl-C)
@@ -37,6 +44,7 @@
 #include "utils/wait_event.h"
 
 #include "migrate.h"
+#include "owner.h"
 
 PG_FUNCTION_INFO_V1(migrate_run);
 
@@ -46,12 +54,13 @@ static void wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
 					 MigratePhase phase, uint32 *seen);
 static void raise_worker_error(MigrateRunShared *shared);
 static int64 start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan,
-							bool wait);
+							Oid owner, bool wait);
 
 /*
- * Validate plan and tables in the caller's transaction (SPI).  Writes the
- * resolved tables as an oid[] literal into tables_out.  Throws with a clear
- * errcode on anything wrong.
+ * Validate plan and tables in the caller's transaction (SPI), as the
+ * plan's owner (planning the mappings may evaluate the owner's functions).
+ * Writes the resolved tables as an oid[] literal into tables_out.  Throws
+ * with a clear errcode on anything wrong.
  */
 static void
 check_request(const char *plan, ArrayType *tables, char *tables_out)
@@ -69,24 +78,6 @@ check_request(const char *plan, ArrayType *tables, char *tables_out)
 	args[1] = tables ? PointerGetDatum(tables) : (Datum) 0;
 	nulls[1] = tables ? ' ' : 'n';
 
-	/* the worker logs in as the current role, which must be allowed to */
-	{
-		Oid			roletypes[1] = {OIDOID};
-		Datum		roleargs[1] = {ObjectIdGetDatum(GetUserId())};
-
-		ret = SPI_execute_with_args("SELECT rolcanlogin, rolname FROM pg_catalog.pg_roles WHERE oid = $1",
-									1, roletypes, roleargs, NULL, true, 1);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "reading pg_roles failed: %s", SPI_result_code_string(ret));
-		if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("role \"%s\" cannot run migration plan \"%s\": it may not log in",
-							SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2), plan),
-					 errdetail("The run's background worker connects as the current role."),
-					 errhint("Run migrate_run() as a role with LOGIN (RESET ROLE, or ALTER ROLE ... LOGIN).")));
-	}
-
 	/* raises "plan does not exist" */
 	ret = SPI_execute_with_args("SELECT migrate._plan($1)", 1, argtypes, args, nulls, true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -97,8 +88,8 @@ check_request(const char *plan, ArrayType *tables, char *tables_out)
 		char	   *lit;
 
 		/* raises "table is not mapped in plan" */
-		ret = SPI_execute_with_args("SELECT array_agg((migrate._table_map($1, t)).target::oid)::text"
-									"  FROM unnest($2) t",
+		ret = SPI_execute_with_args("SELECT pg_catalog.array_agg((migrate._table_map($1, t)).target::pg_catalog.oid)::pg_catalog.text"
+									"  FROM pg_catalog.unnest($2) t",
 									2, argtypes, args, nulls, true, 0);
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "resolving tables failed: %s", SPI_result_code_string(ret));
@@ -116,7 +107,7 @@ check_request(const char *plan, ArrayType *tables, char *tables_out)
 		strlcpy(tables_out, lit, MIGRATE_TEXT_MAXLEN);
 	}
 
-	ret = SPI_execute_with_args("SELECT count(*) FROM migrate.table_map WHERE plan = $1",
+	ret = SPI_execute_with_args("SELECT pg_catalog.count(*) FROM migrate.table_map WHERE plan = $1",
 								1, argtypes, args, nulls, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading migrate.table_map failed: %s", SPI_result_code_string(ret));
@@ -131,10 +122,10 @@ check_request(const char *plan, ArrayType *tables, char *tables_out)
 	}
 
 	/* sources that disappeared since they were mapped */
-	ret = SPI_execute_with_args("SELECT target::text, source FROM migrate.table_map"
-								" WHERE plan = $1 AND to_regclass(source) IS NULL"
+	ret = SPI_execute_with_args("SELECT target::pg_catalog.text, source FROM migrate.table_map"
+								" WHERE plan = $1 AND pg_catalog.to_regclass(source) IS NULL"
 								"   AND ($2 IS NULL OR target = ANY ("
-								"        SELECT (migrate._table_map($1, t)).target FROM unnest($2) t))"
+								"        SELECT (migrate._table_map($1, t)).target FROM pg_catalog.unnest($2) t))"
 								" ORDER BY 1 LIMIT 1",
 								2, argtypes, args, nulls, true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -163,7 +154,7 @@ check_request(const char *plan, ArrayType *tables, char *tables_out)
 		MemoryContextSwitchTo(oldcxt);
 		PG_TRY();
 		{
-			ret = SPI_execute_with_args("SELECT migrate._check_plan($1, $2::oid[])",
+			ret = SPI_execute_with_args("SELECT migrate._check_plan($1, $2::pg_catalog.oid[])",
 										2, checktypes, checkargs, nulls, false, 0);
 			if (ret != SPI_OK_SELECT)
 				elog(ERROR, "checking the plan failed: %s", SPI_result_code_string(ret));
@@ -315,6 +306,8 @@ migrate_run(PG_FUNCTION_ARGS)
 	bool		wait = PG_ARGISNULL(5) ? true : PG_GETARG_BOOL(5);
 	dsm_segment *seg;
 	MigrateRunShared *shared;
+	Oid			owner;
+	MigrateIdentity saved;
 
 	migrate_check_version();
 	if (PG_ARGISNULL(0))
@@ -344,27 +337,57 @@ migrate_run(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("cannot run migration plan \"%s\" during recovery", plan)));
 
+	/*
+	 * The run is the owner's.  A plan the caller may not see is left to
+	 * check_request, as the caller, to report as missing.
+	 */
+	owner = migrate_plan_owner(plan, true);
+	if (OidIsValid(owner))
+		migrate_check_member(owner, plan);
+
 	seg = dsm_create(sizeof(MigrateRunShared), 0);
 	shared = dsm_segment_address(seg);
 	memset(shared, 0, sizeof(MigrateRunShared));
 	SpinLockInit(&shared->mutex);
+	strlcpy(shared->search_path, migrate_caller_search_path(), sizeof(shared->search_path));
 
-	check_request(plan, tables, shared->tables);
+	/*
+	 * Check as the owner, under the caller's search_path as the workers
+	 * will run (migrate_run itself pins pg_catalog, pg_temp); an error
+	 * restores identity and setting with the (sub)transaction.
+	 */
+	{
+		int			level = NewGUCNestLevel();
+
+		(void) set_config_option("search_path", shared->search_path, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		if (OidIsValid(owner))
+			migrate_become_owner(owner, &saved);
+		check_request(plan, tables, shared->tables);
+		if (OidIsValid(owner))
+			migrate_restore_identity(&saved);
+		AtEOXact_GUC(true, level);
+	}
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration plan \"%s\" does not exist", plan)));
 
 	shared->dry_run = dry_run;
 	shared->parallel = PG_ARGISNULL(3) ? migrate_max_workers : PG_GETARG_INT32(3);
 	shared->has_tables = tables != NULL;
 	strlcpy(shared->mode, mode, sizeof(shared->mode));
-	PG_RETURN_INT64(start_and_wait(seg, shared, plan, wait));
+	PG_RETURN_INT64(start_and_wait(seg, shared, plan, owner, wait));
 }
 
 /*
  * Start the coordinator of a run described by shared (inputs filled in
- * but for the caller's identity) and wait for it to have the run going
- * (wait false) or ended.  Returns the run id.
+ * but for the caller's and the owner's identity) and wait for it to have
+ * the run going (wait false) or ended.  Returns the run id.
  */
 static int64
-start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan, bool wait)
+start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan, Oid owner,
+			   bool wait)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
@@ -376,10 +399,9 @@ start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan, boo
 
 	shared->database_id = MyDatabaseId;
 	shared->role_id = GetUserId();
+	shared->owner_id = owner;
 	shared->batch_size = migrate_batch_size;
 	strlcpy(shared->plan, plan, sizeof(shared->plan));
-	strlcpy(shared->search_path, GetConfigOption("search_path", false, false),
-			sizeof(shared->search_path));
 	shared->caller_latch = MyLatch;
 	shared->phase = MIGRATE_PHASE_STARTING;
 
@@ -458,6 +480,7 @@ migrate_resume(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
 	int			ret;
+	Oid			owner;
 
 	migrate_check_version();
 	if (PG_ARGISNULL(0))
@@ -473,6 +496,8 @@ migrate_resume(PG_FUNCTION_ARGS)
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 	args[0] = Int64GetDatum(run_id);
+	/* it resumes as its owner: 42704 for a run the caller may not see */
+	owner = migrate_run_owner(run_id, false);
 	/*
 	 * A "running" run whose plan lock nobody holds has lost its worker: the
 	 * new coordinator marks it interrupted and continues it.
@@ -490,6 +515,7 @@ migrate_resume(PG_FUNCTION_ARGS)
 				 errhint("See migrate.run for the runs there are.")));
 	plan = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	state = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	migrate_check_member(owner, plan);
 	if (strcmp(state, "running") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
@@ -509,5 +535,5 @@ migrate_resume(PG_FUNCTION_ARGS)
 	SpinLockInit(&shared->mutex);
 	shared->resume_run_id = run_id;
 	strlcpy(shared->mode, "full", sizeof(shared->mode));
-	PG_RETURN_INT64(start_and_wait(seg, shared, plan, wait));
+	PG_RETURN_INT64(start_and_wait(seg, shared, plan, owner, wait));
 }

@@ -66,7 +66,8 @@ typedef struct MigrateRunShared
 
 	/* inputs */
 	Oid			database_id;	/* caller's database */
-	Oid			role_id;		/* caller's role: the worker runs as it */
+	Oid			role_id;		/* caller's role: run.run_by */
+	Oid			owner_id;		/* the plan's owner: every worker runs as it */
 	int			batch_size;		/* migrate.batch_size of the caller */
 	bool		dry_run;
 	int			parallel;		/* workers, coordinator included */
@@ -74,7 +75,7 @@ typedef struct MigrateRunShared
 	bool		has_tables;		/* tables => given */
 	char		plan[MIGRATE_PLAN_MAXLEN + 1];
 	char		mode[32];
-	char		search_path[MIGRATE_TEXT_MAXLEN];	/* caller's search_path */
+	char		search_path[MIGRATE_TEXT_MAXLEN];	/* caller's search_path (new runs) */
 	char		tables[MIGRATE_TEXT_MAXLEN];	/* regclass[] literal */
 
 	/* caller -> worker */

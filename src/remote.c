@@ -7,14 +7,26 @@
  *
  * Shaped like postgres_fdw's connection.c (PostgreSQL 15):
  *
- * - One connection per user mapping, in a hash keyed by the mapping's OID,
- *   made with the libpq options of the server and of the mapping.  For a
- *   non-superuser, postgres_fdw's rule is checked before connecting (the
- *   mapping carries a password, unless a superuser set password_required
- *   'false': libpq must not find one in .pgpass or the environment) and
- *   after (the server asked for that password).  The remote session gets
- *   postgres_fdw's settings: search_path = pg_catalog, timezone UTC,
- *   datestyle ISO, intervalstyle postgres, extra_float_digits 3.
+ * - Only servers of postgres_fdw (whose validator checked the options of
+ *   the server and of the mapping, password_required 'false' by a
+ *   superuser only).  One connection per user mapping, in a hash keyed by
+ *   the mapping's OID, made with the libpq options of the server and of
+ *   the mapping as postgres_fdw passes them (no debug options; its
+ *   fallback_application_name and client_encoding).  For a non-superuser,
+ *   postgres_fdw's check_conn_params() runs before connecting, and again
+ *   before each use of a kept connection (a PUBLIC mapping's connection
+ *   may have been made for a superuser): the mapping must carry a
+ *   password, unless a superuser set password_required 'false', so libpq
+ *   never takes one from .pgpass, a passfile, a service file or PGPASSWORD.
+ *   After connecting, the server must have asked for it
+ *   (PQconnectionUsedPassword).
+ *
+ * - The remote session gets postgres_fdw's settings (search_path =
+ *   pg_catalog, timezone UTC, datestyle ISO, intervalstyle postgres,
+ *   extra_float_digits 3) and default_transaction_read_only: every
+ *   transaction on it is read-only (capture DDL, when it comes, is the one
+ *   exception and will say so).  Every statement is sent with the extended
+ *   protocol (PQsendQueryParams), which refuses a string of several.
  *
  * - Every wait (connect, a statement's result, COPY data) sleeps on the
  *   latch and the socket and runs CHECK_FOR_INTERRUPTS (cancel,
@@ -103,9 +115,9 @@ static void remote_cancel(MigrateRemote *r);
 static bool remote_cleanup_wait(MigrateRemote *r, TimestampTz end);
 static void remote_close(MigrateRemote *r);
 static void remote_abandon(MigrateRemote *r);
+static void check_postgres_fdw(ForeignServer *server, const char *ftname);
 static bool password_required(UserMapping *um);
-static void check_password_given(const char **keywords, const char **values,
-								 UserMapping *um, const char *ftname);
+static void check_conn_params(List *options, UserMapping *um, const char *ftname);
 static void check_password_used(PGconn *conn, UserMapping *um, const char *ftname);
 static char *chomp(const char *msg);
 static void remote_xact_callback(XactEvent event, void *arg);
@@ -147,6 +159,7 @@ migrate_remote_get(Oid ftrelid, const char *hint, MigrateRemoteErrors errors)
 	bool		found;
 
 	/* catalog lookups first: they may run the invalidation callback */
+	check_postgres_fdw(server, ftname ? ftname : "?");
 	if (remote_hash == NULL)
 		remote_init();
 	r = hash_search(remote_hash, &um->umid, HASH_ENTER, &found);
@@ -171,7 +184,12 @@ migrate_remote_get(Oid ftrelid, const char *hint, MigrateRemoteErrors errors)
 					PQtransactionStatus(r->conn) != PQTRANS_IDLE))
 		remote_close(r);
 
-	/* a PUBLIC mapping may have been connected for another user */
+	/*
+	 * postgres_fdw's rule, before connecting and before each use of a kept
+	 * connection: a PUBLIC mapping's may have been made for a superuser
+	 * with a password libpq found elsewhere
+	 */
+	check_conn_params(um->options, um, r->ftname);
 	if (r->conn)
 		check_password_used(r->conn, um, r->ftname);
 
@@ -228,10 +246,14 @@ remote_connect(MigrateRemote *r, ForeignServer *server, UserMapping *um)
 		DefElem    *d = lfirst(lc);
 		bool		libpq_option = false;
 
-		/* only what libpq knows; postgres_fdw's own options are not for it */
+		/*
+		 * only what libpq knows, as postgres_fdw's is_libpq_option(): not
+		 * its debug options, nor what is set here
+		 */
 		for (PQconninfoOption *o = defs; o && o->keyword; o++)
-			libpq_option |= strcmp(o->keyword, d->defname) == 0;
-		if (!libpq_option || strcmp(d->defname, "client_encoding") == 0)
+			libpq_option |= strcmp(o->keyword, d->defname) == 0 && strchr(o->dispchar, 'D') == NULL;
+		if (!libpq_option || strcmp(d->defname, "client_encoding") == 0 ||
+			strcmp(d->defname, "fallback_application_name") == 0)
 			continue;
 		keywords[n] = d->defname;
 		values[n] = defGetString(d);
@@ -244,9 +266,6 @@ remote_connect(MigrateRemote *r, ForeignServer *server, UserMapping *um)
 	keywords[n] = NULL;
 	values[n] = NULL;
 	PQconninfoFree(defs);
-
-	/* before connecting: no password from anywhere but the mapping */
-	check_password_given(keywords, values, um, r->ftname);
 
 	/* fd.c's limit on other files: one long-lived descriptor per connection */
 	if (!AcquireExternalFD())
@@ -324,31 +343,26 @@ static void
 remote_configure_session(MigrateRemote *r)
 {
 	int			version = PQserverVersion(r->conn);
-	StringInfoData sql;
 
-	initStringInfo(&sql);
-	appendStringInfoString(&sql, "SET search_path = pg_catalog; SET timezone = 'UTC'; SET datestyle = ISO");
+	migrate_remote_command(r, "SET search_path = pg_catalog", "configure the session");
+	migrate_remote_command(r, "SET timezone = 'UTC'", "configure the session");
+	migrate_remote_command(r, "SET datestyle = ISO", "configure the session");
 	if (version >= 80400)
-		appendStringInfoString(&sql, "; SET intervalstyle = postgres");
-	appendStringInfo(&sql, "; SET extra_float_digits = %d", version >= 90000 ? 3 : 2);
-	migrate_remote_command(r, sql.data, "configure the session");
-	pfree(sql.data);
+		migrate_remote_command(r, "SET intervalstyle = postgres", "configure the session");
+	migrate_remote_command(r, version >= 90000 ? "SET extra_float_digits = 3" :
+						   "SET extra_float_digits = 2", "configure the session");
+	/* migrate only reads its sources */
+	migrate_remote_command(r, "SET default_transaction_read_only = on", "configure the session");
 }
 
 /*
- * Send a statement (one_statement: through the extended protocol, which
- * refuses several); read its results with migrate_remote_result().
+ * Send one statement, through the extended protocol (which refuses a
+ * string of several); read its results with migrate_remote_result().
  */
 void
-migrate_remote_send(MigrateRemote *r, const char *sql, bool one_statement, const char *what)
+migrate_remote_send(MigrateRemote *r, const char *sql, const char *what)
 {
-	int			ok;
-
-	if (one_statement)
-		ok = PQsendQueryParams(r->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
-	else
-		ok = PQsendQuery(r->conn, sql);
-	if (!ok)
+	if (!PQsendQueryParams(r->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
 		migrate_remote_fail(r, NULL, what);
 }
 
@@ -383,13 +397,13 @@ migrate_remote_result(MigrateRemote *r, const char *what)
 	return res;
 }
 
-/* Run statements that return no rows (our own SQL), each must succeed. */
+/* Run one statement that returns no rows (our own SQL); it must succeed. */
 void
 migrate_remote_command(MigrateRemote *r, const char *sql, const char *what)
 {
 	PGresult   *res;
 
-	migrate_remote_send(r, sql, false, what);
+	migrate_remote_send(r, sql, what);
 	while ((res = migrate_remote_result(r, what)) != NULL)
 	{
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -404,7 +418,7 @@ migrate_remote_copy_begin(MigrateRemote *r, const char *sql, const char *what)
 {
 	PGresult   *res;
 
-	migrate_remote_send(r, sql, false, what);
+	migrate_remote_send(r, sql, what);
 	res = migrate_remote_result(r, what);
 	if (PQresultStatus(res) != PGRES_COPY_OUT)
 		migrate_remote_fail(r, res, what);
@@ -695,22 +709,48 @@ password_required(UserMapping *um)
 }
 
 /*
- * postgres_fdw's check_conn_params(): a non-superuser's connection options
- * must carry a non-empty password, so that libpq takes none from .pgpass,
- * a service file or the environment; unless a superuser set
- * password_required 'false' on the mapping.
+ * Only postgres_fdw's servers: their options passed its validator (a
+ * password only in a user mapping, password_required 'false' only by a
+ * superuser), which another wrapper's need not have.
  */
 static void
-check_password_given(const char **keywords, const char **values, UserMapping *um,
-					 const char *ftname)
+check_postgres_fdw(ForeignServer *server, const char *ftname)
 {
-	if (superuser_arg(um->userid) || !password_required(um))
+	ForeignDataWrapper *fdw = GetForeignDataWrapper(server->fdwid);
+
+	if (strcmp(fdw->fdwname, "postgres_fdw") != 0 || !OidIsValid(fdw->fdwvalidator) ||
+		strcmp(get_func_name(fdw->fdwvalidator), "postgres_fdw_validator") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("foreign table %s is not a table of postgres_fdw", ftname),
+				 errdetail("Its server %s uses the foreign data wrapper %s.",
+						   server->servername, fdw->fdwname),
+				 errhint("migrate connects itself only to servers of postgres_fdw.")));
+}
+
+/*
+ * postgres_fdw's check_conn_params(): a non-superuser's user mapping must
+ * carry a non-empty password, so that libpq takes none from .pgpass, a
+ * passfile, a service file or the environment; unless a superuser set
+ * password_required 'false' on the mapping.  (Only a mapping may hold a
+ * password: postgres_fdw's validator.)
+ */
+static void
+check_conn_params(List *options, UserMapping *um, const char *ftname)
+{
+	ListCell   *lc;
+
+	if (superuser_arg(um->userid))
 		return;
-	for (int i = 0; keywords[i] != NULL; i++)
+	foreach(lc, options)
 	{
-		if (strcmp(keywords[i], "password") == 0 && values[i][0] != '\0')
+		DefElem    *d = lfirst(lc);
+
+		if (strcmp(d->defname, "password") == 0 && defGetString(d)[0] != '\0')
 			return;
 	}
+	if (!password_required(um))
+		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
 			 errmsg("password is required to read foreign table %s", ftname),

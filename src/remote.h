@@ -4,8 +4,10 @@
  *	  libpq connections to the servers of postgres_fdw foreign tables
  *	  (src/remote.c, the only file that opens them).
  *
- * A caller gets the cached connection of a foreign table's server and of
- * the current user's mapping, sends one statement (or a COPY) on it and
+ * A caller gets the cached connection of a foreign table's server (of
+ * postgres_fdw) and of the current user's mapping, after postgres_fdw's
+ * password rule; sends one statement at a time (or a COPY) on it, in a
+ * read-only remote session, and
  * reads the results; every wait answers interrupts and, in a run's
  * workers, the run's stop check.  After an error in the middle of a use,
  * remote.c cancels the remote statement and drops the connection (also
@@ -41,8 +43,7 @@ typedef const char *(*MigrateRemoteStopCheck) (struct MigrateWork *w);
 extern MigrateRemote *migrate_remote_get(Oid ftrelid, const char *hint,
 										 MigrateRemoteErrors errors);
 extern void migrate_remote_command(MigrateRemote *r, const char *sql, const char *what);
-extern void migrate_remote_send(MigrateRemote *r, const char *sql, bool one_statement,
-								const char *what);
+extern void migrate_remote_send(MigrateRemote *r, const char *sql, const char *what);
 extern PGresult *migrate_remote_result(MigrateRemote *r, const char *what);
 extern void migrate_remote_fail(MigrateRemote *r, PGresult *res, const char *what) pg_attribute_noreturn();
 extern void migrate_remote_copy_begin(MigrateRemote *r, const char *sql, const char *what);

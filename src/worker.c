@@ -23,8 +23,13 @@
  * helpers and fails the run.  A helper that vanishes (terminated, killed)
  * interrupts the run.  The run's error (with its SQLSTATE, detail and hint)
  * is handed to the waiting backend through the shared segment, which
- * re-raises it.  All workers run as the role that called migrate_run(), in
- * its database, with its search_path.
+ * re-raises it.  All workers run as the plan's owner (never as the role
+ * that called migrate_run(), which may be a superuser or a pg_cron job):
+ * they connect as the bootstrap superuser, which needs no LOGIN of the
+ * owner, and become the owner before anything else, for good (owner.c:
+ * the owner's SQL cannot SET ROLE back).  They work in the caller's
+ * database, with the run's search_path (the caller's, kept in migrate.run)
+ * for the owner's expressions; their own statements are fully qualified.
  *
  *-------------------------------------------------------------------------
  */
@@ -50,6 +55,7 @@
 #include "utils/snapmgr.h"
 
 #include "migrate.h"
+#include "owner.h"
 #include "remote.h"
 
 static bool take_plan_lock(const char *plan);
@@ -66,9 +72,11 @@ static void worker_finish_run(MigrateWork *w, const char *state);
 static void worker_fail_run(MigrateWork *w, ErrorData *edata);
 static void worker_report(MigrateRunShared *shared, MigratePhase phase, int64 run_id,
 						  ErrorData *edata);
-static void connect_worker(Oid database_id, Oid role_id, const char *search_path);
+static void connect_worker(Oid database_id, Oid owner);
+static void set_run_search_path(const char *search_path);
 
 static Oid	current_target = InvalidOid;	/* table being worked on, for failures */
+static Oid	run_owner = InvalidOid;	/* the plan's owner: this worker's role */
 
 /* coordinator: its helpers */
 static BackgroundWorkerHandle *helper_handles[MIGRATE_MAX_PARALLEL];
@@ -112,7 +120,7 @@ work_should_stop(MigrateWork *w)
 	ret = SPI_execute_with_args("SELECT r.cancel_requested,"
 								"       (SELECT u.sqlstate FROM migrate.run_range u"
 								"         WHERE u.run_id = r.run_id AND u.state = 'failed' LIMIT 1),"
-								"       (SELECT u.target::text || ': ' || u.error FROM migrate.run_range u"
+								"       (SELECT u.target::pg_catalog.text || ': ' || u.error FROM migrate.run_range u"
 								"         WHERE u.run_id = r.run_id AND u.state = 'failed' LIMIT 1)"
 								"  FROM migrate.run r WHERE r.run_id = $1",
 								1, argtypes, args, NULL, false, 1);
@@ -308,7 +316,7 @@ worker_plan_units(MigrateWork *w)
 		return;
 	}
 	defer = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	ret = SPI_execute_with_args("SELECT target::oid FROM migrate.run_table WHERE run_id = $1"
+	ret = SPI_execute_with_args("SELECT target::pg_catalog.oid FROM migrate.run_table WHERE run_id = $1"
 								" ORDER BY load_order", 1, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading migrate.run_table failed: %s", SPI_result_code_string(ret));
@@ -351,12 +359,9 @@ start_helpers(MigrateWork *w)
 		snprintf(worker.bgw_name, BGW_MAXLEN, "migrate helper %d of run " INT64_FORMAT, i + 1, w->run_id);
 		snprintf(worker.bgw_type, BGW_MAXLEN, "migrate worker");
 		worker.bgw_main_arg = Int64GetDatum(w->run_id);
+		/* the database and the plan's owner, which the helper becomes */
 		memcpy(worker.bgw_extra, &MyDatabaseId, sizeof(Oid));
-		{
-			Oid			role = GetUserId();
-
-			memcpy(worker.bgw_extra + sizeof(Oid), &role, sizeof(Oid));
-		}
+		memcpy(worker.bgw_extra + sizeof(Oid), &run_owner, sizeof(Oid));
 		worker.bgw_notify_pid = MyProcPid;
 		if (!RegisterDynamicBackgroundWorker(&worker, &helper_handles[nhelpers]))
 			ereport(ERROR,
@@ -534,17 +539,38 @@ worker_fail_run(MigrateWork *w, ErrorData *edata)
 	worker_report(w->shared, MIGRATE_PHASE_FINISHED, w->run_id, edata);
 }
 
-/* Connect to the caller's database as the caller, with its search_path. */
+/*
+ * Connect to the caller's database as the bootstrap superuser (no LOGIN
+ * check: the owner may be a NOLOGIN group role) and become the plan's
+ * owner at once, for the rest of the process: transactions start, and
+ * aborted ones return to, the owner, and the owner's SQL cannot SET ROLE,
+ * RESET ROLE or set_config('role', ...) its way back.
+ */
 static void
-connect_worker(Oid database_id, Oid role_id, const char *search_path)
+connect_worker(Oid database_id, Oid owner)
 {
-	if (OidIsValid(database_id))
-		BackgroundWorkerInitializeConnectionByOid(database_id, role_id, 0);
+	MigrateIdentity saved;
+
+	BackgroundWorkerInitializeConnectionByOid(database_id, InvalidOid, 0);
 	migrate_check_version();
 	SetConfigOption("application_name", "migrate worker", PGC_USERSET, PGC_S_SESSION);
+	/* until the run's own is known (set_run_search_path) */
+	SetConfigOption("search_path", MIGRATE_SAFE_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION);
+	pgstat_report_appname("migrate worker");
+
+	/* in a transaction that commits: only an abort restores the identity */
+	migrate_begin_txn();
+	migrate_become_owner(owner, &saved);
+	migrate_commit_txn();
+	run_owner = owner;
+}
+
+/* The run's search_path (the caller's), for the owner's expressions. */
+static void
+set_run_search_path(const char *search_path)
+{
 	if (search_path)
 		SetConfigOption("search_path", search_path, PGC_USERSET, PGC_S_SESSION);
-	pgstat_report_appname("migrate worker");
 }
 
 /*
@@ -570,7 +596,9 @@ migrate_worker_main(Datum main_arg)
 				 errdetail("The backend that called migrate_run() went away before the worker started.")));
 	shared = dsm_segment_address(seg);
 
-	connect_worker(shared->database_id, shared->role_id, shared->search_path);
+	connect_worker(shared->database_id, shared->owner_id);
+	if (shared->resume_run_id == 0)
+		set_run_search_path(shared->search_path);
 	pgstat_report_activity(STATE_RUNNING, psprintf("migrate: starting a run of plan %s",
 												   shared->plan));
 
@@ -600,10 +628,12 @@ migrate_worker_main(Datum main_arg)
 			bool		isnull;
 			int			ret;
 
-			ret = SPI_execute_with_args("SELECT dry_run, batch_size, parallel FROM migrate.run WHERE run_id = $1",
+			ret = SPI_execute_with_args("SELECT dry_run, batch_size, parallel, search_path FROM migrate.run WHERE run_id = $1",
 										1, argtypes, args, NULL, false, 1);
 			if (ret != SPI_OK_SELECT || SPI_processed != 1)
 				elog(ERROR, "reading migrate.run failed: %s", SPI_result_code_string(ret));
+			/* the run's search_path (written by migrate), also when resumed */
+			set_run_search_path(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4));
 			w->dry_run = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 			w->batch_size = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 			w->parallel = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
@@ -658,41 +688,43 @@ migrate_worker_main(Datum main_arg)
 
 /*
  * Entry point of a helper, started by the coordinator.  main_arg is the run
- * id; bgw_extra holds the database and role.  An error marks the helper's
- * unit (and table) failed, for the coordinator to see.
+ * id; bgw_extra holds the database and the plan's owner.  An error marks
+ * the helper's unit (and table) failed, for the coordinator to see.
  */
 void
 migrate_helper_main(Datum main_arg)
 {
 	MigrateWork *w;
 	Oid			database_id;
-	Oid			role_id;
+	Oid			owner;
 	char	   *search_path = NULL;
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	memcpy(&database_id, MyBgworkerEntry->bgw_extra, sizeof(Oid));
-	memcpy(&role_id, MyBgworkerEntry->bgw_extra + sizeof(Oid), sizeof(Oid));
+	memcpy(&owner, MyBgworkerEntry->bgw_extra + sizeof(Oid), sizeof(Oid));
 
 	w = MemoryContextAllocZero(TopMemoryContext, sizeof(MigrateWork));
 	w->run_id = DatumGetInt64(main_arg);
 	w->should_stop = work_should_stop;
 	migrate_remote_set_stop_check(work_should_stop, w);
 
-	BackgroundWorkerInitializeConnectionByOid(database_id, role_id, 0);
+	connect_worker(database_id, owner);
 	migrate_begin_txn();
 	{
-		Oid			argtypes[1] = {INT8OID};
-		Datum		args[1] = {Int64GetDatum(w->run_id)};
+		Oid			argtypes[2] = {INT8OID, OIDOID};
+		Datum		args[2] = {Int64GetDatum(w->run_id), ObjectIdGetDatum(owner)};
 		bool		isnull;
 		int			ret;
 		char	   *v;
 
+		/* as the owner: a run of another owner is not found */
 		ret = SPI_execute_with_args("SELECT plan, dry_run, batch_size, parallel, search_path"
-									"  FROM migrate.run WHERE run_id = $1",
-									1, argtypes, args, NULL, false, 1);
+									"  FROM migrate.run WHERE run_id = $1 AND owner::pg_catalog.oid = $2",
+									2, argtypes, args, NULL, false, 1);
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "run " INT64_FORMAT " not found: %s", w->run_id, SPI_result_code_string(ret));
+			elog(ERROR, "run " INT64_FORMAT " of role %u not found: %s", w->run_id, owner,
+				 SPI_result_code_string(ret));
 		strlcpy(w->plan, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), sizeof(w->plan));
 		w->dry_run = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		w->batch_size = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
@@ -702,7 +734,7 @@ migrate_helper_main(Datum main_arg)
 			search_path = MemoryContextStrdup(TopMemoryContext, v);
 	}
 	migrate_commit_txn();
-	connect_worker(InvalidOid, InvalidOid, search_path);
+	set_run_search_path(search_path);
 	pgstat_report_activity(STATE_RUNNING, psprintf("migrate: helper of run " INT64_FORMAT, w->run_id));
 
 	PG_TRY();
