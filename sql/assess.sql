@@ -27,6 +27,7 @@
 CREATE OR REPLACE FUNCTION migrate._name_key(p_name text)
 RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pg_catalog.lower(pg_catalog.regexp_replace(p_name, '[^[:alnum:]]', '', 'g')) $$;
 
 -- true when loading value into a column of type target(typmod) would fail;
@@ -42,6 +43,7 @@ LANGUAGE C VOLATILE;
 CREATE OR REPLACE FUNCTION migrate._mysql_read_type(p_data_type text, p_column_type text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
            WHEN dt = 'tinyint' THEN 'smallint'
@@ -71,6 +73,7 @@ RETURNS TABLE (table_name text, column_name text, ordinal integer, data_type tex
                column_type text, nullable boolean)
 LANGUAGE plpgsql
 SET client_min_messages = warning
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     DROP FOREIGN TABLE IF EXISTS pg_temp.migrate_mysql_columns;
@@ -95,6 +98,7 @@ $$;
 CREATE OR REPLACE FUNCTION migrate._mysql_source(p_rel regclass)
 RETURNS TABLE (server name, dbname text, table_name text)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.srvname,
            (SELECT pg_catalog.substr(o, 8) FROM unnest(ft.ftoptions) o WHERE o LIKE 'dbname=%'),
@@ -111,6 +115,7 @@ $$;
 CREATE OR REPLACE FUNCTION migrate._expr_columns(p_expr text)
 RETURNS name[]
 LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce(array_agg(DISTINCT CASE WHEN m[1] LIKE '"%'
                                             THEN pg_catalog.replace(pg_catalog.substr(m[1], 2, pg_catalog.length(m[1]) - 2), '""', '"')
@@ -129,12 +134,22 @@ $$;
  * options say {"automap": {"alter_source": false}}) widens foreign-table
  * columns mysql_fdw would misread, and creates the foreign tables IMPORT
  * FOREIGN SCHEMA skipped ({"automap": {"create_source": false}}).
+ * Runs as the plan's owner (the caller must be a member of it): the body is
+ * migrate._migrate_automap, called by migrate_call_as_owner (src/owner.c).
  */
 CREATE OR REPLACE FUNCTION migrate_automap(plan text)
 RETURNS TABLE (target regclass, source text, column_name name, source_column name,
                expr text, action text)
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'migrate_call_as_owner';
+
+CREATE OR REPLACE FUNCTION migrate._migrate_automap(plan text)
+RETURNS TABLE (target regclass, source text, column_name name, source_column name,
+               expr text, action text)
 LANGUAGE plpgsql
 SET client_min_messages = warning
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -251,7 +266,7 @@ BEGIN
             END IF;
             src := cands[1]::regclass;
             BEGIN
-                PERFORM migrate_table(pl.plan_name, src::text, t.rel::text);
+                PERFORM @extschema@.migrate_table(pl.plan_name, src::text, t.rel::text);
             EXCEPTION WHEN OTHERS THEN
                 source := src::text;
                 action := 'not mapped: ' || SQLERRM;
@@ -352,7 +367,7 @@ BEGIN
             chosen := NULL;
             FOREACH cand IN ARRAY cands LOOP
                 BEGIN
-                    PERFORM migrate_column(pl.plan_name, t.rel::text, c.attname, cand);
+                    PERFORM @extschema@.migrate_column(pl.plan_name, t.rel::text, c.attname, cand);
                     chosen := cand;
                     EXIT;
                 EXCEPTION WHEN OTHERS THEN
@@ -367,7 +382,7 @@ BEGIN
                          FROM pg_catalog.pg_attribute sa
                         WHERE sa.attrelid = src AND sa.attname = c.src_col) THEN
                 -- same name and type: the engine copies it without a cast
-                PERFORM migrate_column(pl.plan_name, t.rel::text, c.attname, NULL);
+                PERFORM @extschema@.migrate_column(pl.plan_name, t.rel::text, c.attname, NULL);
                 expr := ref;
                 action := 'same name and type';
             ELSE
@@ -390,8 +405,11 @@ BEGIN
         action := 'no target table';
         RETURN NEXT;
     END LOOP;
+    -- dropped, not kept for the session: another role may call next
+    DROP TABLE pg_temp.migrate_automap_remote;
 END;
 $$;
+REVOKE ALL ON FUNCTION migrate._migrate_automap(text) FROM PUBLIC;
 
 -- The type and typmod of each mapped expression of a table, as the engine
 -- would compute it (a temporary view over the source, nothing is read);
@@ -400,8 +418,10 @@ CREATE OR REPLACE FUNCTION migrate._mapped_types(p_plan text, p_target regclass)
 RETURNS TABLE (column_name name, expr text, expr_type oid, expr_typmod integer, error text)
 LANGUAGE plpgsql
 SET client_min_messages = warning
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    path text := migrate._caller_search_path();
     tm migrate.table_map;
     m record;
 BEGIN
@@ -411,9 +431,14 @@ BEGIN
         expr := m.expr;
         expr_type := NULL; expr_typmod := NULL; error := NULL;
         BEGIN
+            PERFORM migrate._check_expression(m.expr, 'expression');
             DROP VIEW IF EXISTS pg_temp.migrate_mapped_type;
+            -- the view is parsed under the caller's search_path, and no
+            -- other statement runs under it (undone by the block on error)
+            PERFORM pg_catalog.set_config('search_path', path, true);
             EXECUTE pg_catalog.format('CREATE TEMP VIEW migrate_mapped_type AS SELECT %s AS v FROM %s AS s',
                                       m.expr, tm.source);
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
             SELECT a.atttypid, a.atttypmod INTO expr_type, expr_typmod
               FROM pg_catalog.pg_attribute a
              WHERE a.attrelid = 'pg_temp.migrate_mapped_type'::regclass AND a.attname = 'v';
@@ -431,6 +456,7 @@ $$;
 CREATE OR REPLACE FUNCTION migrate._lossy_cast(st oid, stm integer, tt oid, ttm integer)
 RETURNS TABLE (severity text, message text)
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     sn text := pg_catalog.format_type(st, stm);
@@ -490,29 +516,42 @@ $$;
 
 /*
  * migrate_check(plan): what is wrong with a plan before any row moves.
- * Nothing is read from the source (expressions are planned, not run).
+ * Nothing is read from the source (expressions are planned, not run, under
+ * the caller's search_path).  Runs as the plan's owner (the caller must be
+ * a member of it): the body is migrate._migrate_check.
  */
 CREATE OR REPLACE FUNCTION migrate_check(plan text)
 RETURNS TABLE (severity text, table_name text, column_name name, message text)
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'migrate_call_as_owner';
+
+CREATE OR REPLACE FUNCTION migrate._migrate_check(plan text)
+RETURNS TABLE (severity text, table_name text, column_name name, message text)
 LANGUAGE plpgsql
 SET client_min_messages = warning
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
+    caller_path text := migrate._caller_search_path();
     pl migrate.plan := migrate._plan(plan);
     src_ns oid := (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = pl.source_schema);
     tgt_ns oid := (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = pl.target_schema);
     tm migrate.table_map;
+    tname text;
     r record;
 BEGIN
     CREATE TEMP TABLE IF NOT EXISTS migrate_check_finding
         (severity text, table_name text, column_name name, message text);
     TRUNCATE migrate_check_finding;
 
-    FOR tm IN SELECT * FROM migrate.table_map m WHERE m.plan = pl.plan_name ORDER BY m.target::text LOOP
+    FOR tm IN SELECT * FROM migrate.table_map m WHERE m.plan = pl.plan_name
+               ORDER BY migrate._relname(m.target, caller_path) LOOP
+        tname := migrate._relname(tm.target, caller_path);
         IF pg_catalog.to_regclass(tm.source) IS NULL THEN
             INSERT INTO migrate_check_finding VALUES
-                ('error', tm.target::text, NULL, pg_catalog.format('source relation %s does not exist', tm.source));
+                ('error', tname, NULL, pg_catalog.format('source relation %s does not exist', tm.source));
             CONTINUE;
         END IF;
         -- mappings that do not plan, and casts that can lose data
@@ -521,16 +560,16 @@ BEGIN
                    JOIN pg_catalog.pg_attribute a ON a.attrelid = tm.target AND a.attname = mt.column_name LOOP
             IF r.error IS NOT NULL THEN
                 INSERT INTO migrate_check_finding VALUES
-                    ('error', tm.target::text, r.column_name,
+                    ('error', tname, r.column_name,
                      pg_catalog.format('mapping %s does not plan: %s', r.expr, r.error));
             ELSE
                 INSERT INTO migrate_check_finding
-                SELECT lc.severity, tm.target::text, r.column_name, lc.message || pg_catalog.format(' (%s)', r.expr)
+                SELECT lc.severity, tname, r.column_name, lc.message || pg_catalog.format(' (%s)', r.expr)
                   FROM migrate._lossy_cast(r.expr_type, r.expr_typmod, r.atttypid, r.atttypmod) lc;
                 BEGIN
                     PERFORM migrate._check_mapping(pl.plan_name, tm.target, r.column_name);
                 EXCEPTION WHEN OTHERS THEN
-                    INSERT INTO migrate_check_finding VALUES ('error', tm.target::text, r.column_name, SQLERRM);
+                    INSERT INTO migrate_check_finding VALUES ('error', tname, r.column_name, SQLERRM);
                 END;
             END IF;
         END LOOP;
@@ -539,12 +578,12 @@ BEGIN
             PERFORM migrate._check_mapping(pl.plan_name, tm.target);
         EXCEPTION WHEN OTHERS THEN
             IF NOT EXISTS (SELECT 1 FROM migrate_check_finding f WHERE f.message = SQLERRM) THEN
-                INSERT INTO migrate_check_finding VALUES ('error', tm.target::text, NULL, SQLERRM);
+                INSERT INTO migrate_check_finding VALUES ('error', tname, NULL, SQLERRM);
             END IF;
         END;
         -- NOT NULL target columns that get nothing
         INSERT INTO migrate_check_finding
-        SELECT 'error', tm.target::text, a.attname,
+        SELECT 'error', tname, a.attname,
                'NOT NULL column has no mapping, no same-named source column and no default: every row would be refused'
           FROM pg_catalog.pg_attribute a
          WHERE a.attrelid = tm.target AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull
@@ -556,24 +595,24 @@ BEGIN
                           AND (SELECT pg_catalog.array_agg(a.attname) FROM pg_catalog.pg_attribute a
                                 WHERE a.attrelid = tm.target AND a.attnum = ANY (i.indkey)) <@ tm.key) THEN
             INSERT INTO migrate_check_finding VALUES
-                ('warning', tm.target::text, NULL,
+                ('warning', tname, NULL,
                  pg_catalog.format('key (%s) is not unique in the target: duplicate source keys load twice and a re-run cannot skip or upsert',
                                    pg_catalog.array_to_string(tm.key, ', ')));
         END IF;
         INSERT INTO migrate_check_finding
-        SELECT 'warning', tm.target::text, a.attname, 'key column is nullable in the target: source rows with a NULL key are never read'
+        SELECT 'warning', tname, a.attname, 'key column is nullable in the target: source rows with a NULL key are never read'
           FROM pg_catalog.pg_attribute a
          WHERE a.attrelid = tm.target AND a.attname = ANY (tm.key) AND NOT a.attnotnull;
         -- foreign keys to tables the plan does not load
         INSERT INTO migrate_check_finding
-        SELECT 'warning', tm.target::text, NULL,
+        SELECT 'warning', tname, NULL,
                pg_catalog.format('foreign key %s references %s, which the plan does not load: rows are refused unless it already holds their keys',
-                                 con.conname, con.confrelid::regclass)
+                                 con.conname, migrate._relname(con.confrelid::regclass, caller_path))
           FROM pg_catalog.pg_constraint con
          WHERE con.conrelid = tm.target AND con.contype = 'f' AND con.confrelid <> tm.target
            AND NOT EXISTS (SELECT 1 FROM migrate.table_map m WHERE m.plan = pl.plan_name AND m.target = con.confrelid);
         INSERT INTO migrate_check_finding
-        SELECT 'info', tm.target::text, NULL,
+        SELECT 'info', tname, NULL,
                pg_catalog.format('foreign key %s references its own table: a row must arrive in the same batch as, or after, the row it references',
                                  con.conname)
           FROM pg_catalog.pg_constraint con
@@ -595,8 +634,8 @@ BEGIN
           FROM walk w JOIN edge e ON e.a = w.node
          WHERE w.node <> w.start AND NOT e.b = ANY (w.path[2:])
     )
-    SELECT DISTINCT ON (w.start) 'error', w.start::regclass::text, NULL::name,
-           'foreign keys form a cycle (' || (SELECT pg_catalog.string_agg(p::regclass::text, ' -> ' ORDER BY o)
+    SELECT DISTINCT ON (w.start) 'error', migrate._relname(w.start::regclass, caller_path), NULL::name,
+           'foreign keys form a cycle (' || (SELECT pg_catalog.string_agg(migrate._relname(p::regclass, caller_path), ' -> ' ORDER BY o)
                                                FROM unnest(w.path) WITH ORDINALITY u(p, o))
            || '): no load order satisfies them; make one constraint DEFERRABLE, or drop it and add it after the run'
       FROM walk w WHERE w.node = w.start
@@ -611,7 +650,7 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM migrate.table_map m
                         WHERE m.plan = pl.plan_name AND pg_catalog.to_regclass(m.source) = sc.oid);
     INSERT INTO migrate_check_finding
-    SELECT 'info', tc.oid::regclass::text, NULL,
+    SELECT 'info', migrate._relname(tc.oid::regclass, caller_path), NULL,
            CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = tc.oid AND i.indisprimary)
                 THEN 'target table is not mapped'
                 ELSE 'target table is not mapped and has no primary key: map it with migrate_table(..., key => ...)' END
@@ -623,8 +662,11 @@ BEGIN
         SELECT f.severity, f.table_name, f.column_name, f.message FROM migrate_check_finding f
          ORDER BY CASE f.severity WHEN 'error' THEN 1 WHEN 'warning' THEN 2 ELSE 3 END,
                   f.table_name, f.column_name NULLS FIRST, f.message;
+    -- dropped, not kept for the session: another role may call next
+    DROP TABLE pg_temp.migrate_check_finding;
 END;
 $$;
+REVOKE ALL ON FUNCTION migrate._migrate_check(text) FROM PUBLIC;
 
 /*
  * migrate_profile(plan): one pass over each mapped source relation (after
@@ -633,16 +675,31 @@ $$;
  * typmod, domain) and how many are NULL for a NOT NULL column.  Replaces
  * the plan's earlier rows in migrate.profile_result and returns the new
  * ones.  Reads every source row: run it on a rehearsal copy or off-hours
- * for big tables.
+ * for big tables.  Min and max values of sensitive source columns, and of
+ * the target columns they feed (migrate_sensitive), are stored as '***'.
+ * Runs as the plan's owner (the caller must be a member of it): the body is
+ * migrate._migrate_profile; the owner's expressions and filter are
+ * evaluated under the caller's search_path, migrate's own SQL around them
+ * is fully qualified.
  */
 CREATE OR REPLACE FUNCTION migrate_profile(plan text)
 RETURNS SETOF migrate.profile_result
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'migrate_call_as_owner';
+
+CREATE OR REPLACE FUNCTION migrate._migrate_profile(plan text)
+RETURNS SETOF migrate.profile_result
 LANGUAGE plpgsql
 SET client_min_messages = warning
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    path text := migrate._caller_search_path();
     pl migrate.plan := migrate._plan(plan);
     tm migrate.table_map;
+    secret_src name[];
+    secret_tgt name[];
     sc record;
     mc record;
     sel text[];
@@ -651,12 +708,35 @@ DECLARE
     res text[];
     total bigint;
     note text;
+    err text;
     with_casts boolean;
     q text;
 BEGIN
     DELETE FROM migrate.profile_result p WHERE p.plan = pl.plan_name;
     FOR tm IN SELECT * FROM migrate.table_map m WHERE m.plan = pl.plan_name ORDER BY m.target::text LOOP
         PERFORM migrate._verify_source(pl.plan_name, tm.target);
+        -- the owner's SQL is pasted into the profile's query: one expression each
+        FOR mc IN SELECT m.column_name, m.expr FROM migrate._mapped_columns(pl.plan_name, tm.target) m LOOP
+            BEGIN
+                PERFORM migrate._check_expression(mc.expr, 'expression');
+            EXCEPTION WHEN OTHERS THEN
+                RAISE EXCEPTION 'mapping of column "%" of table % in migration plan "%" is invalid: %',
+                                mc.column_name, migrate._relname(tm.target, path), pl.plan_name, SQLERRM
+                    USING ERRCODE = SQLSTATE, HINT = 'Map it with migrate_column().';
+            END;
+        END LOOP;
+        IF tm.filter IS NOT NULL THEN
+            BEGIN
+                PERFORM migrate._check_expression(tm.filter, 'filter');
+            EXCEPTION WHEN OTHERS THEN
+                RAISE EXCEPTION 'filter of table % in migration plan "%" is invalid: %',
+                                migrate._relname(tm.target, path), pl.plan_name, SQLERRM
+                    USING ERRCODE = SQLSTATE, HINT = 'Set it with migrate_table().';
+            END;
+        END IF;
+        SELECT coalesce(pg_catalog.array_agg(x.source_column), '{}') INTO secret_src
+          FROM migrate.sensitive_column x WHERE x.plan = pl.plan_name AND x.target = tm.target;
+        secret_tgt := migrate._sensitive_targets(pl.plan_name, tm.target);
         -- the measures, as one SELECT list of text values:
         -- per source column: nulls, distinct, min, max, min length, max length;
         -- per mapped target column: cast failures, NOT NULL violations
@@ -668,11 +748,12 @@ BEGIN
         note := NULL;
         <<attempt>>
         LOOP
-            sel := ARRAY['count(*)::text'];
+            sel := ARRAY['pg_catalog.count(*)::pg_catalog.text'];
             TRUNCATE migrate_profile_cols;
             FOR sc IN SELECT a.attnum, a.attname, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod) AS tname,
                              EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
                                       WHERE p.proname = 'min' AND p.prokind = 'a'
+                                        AND p.pronamespace = 'pg_catalog'::regnamespace
                                         AND p.proargtypes[0] IN (a.atttypid,
                                             CASE WHEN t.typtype = 'e' THEN 'anyenum'::regtype END,
                                             CASE WHEN t.typcategory = 'A' THEN 'anyarray'::regtype END,
@@ -684,16 +765,16 @@ BEGIN
                 INSERT INTO migrate_profile_cols VALUES (sc.attnum, sc.attname, sc.tname, NULL, NULL, NULL,
                                                          pg_catalog.cardinality(sel) + 1, NULL);
                 sel := sel
-                    || pg_catalog.format('(count(*) - count(s.%I))::text', sc.attname)
-                    || pg_catalog.format('count(DISTINCT s.%I)::text', sc.attname)
-                    || CASE WHEN sc.has_min THEN pg_catalog.format('min(s.%I)::text', sc.attname) ELSE 'NULL' END
-                    || CASE WHEN sc.has_min THEN pg_catalog.format('max(s.%I)::text', sc.attname) ELSE 'NULL' END
+                    || pg_catalog.format('(pg_catalog.count(*) OPERATOR(pg_catalog.-) pg_catalog.count(s.%I))::pg_catalog.text', sc.attname)
+                    || pg_catalog.format('pg_catalog.count(DISTINCT s.%I)::pg_catalog.text', sc.attname)
+                    || CASE WHEN sc.has_min THEN pg_catalog.format('pg_catalog.min(s.%I)::pg_catalog.text', sc.attname) ELSE 'NULL' END
+                    || CASE WHEN sc.has_min THEN pg_catalog.format('pg_catalog.max(s.%I)::pg_catalog.text', sc.attname) ELSE 'NULL' END
                     || CASE WHEN sc.atttypid = 'bytea'::regtype
-                            THEN pg_catalog.format('min(pg_catalog.length(s.%I))::text', sc.attname)
-                            ELSE pg_catalog.format('min(pg_catalog.char_length(s.%I::text))::text', sc.attname) END
+                            THEN pg_catalog.format('pg_catalog.min(pg_catalog.length(s.%I))::pg_catalog.text', sc.attname)
+                            ELSE pg_catalog.format('pg_catalog.min(pg_catalog.char_length(s.%I::pg_catalog.text))::pg_catalog.text', sc.attname) END
                     || CASE WHEN sc.atttypid = 'bytea'::regtype
-                            THEN pg_catalog.format('max(pg_catalog.length(s.%I))::text', sc.attname)
-                            ELSE pg_catalog.format('max(pg_catalog.char_length(s.%I::text))::text', sc.attname) END;
+                            THEN pg_catalog.format('pg_catalog.max(pg_catalog.length(s.%I))::pg_catalog.text', sc.attname)
+                            ELSE pg_catalog.format('pg_catalog.max(pg_catalog.char_length(s.%I::pg_catalog.text))::pg_catalog.text', sc.attname) END;
             END LOOP;
             -- each mapped target column, attached to the one source column it reads
             FOR mc IN SELECT m.column_name, m.expr, a.atttypid, a.atttypmod, a.attnotnull,
@@ -718,7 +799,7 @@ BEGIN
                      WHERE p.source_column = mc.reads[1] AND p.target_column IS NULL;
                     sel := sel
                         || CASE WHEN with_casts
-                                THEN pg_catalog.format('count(*) FILTER (WHERE migrate._cast_fails(%s, %s::regtype, %s))::text',
+                                THEN pg_catalog.format('pg_catalog.count(*) FILTER (WHERE migrate._cast_fails(%s, %s::pg_catalog.regtype, %s))::pg_catalog.text',
                                                        -- "(x)::type" (automap's form): probe x, so that
                                                        -- a failing cast counts instead of raising
                                                        coalesce((SELECT '(' || m[1] || ')' || coalesce(m[2], '')
@@ -728,22 +809,30 @@ BEGIN
                                                        mc.atttypid, mc.atttypmod)
                                 ELSE 'NULL' END
                         || CASE WHEN mc.attnotnull
-                                THEN pg_catalog.format('count(*) FILTER (WHERE (%s) IS NULL)::text', mc.expr)
+                                THEN pg_catalog.format('pg_catalog.count(*) FILTER (WHERE (%s) IS NULL)::pg_catalog.text', mc.expr)
                                 ELSE '''0''' END;
                 END IF;
             END LOOP;
             q := pg_catalog.format('SELECT ARRAY[%s] FROM %s AS s%s', pg_catalog.array_to_string(sel, ', '),
                                    tm.source, coalesce(' WHERE (' || tm.filter || ')', ''));
             BEGIN
+                -- the owner's expressions under the caller's search_path,
+                -- only for this statement (the block undoes it on error)
+                PERFORM pg_catalog.set_config('search_path', path, true);
                 EXECUTE q INTO res;
+                PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
                 EXIT attempt;
             EXCEPTION WHEN OTHERS THEN
+                -- an error text can quote a value: none of a sensitive column
+                err := CASE WHEN secret_src = '{}' THEN SQLERRM
+                            ELSE 'the error is not shown: the table has sensitive columns' END;
                 IF NOT with_casts THEN
-                    RAISE EXCEPTION 'profiling table % of migration plan "%" failed: %', tm.target, pl.plan_name, SQLERRM
+                    RAISE EXCEPTION 'profiling table % of migration plan "%" failed: %',
+                                    migrate._relname(tm.target, path), pl.plan_name, err
                         USING ERRCODE = SQLSTATE,
                               HINT = 'Check the mappings with migrate_check().';
                 END IF;
-                note := 'cast failures not counted: ' || SQLERRM;
+                note := 'cast failures not counted: ' || err;
                 with_casts := false;
             END;
         END LOOP;
@@ -757,7 +846,10 @@ BEGIN
         SELECT pl.plan_name, tm.target, tm.source, c.source_column, c.source_type, c.target_column,
                c.target_type, c.expr, total,
                res[c.first_measure]::bigint, res[c.first_measure + 1]::bigint,
-               res[c.first_measure + 2], res[c.first_measure + 3],
+               CASE WHEN c.source_column = ANY (secret_src) OR c.target_column = ANY (secret_tgt)
+                    THEN '***' ELSE res[c.first_measure + 2] END,
+               CASE WHEN c.source_column = ANY (secret_src) OR c.target_column = ANY (secret_tgt)
+                    THEN '***' ELSE res[c.first_measure + 3] END,
                res[c.first_measure + 4]::integer, res[c.first_measure + 5]::integer,
                res[c.cast_measure]::bigint, res[c.cast_measure + 1]::bigint,
                CASE WHEN c.target_column IS NOT NULL AND NOT with_casts THEN note END
@@ -765,5 +857,8 @@ BEGIN
          ORDER BY c.ord, c.target_column
         RETURNING p.*;
     END LOOP;
+    -- dropped, not kept for the session: another role may call next
+    DROP TABLE IF EXISTS pg_temp.migrate_profile_cols;
 END;
 $$;
+REVOKE ALL ON FUNCTION migrate._migrate_profile(text) FROM PUBLIC;

@@ -1,9 +1,9 @@
 /*
  * plan.sql: the plan API: migrate_plan, migrate_table, migrate_column,
- * migrate_value_map, migrate_rule, migrate_foreign_key and migrate_lookup,
- * and the helpers that resolve names and check mappings, rules and filters
- * without reading a row (migrate._check_expression and the migrate._check_*
- * functions).
+ * migrate_value_map, migrate_sensitive, migrate_rule, migrate_foreign_key,
+ * migrate_lookup and the masking functions, and the helpers that resolve
+ * names and check mappings, rules and filters without reading a row
+ * (migrate._check_expression and the migrate._check_* functions).
  *
  * Current source of the SQL (how it is built: the top of sql/catalog.sql).
  * Every function and view here is written CREATE OR REPLACE and defined in
@@ -15,6 +15,22 @@
  * sql/updates/<current>--<next>.sql.  No CREATE TABLE here (catalog.sql).
  */
 
+/*
+ * Name resolution (issue 11, "Who may do what"): every function here pins
+ * search_path to pg_catalog, pg_temp, so that nothing another role put on
+ * the caller's search_path (a "lower(name)" or an "=" operator of its own)
+ * runs inside them.  Only two things use the caller's search_path, which
+ * the public function reads once with migrate._caller_search_path(): the
+ * relation names the caller passes (migrate._resolve_in), and the owner's
+ * own SQL (expressions, filters, rules), which is planned but not run under
+ * it (migrate._explain).  Relations are shown in messages as the caller
+ * would write them (migrate._relname).
+ */
+
+-- migrate_lookup(map, value) reads the map as the current user (row-level
+-- security: a run reads it as its plan's owner), see src/lookup.c; no
+-- search_path is used (its one query is fully qualified), and a SET clause
+-- would cost a GUC save and restore per row.
 CREATE OR REPLACE FUNCTION migrate_lookup(map text, value text)
 RETURNS text
 AS 'MODULE_PATHNAME', 'migrate_lookup'
@@ -25,11 +41,86 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'migrate_lookup'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
--- Refuses anything but one SQL expression; raises the parser's error otherwise.
+/*
+ * Masking functions for mappings (src/mask.c), for sensitive columns:
+ * migrate_column(plan, target, 'ssn', 'migrate_mask_partial(s.ssn, 0, 4)').
+ * They resolve no names (C), so they need no pinned search_path.
+ *   migrate_mask_hash(value, salt): hex SHA-256 of salt || value, the same
+ *     for the same value and salt (joins still match), useless without the
+ *     salt.
+ *   migrate_mask_partial(value, keep_first, keep_last): characters other
+ *     than the first keep_first and last keep_last made '*'; a value of at
+ *     most keep_first + keep_last characters is masked entirely.
+ *   migrate_mask_redact(value): '***', whatever the value.
+ * NULL in, NULL out; the anynonarray forms take the value's text form.
+ */
+CREATE OR REPLACE FUNCTION migrate_mask_hash(value text, salt text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_mask_hash'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION migrate_mask_hash(value anynonarray, salt text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_mask_hash'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION migrate_mask_partial(value text, keep_first integer, keep_last integer)
+RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_mask_partial'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION migrate_mask_partial(value anynonarray, keep_first integer, keep_last integer)
+RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_mask_partial'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION migrate_mask_redact(value text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_mask_redact'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION migrate_mask_redact(value anynonarray)
+RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_mask_redact'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- Refuses anything but one SQL expression; raises the parser's error
+-- otherwise.  Raw parsing only: no name is looked up.
 CREATE OR REPLACE FUNCTION migrate._check_expression(expr text, what text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'migrate_check_expression'
 LANGUAGE C STRICT;
+
+-- Plan (EXPLAIN, never execute) a statement of the owner's SQL under the
+-- caller's search_path p_path.  The setting is local to this function (its
+-- SET clause restores the pinned path at exit, and on error).  It runs
+-- nothing the caller could not run itself, as the caller.
+CREATE OR REPLACE FUNCTION migrate._explain(p_sql text, p_path text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', coalesce(p_path, 'pg_catalog, pg_temp'), true);
+    EXECUTE 'EXPLAIN (COSTS OFF) ' || p_sql;
+END;
+$$;
+
+-- A relation as the caller would name it: unqualified when the caller's
+-- search_path p_path finds it by its name (what messages show).
+CREATE OR REPLACE FUNCTION migrate._relname(p_rel regclass, p_path text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_rel IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_catalog.set_config('search_path', coalesce(p_path, 'pg_catalog, pg_temp'), true);
+    RETURN p_rel::pg_catalog.text;
+END;
+$$;
 
 -- The plan row, or a clear error.
 CREATE OR REPLACE FUNCTION migrate._plan(p_plan text)
@@ -40,7 +131,7 @@ AS $$
 DECLARE
     r migrate.plan;
 BEGIN
-    SELECT * INTO r FROM migrate.plan WHERE plan_name = p_plan;
+    SELECT * INTO r FROM migrate.plan WHERE plan_name OPERATOR(pg_catalog.=) p_plan;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'migration plan "%" does not exist', p_plan
             USING ERRCODE = 'undefined_object',
@@ -50,17 +141,20 @@ BEGIN
 END;
 $$;
 
--- Resolve a relation name; unqualified names are looked up in default_schema
--- first, then on the search_path.  NULL when it does not exist.
-CREATE OR REPLACE FUNCTION migrate._resolve(p_name text, p_default_schema name)
+-- Resolve a relation name the caller passed: unqualified names are looked
+-- up in p_default_schema first, then on the caller's search_path p_path.
+-- NULL when it does not exist.  Name lookup only: nothing of the caller's
+-- search_path runs.
+CREATE OR REPLACE FUNCTION migrate._resolve_in(p_name text, p_default_schema name, p_path text)
 RETURNS regclass
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     parts text[] := pg_catalog.parse_ident(p_name);
     rel regclass;
 BEGIN
-    IF pg_catalog.cardinality(parts) = 1 AND p_default_schema IS NOT NULL THEN
+    IF pg_catalog.cardinality(parts) OPERATOR(pg_catalog.=) 1 AND p_default_schema IS NOT NULL THEN
         rel := pg_catalog.to_regclass(pg_catalog.quote_ident(p_default_schema) || '.'
                                       || pg_catalog.quote_ident(parts[1]));
         IF rel IS NULL THEN
@@ -71,16 +165,27 @@ BEGIN
             RETURN rel;
         END IF;
     END IF;
-    RETURN pg_catalog.to_regclass(p_name);
+    PERFORM pg_catalog.set_config('search_path', coalesce(p_path, 'pg_catalog, pg_temp'), true);
+    rel := pg_catalog.to_regclass(p_name);
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    RETURN rel;
 EXCEPTION WHEN invalid_name OR syntax_error THEN
     RETURN NULL;
 END;
 $$;
 
+-- The same, on the search_path of the caller of migrate's public function.
+CREATE OR REPLACE FUNCTION migrate._resolve(p_name text, p_default_schema name)
+RETURNS regclass
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT migrate._resolve_in(p_name, p_default_schema, migrate._caller_search_path()) $$;
+
 -- The mapping of one target table of a plan, or a clear error.
 CREATE OR REPLACE FUNCTION migrate._table_map(p_plan text, p_target text)
 RETURNS migrate.table_map
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     pl migrate.plan := migrate._plan(p_plan);
@@ -91,9 +196,11 @@ BEGIN
         RAISE EXCEPTION 'target table "%" of migration plan "%" does not exist', p_target, p_plan
             USING ERRCODE = 'undefined_table';
     END IF;
-    SELECT * INTO r FROM migrate.table_map WHERE plan = p_plan AND target = rel;
+    SELECT * INTO r FROM migrate.table_map t
+     WHERE t.plan OPERATOR(pg_catalog.=) p_plan AND t.target OPERATOR(pg_catalog.=) rel;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % is not mapped in migration plan "%"', rel, p_plan
+        RAISE EXCEPTION 'table % is not mapped in migration plan "%"',
+                        migrate._relname(rel, migrate._caller_search_path()), p_plan
             USING ERRCODE = 'undefined_object',
                   HINT = 'Map it first with migrate_table().';
     END IF;
@@ -106,20 +213,22 @@ $$;
 CREATE OR REPLACE FUNCTION migrate._column(p_rel regclass, p_column text, p_plan text)
 RETURNS name
 LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     col name;
 BEGIN
-    SELECT attname INTO col FROM pg_catalog.pg_attribute
-     WHERE attrelid = p_rel AND attnum > 0 AND NOT attisdropped AND attname = p_column;
+    SELECT a.attname INTO col FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) p_rel AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname OPERATOR(pg_catalog.=) p_column;
     IF NOT FOUND THEN
-        SELECT attname INTO col FROM pg_catalog.pg_attribute
-         WHERE attrelid = p_rel AND attnum > 0 AND NOT attisdropped
-           AND lower(attname) = lower(p_column);
+        SELECT a.attname INTO col FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) p_rel AND a.attnum > 0 AND NOT a.attisdropped
+           AND pg_catalog.lower(a.attname::pg_catalog.text) OPERATOR(pg_catalog.=) pg_catalog.lower(p_column);
     END IF;
     IF col IS NULL THEN
         RAISE EXCEPTION 'column "%" of table % does not exist (migration plan "%")',
-                        p_column, p_rel, p_plan
+                        p_column, migrate._relname(p_rel, migrate._caller_search_path()), p_plan
             USING ERRCODE = 'undefined_column';
     END IF;
     RETURN col;
@@ -131,70 +240,102 @@ $$;
 -- are left out (the target's default applies).  type_name is the type the
 -- engine casts the expression to (without typmod: the INSERT applies it with
 -- assignment semantics), NULL where the source column already has exactly
--- the target's type and typmod and needs no conversion at all.
+-- the target's type and typmod and needs no conversion at all.  type_name
+-- is schema-qualified where the type is not in pg_catalog, so that it means
+-- the same on any search_path.
 CREATE OR REPLACE FUNCTION migrate._mapped_columns(p_plan text, p_target regclass)
 RETURNS TABLE (column_name name, expr text, type_name text, attnum smallint)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT a.attname,
            coalesce(cm.expr, 's.' || pg_catalog.quote_ident(sa.attname)),
-           CASE WHEN cm.expr IS NULL AND sa.atttypid = a.atttypid AND sa.atttypmod = a.atttypmod
+           CASE WHEN cm.expr IS NULL AND sa.atttypid OPERATOR(pg_catalog.=) a.atttypid
+                     AND sa.atttypmod OPERATOR(pg_catalog.=) a.atttypmod
                 THEN NULL
                 -- char and bit without a length mean length 1: carry them as
                 -- text and varbit, the INSERT checks the length
-                WHEN a.atttypid = 'pg_catalog.bpchar'::pg_catalog.regtype THEN 'text'
-                WHEN a.atttypid = 'pg_catalog.bit'::pg_catalog.regtype THEN 'bit varying'
+                WHEN a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.bpchar'::pg_catalog.regtype THEN 'text'
+                WHEN a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.bit'::pg_catalog.regtype THEN 'bit varying'
                 ELSE pg_catalog.format_type(a.atttypid, NULL) END,
            a.attnum
       FROM migrate.table_map tm
       JOIN pg_catalog.pg_attribute a
-        ON a.attrelid = tm.target AND a.attnum > 0 AND NOT a.attisdropped
-       AND a.attgenerated = ''
+        ON a.attrelid OPERATOR(pg_catalog.=) tm.target AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attgenerated OPERATOR(pg_catalog.=) ''
       LEFT JOIN migrate.column_map cm
-        ON cm.plan = tm.plan AND cm.target = tm.target AND cm.column_name = a.attname
+        ON cm.plan OPERATOR(pg_catalog.=) tm.plan AND cm.target OPERATOR(pg_catalog.=) tm.target
+       AND cm.column_name OPERATOR(pg_catalog.=) a.attname
       LEFT JOIN pg_catalog.pg_attribute sa
-        ON sa.attrelid = pg_catalog.to_regclass(tm.source) AND sa.attname = a.attname
+        ON sa.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(tm.source)
+       AND sa.attname OPERATOR(pg_catalog.=) a.attname
        AND sa.attnum > 0 AND NOT sa.attisdropped
-     WHERE tm.plan = p_plan AND tm.target = p_target
+     WHERE tm.plan OPERATOR(pg_catalog.=) p_plan AND tm.target OPERATOR(pg_catalog.=) p_target
        AND (cm.expr IS NOT NULL OR sa.attname IS NOT NULL)
      ORDER BY a.attnum
 $$;
 
+-- The target columns of a table mapping whose values come from a sensitive
+-- source column (migrate_sensitive): the column's mapping reads it, or it
+-- is the same-named source column.  Their values are shown as '***'.
+CREATE OR REPLACE FUNCTION migrate._sensitive_targets(p_plan text, p_target regclass)
+RETURNS name[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(pg_catalog.array_agg(m.column_name ORDER BY m.attnum), '{}')
+      FROM migrate._mapped_columns(p_plan, p_target) m
+     WHERE EXISTS (SELECT FROM migrate.sensitive_column sc
+                    WHERE sc.plan OPERATOR(pg_catalog.=) p_plan
+                      AND sc.target OPERATOR(pg_catalog.=) p_target
+                      AND sc.source_column OPERATOR(pg_catalog.=) ANY (migrate._expr_columns(m.expr)))
+$$;
+
 -- Parse and type-check a mapping: the INSERT ... SELECT the engine would run,
--- planned but not executed (no row is read from the source).  p_column:
--- check only that column (and not the filter).
+-- planned but not executed (no row is read from the source), under the
+-- caller's search_path (the owner's expressions mean what they mean there).
+-- Each expression and the filter is checked again as one expression (the
+-- rows may have been written directly, and migrate_run() relies on this
+-- check before a worker pastes them into its SQL).
+-- p_column: check only that column (and not the filter).
 CREATE OR REPLACE FUNCTION migrate._check_mapping(p_plan text, p_target regclass, p_column name DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    path text := migrate._caller_search_path();
+    tname text := migrate._relname(p_target, path);
     tm migrate.table_map;
     r record;
 BEGIN
-    SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
+    SELECT * INTO tm FROM migrate.table_map t
+     WHERE t.plan OPERATOR(pg_catalog.=) p_plan AND t.target OPERATOR(pg_catalog.=) p_target;
     IF p_column IS NULL THEN
-        FOR r IN SELECT k FROM unnest(tm.key) k
-                  WHERE k NOT IN (SELECT m.column_name FROM migrate._mapped_columns(p_plan, p_target) m) LOOP
+        FOR r IN SELECT k FROM pg_catalog.unnest(tm.key) k
+                  WHERE k OPERATOR(pg_catalog.<>) ALL (SELECT m.column_name FROM migrate._mapped_columns(p_plan, p_target) m) LOOP
             RAISE EXCEPTION 'key column "%" of table % in migration plan "%" is not mapped',
-                            r.k, p_target, p_plan
+                            r.k, tname, p_plan
                 USING ERRCODE = 'undefined_column',
                       HINT = 'Map it with migrate_column(); batches are cut on the source side of the key.';
         END LOOP;
     END IF;
     IF p_column IS NULL THEN
-        FOR r IN SELECT rule_name, check_expr FROM migrate.rule
-                  WHERE plan = p_plan AND target = p_target ORDER BY rule_name LOOP
+        FOR r IN SELECT u.rule_name, u.check_expr FROM migrate.rule u
+                  WHERE u.plan OPERATOR(pg_catalog.=) p_plan AND u.target OPERATOR(pg_catalog.=) p_target
+                  ORDER BY u.rule_name LOOP
             PERFORM migrate._check_rule(p_plan, p_target, r.rule_name, r.check_expr);
         END LOOP;
     END IF;
     FOR r IN SELECT * FROM migrate._mapped_columns(p_plan, p_target) m
-              WHERE p_column IS NULL OR m.column_name = p_column LOOP
+              WHERE p_column IS NULL OR m.column_name OPERATOR(pg_catalog.=) p_column LOOP
         BEGIN
-            EXECUTE pg_catalog.format('EXPLAIN (COSTS OFF) INSERT INTO %s (%I) SELECT %s FROM %s AS s',
-                                      p_target, r.column_name, r.expr, tm.source);
+            PERFORM migrate._check_expression(r.expr, 'expression');
+            PERFORM migrate._explain(pg_catalog.format('INSERT INTO %s (%I) SELECT %s FROM %s AS s',
+                                                       p_target, r.column_name, r.expr, tm.source), path);
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'mapping of column "%" of table % in migration plan "%" is invalid: %',
-                            r.column_name, p_target, p_plan, SQLERRM
+                            r.column_name, tname, p_plan, SQLERRM
                 USING ERRCODE = SQLSTATE,
                       DETAIL = pg_catalog.format('Expression: %s', r.expr),
                       HINT = 'Map it with migrate_column(); expressions are SQL over the source row (alias s) and must be assignable to the target column.';
@@ -202,11 +343,12 @@ BEGIN
     END LOOP;
     IF tm.filter IS NOT NULL AND p_column IS NULL THEN
         BEGIN
-            EXECUTE pg_catalog.format('EXPLAIN (COSTS OFF) SELECT 1 FROM %s AS s WHERE (%s)',
-                                      tm.source, tm.filter);
+            PERFORM migrate._check_expression(tm.filter, 'filter');
+            PERFORM migrate._explain(pg_catalog.format('SELECT 1 FROM %s AS s WHERE (%s)',
+                                                       tm.source, tm.filter), path);
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'filter of table % in migration plan "%" is invalid: %',
-                            p_target, p_plan, SQLERRM
+                            tname, p_plan, SQLERRM
                 USING ERRCODE = SQLSTATE,
                       DETAIL = pg_catalog.format('Filter: %s', tm.filter),
                       HINT = 'The filter is a boolean SQL expression over the source row, pushed down to the source.';
@@ -216,27 +358,31 @@ END;
 $$;
 
 -- A rule must be a boolean expression over the mapped row (target column
--- names and types), exactly as the engine evaluates it.
+-- names and types), exactly as the engine evaluates it; planned under the
+-- caller's search_path like a mapping.
 CREATE OR REPLACE FUNCTION migrate._check_rule(p_plan text, p_target regclass, p_name text, p_expr text)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    path text := migrate._caller_search_path();
     tm migrate.table_map;
     cols text;
 BEGIN
-    SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
-    SELECT string_agg(CASE WHEN m.type_name IS NULL THEN m.expr
-                           ELSE '(' || m.expr || ')::' || m.type_name END
-                      || ' AS ' || pg_catalog.quote_ident(m.column_name), ', ' ORDER BY m.attnum)
+    SELECT * INTO tm FROM migrate.table_map t
+     WHERE t.plan OPERATOR(pg_catalog.=) p_plan AND t.target OPERATOR(pg_catalog.=) p_target;
+    SELECT pg_catalog.string_agg(CASE WHEN m.type_name IS NULL THEN m.expr
+                                      ELSE '(' || m.expr || ')::' || m.type_name END
+                                 || ' AS ' || pg_catalog.quote_ident(m.column_name), ', ' ORDER BY m.attnum)
       INTO cols FROM migrate._mapped_columns(p_plan, p_target) m;
     BEGIN
         PERFORM migrate._check_expression(p_expr, 'rule');
-        EXECUTE pg_catalog.format('EXPLAIN (COSTS OFF) SELECT 1 FROM (SELECT %s FROM %s AS s) m WHERE CASE WHEN (%s) THEN true END',
-                                  coalesce(cols, '1 AS __none'), tm.source, p_expr);
+        PERFORM migrate._explain(pg_catalog.format('SELECT 1 FROM (SELECT %s FROM %s AS s) m WHERE CASE WHEN (%s) THEN true END',
+                                                   coalesce(cols, '1 AS __none'), tm.source, p_expr), path);
     EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION 'rule "%" of table % in migration plan "%" is invalid: %',
-                        p_name, p_target, p_plan, SQLERRM
+                        p_name, migrate._relname(p_target, path), p_plan, SQLERRM
             USING ERRCODE = SQLSTATE,
                   DETAIL = pg_catalog.format('Rule: %s', p_expr),
                   HINT = 'A rule is a boolean SQL expression over the mapped row, by target column names; unmapped target columns are not part of it.';
@@ -249,18 +395,30 @@ $$;
 CREATE OR REPLACE FUNCTION migrate._check_plan(p_plan text, p_targets oid[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t regclass;
 BEGIN
-    FOR t IN SELECT target FROM migrate.table_map
-              WHERE plan = p_plan AND (p_targets IS NULL OR target::oid = ANY (p_targets))
-              ORDER BY target::text LOOP
+    FOR t IN SELECT m.target FROM migrate.table_map m
+              WHERE m.plan OPERATOR(pg_catalog.=) p_plan
+                AND (p_targets IS NULL OR m.target::oid OPERATOR(pg_catalog.=) ANY (p_targets))
+              ORDER BY m.target::pg_catalog.text LOOP
         PERFORM migrate._check_mapping(p_plan, t);
     END LOOP;
 END;
 $$;
 
+/*
+ * migrate_plan(name, ...): create or update a plan.  A new plan belongs to
+ * the role that creates it (migrate.plan.owner); a run of it executes as
+ * that owner, and only members of the owner see or change it and its
+ * mappings (row-level security).  Defining it again (as a member of the
+ * owner) updates it and keeps its owner; a name that belongs to another
+ * role is refused (42501).  To hand a plan over, a member of both roles
+ * runs UPDATE migrate.plan SET owner = 'new_role' WHERE plan_name = ...
+ * (row-level security: the new owner must be a role it is a member of).
+ */
 CREATE OR REPLACE FUNCTION migrate_plan(name text,
                              source_server name DEFAULT NULL,
                              source_schema name DEFAULT NULL,
@@ -268,20 +426,23 @@ CREATE OR REPLACE FUNCTION migrate_plan(name text,
                              options jsonb DEFAULT '{}')
 RETURNS text
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF name IS NULL OR name = '' THEN
+    IF name IS NULL OR name OPERATOR(pg_catalog.=) '' THEN
         RAISE EXCEPTION 'migration plan name must not be empty'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF source_server IS NOT NULL AND NOT EXISTS
-        (SELECT 1 FROM pg_catalog.pg_foreign_server WHERE srvname = source_server) THEN
+        (SELECT 1 FROM pg_catalog.pg_foreign_server s
+          WHERE s.srvname OPERATOR(pg_catalog.=) migrate_plan.source_server) THEN
         RAISE EXCEPTION 'foreign server "%" of migration plan "%" does not exist', source_server, name
             USING ERRCODE = 'undefined_object',
                   HINT = 'Create it with CREATE SERVER ... FOREIGN DATA WRAPPER.';
     END IF;
     IF source_schema IS NOT NULL AND NOT EXISTS
-        (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = source_schema) THEN
+        (SELECT 1 FROM pg_catalog.pg_namespace n
+          WHERE n.nspname OPERATOR(pg_catalog.=) migrate_plan.source_schema) THEN
         IF source_server IS NULL THEN
             RAISE EXCEPTION 'source schema "%" of migration plan "%" does not exist', source_schema, name
                 USING ERRCODE = 'invalid_schema_name',
@@ -290,29 +451,37 @@ BEGIN
         -- Import the remote schema of the same name (or options->>'remote_schema').
         EXECUTE pg_catalog.format('CREATE SCHEMA %I', source_schema);
         EXECUTE pg_catalog.format('IMPORT FOREIGN SCHEMA %I FROM SERVER %I INTO %I',
-                                  coalesce(options->>'remote_schema', source_schema),
+                                  coalesce(options OPERATOR(pg_catalog.->>) 'remote_schema', source_schema),
                                   source_server, source_schema);
     END IF;
     IF target_schema IS NULL OR NOT EXISTS
-        (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = target_schema) THEN
+        (SELECT 1 FROM pg_catalog.pg_namespace n
+          WHERE n.nspname OPERATOR(pg_catalog.=) migrate_plan.target_schema) THEN
         RAISE EXCEPTION 'target schema "%" of migration plan "%" does not exist', target_schema, name
             USING ERRCODE = 'invalid_schema_name';
     END IF;
-    IF options IS NULL OR pg_catalog.jsonb_typeof(options) <> 'object' THEN
+    IF options IS NULL OR pg_catalog.jsonb_typeof(options) OPERATOR(pg_catalog.<>) 'object' THEN
         RAISE EXCEPTION 'options of migration plan "%" must be a JSON object', name
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    INSERT INTO migrate.plan AS p (plan_name, source_server, source_schema, target_schema, options)
-    VALUES (migrate_plan.name, migrate_plan.source_server, migrate_plan.source_schema,
-            migrate_plan.target_schema, migrate_plan.options)
-    ON CONFLICT (plan_name) DO UPDATE
-       SET source_server = EXCLUDED.source_server,
-           source_schema = EXCLUDED.source_schema,
-           target_schema = EXCLUDED.target_schema,
-           options = EXCLUDED.options,
-           updated_at = now();
-    PERFORM migrate._catalog_event(NULL, migrate_plan.name, 'plan defined', migrate_plan.options::text);
+    BEGIN
+        INSERT INTO migrate.plan AS p (plan_name, source_server, source_schema, target_schema, options)
+        VALUES (migrate_plan.name, migrate_plan.source_server, migrate_plan.source_schema,
+                migrate_plan.target_schema, migrate_plan.options)
+        ON CONFLICT (plan_name) DO UPDATE
+           SET source_server = EXCLUDED.source_server,
+               source_schema = EXCLUDED.source_schema,
+               target_schema = EXCLUDED.target_schema,
+               options = EXCLUDED.options,
+               updated_at = pg_catalog.now();
+    EXCEPTION WHEN insufficient_privilege THEN
+        -- the name is taken by a plan this role may not see (row-level security)
+        RAISE EXCEPTION 'migration plan "%" belongs to another role', migrate_plan.name
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Choose another plan name, or ask a member of its owner to change it.';
+    END;
+    PERFORM migrate._catalog_event(NULL, migrate_plan.name, 'plan defined', migrate_plan.options::pg_catalog.text);
     RETURN migrate_plan.name;
 END;
 $$;
@@ -326,11 +495,14 @@ CREATE OR REPLACE FUNCTION migrate_table(plan text,
                               watermark text DEFAULT NULL)
 RETURNS regclass
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    path text := migrate._caller_search_path();
     pl migrate.plan := migrate._plan(plan);
-    src regclass := migrate._resolve(source, pl.source_schema);
-    tgt regclass := migrate._resolve(target, pl.target_schema);
+    src regclass := migrate._resolve_in(source, pl.source_schema, path);
+    tgt regclass := migrate._resolve_in(target, pl.target_schema, path);
+    tname text := migrate._relname(tgt, path);
     keycols name[];
     k text;
     wm name;
@@ -347,24 +519,26 @@ BEGIN
             USING ERRCODE = 'undefined_table',
                   HINT = pg_catalog.format('Create it first; unqualified names are looked up in schema "%s".', pl.target_schema);
     END IF;
-    IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = tgt) NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION 'target % of migration plan "%" is not a table', tgt, plan
+    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tgt)
+       NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'target % of migration plan "%" is not a table', tname, plan
             USING ERRCODE = 'wrong_object_type';
     END IF;
     IF mode IS NULL OR mode NOT IN ('insert', 'upsert', 'skip_existing') THEN
-        RAISE EXCEPTION 'invalid mode "%" for table % in migration plan "%"', mode, tgt, plan
+        RAISE EXCEPTION 'invalid mode "%" for table % in migration plan "%"', mode, tname, plan
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use insert, upsert or skip_existing.';
     END IF;
 
     IF key IS NULL THEN
-        SELECT array_agg(a.attname ORDER BY k.ord) INTO keycols
+        SELECT pg_catalog.array_agg(a.attname ORDER BY k.ord) INTO keycols
           FROM pg_catalog.pg_index i
-          CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-         WHERE i.indrelid = tgt AND i.indisprimary;
+          CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+          JOIN pg_catalog.pg_attribute a
+            ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+         WHERE i.indrelid OPERATOR(pg_catalog.=) tgt AND i.indisprimary;
         IF keycols IS NULL THEN
-            RAISE EXCEPTION 'target table % of migration plan "%" has no primary key', tgt, plan
+            RAISE EXCEPTION 'target table % of migration plan "%" has no primary key', tname, plan
                 USING ERRCODE = 'invalid_table_definition',
                       HINT = 'Pass key => ''column[, column...]'' naming unique, not-null target columns; batches are cut on the key.';
         END IF;
@@ -376,14 +550,15 @@ BEGIN
 
     IF mode IN ('upsert', 'skip_existing') AND NOT EXISTS (
         SELECT 1 FROM pg_catalog.pg_index i
-         WHERE i.indrelid = tgt AND i.indisunique AND i.indpred IS NULL
+         WHERE i.indrelid OPERATOR(pg_catalog.=) tgt AND i.indisunique AND i.indpred IS NULL
            AND i.indexprs IS NULL
-           AND (SELECT array_agg(a.attname ORDER BY a.attname)
+           AND (SELECT pg_catalog.array_agg(a.attname ORDER BY a.attname)
                   FROM pg_catalog.pg_attribute a
-                 WHERE a.attrelid = tgt AND a.attnum = ANY (i.indkey))
-               = (SELECT array_agg(c ORDER BY c) FROM unnest(keycols) c)) THEN
+                 WHERE a.attrelid OPERATOR(pg_catalog.=) tgt
+                   AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey))
+               OPERATOR(pg_catalog.=) (SELECT pg_catalog.array_agg(c ORDER BY c) FROM pg_catalog.unnest(keycols) c)) THEN
         RAISE EXCEPTION 'mode % of table % in migration plan "%" needs a unique index on its key (%)',
-                        mode, tgt, plan, pg_catalog.array_to_string(keycols, ', ')
+                        mode, tname, plan, pg_catalog.array_to_string(keycols, ', ')
             USING ERRCODE = 'invalid_table_definition',
                   HINT = 'Create a unique index or primary key on the key columns, or use mode insert.';
     END IF;
@@ -394,10 +569,11 @@ BEGIN
 
     INSERT INTO migrate.table_map AS t (plan, target, source, key, filter, mode, watermark)
     VALUES (migrate_table.plan, tgt,
-            pg_catalog.format('%I.%I', (SELECT nspname FROM pg_catalog.pg_namespace n
-                                          JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid
-                                         WHERE c.oid = src),
-                              (SELECT relname FROM pg_catalog.pg_class WHERE oid = src)),
+            pg_catalog.format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_namespace n
+                                          JOIN pg_catalog.pg_class c
+                                            ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
+                                         WHERE c.oid OPERATOR(pg_catalog.=) src),
+                              (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) src)),
             keycols, migrate_table.filter, migrate_table.mode, wm)
     ON CONFLICT ON CONSTRAINT table_map_pkey DO UPDATE
        SET source = EXCLUDED.source, key = EXCLUDED.key, filter = EXCLUDED.filter,
@@ -406,9 +582,10 @@ BEGIN
     -- Every key column must be mapped (batches are cut on its source side);
     -- a renamed key is mapped next with migrate_column(), so only say so.
     FOREACH k IN ARRAY keycols LOOP
-        IF NOT EXISTS (SELECT 1 FROM migrate._mapped_columns(plan, tgt) m WHERE m.column_name = k) THEN
+        IF NOT EXISTS (SELECT 1 FROM migrate._mapped_columns(plan, tgt) m
+                        WHERE m.column_name OPERATOR(pg_catalog.=) k) THEN
             RAISE NOTICE 'key column "%" of table % has no same-named source column in migration plan "%"',
-                         k, tgt, plan
+                         k, tname, plan
                 USING HINT = 'Map it with migrate_column() before running the plan.';
         END IF;
     END LOOP;
@@ -416,7 +593,7 @@ BEGIN
         BEGIN
             PERFORM migrate._check_expression(migrate_table.filter, 'filter');
         EXCEPTION WHEN OTHERS THEN
-            RAISE EXCEPTION 'filter of table % in migration plan "%" is invalid: %', tgt, plan, SQLERRM
+            RAISE EXCEPTION 'filter of table % in migration plan "%" is invalid: %', tname, plan, SQLERRM
                 USING ERRCODE = SQLSTATE,
                       DETAIL = pg_catalog.format('Filter: %s', migrate_table.filter);
         END;
@@ -433,10 +610,10 @@ BEGIN
     END LOOP;
     IF migrate_table.filter IS NOT NULL THEN
         BEGIN
-            EXECUTE pg_catalog.format('EXPLAIN (COSTS OFF) SELECT 1 FROM %s AS s WHERE (%s)',
-                                      src, migrate_table.filter);
+            PERFORM migrate._explain(pg_catalog.format('SELECT 1 FROM %s AS s WHERE (%s)',
+                                                       src, migrate_table.filter), path);
         EXCEPTION WHEN OTHERS THEN
-            RAISE EXCEPTION 'filter of table % in migration plan "%" is invalid: %', tgt, plan, SQLERRM
+            RAISE EXCEPTION 'filter of table % in migration plan "%" is invalid: %', tname, plan, SQLERRM
                 USING ERRCODE = SQLSTATE,
                       DETAIL = pg_catalog.format('Filter: %s', migrate_table.filter),
                       HINT = 'The filter is a boolean SQL expression over the source row, pushed down to the source.';
@@ -449,21 +626,24 @@ $$;
 CREATE OR REPLACE FUNCTION migrate_column(plan text, target text, "column" text, expr text)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    path text := migrate._caller_search_path();
     tm migrate.table_map := migrate._table_map(plan, target);
     col name := migrate._column(tm.target, "column", plan);
 BEGIN
     IF expr IS NULL THEN
         DELETE FROM migrate.column_map c
-         WHERE c.plan = tm.plan AND c.target = tm.target AND c.column_name = col;
+         WHERE c.plan OPERATOR(pg_catalog.=) tm.plan AND c.target OPERATOR(pg_catalog.=) tm.target
+           AND c.column_name OPERATOR(pg_catalog.=) col;
         RETURN;
     END IF;
     BEGIN
         PERFORM migrate._check_expression(expr, 'expression');
     EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION 'mapping of column "%" of table % in migration plan "%" is invalid: %',
-                        col, tm.target, plan, SQLERRM
+                        col, migrate._relname(tm.target, path), plan, SQLERRM
             USING ERRCODE = SQLSTATE, DETAIL = pg_catalog.format('Expression: %s', expr);
     END;
     INSERT INTO migrate.column_map AS c (plan, target, column_name, expr)
@@ -482,19 +662,19 @@ AS $$
 DECLARE
     v_owner regrole;
 BEGIN
-    IF map IS NULL OR map = '' OR from_value IS NULL THEN
+    IF map IS NULL OR map OPERATOR(pg_catalog.=) '' OR from_value IS NULL THEN
         RAISE EXCEPTION 'value map name and from_value must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     -- the first entry makes the map, owned by the current role
     INSERT INTO migrate.lookup_map (map_name) VALUES (map) ON CONFLICT DO NOTHING;
-    SELECT m.owner INTO v_owner FROM migrate.lookup_map m WHERE m.map_name = map;
+    SELECT m.owner INTO v_owner FROM migrate.lookup_map m WHERE m.map_name OPERATOR(pg_catalog.=) map;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'value map "%" belongs to another role', map
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Choose another map name, or ask a member of its owner to change it.';
     ELSIF v_owner IS NULL
-          AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+          AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
         RAISE EXCEPTION 'value map "%" has no owner and only a superuser may change it', map
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'A superuser gives it an owner: UPDATE migrate.lookup_map SET owner = ''role'' WHERE map_name = ...';
@@ -505,26 +685,65 @@ BEGIN
 END;
 $$;
 
+/*
+ * migrate_sensitive(plan, target, source_column): mark a source column of a
+ * table mapping as sensitive.  Its values, and those of every target column
+ * fed by it (migrate._sensitive_targets), never appear in what migrate
+ * stores or reports (rejects, profile results, verification details, diff
+ * results, the report, error texts): they show as '***', even to the
+ * owner.  Marking it again is a no-op; DELETE FROM migrate.sensitive_column
+ * unmarks it.
+ */
+CREATE OR REPLACE FUNCTION migrate_sensitive(plan text, target text, source_column text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tm migrate.table_map := migrate._table_map(plan, target);
+    src regclass := pg_catalog.to_regclass(tm.source);
+    col name;
+BEGIN
+    IF source_column IS NULL OR source_column OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'source column of migrate_sensitive() must not be null or empty (migration plan "%")', plan
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF src IS NULL THEN
+        RAISE EXCEPTION 'source relation % of table % in migration plan "%" does not exist',
+                        tm.source, migrate._relname(tm.target, migrate._caller_search_path()), plan
+            USING ERRCODE = 'undefined_table',
+                  HINT = 'Map the table again with migrate_table().';
+    END IF;
+    col := migrate._column(src, source_column, plan);
+    INSERT INTO migrate.sensitive_column AS c (plan, target, source_column)
+    VALUES (tm.plan, tm.target, col)
+    ON CONFLICT ON CONSTRAINT sensitive_column_pkey DO NOTHING;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION migrate_rule(plan text, target text, name text, check_expr text,
                              on_fail text DEFAULT 'reject')
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     tm migrate.table_map := migrate._table_map(plan, target);
+    tname text := migrate._relname(tm.target, migrate._caller_search_path());
 BEGIN
-    IF name IS NULL OR name = '' THEN
+    IF name IS NULL OR name OPERATOR(pg_catalog.=) '' THEN
         RAISE EXCEPTION 'rule name must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF on_fail IS NULL OR on_fail NOT IN ('reject', 'warn', 'abort') THEN
         RAISE EXCEPTION 'invalid on_fail "%" for rule "%" of table % in migration plan "%"',
-                        on_fail, name, tm.target, plan
+                        on_fail, name, tname, plan
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use reject, warn or abort.';
     END IF;
     IF check_expr IS NULL THEN
         DELETE FROM migrate.rule r
-         WHERE r.plan = tm.plan AND r.target = tm.target AND r.rule_name = name;
+         WHERE r.plan OPERATOR(pg_catalog.=) tm.plan AND r.target OPERATOR(pg_catalog.=) tm.target
+           AND r.rule_name OPERATOR(pg_catalog.=) name;
         RETURN;
     END IF;
     PERFORM migrate._check_rule(tm.plan, tm.target, name, check_expr);
@@ -541,11 +760,14 @@ CREATE OR REPLACE FUNCTION migrate_foreign_key(plan text, target text, columns t
                                                "references" text, ref_columns text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    path text := migrate._caller_search_path();
     tm migrate.table_map := migrate._table_map(plan, target);
     pl migrate.plan := migrate._plan(plan);
-    ref regclass := migrate._resolve("references", pl.target_schema);
+    ref regclass := migrate._resolve_in("references", pl.target_schema, path);
+    tname text := migrate._relname(tm.target, path);
     cols name[];
     refcols name[];
     c text;
@@ -555,7 +777,7 @@ BEGIN
             USING ERRCODE = 'undefined_table';
     END IF;
     IF columns IS NULL THEN
-        DELETE FROM migrate.foreign_key f WHERE f.plan = tm.plan AND f.target = tm.target;
+        DELETE FROM migrate.foreign_key f WHERE f.plan OPERATOR(pg_catalog.=) tm.plan AND f.target OPERATOR(pg_catalog.=) tm.target;
         RETURN;
     END IF;
     FOREACH c IN ARRAY pg_catalog.string_to_array(columns, ',') LOOP
@@ -565,10 +787,11 @@ BEGIN
         SELECT pg_catalog.array_agg(a.attname ORDER BY k.ord) INTO refcols
           FROM pg_catalog.pg_index i
           CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-         WHERE i.indrelid = ref AND i.indisprimary;
+          JOIN pg_catalog.pg_attribute a
+            ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+         WHERE i.indrelid OPERATOR(pg_catalog.=) ref AND i.indisprimary;
         IF refcols IS NULL THEN
-            RAISE EXCEPTION 'referenced table % of migration plan "%" has no primary key', ref, plan
+            RAISE EXCEPTION 'referenced table % of migration plan "%" has no primary key', migrate._relname(ref, path), plan
                 USING ERRCODE = 'invalid_foreign_key',
                       HINT = 'Name the referenced columns with ref_columns.';
         END IF;
@@ -577,9 +800,9 @@ BEGIN
             refcols := refcols || migrate._column(ref, pg_catalog.btrim(c), plan);
         END LOOP;
     END IF;
-    IF pg_catalog.cardinality(cols) <> pg_catalog.cardinality(refcols) THEN
+    IF pg_catalog.cardinality(cols) OPERATOR(pg_catalog.<>) pg_catalog.cardinality(refcols) THEN
         RAISE EXCEPTION 'foreign key of table % in migration plan "%" has % columns but references %',
-                        tm.target, plan, pg_catalog.cardinality(cols), pg_catalog.cardinality(refcols)
+                        tname, plan, pg_catalog.cardinality(cols), pg_catalog.cardinality(refcols)
             USING ERRCODE = 'invalid_foreign_key';
     END IF;
     INSERT INTO migrate.foreign_key AS f (plan, target, columns, ref_target, ref_columns)

@@ -15,16 +15,49 @@
 CREATE OR REPLACE FUNCTION migrate._md(p_text text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.replace(pg_catalog.regexp_replace(coalesce(p_text, ''), '\s*\n\s*', ' ', 'g'), '|', '\|')
 $$;
 
--- The run as a Markdown document, also saved in migrate.run.report.
+/*
+ * migrate_report(run): the run as a Markdown document, also saved in
+ * migrate.run.report.  Runs as the run's owner (the caller must be a member
+ * of it): the body is migrate._migrate_report.  Tables with sensitive
+ * columns (migrate_sensitive) show no values: example keys of a sensitive
+ * key, reject messages, verification details and error texts are '***'.
+ */
 CREATE OR REPLACE FUNCTION migrate_report(run bigint)
 RETURNS text
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'migrate_call_as_owner';
+
+-- A text of a table with sensitive columns, as the report shows it.
+CREATE OR REPLACE FUNCTION migrate._report_masked(p_plan text, p_target regclass, p_text text,
+                                                  p_key_only boolean DEFAULT false)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN p_text IS NULL THEN NULL
+                WHEN NOT EXISTS (SELECT FROM migrate.sensitive_column sc
+                                  WHERE sc.plan = p_plan AND sc.target = p_target) THEN p_text
+                WHEN NOT p_key_only THEN '***'
+                -- a key shows unless one of its columns is fed by a sensitive one
+                WHEN EXISTS (SELECT FROM migrate.table_map tm
+                              WHERE tm.plan = p_plan AND tm.target = p_target
+                                AND tm.key && migrate._sensitive_targets(p_plan, p_target)) THEN '***'
+                ELSE p_text END
+$$;
+
+CREATE OR REPLACE FUNCTION migrate._migrate_report(run bigint)
+RETURNS text
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    path text := migrate._caller_search_path();
     r migrate.run;
     pl migrate.plan;
     doc text[] := '{}';
@@ -33,15 +66,17 @@ DECLARE
     problems text[] := '{}';
     warnings text[] := '{}';
     verdict text;
+    masked boolean;
     ts constant text := 'YYYY-MM-DD HH24:MI:SS TZ';
 BEGIN
-    SELECT * INTO r FROM migrate.run u WHERE u.run_id = migrate_report.run;
+    SELECT * INTO r FROM migrate.run u WHERE u.run_id = _migrate_report.run;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'migration run % does not exist', migrate_report.run
+        RAISE EXCEPTION 'migration run % does not exist', _migrate_report.run
             USING ERRCODE = 'undefined_object',
                   HINT = 'migrate.run lists the runs of every plan.';
     END IF;
     SELECT * INTO pl FROM migrate.plan WHERE plan_name = r.plan;
+    masked := EXISTS (SELECT FROM migrate.sensitive_column sc WHERE sc.plan = r.plan);
 
     doc := doc || pg_catalog.format('# Migration report: plan "%s", run %s', r.plan, r.run_id) || ''::text
            || '| | |'::text || '|---|---|'::text
@@ -55,7 +90,7 @@ BEGIN
            || pg_catalog.format('| state | %s |', r.state)
            || pg_catalog.format('| batch size | %s |', r.batch_size);
     IF r.error IS NOT NULL THEN
-        doc := doc || pg_catalog.format('| error | %s |', migrate._md(r.error));
+        doc := doc || pg_catalog.format('| error | %s |', migrate._md(CASE WHEN masked THEN '***' ELSE r.error END));
     END IF;
     SELECT sum(rows_read) AS rd, sum(rows_written) AS wr, sum(rows_rejected) AS rj, sum(rows_skipped) AS sk
       INTO rec FROM migrate.run_table WHERE run_id = r.run_id;
@@ -70,24 +105,26 @@ BEGIN
     doc := doc || ''::text || '## Tables'::text || ''::text
            || '| table | source | state | read | written | rejected | skipped | warned | time | throughput |'::text
            || '|---|---|---|--:|--:|--:|--:|--:|--:|--:|'::text;
-    FOR rec IN SELECT rt.*, EXTRACT(epoch FROM rt.finished_at - rt.started_at) AS secs
+    FOR rec IN SELECT rt.*, EXTRACT(epoch FROM rt.finished_at - rt.started_at) AS secs,
+                      migrate._relname(rt.target, path) AS tname,
+                      migrate._report_masked(r.plan, rt.target, rt.error) AS err
                  FROM migrate.run_table rt WHERE rt.run_id = r.run_id ORDER BY rt.load_order LOOP
         doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
-                                        migrate._md(rec.target::text), migrate._md(rec.source), rec.state,
+                                        migrate._md(rec.tname), migrate._md(rec.source), rec.state,
                                         rec.rows_read, rec.rows_written, rec.rows_rejected, rec.rows_skipped,
                                         rec.rows_warned,
                                         coalesce(pg_catalog.round(rec.secs, 2) || ' s', '-'),
                                         CASE WHEN rec.secs > 0 THEN pg_catalog.round(rec.rows_read / rec.secs) || ' rows/s'
                                              ELSE '-' END);
         IF rec.error IS NOT NULL THEN
-            problems := problems || pg_catalog.format('table %s failed: %s', rec.target, rec.error);
+            problems := problems || pg_catalog.format('table %s failed: %s', rec.tname, rec.err);
         END IF;
         IF rec.state NOT IN ('succeeded') AND rec.error IS NULL THEN
-            problems := problems || pg_catalog.format('table %s is %s', rec.target, rec.state);
+            problems := problems || pg_catalog.format('table %s is %s', rec.tname, rec.state);
         END IF;
         IF rec.source_count IS NOT NULL AND rec.source_count <> rec.rows_read THEN
             warnings := warnings || pg_catalog.format('table %s: %s rows read but the source counts %s',
-                                                      rec.target, rec.rows_read, rec.source_count);
+                                                      rec.tname, rec.rows_read, rec.source_count);
         END IF;
     END LOOP;
 
@@ -95,28 +132,34 @@ BEGIN
     doc := doc || ''::text || '## Rejected rows by reason'::text || ''::text;
     IF EXISTS (SELECT 1 FROM migrate.reject j WHERE j.run_id = r.run_id AND NOT j.loaded) THEN
         doc := doc || '| table | reason | rows | example keys | message |'::text || '|---|---|--:|---|---|'::text;
-        FOR rec IN SELECT j.target, j.reason, count(*) AS n,
-                          (pg_catalog.array_agg(j.source_key ORDER BY j.reject_id))[1:3] AS examples,
-                          min(j.message) AS message
-                     FROM migrate.reject j WHERE j.run_id = r.run_id AND NOT j.loaded
-                    GROUP BY 1, 2 ORDER BY j.target::text, count(*) DESC, j.reason LOOP
-            doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s |', migrate._md(rec.target::text),
+        FOR rec IN SELECT g.*, migrate._relname(g.target, path) AS tname
+                     FROM (SELECT j.target, j.reason, count(*) AS n,
+                                  (pg_catalog.array_agg(j.source_key ORDER BY j.reject_id))[1:3] AS examples,
+                                  min(j.message) AS message
+                             FROM migrate.reject j WHERE j.run_id = r.run_id AND NOT j.loaded
+                            GROUP BY 1, 2) g
+                    ORDER BY migrate._relname(g.target, path), g.n DESC, g.reason LOOP
+            doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s |', migrate._md(rec.tname),
                                             migrate._md(rec.reason), rec.n,
-                                            migrate._md(pg_catalog.array_to_string(rec.examples, ', ')),
-                                            migrate._md(rec.message));
+                                            migrate._md(migrate._report_masked(r.plan, rec.target,
+                                                        pg_catalog.array_to_string(rec.examples, ', '), true)),
+                                            migrate._md(migrate._report_masked(r.plan, rec.target, rec.message)));
         END LOOP;
     ELSE
         doc := doc || 'No row was rejected.'::text;
     END IF;
 
     -- warnings: rows loaded with a finding, count mismatches
-    FOR rec IN SELECT j.target, j.reason, count(*) AS n,
-                      (pg_catalog.array_agg(j.source_key ORDER BY j.reject_id))[1:3] AS examples
-                 FROM migrate.reject j WHERE j.run_id = r.run_id AND j.loaded
-                GROUP BY 1, 2 ORDER BY j.target::text, j.reason LOOP
+    FOR rec IN SELECT g.*, migrate._relname(g.target, path) AS tname
+                 FROM (SELECT j.target, j.reason, count(*) AS n,
+                              (pg_catalog.array_agg(j.source_key ORDER BY j.reject_id))[1:3] AS examples
+                         FROM migrate.reject j WHERE j.run_id = r.run_id AND j.loaded
+                        GROUP BY 1, 2) g
+                ORDER BY migrate._relname(g.target, path), g.reason LOOP
         warnings := warnings || pg_catalog.format('table %s: %s rows loaded with warning "%s" (keys %s)',
-                                                  rec.target, rec.n, rec.reason,
-                                                  pg_catalog.array_to_string(rec.examples, ', '));
+                                                  rec.tname, rec.n, rec.reason,
+                                                  migrate._report_masked(r.plan, rec.target,
+                                                      pg_catalog.array_to_string(rec.examples, ', '), true));
     END LOOP;
     doc := doc || ''::text || '## Warnings'::text || ''::text;
     IF warnings = '{}' THEN
@@ -138,14 +181,15 @@ BEGIN
                                           WHERE v.run_id = r.run_id AND v.verified_at = last_verified))
                || ''::text || '| table | check | source | target | result | details |'::text
                || '|---|---|--:|--:|---|---|'::text;
-        FOR rec IN SELECT * FROM migrate.verification v WHERE v.run_id = r.run_id AND v.verified_at = last_verified
+        FOR rec IN SELECT v.*, migrate._relname(v.target, path) AS tname
+                     FROM migrate.verification v WHERE v.run_id = r.run_id AND v.verified_at = last_verified
                     ORDER BY v.verification_id LOOP
-            doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s | %s |', migrate._md(rec.target::text),
+            doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s | %s |', migrate._md(rec.tname),
                                             migrate._md(rec.check_name), migrate._md(rec.source_value),
                                             migrate._md(rec.target_value), CASE WHEN rec.ok THEN 'ok' ELSE '**FAILED**' END,
-                                            migrate._md(rec.details));
+                                            migrate._md(migrate._report_masked(r.plan, rec.target, rec.details)));
             IF NOT rec.ok THEN
-                problems := problems || pg_catalog.format('verification of %s failed: %s', rec.target, rec.check_name);
+                problems := problems || pg_catalog.format('verification of %s failed: %s', rec.tname, rec.check_name);
             END IF;
         END LOOP;
     END IF;
@@ -171,3 +215,4 @@ BEGIN
     RETURN pg_catalog.array_to_string(doc, E'\n') || E'\n';
 END;
 $$;
+REVOKE ALL ON FUNCTION migrate._migrate_report(bigint) FROM PUBLIC;

@@ -10,6 +10,13 @@
  * probe it.  Maps are small (codes, statuses); a map is read once per batch
  * statement, so edits to a map are seen by the next batch.
  *
+ * Value maps are owned (migrate.lookup_map): the map is read as the
+ * current user, under the catalog's row-level security, so a run (whose
+ * workers are the plan's owner) sees only maps its owner may see, and a
+ * map another role owns "does not exist".  The cache is keyed by the map
+ * name and the user it was read as, so a call site evaluated as another
+ * user (SET ROLE, a SECURITY DEFINER function) reads the map again.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -17,6 +24,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -37,6 +45,7 @@ typedef struct LookupEntry
 typedef struct LookupCache
 {
 	char	   *map_name;
+	Oid			userid;			/* the user the map was read as */
 	HTAB	   *entries;
 	Oid			value_type;		/* type of the value argument */
 	FmgrInfo	value_out;		/* its output function */
@@ -63,6 +72,7 @@ lookup_load(FunctionCallInfo fcinfo, const char *map_name)
 
 	cache = MemoryContextAllocZero(fn_mcxt, sizeof(LookupCache));
 	cache->map_name = MemoryContextStrdup(fn_mcxt, map_name);
+	cache->userid = GetUserId();
 
 	ctl.keysize = MIGRATE_TEXT_MAXLEN;
 	ctl.entrysize = sizeof(LookupEntry);
@@ -74,7 +84,9 @@ lookup_load(FunctionCallInfo fcinfo, const char *map_name)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 
 	args[0] = CStringGetTextDatum(map_name);
-	ret = SPI_execute_with_args("SELECT from_value, to_value FROM migrate.value_map WHERE map_name = $1",
+	/* fully qualified: runs under the caller's (or the run's) search_path */
+	ret = SPI_execute_with_args("SELECT v.from_value, v.to_value FROM migrate.value_map v"
+								" WHERE v.map_name OPERATOR(pg_catalog.=) $1",
 								1, argtypes, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading value map \"%s\" failed: %s", map_name,
@@ -84,7 +96,8 @@ lookup_load(FunctionCallInfo fcinfo, const char *map_name)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("value map \"%s\" does not exist", map_name),
-				 errhint("Add entries with migrate_value_map('%s', from_value, to_value).", map_name)));
+				 errhint("Add entries with migrate_value_map('%s', from_value, to_value); a map of another role is not visible.",
+						 map_name)));
 
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -134,7 +147,8 @@ migrate_lookup(PG_FUNCTION_ARGS)
 	char	   *value;
 	LookupEntry *entry;
 
-	if (cache == NULL || strcmp(cache->map_name, map_name) != 0)
+	if (cache == NULL || strcmp(cache->map_name, map_name) != 0 ||
+		cache->userid != GetUserId())
 	{
 		cache = lookup_load(fcinfo, map_name);
 		fcinfo->flinfo->fn_extra = cache;
