@@ -89,7 +89,8 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE OR REPLACE FUNCTION migrate._check_expression(expr text, what text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'migrate_check_expression'
-LANGUAGE C STRICT;
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 -- Plan (EXPLAIN, never execute) a statement of the owner's SQL under the
 -- caller's search_path p_path.  The setting is local to this function (its

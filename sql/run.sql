@@ -223,4 +223,5 @@ $$;
 CREATE OR REPLACE FUNCTION migrate_batch_statement(plan text, target text)
 RETURNS text
 AS 'MODULE_PATHNAME', 'migrate_batch_statement'
-LANGUAGE C STRICT;
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;

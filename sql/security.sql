@@ -9,4 +9,5 @@
 CREATE OR REPLACE FUNCTION migrate._caller_search_path()
 RETURNS text
 LANGUAGE C STABLE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'migrate_caller_search_path_sql';

@@ -165,7 +165,8 @@ RESET ROLE;
 -- ---- the shape of the model ----
 -- functions of the extension that do not pin search_path: only the per-row
 -- C functions of the batch statement and of expressions, which resolve no
--- names (pinning would cost a GUC save and restore on every row)
+-- names (pinning would cost a GUC save and restore on every row), and
+-- _compare_sides, which plans the caller's own local statement as the caller
 SELECT p.oid::regprocedure AS unpinned, l.lanname
   FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'migrate'
