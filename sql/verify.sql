@@ -148,22 +148,6 @@ BEGIN
 END;
 $$;
 
--- The target columns of a table mapping whose values are sensitive: mapped
--- (by an expression, or the same-named source column) from a source
--- column marked with migrate_sensitive().  Their values never show in a
--- verification's details or a diff's keys: '***' instead.
-CREATE OR REPLACE FUNCTION migrate._verify_sensitive(p_plan text, p_target regclass)
-RETURNS name[]
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT coalesce(pg_catalog.array_agg(m.column_name ORDER BY m.attnum), '{}')
-      FROM migrate._mapped_columns(p_plan, p_target) m
-     WHERE migrate._expr_columns(m.expr) OPERATOR(pg_catalog.&&)
-           ARRAY(SELECT sc.source_column FROM migrate.sensitive_column sc
-                  WHERE sc.plan = p_plan AND sc.target = p_target)
-$$;
-
 -- An error text with the quoted values in it masked ('***'), for a table
 -- with sensitive columns (a cast error quotes the value it could not read).
 CREATE OR REPLACE FUNCTION migrate._verify_mask_error(p_message text, p_sensitive name[])
@@ -188,7 +172,7 @@ $$;
 --   key_sources, key_targets, key_types  per key column: its value on each side, its type
 --   source_relid, target_relid  the source and target relations (oid)
 --   key_names               the key's target columns
---   sensitive               target columns whose values must not show (migrate._verify_sensitive)
+--   sensitive               target columns whose values must not show (migrate._sensitive_targets)
 --   key_sensitive           whether the key is one of them (keys then show as '***')
 -- The row hash is the key's hash seeded with the XOR of every other column's
 -- hash (seeded with the column's position; a NULL hashes to the position): one
@@ -220,7 +204,7 @@ DECLARE
     key_columns jsonb;
     nkeys integer;
     pos integer := 0;
-    sensitive name[] := migrate._verify_sensitive(p_plan, p_target);
+    sensitive name[] := migrate._sensitive_targets(p_plan, p_target);
 BEGIN
     SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
     nkeys := pg_catalog.cardinality(tm.key);
@@ -680,8 +664,8 @@ DECLARE
     id bigint;
     run_plan text := (SELECT r.plan FROM migrate.run r WHERE r.run_id = p_run);
     check_name text;
-    masked boolean := p_columns && migrate._verify_sensitive(run_plan, p_target)
-                      OR p_ref_columns && migrate._verify_sensitive(run_plan, p_ref);
+    masked boolean := p_columns && migrate._sensitive_targets(run_plan, p_target)
+                      OR p_ref_columns && migrate._sensitive_targets(run_plan, p_ref);
 BEGIN
     SELECT pg_catalog.string_agg(pg_catalog.format('r.%I = t.%I', rc, c), ' AND '),
            pg_catalog.string_agg(pg_catalog.format('t.%I IS NOT NULL', c), ' AND ')
