@@ -581,11 +581,22 @@ BEGIN
                 INSERT INTO migrate_check_finding VALUES ('error', tname, NULL, SQLERRM);
             END IF;
         END;
-        -- NOT NULL target columns that get nothing
+        -- NOT NULL target columns that get nothing: every row is refused,
+        -- unless a BEFORE INSERT row trigger of the target fills them (the
+        -- target's contract; we cannot see which columns it sets)
         INSERT INTO migrate_check_finding
-        SELECT 'error', tname, a.attname,
-               'NOT NULL column has no mapping, no same-named source column and no default: every row would be refused'
+        SELECT CASE WHEN trg.names IS NULL THEN 'error' ELSE 'warning' END, tname, a.attname,
+               CASE WHEN trg.names IS NULL
+                    THEN 'NOT NULL column has no mapping, no same-named source column and no default: every row would be refused'
+                    ELSE 'NOT NULL column has no mapping, no same-named source column and no default: rows are refused unless BEFORE INSERT trigger '
+                         || trg.names || ' fills it' END
           FROM pg_catalog.pg_attribute a
+          LEFT JOIN LATERAL (
+                SELECT pg_catalog.string_agg(pg_catalog.quote_ident(t.tgname::text), ', ' ORDER BY t.tgname) AS names
+                  FROM pg_catalog.pg_trigger t
+                 WHERE t.tgrelid = tm.target AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                   -- TRIGGER_TYPE_ROW (1), BEFORE (2), INSERT (4)
+                   AND (t.tgtype & 7) = 7) trg ON true
          WHERE a.attrelid = tm.target AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull
            AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = ''
            AND a.attname NOT IN (SELECT m.column_name FROM migrate._mapped_columns(pl.plan_name, tm.target) m);

@@ -52,6 +52,16 @@ SELECT test_error($$SELECT migrate_automap('am_nosrc')$$);
 SELECT * FROM migrate_check('am')
  WHERE table_name NOT LIKE 'legacy.%' OR table_name = 'legacy.nullkeys';
 SELECT test_error($$SELECT * FROM migrate_check('nope')$$);
+-- a BEFORE INSERT row trigger may fill the NOT NULL column: a warning that
+-- names it, not an error (a disabled trigger does not count)
+CREATE FUNCTION am.fill_region() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN NEW.region := coalesce(NEW.region, 'EU'); RETURN NEW; END $$;
+CREATE TRIGGER fill_region BEFORE INSERT ON am.customers FOR EACH ROW EXECUTE FUNCTION am.fill_region();
+SELECT severity, column_name, message FROM migrate_check('am') WHERE column_name = 'region';
+ALTER TABLE am.customers DISABLE TRIGGER fill_region;
+SELECT severity, column_name FROM migrate_check('am') WHERE column_name = 'region';
+DROP TRIGGER fill_region ON am.customers;
+DROP FUNCTION am.fill_region();
 
 -- the profile: counts, lengths, what the load will refuse
 SELECT target, source_column, source_type, target_column, target_type, rows, nulls,
