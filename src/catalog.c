@@ -97,6 +97,8 @@ PG_FUNCTION_INFO_V1(migrate_catalog_reap_sql);
 
 static void spi_connect(void);
 static void spi_finish(void);
+static uint64 catalog_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,
+						   const char *nulls, int expected, const char *what);
 static void insert_event(int64 run_id, const char *plan, const char *actor,
 						 const char *event, const char *details);
 static void check_unit_statements(int64 run_id, const MigrateUnit *u);
@@ -332,15 +334,10 @@ migrate_catalog_run_planned(int64 run_id)
 {
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(run_id)};
-	int			ret;
-	MigrateIdentity saved;
 
-	migrate_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("UPDATE migrate.run SET planned = true WHERE run_id = $1",
-								1, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "updating migrate.run failed: %s", SPI_result_code_string(ret));
-	migrate_restore_identity(&saved);
+	(void) catalog_exec("UPDATE migrate.run SET planned = true WHERE run_id = $1",
+						1, argtypes, args, NULL,
+						SPI_OK_UPDATE, "updating migrate.run");
 }
 
 /*
@@ -353,28 +350,22 @@ migrate_catalog_run_end(int64 run_id, const char *state, int64 peak_memory_kb)
 {
 	Oid			argtypes[4] = {INT8OID, TEXTOID, INT8OID, TEXTOID};
 	Datum		args[4];
-	int			ret;
-	MigrateIdentity saved;
 
 	Assert(strcmp(state, "succeeded") == 0 || strcmp(state, "cancelled") == 0);
 	args[0] = Int64GetDatum(run_id);
 	args[1] = CStringGetTextDatum(state);
 	args[2] = Int64GetDatum(peak_memory_kb);
 	args[3] = CStringGetTextDatum(current_actor());
-	migrate_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = $2, finished_at = pg_catalog.now(),"
-								"   peak_memory_kb = greatest(peak_memory_kb, $3) WHERE run_id = $1 RETURNING plan),"
-								" g AS (UPDATE migrate.run_range SET state = 'cancelled'"
-								"   WHERE run_id = $1 AND state IN ('pending', 'running')),"
-								" t AS (UPDATE migrate.run_table SET state = 'cancelled'"
-								"   WHERE run_id = $1 AND state IN ('pending', 'running'))"
-								" INSERT INTO migrate.event (run_id, plan, actor, event)"
-								" SELECT $1, plan, $4, 'run ' || $2 FROM r",
-								4, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "recording the end of run " INT64_FORMAT " failed: %s", run_id,
-			 SPI_result_code_string(ret));
-	migrate_restore_identity(&saved);
+	(void) catalog_exec("WITH r AS (UPDATE migrate.run SET state = $2, finished_at = pg_catalog.now(),"
+						"   peak_memory_kb = greatest(peak_memory_kb, $3) WHERE run_id = $1 RETURNING plan),"
+						" g AS (UPDATE migrate.run_range SET state = 'cancelled'"
+						"   WHERE run_id = $1 AND state IN ('pending', 'running')),"
+						" t AS (UPDATE migrate.run_table SET state = 'cancelled'"
+						"   WHERE run_id = $1 AND state IN ('pending', 'running'))"
+						" INSERT INTO migrate.event (run_id, plan, actor, event)"
+						" SELECT $1, plan, $4, 'run ' || $2 FROM r",
+						4, argtypes, args, NULL,
+						SPI_OK_INSERT, psprintf("recording the end of run " INT64_FORMAT "", run_id));
 }
 
 /*
@@ -391,8 +382,6 @@ migrate_catalog_run_fail(int64 run_id, const char *state, Oid target, const char
 {
 	Oid			argtypes[8] = {INT8OID, TEXTOID, OIDOID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID};
 	Datum		args[8];
-	int			ret;
-	MigrateIdentity saved;
 
 	Assert(strcmp(state, "failed") == 0 || strcmp(state, "interrupted") == 0);
 	args[0] = Int64GetDatum(run_id);
@@ -403,26 +392,22 @@ migrate_catalog_run_fail(int64 run_id, const char *state, Oid target, const char
 	args[5] = Int32GetDatum(MyProcPid);
 	args[6] = CStringGetTextDatum(unpack_sql_state(sqlerrcode));
 	args[7] = CStringGetTextDatum(current_actor());
-	migrate_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET state = $5, finished_at = pg_catalog.now(),"
-								"   error = $2, peak_memory_kb = greatest(peak_memory_kb, $4)"
-								"   WHERE run_id = $1 RETURNING plan),"
-								" mine AS (UPDATE migrate.run_range SET state = 'failed', error = $2, sqlstate = $7,"
-								"   finished_at = pg_catalog.clock_timestamp()"
-								"   WHERE run_id = $1 AND worker_pid = $6 AND state = 'running' AND target = $3),"
-								" others AS (UPDATE migrate.run_range SET state = 'interrupted'"
-								"   WHERE run_id = $1 AND state = 'running' AND NOT (worker_pid = $6 AND target = $3)),"
-								" tf AS (UPDATE migrate.run_table SET state = 'failed', error = $2,"
-								"   finished_at = pg_catalog.now() WHERE run_id = $1 AND target = $3),"
-								" ti AS (UPDATE migrate.run_table SET state = 'interrupted'"
-								"   WHERE run_id = $1 AND target <> $3 AND state = 'running')"
-								" INSERT INTO migrate.event (run_id, plan, actor, event, details)"
-								" SELECT $1, plan, $8, 'run ' || $5, $2 FROM r",
-								8, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "recording the failure of run " INT64_FORMAT " failed: %s",
-			 run_id, SPI_result_code_string(ret));
-	migrate_restore_identity(&saved);
+	(void) catalog_exec("WITH r AS (UPDATE migrate.run SET state = $5, finished_at = pg_catalog.now(),"
+						"   error = $2, peak_memory_kb = greatest(peak_memory_kb, $4)"
+						"   WHERE run_id = $1 RETURNING plan),"
+						" mine AS (UPDATE migrate.run_range SET state = 'failed', error = $2, sqlstate = $7,"
+						"   finished_at = pg_catalog.clock_timestamp()"
+						"   WHERE run_id = $1 AND worker_pid = $6 AND state = 'running' AND target = $3),"
+						" others AS (UPDATE migrate.run_range SET state = 'interrupted'"
+						"   WHERE run_id = $1 AND state = 'running' AND NOT (worker_pid = $6 AND target = $3)),"
+						" tf AS (UPDATE migrate.run_table SET state = 'failed', error = $2,"
+						"   finished_at = pg_catalog.now() WHERE run_id = $1 AND target = $3),"
+						" ti AS (UPDATE migrate.run_table SET state = 'interrupted'"
+						"   WHERE run_id = $1 AND target <> $3 AND state = 'running')"
+						" INSERT INTO migrate.event (run_id, plan, actor, event, details)"
+						" SELECT $1, plan, $8, 'run ' || $5, $2 FROM r",
+						8, argtypes, args, NULL,
+						SPI_OK_INSERT, psprintf("recording the failure of run " INT64_FORMAT "", run_id));
 }
 
 /*
@@ -520,17 +505,12 @@ migrate_catalog_table_started(int64 run_id, Oid target)
 {
 	Oid			argtypes[2] = {INT8OID, OIDOID};
 	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
-	int			ret;
-	MigrateIdentity saved;
 
-	migrate_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("UPDATE migrate.run_table SET state = 'running',"
-								" started_at = coalesce(started_at, pg_catalog.clock_timestamp())"
-								" WHERE run_id = $1 AND target = $2 AND state <> 'running'",
-								2, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
-	migrate_restore_identity(&saved);
+	(void) catalog_exec("UPDATE migrate.run_table SET state = 'running',"
+						" started_at = coalesce(started_at, pg_catalog.clock_timestamp())"
+						" WHERE run_id = $1 AND target = $2 AND state <> 'running'",
+						2, argtypes, args, NULL,
+						SPI_OK_UPDATE, "updating migrate.run_table");
 }
 
 /*
@@ -599,19 +579,14 @@ migrate_catalog_table_estimate(int64 run_id, Oid target)
 {
 	Oid			argtypes[2] = {INT8OID, OIDOID};
 	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
-	int			ret;
-	MigrateIdentity saved;
 
-	migrate_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("UPDATE migrate.run_table SET estimated_rows ="
-								"  (SELECT nullif(reltuples, -1)::pg_catalog.int8 FROM pg_catalog.pg_class"
-								"    WHERE oid = (SELECT source FROM migrate.table_map m JOIN migrate.run r"
-								"                   ON r.plan = m.plan WHERE r.run_id = $1 AND m.target = $2)::pg_catalog.regclass)"
-								" WHERE run_id = $1 AND target = $2",
-								2, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
-	migrate_restore_identity(&saved);
+	(void) catalog_exec("UPDATE migrate.run_table SET estimated_rows ="
+						"  (SELECT nullif(reltuples, -1)::pg_catalog.int8 FROM pg_catalog.pg_class"
+						"    WHERE oid = (SELECT source FROM migrate.table_map m JOIN migrate.run r"
+						"                   ON r.plan = m.plan WHERE r.run_id = $1 AND m.target = $2)::pg_catalog.regclass)"
+						" WHERE run_id = $1 AND target = $2",
+						2, argtypes, args, NULL,
+						SPI_OK_UPDATE, "updating migrate.run_table");
 }
 
 
@@ -627,8 +602,6 @@ migrate_catalog_add_load_unit(int64 run_id, Oid target, int range_no, const char
 	Oid			argtypes[5] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID};
 	Datum		args[5];
 	char		nulls[5] = "     ";
-	int			ret;
-	MigrateIdentity saved;
 
 	args[0] = Int64GetDatum(run_id);
 	args[1] = ObjectIdGetDatum(target);
@@ -637,13 +610,10 @@ migrate_catalog_add_load_unit(int64 run_id, Oid target, int range_no, const char
 	nulls[3] = lo ? ' ' : 'n';
 	args[4] = hi ? CStringGetTextDatum(hi) : (Datum) 0;
 	nulls[4] = hi ? ' ' : 'n';
-	migrate_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("INSERT INTO migrate.run_range (run_id, target, range_no, lo, hi)"
-								" VALUES ($1, $2, $3, $4, $5)",
-								5, argtypes, args, nulls, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "inserting into migrate.run_range failed: %s", SPI_result_code_string(ret));
-	migrate_restore_identity(&saved);
+	(void) catalog_exec("INSERT INTO migrate.run_range (run_id, target, range_no, lo, hi)"
+						" VALUES ($1, $2, $3, $4, $5)",
+						5, argtypes, args, nulls,
+						SPI_OK_INSERT, "inserting into migrate.run_range");
 }
 
 /*
@@ -659,8 +629,6 @@ migrate_catalog_add_deferred_unit(int64 run_id, Oid target, int range_no, const 
 	Oid			argtypes[6] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		args[6];
 	char		nulls[6] = "      ";
-	int			ret;
-	MigrateIdentity saved;
 
 	args[0] = Int64GetDatum(run_id);
 	args[1] = ObjectIdGetDatum(target);
@@ -669,13 +637,10 @@ migrate_catalog_add_deferred_unit(int64 run_id, Oid target, int range_no, const 
 	args[4] = CStringGetTextDatum(definition);
 	args[5] = check_sql ? CStringGetTextDatum(check_sql) : (Datum) 0;
 	nulls[5] = check_sql ? ' ' : 'n';
-	migrate_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("INSERT INTO migrate.run_range (run_id, target, range_no, kind, definition, check_sql)"
-								" VALUES ($1, $2, $3, $4, $5, $6)",
-								6, argtypes, args, nulls, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "inserting into migrate.run_range failed: %s", SPI_result_code_string(ret));
-	migrate_restore_identity(&saved);
+	(void) catalog_exec("INSERT INTO migrate.run_range (run_id, target, range_no, kind, definition, check_sql)"
+						" VALUES ($1, $2, $3, $4, $5, $6)",
+						6, argtypes, args, nulls,
+						SPI_OK_INSERT, "inserting into migrate.run_range");
 }
 
 /*
@@ -919,24 +884,18 @@ migrate_catalog_unit_orphans(int64 run_id, const MigrateUnit *u, int64 orphans)
 {
 	Oid			argtypes[4] = {INT8OID, OIDOID, INT4OID, INT8OID};
 	Datum		args[4];
-	int			ret;
-	MigrateIdentity saved;
 
 	args[0] = Int64GetDatum(run_id);
 	args[1] = ObjectIdGetDatum(u->target);
 	args[2] = Int32GetDatum(u->range_no);
 	args[3] = Int64GetDatum(orphans);
-	migrate_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET rows_written = rows_written - $4,"
-								"   rows_rejected = rows_rejected + $4"
-								"   WHERE run_id = $1 AND target = $2 AND range_no = $3)"
-								" UPDATE migrate.run_table SET rows_written = rows_written - $4,"
-								"   rows_rejected = rows_rejected + $4 WHERE run_id = $1 AND target = $2",
-								4, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "updating the counts of %s failed: %s", get_rel_name(u->target),
-			 SPI_result_code_string(ret));
-	migrate_restore_identity(&saved);
+	(void) catalog_exec("WITH u AS (UPDATE migrate.run_range SET rows_written = rows_written - $4,"
+						"   rows_rejected = rows_rejected + $4"
+						"   WHERE run_id = $1 AND target = $2 AND range_no = $3)"
+						" UPDATE migrate.run_table SET rows_written = rows_written - $4,"
+						"   rows_rejected = rows_rejected + $4 WHERE run_id = $1 AND target = $2",
+						4, argtypes, args, NULL,
+						SPI_OK_UPDATE, psprintf("updating the counts of %s", get_rel_name(u->target)));
 }
 
 /*
@@ -989,8 +948,6 @@ migrate_catalog_unit_stopped(int64 run_id, const MigrateUnit *u, const char *sta
 {
 	Oid			argtypes[5] = {INT8OID, OIDOID, INT4OID, INT4OID, TEXTOID};
 	Datum		args[5];
-	int			ret;
-	MigrateIdentity saved;
 
 	Assert(strcmp(state, "cancelled") == 0 || strcmp(state, "interrupted") == 0);
 	args[0] = Int64GetDatum(run_id);
@@ -998,14 +955,11 @@ migrate_catalog_unit_stopped(int64 run_id, const MigrateUnit *u, const char *sta
 	args[2] = Int32GetDatum(u->range_no);
 	args[3] = Int32GetDatum(MyProcPid);
 	args[4] = CStringGetTextDatum(state);
-	migrate_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("UPDATE migrate.run_range SET state = $5, finished_at = pg_catalog.clock_timestamp()"
-								" WHERE run_id = $1 AND target = $2 AND range_no = $3"
-								"   AND worker_pid = $4 AND state = 'running'",
-								5, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "recording a stopped unit failed: %s", SPI_result_code_string(ret));
-	migrate_restore_identity(&saved);
+	(void) catalog_exec("UPDATE migrate.run_range SET state = $5, finished_at = pg_catalog.clock_timestamp()"
+						" WHERE run_id = $1 AND target = $2 AND range_no = $3"
+						"   AND worker_pid = $4 AND state = 'running'",
+						5, argtypes, args, NULL,
+						SPI_OK_UPDATE, "recording a stopped unit");
 }
 
 /*
@@ -1018,24 +972,19 @@ migrate_catalog_unit_failed(int64 run_id, Oid target, const char *message, int s
 {
 	Oid			argtypes[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, OIDOID};
 	Datum		args[5];
-	int			ret;
-	MigrateIdentity saved;
 
 	args[0] = Int64GetDatum(run_id);
 	args[1] = Int32GetDatum(MyProcPid);
 	args[2] = CStringGetTextDatum(message);
 	args[3] = CStringGetTextDatum(unpack_sql_state(sqlerrcode));
 	args[4] = ObjectIdGetDatum(target);
-	migrate_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET state = 'failed', error = $3,"
-								"   sqlstate = $4, finished_at = pg_catalog.clock_timestamp()"
-								"   WHERE run_id = $1 AND worker_pid = $2 AND state = 'running' RETURNING 1)"
-								" UPDATE migrate.run_table SET state = 'failed', error = $3, finished_at = pg_catalog.now()"
-								" WHERE run_id = $1 AND target = $5",
-								5, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "recording a helper's failure failed: %s", SPI_result_code_string(ret));
-	migrate_restore_identity(&saved);
+	(void) catalog_exec("WITH u AS (UPDATE migrate.run_range SET state = 'failed', error = $3,"
+						"   sqlstate = $4, finished_at = pg_catalog.clock_timestamp()"
+						"   WHERE run_id = $1 AND worker_pid = $2 AND state = 'running' RETURNING 1)"
+						" UPDATE migrate.run_table SET state = 'failed', error = $3, finished_at = pg_catalog.now()"
+						" WHERE run_id = $1 AND target = $5",
+						5, argtypes, args, NULL,
+						SPI_OK_UPDATE, "recording a helper's failure");
 }
 
 
@@ -1055,6 +1004,26 @@ spi_connect(void)
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Run one of this file's writes as the extension's owner (see the top of
+ * this file) and check that SPI gave expected; what names the write in the
+ * error.  Returns SPI_processed (SPI_tuptable is the statement's).
+ */
+static uint64
+catalog_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,
+			 const char *nulls, int expected, const char *what)
+{
+	MigrateIdentity saved;
+	int			ret;
+
+	migrate_become_catalog_owner(&saved);
+	ret = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, false, 0);
+	if (ret != expected)
+		elog(ERROR, "%s failed: %s", what, SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
+	return SPI_processed;
 }
 
 static void
@@ -1195,8 +1164,6 @@ migrate_catalog_report_sql(PG_FUNCTION_ARGS)
 	Oid			argtypes[2] = {INT8OID, TEXTOID};
 	Datum		args[2];
 	char		nulls[2] = "  ";
-	int			ret;
-	MigrateIdentity saved;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1207,13 +1174,9 @@ migrate_catalog_report_sql(PG_FUNCTION_ARGS)
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 	spi_connect();
 	(void) check_run_caller(PG_GETARG_INT64(0));
-	migrate_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("UPDATE migrate.run SET report = $2 WHERE run_id = $1",
-								2, argtypes, args, nulls, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "saving the report of run " INT64_FORMAT " failed: %s",
-			 PG_GETARG_INT64(0), SPI_result_code_string(ret));
-	migrate_restore_identity(&saved);
+	(void) catalog_exec("UPDATE migrate.run SET report = $2 WHERE run_id = $1",
+						2, argtypes, args, nulls,
+						SPI_OK_UPDATE, psprintf("saving the report of run " INT64_FORMAT "", PG_GETARG_INT64(0)));
 	spi_finish();
 	PG_RETURN_VOID();
 }
