@@ -319,10 +319,9 @@ migrate_load_describe(TableLoad *tl, const char *plan)
 					 errhint("Recreate the foreign table (IMPORT FOREIGN SCHEMA) or remap the table with migrate_table().")));
 	}
 
-	ret = SPI_execute_with_args("SELECT column_name, expr, type_name,"
-								"       migrate._expr_columns(expr) && ARRAY(SELECT sc.source_column"
-								"         FROM migrate.sensitive_column sc WHERE sc.plan = $1 AND sc.target = $2)"
-								"  FROM migrate._mapped_columns($1, $2)",
+	ret = SPI_execute_with_args("SELECT m.column_name, m.expr, m.type_name, m.column_name = ANY (s.cols)"
+								"  FROM migrate._mapped_columns($1, $2) m,"
+								"       (SELECT migrate._sensitive_targets($1, $2) AS cols) s",
 								2, argtypes, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading column mappings failed: %s", SPI_result_code_string(ret));
