@@ -48,6 +48,9 @@ CREATE TABLE migrate.table_map (
     mode        text NOT NULL DEFAULT 'insert'
                 CHECK (mode IN ('insert', 'upsert', 'skip_existing')),
     watermark   name,
+    -- added by 0.5: per-table overrides of the plan's options
+    -- (reject_warn, reject_limit)
+    options     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
     PRIMARY KEY (plan, target)
 );
 
@@ -186,6 +189,9 @@ CREATE TABLE migrate.run_table (
     -- added by 0.2
     depth       integer NOT NULL DEFAULT 0,            -- foreign-key depth
     estimated_rows bigint,                             -- planner's estimate of the source
+    -- added by 0.5: how rows were quarantined (see run_range)
+    rows_rejected_setwise bigint NOT NULL DEFAULT 0,
+    bisect_steps bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, target)
 );
 
@@ -221,6 +227,11 @@ CREATE TABLE migrate.run_range (
     check_sql   text,                                  -- fk units: the statement that rejects orphans
     error       text,
     sqlstate    text,
+    -- added by 0.5: rows rejected set-wise, by the target's constraints
+    -- checked in the batch statement (included in rows_rejected), and the
+    -- statements run on a stage table to isolate rows nothing predicted
+    rows_rejected_setwise bigint NOT NULL DEFAULT 0,
+    bisect_steps bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, target, range_no),
     FOREIGN KEY (run_id, target) REFERENCES migrate.run_table ON DELETE CASCADE
 );
