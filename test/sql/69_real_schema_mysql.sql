@@ -13,6 +13,8 @@
 --
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
+-- the canonical lines below print timestamps as MariaDB does
+SET datestyle = ISO, YMD;
 \set mariadb_port 3307
 \getenv mariadb_port MIGRATE_MARIADB_PORT
 CREATE EXTENSION IF NOT EXISTS mysql_fdw;
