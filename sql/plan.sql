@@ -450,19 +450,20 @@ BEGIN
                       HINT = 'Create it and IMPORT FOREIGN SCHEMA into it, or pass source_server so that migrate_plan() imports it.';
         END IF;
         -- Import the remote schema of the same name (or options->>'remote_schema').
-        -- mysql_fdw imports an ENUM column as a type of its own that does
-        -- not exist here (the import fails): as text, which automap casts.
         EXECUTE pg_catalog.format('CREATE SCHEMA %I', source_schema);
-        EXECUTE pg_catalog.format('IMPORT FOREIGN SCHEMA %I FROM SERVER %I INTO %I%s',
-                                  coalesce(options OPERATOR(pg_catalog.->>) 'remote_schema', source_schema),
-                                  source_server, source_schema,
-                                  CASE WHEN EXISTS (
-                                      SELECT FROM pg_catalog.pg_foreign_server s
-                                        JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid OPERATOR(pg_catalog.=) s.srvfdw
-                                        JOIN pg_catalog.pg_proc h ON h.oid OPERATOR(pg_catalog.=) w.fdwhandler
-                                       WHERE s.srvname OPERATOR(pg_catalog.=) migrate_plan.source_server
-                                         AND h.proname OPERATOR(pg_catalog.=) 'mysql_fdw_handler')
-                                       THEN ' OPTIONS (import_enum_as_text ''true'')' ELSE '' END);
+        IF EXISTS (SELECT FROM pg_catalog.pg_foreign_server s
+                     JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid OPERATOR(pg_catalog.=) s.srvfdw
+                     JOIN pg_catalog.pg_proc h ON h.oid OPERATOR(pg_catalog.=) w.fdwhandler
+                    WHERE s.srvname OPERATOR(pg_catalog.=) migrate_plan.source_server
+                      AND h.proname OPERATOR(pg_catalog.=) 'mysql_fdw_handler') THEN
+            PERFORM migrate._mysql_import(source_server,
+                                          coalesce(options OPERATOR(pg_catalog.->>) 'remote_schema', source_schema),
+                                          source_schema);
+        ELSE
+            EXECUTE pg_catalog.format('IMPORT FOREIGN SCHEMA %I FROM SERVER %I INTO %I',
+                                      coalesce(options OPERATOR(pg_catalog.->>) 'remote_schema', source_schema),
+                                      source_server, source_schema);
+        END IF;
     END IF;
     IF target_schema IS NULL OR NOT EXISTS
         (SELECT 1 FROM pg_catalog.pg_namespace n
