@@ -117,44 +117,51 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    r record;
-    declared text[] := '{}';
-    defs text[] := '{}';
-    why text[] := '{}';
+    names text[];
+    defs text[];
+    why text[];
+    import_all boolean;
     i integer;
 BEGIN
-    FOR r IN SELECT c.table_name,
-                    pg_catalog.string_agg(pg_catalog.quote_ident(c.column_name) || ' '
-                                          || migrate._mysql_read_type(c.data_type, c.column_type),
-                                          ', ' ORDER BY c.ordinal) AS cols,
-                    pg_catalog.string_agg(pg_catalog.format('%s (%s)', c.column_name, c.column_type), ', '
-                                          ORDER BY c.ordinal)
-                        FILTER (WHERE c.data_type NOT IN
-                                ('tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint',
-                                 'decimal', 'numeric', 'float', 'double', 'real',
-                                 'date', 'datetime', 'timestamp', 'time', 'char', 'varchar',
-                                 'tinytext', 'text', 'mediumtext', 'longtext', 'json', 'enum',
-                                 'binary', 'varbinary', 'blob', 'mediumblob', 'longblob', 'bit')) AS odd
-               FROM migrate._mysql_columns(p_server, p_database) c
-              GROUP BY c.table_name ORDER BY c.table_name LOOP
-        IF r.odd IS NOT NULL THEN
-            declared := declared || r.table_name;
-            defs := defs || r.cols;
-            why := why || r.odd;
+    SELECT pg_catalog.array_agg(t.table_name ORDER BY t.table_name),
+           pg_catalog.array_agg(t.cols ORDER BY t.table_name),
+           pg_catalog.array_agg(t.odd ORDER BY t.table_name)
+      INTO names, defs, why
+      FROM (SELECT c.table_name,
+                   pg_catalog.string_agg(pg_catalog.quote_ident(c.column_name) || ' '
+                                         || migrate._mysql_read_type(c.data_type, c.column_type),
+                                         ', ' ORDER BY c.ordinal) AS cols,
+                   pg_catalog.string_agg(pg_catalog.format('%s (%s)', c.column_name, c.column_type), ', '
+                                         ORDER BY c.ordinal)
+                       FILTER (WHERE c.data_type NOT IN
+                               ('tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint',
+                                'decimal', 'numeric', 'float', 'double', 'real',
+                                'date', 'datetime', 'timestamp', 'time', 'char', 'varchar',
+                                'tinytext', 'text', 'mediumtext', 'longtext', 'json', 'enum',
+                                'binary', 'varbinary', 'blob', 'mediumblob', 'longblob', 'bit')) AS odd
+              FROM migrate._mysql_columns(p_server, p_database) c
+             GROUP BY c.table_name) t;
+    -- mysql_fdw writes the names of EXCEPT into its MySQL query unescaped:
+    -- if a table to leave out has a quote or backslash in its name, migrate
+    -- declares every table rather than pass that name
+    import_all := NOT EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(why)) u(n, w)
+                               WHERE u.w IS NOT NULL AND u.n ~ '[''\\]');
+    IF import_all THEN
+        EXECUTE pg_catalog.format('IMPORT FOREIGN SCHEMA %I %s FROM SERVER %I INTO %I OPTIONS (import_enum_as_text ''true'')',
+                                  p_database,
+                                  coalesce('EXCEPT (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(u.n), ', ')
+                                                            FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(why)) u(n, w)
+                                                           WHERE u.w IS NOT NULL) || ')', ''),
+                                  p_server, p_schema);
+    END IF;
+    FOR i IN 1 .. coalesce(pg_catalog.cardinality(names), 0) LOOP
+        IF why[i] IS NOT NULL OR NOT import_all THEN
+            EXECUTE pg_catalog.format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (dbname %L, table_name %L)',
+                                      p_schema, names[i], defs[i], p_server, p_database, names[i]);
+            RAISE NOTICE 'foreign table %.% declared by migrate: IMPORT FOREIGN SCHEMA of mysql_fdw cannot import %',
+                         pg_catalog.quote_ident(p_schema), pg_catalog.quote_ident(names[i]),
+                         coalesce(why[i], 'a table of the database whose names it cannot quote');
         END IF;
-    END LOOP;
-    EXECUTE pg_catalog.format('IMPORT FOREIGN SCHEMA %I %s FROM SERVER %I INTO %I OPTIONS (import_enum_as_text ''true'')',
-                              p_database,
-                              CASE WHEN pg_catalog.cardinality(declared) > 0
-                                   THEN 'EXCEPT (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(d), ', ')
-                                                         FROM pg_catalog.unnest(declared) d) || ')'
-                                   ELSE '' END,
-                              p_server, p_schema);
-    FOR i IN 1 .. pg_catalog.cardinality(declared) LOOP
-        EXECUTE pg_catalog.format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (dbname %L, table_name %L)',
-                                  p_schema, declared[i], defs[i], p_server, p_database, declared[i]);
-        RAISE NOTICE 'foreign table %.% declared by migrate: IMPORT FOREIGN SCHEMA of mysql_fdw cannot import %',
-                     pg_catalog.quote_ident(p_schema), pg_catalog.quote_ident(declared[i]), why[i];
     END LOOP;
 END;
 $$;
