@@ -158,9 +158,10 @@ BEGIN
         IF why[i] IS NOT NULL OR NOT import_all THEN
             EXECUTE pg_catalog.format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (dbname %L, table_name %L)',
                                       p_schema, names[i], defs[i], p_server, p_database, names[i]);
-            RAISE NOTICE 'foreign table %.% declared by migrate: IMPORT FOREIGN SCHEMA of mysql_fdw cannot import %',
+            RAISE NOTICE 'foreign table %.% declared by migrate: %',
                          pg_catalog.quote_ident(p_schema), pg_catalog.quote_ident(names[i]),
-                         coalesce(why[i], 'a table of the database whose names it cannot quote');
+                         coalesce('IMPORT FOREIGN SCHEMA of mysql_fdw cannot import ' || why[i],
+                                  'IMPORT FOREIGN SCHEMA of mysql_fdw cannot leave out a table whose name has a quote or backslash');
         END IF;
     END LOOP;
 END;

@@ -58,3 +58,10 @@ CREATE VIEW `BlobCheck` AS
 SELECT `Id`, LENGTH(`Data`) AS `DataLength`, MD5(`Data`) AS `DataMd5`,
        CHAR_LENGTH(`Body`) AS `BodyLength`, MD5(`Body`) AS `BodyMd5`, MD5(`Small`) AS `SmallMd5`
   FROM `Blob`;
+-- a table whose name mysql_fdw's IMPORT ... EXCEPT cannot quote
+CREATE DATABASE migrate_types12q;
+USE migrate_types12q;
+CREATE TABLE `Bob's` (`Id` int PRIMARY KEY, `Made` year);
+INSERT INTO `Bob's` VALUES (1, 1999), (2, 0);
+CREATE TABLE `Plain` (`Id` int PRIMARY KEY, `Label` varchar(10));
+INSERT INTO `Plain` VALUES (1, 'one');
