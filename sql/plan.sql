@@ -391,6 +391,70 @@ BEGIN
 END;
 $$;
 
+-- Reject limits (issue 12): the options reject_warn and reject_limit of a
+-- plan's or a table's options, checked.  Each is a fraction of a table's
+-- rows read: a number from 0 to 1; reject_limit may also be JSON null (no
+-- limit).  Raises 22023 naming what (the plan or the table) otherwise.
+CREATE OR REPLACE FUNCTION migrate._check_reject_options(p_options jsonb, p_what text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text;
+    v jsonb;
+BEGIN
+    FOREACH k IN ARRAY ARRAY['reject_warn', 'reject_limit'] LOOP
+        CONTINUE WHEN p_options IS NULL OR NOT p_options OPERATOR(pg_catalog.?) k;
+        v := p_options OPERATOR(pg_catalog.->) k;
+        IF k OPERATOR(pg_catalog.=) 'reject_limit'
+           AND pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.=) 'null' THEN
+            CONTINUE;
+        END IF;
+        IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) 'number'
+           OR v::pg_catalog.numeric OPERATOR(pg_catalog.<) 0
+           OR v::pg_catalog.numeric OPERATOR(pg_catalog.>) 1 THEN
+            RAISE EXCEPTION 'option % of % must be a number from 0 to 1%, not %', k, p_what,
+                            CASE WHEN k OPERATOR(pg_catalog.=) 'reject_limit' THEN ' or null' ELSE '' END,
+                            v::pg_catalog.text
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'It is a fraction of a table''s rows read: 0.05 means 5 %. '
+                             '"reject_limit": null never fails a table for its rejects.';
+        END IF;
+    END LOOP;
+END;
+$$;
+
+-- The reject limits a table of a plan runs with: the table's options
+-- (migrate.table_map.options) where they name one, else the plan's, else
+-- the defaults reject_warn 0.01 and reject_limit 0.10.  reject_limit NULL:
+-- no limit.  Both checked (22023 naming the plan or the table).  Read when
+-- the table's load is complete, so a changed limit counts for a resume.
+CREATE OR REPLACE FUNCTION migrate._reject_limits(p_plan text, p_target regclass,
+                                                  OUT reject_warn numeric, OUT reject_limit numeric)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    po jsonb;
+    tbl jsonb;
+    o jsonb;
+BEGIN
+    SELECT p.options INTO po FROM migrate.plan p WHERE p.plan_name OPERATOR(pg_catalog.=) p_plan;
+    SELECT t.options INTO tbl FROM migrate.table_map t
+     WHERE t.plan OPERATOR(pg_catalog.=) p_plan AND t.target OPERATOR(pg_catalog.=) p_target;
+    PERFORM migrate._check_reject_options(po, pg_catalog.format('migration plan "%s"', p_plan));
+    PERFORM migrate._check_reject_options(tbl, pg_catalog.format('table %s in migration plan "%s"',
+                                                                 migrate._relname(p_target, migrate._caller_search_path()),
+                                                                 p_plan));
+    o := '{"reject_warn": 0.01, "reject_limit": 0.10}'::jsonb
+         OPERATOR(pg_catalog.||) coalesce(po, '{}')
+         OPERATOR(pg_catalog.||) coalesce(tbl, '{}');
+    reject_warn := (o OPERATOR(pg_catalog.->>) 'reject_warn')::pg_catalog.numeric;
+    reject_limit := (o OPERATOR(pg_catalog.->>) 'reject_limit')::pg_catalog.numeric;
+END;
+$$;
+
 -- Check every table of a plan (or the given ones); migrate_run() calls it
 -- before it starts a worker.
 CREATE OR REPLACE FUNCTION migrate._check_plan(p_plan text, p_targets oid[] DEFAULT NULL)
@@ -406,6 +470,7 @@ BEGIN
                 AND (p_targets IS NULL OR m.target::oid OPERATOR(pg_catalog.=) ANY (p_targets))
               ORDER BY m.target::pg_catalog.text LOOP
         PERFORM migrate._check_mapping(p_plan, t);
+        PERFORM migrate._reject_limits(p_plan, t);
     END LOOP;
 END;
 $$;
@@ -475,6 +540,7 @@ BEGIN
         RAISE EXCEPTION 'options of migration plan "%" must be a JSON object', name
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM migrate._check_reject_options(options, pg_catalog.format('migration plan "%s"', name));
 
     BEGIN
         INSERT INTO migrate.plan AS p (plan_name, source_server, source_schema, target_schema, options)
@@ -503,7 +569,8 @@ CREATE OR REPLACE FUNCTION migrate_table(plan text,
                               key text DEFAULT NULL,
                               filter text DEFAULT NULL,
                               mode text DEFAULT 'insert',
-                              watermark text DEFAULT NULL)
+                              watermark text DEFAULT NULL,
+                              options jsonb DEFAULT NULL)
 RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -539,6 +606,17 @@ BEGIN
         RAISE EXCEPTION 'invalid mode "%" for table % in migration plan "%"', mode, tname, plan
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use insert, upsert or skip_existing.';
+    END IF;
+
+    -- per-table overrides of the plan's options (reject_warn, reject_limit)
+    IF options IS NOT NULL THEN
+        IF pg_catalog.jsonb_typeof(options) OPERATOR(pg_catalog.<>) 'object' THEN
+            RAISE EXCEPTION 'options of table % in migration plan "%" must be a JSON object', tname, plan
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'For example options => ''{"reject_limit": 0.5}''.';
+        END IF;
+        PERFORM migrate._check_reject_options(options,
+                                              pg_catalog.format('table %s in migration plan "%s"', tname, plan));
     END IF;
 
     IF key IS NULL THEN
@@ -578,17 +656,19 @@ BEGIN
         wm := migrate._column(src, watermark, plan);
     END IF;
 
-    INSERT INTO migrate.table_map AS t (plan, target, source, key, filter, mode, watermark)
+    INSERT INTO migrate.table_map AS t (plan, target, source, key, filter, mode, watermark, options)
     VALUES (migrate_table.plan, tgt,
             pg_catalog.format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_namespace n
                                           JOIN pg_catalog.pg_class c
                                             ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
                                          WHERE c.oid OPERATOR(pg_catalog.=) src),
                               (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) src)),
-            keycols, migrate_table.filter, migrate_table.mode, wm)
+            keycols, migrate_table.filter, migrate_table.mode, wm, coalesce(migrate_table.options, '{}'))
     ON CONFLICT ON CONSTRAINT table_map_pkey DO UPDATE
        SET source = EXCLUDED.source, key = EXCLUDED.key, filter = EXCLUDED.filter,
-           mode = EXCLUDED.mode, watermark = EXCLUDED.watermark;
+           mode = EXCLUDED.mode, watermark = EXCLUDED.watermark,
+           -- options given are merged into the table's (a key given again replaces its value)
+           options = t.options OPERATOR(pg_catalog.||) EXCLUDED.options;
 
     -- Every key column must be mapped (batches are cut on its source side);
     -- a renamed key is mapped next with migrate_column(), so only say so.
