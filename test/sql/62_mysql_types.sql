@@ -73,6 +73,9 @@ SELECT count(*) AS blob_mappings FROM migrate.table_map WHERE plan = 't12' AND t
 -- mapping the table as it is would not help: automap says so again
 SELECT migrate_table('t12', '"Blob"', 'blob');
 SELECT action FROM migrate_automap('t12') WHERE target = 't12.blob'::regclass AND column_name IS NULL;
+-- and a run of it does not start
+SELECT test_error($$SELECT migrate_run('t12', tables => ARRAY['blob'])$$);
+SELECT count(*) AS runs FROM migrate.run WHERE plan = 't12';
 -- the DBA's way: the MySQL view BlobHex has the bytes as hex digits
 -- (text of any length), one column mapping decodes them
 SELECT migrate_table('t12', '"BlobHex"', 'blob');
