@@ -40,6 +40,12 @@ LANGUAGE C VOLATILE;
 -- The type mysql_fdw can read a MySQL/MariaDB column as without losing or
 -- refusing values: unsigned integers one size up, dates and times as text
 -- (zero dates, TIME beyond 24 h), YEAR as smallint, ENUM and SET as text.
+-- mysql_fdw 2.8 reads a text column into a buffer of the value's length,
+-- any other type into 64 kB (bytea: 8 kB) and ends the scan, without an
+-- error, at a longer value; and a text column of a non-string MySQL type
+-- gets a buffer too short.  So strings that may pass 64 kB are text, other
+-- strings (and unknown types) varchar; see migrate._mysql_long_values for
+-- bytea.
 CREATE OR REPLACE FUNCTION migrate._mysql_read_type(p_data_type text, p_column_type text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -57,11 +63,15 @@ AS $$
            WHEN dt IN ('double', 'real') THEN 'double precision'
            WHEN dt IN ('date', 'datetime', 'timestamp', 'time') THEN 'varchar(32)'
            WHEN dt = 'year' THEN 'smallint'
-           WHEN dt IN ('char', 'varchar') THEN 'varchar' || coalesce(pg_catalog.substring(p_column_type, '\(\d+\)'), '')
+           WHEN dt IN ('char', 'varchar')
+                THEN CASE WHEN coalesce(pg_catalog.substring(p_column_type, '\((\d+)\)')::integer, 0) >= 16384
+                          THEN 'text'     -- up to 4 bytes a character: may pass 64 kB
+                          ELSE 'varchar' || coalesce(pg_catalog.substring(p_column_type, '\(\d+\)'), '') END
+           WHEN dt IN ('tinytext', 'text', 'mediumtext', 'longtext', 'json') THEN 'text'
            WHEN dt IN ('enum', 'set') THEN 'varchar'
            WHEN dt IN ('binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob', 'bit',
                        'geometry', 'point', 'linestring', 'polygon') THEN 'bytea'
-           ELSE 'text' END
+           ELSE 'varchar' END
       FROM (SELECT pg_catalog.lower(p_data_type) AS dt,
                    pg_catalog.lower(p_column_type) LIKE '%unsigned%' AS uns) x
 $$;
@@ -93,6 +103,70 @@ BEGIN
 END;
 $$;
 
+-- migrate_plan(..., source_server => a mysql_fdw server): import the
+-- remote database p_database into schema p_schema.  IMPORT FOREIGN SCHEMA
+-- of mysql_fdw 2.8 fails on a type PostgreSQL does not have (YEAR,
+-- TINYBLOB, GEOMETRY, INET6...; ENUM too without import_enum_as_text) and
+-- skips a table with a SET column, so it imports only the tables whose
+-- every column it maps to a type of ours (ENUM as text); migrate declares
+-- the others from the remote catalog, with migrate._mysql_read_type, and
+-- says which (NOTICE).  automap then casts.
+CREATE OR REPLACE FUNCTION migrate._mysql_import(p_server name, p_database text, p_schema name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    names text[];
+    defs text[];
+    why text[];
+    import_all boolean;
+    i integer;
+BEGIN
+    SELECT pg_catalog.array_agg(t.table_name ORDER BY t.table_name),
+           pg_catalog.array_agg(t.cols ORDER BY t.table_name),
+           pg_catalog.array_agg(t.odd ORDER BY t.table_name)
+      INTO names, defs, why
+      FROM (SELECT c.table_name,
+                   pg_catalog.string_agg(pg_catalog.quote_ident(c.column_name) || ' '
+                                         || migrate._mysql_read_type(c.data_type, c.column_type),
+                                         ', ' ORDER BY c.ordinal) AS cols,
+                   pg_catalog.string_agg(pg_catalog.format('%s (%s)', c.column_name, c.column_type), ', '
+                                         ORDER BY c.ordinal)
+                       FILTER (WHERE c.data_type NOT IN
+                               ('tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint',
+                                'decimal', 'numeric', 'float', 'double', 'real',
+                                'date', 'datetime', 'timestamp', 'time', 'char', 'varchar',
+                                'tinytext', 'text', 'mediumtext', 'longtext', 'json', 'enum',
+                                'binary', 'varbinary', 'blob', 'mediumblob', 'longblob', 'bit')) AS odd
+              FROM migrate._mysql_columns(p_server, p_database) c
+             GROUP BY c.table_name) t;
+    -- mysql_fdw writes the names of EXCEPT into its MySQL query unescaped:
+    -- if a table to leave out has a quote or backslash in its name, migrate
+    -- declares every table rather than pass that name
+    import_all := NOT EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(why)) u(n, w)
+                               WHERE u.w IS NOT NULL AND u.n ~ '[''\\]');
+    IF import_all THEN
+        EXECUTE pg_catalog.format('IMPORT FOREIGN SCHEMA %I %s FROM SERVER %I INTO %I OPTIONS (import_enum_as_text ''true'')',
+                                  p_database,
+                                  coalesce('EXCEPT (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(u.n), ', ')
+                                                            FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(why)) u(n, w)
+                                                           WHERE u.w IS NOT NULL) || ')', ''),
+                                  p_server, p_schema);
+    END IF;
+    FOR i IN 1 .. coalesce(pg_catalog.cardinality(names), 0) LOOP
+        IF why[i] IS NOT NULL OR NOT import_all THEN
+            EXECUTE pg_catalog.format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (dbname %L, table_name %L)',
+                                      p_schema, names[i], defs[i], p_server, p_database, names[i]);
+            RAISE NOTICE 'foreign table %.% declared by migrate: %',
+                         pg_catalog.quote_ident(p_schema), pg_catalog.quote_ident(names[i]),
+                         coalesce('IMPORT FOREIGN SCHEMA of mysql_fdw cannot import ' || why[i],
+                                  'IMPORT FOREIGN SCHEMA of mysql_fdw cannot leave out a table whose name has a quote or backslash');
+        END IF;
+    END LOOP;
+END;
+$$;
+
 -- The mysql_fdw server and remote database and table of a foreign table;
 -- no row when it is not a mysql_fdw foreign table.
 CREATE OR REPLACE FUNCTION migrate._mysql_source(p_rel regclass)
@@ -121,6 +195,35 @@ AS $$
                                             THEN pg_catalog.replace(pg_catalog.substr(m[1], 2, pg_catalog.length(m[1]) - 2), '""', '"')
                                             ELSE pg_catalog.lower(m[1]) END::name), '{}')
       FROM pg_catalog.regexp_matches(p_expr, '(?:^|[^[:alnum:]_."])s\.("(?:[^"]|"")+"|[[:alpha:]_][[:alnum:]_$]*)', 'g') m
+$$;
+
+-- The bytea columns of a mysql_fdw foreign table that hold values longer
+-- than 8192 bytes, and how many.  mysql_fdw 2.8 reads a bytea value into a
+-- buffer of MAX_BLOB_WIDTH bytes (8192 with MariaDB Connector/C, the
+-- Debian/PGDG build) whatever max_blob_size says (the option is parsed
+-- but unused), and ends the scan at a longer value without an error: the
+-- rows after it are silently lost.  The count runs in MySQL (the WHERE
+-- clause and count(*) are pushed down; nothing long is fetched).
+CREATE OR REPLACE FUNCTION migrate._mysql_long_values(p_rel regclass)
+RETURNS TABLE (column_name name, long_values bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM migrate._mysql_source(p_rel)) THEN
+        RETURN;
+    END IF;
+    FOR column_name IN SELECT a.attname FROM pg_catalog.pg_attribute a
+                        WHERE a.attrelid = p_rel AND a.attnum > 0 AND NOT a.attisdropped
+                          AND a.atttypid = 'bytea'::regtype
+                        ORDER BY a.attnum LOOP
+        EXECUTE pg_catalog.format('SELECT count(*) FROM %s WHERE pg_catalog.length(%I) > 8192',
+                                  p_rel, column_name) INTO long_values;
+        IF long_values > 0 THEN
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+END;
 $$;
 
 /*
@@ -169,6 +272,7 @@ DECLARE
     tname text;
     chosen text;
     err text;
+    note text;
     src_ns oid := (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = pl.source_schema);
     tgt_ns oid := (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = pl.target_schema);
 BEGIN
@@ -244,6 +348,14 @@ BEGIN
             src := pg_catalog.to_regclass(tm.source);
             source := tm.source;
             action := 'table mapping kept';
+            IF src IS NOT NULL THEN
+                SELECT pg_catalog.string_agg(pg_catalog.format('%I (%s values)', l.column_name, l.long_values), ', ')
+                  INTO err FROM migrate._mysql_long_values(src) l;
+                IF err IS NOT NULL THEN
+                    action := 'table mapping kept, but mysql_fdw cannot read bytea values longer than 8192 bytes'
+                              ' (its scan ends at the first, without an error, and the rows after it are lost): ' || err;
+                END IF;
+            END IF;
         ELSE
             -- exact name, then case-insensitive, then ignoring case and underscores
             SELECT pg_catalog.array_agg(sc.oid::regclass ORDER BY sc.relname) INTO cands
@@ -265,6 +377,16 @@ BEGIN
                 CONTINUE;
             END IF;
             src := cands[1]::regclass;
+            SELECT pg_catalog.string_agg(pg_catalog.format('%I (%s values)', l.column_name, l.long_values), ', ')
+              INTO err FROM migrate._mysql_long_values(src) l;
+            IF err IS NOT NULL THEN
+                source := src::text;
+                action := 'not mapped: mysql_fdw cannot read bytea values longer than 8192 bytes'
+                          ' (its scan ends at the first, without an error, and the rows after it are lost): '
+                          || err || '; map a MySQL view that selects HEX() of the column instead (docs/runbook.md)';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
             BEGIN
                 PERFORM @extschema@.migrate_table(pl.plan_name, src::text, t.rel::text);
             EXCEPTION WHEN OTHERS THEN
@@ -284,6 +406,12 @@ BEGIN
 
         FOR c IN SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull,
                         a.atthasdef OR a.attidentity <> '' AS has_default,
+                        a.attidentity <> '' AS is_identity, a.attgenerated <> '' AS is_generated,
+                        (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(tg.tgname::text), ', ' ORDER BY tg.tgname)
+                           FROM pg_catalog.pg_trigger tg
+                          WHERE tg.tgrelid = t.rel AND NOT tg.tgisinternal AND tg.tgenabled <> 'D'
+                            -- TRIGGER_TYPE_ROW (1), BEFORE (2), INSERT (4)
+                            AND (tg.tgtype & 7) = 7) AS triggers,
                         pg_catalog.format_type(a.atttypid, NULL) AS base_type,
                         sa.attname AS src_col, sa.atttypid AS src_type,
                         pg_catalog.format_type(sa.atttypid, sa.atttypmod) AS src_type_name,
@@ -304,18 +432,35 @@ BEGIN
                           JOIN migrate_automap_remote rt
                             ON rt.server = ms.server AND rt.dbname = ms.dbname
                            AND rt.table_name = ms.table_name AND rt.column_name = sa.attname) rc ON true
-                  WHERE a.attrelid = t.rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+                  WHERE a.attrelid = t.rel AND a.attnum > 0 AND NOT a.attisdropped
                   ORDER BY a.attnum LOOP
             column_name := c.attname;
             source_column := c.src_col;
             expr := c.explicit;
+            note := NULL;
+            IF c.is_generated THEN
+                -- the target computes it: an INSERT may not name it
+                expr := NULL;
+                action := 'generated column: the target computes it, not mapped';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
             IF c.explicit IS NOT NULL THEN
                 action := 'column mapping kept';
                 RETURN NEXT;
                 CONTINUE;
             END IF;
             IF c.src_col IS NULL THEN
-                action := CASE WHEN c.attnotnull AND NOT c.has_default
+                -- left unmapped: the target's identity, default or BEFORE
+                -- INSERT trigger fills it (part of the target's contract)
+                action := CASE WHEN c.is_identity
+                               THEN 'no source column: the identity generates it'
+                               WHEN c.has_default
+                               THEN 'no source column: the default applies'
+                               WHEN c.triggers IS NOT NULL
+                               THEN 'no source column: left to BEFORE INSERT trigger ' || c.triggers
+                                    || CASE WHEN c.attnotnull THEN ' (NOT NULL: a row it does not fill is refused)' ELSE '' END
+                               WHEN c.attnotnull
                                THEN 'no source column: NOT NULL without default, map it with migrate_column()'
                                ELSE 'no source column: the default applies' END;
                 RETURN NEXT;
@@ -327,6 +472,8 @@ BEGIN
                AND ((c.data_type IN ('date', 'datetime', 'timestamp', 'time')
                      AND c.src_type NOT IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype))
                     OR (c.data_type IN ('decimal', 'numeric') AND c.src_type_name = 'numeric')
+                    OR (migrate._mysql_read_type(c.data_type, c.column_type) = 'text'
+                        AND c.src_type IN ('varchar'::regtype, 'bpchar'::regtype, 'json'::regtype))
                     OR (c.column_type LIKE '%unsigned%'
                         AND c.src_type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
                         AND c.src_type_name <> migrate._mysql_read_type(c.data_type, c.column_type)
@@ -354,13 +501,20 @@ BEGIN
             ELSIF c.atttypid IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype)
                   AND c.src_type IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype)
                   AND (c.data_type IS NULL OR c.data_type IN ('date', 'datetime', 'timestamp')) THEN
-                cands := cands || pg_catalog.format('(CASE WHEN %s LIKE ''0000-00-00%%'' THEN NULL ELSE %s END)::%s',
-                                                    ref, ref, tname);       -- zero dates
+                -- zero dates (0000-00-00), zero-in-date (2020-00-15,
+                -- 2020-05-00) and the year 0: PostgreSQL has none of them
+                cands := cands || pg_catalog.format('(CASE WHEN %s ~ ''^(0000|[0-9]{4}-00|[0-9]{4}-[0-9]{2}-00)'' THEN NULL ELSE %s END)::%s',
+                                                    ref, ref, tname);
+                note := 'zero dates (year, month or day 0, e.g. 0000-00-00) become NULL';
             ELSIF c.data_type = 'set' OR (pg_catalog.format_type(c.atttypid, NULL) LIKE '%[]'
                                           AND c.src_type IN ('text'::regtype, 'varchar'::regtype)) THEN
                 cands := cands || pg_catalog.format('pg_catalog.string_to_array(%s, '','')::%s', ref, tname);
             ELSIF c.data_type = 'year' AND c.atttypid = 'date'::regtype THEN
                 cands := cands || pg_catalog.format('pg_catalog.make_date(nullif(%s, 0)::integer, 1, 1)', ref);
+                note := 'the zero year 0000 becomes NULL';
+            ELSIF c.data_type = 'year' AND c.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype) THEN
+                cands := cands || pg_catalog.format('nullif(%s, 0)', ref);
+                note := 'the zero year 0000 becomes NULL';
             END IF;
             cands := cands || ref || pg_catalog.format('(%s)::%s', ref, tname)
                            || pg_catalog.format('(%s)::text::%s', ref, tname);
@@ -387,7 +541,9 @@ BEGIN
                 action := 'same name and type';
             ELSE
                 expr := chosen;
-                action := CASE WHEN chosen = ref THEN 'mapped' ELSE 'mapped with a cast' END;
+                action := CASE WHEN chosen = ref THEN 'mapped'
+                               WHEN note IS NOT NULL AND chosen = cands[1] THEN 'mapped with a cast: ' || note
+                               ELSE 'mapped with a cast' END;
             END IF;
             RETURN NEXT;
         END LOOP;

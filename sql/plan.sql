@@ -391,6 +391,70 @@ BEGIN
 END;
 $$;
 
+-- Reject limits (issue 12): the options reject_warn and reject_limit of a
+-- plan's or a table's options, checked.  Each is a fraction of a table's
+-- rows read: a number from 0 to 1; reject_limit may also be JSON null (no
+-- limit).  Raises 22023 naming what (the plan or the table) otherwise.
+CREATE OR REPLACE FUNCTION migrate._check_reject_options(p_options jsonb, p_what text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text;
+    v jsonb;
+BEGIN
+    FOREACH k IN ARRAY ARRAY['reject_warn', 'reject_limit'] LOOP
+        CONTINUE WHEN p_options IS NULL OR NOT p_options OPERATOR(pg_catalog.?) k;
+        v := p_options OPERATOR(pg_catalog.->) k;
+        IF k OPERATOR(pg_catalog.=) 'reject_limit'
+           AND pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.=) 'null' THEN
+            CONTINUE;
+        END IF;
+        IF pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.<>) 'number'
+           OR v::pg_catalog.numeric OPERATOR(pg_catalog.<) 0
+           OR v::pg_catalog.numeric OPERATOR(pg_catalog.>) 1 THEN
+            RAISE EXCEPTION 'option % of % must be a number from 0 to 1%, not %', k, p_what,
+                            CASE WHEN k OPERATOR(pg_catalog.=) 'reject_limit' THEN ' or null' ELSE '' END,
+                            v::pg_catalog.text
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'It is a fraction of a table''s rows read: 0.05 means 5 %. '
+                             '"reject_limit": null never fails a table for its rejects.';
+        END IF;
+    END LOOP;
+END;
+$$;
+
+-- The reject limits a table of a plan runs with: the table's options
+-- (migrate.table_map.options) where they name one, else the plan's, else
+-- the defaults reject_warn 0.01 and reject_limit 0.10.  reject_limit NULL:
+-- no limit.  Both checked (22023 naming the plan or the table).  Read when
+-- the table's load is complete, so a changed limit counts for a resume.
+CREATE OR REPLACE FUNCTION migrate._reject_limits(p_plan text, p_target regclass,
+                                                  OUT reject_warn numeric, OUT reject_limit numeric)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    po jsonb;
+    tbl jsonb;
+    o jsonb;
+BEGIN
+    SELECT p.options INTO po FROM migrate.plan p WHERE p.plan_name OPERATOR(pg_catalog.=) p_plan;
+    SELECT t.options INTO tbl FROM migrate.table_map t
+     WHERE t.plan OPERATOR(pg_catalog.=) p_plan AND t.target OPERATOR(pg_catalog.=) p_target;
+    PERFORM migrate._check_reject_options(po, pg_catalog.format('migration plan "%s"', p_plan));
+    PERFORM migrate._check_reject_options(tbl, pg_catalog.format('table %s in migration plan "%s"',
+                                                                 migrate._relname(p_target, migrate._caller_search_path()),
+                                                                 p_plan));
+    o := '{"reject_warn": 0.01, "reject_limit": 0.10}'::jsonb
+         OPERATOR(pg_catalog.||) coalesce(po, '{}')
+         OPERATOR(pg_catalog.||) coalesce(tbl, '{}');
+    reject_warn := (o OPERATOR(pg_catalog.->>) 'reject_warn')::pg_catalog.numeric;
+    reject_limit := (o OPERATOR(pg_catalog.->>) 'reject_limit')::pg_catalog.numeric;
+END;
+$$;
+
 -- Check every table of a plan (or the given ones); migrate_run() calls it
 -- before it starts a worker.
 CREATE OR REPLACE FUNCTION migrate._check_plan(p_plan text, p_targets oid[] DEFAULT NULL)
@@ -400,12 +464,25 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t regclass;
+    src regclass;
+    l record;
 BEGIN
-    FOR t IN SELECT m.target FROM migrate.table_map m
+    FOR t, src IN SELECT m.target, pg_catalog.to_regclass(m.source) FROM migrate.table_map m
               WHERE m.plan OPERATOR(pg_catalog.=) p_plan
                 AND (p_targets IS NULL OR m.target::oid OPERATOR(pg_catalog.=) ANY (p_targets))
               ORDER BY m.target::pg_catalog.text LOOP
         PERFORM migrate._check_mapping(p_plan, t);
+        PERFORM migrate._reject_limits(p_plan, t);
+        -- a mysql_fdw scan ends, without an error, at a bytea value it
+        -- cannot read (migrate._mysql_long_values): the rows after it
+        -- would be lost unseen, so the run does not start
+        FOR l IN SELECT * FROM migrate._mysql_long_values(src) LOOP
+            RAISE EXCEPTION 'table % of migration plan "%" cannot be read whole: column "%" of source % holds % values longer than 8192 bytes, which mysql_fdw cannot read',
+                            migrate._relname(t, migrate._caller_search_path()), p_plan, l.column_name, src, l.long_values
+                USING ERRCODE = 'string_data_right_truncation',
+                      DETAIL = 'mysql_fdw 2.8 reads a bytea value into 8192 bytes whatever max_blob_size says, and ends the scan at a longer one without an error.',
+                      HINT = 'Map a MySQL view that selects HEX() of the column instead, and decode() it in the column mapping (docs/runbook.md).';
+        END LOOP;
     END LOOP;
 END;
 $$;
@@ -450,19 +527,20 @@ BEGIN
                       HINT = 'Create it and IMPORT FOREIGN SCHEMA into it, or pass source_server so that migrate_plan() imports it.';
         END IF;
         -- Import the remote schema of the same name (or options->>'remote_schema').
-        -- mysql_fdw imports an ENUM column as a type of its own that does
-        -- not exist here (the import fails): as text, which automap casts.
         EXECUTE pg_catalog.format('CREATE SCHEMA %I', source_schema);
-        EXECUTE pg_catalog.format('IMPORT FOREIGN SCHEMA %I FROM SERVER %I INTO %I%s',
-                                  coalesce(options OPERATOR(pg_catalog.->>) 'remote_schema', source_schema),
-                                  source_server, source_schema,
-                                  CASE WHEN EXISTS (
-                                      SELECT FROM pg_catalog.pg_foreign_server s
-                                        JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid OPERATOR(pg_catalog.=) s.srvfdw
-                                        JOIN pg_catalog.pg_proc h ON h.oid OPERATOR(pg_catalog.=) w.fdwhandler
-                                       WHERE s.srvname OPERATOR(pg_catalog.=) migrate_plan.source_server
-                                         AND h.proname OPERATOR(pg_catalog.=) 'mysql_fdw_handler')
-                                       THEN ' OPTIONS (import_enum_as_text ''true'')' ELSE '' END);
+        IF EXISTS (SELECT FROM pg_catalog.pg_foreign_server s
+                     JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid OPERATOR(pg_catalog.=) s.srvfdw
+                     JOIN pg_catalog.pg_proc h ON h.oid OPERATOR(pg_catalog.=) w.fdwhandler
+                    WHERE s.srvname OPERATOR(pg_catalog.=) migrate_plan.source_server
+                      AND h.proname OPERATOR(pg_catalog.=) 'mysql_fdw_handler') THEN
+            PERFORM migrate._mysql_import(source_server,
+                                          coalesce(options OPERATOR(pg_catalog.->>) 'remote_schema', source_schema),
+                                          source_schema);
+        ELSE
+            EXECUTE pg_catalog.format('IMPORT FOREIGN SCHEMA %I FROM SERVER %I INTO %I',
+                                      coalesce(options OPERATOR(pg_catalog.->>) 'remote_schema', source_schema),
+                                      source_server, source_schema);
+        END IF;
     END IF;
     IF target_schema IS NULL OR NOT EXISTS
         (SELECT 1 FROM pg_catalog.pg_namespace n
@@ -474,6 +552,7 @@ BEGIN
         RAISE EXCEPTION 'options of migration plan "%" must be a JSON object', name
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM migrate._check_reject_options(options, pg_catalog.format('migration plan "%s"', name));
 
     BEGIN
         INSERT INTO migrate.plan AS p (plan_name, source_server, source_schema, target_schema, options)
@@ -502,7 +581,8 @@ CREATE OR REPLACE FUNCTION migrate_table(plan text,
                               key text DEFAULT NULL,
                               filter text DEFAULT NULL,
                               mode text DEFAULT 'insert',
-                              watermark text DEFAULT NULL)
+                              watermark text DEFAULT NULL,
+                              options jsonb DEFAULT NULL)
 RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -538,6 +618,17 @@ BEGIN
         RAISE EXCEPTION 'invalid mode "%" for table % in migration plan "%"', mode, tname, plan
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use insert, upsert or skip_existing.';
+    END IF;
+
+    -- per-table overrides of the plan's options (reject_warn, reject_limit)
+    IF options IS NOT NULL THEN
+        IF pg_catalog.jsonb_typeof(options) OPERATOR(pg_catalog.<>) 'object' THEN
+            RAISE EXCEPTION 'options of table % in migration plan "%" must be a JSON object', tname, plan
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'For example options => ''{"reject_limit": 0.5}''.';
+        END IF;
+        PERFORM migrate._check_reject_options(options,
+                                              pg_catalog.format('table %s in migration plan "%s"', tname, plan));
     END IF;
 
     IF key IS NULL THEN
@@ -577,17 +668,19 @@ BEGIN
         wm := migrate._column(src, watermark, plan);
     END IF;
 
-    INSERT INTO migrate.table_map AS t (plan, target, source, key, filter, mode, watermark)
+    INSERT INTO migrate.table_map AS t (plan, target, source, key, filter, mode, watermark, options)
     VALUES (migrate_table.plan, tgt,
             pg_catalog.format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_namespace n
                                           JOIN pg_catalog.pg_class c
                                             ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
                                          WHERE c.oid OPERATOR(pg_catalog.=) src),
                               (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) src)),
-            keycols, migrate_table.filter, migrate_table.mode, wm)
+            keycols, migrate_table.filter, migrate_table.mode, wm, coalesce(migrate_table.options, '{}'))
     ON CONFLICT ON CONSTRAINT table_map_pkey DO UPDATE
        SET source = EXCLUDED.source, key = EXCLUDED.key, filter = EXCLUDED.filter,
-           mode = EXCLUDED.mode, watermark = EXCLUDED.watermark;
+           mode = EXCLUDED.mode, watermark = EXCLUDED.watermark,
+           -- options given are merged into the table's (a key given again replaces its value)
+           options = t.options OPERATOR(pg_catalog.||) EXCLUDED.options;
 
     -- Every key column must be mapped (batches are cut on its source side);
     -- a renamed key is mapped next with migrate_column(), so only say so.

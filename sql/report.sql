@@ -62,6 +62,8 @@ DECLARE
     pl migrate.plan;
     doc text[] := '{}';
     rec record;
+    lim_warn numeric;
+    lim_limit numeric;
     last_verified timestamptz;
     problems text[] := '{}';
     warnings text[] := '{}';
@@ -121,6 +123,22 @@ BEGIN
         END IF;
         IF rec.state NOT IN ('succeeded') AND rec.error IS NULL THEN
             problems := problems || pg_catalog.format('table %s is %s', rec.tname, rec.state);
+        END IF;
+        -- rejects above the table's reject_warn or reject_limit (as the options are now)
+        BEGIN
+            SELECT l.reject_warn, l.reject_limit INTO lim_warn, lim_limit
+              FROM migrate._reject_limits(r.plan, rec.target) l;
+        EXCEPTION WHEN invalid_parameter_value THEN
+            lim_warn := NULL;       -- options changed by hand since: the run said so
+        END;
+        IF rec.rows_read > 0 AND rec.rows_rejected > lim_warn * rec.rows_read THEN
+            warnings := warnings || pg_catalog.format('table %s: %s%% of its rows were rejected (%s of %s read), above its %s of %s%%',
+                                                      rec.tname, pg_catalog.round(100.0 * rec.rows_rejected / rec.rows_read, 1),
+                                                      rec.rows_rejected, rec.rows_read,
+                                                      CASE WHEN rec.rows_rejected > lim_limit * rec.rows_read
+                                                           THEN 'reject_limit' ELSE 'reject_warn' END,
+                                                      pg_catalog.trim_scale(100 * CASE WHEN rec.rows_rejected > lim_limit * rec.rows_read
+                                                                                       THEN lim_limit ELSE lim_warn END));
         END IF;
         IF rec.source_count IS NOT NULL AND rec.source_count <> rec.rows_read THEN
             warnings := warnings || pg_catalog.format('table %s: %s rows read but the source counts %s',

@@ -513,10 +513,33 @@ migrate_catalog_table_started(int64 run_id, Oid target)
 						SPI_OK_UPDATE, "updating migrate.run_table");
 }
 
+/* what the catalog says of a completed table, for tables_succeeded */
+typedef struct TableJudged
+{
+	char	   *plan;
+	bool		over_warn;		/* rows_rejected > reject_warn * rows_read */
+	bool		over_limit;		/* rows_rejected > reject_limit * rows_read */
+	char	   *percent;		/* rows_rejected / rows_read, in %, one decimal */
+	char	   *warn_percent;	/* the limits in % */
+	char	   *limit_percent;
+	char	   *top;			/* over_limit: its top reasons, or NULL */
+} TableJudged;
+
 /*
- * Tables of the run whose units all succeeded become succeeded (finished
- * when their last unit did).  Returns the tables this call marked, as a
- * List of MigrateTableDone.
+ * Tables of the run whose units all succeeded (its key ranges, and its
+ * deferred index and fk units, whose orphans add to its rejects) are
+ * complete: each is judged by its reject limits (migrate._reject_limits:
+ * the table's options, else the plan's; 0.01 and 0.10 by default).  One
+ * whose rows_rejected / rows_read is above reject_limit fails, with an
+ * error naming it, the ratio and its three most frequent reasons (reason
+ * and message, already masked in migrate.reject) and an event "reject
+ * limit exceeded"; the others succeed (finished when their last unit
+ * did), with an event "reject warning" when above reject_warn.  Findings
+ * of warn rules (loaded rows) are not rejects.  Only the totals are
+ * judged, never a part of a table, so a resumed run judges a table again
+ * on all its rows with the limits as they are then.  Returns the tables
+ * this call marked, as a List of MigrateTableDone (error set: failed).
+ * Raises 22023 for an invalid limit in the options.
  */
 List *
 migrate_catalog_tables_succeeded(int64 run_id)
@@ -524,51 +547,125 @@ migrate_catalog_tables_succeeded(int64 run_id)
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(run_id)};
 	List	   *done = NIL;
+	List	   *facts = NIL;
 	ListCell   *lc;
-	Oid		   *oids;
+	ListCell   *lcf;
 	int			ret;
+	char	   *actor = current_actor();
 	MigrateIdentity saved;
 
+	/* completed tables first (fenced), so that only they read their limits */
 	migrate_become_catalog_owner(&saved);
-	ret = SPI_execute_with_args("UPDATE migrate.run_table t SET state = 'succeeded',"
-								"       finished_at = (SELECT pg_catalog.max(u.finished_at) FROM migrate.run_range u"
-								"                       WHERE u.run_id = t.run_id AND u.target = t.target)"
-								" WHERE t.run_id = $1 AND t.state <> 'succeeded'"
-								"   AND EXISTS (SELECT 1 FROM migrate.run_range u"
-								"                WHERE u.run_id = t.run_id AND u.target = t.target)"
-								"   AND NOT EXISTS (SELECT 1 FROM migrate.run_range u"
-								"                WHERE u.run_id = t.run_id AND u.target = t.target AND u.state <> 'succeeded')"
-								" RETURNING t.target::pg_catalog.oid, t.rows_read, t.rows_written, t.rows_rejected, t.rows_skipped,"
-								"   extract(epoch FROM t.finished_at - t.started_at)::pg_catalog.float8,"
-								"   (SELECT pg_catalog.count(*) FROM migrate.run_range u WHERE u.run_id = t.run_id AND u.target = t.target)",
+	ret = SPI_execute_with_args("WITH d AS MATERIALIZED ("
+								"   SELECT t.target, t.rows_read, t.rows_written, t.rows_rejected, t.rows_skipped,"
+								"          extract(epoch FROM f.finished_at - t.started_at)::pg_catalog.float8 AS secs,"
+								"          f.units, r.plan"
+								"     FROM migrate.run_table t JOIN migrate.run r ON r.run_id = t.run_id"
+								"    CROSS JOIN LATERAL (SELECT pg_catalog.max(u.finished_at) AS finished_at,"
+								"                               pg_catalog.count(*) AS units,"
+								"                               pg_catalog.bool_and(u.state = 'succeeded') AS all_done"
+								"                          FROM migrate.run_range u"
+								"                         WHERE u.run_id = t.run_id AND u.target = t.target) f"
+								"    WHERE t.run_id = $1 AND t.state IN ('pending', 'running')"
+								"      AND f.units > 0 AND f.all_done)"
+								" SELECT d.target::pg_catalog.oid, d.rows_read, d.rows_written, d.rows_rejected,"
+								"        d.rows_skipped, d.secs, d.units, d.plan,"
+								"        d.rows_read > 0 AND d.rows_rejected > l.reject_warn * d.rows_read,"
+								"        d.rows_read > 0 AND l.reject_limit IS NOT NULL"
+								"          AND d.rows_rejected > l.reject_limit * d.rows_read,"
+								"        pg_catalog.round(100.0 * d.rows_rejected / NULLIF(d.rows_read, 0), 1)::pg_catalog.text,"
+								"        pg_catalog.trim_scale(l.reject_warn * 100)::pg_catalog.text,"
+								"        pg_catalog.trim_scale(l.reject_limit * 100)::pg_catalog.text,"
+								"        CASE WHEN d.rows_read > 0 AND l.reject_limit IS NOT NULL"
+								"                  AND d.rows_rejected > l.reject_limit * d.rows_read THEN"
+								"          (SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s row%s: %s)', x.reason, x.n,"
+								"                                          CASE WHEN x.n = 1 THEN '' ELSE 's' END,"
+								"                                          coalesce(pg_catalog.left(x.message, 120), 'no message')),"
+								"                                        '; ' ORDER BY x.n DESC, x.reason, x.message)"
+								"             FROM (SELECT j.reason, j.message, pg_catalog.count(*) AS n FROM migrate.reject j"
+								"                    WHERE j.run_id = $1 AND j.target = d.target AND NOT j.loaded"
+								"                    GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 3) x) END"
+								"   FROM d CROSS JOIN LATERAL migrate._reject_limits(d.plan, d.target) l",
 								1, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "updating migrate.run_table failed: %s", SPI_result_code_string(ret));
-	oids = palloc(sizeof(Oid) * Max(SPI_processed, 1));
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the completed tables of run " INT64_FORMAT " failed: %s", run_id,
+			 SPI_result_code_string(ret));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		MigrateTableDone *t = palloc0(sizeof(MigrateTableDone));
+		TableJudged *f = palloc0(sizeof(TableJudged));
 		bool		isnull;
 
-		oids[i] = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		t->target_oid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
 		t->counts.read = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 		t->counts.written = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 		t->counts.rejected = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 		t->counts.skipped = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 		t->seconds = DatumGetFloat8(SPI_getbinval(tup, desc, 6, &isnull));
 		t->units = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+		f->plan = SPI_getvalue(tup, desc, 8);
+		f->over_warn = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
+		f->over_limit = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
+		f->percent = SPI_getvalue(tup, desc, 11);
+		f->warn_percent = SPI_getvalue(tup, desc, 12);
+		f->limit_percent = SPI_getvalue(tup, desc, 13);
+		f->top = SPI_getvalue(tup, desc, 14);
 		done = lappend(done, t);
+		facts = lappend(facts, f);
 	}
 	migrate_restore_identity(&saved);
+
 	/* the tables' names as the worker's role sees them (its search_path) */
-	foreach(lc, done)
+	forboth(lc, done, lcf, facts)
 	{
 		MigrateTableDone *t = lfirst(lc);
+		TableJudged *f = lfirst(lcf);
 
 		t->target = DatumGetCString(DirectFunctionCall1(regclassout,
-														ObjectIdGetDatum(oids[foreach_current_index(lc)])));
+														ObjectIdGetDatum(t->target_oid)));
+		if (f->over_limit)
+			t->error = psprintf("table %s of migration plan \"%s\": %s%% of its rows were rejected ("
+								INT64_FORMAT " of " INT64_FORMAT " read), above its reject_limit of %s%%; top reasons: %s",
+								t->target, f->plan, f->percent, t->counts.rejected, t->counts.read,
+								f->limit_percent, f->top ? f->top : "none recorded");
+		else if (f->over_warn)
+			t->warning = psprintf("table %s: %s%% of its rows were rejected (" INT64_FORMAT " of "
+								  INT64_FORMAT " read), above its reject_warn of %s%%",
+								  t->target, f->percent, t->counts.rejected, t->counts.read,
+								  f->warn_percent);
+	}
+
+	/* each table's state, and its event, in this transaction */
+	forboth(lc, done, lcf, facts)
+	{
+		MigrateTableDone *t = lfirst(lc);
+		TableJudged *f = lfirst(lcf);
+		Oid			utypes[8] = {INT8OID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+		Datum		uargs[8];
+		char		unulls[8] = "        ";
+		const char *event = t->error ? "reject limit exceeded" : t->warning ? "reject warning" : NULL;
+
+		uargs[0] = Int64GetDatum(run_id);
+		uargs[1] = ObjectIdGetDatum(t->target_oid);
+		uargs[2] = CStringGetTextDatum(t->error ? "failed" : "succeeded");
+		uargs[3] = t->error ? CStringGetTextDatum(t->error) : (Datum) 0;
+		unulls[3] = t->error ? ' ' : 'n';
+		uargs[4] = CStringGetTextDatum(f->plan);
+		uargs[5] = CStringGetTextDatum(actor);
+		uargs[6] = event ? CStringGetTextDatum(event) : (Datum) 0;
+		unulls[6] = event ? ' ' : 'n';
+		uargs[7] = t->warning ? CStringGetTextDatum(t->warning) : (Datum) 0;
+		unulls[7] = t->warning ? ' ' : 'n';
+		(void) catalog_exec("WITH t AS (UPDATE migrate.run_table SET state = $3, error = $4,"
+							"   finished_at = (SELECT pg_catalog.max(u.finished_at) FROM migrate.run_range u"
+							"                   WHERE u.run_id = $1 AND u.target = $2)"
+							"   WHERE run_id = $1 AND target = $2 RETURNING 1)"
+							" INSERT INTO migrate.event (run_id, plan, actor, event, details)"
+							" SELECT $1, $5, $6, $7, coalesce($4, $8) FROM t WHERE $7 IS NOT NULL",
+							8, utypes, uargs, unulls,
+							SPI_OK_INSERT, psprintf("recording the end of table %s", t->target));
 	}
 	return done;
 }

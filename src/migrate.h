@@ -158,14 +158,23 @@ typedef struct MigrateUnit
 	bool		key_sensitive;	/* set by load.c: run_table shows last_key as *** */
 } MigrateUnit;
 
-/* a table whose units all succeeded (catalog.c, for worker.c's progress line) */
+/*
+ * A table whose units all succeeded, judged by its reject limits
+ * (catalog.c, for worker.c's progress line and the run's failure)
+ */
 typedef struct MigrateTableDone
 {
+	Oid			target_oid;
 	char	   *target;			/* regclass text */
 	MigrateCounts counts;		/* the table's totals (warned not set) */
 	double		seconds;		/* from its start to its last unit's end */
 	int64		units;
+	char	   *warning;		/* rejects above reject_warn: what to say, or NULL */
+	char	   *error;			/* rejects above reject_limit: the table failed, or NULL */
 } MigrateTableDone;
+
+/* a table failed by its reject_limit: data_exception (documented) */
+#define MIGRATE_ERRCODE_REJECT_LIMIT	ERRCODE_DATA_EXCEPTION
 
 /*
  * Everything known about a table being loaded (load.c; units.c reads the

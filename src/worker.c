@@ -538,13 +538,19 @@ claim_unit(MigrateWork *w, MigrateUnit *u, MemoryContext cxt, bool *nothing_left
 }
 
 /*
- * Coordinator: mark tables whose units all succeeded, and say so.
+ * Coordinator: mark tables whose units all succeeded, and say so.  A table
+ * whose rejects are above its reject_limit is failed by catalog.c (with
+ * its error and an event, committed here); then the run fails with that
+ * table's error (22000, see MIGRATE_ERRCODE_REJECT_LIMIT): its rows and
+ * rejects stay, and migrate_resume() judges it again on its totals.  One
+ * above its reject_warn gets a NOTICE.
  */
 static void
 sweep_tables(MigrateWork *w)
 {
 	List	   *done;
 	ListCell   *lc;
+	MigrateTableDone *failed = NULL;
 
 	migrate_begin_txn();
 	done = migrate_catalog_tables_succeeded(w->run_id);
@@ -552,6 +558,12 @@ sweep_tables(MigrateWork *w)
 	{
 		MigrateTableDone *t = lfirst(lc);
 
+		if (t->error)
+		{
+			if (failed == NULL)
+				failed = t;
+			continue;
+		}
 		migrate_worker_notice(w->shared,
 							  "loaded %s: " INT64_FORMAT " read, " INT64_FORMAT " %s, " INT64_FORMAT " rejected, " INT64_FORMAT " skipped in %.1f s (%.0f rows/s%s" INT64_FORMAT " unit%s)",
 							  t->target, t->counts.read, t->counts.written,
@@ -559,8 +571,23 @@ sweep_tables(MigrateWork *w)
 							  t->counts.rejected, t->counts.skipped,
 							  t->seconds, t->seconds > 0 ? t->counts.read / t->seconds : 0.0,
 							  ", ", t->units, t->units == 1 ? "" : "s");
+		if (t->warning)
+			migrate_worker_notice(w->shared, "%s", t->warning);
 	}
 	migrate_commit_txn();
+	if (failed)
+	{
+		current_target = failed->target_oid;
+		ereport(ERROR,
+				(errcode(MIGRATE_ERRCODE_REJECT_LIMIT),
+				 errmsg("%s", failed->error),
+				 errdetail("Its rows stay loaded (" INT64_FORMAT " %s) and its rejects stay in migrate.reject (" INT64_FORMAT ").",
+						   failed->counts.written, w->dry_run ? "would be written" : "written",
+						   failed->counts.rejected),
+				 errhint("Raise its reject_limit (migrate_table(..., options => '{\"reject_limit\": 0.5}'), or null for none) "
+						 "and continue with migrate_resume(" INT64_FORMAT "), or fix the source data and run the table again.",
+						 w->run_id)));
+	}
 }
 
 /*

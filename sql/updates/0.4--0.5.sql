@@ -8,6 +8,8 @@
 -- ==== reject limits: per-table overrides of the plan's options ====
 ALTER TABLE migrate.table_map
     ADD COLUMN options jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object');
+-- migrate_table() takes the table's options (sql/plan.sql): the old signature goes
+DROP FUNCTION @extschema@.migrate_table(text, text, text, text, text, text, text);
 
 -- ==== set-wise quarantine: how rows were quarantined ====
 ALTER TABLE migrate.run_table

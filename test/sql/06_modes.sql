@@ -9,7 +9,7 @@ INSERT INTO mode_item SELECT id, sku, qty, price FROM legacy.items WHERE id <= 7
 UPDATE mode_item SET sku = 'stale' WHERE id = 7;
 SET migrate.batch_size = 100;
 
-SELECT migrate_plan('modes', source_schema => 'legacy');
+SELECT migrate_plan('modes', source_schema => 'legacy', options => '{"reject_limit": null}');
 SELECT migrate_table('modes', 'items', 'mode_item', mode => 'skip_existing');
 SELECT migrate_run('modes') AS run \gset
 SELECT * FROM test_counts(:run);

@@ -47,7 +47,7 @@ CREATE INDEX def_order_customer ON def_order (customer_id, total);
 CREATE TEMP TABLE def_before AS
 SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS def
   FROM pg_index WHERE indrelid = 'def_order'::regclass;
-SELECT migrate_plan('def', source_schema => 'legacy', options => '{"defer_indexes": true}');
+SELECT migrate_plan('def', source_schema => 'legacy', options => '{"defer_indexes": true, "reject_limit": null}');
 SELECT migrate_table('def', 'orders', 'def_order');
 SELECT migrate_table('def', 'customers', 'def_customer');
 SELECT migrate_run('def', parallel => 2) AS rund \gset

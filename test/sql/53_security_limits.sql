@@ -24,7 +24,7 @@ CREATE TABLE "pct%s_parent" (code text PRIMARY KEY);
 CREATE TABLE "pct%s_child" (id int PRIMARY KEY, code text REFERENCES "pct%s_parent");
 CREATE TABLE legacy.lim_pct_child (id int, code text);
 INSERT INTO legacy.lim_pct_child SELECT g, 'k' || lpad((g * 3)::text, 4, '0') FROM generate_series(19, 22) g;
-SELECT migrate_plan('lim_fmt', source_schema => 'legacy', options => '{"defer_indexes": true}');
+SELECT migrate_plan('lim_fmt', source_schema => 'legacy', options => '{"defer_indexes": true, "reject_limit": null}');
 -- a LIKE pattern ('label 1%': 111 rows), read in parallel (cut at quantiles)
 SELECT migrate_table('lim_fmt', 'codes', 'lim_codes', filter => $$s.label LIKE 'label 1%'$$);
 -- %s and %n in a filter, an expression and a rule
@@ -142,7 +142,7 @@ CREATE INDEX ON lim_visit (note);
 CREATE TABLE legacy.lim_card (card_no text, holder text);
 INSERT INTO legacy.lim_card VALUES ('4111222233334444', 'Ann'), ('5500666677778888', 'Eve');
 CREATE TABLE lim_card (card text PRIMARY KEY, holder text);
-SELECT migrate_plan('lim_sens', source_schema => 'legacy', options => '{"defer_indexes": true}');
+SELECT migrate_plan('lim_sens', source_schema => 'legacy', options => '{"defer_indexes": true, "reject_limit": null}');
 SELECT migrate_table('lim_sens', 'lim_people', 'lim_people');
 SELECT migrate_column('lim_sens', 'lim_people', 'ssn', 's.ssn::bigint');
 SELECT migrate_rule('lim_sens', 'lim_people', 'no_mallory', $$name IS DISTINCT FROM 'Mallory'$$);
@@ -212,7 +212,8 @@ GRANT USAGE ON SCHEMA lim_osrc, lim_otgt TO regress_lim_owner;
 GRANT SELECT ON lim_osrc.people TO regress_lim_owner;
 GRANT SELECT, INSERT, UPDATE, DELETE ON lim_otgt.people TO regress_lim_owner;
 SET ROLE regress_lim_owner;
-SELECT migrate_plan('lim_owned', source_schema => 'lim_osrc', target_schema => 'lim_otgt');
+SELECT migrate_plan('lim_owned', source_schema => 'lim_osrc', target_schema => 'lim_otgt',
+                    options => '{"reject_limit": null}');
 SELECT migrate_table('lim_owned', 'people', 'people');
 SELECT migrate_column('lim_owned', 'people', 'ssn', 's.ssn::bigint');
 INSERT INTO migrate.sensitive_column VALUES ('lim_owned', 'lim_otgt.people', 'ssn');
