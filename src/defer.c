@@ -14,12 +14,23 @@
  * which rows are refused.  Workers claim these units like key ranges, once
  * every range of the table is loaded, so indexes are built in parallel.
  *
+ * Whatever the plan's options and the tables hold, the foreign keys among
+ * the run's tables that reference their own table or close a cycle
+ * (migrate._fk_cycle_breaks: no load order satisfies them) are dropped the
+ * same way, each with an fk unit that waits for the loads of both its
+ * tables (run_range.ref_target); the run's load order ignores them.
+ *
  * Rows a foreign key would have refused are the same either way: before
  * the constraint is added back (NOT VALID, then VALIDATE), the fk unit
  * moves the orphan rows to migrate.reject with SQLSTATE 23503 and the
  * message the constraint gives, and moves them from the table's written to
  * its rejected count.  Parents load before children, so the orphans are
  * exactly the rows a load with the constraint in place would have refused.
+ * For a dropped cycle or self-reference the orphans are the rows whose
+ * referenced row is missing once both tables are loaded (again and again
+ * for a self-reference: a row whose parent was an orphan is one too).  An
+ * orphan that rows of another table reference through a foreign key still
+ * in place cannot leave (its DELETE fails the unit with that key's 23503).
  *
  *-------------------------------------------------------------------------
  */
@@ -30,6 +41,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
@@ -37,17 +49,14 @@
 #include "migrate.h"
 
 /*
- * For one target table: each non-unique index not backing a constraint
- * (name, its CREATE INDEX), then each foreign key (name, the DDL that
- * re-adds and validates it, the statement that rejects its orphans; the
- * latter takes the run id as $1).  The units are recorded by catalog.c.
+ * Foreign keys (c) as fk units: name, the DDL that re-adds and validates
+ * it, the statement that rejects its orphans (it takes the run id as $1),
+ * the referenced table, its table; $2 is the plan.  With index_unit_sql,
+ * for one target table ($1): each non-unique index not backing a
+ * constraint (name, its CREATE INDEX), then each foreign key.  The units
+ * are recorded by catalog.c.
  */
-static const char *deferrable_sql =
-"SELECT 'index', i.indexrelid::regclass::text, pg_catalog.pg_get_indexdef(i.indexrelid), NULL"
-"  FROM pg_catalog.pg_index i"
-" WHERE i.indrelid = $1 AND NOT i.indisunique AND NOT i.indisprimary"
-"   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid)"
-" UNION ALL "
+static const char *fk_unit_sql =
 "SELECT 'fk', c.conname,"
 "       pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID; ALTER TABLE %s VALIDATE CONSTRAINT %I',"
 "              c.conrelid::regclass, c.conname, pg_catalog.pg_get_constraintdef(c.oid),"
@@ -61,7 +70,8 @@ static const char *deferrable_sql =
 "              pg_catalog.format('insert or update on table \"%s\" violates foreign key constraint \"%s\"',"
 "                     cc.relname, c.conname),"
 "              'Key (' || cols.names || ')=(', cols.values,"
-"              ') is not present in table \"' || pc.relname || '\".')"
+"              ') is not present in table \"' || pc.relname || '\".'),"
+"       c.confrelid, c.conrelid"
 "  FROM pg_catalog.pg_constraint c"
 "  JOIN pg_catalog.pg_class pc ON pc.oid = c.confrelid"
 "  JOIN pg_catalog.pg_class cc ON cc.oid = c.conrelid"
@@ -87,8 +97,23 @@ static const char *deferrable_sql =
 "                   ELSE pg_catalog.format('ROW(%s)::text', (SELECT pg_catalog.string_agg(pg_catalog.format('o.%I', kc), ', ' ORDER BY kn)"
 "                                                   FROM unnest(m.key) WITH ORDINALITY AS y(kc, kn)))"
 "              END AS key_text"
-"         FROM migrate.table_map m WHERE m.plan = $2 AND m.target = c.conrelid) k"
-" WHERE c.conrelid = $1 AND c.contype = 'f'";
+"         FROM migrate.table_map m WHERE m.plan = $2 AND m.target = c.conrelid) k";
+
+static const char *index_unit_sql =
+"SELECT 'index', i.indexrelid::regclass::text, pg_catalog.pg_get_indexdef(i.indexrelid), NULL,"
+"       NULL::pg_catalog.oid, i.indrelid"
+"  FROM pg_catalog.pg_index i"
+" WHERE i.indrelid = $1 AND NOT i.indisunique AND NOT i.indisprimary"
+"   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid)";
+
+/*
+ * The same for the foreign keys among the run's tables ($1, oid[]) that
+ * close a cycle or reference their own table (migrate._fk_cycle_breaks,
+ * which the run's load order ignores too), with their tables.
+ */
+static const char *cycle_where =
+" WHERE c.oid IN (SELECT b.con FROM migrate._fk_cycle_breaks($1) b)"
+" ORDER BY c.conrelid::regclass::text, c.conname";
 
 /*
  * Drop what can be deferred on an empty target loaded in mode insert and
@@ -126,7 +151,8 @@ migrate_defer_table(MigrateWork *w, Oid target)
 	/* another session's lock on the table fails the run rather than hang it */
 	if (SPI_execute("SET LOCAL lock_timeout = '60s'", false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "SET lock_timeout failed");
-	ret = SPI_execute_with_args(deferrable_sql, 2, argtypes, args, NULL, false, 0);
+	ret = SPI_execute_with_args(psprintf("%s UNION ALL %s WHERE c.conrelid = $1 AND c.contype = 'f'",
+										  index_unit_sql, fk_unit_sql), 2, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading the indexes of %s failed: %s", relname, SPI_result_code_string(ret));
 	items = SPI_tuptable;
@@ -137,10 +163,13 @@ migrate_defer_table(MigrateWork *w, Oid target)
 		char	   *name = SPI_getvalue(items->vals[i], items->tupdesc, 2);
 		char	   *definition = SPI_getvalue(items->vals[i], items->tupdesc, 3);
 		char	   *check_sql = SPI_getvalue(items->vals[i], items->tupdesc, 4);
+		bool		isnull;
+		Datum		ref = SPI_getbinval(items->vals[i], items->tupdesc, 5, &isnull);
 
 		migrate_catalog_add_deferred_unit(w->run_id, target,
 										  (strcmp(kind, "index") == 0 ? 1000 : 2000) + (int) i,
-										  kind, definition, check_sql);
+										  kind, definition, check_sql,
+										  isnull ? InvalidOid : DatumGetObjectId(ref));
 		if (strcmp(kind, "index") == 0)
 		{
 			nindexes++;
@@ -156,6 +185,72 @@ migrate_defer_table(MigrateWork *w, Oid target)
 		migrate_worker_notice(w->shared, "%s: %d index%s and " UINT64_FORMAT " foreign key%s deferred to the end of its load",
 							  relname, nindexes, nindexes == 1 ? "" : "es",
 							  nitems - nindexes, nitems - nindexes == 1 ? "" : "s");
+}
+
+/*
+ * Drop the foreign keys among the run's tables (targets, ntargets) that
+ * close a cycle or reference their own table, whatever the tables hold and
+ * whether or not the plan defers indexes: no load order satisfies them.
+ * Each gets an fk unit that waits for the loads of its table and of the
+ * table it references (ref_target), rejects the orphans and adds it back,
+ * validated.  Before migrate_defer_table (which then no longer sees them);
+ * needs SPI and the planning transaction (drops and units commit together).
+ */
+void
+migrate_break_fk_cycles(MigrateWork *w, const Oid *targets, int ntargets)
+{
+	Oid			argtypes[2] = {OIDARRAYOID, TEXTOID};
+	Datum		args[2];
+	Datum	   *elems = palloc(sizeof(Datum) * Max(ntargets, 1));
+	int			ret;
+	SPITupleTable *items;
+	uint64		nitems;
+	Oid			last = InvalidOid;
+	int			n = 0;
+
+	for (int i = 0; i < ntargets; i++)
+		elems[i] = ObjectIdGetDatum(targets[i]);
+	args[0] = PointerGetDatum(construct_array(elems, ntargets, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	args[1] = CStringGetTextDatum(w->plan);
+	ret = SPI_execute_with_args(psprintf("%s%s", fk_unit_sql, cycle_where), 2, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the foreign-key cycles of run " INT64_FORMAT " failed: %s",
+			 w->run_id, SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return;
+	items = SPI_tuptable;
+	nitems = SPI_processed;
+	/* another session's lock on a table fails the run rather than hang it */
+	if (SPI_execute("SET LOCAL lock_timeout = '60s'", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "SET lock_timeout failed");
+	for (uint64 i = 0; i < nitems; i++)
+	{
+		char	   *name = SPI_getvalue(items->vals[i], items->tupdesc, 2);
+		char	   *definition = SPI_getvalue(items->vals[i], items->tupdesc, 3);
+		char	   *check_sql = SPI_getvalue(items->vals[i], items->tupdesc, 4);
+		bool		isnull;
+		Oid			ref = DatumGetObjectId(SPI_getbinval(items->vals[i], items->tupdesc, 5, &isnull));
+		Oid			target = DatumGetObjectId(SPI_getbinval(items->vals[i], items->tupdesc, 6, &isnull));
+		char	   *relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(target)),
+														 get_rel_name(target));
+
+		/* range numbers 3000 and up: clear of the key ranges and defer_table's */
+		n = target == last ? n + 1 : 0;
+		last = target;
+		migrate_catalog_add_deferred_unit(w->run_id, target, 3000 + n, "fk", definition, check_sql, ref);
+		ret = SPI_execute(psprintf("ALTER TABLE %s DROP CONSTRAINT %s", relname, quote_identifier(name)),
+						  false, 0);
+		if (ret != SPI_OK_UTILITY)
+			elog(ERROR, "dropping %s of %s failed: %s", name, relname, SPI_result_code_string(ret));
+		if (ref == target)
+			migrate_worker_notice(w->shared, "%s: foreign key %s references its own table: dropped for the load, added back and validated once the table is loaded",
+								  relname, name);
+		else
+			migrate_worker_notice(w->shared, "%s: foreign key %s closes a cycle: dropped for the load, added back and validated once %s and %s are loaded",
+								  relname, name, relname,
+								  quote_qualified_identifier(get_namespace_name(get_rel_namespace(ref)),
+															 get_rel_name(ref)));
+	}
 }
 
 /*
@@ -214,11 +309,18 @@ migrate_run_deferred(MigrateWork *w, MigrateUnit *u)
 		Oid			argtypes[1] = {INT8OID};
 		Datum		args[1] = {Int64GetDatum(w->run_id)};
 
-		ret = SPI_execute_with_args(u->check_sql, 1, argtypes, args, NULL, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "rejecting the orphans of %s failed: %s", get_rel_name(u->target),
-				 SPI_result_code_string(ret));
-		orphans = SPI_processed;
+		/*
+		 * Again while it finds some: rows of a table that references itself
+		 * may have referenced the orphans just rejected.
+		 */
+		do
+		{
+			ret = SPI_execute_with_args(u->check_sql, 1, argtypes, args, NULL, false, 0);
+			if (ret != SPI_OK_INSERT)
+				elog(ERROR, "rejecting the orphans of %s failed: %s", get_rel_name(u->target),
+					 SPI_result_code_string(ret));
+			orphans += SPI_processed;
+		} while (SPI_processed > 0);
 
 		/* the orphans were counted written by the ranges: they are rejects */
 		migrate_catalog_unit_orphans(w->run_id, u, orphans);
