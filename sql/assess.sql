@@ -628,11 +628,19 @@ BEGIN
     -- what the run does with them (migrate._fk_cycle_breaks, which the run
     -- itself uses)
     INSERT INTO migrate_check_finding
-    SELECT 'info', migrate._relname(b.conrelid, caller_path),
+    SELECT CASE WHEN priv.may THEN 'info' ELSE 'warning' END, migrate._relname(b.conrelid, caller_path),
            CASE WHEN pg_catalog.cardinality(con.conkey) = 1
                 THEN (SELECT a.attname FROM pg_catalog.pg_attribute a
                        WHERE a.attrelid = con.conrelid AND a.attnum = con.conkey[1]) END,
-           CASE WHEN b.conrelid = b.confrelid
+           CASE WHEN NOT priv.may
+                THEN pg_catalog.format('foreign key %s %s, but the plan owner may not drop it and add it back (that needs the ownership of %s and REFERENCES on %s): '
+                                       'it stays, and rows that reference rows not loaded yet are refused (23503)',
+                                       b.conname,
+                                       CASE WHEN b.conrelid = b.confrelid THEN 'references its own table'
+                                            ELSE 'closes a cycle (' || (SELECT pg_catalog.string_agg(migrate._relname(p, caller_path), ' -> ' ORDER BY o)
+                                                                         FROM unnest(b.cycle) WITH ORDINALITY u(p, o)) || ')' END,
+                                       migrate._relname(b.conrelid, caller_path), migrate._relname(b.confrelid, caller_path))
+                WHEN b.conrelid = b.confrelid
                 THEN pg_catalog.format('foreign key %s references its own table: the run drops it for the load and adds it back, validated, once the table is loaded; '
                                        'rows whose referenced row is missing go to migrate.reject with 23503',
                                        b.conname)
@@ -644,7 +652,10 @@ BEGIN
                                        migrate._relname(b.confrelid, caller_path)) END
       FROM migrate._fk_cycle_breaks(ARRAY(SELECT m.target::pg_catalog.oid FROM migrate.table_map m
                                            WHERE m.plan = pl.plan_name)) b
-      JOIN pg_catalog.pg_constraint con ON con.oid = b.con;
+      JOIN pg_catalog.pg_constraint con ON con.oid = b.con
+      -- as the run's planning decides (src/defer.c): the owner's rights
+      CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = b.conrelid), 'USAGE')
+                                 AND pg_catalog.has_table_privilege(b.confrelid, 'REFERENCES') AS may) priv;
 
     -- relations left unmapped on either side
     INSERT INTO migrate_check_finding

@@ -18,7 +18,9 @@
  * the run's tables that reference their own table or close a cycle
  * (migrate._fk_cycle_breaks: no load order satisfies them) are dropped the
  * same way, each with an fk unit that waits for the loads of both its
- * tables (run_range.ref_target); the run's load order ignores them.
+ * tables (run_range.ref_target); the run's load order ignores them.  A
+ * role that may not drop one (not the table's owner, or no REFERENCES on
+ * the other table to add it back) leaves it in place, with a NOTICE.
  *
  * Rows a foreign key would have refused are the same either way: before
  * the constraint is added back (NOT VALID, then VALIDATE), the fk unit
@@ -41,6 +43,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -234,6 +237,19 @@ migrate_break_fk_cycles(MigrateWork *w, const Oid *targets, int ntargets)
 		char	   *relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(target)),
 														 get_rel_name(target));
 
+		/*
+		 * Dropping it needs the table's ownership, adding it back REFERENCES
+		 * on the other: without them it stays, as in 0.4 (rows that reference
+		 * rows not loaded yet are refused), rather than fail the run.
+		 */
+		if (!pg_class_ownercheck(target, GetUserId()) ||
+			pg_class_aclcheck(ref, GetUserId(), ACL_REFERENCES) != ACLCHECK_OK)
+		{
+			migrate_worker_notice(w->shared, "%s: foreign key %s %s, but role \"%s\" may not drop and re-add it: it stays, and rows that reference rows not loaded yet are refused",
+								  relname, name, ref == target ? "references its own table" : "closes a cycle",
+								  GetUserNameFromId(GetUserId(), false));
+			continue;
+		}
 		/* range numbers 3000 and up: clear of the key ranges and defer_table's */
 		n = target == last ? n + 1 : 0;
 		last = target;

@@ -22,7 +22,8 @@
 #     contain a literal backslash that the default sql_mode would eat
 #     (test/data/chinook/README.md). MIGRATE_MARIADB_CHINOOK=0 skips the load;
 #   - loads test/data/mysql_types.sql (database migrate_types: MySQL types
-#     with cast rules, for the tests).
+#     with cast rules, for the tests) and test/data/mysql_fk_cycles.sql
+#     (database migrate_cycles: sakila's store/staff foreign-key cycle).
 #
 # Prints the connection parameters. Root reaches the server through the
 # socket (unix_socket authentication):
@@ -98,6 +99,8 @@ fi
 
 # the MySQL types the cast-rule tests need (sql/41_automap_mysql.sql)
 mariadb --socket="$SOCK" <"$REPO/test/data/mysql_types.sql"
+# the foreign-key cycle of sakila (sql/61_fk_cycles_mysql.sql)
+mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mysql_fk_cycles.sql"
 
 echo "MariaDB $(mariadb --socket="$SOCK" -N -B -e 'SELECT version()') running:" \
      "host 127.0.0.1 port $PORT user $USER_NAME password $PASSWORD socket $SOCK" \

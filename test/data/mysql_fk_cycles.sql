@@ -1,0 +1,110 @@
+-- test/data/mysql_fk_cycles.sql: the foreign-key cycle of the sakila
+-- sample database (store.manager_staff_id -> staff, staff.store_id ->
+-- store, both NOT NULL), loaded by test/mariadb/start.sh into database
+-- migrate_cycles (used by sql/61_fk_cycles_mysql.sql).  Loaded with the
+-- foreign-key checks off, as mysqldump does, with three orphans: store 21
+-- (its manager does not exist), staff 61 (its store does not exist) and
+-- store 22 (managed by staff 61).
+CREATE DATABASE migrate_cycles;
+USE migrate_cycles;
+SET FOREIGN_KEY_CHECKS = 0;
+CREATE TABLE store (
+    store_id int NOT NULL PRIMARY KEY,
+    manager_staff_id int NOT NULL,
+    address varchar(50) NOT NULL,
+    KEY idx_manager (manager_staff_id),
+    CONSTRAINT fk_store_staff FOREIGN KEY (manager_staff_id) REFERENCES staff (staff_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE staff (
+    staff_id int NOT NULL PRIMARY KEY,
+    name varchar(45) NOT NULL,
+    store_id int NOT NULL,
+    KEY idx_store (store_id),
+    CONSTRAINT fk_staff_store FOREIGN KEY (store_id) REFERENCES store (store_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+INSERT INTO store VALUES
+    (1, 3, '1 Main Street'),
+    (2, 6, '2 Main Street'),
+    (3, 9, '3 Main Street'),
+    (4, 12, '4 Main Street'),
+    (5, 15, '5 Main Street'),
+    (6, 18, '6 Main Street'),
+    (7, 21, '7 Main Street'),
+    (8, 24, '8 Main Street'),
+    (9, 27, '9 Main Street'),
+    (10, 30, '10 Main Street'),
+    (11, 33, '11 Main Street'),
+    (12, 36, '12 Main Street'),
+    (13, 39, '13 Main Street'),
+    (14, 42, '14 Main Street'),
+    (15, 45, '15 Main Street'),
+    (16, 48, '16 Main Street'),
+    (17, 51, '17 Main Street'),
+    (18, 54, '18 Main Street'),
+    (19, 57, '19 Main Street'),
+    (20, 60, '20 Main Street'),
+    (21, 999, 'no manager'),
+    (22, 61, 'manager refused');
+INSERT INTO staff VALUES
+    (1, 'Jon 1', 1),
+    (2, 'Zoë 2', 1),
+    (3, 'Ana 3', 1),
+    (4, 'Björn 4', 2),
+    (5, 'Li 5', 2),
+    (6, 'Mike 6', 2),
+    (7, 'Jon 7', 3),
+    (8, 'Zoë 8', 3),
+    (9, 'Ana 9', 3),
+    (10, 'Björn 10', 4),
+    (11, 'Li 11', 4),
+    (12, 'Mike 12', 4),
+    (13, 'Jon 13', 5),
+    (14, 'Zoë 14', 5),
+    (15, 'Ana 15', 5),
+    (16, 'Björn 16', 6),
+    (17, 'Li 17', 6),
+    (18, 'Mike 18', 6),
+    (19, 'Jon 19', 7),
+    (20, 'Zoë 20', 7),
+    (21, 'Ana 21', 7),
+    (22, 'Björn 22', 8),
+    (23, 'Li 23', 8),
+    (24, 'Mike 24', 8),
+    (25, 'Jon 25', 9),
+    (26, 'Zoë 26', 9),
+    (27, 'Ana 27', 9),
+    (28, 'Björn 28', 10),
+    (29, 'Li 29', 10),
+    (30, 'Mike 30', 10),
+    (31, 'Jon 31', 11),
+    (32, 'Zoë 32', 11),
+    (33, 'Ana 33', 11),
+    (34, 'Björn 34', 12),
+    (35, 'Li 35', 12),
+    (36, 'Mike 36', 12),
+    (37, 'Jon 37', 13),
+    (38, 'Zoë 38', 13),
+    (39, 'Ana 39', 13),
+    (40, 'Björn 40', 14),
+    (41, 'Li 41', 14),
+    (42, 'Mike 42', 14),
+    (43, 'Jon 43', 15),
+    (44, 'Zoë 44', 15),
+    (45, 'Ana 45', 15),
+    (46, 'Björn 46', 16),
+    (47, 'Li 47', 16),
+    (48, 'Mike 48', 16),
+    (49, 'Jon 49', 17),
+    (50, 'Zoë 50', 17),
+    (51, 'Ana 51', 17),
+    (52, 'Björn 52', 18),
+    (53, 'Li 53', 18),
+    (54, 'Mike 54', 18),
+    (55, 'Jon 55', 19),
+    (56, 'Zoë 56', 19),
+    (57, 'Ana 57', 19),
+    (58, 'Björn 58', 20),
+    (59, 'Li 59', 20),
+    (60, 'Mike 60', 20),
+    (61, 'No Store', 77);
+SET FOREIGN_KEY_CHECKS = 1;
