@@ -922,6 +922,30 @@ migrate_catalog_unit_orphans(int64 run_id, const MigrateUnit *u, int64 orphans)
 }
 
 /*
+ * The same for orphans an fk unit rejected from another table (whose rows
+ * referenced its own orphans): they move from written to rejected in that
+ * table and in its last key range, so that its units still add up to it.
+ */
+void
+migrate_catalog_table_orphans(int64 run_id, Oid target, int64 orphans)
+{
+	Oid			argtypes[3] = {INT8OID, OIDOID, INT8OID};
+	Datum		args[3];
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = ObjectIdGetDatum(target);
+	args[2] = Int64GetDatum(orphans);
+	(void) catalog_exec("WITH u AS (UPDATE migrate.run_range SET rows_written = rows_written - $3,"
+						"   rows_rejected = rows_rejected + $3"
+						"   WHERE run_id = $1 AND target = $2 AND range_no = (SELECT pg_catalog.max(l.range_no)"
+						"     FROM migrate.run_range l WHERE l.run_id = $1 AND l.target = $2 AND l.kind = 'load'))"
+						" UPDATE migrate.run_table SET rows_written = rows_written - $3,"
+						"   rows_rejected = rows_rejected + $3 WHERE run_id = $1 AND target = $2",
+						3, argtypes, args, NULL,
+						SPI_OK_UPDATE, psprintf("updating the counts of %s", get_rel_name(target)));
+}
+
+/*
  * The unit succeeded (in its last transaction): record it, and add its
  * independent source count to its table's (source_count < 0: none, as for
  * index and fk units).  Raises when this worker no longer owns the unit.

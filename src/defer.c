@@ -302,9 +302,93 @@ set_index_memory(MigrateWork *w)
 		elog(ERROR, "setting maintenance_work_mem failed: %s", SPI_result_code_string(ret));
 }
 
+/* a foreign key in place that an fk unit's orphans may leave dangling */
+typedef struct Dependent
+{
+	Oid			target;			/* its table */
+	char	   *name;
+	char	   *definition;		/* re-add, validate */
+	char	   *check_sql;		/* reject its orphans ($1: run id) */
+	int64		orphans;
+} Dependent;
+
+/*
+ * The foreign keys in place among the run's tables that reference the
+ * unit's table, or a table such a key's orphans are deleted from, and so
+ * on (their rows would be left dangling by the orphans this unit rejects).
+ * NIL when there are none, or when this role may not drop one of them and
+ * add it back (its table's owner, REFERENCES on the other): then the
+ * unit's DELETE fails on them as in 0.4.  In the caller's memory context.
+ */
+static List *
+dependent_fks(MigrateWork *w, MigrateUnit *u)
+{
+	Oid			argtypes[3] = {OIDOID, TEXTOID, INT8OID};
+	Datum		args[3];
+	List	   *deps = NIL;
+	int			ret;
+
+	args[0] = ObjectIdGetDatum(u->target);
+	args[1] = CStringGetTextDatum(w->plan);
+	args[2] = Int64GetDatum(w->run_id);
+	ret = SPI_execute_with_args(psprintf("%s WHERE c.contype = 'f' AND c.conparentid = 0"
+										 "   AND c.conrelid IN (SELECT t.target FROM migrate.run_table t WHERE t.run_id = $3)"
+										 "   AND c.confrelid IN (WITH RECURSIVE d (rel) AS ("
+										 "        SELECT $1::pg_catalog.oid"
+										 "        UNION SELECT k.conrelid FROM pg_catalog.pg_constraint k JOIN d ON k.confrelid = d.rel"
+										 "         WHERE k.contype = 'f' AND k.conparentid = 0"
+										 "           AND k.conrelid IN (SELECT t.target FROM migrate.run_table t WHERE t.run_id = $3))"
+										 "      SELECT rel FROM d)"
+										 " ORDER BY c.conrelid::regclass::text, c.conname",
+										 fk_unit_sql),
+								3, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the foreign keys that reference %s failed: %s",
+			 get_rel_name(u->target), SPI_result_code_string(ret));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Dependent  *d = palloc0(sizeof(Dependent));
+		bool		isnull;
+		Oid			ref = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
+
+		d->name = SPI_getvalue(tup, desc, 2);
+		d->definition = SPI_getvalue(tup, desc, 3);
+		d->check_sql = SPI_getvalue(tup, desc, 4);
+		d->target = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
+		if (!pg_class_ownercheck(d->target, GetUserId()) ||
+			pg_class_aclcheck(ref, GetUserId(), ACL_REFERENCES) != ACLCHECK_OK)
+			return NIL;
+		deps = lappend(deps, d);
+	}
+	return deps;
+}
+
+/* Run an orphan statement ($1: the run id); returns the rows it rejected. */
+static int64
+reject_orphans(MigrateWork *w, const char *check_sql, Oid target)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(w->run_id)};
+	int			ret;
+
+	ret = SPI_execute_with_args(check_sql, 1, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "rejecting the orphans of %s failed: %s", get_rel_name(target),
+			 SPI_result_code_string(ret));
+	return (int64) SPI_processed;
+}
+
 /*
  * Work an index or fk unit: rebuild the index, or reject the orphans and
  * re-add and validate the foreign key.  One transaction.
+ *
+ * The rows an fk unit rejects may be referenced by rows of the run's
+ * tables through foreign keys in place (a cycle: staff of a store whose
+ * manager is missing): those keys are dropped in the same transaction,
+ * every orphan statement runs until none finds a row (the staff go too,
+ * with their own key's 23503), and they are added back, validated.
  */
 void
 migrate_run_deferred(MigrateWork *w, MigrateUnit *u)
@@ -322,24 +406,60 @@ migrate_run_deferred(MigrateWork *w, MigrateUnit *u)
 
 	if (strcmp(u->kind, "fk") == 0)
 	{
-		Oid			argtypes[1] = {INT8OID};
-		Datum		args[1] = {Int64GetDatum(w->run_id)};
+		List	   *deps = dependent_fks(w, u);
+		ListCell   *lc;
+		int64		found;
+
+		foreach(lc, deps)
+		{
+			Dependent  *d = lfirst(lc);
+
+			ret = SPI_execute(psprintf("ALTER TABLE %s DROP CONSTRAINT %s",
+									   quote_qualified_identifier(get_namespace_name(get_rel_namespace(d->target)),
+																  get_rel_name(d->target)),
+									   quote_identifier(d->name)), false, 0);
+			if (ret != SPI_OK_UTILITY)
+				elog(ERROR, "dropping %s of %s failed: %s", d->name, get_rel_name(d->target),
+					 SPI_result_code_string(ret));
+		}
 
 		/*
-		 * Again while it finds some: rows of a table that references itself
-		 * may have referenced the orphans just rejected.
+		 * Again while any finds some: rows of a table that references itself,
+		 * or of the tables that reference it, may have referenced the
+		 * orphans just rejected.
 		 */
 		do
 		{
-			ret = SPI_execute_with_args(u->check_sql, 1, argtypes, args, NULL, false, 0);
-			if (ret != SPI_OK_INSERT)
-				elog(ERROR, "rejecting the orphans of %s failed: %s", get_rel_name(u->target),
-					 SPI_result_code_string(ret));
-			orphans += SPI_processed;
-		} while (SPI_processed > 0);
+			int64		n;
+
+			found = 0;
+			while ((n = reject_orphans(w, u->check_sql, u->target)) > 0)
+			{
+				orphans += n;
+				found += n;
+			}
+			foreach(lc, deps)
+			{
+				Dependent  *d = lfirst(lc);
+
+				n = reject_orphans(w, d->check_sql, d->target);
+				d->orphans += n;
+				found += n;
+			}
+		} while (found > 0 && deps != NIL);
 
 		/* the orphans were counted written by the ranges: they are rejects */
 		migrate_catalog_unit_orphans(w->run_id, u, orphans);
+		foreach(lc, deps)
+		{
+			Dependent  *d = lfirst(lc);
+
+			if (d->orphans > 0)
+				migrate_catalog_table_orphans(w->run_id, d->target, d->orphans);
+			ret = SPI_execute(d->definition, false, 0);
+			if (ret != SPI_OK_UTILITY)
+				elog(ERROR, "restoring \"%s\" failed: %s", d->definition, SPI_result_code_string(ret));
+		}
 	}
 	if (strcmp(u->kind, "index") == 0)
 		set_index_memory(w);

@@ -283,6 +283,7 @@ extern void migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u,
 											const MigrateCounts *batch, const char *last_key,
 											const char *target_name);
 extern void migrate_catalog_unit_orphans(int64 run_id, const MigrateUnit *u, int64 orphans);
+extern void migrate_catalog_table_orphans(int64 run_id, Oid target, int64 orphans);
 extern void migrate_catalog_unit_done(int64 run_id, const MigrateUnit *u, int64 source_count);
 extern void migrate_catalog_unit_stopped(int64 run_id, const MigrateUnit *u, const char *state);
 extern void migrate_catalog_unit_failed(int64 run_id, Oid target, const char *message,

@@ -17,13 +17,15 @@ SET client_min_messages = warning;
 SET client_min_messages = warning;
 CREATE TABLE cyc_store (store_id int PRIMARY KEY, manager_staff_id int NOT NULL, name text);
 CREATE TABLE cyc_staff (staff_id int PRIMARY KEY, store_id int NOT NULL, name text);
--- stores 1-20 managed by staff 10, 20, ... 200; staff 1-200 work in stores 1-20
-INSERT INTO cyc_store SELECT s, s * 10, 'store ' || s FROM generate_series(1, 20) s;
-INSERT INTO cyc_staff SELECT p, (p - 1) / 10 + 1, 'staff ' || p FROM generate_series(1, 200) p;
--- store 21: its manager does not exist; staff 201: its store does not
--- exist; store 22 is managed by staff 201 (refused, so store 22 goes too)
-INSERT INTO cyc_store VALUES (21, 999, 'no manager'), (22, 201, 'manager refused');
-INSERT INTO cyc_staff VALUES (201, 777, 'no store');
+-- stores 1-40 managed by staff 10, 20, ... 400; staff 1-400 work in stores 1-40
+INSERT INTO cyc_store SELECT s, s * 10, 'store ' || s FROM generate_series(1, 40) s;
+INSERT INTO cyc_staff SELECT p, (p - 1) / 10 + 1, 'staff ' || p FROM generate_series(1, 400) p;
+-- store 41: its manager does not exist; staff 401: its store does not
+-- exist; store 42 is managed by staff 401 (refused, so store 42 goes too);
+-- store 43's manager does not exist, and staff 402 and 403 work there (so
+-- they go too, refused by their own foreign key)
+INSERT INTO cyc_store VALUES (41, 999, 'no manager'), (42, 401, 'manager refused'), (43, 998, 'no manager, staff');
+INSERT INTO cyc_staff VALUES (401, 777, 'no store'), (402, 43, 'in store 43'), (403, 43, 'in store 43 too');
 -- a -> b -> c -> a (a.b_id nullable: the constraint the run drops)
 CREATE TABLE cyc_a (id int PRIMARY KEY, b_id int, v text);
 CREATE TABLE cyc_b (id int PRIMARY KEY, c_id int NOT NULL, v text);
@@ -81,10 +83,11 @@ $$;
 CREATE TEMP TABLE cyc_fks_before AS SELECT * FROM test_cyc_fks('cyc1');
 SELECT * FROM cyc_fks_before;
 
--- the oracle: the source's rows but the orphans (7 of them, listed), and
+-- the oracle: the source's rows but the orphans (10 of them, listed), and
 -- a checksum of a table's rows in key order
 CREATE TEMP TABLE cyc_orphans (tab text, id int);
-INSERT INTO cyc_orphans VALUES ('cyc_store', 21), ('cyc_store', 22), ('cyc_staff', 201),
+INSERT INTO cyc_orphans VALUES ('cyc_store', 41), ('cyc_store', 42), ('cyc_store', 43),
+    ('cyc_staff', 401), ('cyc_staff', 402), ('cyc_staff', 403),
     ('cyc_a', 31), ('cyc_employee', 101), ('cyc_employee', 102), ('cyc_employee', 103);
 CREATE FUNCTION test_cyc_sum(p_rel regclass, p_tab text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -172,8 +175,8 @@ SELECT f.target, f.range_no,
        f.started_at >= (SELECT max(l.finished_at) FROM migrate.run_range l
                          WHERE l.run_id = f.run_id AND l.kind = 'load' AND l.target IN (f.target, f.ref_target)) AS after_loads
   FROM migrate.run_range f WHERE f.run_id = :run3 AND f.kind = 'fk' ORDER BY f.target::text, f.range_no;
--- a cycle's unit comes after the other fk units of its tables (staff 201,
--- refused by staff's own foreign key, takes store 22 with it)
+-- a cycle's unit comes after the other fk units of its tables (staff 401,
+-- refused by staff's own foreign key, takes store 42 with it)
 SELECT c.target, o.target AS other, c.started_at >= o.finished_at AS after_other
   FROM migrate.run_range c JOIN migrate.run_range o
     ON o.run_id = c.run_id AND o.kind = 'fk' AND o.range_no < 3000 AND o.target IN (c.target, c.ref_target)
@@ -189,6 +192,15 @@ SELECT (SELECT count(*) FROM test_cyc_fks('cyc3')) AS fks,
          WHERE a.convalidated AND a.def = replace(b.def, 'cyc1.', 'cyc3.')) AS same_and_validated,
        (SELECT count(*) FROM pg_indexes WHERE schemaname = 'cyc3' AND indexname = 'cyc_staff_store') AS index_back;
 SELECT * FROM test_cyc_match('cyc3');
+
+-- every table's units add up to it, and read = written + rejected
+SELECT t.run_id - :run1 AS run, t.target::text ~ 'cyc_st' AS cycle_table,
+       bool_and(t.rows_read = t.rows_written + t.rows_rejected + t.rows_skipped) AS balanced,
+       bool_and((t.rows_read, t.rows_written, t.rows_rejected) = (u.rd, u.wr, u.rj)) AS units_add_up
+  FROM migrate.run_table t
+  JOIN (SELECT run_id, target, sum(rows_read) AS rd, sum(rows_written) AS wr, sum(rows_rejected) AS rj
+          FROM migrate.run_range GROUP BY 1, 2) u USING (run_id, target)
+ WHERE t.run_id IN (:run1, :run2, :run3) GROUP BY 1, 2 ORDER BY 1, 2;
 
 -- a second run into the loaded tables (mode upsert): the cycle is dropped
 -- and restored again; the orphans are refused again, the rows stay the same
