@@ -64,7 +64,8 @@ DECLARE
 BEGIN
     FOR e IN SELECT c.oid, c.conname, c.conrelid, c.confrelid
                FROM pg_catalog.pg_constraint c
-              WHERE c.contype = 'f' AND c.conrelid = ANY (p_tables) AND c.confrelid = ANY (p_tables)
+              WHERE c.contype = 'f' AND c.conparentid = 0  -- not a partition's clone
+                AND c.conrelid = ANY (p_tables) AND c.confrelid = ANY (p_tables)
               ORDER BY c.condeferrable
                        OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
                                    WHERE a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) AND NOT a.attnotnull),

@@ -30,9 +30,9 @@
  * exactly the rows a load with the constraint in place would have refused.
  * For a dropped cycle or self-reference the orphans are the rows whose
  * referenced row is missing once both tables are loaded (again and again
- * for a self-reference: a row whose parent was an orphan is one too).  An
- * orphan that rows of another table reference through a foreign key still
- * in place cannot leave (its DELETE fails the unit with that key's 23503).
+ * for a self-reference: a row whose parent was an orphan is one too), and
+ * the rows of the run's tables that reference them through keys in place
+ * (see migrate_run_deferred), each with its own key's message.
  *
  *-------------------------------------------------------------------------
  */
