@@ -315,7 +315,9 @@ typedef struct Dependent
 /*
  * The foreign keys in place among the run's tables that reference the
  * unit's table, or a table such a key's orphans are deleted from, and so
- * on (their rows would be left dangling by the orphans this unit rejects).
+ * on (their rows would be left dangling by the orphans this unit rejects),
+ * for the unit of a dropped cycle or self-reference (a deferred key's
+ * table was empty: nothing referenced its rows before they were loaded).
  * NIL when there are none, or when this role may not drop one of them and
  * add it back (its table's owner, REFERENCES on the other): then the
  * unit's DELETE fails on them as in 0.4.  In the caller's memory context.
@@ -323,15 +325,21 @@ typedef struct Dependent
 static List *
 dependent_fks(MigrateWork *w, MigrateUnit *u)
 {
-	Oid			argtypes[3] = {OIDOID, TEXTOID, INT8OID};
-	Datum		args[3];
+	Oid			argtypes[4] = {OIDOID, TEXTOID, INT8OID, INT4OID};
+	Datum		args[4];
 	List	   *deps = NIL;
 	int			ret;
 
 	args[0] = ObjectIdGetDatum(u->target);
 	args[1] = CStringGetTextDatum(w->plan);
 	args[2] = Int64GetDatum(w->run_id);
+	args[3] = Int32GetDatum(u->range_no);
 	ret = SPI_execute_with_args(psprintf("%s WHERE c.contype = 'f' AND c.conparentid = 0"
+										 /* only for a unit of a cycle (the tables are loaded) */
+										 "   AND EXISTS (SELECT 1 FROM migrate.run_range r"
+										 "        JOIN migrate.run_table t USING (run_id, target)"
+										 "        JOIN migrate.run_table rt ON rt.run_id = r.run_id AND rt.target = r.ref_target"
+										 "       WHERE r.run_id = $3 AND r.target = $1 AND r.range_no = $4 AND rt.depth >= t.depth)"
 										 "   AND c.conrelid IN (SELECT t.target FROM migrate.run_table t WHERE t.run_id = $3)"
 										 "   AND c.confrelid IN (WITH RECURSIVE d (rel) AS ("
 										 "        SELECT $1::pg_catalog.oid"
@@ -341,7 +349,7 @@ dependent_fks(MigrateWork *w, MigrateUnit *u)
 										 "      SELECT rel FROM d)"
 										 " ORDER BY c.conrelid::regclass::text, c.conname",
 										 fk_unit_sql),
-								3, argtypes, args, NULL, false, 0);
+								4, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading the foreign keys that reference %s failed: %s",
 			 get_rel_name(u->target), SPI_result_code_string(ret));
