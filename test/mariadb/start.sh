@@ -22,8 +22,10 @@
 #     contain a literal backslash that the default sql_mode would eat
 #     (test/data/chinook/README.md). MIGRATE_MARIADB_CHINOOK=0 skips the load;
 #   - loads test/data/mysql_types.sql (database migrate_types: MySQL types
-#     with cast rules, for the tests) and test/data/mysql_types12.sql
-#     (database migrate_types12: what mysql_fdw cannot import or read as is).
+#     with cast rules, for the tests), test/data/mysql_types12.sql
+#     (database migrate_types12: what mysql_fdw cannot import or read as is)
+#     and test/data/mysql_fk_cycles.sql (database migrate_cycles: sakila's
+#     store/staff foreign-key cycle).
 #
 # Prints the connection parameters. Root reaches the server through the
 # socket (unix_socket authentication):
@@ -100,6 +102,8 @@ fi
 # the MySQL types the cast-rule tests need (sql/41_automap_mysql.sql)
 mariadb --socket="$SOCK" <"$REPO/test/data/mysql_types.sql"
 mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mysql_types12.sql"
+# the foreign-key cycle of sakila (sql/61_fk_cycles_mysql.sql)
+mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mysql_fk_cycles.sql"
 
 echo "MariaDB $(mariadb --socket="$SOCK" -N -B -e 'SELECT version()') running:" \
      "host 127.0.0.1 port $PORT user $USER_NAME password $PASSWORD socket $SOCK" \
