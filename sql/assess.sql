@@ -778,35 +778,40 @@ BEGIN
           FROM pg_catalog.pg_constraint con
          WHERE con.conrelid = tm.target AND con.contype = 'f' AND con.confrelid <> tm.target
            AND NOT EXISTS (SELECT 1 FROM migrate.table_map m WHERE m.plan = pl.plan_name AND m.target = con.confrelid);
-        INSERT INTO migrate_check_finding
-        SELECT 'info', tname, NULL,
-               pg_catalog.format('foreign key %s references its own table: a row must arrive in the same batch as, or after, the row it references',
-                                 con.conname)
-          FROM pg_catalog.pg_constraint con
-         WHERE con.conrelid = tm.target AND con.contype = 'f' AND con.confrelid = tm.target;
     END LOOP;
 
-    -- foreign-key cycles between tables of the plan
+    -- self-references and foreign-key cycles between tables of the plan:
+    -- what the run does with them (migrate._fk_cycle_breaks, which the run
+    -- itself uses)
     INSERT INTO migrate_check_finding
-    WITH RECURSIVE edge AS (
-        SELECT DISTINCT con.conrelid AS a, con.confrelid AS b
-          FROM pg_catalog.pg_constraint con
-          JOIN migrate.table_map m1 ON m1.plan = pl.plan_name AND m1.target = con.conrelid
-          JOIN migrate.table_map m2 ON m2.plan = pl.plan_name AND m2.target = con.confrelid
-         WHERE con.contype = 'f' AND con.conrelid <> con.confrelid
-    ), walk (start, node, path) AS (
-        SELECT a, b, ARRAY[a, b] FROM edge
-        UNION ALL
-        SELECT w.start, e.b, w.path || e.b
-          FROM walk w JOIN edge e ON e.a = w.node
-         WHERE w.node <> w.start AND NOT e.b = ANY (w.path[2:])
-    )
-    SELECT DISTINCT ON (w.start) 'error', migrate._relname(w.start::regclass, caller_path), NULL::name,
-           'foreign keys form a cycle (' || (SELECT pg_catalog.string_agg(migrate._relname(p::regclass, caller_path), ' -> ' ORDER BY o)
-                                               FROM unnest(w.path) WITH ORDINALITY u(p, o))
-           || '): no load order satisfies them; make one constraint DEFERRABLE, or drop it and add it after the run'
-      FROM walk w WHERE w.node = w.start
-     ORDER BY w.start, pg_catalog.cardinality(w.path);
+    SELECT CASE WHEN priv.may THEN 'info' ELSE 'warning' END, migrate._relname(b.conrelid, caller_path),
+           CASE WHEN pg_catalog.cardinality(con.conkey) = 1
+                THEN (SELECT a.attname FROM pg_catalog.pg_attribute a
+                       WHERE a.attrelid = con.conrelid AND a.attnum = con.conkey[1]) END,
+           CASE WHEN NOT priv.may
+                THEN pg_catalog.format('foreign key %s %s, but the plan owner may not drop it and add it back (that needs the ownership of %s and REFERENCES on %s): '
+                                       'it stays, and rows that reference rows not loaded yet are refused (23503)',
+                                       b.conname,
+                                       CASE WHEN b.conrelid = b.confrelid THEN 'references its own table'
+                                            ELSE 'closes a cycle (' || (SELECT pg_catalog.string_agg(migrate._relname(p, caller_path), ' -> ' ORDER BY o)
+                                                                         FROM unnest(b.cycle) WITH ORDINALITY u(p, o)) || ')' END,
+                                       migrate._relname(b.conrelid, caller_path), migrate._relname(b.confrelid, caller_path))
+                WHEN b.conrelid = b.confrelid
+                THEN pg_catalog.format('foreign key %s references its own table: the run drops it for the load and adds it back, validated, once the table is loaded; '
+                                       'rows whose referenced row is missing go to migrate.reject with 23503',
+                                       b.conname)
+                ELSE pg_catalog.format('foreign keys form a cycle (%s): the run drops foreign key %s for the load and adds it back, validated, once %s and %s are loaded; '
+                                       'rows whose referenced row is missing go to migrate.reject with 23503',
+                                       (SELECT pg_catalog.string_agg(migrate._relname(p, caller_path), ' -> ' ORDER BY o)
+                                          FROM unnest(b.cycle) WITH ORDINALITY u(p, o)),
+                                       b.conname, migrate._relname(b.conrelid, caller_path),
+                                       migrate._relname(b.confrelid, caller_path)) END
+      FROM migrate._fk_cycle_breaks(ARRAY(SELECT m.target::pg_catalog.oid FROM migrate.table_map m
+                                           WHERE m.plan = pl.plan_name)) b
+      JOIN pg_catalog.pg_constraint con ON con.oid = b.con
+      -- as the run's planning decides (src/defer.c): the owner's rights
+      CROSS JOIN LATERAL (SELECT pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = b.conrelid), 'USAGE')
+                                 AND pg_catalog.has_table_privilege(b.confrelid, 'REFERENCES') AS may) priv;
 
     -- relations left unmapped on either side
     INSERT INTO migrate_check_finding

@@ -232,6 +232,8 @@ CREATE TABLE migrate.run_range (
     -- statements run on a stage table to isolate rows nothing predicted
     rows_rejected_setwise bigint NOT NULL DEFAULT 0,
     bisect_steps bigint NOT NULL DEFAULT 0,
+    -- added by 0.5: an fk unit's referenced table (its loads come first)
+    ref_target  regclass,
     PRIMARY KEY (run_id, target, range_no),
     FOREIGN KEY (run_id, target) REFERENCES migrate.run_table ON DELETE CASCADE
 );

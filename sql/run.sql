@@ -23,16 +23,80 @@
  * cancel acts as the plan's owner; the caller must be a member of it.
  */
 
+-- migrate_run(): a plan whose migrate_check() finds an error does not
+-- start (42P17, the hint names the first finding) unless force => true.
 CREATE OR REPLACE FUNCTION migrate_run(plan text,
                             mode text DEFAULT 'full',
                             tables text[] DEFAULT NULL,
                             parallel integer DEFAULT NULL,
                             dry_run boolean DEFAULT false,
-                            wait boolean DEFAULT true)
+                            wait boolean DEFAULT true,
+                            force boolean DEFAULT false)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'migrate_run'
 LANGUAGE C
 SET search_path = pg_catalog, pg_temp;
+
+/*
+ * The foreign keys among p_tables (a run's targets) that a run drops for
+ * its load and adds back, validated, once both of their tables are loaded
+ * (src/defer.c): every self-reference, and a small set that breaks every
+ * cycle.  The foreign keys are taken in a stable order (first those that
+ * are not DEFERRABLE and whose columns are all NOT NULL, then by table and
+ * name); each that would close a cycle with the ones kept before it is
+ * dropped, so what is kept is acyclic and parents load before children.
+ * cycle is the cycle it closes (its table, the referenced table, ..., its
+ * table again).  The run's load order (src/catalog.c), its planning and
+ * migrate_check() all use this one function.  Reads only pg_catalog: safe
+ * for any caller.
+ */
+CREATE OR REPLACE FUNCTION migrate._fk_cycle_breaks(p_tables oid[])
+RETURNS TABLE (con oid, conname name, conrelid regclass, confrelid regclass, cycle regclass[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    kept_child oid[] := '{}';
+    kept_parent oid[] := '{}';
+    e record;
+    path oid[];
+BEGIN
+    FOR e IN SELECT c.oid, c.conname, c.conrelid, c.confrelid
+               FROM pg_catalog.pg_constraint c
+              WHERE c.contype = 'f' AND c.conparentid = 0  -- not a partition's clone
+                AND c.conrelid = ANY (p_tables) AND c.confrelid = ANY (p_tables)
+              ORDER BY c.condeferrable
+                       OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) AND NOT a.attnotnull),
+                       c.conrelid::pg_catalog.regclass::pg_catalog.text, c.conname, c.oid LOOP
+        IF e.conrelid = e.confrelid THEN
+            path := ARRAY[e.conrelid, e.conrelid];
+        ELSE
+            -- does the referenced table reach this one through kept keys?
+            WITH RECURSIVE r (node, p) AS (
+                SELECT e.confrelid, ARRAY[e.conrelid, e.confrelid]
+                UNION ALL
+                SELECT k.parent, r.p || k.parent
+                  FROM r JOIN ROWS FROM (pg_catalog.unnest(kept_child), pg_catalog.unnest(kept_parent)) k (child, parent) ON k.child = r.node
+                 WHERE r.node <> e.conrelid AND k.parent <> ALL (r.p[2:]))
+            SELECT r.p INTO path FROM r WHERE r.node = e.conrelid
+             ORDER BY pg_catalog.cardinality(r.p), r.p::pg_catalog.text LIMIT 1;
+        END IF;
+        IF path IS NOT NULL THEN
+            con := e.oid;
+            conname := e.conname;
+            conrelid := e.conrelid;
+            confrelid := e.confrelid;
+            cycle := path::pg_catalog.regclass[];
+            RETURN NEXT;
+        ELSE
+            kept_child := kept_child || e.conrelid;
+            kept_parent := kept_parent || e.confrelid;
+        END IF;
+    END LOOP;
+END;
+$$;
 
 -- Called by the engine's batch statement for each row; see src/route.c.
 CREATE OR REPLACE FUNCTION migrate._pass()

@@ -188,8 +188,10 @@ migrate_catalog_run_start(const MigrateRunShared *shared)
 
 	/*
 	 * Tables in foreign-key order: a table's depth is the longest chain of
-	 * plan tables it references; parents load before children.  Cycles are
-	 * cut where they close (their rows may then be refused and rejected).
+	 * plan tables it references; parents load before children.  The
+	 * foreign keys that close a cycle or reference their own table
+	 * (migrate._fk_cycle_breaks) do not count: the run drops them for the
+	 * load (defer.c), so what is left is acyclic.
 	 */
 	args[1] = Int64GetDatum(run_id);
 	argtypes[1] = INT8OID;
@@ -202,7 +204,8 @@ migrate_catalog_run_start(const MigrateRunShared *shared)
 								" e AS (SELECT DISTINCT conrelid AS child, confrelid AS parent"
 								"   FROM pg_catalog.pg_constraint WHERE contype = 'f'"
 								"    AND conrelid IN (SELECT rel FROM t) AND confrelid IN (SELECT rel FROM t)"
-								"    AND conrelid <> confrelid),"
+								"    AND conrelid <> confrelid"
+								"    AND oid NOT IN (SELECT b.con FROM migrate._fk_cycle_breaks(ARRAY(SELECT rel FROM t)) b)),"
 								" d(rel, depth, path) AS ("
 								"   SELECT rel, 0, ARRAY[rel] FROM t"
 								"   UNION ALL"
@@ -716,16 +719,17 @@ migrate_catalog_add_load_unit(int64 run_id, Oid target, int range_no, const char
 /*
  * A pending rebuild of target (kind "index" or "fk"): definition is the
  * DDL that restores it, check_sql (fk; may be NULL) the statement that
- * rejects the orphans first.  In the transaction that drops what it
- * restores.
+ * rejects the orphans first, ref_target (fk; may be InvalidOid) the table
+ * it references, whose loads it waits for too.  In the transaction that
+ * drops what it restores.
  */
 void
 migrate_catalog_add_deferred_unit(int64 run_id, Oid target, int range_no, const char *kind,
-								  const char *definition, const char *check_sql)
+								  const char *definition, const char *check_sql, Oid ref_target)
 {
-	Oid			argtypes[6] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		args[6];
-	char		nulls[6] = "      ";
+	Oid			argtypes[7] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, OIDOID};
+	Datum		args[7];
+	char		nulls[7] = "       ";
 
 	args[0] = Int64GetDatum(run_id);
 	args[1] = ObjectIdGetDatum(target);
@@ -734,16 +738,25 @@ migrate_catalog_add_deferred_unit(int64 run_id, Oid target, int range_no, const 
 	args[4] = CStringGetTextDatum(definition);
 	args[5] = check_sql ? CStringGetTextDatum(check_sql) : (Datum) 0;
 	nulls[5] = check_sql ? ' ' : 'n';
-	(void) catalog_exec("INSERT INTO migrate.run_range (run_id, target, range_no, kind, definition, check_sql)"
-						" VALUES ($1, $2, $3, $4, $5, $6)",
-						6, argtypes, args, nulls,
+	args[6] = ObjectIdGetDatum(ref_target);
+	nulls[6] = OidIsValid(ref_target) ? ' ' : 'n';
+	(void) catalog_exec("INSERT INTO migrate.run_range (run_id, target, range_no, kind, definition, check_sql, ref_target)"
+						" VALUES ($1, $2, $3, $4, $5, $6, $7)",
+						7, argtypes, args, nulls,
 						SPI_OK_INSERT, "inserting into migrate.run_range");
 }
 
 /*
  * Claim the next unit this worker may work on: pending, every table of
  * lower foreign-key depth done, and for index/fk units every key range of
- * its own table done; it becomes running, owned by this process.  Fills *u
+ * its own table (and of the table an fk unit references) done; it becomes
+ * running, owned by this process.  An fk unit counts at the depth of the
+ * deeper of its two tables: one that closes a cycle references a table
+ * loaded after its own, which must not wait for it.  Such a cycle unit
+ * (its referenced table is not of lower depth) also waits for the other fk
+ * units of its two tables (defer_indexes): their orphans, the rows the
+ * constraints in place would have refused, leave first, as in a load
+ * without deferral; those never wait for a cycle unit.  Fills *u
  * (strings copied into cxt) and returns true; or returns false, setting
  * *nothing_left when no unit is pending or running (and the run has been
  * cut into units).
@@ -767,13 +780,23 @@ migrate_catalog_claim_unit(int64 run_id, MigrateUnit *u, MemoryContext cxt, bool
 								" WHERE (u.run_id, u.target, u.range_no) = ("
 								"   SELECT c.run_id, c.target, c.range_no"
 								"     FROM migrate.run_range c JOIN migrate.run_table t USING (run_id, target)"
+								"     LEFT JOIN migrate.run_table rt ON rt.run_id = c.run_id AND rt.target = c.ref_target"
 								"    WHERE c.run_id = $1 AND c.state = 'pending'"
 								"      AND NOT EXISTS (SELECT 1 FROM migrate.run_range d"
 								"                        JOIN migrate.run_table dt USING (run_id, target)"
-								"                       WHERE d.run_id = $1 AND dt.depth < t.depth AND d.state <> 'succeeded')"
+								"                        LEFT JOIN migrate.run_table drt"
+								"                          ON drt.run_id = d.run_id AND drt.target = d.ref_target"
+								"                       WHERE d.run_id = $1 AND d.state <> 'succeeded'"
+								"                         AND greatest(dt.depth, drt.depth) < greatest(t.depth, rt.depth))"
 								"      AND (c.kind = 'load' OR NOT EXISTS (SELECT 1 FROM migrate.run_range l"
-								"            WHERE l.run_id = $1 AND l.target = c.target AND l.kind = 'load'"
+								"            WHERE l.run_id = $1 AND l.target IN (c.target, c.ref_target) AND l.kind = 'load'"
 								"              AND l.state <> 'succeeded'))"
+								"      AND (c.kind <> 'fk' OR rt.depth IS NULL OR rt.depth < t.depth"
+								"           OR NOT EXISTS (SELECT 1 FROM migrate.run_range f"
+								"            JOIN migrate.run_table ft USING (run_id, target)"
+								"            LEFT JOIN migrate.run_table frt ON frt.run_id = f.run_id AND frt.target = f.ref_target"
+								"            WHERE f.run_id = $1 AND f.target IN (c.target, c.ref_target) AND f.kind = 'fk'"
+								"              AND (frt.depth IS NULL OR frt.depth < ft.depth) AND f.state <> 'succeeded'))"
 								"    ORDER BY t.load_order, c.range_no"
 								"    LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
 								" RETURNING u.target::pg_catalog.oid, u.range_no, u.kind, u.lo, u.hi, u.last_key,"
@@ -993,6 +1016,30 @@ migrate_catalog_unit_orphans(int64 run_id, const MigrateUnit *u, int64 orphans)
 						"   rows_rejected = rows_rejected + $4 WHERE run_id = $1 AND target = $2",
 						4, argtypes, args, NULL,
 						SPI_OK_UPDATE, psprintf("updating the counts of %s", get_rel_name(u->target)));
+}
+
+/*
+ * The same for orphans an fk unit rejected from another table (whose rows
+ * referenced its own orphans): they move from written to rejected in that
+ * table and in its last key range, so that its units still add up to it.
+ */
+void
+migrate_catalog_table_orphans(int64 run_id, Oid target, int64 orphans)
+{
+	Oid			argtypes[3] = {INT8OID, OIDOID, INT8OID};
+	Datum		args[3];
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = ObjectIdGetDatum(target);
+	args[2] = Int64GetDatum(orphans);
+	(void) catalog_exec("WITH u AS (UPDATE migrate.run_range SET rows_written = rows_written - $3,"
+						"   rows_rejected = rows_rejected + $3"
+						"   WHERE run_id = $1 AND target = $2 AND range_no = (SELECT pg_catalog.max(l.range_no)"
+						"     FROM migrate.run_range l WHERE l.run_id = $1 AND l.target = $2 AND l.kind = 'load'))"
+						" UPDATE migrate.run_table SET rows_written = rows_written - $3,"
+						"   rows_rejected = rows_rejected + $3 WHERE run_id = $1 AND target = $2",
+						3, argtypes, args, NULL,
+						SPI_OK_UPDATE, psprintf("updating the counts of %s", get_rel_name(target)));
 }
 
 /*

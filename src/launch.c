@@ -39,6 +39,7 @@
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/wait_event.h"
@@ -50,6 +51,7 @@ PG_FUNCTION_INFO_V1(migrate_run);
 
 static void check_owner(Oid owner, const char *plan);
 static void check_request(const char *plan, ArrayType *tables, char *tables_out);
+static void check_findings(Oid self, const char *plan, const char *tables);
 static void relay_notices(MigrateRunShared *shared, uint32 *seen);
 static void wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
 					 MigratePhase phase, uint32 *seen);
@@ -219,6 +221,91 @@ check_request(const char *plan, ArrayType *tables, char *tables_out)
 		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
 }
 
+/*
+ * A plan whose migrate_check() finds an error does not run (42P17), unless
+ * the caller passed force => true.  Only the findings of the run's tables
+ * count when it runs some (tables, an oid[] literal, or NULL for all).
+ * Calls migrate_check() (in the extension's schema, the one of
+ * migrate_run(), self) as the caller: it checks as the plan's owner
+ * itself.  In a subtransaction rolled back afterwards, so that the locks
+ * its planning took on the targets (and its temporary table) go with it.
+ */
+static void
+check_findings(Oid self, const char *plan, const char *tables)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	char		nulls[2] = "  ";
+	MemoryContext oldcxt;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	int			ret;
+	/* set inside PG_TRY: volatile */
+	volatile int64 nerrors = 0;
+	char	   *volatile table_name = NULL;
+	char	   *volatile column_name = NULL;
+	char	   *volatile message = NULL;
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	oldcxt = CurrentMemoryContext;
+	args[0] = CStringGetTextDatum(plan);
+	args[1] = tables ? CStringGetTextDatum(tables) : (Datum) 0;
+	nulls[1] = tables ? ' ' : 'n';
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		char	   *sql = psprintf("SELECT c.table_name, c.column_name, c.message,"
+								   "       pg_catalog.count(*) OVER ()"
+								   "  FROM %s.migrate_check($1) c"
+								   " WHERE c.severity = 'error'"
+								   "   AND ($2::pg_catalog.oid[] IS NULL OR c.table_name IN"
+								   "        (SELECT o::pg_catalog.regclass::pg_catalog.text"
+								   "           FROM pg_catalog.unnest($2::pg_catalog.oid[]) o))"
+								   " LIMIT 1",
+								   quote_identifier(get_namespace_name(get_func_namespace(self))));
+
+		ret = SPI_execute_with_args(sql, 2, argtypes, args, nulls, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "migrate_check() failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed > 0)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			char	   *v;
+
+			MemoryContextSwitchTo(oldcxt);
+			table_name = (v = SPI_getvalue(tup, desc, 1)) ? pstrdup(v) : NULL;
+			column_name = (v = SPI_getvalue(tup, desc, 2)) ? pstrdup(v) : NULL;
+			message = (v = SPI_getvalue(tup, desc, 3)) ? pstrdup(v) : NULL;
+			nerrors = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		}
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		edata = migrate_abort_subxact(oldcxt, oldowner);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	if (nerrors > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("migration plan \"%s\" has " INT64_FORMAT " error%s in migrate_check(): it does not run",
+						plan, nerrors, nerrors == 1 ? "" : "s"),
+				 errhint("The first: table %s%s%s: %s.  Fix the plan (see migrate_check(%s)), or run it anyway with migrate_run(..., force => true).",
+						 table_name ? table_name : "(none)",
+						 column_name ? ", column " : "", column_name ? column_name : "",
+						 message ? message : "", quote_literal_cstr(plan))));
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+}
+
 /* Print the progress lines the worker queued since *seen. */
 static void
 relay_notices(MigrateRunShared *shared, uint32 *seen)
@@ -308,8 +395,9 @@ raise_worker_error(MigrateRunShared *shared)
 }
 
 /*
- * migrate_run(plan, mode, tables, parallel, dry_run, wait) returns bigint
+ * migrate_run(plan, mode, tables, parallel, dry_run, wait, force) returns bigint
  *
+ * Refuses a plan whose migrate_check() finds an error unless force.
  * Returns the run id.  With wait (the default) returns when the run has
  * ended, raising the run's error if it failed.
  */
@@ -321,6 +409,8 @@ migrate_run(PG_FUNCTION_ARGS)
 	ArrayType  *tables = PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2);
 	bool		dry_run = PG_ARGISNULL(4) ? false : PG_GETARG_BOOL(4);
 	bool		wait = PG_ARGISNULL(5) ? true : PG_GETARG_BOOL(5);
+	/* the 0.1 to 0.4 SQL had no force: never called so (version check) */
+	bool		force = PG_NARGS() > 6 && !PG_ARGISNULL(6) && PG_GETARG_BOOL(6);
 	dsm_segment *seg;
 	MigrateRunShared *shared;
 	Oid			owner;
@@ -384,6 +474,8 @@ migrate_run(PG_FUNCTION_ARGS)
 		check_request(plan, tables, shared->tables);
 		if (OidIsValid(owner))
 			migrate_restore_identity(&saved);
+		if (OidIsValid(owner) && !force)
+			check_findings(fcinfo->flinfo->fn_oid, plan, tables ? shared->tables : NULL);
 		AtEOXact_GUC(true, level);
 	}
 	if (!OidIsValid(owner))

@@ -12,6 +12,7 @@
  * src/units.c		cutting a table of a run into key ranges (units)
  * src/load.c		the batch engine: a table's description, batches of a range
  * src/defer.c		index and foreign key deferral: drop, rebuild, re-validate
+ *					(also the foreign keys that close a cycle)
  * src/progress.c	a worker's progress lines and peak memory
  * src/copysrc.c	binary COPY reader of postgres_fdw sources
  * src/remote.c		libpq connections to postgres_fdw servers (remote.h)
@@ -284,13 +285,14 @@ extern void migrate_catalog_add_load_unit(int64 run_id, Oid target, int range_no
 										  const char *lo, const char *hi);
 extern void migrate_catalog_add_deferred_unit(int64 run_id, Oid target, int range_no,
 											  const char *kind, const char *definition,
-											  const char *check_sql);
+											  const char *check_sql, Oid ref_target);
 extern bool migrate_catalog_claim_unit(int64 run_id, MigrateUnit *u, MemoryContext cxt,
 									   bool *nothing_left);
 extern void migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u,
 											const MigrateCounts *batch, const char *last_key,
 											const char *target_name);
 extern void migrate_catalog_unit_orphans(int64 run_id, const MigrateUnit *u, int64 orphans);
+extern void migrate_catalog_table_orphans(int64 run_id, Oid target, int64 orphans);
 extern void migrate_catalog_unit_done(int64 run_id, const MigrateUnit *u, int64 source_count);
 extern void migrate_catalog_unit_stopped(int64 run_id, const MigrateUnit *u, const char *state);
 extern void migrate_catalog_unit_failed(int64 run_id, Oid target, const char *message,
@@ -306,6 +308,7 @@ extern Datum migrate_key_from_text(MigrateTableLoad *tl, const char *text, Memor
 extern char *migrate_key_to_text(MigrateTableLoad *tl, Datum d);
 
 /* defer.c */
+extern void migrate_break_fk_cycles(MigrateWork *w, const Oid *targets, int ntargets);
 extern void migrate_defer_table(MigrateWork *w, Oid target);
 extern void migrate_run_deferred(MigrateWork *w, MigrateUnit *u);
 

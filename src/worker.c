@@ -439,6 +439,9 @@ worker_plan_units(MigrateWork *w)
 	for (int i = 0; i < ntargets; i++)
 		targets[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 													SPI_tuptable->tupdesc, 1, &isnull));
+	/* the foreign keys no load order satisfies, whatever the plan defers */
+	if (!w->dry_run)
+		migrate_break_fk_cycles(w, targets, ntargets);
 	for (int i = 0; i < ntargets; i++)
 	{
 		current_target = targets[i];

@@ -20,5 +20,12 @@ ALTER TABLE migrate.run_range
     ADD COLUMN bisect_steps bigint NOT NULL DEFAULT 0;
 
 -- ==== foreign-key cycles ====
+-- an fk unit's referenced table: the unit waits for its loads too (a
+-- foreign key that closes a cycle comes back once both tables are loaded)
+ALTER TABLE migrate.run_range
+    ADD COLUMN ref_target regclass;
+-- migrate_run() has a new argument, force (it refuses a plan whose
+-- migrate_check() finds an error unless told)
+DROP FUNCTION migrate_run(text, text, text[], integer, boolean, boolean);
 
 -- ==== MySQL/MariaDB import ====
