@@ -7,7 +7,7 @@
 # (MigrateTest::released_install).  Under 0.4, role alice (not a superuser)
 # runs plan "dirty" over local source tables: a parent table, and a child
 # of 4000 rows of which every 20th breaks a CHECK of the target (5 %,
-# quarantined by 0.4's bisection) and row 2600 fails an abort rule, so the
+# quarantined by 0.4's bisection) and row 2601 fails an abort rule, so the
 # run fails with 2500 child rows committed (batches of 500).  Then the
 # package upgrade and ALTER EXTENSION migrate UPDATE:
 #
@@ -63,7 +63,7 @@ $node->safe_psql('postgres', q{
 	INSERT INTO legacy.parent SELECT g, 'p' || g FROM generate_series(1, 100) g;
 	CREATE TABLE legacy.child (id int PRIMARY KEY, parent_id int, amount numeric);
 	INSERT INTO legacy.child
-	SELECT g, 1 + g % 100, CASE WHEN g % 20 = 0 THEN -g WHEN g = 2600 THEN 1e9 ELSE g END
+	SELECT g, 1 + g % 100, CASE WHEN g % 20 = 0 THEN -g WHEN g = 2601 THEN 1e9 ELSE g END
 	  FROM generate_series(1, 4000) g;
 	CREATE TABLE legacy.noisy (id int PRIMARY KEY, amount numeric);
 	INSERT INTO legacy.noisy SELECT g, CASE WHEN g % 4 = 0 THEN -g ELSE g END FROM generate_series(1, 400) g;
@@ -127,7 +127,7 @@ is($node->safe_psql('postgres', q{SELECT count(*) || ' ' || sum(amount) FROM pub
 is($node->safe_psql('postgres', qq{SELECT count(*) || ' ' || count(DISTINCT source_key) || ' ' || string_agg(DISTINCT reason, ',')
 	|| ' ' || bool_and(message = 'new row for relation "child" violates check constraint "child_amount_check"')
 	FROM migrate.reject WHERE run_id = $run}),
-	'200 200 23514 t', 'each of the 200 bad rows quarantined once, with the CHECK\'s SQLSTATE and message');
+	'200 200 23514 true', 'each of the 200 bad rows quarantined once, with the CHECK\'s SQLSTATE and message');
 is($node->safe_psql('postgres', qq{SELECT rows_read || ' ' || rows_written || ' ' || rows_rejected || ' ' || state
 	FROM migrate.run_table WHERE run_id = $run AND target = 'child'::regclass}),
 	'4000 3800 200 succeeded', 'the child table\'s counters add up');
