@@ -25,7 +25,8 @@
 #     with cast rules, for the tests), test/data/mysql_types12.sql
 #     (database migrate_types12: what mysql_fdw cannot import or read as is)
 #     and test/data/mysql_fk_cycles.sql (database migrate_cycles: sakila's
-#     store/staff foreign-key cycle).
+#     store/staff foreign-key cycle), test/data/mini_sakila.sql (database
+#     mini_sakila: a sakila-shaped schema with its own oracle).
 #
 # Prints the connection parameters. Root reaches the server through the
 # socket (unix_socket authentication):
@@ -104,6 +105,8 @@ mariadb --socket="$SOCK" <"$REPO/test/data/mysql_types.sql"
 mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mysql_types12.sql"
 # the foreign-key cycle of sakila (sql/61_fk_cycles_mysql.sql)
 mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mysql_fk_cycles.sql"
+# a sakila-shaped database with its own oracle (sql/69_real_schema_mysql.sql)
+mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mini_sakila.sql"
 
 echo "MariaDB $(mariadb --socket="$SOCK" -N -B -e 'SELECT version()') running:" \
      "host 127.0.0.1 port $PORT user $USER_NAME password $PASSWORD socket $SOCK" \

@@ -26,7 +26,6 @@ use FindBin;
 use lib $FindBin::RealBin;
 
 use Cwd qw(realpath);
-use File::Copy qw(copy);
 use MigrateTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -37,35 +36,12 @@ my $repo = realpath("$FindBin::RealBin/../..");
 my $real_ext = `pg_config --sharedir`;
 chomp $real_ext;
 $real_ext .= '/extension';
-my $real_lib = `pg_config --pkglibdir`;
-chomp $real_lib;
 my ($current) = slurp_file("$real_ext/migrate.control") =~ /^default_version\s*=\s*'([^']+)'/m;
 ok(defined $current && $current ne '0.3', "the installed migrate is not 0.3 (" . ($current // 'none') . ")")
   or BAIL_OUT("make install the current tree first");
 
 # ---- 0.3, built from its commit ------------------------------------------
-my @git = ('git', '-c', 'safe.directory=*', '-C', $repo);
-ok(system(@git, 'cat-file', '-e', "$released^{commit}") == 0,
-	"the released 0.3 (commit $released) is in the git history")
-  or BAIL_OUT("commit $released is missing from $repo (a shallow clone?)");
-my $src03 = PostgreSQL::Test::Utils::tempdir();
-{
-	local $ENV{MAKEFLAGS};
-	local $ENV{MAKELEVEL};
-	local $ENV{MFLAGS};
-	delete @ENV{qw(MAKEFLAGS MAKELEVEL MFLAGS)};
-	my $pg_config = $ENV{PG_CONFIG} || 'pg_config';
-	system("git -c safe.directory='*' -C '$repo' archive $released | tar -x -C '$src03'") == 0
-	  or BAIL_OUT("git archive $released failed");
-	system("make -C '$src03' PG_CONFIG='$pg_config' >'$src03.log' 2>&1") == 0
-	  or BAIL_OUT("building 0.3 failed:\n" . slurp_file("$src03.log"));
-}
-like(slurp_file("$src03/migrate.control"), qr/^default_version = '0\.3'$/m, "commit $released is 0.3");
-
-my ($inst, $lib, $ext) = private_install(PostgreSQL::Test::Utils::tempdir());
-install_file("$src03/migrate.so", "$lib/migrate.so");
-install_file("$src03/migrate.control", "$ext/migrate.control");
-install_file("$src03/sql/migrate--0.3.sql", "$ext/migrate--0.3.sql");
+my (undef, $inst, $lib, $ext) = released_install($repo, $released, '0.3');
 
 my $node = start_node('old03', install_path => $inst, conf => { jit => 'off' });
 
@@ -132,13 +108,7 @@ my $grades_before = $node->safe_psql('postgres', 'SELECT string_agg(DISTINCT gra
 is($grades_before, 'Alpha,Beta,Gamma', '0.3: the value map was applied');
 
 # ---- the package upgrade, then ALTER EXTENSION UPDATE ----------------------
-unlink glob("$ext/migrate.control $ext/migrate--*.sql");
-install_file("$real_lib/migrate.so", "$lib/migrate.so");
-for my $f (glob("$real_ext/migrate.control $real_ext/migrate--*.sql"))
-{
-	(my $name = $f) =~ s{.*/}{};
-	install_file($f, "$ext/$name");
-}
+install_current($lib, $ext);
 $node->restart;
 $node->safe_psql('postgres', 'SET client_min_messages = warning; ALTER EXTENSION migrate UPDATE');
 is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'migrate'"),
@@ -230,10 +200,3 @@ is($node->safe_psql('postgres', 'SELECT string_agg(DISTINCT grade, \',\') FROM i
 $node->stop;
 done_testing();
 
-sub install_file
-{
-	my ($from, $to) = @_;
-	copy($from, "$to.tmp") or die "copy $from: $!";
-	rename("$to.tmp", $to) or die "rename $to: $!";
-	return;
-}

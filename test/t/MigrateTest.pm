@@ -32,6 +32,7 @@ use warnings;
 
 use Exporter 'import';
 use File::Basename qw(dirname);
+use File::Copy qw(copy);
 use File::Path qw(make_path);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -45,6 +46,7 @@ our @EXPORT = qw(
   gate_close gate_wait gate_open set_gate set_delay
   table_checksum source_checksum
   check_recorded_invariants private_install
+  released_install install_current install_file
   GATE_LOCK
 );
 
@@ -438,6 +440,77 @@ sub private_install
 	$link_all->($real{sharedir}, $share, sub { $_[0] eq 'extension' });
 	$link_all->("$real{sharedir}/extension", "$share/extension", sub { $_[0] =~ /^migrate[.-]/ });
 	return ($inst, $lib, "$share/extension");
+}
+
+# released_install(repo, commit, version)
+#
+# A private installation (private_install) holding only the released
+# version of migrate built from its commit in repo's git history (git
+# archive, then make with the installed server's pg_config): its library,
+# control file and install script.  BAIL_OUTs when the commit is missing
+# (a shallow clone) or does not build, or is not that version.  Returns
+# (the built source tree, install_path, lib dir, extension dir).
+sub released_install
+{
+	my ($repo, $commit, $version) = @_;
+	my @git = ('git', '-c', 'safe.directory=*', '-C', $repo);
+	ok(system(@git, 'cat-file', '-e', "$commit^{commit}") == 0,
+		"the released $version (commit $commit) is in the git history")
+	  or BAIL_OUT("commit $commit (the released $version) is missing from $repo: use a clone "
+		  . "with its history (not shallow, or git fetch --unshallow)");
+	my $src = PostgreSQL::Test::Utils::tempdir();
+	{
+		# a make of its own: not the variables of the make that runs the tests
+		local $ENV{MAKEFLAGS};
+		local $ENV{MAKELEVEL};
+		local $ENV{MFLAGS};
+		delete @ENV{qw(MAKEFLAGS MAKELEVEL MFLAGS)};
+		my $pg_config = $ENV{PG_CONFIG} || 'pg_config';
+		system("git -c safe.directory='*' -C '$repo' archive $commit | tar -x -C '$src'") == 0
+		  or BAIL_OUT("git archive $commit failed");
+		system("make -C '$src' PG_CONFIG='$pg_config' >'$src.log' 2>&1") == 0
+		  or BAIL_OUT("building $version failed:\n" . slurp_file("$src.log"));
+	}
+	like(slurp_file("$src/migrate.control"), qr/^default_version = '\Q$version\E'$/m,
+		"commit $commit is $version");
+	my ($inst, $lib, $ext) = private_install(PostgreSQL::Test::Utils::tempdir());
+	install_file("$src/migrate.so", "$lib/migrate.so");
+	install_file("$src/migrate.control", "$ext/migrate.control");
+	install_file("$src/sql/migrate--$version.sql", "$ext/migrate--$version.sql");
+	return ($src, $inst, $lib, $ext);
+}
+
+# install_current(lib dir, extension dir)
+#
+# The package upgrade of a private installation: its migrate files are
+# replaced by those of the real installation (the current tree's make
+# install).  The server must be restarted to load the new library.
+sub install_current
+{
+	my ($lib, $ext) = @_;
+	my $real_ext = `pg_config --sharedir`;
+	chomp $real_ext;
+	$real_ext .= '/extension';
+	my $real_lib = `pg_config --pkglibdir`;
+	chomp $real_lib;
+	unlink glob("$ext/migrate.control $ext/migrate--*.sql");
+	install_file("$real_lib/migrate.so", "$lib/migrate.so");
+	for my $f (glob("$real_ext/migrate.control $real_ext/migrate--*.sql"))
+	{
+		(my $name = $f) =~ s{.*/}{};
+		install_file($f, "$ext/$name");
+	}
+	return;
+}
+
+# install_file(from, to): copy, then rename into place (a running server
+# never sees half a file)
+sub install_file
+{
+	my ($from, $to) = @_;
+	copy($from, "$to.tmp") or die "copy $from: $!";
+	rename("$to.tmp", $to) or die "rename $to: $!";
+	return;
 }
 
 1;
