@@ -66,6 +66,8 @@ static void describe_read_path(TableLoad *tl, const char *plan);
 static SPIPlanPtr spi_prepare_keep(const char *sql, int nargs, Oid *argtypes);
 static char *build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound);
 static void append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage);
+static char *rule_outcome(const char *expr, int i, bool probes);
+static char *rules_gate(TableLoad *tl, bool probes);
 static void append_on_conflict(TableLoad *tl, StringInfo sql);
 static bool is_row_error(ErrorData *edata);
 static bool attempt(TableLoad *tl, SPIPlanPtr plan, Datum *values,
@@ -139,6 +141,8 @@ add_counts(MigrateCounts *sum, const MigrateCounts *add)
 	sum->rejected += add->rejected;
 	sum->skipped += add->skipped;
 	sum->warned += add->warned;
+	sum->rejected_setwise += add->rejected_setwise;
+	sum->bisect_steps += add->bisect_steps;
 }
 
 static int64
@@ -384,13 +388,17 @@ migrate_load_describe(TableLoad *tl, const char *plan)
 	migrate_route_describe_sensitive(tl, plan);
 	MemoryContextSwitchTo(tablecxt);
 	describe_read_path(tl, plan);
+	migrate_predict_describe(tl, plan);
+	MemoryContextSwitchTo(tablecxt);
 }
 
 /*
- * The WHERE clause of the batch statement: the rules, routed by
- * migrate._fail() (see route.c).  Rows that pass go straight to the
- * INSERT; only skip_existing, where ON CONFLICT hides how many rows were
- * read, pays a call per row.
+ * The WHERE clause of the batch statement: the rules and the target's
+ * predicted constraints (predict.c), routed by migrate._fail() (see
+ * route.c).  Rows that pass go straight to the INSERT; only skip_existing,
+ * where ON CONFLICT hides how many rows were read, pays a call per row.
+ * With probes the rules and predictions are columns of the FROM item
+ * (migrate_predict_from).
  */
 static void
 append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
@@ -398,58 +406,90 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 	ListCell   *lc1;
 	bool		first;
 	bool		has_rules = tl->rule_names != NIL;
+	bool		probes = tl->probes;
+	char	   *pass = probes ? "m.__migrate_g <= 0" : migrate_predict_pass_sql(tl);
+	char	   *gate = rules_gate(tl, probes);
+	char	   *detail = migrate_predict_detail_sql(tl, gate, probes);
 
-	if (!has_rules)
+	if (!has_rules && pass == NULL)
 	{
 		if (tl->count_passes)
 			appendStringInfoString(sql, " WHERE migrate._pass()");
+		return;
 	}
+	appendStringInfoString(sql, " WHERE CASE WHEN ");
+	foreach(lc1, tl->rule_exprs)
+		appendStringInfo(sql, "%s%s", foreach_current_index(lc1) ? " AND " : "",
+						 rule_outcome(lfirst(lc1), foreach_current_index(lc1), probes));
+	if (pass)
+		appendStringInfo(sql, "%s%s", has_rules ? " AND " : "", pass);
+	appendStringInfo(sql, " THEN %s ELSE migrate._fail(ARRAY[",
+					 tl->count_passes ? "migrate._pass()" : "true");
+	foreach(lc1, tl->rule_exprs)
+		appendStringInfo(sql, "%s%s", foreach_current_index(lc1) ? ", " : "",
+						 rule_outcome(lfirst(lc1), foreach_current_index(lc1), probes));
+	appendStringInfoString(sql, "]::pg_catalog.bool[], ");
+	if (tl->key_sensitive)
+		appendStringInfoString(sql, "'***'::text");
+	else if (list_length(tl->keycols) == 1)
+		appendStringInfo(sql, "(m.%s)::text", quote_identifier(linitial(tl->keycols)));
 	else
 	{
-		appendStringInfoString(sql, " WHERE CASE WHEN ");
+		appendStringInfoString(sql, "ROW(");
 		first = true;
-		foreach(lc1, tl->rule_exprs)
+		foreach(lc1, tl->keycols)
 		{
-			appendStringInfo(sql, "%s((%s) IS TRUE)", first ? "" : " AND ", (char *) lfirst(lc1));
+			appendStringInfo(sql, "%sm.%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
 			first = false;
 		}
-		appendStringInfo(sql, " THEN %s ELSE migrate._fail(ARRAY[",
-						 tl->count_passes ? "migrate._pass()" : "true");
-		first = true;
-		foreach(lc1, tl->rule_exprs)
-		{
-			appendStringInfo(sql, "%s((%s) IS TRUE)", first ? "" : ", ", (char *) lfirst(lc1));
-			first = false;
-		}
-		appendStringInfoString(sql, "], ");
-		if (tl->key_sensitive)
-			appendStringInfoString(sql, "'***'::text");
-		else if (list_length(tl->keycols) == 1)
-			appendStringInfo(sql, "(m.%s)::text", quote_identifier(linitial(tl->keycols)));
-		else
-		{
-			appendStringInfoString(sql, "ROW(");
-			first = true;
-			foreach(lc1, tl->keycols)
-			{
-				appendStringInfo(sql, "%sm.%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
-				first = false;
-			}
-			appendStringInfoString(sql, ")::text");
-		}
-		if (from_stage)
-			appendStringInfo(sql, ", (to_jsonb(m.__migrate_src) - '__migrate_rn')%s%s) END",
-							 tl->mask_json ? " || " : "",
-							 tl->mask_json ? psprintf("%s::jsonb", quote_literal_cstr(tl->mask_json)) : "");
-		else
-		{
-			appendStringInfoString(sql, ", jsonb_build_object('" MIGRATE_KEY_MARKER "', jsonb_build_array(");
-			foreach(lc1, tl->keycols)
-				appendStringInfo(sql, "%sm.__migrate_k%d", foreach_current_index(lc1) ? ", " : "",
-								 foreach_current_index(lc1));
-			appendStringInfoString(sql, "))) END");
-		}
+		appendStringInfoString(sql, ")::text");
 	}
+	if (from_stage)
+		appendStringInfo(sql, ", (to_jsonb(m.__migrate_src) - '__migrate_rn')%s%s",
+						 tl->mask_json ? " || " : "",
+						 tl->mask_json ? psprintf("%s::jsonb", quote_literal_cstr(tl->mask_json)) : "");
+	else
+	{
+		appendStringInfoString(sql, ", jsonb_build_object('" MIGRATE_KEY_MARKER "', jsonb_build_array(");
+		foreach(lc1, tl->keycols)
+			appendStringInfo(sql, "%sm.__migrate_k%d", foreach_current_index(lc1) ? ", " : "",
+							 foreach_current_index(lc1));
+		appendStringInfoString(sql, "))");
+	}
+	if (detail)
+		appendStringInfo(sql, ", %s", detail);
+	appendStringInfoString(sql, ") END");
+}
+
+/* rule lc's outcome, never NULL: its expression, or with probes its column */
+static char *
+rule_outcome(const char *expr, int i, bool probes)
+{
+	if (probes)
+		return psprintf("m.__migrate_r%d", i + 1);
+	return psprintf("((%s) IS TRUE)", expr);
+}
+
+/*
+ * The rules that keep a row from the target (reject, abort) all hold: a
+ * prediction is only evaluated then, as the target sees no other row.
+ * NULL when there are none.
+ */
+static char *
+rules_gate(TableLoad *tl, bool probes)
+{
+	StringInfoData gate;
+	ListCell   *lc1,
+			   *lc2;
+
+	initStringInfo(&gate);
+	forboth(lc1, tl->rule_exprs, lc2, tl->rule_on_fail)
+	{
+		if (strcmp(lfirst(lc2), "warn") == 0)
+			continue;
+		appendStringInfo(&gate, "%s%s", gate.len ? " AND " : "", rule_outcome(lfirst(lc1), foreach_current_index(lc1), probes));
+	}
+	return gate.len ? gate.data : NULL;
 }
 
 /* ON CONFLICT of the modes upsert and skip_existing, on the key. */
@@ -508,7 +548,8 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 			   *lc2,
 			   *lc3;
 	bool		first;
-	bool		has_rules = tl->rule_names != NIL;
+	bool		has_rules = tl->rule_names != NIL || tl->preds != NIL;
+	StringInfoData inner;
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "INSERT INTO %s AS t (", tl->into);
@@ -527,16 +568,21 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	}
 
 	/* the mapped row, typed as the target (typmods applied by the INSERT) */
-	appendStringInfoString(&sql, " FROM (SELECT ");
+	initStringInfo(&inner);
+	appendStringInfoString(&inner, "(SELECT ");
 	forthree(lc1, tl->cols, lc2, tl->exprs, lc3, tl->types)
 	{
 		if (lfirst(lc3))
-			appendStringInfo(&sql, "(%s)::%s AS %s, ", (char *) lfirst(lc2),
+			appendStringInfo(&inner, "(%s)::%s AS %s, ", (char *) lfirst(lc2),
 							 (char *) lfirst(lc3), quote_identifier(lfirst(lc1)));
 		else
-			appendStringInfo(&sql, "%s AS %s, ", (char *) lfirst(lc2),
+			appendStringInfo(&inner, "%s AS %s, ", (char *) lfirst(lc2),
 							 quote_identifier(lfirst(lc1)));
 	}
+	/* probes of in-batch duplicates: the order rows arrive in (the stage's) */
+	if (tl->probes && migrate_predict_needs_arrival(tl))
+		appendStringInfoString(&inner, from_stage ? "s.__migrate_rn AS __migrate_a, " :
+							   "pg_catalog.row_number() OVER () AS __migrate_a, ");
 	/*
 	 * A row failing a rule is quarantined with its source row.  The stage
 	 * is local: take the whole row.  From the source, a whole-row reference
@@ -545,7 +591,7 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	 * afterwards by key (fill_reject_rows).
 	 */
 	if (has_rules && from_stage)
-		appendStringInfoString(&sql, "s AS __migrate_src, ");
+		appendStringInfoString(&inner, "s AS __migrate_src, ");
 	else if (has_rules)
 	{
 		foreach(lc1, tl->keycols)
@@ -557,30 +603,34 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 			forboth(c, tl->cols, e, tl->exprs)
 			{
 				if (strcmp(lfirst(c), lfirst(lc1)) == 0)
-					appendStringInfo(&sql, "%s AS __migrate_k%d, ", (char *) lfirst(e), k);
+					appendStringInfo(&inner, "%s AS __migrate_k%d, ", (char *) lfirst(e), k);
 			}
 		}
 	}
-	sql.len -= 2;
-	sql.data[sql.len] = '\0';
+	inner.len -= 2;
+	inner.data[inner.len] = '\0';
 
 	if (from_stage)
-		appendStringInfo(&sql, " FROM %s AS s WHERE s.__migrate_rn BETWEEN $1 AND $2",
+		appendStringInfo(&inner, " FROM %s AS s WHERE s.__migrate_rn BETWEEN $1 AND $2",
 						 tl->stage);
 	else if (tl->copy_path)
-		appendStringInfo(&sql, " FROM migrate._copy_source(%s::regclass, %s, %s, $2) AS s(%s)",
+		appendStringInfo(&inner, " FROM migrate._copy_source(%s::regclass, %s, %s, $2) AS s(%s)",
 						 quote_literal_cstr(tl->source), quote_literal_cstr(tl->copy_key),
 						 lower_bound ? "$1" : psprintf("NULL::%s", format_type_be_qualified(tl->key_type)),
 						 tl->copy_coldefs);
 	else
 	{
-		appendStringInfo(&sql, " FROM %s AS s WHERE (%s) <= $2", tl->source, tl->key_expr);
+		appendStringInfo(&inner, " FROM %s AS s WHERE (%s) <= $2", tl->source, tl->key_expr);
 		if (lower_bound)
-			appendStringInfo(&sql, " AND (%s) > $1", tl->key_expr);
+			appendStringInfo(&inner, " AND (%s) > $1", tl->key_expr);
 		if (tl->filter)
-			appendStringInfo(&sql, " AND (%s)", tl->filter);
+			appendStringInfo(&inner, " AND (%s)", tl->filter);
 	}
-	appendStringInfoString(&sql, " OFFSET 0) m");
+	appendStringInfoString(&inner, " OFFSET 0)");
+	if (tl->probes)
+		appendStringInfo(&sql, " FROM %s", migrate_predict_from(tl, inner.data, rules_gate(tl, true)));
+	else
+		appendStringInfo(&sql, " FROM %s m", inner.data);
 
 	append_rules_filter(tl, &sql, from_stage);
 	append_on_conflict(tl, &sql);
@@ -873,6 +923,7 @@ stage_bisect(TableLoad *tl, int64 lo, int64 hi, MigrateCounts *counts)
 	int64		mid;
 
 	CHECK_FOR_INTERRUPTS();
+	counts->bisect_steps++;
 	if (attempt(tl, tl->stage_batch, values, counts, &edata))
 		return;
 	if (lo == hi)
@@ -983,7 +1034,7 @@ prepare_range_statements(TableLoad *tl, MigrateUnit *u, int64 batch_size)
 
 	tl->batch_next = spi_prepare_keep(build_batch_sql(tl, false, true), 2, argtypes);
 	tl->batch_first = spi_prepare_keep(build_batch_sql(tl, false, false), 2, argtypes);
-	if (tl->rule_names != NIL)
+	if (tl->rule_names != NIL || tl->preds != NIL)
 		prepare_reject_fill(tl);
 	if (tl->int_key)
 		return;
@@ -1078,6 +1129,7 @@ range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	if (w->dry_run)
 		create_dry_target(tl);
 	migrate_route_begin(w->run_id, u->target, tl->rule_names, tl->rule_on_fail, tl->rule_exprs);
+	migrate_route_set_predictions(tl->preds, tl->pred_ncols, tl->pred_sensitive);
 	prepare_range_statements(tl, u, w->batch_size);
 	if (tl->int_key)
 		find_int_range(tl, u, c);
@@ -1147,16 +1199,47 @@ load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
 		return;
 	}
 
+	/*
+	 * The first batch of the range the target refused: from now on the
+	 * batch statement probes unique and foreign keys too (predict.c), and
+	 * this batch is tried again so.
+	 */
+	if (!tl->probes && migrate_predict_has_probes(tl))
+	{
+		Oid			argtypes[2] = {tl->key_type, tl->key_type};
+
+		FreeErrorData(edata);
+		edata = NULL;
+		tl->probes = true;
+		SPI_freeplan(tl->batch_next);
+		SPI_freeplan(tl->batch_first);
+		tl->batch_next = tl->batch_first = NULL;
+		tl->batch_next = spi_prepare_keep(build_batch_sql(tl, false, true), 2, argtypes);
+		tl->batch_first = spi_prepare_keep(build_batch_sql(tl, false, false), 2, argtypes);
+		if (attempt(tl, lower_bound ? tl->batch_next : tl->batch_first, bounds, batch, &edata))
+		{
+			if (tl->reject_fill && batch->rejected + batch->warned > 0)
+				fill_reject_rows(tl, reject_hwm);
+			return;
+		}
+	}
+
 	/* a row of this batch was refused: find it, load the rest */
 	elog(DEBUG1, "batch of %s failed (%s), isolating bad rows",
 		 tl->target_name, tl->mask_json || tl->sensitive_cols ? "message not shown: sensitive columns" : edata->message);
 	FreeErrorData(edata);
 	nstage = stage_fill(tl, lower_bound, bounds);
+	if (tl->stage_batch != NULL && tl->stage_probes != tl->probes)
+	{
+		SPI_freeplan(tl->stage_batch);
+		tl->stage_batch = NULL;
+	}
 	if (tl->stage_batch == NULL)
 	{
 		Oid			rntypes[2] = {INT8OID, INT8OID};
 
 		tl->stage_batch = spi_prepare_keep(build_batch_sql(tl, true, false), 2, rntypes);
+		tl->stage_probes = tl->probes;
 	}
 	memset(batch, 0, sizeof(*batch));
 	if (nstage > 0)
