@@ -444,7 +444,7 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 		}
 		appendStringInfoString(sql, ")::text");
 	}
-	if (from_stage)
+	if (from_stage || migrate_predict_whole_row(tl))
 		appendStringInfo(sql, ", (to_jsonb(m.__migrate_src) - '__migrate_rn')%s%s",
 						 tl->mask_json ? " || " : "",
 						 tl->mask_json ? psprintf("%s::jsonb", quote_literal_cstr(tl->mask_json)) : "");
@@ -590,7 +590,7 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	 * only the key rides along, and the few failing rows are fetched again
 	 * afterwards by key (fill_reject_rows).
 	 */
-	if (has_rules && from_stage)
+	if (has_rules && (from_stage || migrate_predict_whole_row(tl)))
 		appendStringInfoString(&inner, "s AS __migrate_src, ");
 	else if (has_rules)
 	{

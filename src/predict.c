@@ -877,3 +877,14 @@ migrate_predict_needs_arrival(MigrateTableLoad *tl)
 {
 	return tl->predict && tl->predict->nuniq > 0;
 }
+
+/*
+ * Do rejects of the batch statement carry their whole source row?  When
+ * in-batch duplicates are refused: several source rows share the key, so
+ * the row cannot be fetched again by key afterwards.
+ */
+bool
+migrate_predict_whole_row(MigrateTableLoad *tl)
+{
+	return tl->probes && tl->predict && tl->predict->w >= 0;
+}
