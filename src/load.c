@@ -428,7 +428,7 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 	foreach(lc1, tl->rule_exprs)
 		appendStringInfo(sql, "%s%s", foreach_current_index(lc1) ? ", " : "",
 						 rule_outcome(lfirst(lc1), foreach_current_index(lc1), probes));
-	appendStringInfoString(sql, "]::pg_catalog.bool[], ");
+	appendStringInfoString(sql, has_rules ? "], " : "]::pg_catalog.bool[], ");
 	if (tl->key_sensitive)
 		appendStringInfoString(sql, "'***'::text");
 	else if (list_length(tl->keycols) == 1)
@@ -548,7 +548,7 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 			   *lc2,
 			   *lc3;
 	bool		first;
-	bool		has_rules = tl->rule_names != NIL || tl->preds != NIL;
+	bool		has_rules = tl->rule_names != NIL || migrate_predict_active(tl);
 	StringInfoData inner;
 
 	initStringInfo(&sql);

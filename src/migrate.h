@@ -336,6 +336,7 @@ extern void migrate_run_deferred(MigrateWork *w, MigrateUnit *u);
 /* predict.c */
 extern void migrate_predict_describe(MigrateTableLoad *tl, const char *plan);
 extern bool migrate_predict_has_probes(MigrateTableLoad *tl);
+extern bool migrate_predict_active(MigrateTableLoad *tl);
 extern bool migrate_predict_needs_arrival(MigrateTableLoad *tl);
 extern bool migrate_predict_whole_row(MigrateTableLoad *tl);
 extern char *migrate_predict_pass_sql(MigrateTableLoad *tl);

@@ -248,7 +248,8 @@ read_columns(MigrateTableLoad *tl, PredState *ps, List **preds)
 						return false;	/* a coercion we do not know */
 				}
 			}
-			if (notnull)
+			/* the leading key is never NULL: batches read "key <= $2" */
+			if (notnull && strcmp(name, linitial(tl->keycols)) != 0)
 			{
 				char		tt = get_typtype(getBaseType(typid));
 				MigratePrediction *p;
@@ -887,4 +888,11 @@ bool
 migrate_predict_whole_row(MigrateTableLoad *tl)
 {
 	return tl->probes && tl->predict && tl->predict->w >= 0;
+}
+
+/* Does the batch statement route predictions (NOT NULL, CHECK, probes)? */
+bool
+migrate_predict_active(MigrateTableLoad *tl)
+{
+	return tl->predict && (tl->probes || tl->predict->ncheap > 0);
 }
