@@ -1200,17 +1200,16 @@ load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
 	}
 
 	/*
-	 * The first batch of the range the target refused: from now on the
-	 * batch statement probes unique and foreign keys too (predict.c), and
-	 * this batch is tried again so.
+	 * A batch the target refused for a foreign or unique key: from now on
+	 * the batch statement probes those too (predict.c), and this batch is
+	 * tried again so.
 	 */
-	if (!tl->probes && migrate_predict_has_probes(tl))
+	while (migrate_predict_enable(tl, edata->sqlerrcode))
 	{
 		Oid			argtypes[2] = {tl->key_type, tl->key_type};
 
 		FreeErrorData(edata);
 		edata = NULL;
-		tl->probes = true;
 		SPI_freeplan(tl->batch_next);
 		SPI_freeplan(tl->batch_first);
 		tl->batch_next = tl->batch_first = NULL;
@@ -1229,7 +1228,7 @@ load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
 		 tl->target_name, tl->mask_json || tl->sensitive_cols ? "message not shown: sensitive columns" : edata->message);
 	FreeErrorData(edata);
 	nstage = stage_fill(tl, lower_bound, bounds);
-	if (tl->stage_batch != NULL && tl->stage_probes != tl->probes)
+	if (tl->stage_batch != NULL && tl->stage_probes != tl->probes + 2 * tl->probe_keys)
 	{
 		SPI_freeplan(tl->stage_batch);
 		tl->stage_batch = NULL;
@@ -1239,7 +1238,7 @@ load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
 		Oid			rntypes[2] = {INT8OID, INT8OID};
 
 		tl->stage_batch = spi_prepare_keep(build_batch_sql(tl, true, false), 2, rntypes);
-		tl->stage_probes = tl->probes;
+		tl->stage_probes = tl->probes + 2 * tl->probe_keys;
 	}
 	memset(batch, 0, sizeof(*batch));
 	if (nstage > 0)

@@ -252,8 +252,9 @@ typedef struct MigrateTableLoad
 	struct MigratePredictState *predict;	/* NULL: nothing predicted */
 	int			pred_ncols;		/* the row's values given to migrate._fail() */
 	List	   *pred_sensitive; /* positions of sensitive ones among them */
-	bool		probes;			/* unique and FK probes on (after a refused batch) */
-	bool		stage_probes;	/* stage_batch was built with them */
+	bool		probes;			/* FK probes on (after a refused batch) */
+	bool		probe_keys;		/* and unique key probes (after a 23505) */
+	int			stage_probes;	/* stage_batch was built with: probes + 2 probe_keys */
 
 	MigrateCounts total;
 } MigrateTableLoad;
@@ -335,7 +336,7 @@ extern void migrate_run_deferred(MigrateWork *w, MigrateUnit *u);
 
 /* predict.c */
 extern void migrate_predict_describe(MigrateTableLoad *tl, const char *plan);
-extern bool migrate_predict_has_probes(MigrateTableLoad *tl);
+extern bool migrate_predict_enable(MigrateTableLoad *tl, int sqlerrcode);
 extern bool migrate_predict_active(MigrateTableLoad *tl);
 extern bool migrate_predict_needs_arrival(MigrateTableLoad *tl);
 extern bool migrate_predict_whole_row(MigrateTableLoad *tl);

@@ -709,11 +709,31 @@ migrate_predict_describe(MigrateTableLoad *tl, const char *plan)
 	}
 }
 
-/* Are there probes (unique keys, foreign keys) beyond NOT NULL and CHECK? */
+/*
+ * A batch failed with sqlerrcode: switch on the probes that predict it
+ * (foreign keys for 23503, unique keys for 23505).  Returns whether
+ * anything new is on (the batch is then tried again).
+ */
 bool
-migrate_predict_has_probes(MigrateTableLoad *tl)
+migrate_predict_enable(MigrateTableLoad *tl, int sqlerrcode)
 {
-	return tl->predict && list_length(tl->preds) > tl->predict->ncheap;
+	PredState  *ps = tl->predict;
+	int			nfk;
+
+	if (ps == NULL)
+		return false;
+	nfk = list_length(tl->preds) - ps->ncheap - ps->nuniq;
+	if (sqlerrcode == ERRCODE_FOREIGN_KEY_VIOLATION && nfk > 0 && !tl->probes)
+	{
+		tl->probes = true;
+		return true;
+	}
+	if (sqlerrcode == ERRCODE_UNIQUE_VIOLATION && ps->nuniq > 0 && !tl->probe_keys)
+	{
+		tl->probes = tl->probe_keys = true;
+		return true;
+	}
+	return false;
 }
 
 /* "CASE WHEN NOT gate THEN -1 WHEN NOT guard THEN -2 WHEN f1 THEN 1 ... ELSE 0 END" */
@@ -841,9 +861,21 @@ migrate_predict_from(MigrateTableLoad *tl, const char *inner, const char *gate)
 		sql = lvl;
 	}
 
-	/* the probes, in order; undecided when the batch has the key earlier */
+	/*
+	 * The probes, in order; undecided when the batch has the key earlier.
+	 * Foreign keys only (no unique violation seen yet): the unique keys
+	 * are probed for the rows an FK refuses, which must not be reported
+	 * as orphans if the target has their key.
+	 */
 	initStringInfo(&lvl);
 	appendStringInfoString(&lvl, "(SELECT m.*, CASE WHEN m.__migrate_p <> 0 THEN m.__migrate_p");
+	if (!tl->probe_keys)
+	{
+		appendStringInfoString(&lvl, " WHEN NOT (false");
+		for (int k = 0; k < nfk; k++)
+			appendStringInfo(&lvl, " OR %s", (char *) list_nth(ps->fail, ps->ncheap + ps->nuniq + k));
+		appendStringInfoString(&lvl, ") THEN 0 ELSE CASE");
+	}
 	for (int j = 0; j < ps->nuniq; j++)
 		appendStringInfo(&lvl, " WHEN %s THEN %d WHEN m.__migrate_e%d THEN -3",
 						 (char *) list_nth(ps->fail, ps->ncheap + j), ps->ncheap + j + 1, j);
@@ -853,7 +885,8 @@ migrate_predict_from(MigrateTableLoad *tl, const char *inner, const char *gate)
 
 		appendStringInfo(&lvl, " WHEN %s THEN %d", (char *) list_nth(ps->fail, i), i + 1);
 	}
-	appendStringInfo(&lvl, " ELSE 0 END AS __migrate_f FROM %s m OFFSET 0)", sql.data);
+	appendStringInfo(&lvl, " ELSE 0 END%s AS __migrate_f FROM %s m OFFSET 0)",
+					 tl->probe_keys ? "" : " END", sql.data);
 	sql = lvl;
 
 	/*
@@ -862,7 +895,7 @@ migrate_predict_from(MigrateTableLoad *tl, const char *inner, const char *gate)
 	 * refused or held it back; then every later one is refused.
 	 */
 	initStringInfo(&lvl);
-	if (ps->w >= 0)
+	if (ps->w >= 0 && tl->probe_keys)
 		appendStringInfo(&lvl, "(SELECT m.*, CASE WHEN m.__migrate_f = -3 AND m.__migrate_e%d"
 						 " AND pg_catalog.bool_and(m.__migrate_f = 0) FILTER (WHERE m.__migrate_p = 0 AND NOT m.__migrate_e%d)"
 						 " OVER (PARTITION BY %s) THEN %d ELSE m.__migrate_f END AS __migrate_g FROM %s m) m",
@@ -887,7 +920,7 @@ migrate_predict_needs_arrival(MigrateTableLoad *tl)
 bool
 migrate_predict_whole_row(MigrateTableLoad *tl)
 {
-	return tl->probes && tl->predict && tl->predict->w >= 0;
+	return tl->probes && tl->probe_keys && tl->predict && tl->predict->w >= 0;
 }
 
 /* Does the batch statement route predictions (NOT NULL, CHECK, probes)? */
