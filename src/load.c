@@ -50,6 +50,7 @@
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
@@ -580,7 +581,7 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 							 quote_identifier(lfirst(lc1)));
 	}
 	/* probes of in-batch duplicates: the order rows arrive in (the stage's) */
-	if (tl->probes && migrate_predict_needs_arrival(tl))
+	if (migrate_predict_needs_arrival(tl))
 		appendStringInfoString(&inner, from_stage ? "s.__migrate_rn AS __migrate_a, " :
 							   "pg_catalog.row_number() OVER () AS __migrate_a, ");
 	/*
@@ -790,7 +791,19 @@ fill_reject_rows(TableLoad *tl, int64 high_water)
 	args[3] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 		return;
-	ret = SPI_execute_plan(tl->reject_fill, args, nulls, false, 0);
+	/*
+	 * The planner guesses one new reject and would join them to the fetched
+	 * rows by a nested loop, querying the source again for each reject:
+	 * a hash join it is (the GUC level is undone right after).
+	 */
+	{
+		int			nestlevel = NewGUCNestLevel();
+
+		(void) set_config_option("enable_nestloop", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		ret = SPI_execute_plan(tl->reject_fill, args, nulls, false, 0);
+		AtEOXact_GUC(true, nestlevel);
+	}
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "storing the source rows of rejected rows failed: %s",
 			 SPI_result_code_string(ret));

@@ -498,7 +498,7 @@ add_uniques(MigrateTableLoad *tl, PredState *ps, List **preds)
 			appendStringInfo(&part, "%s%s", k ? ", " : "", ps->cols[c].value);
 			p->key_pos = lappend_int(p->key_pos, c);
 		}
-		appendStringInfoChar(&probe, ')');
+		appendStringInfoString(&probe, " OFFSET 0)");	/* an index probe, never a hash of it all */
 		appendStringInfo(&notnull, "pg_catalog.num_nulls(%s) = 0", part.data);
 		*preds = lappend(*preds, p);
 		ps->fail = lappend(ps->fail, probe.data);
@@ -847,16 +847,27 @@ migrate_predict_from(MigrateTableLoad *tl, const char *inner, const char *gate)
 	appendStringInfo(&lvl, " AS __migrate_p FROM %s m OFFSET 0)", sql.data);
 	sql = lvl;
 
-	/* an earlier row of the batch with the same key, per unique index */
+	/*
+	 * Another row of the batch that passed them has the same key, per
+	 * unique index: for W, an earlier one (arrival order); for the others
+	 * any (a superset: such rows are only left undecided).
+	 */
 	if (ps->nuniq > 0)
 	{
 		initStringInfo(&lvl);
 		appendStringInfoString(&lvl, "(SELECT m.*");
 		for (int j = 0; j < ps->nuniq; j++)
-			appendStringInfo(&lvl, ", CASE WHEN %s THEN pg_catalog.count(*) FILTER (WHERE m.__migrate_p = 0)"
-							 " OVER (PARTITION BY %s ORDER BY m.__migrate_a"
-							 " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) > 0 ELSE false END AS __migrate_e%d",
-							 (char *) list_nth(ps->uniq_notnull, j), (char *) list_nth(ps->uniq_part, j), j);
+		{
+			if (j == ps->w && tl->probe_keys)
+				appendStringInfo(&lvl, ", CASE WHEN %s THEN pg_catalog.count(*) FILTER (WHERE m.__migrate_p = 0)"
+								 " OVER (PARTITION BY %s ORDER BY m.__migrate_a"
+								 " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) > 0 ELSE false END AS __migrate_e%d",
+								 (char *) list_nth(ps->uniq_notnull, j), (char *) list_nth(ps->uniq_part, j), j);
+			else
+				appendStringInfo(&lvl, ", CASE WHEN %s THEN pg_catalog.count(*) FILTER (WHERE m.__migrate_p = 0)"
+								 " OVER (PARTITION BY %s) > 1 ELSE false END AS __migrate_e%d",
+								 (char *) list_nth(ps->uniq_notnull, j), (char *) list_nth(ps->uniq_part, j), j);
+		}
 		appendStringInfo(&lvl, " FROM %s m)", sql.data);
 		sql = lvl;
 	}
@@ -909,7 +920,7 @@ migrate_predict_from(MigrateTableLoad *tl, const char *inner, const char *gate)
 bool
 migrate_predict_needs_arrival(MigrateTableLoad *tl)
 {
-	return tl->predict && tl->predict->nuniq > 0;
+	return tl->probes && tl->probe_keys && tl->predict && tl->predict->w >= 0;
 }
 
 /*

@@ -60,9 +60,17 @@ if [[ ${1:-} != --inner ]]; then
 		fi
 		rm -f "$log"
 	fi
+	EXTRA=()
+	# EXPLAIN_DIR=dir: auto_explain plans of statements over 0.2 s there (debugging)
+	if [[ -n ${EXPLAIN_DIR:-} ]]; then
+		mkdir -p "$EXPLAIN_DIR" && chmod 777 "$EXPLAIN_DIR"
+		EXTRA=(-o shared_preload_libraries=auto_explain -o auto_explain.log_min_duration=200
+			-o auto_explain.log_analyze=on -o auto_explain.log_nested_statements=on
+			-o logging_collector=on -o log_directory="$EXPLAIN_DIR")
+	fi
 	exec pg_virtualenv -t -v 15 \
 		-o shared_buffers=1GB -o max_wal_size=4GB -o synchronous_commit=on \
-		-o fsync="$FSYNC" \
+		-o fsync="$FSYNC" "${EXTRA[@]}" \
 		-- bash "$0" --inner
 fi
 
