@@ -67,8 +67,6 @@ static void describe_read_path(TableLoad *tl, const char *plan);
 static SPIPlanPtr spi_prepare_keep(const char *sql, int nargs, Oid *argtypes);
 static char *build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound);
 static void append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage);
-static char *rule_outcome(const char *expr, int i, bool probes);
-static char *rules_gate(TableLoad *tl, bool probes);
 static void append_on_conflict(TableLoad *tl, StringInfo sql);
 static bool is_row_error(ErrorData *edata);
 static bool attempt(TableLoad *tl, SPIPlanPtr plan, Datum *values,
@@ -409,7 +407,7 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 	bool		has_rules = tl->rule_names != NIL;
 	bool		probes = tl->probes;
 	char	   *pass = probes ? "m.__migrate_g <= 0" : migrate_predict_pass_sql(tl);
-	char	   *gate = rules_gate(tl, probes);
+	char	   *gate = migrate_predict_rules_gate(tl, probes);
 	char	   *detail = migrate_predict_detail_sql(tl, gate, probes);
 
 	if (!has_rules && pass == NULL)
@@ -421,14 +419,14 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 	appendStringInfoString(sql, " WHERE CASE WHEN ");
 	foreach(lc1, tl->rule_exprs)
 		appendStringInfo(sql, "%s%s", foreach_current_index(lc1) ? " AND " : "",
-						 rule_outcome(lfirst(lc1), foreach_current_index(lc1), probes));
+						 migrate_predict_rule_outcome(lfirst(lc1), foreach_current_index(lc1), probes));
 	if (pass)
 		appendStringInfo(sql, "%s%s", has_rules ? " AND " : "", pass);
 	appendStringInfo(sql, " THEN %s ELSE migrate._fail(ARRAY[",
 					 tl->count_passes ? "migrate._pass()" : "true");
 	foreach(lc1, tl->rule_exprs)
 		appendStringInfo(sql, "%s%s", foreach_current_index(lc1) ? ", " : "",
-						 rule_outcome(lfirst(lc1), foreach_current_index(lc1), probes));
+						 migrate_predict_rule_outcome(lfirst(lc1), foreach_current_index(lc1), probes));
 	appendStringInfoString(sql, has_rules ? "], " : "]::pg_catalog.bool[], ");
 	if (tl->key_sensitive)
 		appendStringInfoString(sql, "'***'::text");
@@ -460,37 +458,6 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 	if (detail)
 		appendStringInfo(sql, ", %s", detail);
 	appendStringInfoString(sql, ") END");
-}
-
-/* rule lc's outcome, never NULL: its expression, or with probes its column */
-static char *
-rule_outcome(const char *expr, int i, bool probes)
-{
-	if (probes)
-		return psprintf("m.__migrate_r%d", i + 1);
-	return psprintf("((%s) IS TRUE)", expr);
-}
-
-/*
- * The rules that keep a row from the target (reject, abort) all hold: a
- * prediction is only evaluated then, as the target sees no other row.
- * NULL when there are none.
- */
-static char *
-rules_gate(TableLoad *tl, bool probes)
-{
-	StringInfoData gate;
-	ListCell   *lc1,
-			   *lc2;
-
-	initStringInfo(&gate);
-	forboth(lc1, tl->rule_exprs, lc2, tl->rule_on_fail)
-	{
-		if (strcmp(lfirst(lc2), "warn") == 0)
-			continue;
-		appendStringInfo(&gate, "%s%s", gate.len ? " AND " : "", rule_outcome(lfirst(lc1), foreach_current_index(lc1), probes));
-	}
-	return gate.len ? gate.data : NULL;
 }
 
 /* ON CONFLICT of the modes upsert and skip_existing, on the key. */
@@ -629,7 +596,7 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	}
 	appendStringInfoString(&inner, " OFFSET 0)");
 	if (tl->probes)
-		appendStringInfo(&sql, " FROM %s", migrate_predict_from(tl, inner.data, rules_gate(tl, true)));
+		appendStringInfo(&sql, " FROM %s", migrate_predict_from(tl, inner.data, migrate_predict_rules_gate(tl, true)));
 	else
 		appendStringInfo(&sql, " FROM %s m", inner.data);
 

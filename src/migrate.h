@@ -343,6 +343,8 @@ extern bool migrate_predict_whole_row(MigrateTableLoad *tl);
 extern char *migrate_predict_pass_sql(MigrateTableLoad *tl);
 extern char *migrate_predict_detail_sql(MigrateTableLoad *tl, const char *gate, bool probes);
 extern char *migrate_predict_from(MigrateTableLoad *tl, const char *inner, const char *gate);
+extern char *migrate_predict_rule_outcome(const char *expr, int i, bool probes);
+extern char *migrate_predict_rules_gate(MigrateTableLoad *tl, bool probes);
 
 /* route.c */
 extern void migrate_route_begin(int64 run_id, Oid target, List *rule_names,

@@ -940,3 +940,34 @@ migrate_predict_active(MigrateTableLoad *tl)
 {
 	return tl->predict && (tl->probes || tl->predict->ncheap > 0);
 }
+
+/* rule lc's outcome, never NULL: its expression, or with probes its column */
+char *
+migrate_predict_rule_outcome(const char *expr, int i, bool probes)
+{
+	if (probes)
+		return psprintf("m.__migrate_r%d", i + 1);
+	return psprintf("((%s) IS TRUE)", expr);
+}
+
+/*
+ * The rules that keep a row from the target (reject, abort) all hold: a
+ * prediction is only evaluated then, as the target sees no other row.
+ * NULL when there are none.
+ */
+char *
+migrate_predict_rules_gate(MigrateTableLoad *tl, bool probes)
+{
+	StringInfoData gate;
+	ListCell   *lc1,
+			   *lc2;
+
+	initStringInfo(&gate);
+	forboth(lc1, tl->rule_exprs, lc2, tl->rule_on_fail)
+	{
+		if (strcmp(lfirst(lc2), "warn") == 0)
+			continue;
+		appendStringInfo(&gate, "%s%s", gate.len ? " AND " : "", migrate_predict_rule_outcome(lfirst(lc1), foreach_current_index(lc1), probes));
+	}
+	return gate.len ? gate.data : NULL;
+}
