@@ -10,7 +10,8 @@
  *	  INSERT INTO target (cols)
  *	  SELECT m.cols FROM (SELECT (expr)::type AS col, ... FROM source s
  *						  WHERE key > $1 AND key <= $2 AND (filter) OFFSET 0) m
- *	  WHERE CASE WHEN <rules hold> THEN true ELSE migrate._fail(...) END
+ *	  WHERE CASE WHEN <rules hold> AND <no predicted constraint refuses>
+ *				 THEN true ELSE migrate._fail(...) END
  *	  [ON CONFLICT (key) DO UPDATE ... | DO NOTHING]
  *
  * followed by the unit's checkpoint (catalog.c, one statement), then
@@ -24,12 +25,17 @@
  * whether to stop (MigrateWork.should_stop): it never calls back into
  * worker.c.
  *
- * When the statement fails with a data error (a cast, NOT NULL, unique,
- * foreign key or check violation), the batch's source rows are copied into
- * a temporary stage table and the statement is retried on halves of it,
+ * The target's constraints are predicted in the same WHERE (predict.c,
+ * set-wise quarantine): NOT NULL and CHECK always, unique and foreign keys
+ * ("probes", an index probe per row) from the first batch of the range the
+ * target refused with 23505 or 23503, which is then tried again with them.
+ * When the statement still fails with a data error (a cast, a trigger, a
+ * constraint nothing predicted), the batch's source rows are copied into a
+ * temporary stage table and the statement is retried on halves of it,
  * recursively, in subtransactions: the good rows load, each bad row ends
- * in migrate.reject with its SQLSTATE and message.  Other errors (the source
- * went away, permissions, an abort rule) fail the table.
+ * in migrate.reject with its SQLSTATE and message (bisect_steps counts
+ * these statements).  Other errors (the source went away, permissions, an
+ * abort rule) fail the table.
  *
  * Memory and cleanup: a range's state (its description, the keys kept
  * between batches) is in a memory context of its own, deleted when the
@@ -727,7 +733,10 @@ prepare_reject_fill(TableLoad *tl)
 	appendStringInfoString(&sql, ") f WHERE r.reject_id > $1 AND r.run_id = $2 AND r.target = $3"
 						   " AND r.source_row -> '" MIGRATE_KEY_MARKER "' = f.k");
 	types[3] = array_type;
-	tl->reject_fill = spi_prepare_keep(sql.data, 4, types);
+	/* planned with the keys as a constant: mysql_fdw binds no array parameter */
+	tl->reject_fill = SPI_prepare_cursor(sql.data, 4, types, CURSOR_OPT_CUSTOM_PLAN);
+	if (tl->reject_fill == NULL || SPI_keepplan(tl->reject_fill) != 0)
+		elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql.data);
 }
 
 static int64

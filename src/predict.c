@@ -740,6 +740,11 @@ migrate_predict_enable(MigrateTableLoad *tl, int sqlerrcode)
 static void
 append_first_failure(StringInfo sql, PredState *ps, const char *gate, int from, int to)
 {
+	if (gate == NULL && ps->guard == NULL && from >= to)
+	{
+		appendStringInfoChar(sql, '0');
+		return;
+	}
 	appendStringInfoString(sql, "CASE");
 	if (gate)
 		appendStringInfo(sql, " WHEN NOT (%s) THEN -1", gate);

@@ -10,7 +10,12 @@
  *		   ELSE migrate._fail(ARRAY[<rule 1 is true>, ...], key, source_row) END
  *
  * so the set-based load keeps its speed and the rare failing row costs a
- * function call.  In mode skip_existing, where ON CONFLICT DO NOTHING hides
+ * function call.  The target's predicted constraints (predict.c) join the
+ * rules in that CASE: a 4th argument, ARRAY[n, the row's values...], says
+ * that constraint n refuses the row; _fail() then writes the one reject the
+ * target would have caused, with its SQLSTATE, message and detail
+ * (route_reject_predicted; migrate_route_set_predictions gives the
+ * constraints' texts per table) and counts it in rejected_setwise.  In mode skip_existing, where ON CONFLICT DO NOTHING hides
  * how many rows were read, "true" is migrate._pass(), which counts the row.  _fail() writes one migrate.reject
  * row per failing rule (loaded = true for warn rules), raises for abort
  * rules, and tells the INSERT whether to keep the row.  Both run in the

@@ -33,10 +33,10 @@ DECLARE p text;
 BEGIN
     FOREACH p IN ARRAY ARRAY['sw_my_off', 'sw_my_on'] LOOP
         -- genres 21..25 are not loaded: their tracks are orphans
-        PERFORM migrate_table(p, 'Genre', 'genre', filter => 's."GenreId" <= 20');
+        PERFORM migrate_table(p, '"Genre"', 'genre', filter => 's."GenreId" <= 20');
         PERFORM migrate_column(p, 'genre', 'genre_id', 's."GenreId"');
         PERFORM migrate_column(p, 'genre', 'name', 's."Name"');
-        PERFORM migrate_table(p, 'Track', 'track');
+        PERFORM migrate_table(p, '"Track"', 'track');
         PERFORM migrate_column(p, 'track', 'track_id', 's."TrackId"');
         PERFORM migrate_column(p, 'track', 'name', 's."Name"');
         PERFORM migrate_column(p, 'track', 'genre_id', 's."GenreId"');
