@@ -67,6 +67,7 @@ typedef struct PredCol
 	char	   *name;
 	char	   *value;			/* SQL over m: the stored value */
 	bool		mapped;
+	bool		cast;			/* value is a cast of m's, which may raise */
 } PredCol;
 
 /* the predictions of a table (tl->predict) */
@@ -75,6 +76,7 @@ struct MigratePredictState
 	int			ncols;
 	PredCol    *cols;
 	char	   *guard;			/* NULL or SQL: every typmod coercion fits */
+	bool		checks_cast;	/* a CHECK reads a cast value: the guard first */
 	List	   *fail;			/* per prediction: SQL, true when it refuses */
 	int			ncheap;			/* NOT NULL and CHECK: the first ncheap */
 	int			nuniq;			/* then nuniq unique indexes, then the FKs */
@@ -281,6 +283,7 @@ read_columns(MigrateTableLoad *tl, PredState *ps, List **preds)
 							 " FROM (SELECT %s AS v OFFSET 0) x)", value);
 		}
 		ps->cols[i].value = pstrdup(value);
+		ps->cols[i].cast = mapped && value != base;
 	}
 	ps->guard = guard.len ? guard.data : NULL;
 	ps->vals = psprintf("ARRAY[%s]::pg_catalog.text[]", vals.data + 2);
@@ -337,6 +340,7 @@ replace_columns(PredState *ps, const char *expr, int nvars)
 			return NULL;
 		appendBinaryStringInfo(&out, p, hit - p);
 		appendStringInfo(&out, "(%s)", ps->cols[i].value);
+		ps->checks_cast |= ps->cols[i].cast;
 		p = end;
 		found++;
 	}
@@ -768,14 +772,22 @@ migrate_predict_pass_sql(MigrateTableLoad *tl)
 
 	if (ps == NULL || ps->ncheap == 0)
 		return NULL;
+	/*
+	 * The guard only matters for a row that fails: it comes last, unless
+	 * a CHECK reads a cast value (the cast must not raise before the INSERT
+	 * raises its own error for an earlier column).
+	 */
 	initStringInfo(&sql);
 	appendStringInfoChar(&sql, '(');
-	if (ps->guard)
+	if (ps->guard && ps->checks_cast)
 		appendStringInfo(&sql, "NOT (%s) OR ", ps->guard);
 	appendStringInfoChar(&sql, '(');
 	for (int i = 0; i < ps->ncheap; i++)
 		appendStringInfo(&sql, "%sNOT (%s)", i ? " AND " : "", (char *) list_nth(ps->fail, i));
-	appendStringInfoString(&sql, "))");
+	appendStringInfoChar(&sql, ')');
+	if (ps->guard && !ps->checks_cast)
+		appendStringInfo(&sql, " OR NOT (%s)", ps->guard);
+	appendStringInfoChar(&sql, ')');
 	return sql.data;
 }
 
