@@ -109,6 +109,14 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'migrate_route_fail'
 LANGUAGE C VOLATILE;
 
+-- The same with the target's constraint that refuses the row (set-wise
+-- quarantine, src/predict.c): ARRAY[its number, the row's values...].
+CREATE OR REPLACE FUNCTION migrate._fail(rule_ok boolean[], source_key text, source_row jsonb,
+                                         predicted text[])
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'migrate_route_fail'
+LANGUAGE C VOLATILE;
+
 -- The rows of one key range of a postgres_fdw foreign table, read with a
 -- binary COPY (src/copysrc.c); the engine's batch statement reads it in
 -- place of the foreign table (SET migrate.copy_source = off: the FDW).

@@ -951,9 +951,9 @@ void
 migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const MigrateCounts *batch,
 								const char *last_key, const char *target_name)
 {
-	Oid			argtypes[11] = {INT8OID, OIDOID, INT8OID, INT8OID, INT8OID,
-	INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID, BOOLOID};
-	Datum		args[11];
+	Oid			argtypes[13] = {INT8OID, OIDOID, INT8OID, INT8OID, INT8OID,
+	INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID, BOOLOID, INT8OID, INT8OID};
+	Datum		args[13];
 	int			ret;
 	MigrateIdentity saved;
 
@@ -968,19 +968,23 @@ migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const Migrat
 	args[8] = Int32GetDatum(u->range_no);
 	args[9] = Int32GetDatum(MyProcPid);
 	args[10] = BoolGetDatum(u->key_sensitive);
+	args[11] = Int64GetDatum(batch->rejected_setwise);
+	args[12] = Int64GetDatum(batch->bisect_steps);
 	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET rows_read = rows_read + $3,"
 								"   rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
 								"   rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
+								"   rows_rejected_setwise = rows_rejected_setwise + $12, bisect_steps = bisect_steps + $13,"
 								"   batches = batches + 1, last_key = $8"
 								"   WHERE run_id = $1 AND target = $2 AND range_no = $9"
 								"     AND worker_pid = $10 AND state = 'running' RETURNING 1)"
 								" UPDATE migrate.run_table SET rows_read = rows_read + $3,"
 								" rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
 								" rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
+								" rows_rejected_setwise = rows_rejected_setwise + $12, bisect_steps = bisect_steps + $13,"
 								" batches = batches + 1, last_key = CASE WHEN $11 THEN '***' ELSE $8 END"
 								" WHERE run_id = $1 AND target = $2 AND EXISTS (SELECT 1 FROM u)",
-								11, argtypes, args, NULL, false, 0);
+								13, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "checkpoint of %s failed: %s", target_name,
 			 SPI_result_code_string(ret));

@@ -10,7 +10,8 @@
  *	  INSERT INTO target (cols)
  *	  SELECT m.cols FROM (SELECT (expr)::type AS col, ... FROM source s
  *						  WHERE key > $1 AND key <= $2 AND (filter) OFFSET 0) m
- *	  WHERE CASE WHEN <rules hold> THEN true ELSE migrate._fail(...) END
+ *	  WHERE CASE WHEN <rules hold> AND <no predicted constraint refuses>
+ *				 THEN true ELSE migrate._fail(...) END
  *	  [ON CONFLICT (key) DO UPDATE ... | DO NOTHING]
  *
  * followed by the unit's checkpoint (catalog.c, one statement), then
@@ -24,12 +25,17 @@
  * whether to stop (MigrateWork.should_stop): it never calls back into
  * worker.c.
  *
- * When the statement fails with a data error (a cast, NOT NULL, unique,
- * foreign key or check violation), the batch's source rows are copied into
- * a temporary stage table and the statement is retried on halves of it,
+ * The target's constraints are predicted in the same WHERE (predict.c,
+ * set-wise quarantine): NOT NULL and CHECK always, unique and foreign keys
+ * ("probes", an index probe per row) from the first batch of the range the
+ * target refused with 23505 or 23503, which is then tried again with them.
+ * When the statement still fails with a data error (a cast, a trigger, a
+ * constraint nothing predicted), the batch's source rows are copied into a
+ * temporary stage table and the statement is retried on halves of it,
  * recursively, in subtransactions: the good rows load, each bad row ends
- * in migrate.reject with its SQLSTATE and message.  Other errors (the source
- * went away, permissions, an abort rule) fail the table.
+ * in migrate.reject with its SQLSTATE and message (bisect_steps counts
+ * these statements).  Other errors (the source went away, permissions, an
+ * abort rule) fail the table.
  *
  * Memory and cleanup: a range's state (its description, the keys kept
  * between batches) is in a memory context of its own, deleted when the
@@ -50,6 +56,7 @@
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
@@ -139,6 +146,8 @@ add_counts(MigrateCounts *sum, const MigrateCounts *add)
 	sum->rejected += add->rejected;
 	sum->skipped += add->skipped;
 	sum->warned += add->warned;
+	sum->rejected_setwise += add->rejected_setwise;
+	sum->bisect_steps += add->bisect_steps;
 }
 
 static int64
@@ -384,13 +393,17 @@ migrate_load_describe(TableLoad *tl, const char *plan)
 	migrate_route_describe_sensitive(tl, plan);
 	MemoryContextSwitchTo(tablecxt);
 	describe_read_path(tl, plan);
+	migrate_predict_describe(tl, plan);
+	MemoryContextSwitchTo(tablecxt);
 }
 
 /*
- * The WHERE clause of the batch statement: the rules, routed by
- * migrate._fail() (see route.c).  Rows that pass go straight to the
- * INSERT; only skip_existing, where ON CONFLICT hides how many rows were
- * read, pays a call per row.
+ * The WHERE clause of the batch statement: the rules and the target's
+ * predicted constraints (predict.c), routed by migrate._fail() (see
+ * route.c).  Rows that pass go straight to the INSERT; only skip_existing,
+ * where ON CONFLICT hides how many rows were read, pays a call per row.
+ * With probes the rules and predictions are columns of the FROM item
+ * (migrate_predict_from).
  */
 static void
 append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
@@ -398,58 +411,59 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 	ListCell   *lc1;
 	bool		first;
 	bool		has_rules = tl->rule_names != NIL;
+	bool		probes = tl->probes;
+	char	   *pass = probes ? "m.__migrate_g <= 0" : migrate_predict_pass_sql(tl);
+	char	   *gate = migrate_predict_rules_gate(tl, probes);
+	char	   *detail = migrate_predict_detail_sql(tl, gate, probes);
 
-	if (!has_rules)
+	if (!has_rules && pass == NULL)
 	{
 		if (tl->count_passes)
 			appendStringInfoString(sql, " WHERE migrate._pass()");
+		return;
 	}
+	appendStringInfoString(sql, " WHERE CASE WHEN ");
+	foreach(lc1, tl->rule_exprs)
+		appendStringInfo(sql, "%s%s", foreach_current_index(lc1) ? " AND " : "",
+						 migrate_predict_rule_outcome(lfirst(lc1), foreach_current_index(lc1), probes));
+	if (pass)
+		appendStringInfo(sql, "%s%s", has_rules ? " AND " : "", pass);
+	appendStringInfo(sql, " THEN %s ELSE migrate._fail(ARRAY[",
+					 tl->count_passes ? "migrate._pass()" : "true");
+	foreach(lc1, tl->rule_exprs)
+		appendStringInfo(sql, "%s%s", foreach_current_index(lc1) ? ", " : "",
+						 migrate_predict_rule_outcome(lfirst(lc1), foreach_current_index(lc1), probes));
+	appendStringInfoString(sql, has_rules ? "], " : "]::pg_catalog.bool[], ");
+	if (tl->key_sensitive)
+		appendStringInfoString(sql, "'***'::text");
+	else if (list_length(tl->keycols) == 1)
+		appendStringInfo(sql, "(m.%s)::text", quote_identifier(linitial(tl->keycols)));
 	else
 	{
-		appendStringInfoString(sql, " WHERE CASE WHEN ");
+		appendStringInfoString(sql, "ROW(");
 		first = true;
-		foreach(lc1, tl->rule_exprs)
+		foreach(lc1, tl->keycols)
 		{
-			appendStringInfo(sql, "%s((%s) IS TRUE)", first ? "" : " AND ", (char *) lfirst(lc1));
+			appendStringInfo(sql, "%sm.%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
 			first = false;
 		}
-		appendStringInfo(sql, " THEN %s ELSE migrate._fail(ARRAY[",
-						 tl->count_passes ? "migrate._pass()" : "true");
-		first = true;
-		foreach(lc1, tl->rule_exprs)
-		{
-			appendStringInfo(sql, "%s((%s) IS TRUE)", first ? "" : ", ", (char *) lfirst(lc1));
-			first = false;
-		}
-		appendStringInfoString(sql, "], ");
-		if (tl->key_sensitive)
-			appendStringInfoString(sql, "'***'::text");
-		else if (list_length(tl->keycols) == 1)
-			appendStringInfo(sql, "(m.%s)::text", quote_identifier(linitial(tl->keycols)));
-		else
-		{
-			appendStringInfoString(sql, "ROW(");
-			first = true;
-			foreach(lc1, tl->keycols)
-			{
-				appendStringInfo(sql, "%sm.%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
-				first = false;
-			}
-			appendStringInfoString(sql, ")::text");
-		}
-		if (from_stage)
-			appendStringInfo(sql, ", (to_jsonb(m.__migrate_src) - '__migrate_rn')%s%s) END",
-							 tl->mask_json ? " || " : "",
-							 tl->mask_json ? psprintf("%s::jsonb", quote_literal_cstr(tl->mask_json)) : "");
-		else
-		{
-			appendStringInfoString(sql, ", jsonb_build_object('" MIGRATE_KEY_MARKER "', jsonb_build_array(");
-			foreach(lc1, tl->keycols)
-				appendStringInfo(sql, "%sm.__migrate_k%d", foreach_current_index(lc1) ? ", " : "",
-								 foreach_current_index(lc1));
-			appendStringInfoString(sql, "))) END");
-		}
+		appendStringInfoString(sql, ")::text");
 	}
+	if (from_stage || migrate_predict_whole_row(tl))
+		appendStringInfo(sql, ", (to_jsonb(m.__migrate_src) - '__migrate_rn')%s%s",
+						 tl->mask_json ? " || " : "",
+						 tl->mask_json ? psprintf("%s::jsonb", quote_literal_cstr(tl->mask_json)) : "");
+	else
+	{
+		appendStringInfoString(sql, ", jsonb_build_object('" MIGRATE_KEY_MARKER "', jsonb_build_array(");
+		foreach(lc1, tl->keycols)
+			appendStringInfo(sql, "%sm.__migrate_k%d", foreach_current_index(lc1) ? ", " : "",
+							 foreach_current_index(lc1));
+		appendStringInfoString(sql, "))");
+	}
+	if (detail)
+		appendStringInfo(sql, ", %s", detail);
+	appendStringInfoString(sql, ") END");
 }
 
 /* ON CONFLICT of the modes upsert and skip_existing, on the key. */
@@ -508,7 +522,8 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 			   *lc2,
 			   *lc3;
 	bool		first;
-	bool		has_rules = tl->rule_names != NIL;
+	bool		has_rules = tl->rule_names != NIL || migrate_predict_active(tl);
+	StringInfoData inner;
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "INSERT INTO %s AS t (", tl->into);
@@ -527,16 +542,21 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	}
 
 	/* the mapped row, typed as the target (typmods applied by the INSERT) */
-	appendStringInfoString(&sql, " FROM (SELECT ");
+	initStringInfo(&inner);
+	appendStringInfoString(&inner, "(SELECT ");
 	forthree(lc1, tl->cols, lc2, tl->exprs, lc3, tl->types)
 	{
 		if (lfirst(lc3))
-			appendStringInfo(&sql, "(%s)::%s AS %s, ", (char *) lfirst(lc2),
+			appendStringInfo(&inner, "(%s)::%s AS %s, ", (char *) lfirst(lc2),
 							 (char *) lfirst(lc3), quote_identifier(lfirst(lc1)));
 		else
-			appendStringInfo(&sql, "%s AS %s, ", (char *) lfirst(lc2),
+			appendStringInfo(&inner, "%s AS %s, ", (char *) lfirst(lc2),
 							 quote_identifier(lfirst(lc1)));
 	}
+	/* probes of in-batch duplicates: the order rows arrive in (the stage's) */
+	if (migrate_predict_needs_arrival(tl))
+		appendStringInfoString(&inner, from_stage ? "s.__migrate_rn AS __migrate_a, " :
+							   "pg_catalog.row_number() OVER () AS __migrate_a, ");
 	/*
 	 * A row failing a rule is quarantined with its source row.  The stage
 	 * is local: take the whole row.  From the source, a whole-row reference
@@ -544,8 +564,8 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	 * only the key rides along, and the few failing rows are fetched again
 	 * afterwards by key (fill_reject_rows).
 	 */
-	if (has_rules && from_stage)
-		appendStringInfoString(&sql, "s AS __migrate_src, ");
+	if (has_rules && (from_stage || migrate_predict_whole_row(tl)))
+		appendStringInfoString(&inner, "s AS __migrate_src, ");
 	else if (has_rules)
 	{
 		foreach(lc1, tl->keycols)
@@ -557,30 +577,34 @@ build_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 			forboth(c, tl->cols, e, tl->exprs)
 			{
 				if (strcmp(lfirst(c), lfirst(lc1)) == 0)
-					appendStringInfo(&sql, "%s AS __migrate_k%d, ", (char *) lfirst(e), k);
+					appendStringInfo(&inner, "%s AS __migrate_k%d, ", (char *) lfirst(e), k);
 			}
 		}
 	}
-	sql.len -= 2;
-	sql.data[sql.len] = '\0';
+	inner.len -= 2;
+	inner.data[inner.len] = '\0';
 
 	if (from_stage)
-		appendStringInfo(&sql, " FROM %s AS s WHERE s.__migrate_rn BETWEEN $1 AND $2",
+		appendStringInfo(&inner, " FROM %s AS s WHERE s.__migrate_rn BETWEEN $1 AND $2",
 						 tl->stage);
 	else if (tl->copy_path)
-		appendStringInfo(&sql, " FROM migrate._copy_source(%s::regclass, %s, %s, $2) AS s(%s)",
+		appendStringInfo(&inner, " FROM migrate._copy_source(%s::regclass, %s, %s, $2) AS s(%s)",
 						 quote_literal_cstr(tl->source), quote_literal_cstr(tl->copy_key),
 						 lower_bound ? "$1" : psprintf("NULL::%s", format_type_be_qualified(tl->key_type)),
 						 tl->copy_coldefs);
 	else
 	{
-		appendStringInfo(&sql, " FROM %s AS s WHERE (%s) <= $2", tl->source, tl->key_expr);
+		appendStringInfo(&inner, " FROM %s AS s WHERE (%s) <= $2", tl->source, tl->key_expr);
 		if (lower_bound)
-			appendStringInfo(&sql, " AND (%s) > $1", tl->key_expr);
+			appendStringInfo(&inner, " AND (%s) > $1", tl->key_expr);
 		if (tl->filter)
-			appendStringInfo(&sql, " AND (%s)", tl->filter);
+			appendStringInfo(&inner, " AND (%s)", tl->filter);
 	}
-	appendStringInfoString(&sql, " OFFSET 0) m");
+	appendStringInfoString(&inner, " OFFSET 0)");
+	if (tl->probes)
+		appendStringInfo(&sql, " FROM %s", migrate_predict_from(tl, inner.data, migrate_predict_rules_gate(tl, true)));
+	else
+		appendStringInfo(&sql, " FROM %s m", inner.data);
 
 	append_rules_filter(tl, &sql, from_stage);
 	append_on_conflict(tl, &sql);
@@ -709,7 +733,10 @@ prepare_reject_fill(TableLoad *tl)
 	appendStringInfoString(&sql, ") f WHERE r.reject_id > $1 AND r.run_id = $2 AND r.target = $3"
 						   " AND r.source_row -> '" MIGRATE_KEY_MARKER "' = f.k");
 	types[3] = array_type;
-	tl->reject_fill = spi_prepare_keep(sql.data, 4, types);
+	/* planned with the keys as a constant: mysql_fdw binds no array parameter */
+	tl->reject_fill = SPI_prepare_cursor(sql.data, 4, types, CURSOR_OPT_CUSTOM_PLAN);
+	if (tl->reject_fill == NULL || SPI_keepplan(tl->reject_fill) != 0)
+		elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql.data);
 }
 
 static int64
@@ -740,7 +767,19 @@ fill_reject_rows(TableLoad *tl, int64 high_water)
 	args[3] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 		return;
-	ret = SPI_execute_plan(tl->reject_fill, args, nulls, false, 0);
+	/*
+	 * The planner guesses one new reject and would join them to the fetched
+	 * rows by a nested loop, querying the source again for each reject:
+	 * a hash join it is (the GUC level is undone right after).
+	 */
+	{
+		int			nestlevel = NewGUCNestLevel();
+
+		(void) set_config_option("enable_nestloop", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		ret = SPI_execute_plan(tl->reject_fill, args, nulls, false, 0);
+		AtEOXact_GUC(true, nestlevel);
+	}
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "storing the source rows of rejected rows failed: %s",
 			 SPI_result_code_string(ret));
@@ -873,6 +912,7 @@ stage_bisect(TableLoad *tl, int64 lo, int64 hi, MigrateCounts *counts)
 	int64		mid;
 
 	CHECK_FOR_INTERRUPTS();
+	counts->bisect_steps++;
 	if (attempt(tl, tl->stage_batch, values, counts, &edata))
 		return;
 	if (lo == hi)
@@ -983,7 +1023,7 @@ prepare_range_statements(TableLoad *tl, MigrateUnit *u, int64 batch_size)
 
 	tl->batch_next = spi_prepare_keep(build_batch_sql(tl, false, true), 2, argtypes);
 	tl->batch_first = spi_prepare_keep(build_batch_sql(tl, false, false), 2, argtypes);
-	if (tl->rule_names != NIL)
+	if (tl->rule_names != NIL || tl->preds != NIL)
 		prepare_reject_fill(tl);
 	if (tl->int_key)
 		return;
@@ -1078,6 +1118,7 @@ range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	if (w->dry_run)
 		create_dry_target(tl);
 	migrate_route_begin(w->run_id, u->target, tl->rule_names, tl->rule_on_fail, tl->rule_exprs);
+	migrate_route_set_predictions(tl->preds, tl->pred_ncols, tl->pred_sensitive);
 	prepare_range_statements(tl, u, w->batch_size);
 	if (tl->int_key)
 		find_int_range(tl, u, c);
@@ -1147,16 +1188,46 @@ load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
 		return;
 	}
 
+	/*
+	 * A batch the target refused for a foreign or unique key: from now on
+	 * the batch statement probes those too (predict.c), and this batch is
+	 * tried again so.
+	 */
+	while (migrate_predict_enable(tl, edata->sqlerrcode))
+	{
+		Oid			argtypes[2] = {tl->key_type, tl->key_type};
+
+		FreeErrorData(edata);
+		edata = NULL;
+		SPI_freeplan(tl->batch_next);
+		SPI_freeplan(tl->batch_first);
+		tl->batch_next = tl->batch_first = NULL;
+		tl->batch_next = spi_prepare_keep(build_batch_sql(tl, false, true), 2, argtypes);
+		tl->batch_first = spi_prepare_keep(build_batch_sql(tl, false, false), 2, argtypes);
+		if (attempt(tl, lower_bound ? tl->batch_next : tl->batch_first, bounds, batch, &edata))
+		{
+			if (tl->reject_fill && batch->rejected + batch->warned > 0)
+				fill_reject_rows(tl, reject_hwm);
+			return;
+		}
+	}
+
 	/* a row of this batch was refused: find it, load the rest */
 	elog(DEBUG1, "batch of %s failed (%s), isolating bad rows",
 		 tl->target_name, tl->mask_json || tl->sensitive_cols ? "message not shown: sensitive columns" : edata->message);
 	FreeErrorData(edata);
 	nstage = stage_fill(tl, lower_bound, bounds);
+	if (tl->stage_batch != NULL && tl->stage_probes != tl->probes + 2 * tl->probe_keys)
+	{
+		SPI_freeplan(tl->stage_batch);
+		tl->stage_batch = NULL;
+	}
 	if (tl->stage_batch == NULL)
 	{
 		Oid			rntypes[2] = {INT8OID, INT8OID};
 
 		tl->stage_batch = spi_prepare_keep(build_batch_sql(tl, true, false), 2, rntypes);
+		tl->stage_probes = tl->probes + 2 * tl->probe_keys;
 	}
 	memset(batch, 0, sizeof(*batch));
 	if (nstage > 0)

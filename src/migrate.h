@@ -17,6 +17,7 @@
  * src/copysrc.c	binary COPY reader of postgres_fdw sources
  * src/remote.c		libpq connections to postgres_fdw servers (remote.h)
  * src/verify.c		both sides of a comparison at once (verify, diff)
+ * src/predict.c	the target's constraints predicted in the batch statement
  * src/route.c		per-row routing of the batch statement (rules, counters),
  *					sensitive values masked in rejects and their texts
  * src/lookup.c		migrate_lookup() and its per-query cache
@@ -118,7 +119,31 @@ typedef struct MigrateCounts
 	int64		rejected;
 	int64		skipped;
 	int64		warned;
+	int64		rejected_setwise;	/* of rejected: refused by a prediction */
+	int64		bisect_steps;	/* statements run on a stage table */
 } MigrateCounts;
+
+/*
+ * A constraint of the target predicted in the batch statement (predict.c),
+ * as route.c reports a row it refuses: the SQLSTATE, message and detail
+ * the target would have given.  The detail is built from the row's values
+ * (all target columns as text, attnum order): "Failing row contains
+ * (...)." or "Key (names)=(values at key_pos) already exists." / "... is
+ * not present in table \"ref_name\"."
+ */
+#define MIGRATE_PRED_ROW		1
+#define MIGRATE_PRED_KEY_EXISTS	2
+#define MIGRATE_PRED_KEY_MISSING	3
+
+typedef struct MigratePrediction
+{
+	char		sqlstate[6];
+	char	   *message;
+	int			kind;
+	char	   *key_names;
+	List	   *key_pos;		/* int positions in the row's values */
+	char	   *ref_name;
+} MigratePrediction;
 
 /*
  * What a worker process (the run's coordinator or a helper) works on.  The
@@ -232,6 +257,15 @@ typedef struct MigrateTableLoad
 	struct _SPI_plan *stage_batch;	/* rn BETWEEN $1 AND $2 on the stage table */
 	char	   *stage;			/* stage table name, once a batch needed it */
 
+	/* set-wise quarantine (predict.c) */
+	List	   *preds;			/* MigratePrediction, in PostgreSQL's order */
+	struct MigratePredictState *predict;	/* NULL: nothing predicted */
+	int			pred_ncols;		/* the row's values given to migrate._fail() */
+	List	   *pred_sensitive; /* positions of sensitive ones among them */
+	bool		probes;			/* FK probes on (after a refused batch) */
+	bool		probe_keys;		/* and unique key probes (after a 23505) */
+	int			stage_probes;	/* stage_batch was built with: probes + 2 probe_keys */
+
 	MigrateCounts total;
 } MigrateTableLoad;
 
@@ -312,9 +346,22 @@ extern void migrate_break_fk_cycles(MigrateWork *w, const Oid *targets, int ntar
 extern void migrate_defer_table(MigrateWork *w, Oid target);
 extern void migrate_run_deferred(MigrateWork *w, MigrateUnit *u);
 
+/* predict.c */
+extern void migrate_predict_describe(MigrateTableLoad *tl, const char *plan);
+extern bool migrate_predict_enable(MigrateTableLoad *tl, int sqlerrcode);
+extern bool migrate_predict_active(MigrateTableLoad *tl);
+extern bool migrate_predict_needs_arrival(MigrateTableLoad *tl);
+extern bool migrate_predict_whole_row(MigrateTableLoad *tl);
+extern char *migrate_predict_pass_sql(MigrateTableLoad *tl);
+extern char *migrate_predict_detail_sql(MigrateTableLoad *tl, const char *gate, bool probes);
+extern char *migrate_predict_from(MigrateTableLoad *tl, const char *inner, const char *gate);
+extern char *migrate_predict_rule_outcome(const char *expr, int i, bool probes);
+extern char *migrate_predict_rules_gate(MigrateTableLoad *tl, bool probes);
+
 /* route.c */
 extern void migrate_route_begin(int64 run_id, Oid target, List *rule_names,
 								List *rule_on_fail, List *rule_exprs);
+extern void migrate_route_set_predictions(List *preds, int ncols, List *sensitive_pos);
 extern void migrate_route_reset_counts(void);
 extern void migrate_route_get_counts(MigrateCounts *counts);
 extern bool migrate_route_abort_raised(void);

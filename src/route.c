@@ -10,7 +10,12 @@
  *		   ELSE migrate._fail(ARRAY[<rule 1 is true>, ...], key, source_row) END
  *
  * so the set-based load keeps its speed and the rare failing row costs a
- * function call.  In mode skip_existing, where ON CONFLICT DO NOTHING hides
+ * function call.  The target's predicted constraints (predict.c) join the
+ * rules in that CASE: a 4th argument, ARRAY[n, the row's values...], says
+ * that constraint n refuses the row; _fail() then writes the one reject the
+ * target would have caused, with its SQLSTATE, message and detail
+ * (route_reject_predicted; migrate_route_set_predictions gives the
+ * constraints' texts per table) and counts it in rejected_setwise.  In mode skip_existing, where ON CONFLICT DO NOTHING hides
  * how many rows were read, "true" is migrate._pass(), which counts the row.  _fail() writes one migrate.reject
  * row per failing rule (loaded = true for warn rules), raises for abort
  * rules, and tells the INSERT whether to keep the row.  Both run in the
@@ -32,6 +37,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -63,6 +69,10 @@ static struct
 	MemoryContext cxt;			/* holds rules; deleted by end */
 	MigrateCounts counts;		/* of the current attempt */
 	bool		abort_raised;	/* an abort rule failed: not a row error */
+	int			npreds;			/* the target's predicted constraints */
+	MigratePrediction *preds;
+	int			pred_ncols;		/* row values that come with a refused row */
+	List	   *pred_sensitive; /* their positions that are sensitive */
 	SPIPlanPtr	insert_reject;	/* kept for the life of the process */
 } route;
 
@@ -109,7 +119,107 @@ migrate_route_end(void)
 	route.cxt = NULL;
 	route.rules = NULL;
 	route.nrules = 0;
+	route.npreds = 0;
+	route.preds = NULL;
+	route.pred_sensitive = NIL;
 	route.active = false;
+}
+
+/*
+ * The table's predicted constraints (predict.c), after migrate_route_begin:
+ * the entries a migrate._fail() 4th argument refers to by number.
+ */
+void
+migrate_route_set_predictions(List *preds, int ncols, List *sensitive_pos)
+{
+	MemoryContext old = MemoryContextSwitchTo(route.cxt);
+	ListCell   *lc;
+
+	route.npreds = list_length(preds);
+	route.preds = palloc0(sizeof(MigratePrediction) * Max(route.npreds, 1));
+	foreach(lc, preds)
+	{
+		MigratePrediction *src = lfirst(lc);
+		MigratePrediction *dst = &route.preds[foreach_current_index(lc)];
+
+		memcpy(dst->sqlstate, src->sqlstate, sizeof(dst->sqlstate));
+		dst->message = pstrdup(src->message);
+		dst->kind = src->kind;
+		dst->key_names = src->key_names ? pstrdup(src->key_names) : NULL;
+		dst->key_pos = list_copy(src->key_pos);
+		dst->ref_name = src->ref_name ? pstrdup(src->ref_name) : NULL;
+	}
+	route.pred_ncols = ncols;
+	route.pred_sensitive = list_copy(sensitive_pos);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The reject of a row that prediction n (1-based) refuses: its message
+ * and the detail the target gives (ExecBuildSlotValueDescription: each
+ * value clipped to 64 bytes; ri_ReportViolation; BuildIndexValueDescription),
+ * sensitive values masked as in a stage reject.  vals: the row's values.
+ */
+static void
+route_reject_predicted(int n, char *source_key, Datum source_row, bool source_row_null,
+					   Datum *vals, bool *vnulls, int nvals)
+{
+	MigratePrediction *p = &route.preds[n - 1];
+	StringInfoData detail;
+	List	   *masked = NIL;
+	ListCell   *lc;
+	char	   *message = p->message;
+
+	if (nvals != route.pred_ncols)
+		elog(ERROR, "migrate._fail() got %d row values for %d columns", nvals, route.pred_ncols);
+	initStringInfo(&detail);
+	if (p->kind == MIGRATE_PRED_ROW)
+	{
+		appendStringInfoString(&detail, "Failing row contains (");
+		for (int i = 0; i < nvals; i++)
+		{
+			const char *v = vnulls[i] ? "null" : TextDatumGetCString(vals[i]);
+			int			len = strlen(v);
+
+			if (i > 0)
+				appendStringInfoString(&detail, ", ");
+			if (len <= 64)
+				appendBinaryStringInfo(&detail, v, len);
+			else
+			{
+				appendBinaryStringInfo(&detail, v, pg_mbcliplen(v, len, 64));
+				appendStringInfoString(&detail, "...");
+			}
+		}
+		appendStringInfoString(&detail, ").");
+	}
+	else
+	{
+		appendStringInfo(&detail, "Key (%s)=(", p->key_names);
+		foreach(lc, p->key_pos)
+		{
+			int			i = lfirst_int(lc);
+
+			appendStringInfo(&detail, "%s%s", foreach_current_index(lc) ? ", " : "",
+							 vnulls[i] ? "null" : TextDatumGetCString(vals[i]));
+		}
+		if (p->kind == MIGRATE_PRED_KEY_EXISTS)
+			appendStringInfoString(&detail, ") already exists.");
+		else
+			appendStringInfo(&detail, ") is not present in table \"%s\".", p->ref_name);
+	}
+	foreach(lc, route.pred_sensitive)
+	{
+		int			i = lfirst_int(lc);
+
+		if (!vnulls[i])
+			masked = lappend(masked, TextDatumGetCString(vals[i]));
+	}
+	if (masked != NIL)
+		message = migrate_mask_values(message, masked);
+	migrate_route_insert_reject(source_key, source_row, source_row_null, p->sqlstate, message,
+								masked != NIL ? migrate_mask_values(detail.data, masked) : detail.data,
+								false);
 }
 
 void
@@ -206,10 +316,15 @@ migrate_route_pass(PG_FUNCTION_ARGS)
 }
 
 /*
- * migrate._fail(ok boolean[], source_key text, source_row jsonb) returns boolean
+ * migrate._fail(ok boolean[], source_key text, source_row jsonb
+ *				 [, predicted text[]]) returns boolean
  *
  * ok[i] says whether rule i held for this row.  Returns true (keep the row)
- * when only warn rules failed.
+ * when only warn rules failed.  predicted (NULL: none) is ARRAY[n, the
+ * row's values...] when the target's constraint n (predict.c) refuses the
+ * row that the rules let through: then only that reject is written, as
+ * the bisection would (a warn finding of a row that does not load is
+ * rolled back with it).
  */
 Datum
 migrate_route_fail(PG_FUNCTION_ARGS)
@@ -224,6 +339,10 @@ migrate_route_fail(PG_FUNCTION_ARGS)
 	bool		rejected = false;
 	bool		warned = false;
 	int			i;
+	int			predicted = 0;
+	Datum	   *pvals = NULL;
+	bool	   *pnulls = NULL;
+	int			npvals = 0;
 
 	route_check_active("migrate._fail()");
 	if (PG_ARGISNULL(0))
@@ -238,6 +357,16 @@ migrate_route_fail(PG_FUNCTION_ARGS)
 		source_key = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (!source_row_null)
 		source_row = PG_GETARG_DATUM(2);
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+	{
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(3), TEXTOID, -1, false, TYPALIGN_INT,
+						  &pvals, &pnulls, &npvals);
+		if (npvals < 1 || pnulls[0])
+			elog(ERROR, "migrate._fail() needs the number of the refusing constraint");
+		predicted = pg_strtoint32(TextDatumGetCString(pvals[0]));
+		if (predicted < 1 || predicted > route.npreds)
+			elog(ERROR, "migrate._fail() got constraint %d of %d", predicted, route.npreds);
+	}
 
 	/* abort rules first: nothing of this batch may load */
 	for (i = 0; i < nok; i++)
@@ -263,6 +392,17 @@ migrate_route_fail(PG_FUNCTION_ARGS)
 		if ((ok_nulls[i] || !DatumGetBool(ok[i])) &&
 			strcmp(route.rules[i].on_fail, "reject") == 0)
 			rejected = true;
+	}
+
+	/* the target would refuse it: one reject, as the bisection finds it */
+	if (!rejected && predicted > 0)
+	{
+		route_reject_predicted(predicted, source_key, source_row, source_row_null,
+							   pvals + 1, pnulls + 1, npvals - 1);
+		route.counts.read++;
+		route.counts.rejected++;
+		route.counts.rejected_setwise++;
+		PG_RETURN_BOOL(false);
 	}
 
 	for (i = 0; i < nok; i++)
