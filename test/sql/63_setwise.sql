@@ -44,8 +44,9 @@ BEGIN
 END $$;
 SELECT sw_targets('sw_off'), sw_targets('sw_on');
 SELECT migrate_plan('sw_off', source_schema => 'sw_src', target_schema => 'sw_off',
-                    options => '{"setwise_quarantine": false}');
-SELECT migrate_plan('sw_on', source_schema => 'sw_src', target_schema => 'sw_on');
+                    options => '{"setwise_quarantine": false, "reject_limit": null}');
+SELECT migrate_plan('sw_on', source_schema => 'sw_src', target_schema => 'sw_on',
+                    options => '{"reject_limit": null}');
 DO $$
 DECLARE p text;
 BEGIN
@@ -102,7 +103,8 @@ SELECT (SELECT count(*) FROM (SELECT * FROM sw_off.child EXCEPT SELECT * FROM sw
 
 -- a cast failure is nothing a constraint predicts: bisection isolates it,
 -- the NOT NULL rows of the same table are still routed set-wise
-SELECT migrate_plan('sw_cast', source_schema => 'sw_src', target_schema => 'sw_on');
+SELECT migrate_plan('sw_cast', source_schema => 'sw_src', target_schema => 'sw_on',
+                    options => '{"reject_limit": null}');
 SELECT migrate_table('sw_cast', 'sw_cast', 'castt');
 SELECT migrate_column('sw_cast', 'castt', 'amount', 's.amount::numeric');
 SELECT migrate_run('sw_cast') AS run_cast \gset

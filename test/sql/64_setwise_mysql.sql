@@ -26,8 +26,9 @@ BEGIN
 END $$;
 SELECT sw_my_targets('sw_my_off'), sw_my_targets('sw_my_on');
 SELECT migrate_plan('sw_my_off', source_schema => 'sw_my', target_schema => 'sw_my_off',
-                    options => '{"setwise_quarantine": false}');
-SELECT migrate_plan('sw_my_on', source_schema => 'sw_my', target_schema => 'sw_my_on');
+                    options => '{"setwise_quarantine": false, "reject_limit": null}');
+SELECT migrate_plan('sw_my_on', source_schema => 'sw_my', target_schema => 'sw_my_on',
+                    options => '{"reject_limit": null}');
 DO $$
 DECLARE p text;
 BEGIN
