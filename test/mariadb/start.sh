@@ -23,7 +23,9 @@
 #     (test/data/chinook/README.md). MIGRATE_MARIADB_CHINOOK=0 skips the load;
 #   - loads test/data/mysql_types.sql (database migrate_types: MySQL types
 #     with cast rules, for the tests) and test/data/mysql_types12.sql
-#     (database migrate_types12: what mysql_fdw cannot import or read as is).
+#     (database migrate_types12: what mysql_fdw cannot import or read as is)
+#     and test/data/mysql_blobs12.sql (database migrate_blobs12: BLOBs of
+#     200 kB and 1 MB, and 1,000 rows of 10 kB).
 #
 # Prints the connection parameters. Root reaches the server through the
 # socket (unix_socket authentication):
@@ -100,6 +102,7 @@ fi
 # the MySQL types the cast-rule tests need (sql/41_automap_mysql.sql)
 mariadb --socket="$SOCK" <"$REPO/test/data/mysql_types.sql"
 mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mysql_types12.sql"
+mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mysql_blobs12.sql"
 
 echo "MariaDB $(mariadb --socket="$SOCK" -N -B -e 'SELECT version()') running:" \
      "host 127.0.0.1 port $PORT user $USER_NAME password $PASSWORD socket $SOCK" \
