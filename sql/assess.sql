@@ -161,8 +161,7 @@ BEGIN
                                 'decimal', 'numeric', 'float', 'double', 'real',
                                 'date', 'datetime', 'timestamp', 'time', 'char', 'varchar',
                                 'tinytext', 'text', 'mediumtext', 'longtext', 'json', 'enum',
-                                'binary', 'varbinary', 'blob', 'mediumblob', 'longblob', 'bit')
-                               OR migrate._mysql_long_binary(c.data_type, c.column_type)) AS odd,
+                                'binary', 'varbinary', 'blob', 'mediumblob', 'longblob', 'bit')) AS odd,
                    pg_catalog.string_agg(pg_catalog.format('%I (%s)', c.column_name, c.column_type), ', '
                                          ORDER BY c.ordinal)
                        FILTER (WHERE migrate._mysql_long_binary(c.data_type, c.column_type)) AS long
@@ -171,26 +170,27 @@ BEGIN
     -- mysql_fdw writes the names of EXCEPT into its MySQL query unescaped:
     -- if a table to leave out has a quote or backslash in its name, migrate
     -- declares every table rather than pass that name
-    import_all := NOT EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(why)) u(n, w)
-                               WHERE u.w IS NOT NULL AND u.n ~ '[''\\]');
+    import_all := NOT EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(why), pg_catalog.unnest(longs)) u(n, w, l)
+                               WHERE (u.w IS NOT NULL OR u.l IS NOT NULL) AND u.n ~ '[''\\]');
     IF import_all THEN
         EXECUTE pg_catalog.format('IMPORT FOREIGN SCHEMA %I %s FROM SERVER %I INTO %I OPTIONS (import_enum_as_text ''true'')',
                                   p_database,
                                   coalesce('EXCEPT (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(u.n), ', ')
-                                                            FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(why)) u(n, w)
-                                                           WHERE u.w IS NOT NULL) || ')', ''),
+                                                            FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(why), pg_catalog.unnest(longs)) u(n, w, l)
+                                                           WHERE u.w IS NOT NULL OR u.l IS NOT NULL) || ')', ''),
                                   p_server, p_schema);
     END IF;
     FOR i IN 1 .. coalesce(pg_catalog.cardinality(names), 0) LOOP
-        IF why[i] IS NOT NULL OR NOT import_all THEN
+        IF why[i] IS NOT NULL OR longs[i] IS NOT NULL OR NOT import_all THEN
             EXECUTE pg_catalog.format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (dbname %L, table_name %L)',
                                       p_schema, names[i], defs[i], p_server, p_database, names[i]);
             IF longs[i] IS NOT NULL THEN
                 EXECUTE pg_catalog.format('COMMENT ON FOREIGN TABLE %I.%I IS %L', p_schema, names[i],
                                           'MySQL columns left out (mysql_fdw cannot read values over 8192 bytes), '
                                           'read whole by migrate._mysql_value: ' || longs[i]);
-                RAISE NOTICE 'foreign table %.% declared by migrate without its long binary columns %, which mysql_fdw cannot read whole: automap maps them to migrate._mysql_value()',
-                             pg_catalog.quote_ident(p_schema), pg_catalog.quote_ident(names[i]), longs[i];
+                RAISE NOTICE 'foreign table %.% declared by migrate without its long binary columns %, which mysql_fdw cannot read whole: automap maps them to migrate._mysql_value()%',
+                             pg_catalog.quote_ident(p_schema), pg_catalog.quote_ident(names[i]), longs[i],
+                             coalesce('; IMPORT FOREIGN SCHEMA of mysql_fdw cannot import ' || why[i], '');
             ELSE
                 RAISE NOTICE 'foreign table %.% declared by migrate: %',
                              pg_catalog.quote_ident(p_schema), pg_catalog.quote_ident(names[i]),
@@ -435,7 +435,7 @@ BEGIN
                 source := src::text;
                 action := 'not mapped: mysql_fdw cannot read bytea values longer than 8192 bytes'
                           ' (its scan ends at the first, without an error, and the rows after it are lost): '
-                          || err || '; map a MySQL view that selects HEX() of the column instead (docs/runbook.md)';
+                          || err || '; declare the foreign table without the column and map it to migrate._mysql_value() instead (docs/runbook.md)';
                 RETURN NEXT;
                 CONTINUE;
             END IF;
