@@ -202,11 +202,12 @@ mysql_get(ForeignServer *server, UserMapping *um, const char *ftname)
 		c->in_use = false;
 		c->invalidated = false;
 	}
-	if (c->in_use)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("the MySQL connection to server %s is in use", server->servername)));
-	if (c->conn && c->invalidated)
+	/*
+	 * still in use: an error (out of memory) left the last call before it
+	 * ended, in a subtransaction that the caller went on after; a call
+	 * never runs inside another, so the connection's state is unknown
+	 */
+	if (c->conn && (c->in_use || c->invalidated))
 		mysql_close_entry(c);
 	/*
 	 * a connection idle for a while may have been dropped by the server
