@@ -368,7 +368,10 @@ BEGIN
                         coalesce(pg_catalog.string_agg(pg_catalog.quote_ident(rt.column_name) || ' '
                                                        || migrate._mysql_read_type(rt.data_type, rt.column_type),
                                                        ', ' ORDER BY rt.ordinal)
-                                     FILTER (WHERE NOT migrate._mysql_long_binary(rt.data_type, rt.column_type)), '') AS cols
+                                     FILTER (WHERE NOT migrate._mysql_long_binary(rt.data_type, rt.column_type)), '') AS cols,
+                        pg_catalog.string_agg(pg_catalog.format('%I (%s)', rt.column_name, rt.column_type), ', '
+                                              ORDER BY rt.ordinal)
+                            FILTER (WHERE migrate._mysql_long_binary(rt.data_type, rt.column_type)) AS longs
                    FROM migrate_automap_remote rt
                   WHERE rt.server = remote_srv AND rt.dbname = remote_db
                     AND EXISTS (SELECT 1 FROM pg_catalog.pg_class tc
@@ -381,10 +384,16 @@ BEGIN
                   GROUP BY rt.table_name ORDER BY rt.table_name LOOP
             EXECUTE pg_catalog.format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (dbname %L, table_name %L)',
                                       pl.source_schema, r.table_name, r.cols, remote_srv, remote_db, r.table_name);
+            IF r.longs IS NOT NULL THEN
+                EXECUTE pg_catalog.format('COMMENT ON FOREIGN TABLE %I.%I IS %L', pl.source_schema, r.table_name,
+                                          'MySQL columns left out (mysql_fdw cannot read values over 8192 bytes), '
+                                          'read whole by migrate._mysql_value: ' || r.longs);
+            END IF;
             target := NULL;
             source := pg_catalog.format('%I.%I', pl.source_schema, r.table_name);
             column_name := NULL; source_column := NULL; expr := NULL;
-            action := 'foreign table created (IMPORT FOREIGN SCHEMA skipped it)';
+            action := 'foreign table created (IMPORT FOREIGN SCHEMA skipped it)'
+                      || coalesce(', without its long binary columns ' || r.longs, '');
             RETURN NEXT;
         END LOOP;
     END IF;
