@@ -58,6 +58,7 @@
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_foreign_server.h"
+#include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "fmgr.h"
 #include "foreign/foreign.h"
@@ -410,7 +411,7 @@ migrate_mysql_value(PG_FUNCTION_ARGS)
 				 errmsg("foreign table %s has no dbname option", ftname)));
 	um = GetUserMapping(GetUserId(), server->serverid);
 
-	/* the key as text: MySQL compares a string with a number as a number */
+	/* the key's text (an integer's has only digits and a sign) */
 	{
 		Oid			outfn;
 		bool		varlena;
@@ -425,6 +426,16 @@ migrate_mysql_value(PG_FUNCTION_ARGS)
 					 backquote(to_utf8(column)), backquote(to_utf8(dbname)),
 					 backquote(to_utf8(table_name ? table_name : ftname)),
 					 backquote(to_utf8(key_column)));
+	if (keytype == INT2OID || keytype == INT4OID || keytype == INT8OID)
+	{
+		/*
+		 * an integer as a number: MySQL may compare an integer column
+		 * with a string as doubles, which cannot tell bigints over 2^53
+		 * apart (its index lookups convert the string exactly)
+		 */
+		appendStringInfoString(&sql, keytext);
+	}
+	else
 	{
 		char	   *k = to_utf8(keytext);
 		size_t		len = strlen(k);

@@ -37,6 +37,9 @@ INSERT INTO `Doc` VALUES
 -- 1,000 rows of 10,240 bytes each (the throughput case)
 CREATE TABLE `Many` (`Id` int NOT NULL PRIMARY KEY, `Data` mediumblob NOT NULL);
 INSERT INTO `Many` SELECT n.I, REPEAT(UNHEX(SHA2(n.I, 256)), 320) FROM `N` n WHERE n.I <= 1000;
+-- bigint keys that a double cannot tell apart (2^53, 2^53 + 1)
+CREATE TABLE `Wide` (`Id` bigint NOT NULL PRIMARY KEY, `Data` blob);
+INSERT INTO `Wide` VALUES (9007199254740992, UNHEX('0992')), (9007199254740993, UNHEX('0993'));
 DROP TABLE `N`;
 DROP TABLE `Digit`;
 CREATE VIEW `DocCheck` AS
