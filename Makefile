@@ -43,8 +43,10 @@ PROVE_FLAGS = -I test/t
 
 PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(shell $(PG_CONFIG) --includedir)
 PG_CPPFLAGS += -DMIGRATE_VERSION=\"$(EXTVERSION)\"
-# libpq: the binary COPY reader of postgres_fdw sources (src/copysrc.c)
-SHLIB_LINK_INTERNAL = -lpq
+# libpq: the binary COPY reader of postgres_fdw sources (src/copysrc.c);
+# libmariadb (Debian libmariadb-dev): long MySQL values (src/mysqlsrc.c)
+PG_CPPFLAGS += -isystem /usr/include/mariadb
+SHLIB_LINK_INTERNAL = -lpq -lmariadb
 PG_CFLAGS = -Wall -Wextra
 
 EXTRA_CLEAN = test/results test/isolation/results tmp_check sql/*.tmp

@@ -76,6 +76,22 @@ AS $$
                    pg_catalog.lower(p_column_type) LIKE '%unsigned%' AS uns) x
 $$;
 
+-- MySQL/MariaDB columns whose values mysql_fdw 2.8 cannot read whole: a
+-- bytea value longer than 8192 bytes ends its scan without an error (see
+-- migrate._mysql_long_values).  migrate_plan declares a foreign table
+-- without them, and automap maps them to migrate._mysql_value: BLOB (up to
+-- 65,535 bytes), MEDIUMBLOB, LONGBLOB, and VARBINARY/BINARY longer than
+-- 8192 bytes.
+CREATE OR REPLACE FUNCTION migrate._mysql_long_binary(p_data_type text, p_column_type text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.lower(p_data_type) IN ('blob', 'mediumblob', 'longblob')
+           OR (pg_catalog.lower(p_data_type) IN ('varbinary', 'binary')
+               AND coalesce(pg_catalog.substring(p_column_type, '\((\d+)\)')::bigint, 0) > 8192)
+$$;
+
 -- The remote catalog of one MySQL/MariaDB database, read through a
 -- temporary foreign table on information_schema.COLUMNS of the server.
 CREATE OR REPLACE FUNCTION migrate._mysql_columns(p_server name, p_database text)
@@ -110,7 +126,11 @@ $$;
 -- skips a table with a SET column, so it imports only the tables whose
 -- every column it maps to a type of ours (ENUM as text); migrate declares
 -- the others from the remote catalog, with migrate._mysql_read_type, and
--- says which (NOTICE).  automap then casts.
+-- says which (NOTICE).  A table with a long binary column
+-- (migrate._mysql_long_binary: mysql_fdw would end its scan at a value
+-- over 8192 bytes) is declared without that column, and the foreign
+-- table's comment names it; automap maps it to migrate._mysql_value.
+-- automap then casts.
 CREATE OR REPLACE FUNCTION migrate._mysql_import(p_server name, p_database text, p_schema name)
 RETURNS void
 LANGUAGE plpgsql
@@ -120,17 +140,20 @@ DECLARE
     names text[];
     defs text[];
     why text[];
+    longs text[];
     import_all boolean;
     i integer;
 BEGIN
     SELECT pg_catalog.array_agg(t.table_name ORDER BY t.table_name),
            pg_catalog.array_agg(t.cols ORDER BY t.table_name),
-           pg_catalog.array_agg(t.odd ORDER BY t.table_name)
-      INTO names, defs, why
+           pg_catalog.array_agg(t.odd ORDER BY t.table_name),
+           pg_catalog.array_agg(t.long ORDER BY t.table_name)
+      INTO names, defs, why, longs
       FROM (SELECT c.table_name,
-                   pg_catalog.string_agg(pg_catalog.quote_ident(c.column_name) || ' '
-                                         || migrate._mysql_read_type(c.data_type, c.column_type),
-                                         ', ' ORDER BY c.ordinal) AS cols,
+                   coalesce(pg_catalog.string_agg(pg_catalog.quote_ident(c.column_name) || ' '
+                                                  || migrate._mysql_read_type(c.data_type, c.column_type),
+                                                  ', ' ORDER BY c.ordinal)
+                                FILTER (WHERE NOT migrate._mysql_long_binary(c.data_type, c.column_type)), '') AS cols,
                    pg_catalog.string_agg(pg_catalog.format('%s (%s)', c.column_name, c.column_type), ', '
                                          ORDER BY c.ordinal)
                        FILTER (WHERE c.data_type NOT IN
@@ -138,30 +161,42 @@ BEGIN
                                 'decimal', 'numeric', 'float', 'double', 'real',
                                 'date', 'datetime', 'timestamp', 'time', 'char', 'varchar',
                                 'tinytext', 'text', 'mediumtext', 'longtext', 'json', 'enum',
-                                'binary', 'varbinary', 'blob', 'mediumblob', 'longblob', 'bit')) AS odd
+                                'binary', 'varbinary', 'blob', 'mediumblob', 'longblob', 'bit')) AS odd,
+                   pg_catalog.string_agg(pg_catalog.format('%I (%s)', c.column_name, c.column_type), ', '
+                                         ORDER BY c.ordinal)
+                       FILTER (WHERE migrate._mysql_long_binary(c.data_type, c.column_type)) AS long
               FROM migrate._mysql_columns(p_server, p_database) c
              GROUP BY c.table_name) t;
     -- mysql_fdw writes the names of EXCEPT into its MySQL query unescaped:
     -- if a table to leave out has a quote or backslash in its name, migrate
     -- declares every table rather than pass that name
-    import_all := NOT EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(why)) u(n, w)
-                               WHERE u.w IS NOT NULL AND u.n ~ '[''\\]');
+    import_all := NOT EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(why), pg_catalog.unnest(longs)) u(n, w, l)
+                               WHERE (u.w IS NOT NULL OR u.l IS NOT NULL) AND u.n ~ '[''\\]');
     IF import_all THEN
         EXECUTE pg_catalog.format('IMPORT FOREIGN SCHEMA %I %s FROM SERVER %I INTO %I OPTIONS (import_enum_as_text ''true'')',
                                   p_database,
                                   coalesce('EXCEPT (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(u.n), ', ')
-                                                            FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(why)) u(n, w)
-                                                           WHERE u.w IS NOT NULL) || ')', ''),
+                                                            FROM ROWS FROM (pg_catalog.unnest(names), pg_catalog.unnest(why), pg_catalog.unnest(longs)) u(n, w, l)
+                                                           WHERE u.w IS NOT NULL OR u.l IS NOT NULL) || ')', ''),
                                   p_server, p_schema);
     END IF;
     FOR i IN 1 .. coalesce(pg_catalog.cardinality(names), 0) LOOP
-        IF why[i] IS NOT NULL OR NOT import_all THEN
+        IF why[i] IS NOT NULL OR longs[i] IS NOT NULL OR NOT import_all THEN
             EXECUTE pg_catalog.format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (dbname %L, table_name %L)',
                                       p_schema, names[i], defs[i], p_server, p_database, names[i]);
-            RAISE NOTICE 'foreign table %.% declared by migrate: %',
-                         pg_catalog.quote_ident(p_schema), pg_catalog.quote_ident(names[i]),
-                         coalesce('IMPORT FOREIGN SCHEMA of mysql_fdw cannot import ' || why[i],
-                                  'IMPORT FOREIGN SCHEMA of mysql_fdw cannot leave out a table whose name has a quote or backslash');
+            IF longs[i] IS NOT NULL THEN
+                EXECUTE pg_catalog.format('COMMENT ON FOREIGN TABLE %I.%I IS %L', p_schema, names[i],
+                                          'MySQL columns left out (mysql_fdw cannot read values over 8192 bytes), '
+                                          'read whole by migrate._mysql_value: ' || longs[i]);
+                RAISE NOTICE 'foreign table %.% declared by migrate without its long binary columns %, which mysql_fdw cannot read whole: automap maps them to migrate._mysql_value()%',
+                             pg_catalog.quote_ident(p_schema), pg_catalog.quote_ident(names[i]), longs[i],
+                             coalesce('; IMPORT FOREIGN SCHEMA of mysql_fdw cannot import ' || why[i], '');
+            ELSE
+                RAISE NOTICE 'foreign table %.% declared by migrate: %',
+                             pg_catalog.quote_ident(p_schema), pg_catalog.quote_ident(names[i]),
+                             coalesce('IMPORT FOREIGN SCHEMA of mysql_fdw cannot import ' || why[i],
+                                      'IMPORT FOREIGN SCHEMA of mysql_fdw cannot leave out a table whose name has a quote or backslash');
+            END IF;
         END IF;
     END LOOP;
 END;
@@ -184,6 +219,20 @@ AS $$
       JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
      WHERE ft.ftrelid = p_rel AND w.fdwname = 'mysql_fdw'
 $$;
+
+-- migrate._mysql_value(ftable, column_name, key_column, key): the value of
+-- MySQL column column_name (of the remote table of mysql_fdw foreign table
+-- ftable) in the row whose key_column (a column of ftable) equals key,
+-- read whole through migrate's own MySQL connection (src/mysqlsrc.c), not
+-- through mysql_fdw.  PUBLIC may execute it: it runs as the caller, who
+-- needs SELECT on ftable and USAGE on its server (with which the caller
+-- could declare a foreign table on any column of that MySQL table
+-- anyway) and the caller's user mapping.
+CREATE OR REPLACE FUNCTION migrate._mysql_value(ftable regclass, column_name text, key_column name, key anyelement)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'migrate_mysql_value'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
 
 -- The source columns an expression reads (s.col / s."Col"), as names.
 CREATE OR REPLACE FUNCTION migrate._expr_columns(p_expr text)
@@ -273,6 +322,7 @@ DECLARE
     chosen text;
     err text;
     note text;
+    key_src name;
     src_ns oid := (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = pl.source_schema);
     tgt_ns oid := (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = pl.target_schema);
 BEGIN
@@ -314,9 +364,14 @@ BEGIN
     -- and fails on YEAR): create them with types that read every value
     IF create_source AND remote_srv IS NOT NULL THEN
         FOR r IN SELECT rt.table_name,
-                        pg_catalog.string_agg(pg_catalog.quote_ident(rt.column_name) || ' '
-                                              || migrate._mysql_read_type(rt.data_type, rt.column_type),
-                                              ', ' ORDER BY rt.ordinal) AS cols
+                        -- without the long binary columns (migrate._mysql_import)
+                        coalesce(pg_catalog.string_agg(pg_catalog.quote_ident(rt.column_name) || ' '
+                                                       || migrate._mysql_read_type(rt.data_type, rt.column_type),
+                                                       ', ' ORDER BY rt.ordinal)
+                                     FILTER (WHERE NOT migrate._mysql_long_binary(rt.data_type, rt.column_type)), '') AS cols,
+                        pg_catalog.string_agg(pg_catalog.format('%I (%s)', rt.column_name, rt.column_type), ', '
+                                              ORDER BY rt.ordinal)
+                            FILTER (WHERE migrate._mysql_long_binary(rt.data_type, rt.column_type)) AS longs
                    FROM migrate_automap_remote rt
                   WHERE rt.server = remote_srv AND rt.dbname = remote_db
                     AND EXISTS (SELECT 1 FROM pg_catalog.pg_class tc
@@ -329,10 +384,16 @@ BEGIN
                   GROUP BY rt.table_name ORDER BY rt.table_name LOOP
             EXECUTE pg_catalog.format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (dbname %L, table_name %L)',
                                       pl.source_schema, r.table_name, r.cols, remote_srv, remote_db, r.table_name);
+            IF r.longs IS NOT NULL THEN
+                EXECUTE pg_catalog.format('COMMENT ON FOREIGN TABLE %I.%I IS %L', pl.source_schema, r.table_name,
+                                          'MySQL columns left out (mysql_fdw cannot read values over 8192 bytes), '
+                                          'read whole by migrate._mysql_value: ' || r.longs);
+            END IF;
             target := NULL;
             source := pg_catalog.format('%I.%I', pl.source_schema, r.table_name);
             column_name := NULL; source_column := NULL; expr := NULL;
-            action := 'foreign table created (IMPORT FOREIGN SCHEMA skipped it)';
+            action := 'foreign table created (IMPORT FOREIGN SCHEMA skipped it)'
+                      || coalesce(', without its long binary columns ' || r.longs, '');
             RETURN NEXT;
         END LOOP;
     END IF;
@@ -383,7 +444,7 @@ BEGIN
                 source := src::text;
                 action := 'not mapped: mysql_fdw cannot read bytea values longer than 8192 bytes'
                           ' (its scan ends at the first, without an error, and the rows after it are lost): '
-                          || err || '; map a MySQL view that selects HEX() of the column instead (docs/runbook.md)';
+                          || err || '; declare the foreign table without the column and map it to migrate._mysql_value() instead (docs/runbook.md)';
                 RETURN NEXT;
                 CONTINUE;
             END IF;
@@ -403,6 +464,16 @@ BEGIN
         IF src IS NULL THEN
             CONTINUE;
         END IF;
+        -- the source column of the table's key (one column), by which
+        -- migrate._mysql_value reads a long binary value of a row
+        key_src := NULL;
+        IF pg_catalog.cardinality(tm.key) = 1 THEN
+            SELECT s2.attname INTO key_src FROM pg_catalog.pg_attribute s2
+             WHERE s2.attrelid = src AND s2.attnum > 0 AND NOT s2.attisdropped
+               AND migrate._name_key(s2.attname) = migrate._name_key(tm.key[1])
+             ORDER BY s2.attname = tm.key[1] DESC, pg_catalog.lower(s2.attname) = pg_catalog.lower(tm.key[1]) DESC
+             LIMIT 1;
+        END IF;
 
         FOR c IN SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull,
                         a.atthasdef OR a.attidentity <> '' AS has_default,
@@ -415,7 +486,8 @@ BEGIN
                         pg_catalog.format_type(a.atttypid, NULL) AS base_type,
                         sa.attname AS src_col, sa.atttypid AS src_type,
                         pg_catalog.format_type(sa.atttypid, sa.atttypmod) AS src_type_name,
-                        rc.data_type, rc.column_type, cm.expr AS explicit
+                        rc.data_type, rc.column_type, cm.expr AS explicit,
+                        rl.column_name AS remote_long, rl.column_type AS remote_long_type
                    FROM pg_catalog.pg_attribute a
                    LEFT JOIN migrate.column_map cm
                      ON cm.plan = pl.plan_name AND cm.target = t.rel AND cm.column_name = a.attname
@@ -432,6 +504,19 @@ BEGIN
                           JOIN migrate_automap_remote rt
                             ON rt.server = ms.server AND rt.dbname = ms.dbname
                            AND rt.table_name = ms.table_name AND rt.column_name = sa.attname) rc ON true
+                   LEFT JOIN LATERAL (
+                        -- a long binary MySQL column the foreign table leaves out
+                        SELECT rt.column_name, rt.column_type
+                          FROM migrate._mysql_source(src) ms
+                          JOIN migrate_automap_remote rt
+                            ON rt.server = ms.server AND rt.dbname = ms.dbname
+                           AND rt.table_name = ms.table_name
+                         WHERE sa.attname IS NULL
+                           AND migrate._name_key(rt.column_name) = migrate._name_key(a.attname)
+                           AND migrate._mysql_long_binary(rt.data_type, rt.column_type)
+                         ORDER BY rt.column_name = a.attname DESC,
+                                  pg_catalog.lower(rt.column_name) = pg_catalog.lower(a.attname) DESC
+                         LIMIT 1) rl ON true
                   WHERE a.attrelid = t.rel AND a.attnum > 0 AND NOT a.attisdropped
                   ORDER BY a.attnum LOOP
             column_name := c.attname;
@@ -447,6 +532,29 @@ BEGIN
             END IF;
             IF c.explicit IS NOT NULL THEN
                 action := 'column mapping kept';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            IF c.src_col IS NULL AND c.remote_long IS NOT NULL THEN
+                -- mysql_fdw cannot read it whole: migrate's own MySQL
+                -- connection reads it, one query a row, by the row's key
+                IF key_src IS NULL THEN
+                    action := pg_catalog.format('not mapped: MySQL column %I (%s) is left out of the foreign table (mysql_fdw cannot read values over 8192 bytes),'
+                                                ' and migrate._mysql_value needs the table''s key as one source column',
+                                                c.remote_long, c.remote_long_type);
+                ELSE
+                    cand := pg_catalog.format('migrate._mysql_value(%L::regclass, %L, %L, s.%I)',
+                                              src::text, c.remote_long, key_src, key_src);
+                    BEGIN
+                        PERFORM @extschema@.migrate_column(pl.plan_name, t.rel::text, c.attname, cand);
+                        expr := cand;
+                        action := pg_catalog.format('mapped to MySQL column %I (%s), read whole by migrate._mysql_value (one MySQL query a row;'
+                                                    ' mysql_fdw cannot read values over 8192 bytes)',
+                                                    c.remote_long, c.remote_long_type);
+                    EXCEPTION WHEN OTHERS THEN
+                        action := 'not mapped: ' || SQLERRM;
+                    END;
+                END IF;
                 RETURN NEXT;
                 CONTINUE;
             END IF;

@@ -481,7 +481,7 @@ BEGIN
                             migrate._relname(t, migrate._caller_search_path()), p_plan, l.column_name, src, l.long_values
                 USING ERRCODE = 'string_data_right_truncation',
                       DETAIL = 'mysql_fdw 2.8 reads a bytea value into 8192 bytes whatever max_blob_size says, and ends the scan at a longer one without an error.',
-                      HINT = 'Map a MySQL view that selects HEX() of the column instead, and decode() it in the column mapping (docs/runbook.md).';
+                      HINT = 'Let migrate_plan(..., source_server => ...) declare the foreign table without the column, and migrate_automap() map it to migrate._mysql_value() (docs/runbook.md).';
         END LOOP;
     END LOOP;
 END;

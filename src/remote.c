@@ -4,6 +4,7 @@
  *	  The libpq connections of migrate, to the servers of postgres_fdw
  *	  foreign tables: the binary COPY reader (copysrc.c) and the source
  *	  side of comparisons (verify.c) run on them.  No other file opens one.
+ *	  (src/mysqlsrc.c holds the MySQL client connections, by the same rules.)
  *
  * Shaped like postgres_fdw's connection.c (PostgreSQL 15):
  *

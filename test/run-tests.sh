@@ -16,7 +16,7 @@ if [ "${1:-}" != "--inner" ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends \
         build-essential postgresql-15 postgresql-server-dev-15 postgresql-contrib \
-        postgresql-common libipc-run-perl mariadb-server postgresql-15-mysql-fdw \
+        postgresql-common libipc-run-perl mariadb-server postgresql-15-mysql-fdw libmariadb-dev \
         postgresql-15-cron >/dev/null
     # the released scripts never change: changes go in sql/*.sql and sql/updates/
     sha256sum --quiet -c test/released-scripts.sha256

@@ -51,7 +51,7 @@ if [[ "${1:-}" != --inner ]]; then
     apt-get install -y -qq --no-install-recommends \
         build-essential postgresql-$PGVER postgresql-server-dev-$PGVER \
         postgresql-contrib postgresql-common postgresql-$PGVER-mysql-fdw \
-        mariadb-server >/dev/null
+        mariadb-server libmariadb-dev >/dev/null
 
     echo "== building and installing the extension"
     PG_CONFIG=/usr/lib/postgresql/$PGVER/bin/pg_config

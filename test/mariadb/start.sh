@@ -26,7 +26,9 @@
 #     (database migrate_types12: what mysql_fdw cannot import or read as is)
 #     and test/data/mysql_fk_cycles.sql (database migrate_cycles: sakila's
 #     store/staff foreign-key cycle), test/data/mini_sakila.sql (database
-#     mini_sakila: a sakila-shaped schema with its own oracle).
+#     mini_sakila: a sakila-shaped schema with its own oracle),
+#     test/data/mysql_blobs12.sql (database migrate_blobs12: BLOBs of
+#     200 kB and 1 MB, and 1,000 rows of 10 kB).
 #
 # Prints the connection parameters. Root reaches the server through the
 # socket (unix_socket authentication):
@@ -107,6 +109,8 @@ mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mysql
 mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mysql_fk_cycles.sql"
 # a sakila-shaped database with its own oracle (sql/69_real_schema_mysql.sql)
 mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mini_sakila.sql"
+# long BLOBs (sql/67_mysql_blobs.sql)
+mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mysql_blobs12.sql"
 
 echo "MariaDB $(mariadb --socket="$SOCK" -N -B -e 'SELECT version()') running:" \
      "host 127.0.0.1 port $PORT user $USER_NAME password $PASSWORD socket $SOCK" \
