@@ -51,6 +51,8 @@ PG_FUNCTION_INFO_V1(migrate_run);
 
 static void check_owner(Oid owner, const char *plan);
 static void check_request(const char *plan, ArrayType *tables, char *tables_out);
+static char **query_rolled_back(const char *sql, int nargs, Oid *argtypes, Datum *args,
+								 const char *nulls, int ncols);
 static void check_findings(Oid self, const char *plan, const char *tables);
 static void relay_notices(MigrateRunShared *shared, uint32 *seen);
 static void wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
@@ -166,29 +168,9 @@ check_request(const char *plan, ArrayType *tables, char *tables_out)
 	{
 		Oid			checktypes[2] = {TEXTOID, TEXTOID};
 		Datum		checkargs[2] = {args[0], tables ? CStringGetTextDatum(tables_out) : (Datum) 0};
-		MemoryContext oldcxt = CurrentMemoryContext;
-		ResourceOwner oldowner = CurrentResourceOwner;
 
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcxt);
-		PG_TRY();
-		{
-			ret = SPI_execute_with_args("SELECT migrate._check_plan($1, $2::pg_catalog.oid[])",
-										2, checktypes, checkargs, nulls, false, 0);
-			if (ret != SPI_OK_SELECT)
-				elog(ERROR, "checking the plan failed: %s", SPI_result_code_string(ret));
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			edata = migrate_abort_subxact(oldcxt, oldowner);
-			ReThrowError(edata);
-		}
-		PG_END_TRY();
+		(void) query_rolled_back("SELECT migrate._check_plan($1, $2::pg_catalog.oid[])",
+								 2, checktypes, checkargs, nulls, 0);
 	}
 
 	/*
@@ -222,6 +204,57 @@ check_request(const char *plan, ArrayType *tables, char *tables_out)
 }
 
 /*
+ * Run a query in a subtransaction that is rolled back afterwards, so that
+ * the locks its planning takes on the targets (and any temporary table it
+ * makes) go with it and a worker never waits for this session.  Returns
+ * the first ncols columns of its first row as strings (NULL for a NULL
+ * value) in the caller's memory context, or NULL when it returned no row
+ * or ncols is 0.  An error is rethrown after the rollback.  Needs SPI.
+ */
+static char **
+query_rolled_back(const char *sql, int nargs, Oid *argtypes, Datum *args,
+				  const char *nulls, int ncols)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	char	  **volatile row = NULL;	/* set inside PG_TRY */
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		int			ret = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, false, 0);
+
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "%s failed: %s", sql, SPI_result_code_string(ret));
+		if (ncols > 0 && SPI_processed > 0)
+		{
+			char	  **values = MemoryContextAlloc(oldcxt, sizeof(char *) * ncols);
+
+			for (int i = 0; i < ncols; i++)
+			{
+				char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1);
+
+				values[i] = v ? MemoryContextStrdup(oldcxt, v) : NULL;
+			}
+			row = values;
+		}
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		edata = migrate_abort_subxact(oldcxt, oldowner);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return row;
+}
+
+/*
  * A plan whose migrate_check() finds an error does not run (42P17), unless
  * the caller passed force => true.  Only the findings of the run's tables
  * count when it runs some (tables, an oid[] literal, or NULL for all).
@@ -236,63 +269,32 @@ check_findings(Oid self, const char *plan, const char *tables)
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
 	char		nulls[2] = "  ";
-	MemoryContext oldcxt;
-	ResourceOwner oldowner = CurrentResourceOwner;
+	char	  **first;
+	int64		nerrors;
+	char	   *table_name;
+	char	   *column_name;
+	char	   *message;
 	int			ret;
-	/* set inside PG_TRY: volatile */
-	volatile int64 nerrors = 0;
-	char	   *volatile table_name = NULL;
-	char	   *volatile column_name = NULL;
-	char	   *volatile message = NULL;
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	oldcxt = CurrentMemoryContext;
 	args[0] = CStringGetTextDatum(plan);
 	args[1] = tables ? CStringGetTextDatum(tables) : (Datum) 0;
 	nulls[1] = tables ? ' ' : 'n';
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		char	   *sql = psprintf("SELECT c.table_name, c.column_name, c.message,"
-								   "       pg_catalog.count(*) OVER ()"
-								   "  FROM %s.migrate_check($1) c"
-								   " WHERE c.severity = 'error'"
-								   "   AND ($2::pg_catalog.oid[] IS NULL OR c.table_name IN"
-								   "        (SELECT o::pg_catalog.regclass::pg_catalog.text"
-								   "           FROM pg_catalog.unnest($2::pg_catalog.oid[]) o))"
-								   " LIMIT 1",
-								   quote_identifier(get_namespace_name(get_func_namespace(self))));
-
-		ret = SPI_execute_with_args(sql, 2, argtypes, args, nulls, false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "migrate_check() failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed > 0)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[0];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			char	   *v;
-
-			MemoryContextSwitchTo(oldcxt);
-			table_name = (v = SPI_getvalue(tup, desc, 1)) ? pstrdup(v) : NULL;
-			column_name = (v = SPI_getvalue(tup, desc, 2)) ? pstrdup(v) : NULL;
-			message = (v = SPI_getvalue(tup, desc, 3)) ? pstrdup(v) : NULL;
-			nerrors = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-		}
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		edata = migrate_abort_subxact(oldcxt, oldowner);
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
+	first = query_rolled_back(psprintf("SELECT c.table_name, c.column_name, c.message,"
+									   "       pg_catalog.count(*) OVER ()"
+									   "  FROM %s.migrate_check($1) c"
+									   " WHERE c.severity = 'error'"
+									   "   AND ($2::pg_catalog.oid[] IS NULL OR c.table_name IN"
+									   "        (SELECT o::pg_catalog.regclass::pg_catalog.text"
+									   "           FROM pg_catalog.unnest($2::pg_catalog.oid[]) o))"
+									   " LIMIT 1",
+									   quote_identifier(get_namespace_name(get_func_namespace(self)))),
+							  2, argtypes, args, nulls, 4);
+	nerrors = first ? pg_strtoint64(first[3]) : 0;
+	table_name = first ? first[0] : NULL;
+	column_name = first ? first[1] : NULL;
+	message = first ? first[2] : NULL;
 	if (nerrors > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
