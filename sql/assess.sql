@@ -119,6 +119,28 @@ BEGIN
 END;
 $$;
 
+-- Declare the mysql_fdw foreign table p_schema.p_table of MySQL table
+-- p_database.p_table with the column definitions p_cols; p_longs names the
+-- long binary columns left out of it (migrate._mysql_long_binary), which
+-- its comment records for automap (migrate._mysql_value reads them).  As
+-- the caller: it runs what the caller could run itself.
+CREATE OR REPLACE FUNCTION migrate._mysql_declare(p_server name, p_database text, p_schema name,
+                                                  p_table text, p_cols text, p_longs text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE pg_catalog.format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (dbname %L, table_name %L)',
+                              p_schema, p_table, p_cols, p_server, p_database, p_table);
+    IF p_longs IS NOT NULL THEN
+        EXECUTE pg_catalog.format('COMMENT ON FOREIGN TABLE %I.%I IS %L', p_schema, p_table,
+                                  'MySQL columns left out (mysql_fdw cannot read values over 8192 bytes), '
+                                  'read whole by migrate._mysql_value: ' || p_longs);
+    END IF;
+END;
+$$;
+
 -- migrate_plan(..., source_server => a mysql_fdw server): import the
 -- remote database p_database into schema p_schema.  IMPORT FOREIGN SCHEMA
 -- of mysql_fdw 2.8 fails on a type PostgreSQL does not have (YEAR,
@@ -182,12 +204,8 @@ BEGIN
     END IF;
     FOR i IN 1 .. coalesce(pg_catalog.cardinality(names), 0) LOOP
         IF why[i] IS NOT NULL OR longs[i] IS NOT NULL OR NOT import_all THEN
-            EXECUTE pg_catalog.format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (dbname %L, table_name %L)',
-                                      p_schema, names[i], defs[i], p_server, p_database, names[i]);
+            PERFORM migrate._mysql_declare(p_server, p_database, p_schema, names[i], defs[i], longs[i]);
             IF longs[i] IS NOT NULL THEN
-                EXECUTE pg_catalog.format('COMMENT ON FOREIGN TABLE %I.%I IS %L', p_schema, names[i],
-                                          'MySQL columns left out (mysql_fdw cannot read values over 8192 bytes), '
-                                          'read whole by migrate._mysql_value: ' || longs[i]);
                 RAISE NOTICE 'foreign table %.% declared by migrate without its long binary columns %, which mysql_fdw cannot read whole: automap maps them to migrate._mysql_value()%',
                              pg_catalog.quote_ident(p_schema), pg_catalog.quote_ident(names[i]), longs[i],
                              coalesce('; IMPORT FOREIGN SCHEMA of mysql_fdw cannot import ' || why[i], '');
@@ -382,13 +400,7 @@ BEGIN
                                      WHERE sc.relnamespace = src_ns
                                        AND migrate._name_key(sc.relname) = migrate._name_key(rt.table_name))
                   GROUP BY rt.table_name ORDER BY rt.table_name LOOP
-            EXECUTE pg_catalog.format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (dbname %L, table_name %L)',
-                                      pl.source_schema, r.table_name, r.cols, remote_srv, remote_db, r.table_name);
-            IF r.longs IS NOT NULL THEN
-                EXECUTE pg_catalog.format('COMMENT ON FOREIGN TABLE %I.%I IS %L', pl.source_schema, r.table_name,
-                                          'MySQL columns left out (mysql_fdw cannot read values over 8192 bytes), '
-                                          'read whole by migrate._mysql_value: ' || r.longs);
-            END IF;
+            PERFORM migrate._mysql_declare(remote_srv, remote_db, pl.source_schema, r.table_name, r.cols, r.longs);
             target := NULL;
             source := pg_catalog.format('%I.%I', pl.source_schema, r.table_name);
             column_name := NULL; source_column := NULL; expr := NULL;
