@@ -5,8 +5,8 @@
  * and no views (those are in the other files of sql/).
  *
  * Built by make: sql/migrate--X.Y.sql (the install script) is an \echo guard,
- * this file, then security.sql, plan.sql, run.sql, verify.sql, diff.sql, report.sql and
- * assess.sql, in that order, with "CREATE OR REPLACE" made "CREATE" (so a
+ * this file, then security.sql, plan.sql, run.sql, verify.sql, diff.sql, report.sql,
+ * assess.sql and sync.sql, in that order, with "CREATE OR REPLACE" made "CREATE" (so a
  * function defined twice fails the install).  This file is NOT part of the
  * upgrade scripts: a change here needs the same change as a delta (ALTER
  * TABLE ..., CREATE TABLE ...) in sql/updates/<current>--<next>.sql.
@@ -51,6 +51,11 @@ CREATE TABLE migrate.table_map (
     -- added by 0.5: per-table overrides of the plan's options
     -- (reject_warn, reject_limit)
     options     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
+    -- added by 0.6: how trickle sync finds the source's changes
+    -- (sync.sql, src/sync.c), and the overlap a watermark re-reads
+    capture     text NOT NULL DEFAULT 'none'
+                CHECK (capture IN ('none', 'watermark', 'trigger', 'slot', 'diff')),
+    lag         interval CHECK (lag >= '0'),
     PRIMARY KEY (plan, target)
 );
 
@@ -139,7 +144,7 @@ SELECT pg_catalog.pg_extension_config_dump('migrate.sensitive_column', '');
 CREATE TABLE migrate.run (
     run_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     plan        text NOT NULL,
-    mode        text NOT NULL DEFAULT 'full' CHECK (mode IN ('full')),
+    mode        text NOT NULL DEFAULT 'full' CHECK (mode IN ('full', 'incremental', 'sync')),
     dry_run     boolean NOT NULL DEFAULT false,
     state       text NOT NULL DEFAULT 'running'
                 CHECK (state IN ('running', 'succeeded', 'failed', 'cancelled', 'interrupted')),
@@ -207,7 +212,7 @@ CREATE TABLE migrate.run_range (
     run_id      bigint NOT NULL,
     target      regclass NOT NULL,
     range_no    integer NOT NULL,
-    kind        text NOT NULL DEFAULT 'load' CHECK (kind IN ('load', 'index', 'fk')),
+    kind        text NOT NULL DEFAULT 'load' CHECK (kind IN ('load', 'index', 'fk', 'sync')),
     lo          text,                                  -- keys > lo (NULL: from the first key)
     hi          text,                                  -- keys <= hi (NULL: to the last key)
     definition  text,                                  -- index or constraint DDL to restore
@@ -260,6 +265,40 @@ CREATE TABLE migrate.event (
     actor       name NOT NULL DEFAULT current_user,
     event       text NOT NULL,
     details     text
+);
+
+/*
+ * Trickle sync (added by 0.6; sync.sql, src/sync.c): where each table of a
+ * plan with capture stands.  Written by migrate alone (src/catalog.c), in
+ * the transaction that applies a batch of changes: the rows, their rejects
+ * and the new position commit together.  A source-side position (a slot's
+ * confirmed LSN, a remote change table's rows) moves only after that
+ * commit: prune holds the change rows applied but not yet deleted at the
+ * source.
+ */
+CREATE TABLE migrate.sync_state (
+    plan        text NOT NULL,
+    target      regclass NOT NULL,
+    capture     text NOT NULL CHECK (capture IN ('watermark', 'trigger', 'slot', 'diff')),
+    position    text,                              -- watermark value, LSN; NULL: nothing applied yet
+    change_relation text,                          -- trigger: the change table (or its foreign table)
+    slot_name   name,                              -- slot: the source's replication slot
+    prune       bigint[],                          -- trigger: change rows applied, to delete at the source
+    armed_at    timestamptz,                       -- capture armed (before the initial load)
+    armed_run   bigint,
+    last_sync_at timestamptz,
+    last_sync_run bigint,
+    synced_to   text,                              -- the fence of the last complete pass
+    lag         interval,                          -- at the last pass: age of the oldest change it applied
+    passes      bigint NOT NULL DEFAULT 0,
+    applied_inserted bigint NOT NULL DEFAULT 0,
+    applied_updated  bigint NOT NULL DEFAULT 0,
+    applied_deleted  bigint NOT NULL DEFAULT 0,
+    applied_rejected bigint NOT NULL DEFAULT 0,
+    last_error  text,
+    PRIMARY KEY (plan, target),
+    FOREIGN KEY (plan, target) REFERENCES migrate.table_map
+        ON UPDATE CASCADE ON DELETE CASCADE
 );
 
 /* ---------------------------------------------------------------------
@@ -394,6 +433,9 @@ CREATE POLICY owner_member ON migrate.run_table FOR SELECT
 ALTER TABLE migrate.run_range ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owner_member ON migrate.run_range FOR SELECT
     USING (EXISTS (SELECT FROM migrate.run r WHERE r.run_id = run_range.run_id));
+ALTER TABLE migrate.sync_state ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_member ON migrate.sync_state FOR SELECT
+    USING (EXISTS (SELECT FROM migrate.plan p WHERE p.plan_name = sync_state.plan));
 ALTER TABLE migrate.event ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owner_member ON migrate.event FOR SELECT
     USING (CASE WHEN run_id IS NOT NULL
@@ -418,7 +460,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE
    ON migrate.plan, migrate.table_map, migrate.column_map, migrate.rule,
       migrate.foreign_key, migrate.sensitive_column, migrate.lookup_map,
       migrate.value_map TO PUBLIC;
-GRANT SELECT ON migrate.run, migrate.run_table, migrate.run_range, migrate.event TO PUBLIC;
+GRANT SELECT ON migrate.run, migrate.run_table, migrate.run_range, migrate.event, migrate.sync_state TO PUBLIC;
 GRANT SELECT, INSERT ON migrate.reject, migrate.verification TO PUBLIC;
 GRANT UPDATE (source_row) ON migrate.reject TO PUBLIC;
 GRANT SELECT, INSERT, DELETE ON migrate.diff_result, migrate.profile_result TO PUBLIC;

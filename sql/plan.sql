@@ -582,7 +582,9 @@ CREATE OR REPLACE FUNCTION migrate_table(plan text,
                               filter text DEFAULT NULL,
                               mode text DEFAULT 'insert',
                               watermark text DEFAULT NULL,
-                              options jsonb DEFAULT NULL)
+                              options jsonb DEFAULT NULL,
+                              capture text DEFAULT NULL,
+                              lag interval DEFAULT NULL)
 RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -649,7 +651,23 @@ BEGIN
         END LOOP;
     END IF;
 
-    IF mode IN ('upsert', 'skip_existing') AND NOT EXISTS (
+    -- capture (trickle sync): NULL keeps what the table had ('none' when new)
+    IF capture IS NOT NULL AND capture NOT IN ('none', 'watermark', 'trigger', 'slot', 'diff') THEN
+        RAISE EXCEPTION 'invalid capture "%" for table % in migration plan "%"', capture, tname, plan
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use none, watermark, trigger, slot or diff.';
+    END IF;
+    IF capture = 'watermark' AND watermark IS NULL THEN
+        RAISE EXCEPTION 'capture watermark of table % in migration plan "%" needs a watermark column', tname, plan
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass watermark => ''column'', a source column every write moves forward (an update timestamp or a version number).';
+    END IF;
+    IF lag IS NOT NULL AND lag < '0' THEN
+        RAISE EXCEPTION 'lag of table % in migration plan "%" must not be negative', tname, plan
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    IF (mode IN ('upsert', 'skip_existing') OR coalesce(capture, 'none') <> 'none') AND NOT EXISTS (
         SELECT 1 FROM pg_catalog.pg_index i
          WHERE i.indrelid OPERATOR(pg_catalog.=) tgt AND i.indisunique AND i.indpred IS NULL
            AND i.indexprs IS NULL
@@ -658,8 +676,11 @@ BEGIN
                  WHERE a.attrelid OPERATOR(pg_catalog.=) tgt
                    AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey))
                OPERATOR(pg_catalog.=) (SELECT pg_catalog.array_agg(c ORDER BY c) FROM pg_catalog.unnest(keycols) c)) THEN
-        RAISE EXCEPTION 'mode % of table % in migration plan "%" needs a unique index on its key (%)',
-                        mode, tname, plan, pg_catalog.array_to_string(keycols, ', ')
+        RAISE EXCEPTION '% of table % in migration plan "%" needs a unique index on its key (%)',
+                        CASE WHEN coalesce(capture, 'none') <> 'none'
+                             THEN pg_catalog.format('capture %s', capture)
+                             ELSE pg_catalog.format('mode %s', mode) END,
+                        tname, plan, pg_catalog.array_to_string(keycols, ', ')
             USING ERRCODE = 'invalid_table_definition',
                   HINT = 'Create a unique index or primary key on the key columns, or use mode insert.';
     END IF;
@@ -668,17 +689,22 @@ BEGIN
         wm := migrate._column(src, watermark, plan);
     END IF;
 
-    INSERT INTO migrate.table_map AS t (plan, target, source, key, filter, mode, watermark, options)
+    INSERT INTO migrate.table_map AS t (plan, target, source, key, filter, mode, watermark, options,
+                                        capture, lag)
     VALUES (migrate_table.plan, tgt,
             pg_catalog.format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_namespace n
                                           JOIN pg_catalog.pg_class c
                                             ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
                                          WHERE c.oid OPERATOR(pg_catalog.=) src),
                               (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) src)),
-            keycols, migrate_table.filter, migrate_table.mode, wm, coalesce(migrate_table.options, '{}'))
+            keycols, migrate_table.filter, migrate_table.mode, wm, coalesce(migrate_table.options, '{}'),
+            coalesce(migrate_table.capture, 'none'), migrate_table.lag)
     ON CONFLICT ON CONSTRAINT table_map_pkey DO UPDATE
        SET source = EXCLUDED.source, key = EXCLUDED.key, filter = EXCLUDED.filter,
            mode = EXCLUDED.mode, watermark = EXCLUDED.watermark,
+           capture = CASE WHEN migrate_table.capture IS NULL THEN t.capture ELSE EXCLUDED.capture END,
+           lag = CASE WHEN migrate_table.capture IS NULL AND migrate_table.lag IS NULL
+                      THEN t.lag ELSE EXCLUDED.lag END,
            -- options given are merged into the table's (a key given again replaces its value)
            options = t.options OPERATOR(pg_catalog.||) EXCLUDED.options;
 
