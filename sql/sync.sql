@@ -34,3 +34,43 @@ BEGIN
     RETURN @extschema@.migrate_run(plan, mode => 'sync', wait => wait);
 END;
 $$;
+
+-- migrate_drop_plan(): the plan and what its capture left at the sources
+-- (the slot of capture => 'slot', the triggers and change tables migrate
+-- installed on local sources), as the plan's owner.  Its runs, rejects and
+-- events stay (history); its mappings and sync state go with the plan.
+CREATE OR REPLACE FUNCTION migrate_drop_plan(plan text)
+RETURNS void
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'migrate_call_as_owner';
+
+CREATE OR REPLACE FUNCTION migrate._migrate_drop_plan(plan text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pl migrate.plan := migrate._plan(plan);
+    t regclass;
+BEGIN
+    IF migrate._plan_locked(pl.plan_name) THEN
+        RAISE EXCEPTION 'migration plan "%" is running', pl.plan_name
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'Wait for its run or sync to end, or stop it with migrate_cancel(run), then drop it.';
+    END IF;
+    FOR t IN SELECT s.target FROM migrate.sync_state s
+              WHERE s.plan OPERATOR(pg_catalog.=) pl.plan_name AND s.capture OPERATOR(pg_catalog.=) 'trigger'
+    LOOP
+        PERFORM migrate._capture_disarm(pl.plan_name, t);
+    END LOOP;
+    IF EXISTS (SELECT FROM migrate.sync_state s
+                WHERE s.plan OPERATOR(pg_catalog.=) pl.plan_name AND s.capture OPERATOR(pg_catalog.=) 'slot') THEN
+        PERFORM migrate._slot_drop(pl.plan_name);
+    END IF;
+    -- recorded while the plan is there to say whose it was
+    PERFORM migrate._catalog_event(NULL, pl.plan_name, 'plan dropped', NULL);
+    DELETE FROM migrate.plan p WHERE p.plan_name OPERATOR(pg_catalog.=) pl.plan_name;
+END;
+$$;
+REVOKE ALL ON FUNCTION migrate._migrate_drop_plan(text) FROM PUBLIC;

@@ -343,9 +343,11 @@ typedef struct MigrateSyncApplied
 	int64		updated;
 	int64		deleted;
 	int64		rejected;
+	Datum		deferred;		/* text[] of keys whose delete waits, or 0 */
+	bool		deferred_reset; /* the table's deferred keys are replaced */
 } MigrateSyncApplied;
 
-extern void migrate_catalog_add_sync_unit(int64 run_id, Oid target);
+extern void migrate_catalog_add_sync_unit(int64 run_id, Oid target, int range_no);
 extern void migrate_catalog_sync_armed(int64 run_id, const char *plan, Oid target, const char *capture,
 									   const char *position, const char *change_relation,
 									   const char *slot_name);
