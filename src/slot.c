@@ -138,9 +138,9 @@ typedef struct SlotRead
 static void source_of(Oid ftrelid, const char *key_column, SlotSource *src);
 static char **remote_row(MigrateRemote *r, const char *sql, const char *what, int nfields);
 static void slot_info(MigrateRemote *r, const char *slot, SlotInfo *info);
-static void check_may_replicate(SlotSource *src, const char *slot, SlotInfo *info);
-static void check_slot_usable(SlotSource *src, const char *slot, SlotInfo *info);
-static void report_lost(SlotSource *src, const char *slot, const char *detail) pg_attribute_noreturn();
+static void check_may_replicate(MigrateRemote *r, SlotSource *src, const char *slot, SlotInfo *info);
+static void check_slot_usable(MigrateRemote *r, SlotSource *src, const char *slot, SlotInfo *info);
+static void report_lost(MigrateRemote *r, SlotSource *src, const char *slot, const char *detail) pg_attribute_noreturn();
 static char *check_source_table(MigrateRemote *r, SlotSource *src, const char *slot);
 static bool read_peek(MigrateRemote *r, SlotRead *sr, const char *prefix, int64 limit);
 static void read_line(SlotRead *sr, const char *lsn, const char *line);
@@ -185,7 +185,7 @@ migrate_slot_create(Oid ftrelid, const char *slot_name)
 	slot_info(r, slot_name, &info);
 	if (info.exists)
 	{
-		check_slot_usable(&src, slot_name, &info);
+		check_slot_usable(r, &src, slot_name, &info);
 		migrate_remote_release(r);
 		return info.confirmed;
 	}
@@ -199,7 +199,7 @@ migrate_slot_create(Oid ftrelid, const char *slot_name)
 				 errdetail("capture => 'slot' decodes the source's WAL, which needs wal_level = logical."),
 				 errhint("%s", hint_wal_level)));
 	}
-	check_may_replicate(&src, slot_name, &info);
+	check_may_replicate(r, &src, slot_name, &info);
 	row = remote_row(r, psprintf("SELECT s.lsn::pg_catalog.text FROM pg_catalog.pg_create_logical_replication_slot(%s, %s) s",
 								 quote_literal_cstr(slot_name), quote_literal_cstr(SLOT_PLUGIN)),
 					 "create the replication slot", 1);
@@ -224,9 +224,9 @@ migrate_slot_exists(Oid ftrelid, const char *slot_name)
 	source_of(ftrelid, NULL, &src);
 	r = migrate_remote_get(ftrelid, hint_connection, MIGRATE_REMOTE_PASS);
 	slot_info(r, slot_name, &info);
-	migrate_remote_release(r);
 	if (info.exists)
-		check_slot_usable(&src, slot_name, &info);
+		check_slot_usable(r, &src, slot_name, &info);
+	migrate_remote_release(r);
 	return info.exists;
 }
 
@@ -243,7 +243,7 @@ migrate_slot_drop(Oid ftrelid, const char *slot_name)
 	slot_info(r, slot_name, &info);
 	if (info.here)
 	{
-		check_may_replicate(&src, slot_name, &info);
+		check_may_replicate(r, &src, slot_name, &info);
 		(void) remote_row(r, psprintf("SELECT pg_catalog.pg_drop_replication_slot(%s)",
 									  quote_literal_cstr(slot_name)),
 						  "drop the replication slot", 1);
@@ -282,11 +282,10 @@ migrate_slot_advance(Oid ftrelid, const char *slot_name, const char *lsn)
 	slot_info(r, slot_name, &info);
 	if (!info.here)
 	{
-		migrate_remote_release(r);
-		report_lost(&src, slot_name, NULL);
+		report_lost(r, &src, slot_name, NULL);
 	}
-	check_slot_usable(&src, slot_name, &info);
-	check_may_replicate(&src, slot_name, &info);
+	check_slot_usable(r, &src, slot_name, &info);
+	check_may_replicate(r, &src, slot_name, &info);
 	/* pg_replication_slot_advance() refuses to go back */
 	if (info.confirmed == NULL || lsn_arg(info.confirmed) < to)
 		(void) remote_row(r, psprintf("SELECT pg_catalog.pg_replication_slot_advance(%s, %s::pg_catalog.pg_lsn)",
@@ -328,11 +327,10 @@ migrate_slot_read(Oid ftrelid, const char *slot_name, const char *key_column,
 	slot_info(r, slot_name, &info);
 	if (!info.here)
 	{
-		migrate_remote_release(r);
-		report_lost(&src, slot_name, NULL);
+		report_lost(r, &src, slot_name, NULL);
 	}
-	check_slot_usable(&src, slot_name, &info);
-	check_may_replicate(&src, slot_name, &info);
+	check_slot_usable(r, &src, slot_name, &info);
+	check_may_replicate(r, &src, slot_name, &info);
 	prefix = check_source_table(r, &src, slot_name);
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "migrate slot read", ALLOCSET_DEFAULT_SIZES);
@@ -436,7 +434,18 @@ read_peek(MigrateRemote *r, SlotRead *sr, const char *prefix, int64 limit)
 
 				PQclear(res);
 				migrate_remote_discard(r);
-				report_lost(sr->src, sr->slot, detail);
+				report_lost(NULL, sr->src, sr->slot, detail);
+			}
+			/* another session reads it (a sync or a verify of the plan) */
+			if (state && strcmp(state, "55006") == 0)
+			{
+				PQclear(res);
+				migrate_remote_discard(r);
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_IN_USE),
+						 errmsg("replication slot \"%s\" on server \"%s\" is in use by another session",
+								sr->slot, sr->src->server),
+						 errhint("A sync or a verify of the plan reads it: try again when it is done.")));
 			}
 			migrate_remote_fail(r, res, "read the replication slot");
 		}
@@ -832,21 +841,28 @@ slot_info(MigrateRemote *r, const char *slot, SlotInfo *info)
 }
 
 static void
-check_may_replicate(SlotSource *src, const char *slot, SlotInfo *info)
+check_may_replicate(MigrateRemote *r, SlotSource *src, const char *slot, SlotInfo *info)
 {
-	if (!info->may_replicate)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to use replication slot \"%s\" on server \"%s\"",
-						slot, src->server),
-				 errdetail("The role of the user mapping is neither a superuser nor has the REPLICATION attribute on the source."),
-				 errhint("%s", hint_replication)));
+	if (info->may_replicate)
+		return;
+	if (r)
+		migrate_remote_release(r);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to use replication slot \"%s\" on server \"%s\"",
+					slot, src->server),
+			 errdetail("The role of the user mapping is neither a superuser nor has the REPLICATION attribute on the source."),
+			 errhint("%s", hint_replication)));
 }
 
 /* An existing slot of that name must be ours: this database, test_decoding, not lost. */
 static void
-check_slot_usable(SlotSource *src, const char *slot, SlotInfo *info)
+check_slot_usable(MigrateRemote *r, SlotSource *src, const char *slot, SlotInfo *info)
 {
+	bool		ours = info->plugin && strcmp(info->plugin, SLOT_PLUGIN) == 0;
+
+	if ((!info->here || !ours) && r)
+		migrate_remote_release(r);
 	if (!info->here)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -854,19 +870,21 @@ check_slot_usable(SlotSource *src, const char *slot, SlotInfo *info)
 						slot, src->server, info->database ? info->database : "?"),
 				 errdetail("Replication slot names are shared by the databases of a PostgreSQL server."),
 				 errhint("Read the plan's slot tables from one database of that server, or drop the other slot.")));
-	if (info->plugin == NULL || strcmp(info->plugin, SLOT_PLUGIN) != 0)
+	if (!ours)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("replication slot \"%s\" on server \"%s\" uses output plugin \"%s\", not test_decoding",
 						slot, src->server, info->plugin ? info->plugin : "(none)"),
 				 errhint("Drop that slot on the source, then arm capture again.")));
 	if (info->wal_status && strcmp(info->wal_status, "lost") == 0)
-		report_lost(src, slot, "The source removed WAL the slot still needed (max_slot_wal_keep_size).");
+		report_lost(r, src, slot, "The source removed WAL the slot still needed (max_slot_wal_keep_size).");
 }
 
 static void
-report_lost(SlotSource *src, const char *slot, const char *detail)
+report_lost(MigrateRemote *r, SlotSource *src, const char *slot, const char *detail)
 {
+	if (r)
+		migrate_remote_release(r);
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("replication slot \"%s\" on server \"%s\" is lost", slot, src->server),

@@ -259,6 +259,26 @@ $node->psql('postgres', "\\set VERBOSITY verbose\nSELECT migrate._slot_pending_k
 	stdout => \$out, stderr => \$err);
 like($err, qr/ERROR:  55000: replication slot "$slot" on server "src" is lost/, '_slot_pending_keys of a lost slot: 55000');
 
+# lost: invalidated by the source (max_slot_wal_keep_size)
+t('create', 'legacy.orders', 'migrate_inval');
+$node->safe_psql('postgres', "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
+$node->reload;
+for (1 .. 3)
+{
+	$node->safe_psql('migrate_src', 'INSERT INTO other SELECT max(id) + 1 FROM other');
+	$node->safe_psql('migrate_src', 'SELECT pg_switch_wal()');
+}
+$node->safe_psql('migrate_src', 'CHECKPOINT');
+is($node->safe_psql('migrate_src', "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'migrate_inval'"),
+	'lost', 'the source invalidated a slot that kept too much WAL');
+$err = t_err('read', 'legacy.orders', 'migrate_inval', 'id|||');
+like($err, qr/ERROR:  55000: replication slot "migrate_inval" on server "src" is lost/, 'an invalidated slot: 55000');
+like($err, qr/DETAIL:  The source removed WAL the slot still needed/, 'with why');
+like($err, qr/HINT:  The slot was dropped or invalidated: run one pass with capture => 'diff'/, 'and the hint');
+t('drop', 'legacy.orders', 'migrate_inval');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET max_slot_wal_keep_size');
+$node->reload;
+
 # --- _slot_drop
 t('create', 'legacy.orders', $slot);
 is($node->safe_psql('migrate_src', "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot'"), '1', 'armed again');
