@@ -146,7 +146,7 @@ static bool read_peek(MigrateRemote *r, SlotRead *sr, const char *prefix, int64 
 static void read_line(SlotRead *sr, const char *lsn, const char *line);
 static void read_change(SlotRead *sr, const char *line);
 static const char *parse_tuple(SlotRead *sr, const char *p, const char *line, bool old_key,
-							   char **key, bool *no_data);
+							   char **key, bool *found, bool *no_data);
 static bool read_ident(const char **pp, StringInfo out);
 static bool parse_value(const char **pp, StringInfo out, bool *isnull, bool *toasted);
 static void bad_line(SlotRead *sr, const char *line) pg_attribute_noreturn();
@@ -500,7 +500,10 @@ read_change(SlotRead *sr, const char *line)
 	StringInfoData rel;
 	char	   *key_old = NULL;
 	char	   *key_new = NULL;
+	bool		found_old = false;
+	bool		found_new = false;
 	bool		no_data = false;
+	bool		is_delete = false;
 
 	initStringInfo(&schema);
 	initStringInfo(&rel);
@@ -527,30 +530,34 @@ read_change(SlotRead *sr, const char *line)
 		return;
 	}
 	if (strncmp(p, "INSERT:", 7) == 0)
-		parse_tuple(sr, p + 7, line, false, &key_new, &no_data);
+		parse_tuple(sr, p + 7, line, false, &key_new, &found_new, &no_data);
 	else if (strncmp(p, "UPDATE:", 7) == 0)
 	{
 		p += 7;
 		if (strncmp(p, " old-key:", 9) == 0)
-			p = parse_tuple(sr, p + 9, line, true, &key_old, &no_data);
-		parse_tuple(sr, p, line, false, &key_new, &no_data);
+			p = parse_tuple(sr, p + 9, line, true, &key_old, &found_old, &no_data);
+		parse_tuple(sr, p, line, false, &key_new, &found_new, &no_data);
 	}
 	else if (strncmp(p, "DELETE:", 7) == 0)
 	{
-		parse_tuple(sr, p + 7, line, false, &key_old, &no_data);
-		if (no_data || key_old == NULL)
+		is_delete = true;
+		parse_tuple(sr, p + 7, line, false, &key_old, &found_old, &no_data);
+		if (!found_old)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("replication slot \"%s\" on server \"%s\" shows a delete from %s.%s without its key column %s",
 							sr->slot, sr->src->server, sr->src->schema, sr->src->table, sr->src->column),
-					 errdetail("The source logs only the replica identity of a deleted row, which does not hold that column."),
+					 errdetail("The source logs only the replica identity of a deleted row%s.",
+							   no_data ? ", and the table has none" : ", which does not hold that column"),
 					 errhint("%s", hint_identity)));
 	}
 	else
 		bad_line(sr, line);
-
-	if (key_new == NULL && key_old == NULL && !no_data)
+	/* an insert or update always shows every column of the new row */
+	if (!is_delete && !found_new)
 		bad_line(sr, line);
+
+	/* a null key addresses no row */
 	if (key_new)
 		pending_add(sr, key_new);
 	if (key_old && (key_new == NULL || strcmp(key_old, key_new) != 0))
@@ -559,12 +566,13 @@ read_change(SlotRead *sr, const char *line)
 
 /*
  * The columns of one tuple from p (each " name[type]:value"), until the
- * end of the line or, for an old key, " new-tuple:"; *key: the key
- * column's value (NULL if absent or null).  Returns where it stopped.
+ * end of the line or, for an old key, " new-tuple:"; *found: the key
+ * column is there, *key: its value (NULL if absent or null); *no_data:
+ * "(no-tuple-data)".  Returns where it stopped.
  */
 static const char *
 parse_tuple(SlotRead *sr, const char *p, const char *line, bool old_key,
-			char **key, bool *no_data)
+			char **key, bool *found, bool *no_data)
 {
 	StringInfoData name;
 
@@ -593,7 +601,10 @@ parse_tuple(SlotRead *sr, const char *p, const char *line, bool old_key,
 		resetStringInfo(&sr->value);
 		if (!parse_value(&p, is_key ? &sr->value : NULL, &isnull, &toasted))
 			bad_line(sr, line);
-		if (!is_key || isnull)
+		if (!is_key)
+			continue;
+		*found = true;
+		if (isnull)
 			continue;
 		if (toasted)
 			ereport(ERROR,
@@ -930,15 +941,20 @@ check_source_table(MigrateRemote *r, SlotSource *src, const char *slot)
 						src->schema, src->table, src->ftname, src->server),
 				 errhint("Check the foreign table's schema_name and table_name options.")));
 	}
-	if (row[1] && strcmp(row[1], "p") == 0)
+	if (row[1] == NULL || strcmp(row[1], "r") != 0)
 	{
+		bool		partitioned = row[1] && strcmp(row[1], "p") == 0;
+
 		migrate_remote_release(r);
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("source table %s.%s of foreign table %s on server \"%s\" is partitioned",
-						src->schema, src->table, src->ftname, src->server),
-				 errdetail("Replication slot \"%s\" shows the changes of its partitions under their own names.", slot),
-				 errhint("Use capture => 'trigger' or 'diff' for a partitioned source table.")));
+				 errmsg("source %s.%s of foreign table %s on server \"%s\" is %s",
+						src->schema, src->table, src->ftname, src->server,
+						partitioned ? "a partitioned table" : "not a table"),
+				 partitioned ?
+				 errdetail("Replication slot \"%s\" shows the changes of its partitions under their own names.", slot) :
+				 errdetail("Replication slot \"%s\" shows only the changes of tables.", slot),
+				 errhint("Use capture => 'trigger' or 'diff' for it.")));
 	}
 	if (row[2] == NULL || strcmp(row[2], "true") != 0)
 	{

@@ -236,9 +236,13 @@ like($err, qr/HINT:  .*primary key.*REPLICA IDENTITY/, 'with a hint to set REPLI
 $node->safe_psql('migrate_src', 'ALTER TABLE nopk REPLICA IDENTITY FULL');
 ($keys) = rd('legacy.nopk', 'id', $c2[-1]);
 is($keys, '', 'REPLICA IDENTITY FULL: readable');
-$node->safe_psql('migrate_src', q{INSERT INTO nopk VALUES (1, 'a'); UPDATE nopk SET id = 2; DELETE FROM nopk});
+$node->safe_psql('migrate_src', q{INSERT INTO nopk VALUES (1, 'a'); UPDATE nopk SET v = 'b'; UPDATE nopk SET id = 2; DELETE FROM nopk});
 ($keys) = rd('legacy.nopk', 'id', $c2[-1]);
-is($keys, '1,2,1,2', 'identity full: insert, key change (new, old), delete');
+is($keys, '1,1,2,1,2', 'identity full: insert, update (the old key is the same: once), key change (new, old), delete');
+$node->safe_psql('migrate_src', 'CREATE VIEW v AS SELECT id FROM orders');
+$node->safe_psql('postgres', "CREATE FOREIGN TABLE legacy.v (id int) SERVER src OPTIONS (schema_name 'public', table_name 'v')");
+$err = t_err('read', 'legacy.v', $slot, 'id|||');
+like($err, qr/ERROR:  0A000: source public.v of foreign table v on server "src" is not a table/, 'a view: 0A000');
 
 $err = t_err('read', 'legacy.orders_norepl', $slot, 'id|||');
 like($err, qr/ERROR:  42501: permission denied to use replication slot "$slot" on server "src_norepl"/,
