@@ -57,10 +57,13 @@
 #include "foreign/foreign.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "migrate.h"
@@ -73,6 +76,8 @@ PG_FUNCTION_INFO_V1(migrate_slot_test);
 
 #define SLOT_PLUGIN "test_decoding"
 #define SLOT_OPTIONS "'include-xids', '1', 'skip-empty-xacts', '1'"
+/* how long the fence waits for the source to flush its WAL */
+#define SLOT_FLUSH_WAIT_MS 30000
 
 static const char *const hint_connection =
 "Check that the source server is reachable and that its role may use replication slots.";
@@ -251,18 +256,52 @@ migrate_slot_drop(Oid ftrelid, const char *slot_name)
 	migrate_remote_release(r);
 }
 
-/* pg_current_wal_lsn() of the source. */
+/*
+ * The fence of a pass: the source's WAL insert position, once its WAL is
+ * flushed that far.  An insert position is never inside a record, so a
+ * position (and the slot) may be set to it without cutting a commit record
+ * in two (a transaction whose commit record began before the slot's
+ * position would be skipped by the slot); and a read peeks only what is
+ * flushed, so waiting for the flush makes every transaction committed
+ * before the fence readable (asynchronous commits included: the WAL
+ * writer flushes them within a few wal_writer_delay).
+ */
 char *
 migrate_slot_current_lsn(Oid ftrelid)
 {
 	MigrateRemote *r;
 	char	  **row;
+	char	   *lsn;
+	char	   *sql;
+	TimestampTz give_up = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), SLOT_FLUSH_WAIT_MS);
 
 	r = migrate_remote_get(ftrelid, hint_connection, MIGRATE_REMOTE_PASS);
-	row = remote_row(r, "SELECT pg_catalog.pg_current_wal_lsn()::pg_catalog.text",
+	row = remote_row(r, "SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text",
 					 "read the position of the source", 1);
+	lsn = row && row[0] ? row[0] : NULL;
+	if (lsn == NULL)
+		elog(ERROR, "the source returned no WAL position");
+	sql = psprintf("SELECT (pg_catalog.pg_current_wal_flush_lsn() OPERATOR(pg_catalog.>=) %s::pg_catalog.pg_lsn)::pg_catalog.text",
+				   quote_literal_cstr(lsn));
+	for (;;)
+	{
+		row = remote_row(r, sql, "read the position of the source", 1);
+		if (row && row[0] && strcmp(row[0], "true") == 0)
+			break;
+		if (GetCurrentTimestamp() >= give_up)
+		{
+			migrate_remote_release(r);
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the source of foreign table %s did not flush its WAL to %s", get_rel_name(ftrelid), lsn),
+					 errhint("Check the source's WAL writer and disk.")));
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 	migrate_remote_release(r);
-	return row ? row[0] : NULL;
+	return lsn;
 }
 
 /* After the local commit: confirm the slot up to lsn, never backwards. */
@@ -280,10 +319,8 @@ migrate_slot_advance(Oid ftrelid, const char *slot_name, const char *lsn)
 	source_of(ftrelid, NULL, &src);
 	r = migrate_remote_get(ftrelid, hint_connection, MIGRATE_REMOTE_PASS);
 	slot_info(r, slot_name, &info);
-	if (!info.here)
-	{
+	if (!info.exists)
 		report_lost(r, &src, slot_name, NULL);
-	}
 	check_slot_usable(r, &src, slot_name, &info);
 	check_may_replicate(r, &src, slot_name, &info);
 	/* pg_replication_slot_advance() refuses to go back */
@@ -325,10 +362,8 @@ migrate_slot_read(Oid ftrelid, const char *slot_name, const char *key_column,
 
 	r = migrate_remote_get(ftrelid, hint_connection, MIGRATE_REMOTE_PASS);
 	slot_info(r, slot_name, &info);
-	if (!info.here)
-	{
+	if (!info.exists)
 		report_lost(r, &src, slot_name, NULL);
-	}
 	check_slot_usable(r, &src, slot_name, &info);
 	check_may_replicate(r, &src, slot_name, &info);
 	prefix = check_source_table(r, &src, slot_name);

@@ -42,7 +42,10 @@ extern char *migrate_slot_create(Oid ftrelid, const char *slot_name);
 extern bool migrate_slot_exists(Oid ftrelid, const char *slot_name);
 /* drop it (no error when it does not exist) */
 extern void migrate_slot_drop(Oid ftrelid, const char *slot_name);
-/* pg_current_wal_lsn() of the source: the fence of a pass */
+/* the fence of a pass: the source's WAL insert position (never inside a
+ * record, so a position or the slot may be set to it), returned once the
+ * source has flushed its WAL that far (so a read sees every transaction
+ * that committed before it) */
 extern char *migrate_slot_current_lsn(Oid ftrelid);
 
 /*

@@ -27,7 +27,16 @@
 #     logical (55000), a role without REPLICATION (42501), a lost slot
 #     (55000, hint: a diff pass then arm again), each with its hint;
 #   - migrate._slot_pending_keys() as its user (and refused to PUBLIC),
-#     migrate._slot_drop().
+#     migrate._slot_drop();
+#   - end to end (src/sync.c): migrate_table(..., capture => 'slot'),
+#     migrate_run(mode => 'incremental') while a writer inserts, updates,
+#     deletes and changes keys (sometimes several changes a transaction),
+#     migrate_sync() passes during the writes, a late-committing
+#     transaction, final passes: the target equals the source (count and
+#     md5 of the rows), nothing pending, the slot confirmed at the table's
+#     position; then thousands of pending changes, a pass in batches of
+#     100 stopped mid-way at the gate and its worker terminated
+#     (pg_terminate_backend): the next pass gives the source again.
 
 use strict;
 use warnings;
@@ -292,6 +301,145 @@ $node->safe_psql('postgres', "SELECT migrate._slot_drop('p')");
 pass('_slot_drop again: no error');
 t('drop', 'legacy.orders', $slot);
 pass('drop of a missing slot: no error');
+
+# === end to end: migrate_run(mode => 'incremental') and migrate_sync() with
+# concurrent writers (inserts, updates, deletes, key changes, several
+# changes per transaction, a late commit), then a kill mid-pass
+$node->safe_psql('migrate_src', q{
+	CREATE TABLE acct (id int PRIMARY KEY, parent_id int, amount numeric(12,2), note text, day date);
+	INSERT INTO acct SELECT g, NULL, g * 1.25, 'note ' || g, date '2020-01-01' + g % 1000
+	  FROM generate_series(1, 20000) g;
+	CREATE PROCEDURE writer(p_from int, p_n int, p_sleep float8) LANGUAGE plpgsql AS $$
+	BEGIN
+	    FOR i IN p_from .. p_from + p_n - 1 LOOP
+	        CASE i % 4
+	            WHEN 0 THEN INSERT INTO acct VALUES (100000 + i, NULL, i, 'w ' || i, date '2021-01-01');
+	            WHEN 1 THEN UPDATE acct SET amount = amount + 1, note = note || '+'
+	                         WHERE id = (i::bigint * 7919) % 20000 + 1;
+	            WHEN 2 THEN DELETE FROM acct WHERE id = (i::bigint * 104729) % 20000 + 1;
+	            ELSE UPDATE acct SET id = 2000000 + i WHERE id = (i::bigint * 15485863) % 20000 + 1;
+	        END CASE;
+	        -- mostly one change per transaction, sometimes several
+	        IF i % 10 <> 0 THEN
+	            COMMIT;
+	        END IF;
+	        PERFORM pg_sleep(p_sleep);
+	    END LOOP;
+	    COMMIT;
+	END $$;
+	CREATE PROCEDURE bulk_update(p_chunks int, p_size int) LANGUAGE plpgsql AS $$
+	BEGIN
+	    FOR j IN 0 .. p_chunks - 1 LOOP
+	        UPDATE acct SET amount = amount + 1 WHERE id > j * p_size AND id <= (j + 1) * p_size;
+	        COMMIT;
+	    END LOOP;
+	END $$;
+});
+$node->safe_psql('postgres', q{
+	CREATE TABLE acct (id int PRIMARY KEY, parent_id int, amount numeric(12,2), note text, day date);
+	IMPORT FOREIGN SCHEMA public LIMIT TO (acct) FROM SERVER src INTO legacy;
+	SELECT migrate_plan('e2e', source_schema => 'legacy');
+	SELECT migrate_table('e2e', 'acct', 'acct', capture => 'slot');
+});
+my $e2e_slot = t('name', undef, undef, 'e2e');
+
+# sync SQL: errors with their SQLSTATE
+sub sync_sql
+{
+	my ($what, $bs) = @_;
+	$bs ||= 500;
+	return "\\set VERBOSITY verbose\nSET client_min_messages = warning;\nSET migrate.batch_size = $bs;\n$what\n";
+}
+sub run_sql
+{
+	my ($what, $bs) = @_;
+	my ($o, $e) = ('', '');
+	$node->psql('postgres', sync_sql($what, $bs), stdout => \$o, stderr => \$e, timeout => 180);
+	return ($o, $e);
+}
+
+my $writer = $node->background_psql('migrate_src', on_error_stop => 1);
+$writer->query_until(qr/writing/, "\\echo writing\nCALL writer(1, 3000, 0.002);\n");
+# wait => false: on a loopback source the slot's creation (in the worker)
+# waits for every transaction of the cluster that holds a transaction id,
+# and migrate_run()'s own checks give the caller's transaction one: a
+# caller waiting for the worker would wait for ever
+my ($o, $e) = run_sql("SELECT migrate_run('e2e', mode => 'incremental', wait => false);");
+like($o, qr/^\d+$/m, 'the incremental run starts while writers write') or diag $e;
+my ($inc) = $o =~ /^(\d+)$/m;
+is(wait_run_end($node, $inc), 'succeeded', 'the incremental run succeeded');
+is($node->safe_psql('postgres', "SELECT capture || ' ' || slot_name FROM migrate.sync_state WHERE plan = 'e2e'"),
+	"slot $e2e_slot", 'armed: sync_state names the plan\'s slot');
+is($node->safe_psql('migrate_src', "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$e2e_slot'"),
+	'1', 'the slot exists on the source');
+
+# a late transaction: its first change comes before passes that commit
+# after it began, its commit after them
+my $late = $node->background_psql('migrate_src', on_error_stop => 1);
+$late->query_safe(q{BEGIN; INSERT INTO acct VALUES (999999, NULL, 1, 'late', date '2022-01-01')});
+for my $i (1 .. 3)
+{
+	($o, $e) = run_sql("SELECT migrate_sync('e2e');");
+	like($o, qr/^\d+$/m, "sync pass $i during the writes") or diag $e;
+	sleep 1;
+}
+$late->query_safe(q{UPDATE acct SET note = 'late, still' WHERE id = 999999; COMMIT});
+$late->quit;
+$writer->query_safe('SELECT 1');    # the CALL has returned
+$writer->quit;
+for my $i (1 .. 2)
+{
+	($o, $e) = run_sql("SELECT migrate_sync('e2e');");
+	like($o, qr/^\d+$/m, "final sync pass $i") or diag $e;
+}
+is(table_checksum($node, 'postgres', 'acct'), source_checksum($node, 'acct'),
+	'after the final sync the target equals the source (count and md5 of the rows)');
+is($node->safe_psql('postgres', "SELECT note FROM acct WHERE id = 999999"), 'late, still',
+	'the late transaction arrived');
+my $st = $node->safe_psql('postgres',
+	"SELECT passes, applied_inserted > 0, applied_updated > 0, applied_deleted > 0, position IS NOT NULL "
+	  . "FROM migrate.sync_state WHERE plan = 'e2e'");
+is($st, '5|t|t|t|t', 'sync_state: 5 passes, inserts, updates and deletes applied, a position');
+is($node->safe_psql('postgres', "SELECT count(*) FROM migrate._slot_pending_keys('e2e', 'acct')"), '0',
+	'nothing pending after the position');
+my $e2e_pos = $node->safe_psql('postgres', "SELECT position FROM migrate.sync_state WHERE plan = 'e2e'");
+is($node->safe_psql('migrate_src', "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '$e2e_slot'"),
+	$e2e_pos, 'the slot is confirmed up to the table\'s position');
+
+# thousands of pending changes (30 transactions of 100 updates), a pass in
+# batches of 100 stopped at the gate in the middle and its worker
+# terminated; the next pass gives the same result
+$node->safe_psql('migrate_src', 'CALL bulk_update(30, 100)');
+my $bulk = $node->safe_psql('migrate_src', 'SELECT count(*) FROM acct WHERE id <= 3000');
+ok($bulk > 2000, "$bulk rows updated (the writers deleted or moved some of ids 1-3000)");
+is($node->safe_psql('postgres', "SELECT count(*) FROM migrate._slot_pending_keys('e2e', 'acct')"), $bulk,
+	'as many pending keys');
+$node->safe_psql('postgres', q{SELECT migrate_column('e2e', 'acct', 'note', 'test_gate(''acct'', s.id, s.note)')});
+set_gate($node, acct => [2550]);
+my $gate = gate_close($node);
+my $syncer = $node->background_psql('postgres', on_error_stop => 0);
+$syncer->query_until(qr/syncing/, "\\echo syncing\n" . sync_sql("SELECT migrate_sync('e2e');", 100));
+my $pid = gate_wait($node);
+is($pid, worker_pid($node, 'e2e'), 'the sync\'s worker waits at the gate, mid-pass');
+my $mid = $node->safe_psql('postgres', "SELECT position FROM migrate.sync_state WHERE plan = 'e2e'");
+isnt($mid, $e2e_pos, "batches before the gate committed their position ($mid)");
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+finish_run($syncer);
+gate_open($gate);
+set_gate($node);
+$node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid")
+  or die "the worker $pid did not end";
+ok($node->safe_psql('postgres', "SELECT count(*) FROM migrate._slot_pending_keys('e2e', 'acct')") > 0,
+	'changes are left after the kill');
+($o, $e) = run_sql("SELECT migrate_sync('e2e');", 100);
+like($o, qr/^\d+$/m, 'the next sync runs') or diag $e;
+is(table_checksum($node, 'postgres', 'acct'), source_checksum($node, 'acct'),
+	'after the kill and a sync the target equals the source');
+is($node->safe_psql('postgres', "SELECT count(*) FROM migrate._slot_pending_keys('e2e', 'acct')"), '0',
+	'nothing pending');
+$node->safe_psql('postgres', "SELECT migrate._slot_drop('e2e')");
+is($node->safe_psql('migrate_src', "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$e2e_slot'"),
+	'0', 'migrate._slot_drop() drops the plan\'s slot');
 
 # --- wal_level: a cluster without logical decoding
 my $plain = start_node('plain', conf => { wal_level => 'replica' });
