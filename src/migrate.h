@@ -16,6 +16,7 @@
  * src/progress.c	a worker's progress lines and peak memory
  * src/copysrc.c	binary COPY reader of postgres_fdw sources
  * src/remote.c		libpq connections to postgres_fdw servers (remote.h)
+ * src/slot.c		capture => 'slot': the source's logical replication slot (slot.h)
  * src/mysqlsrc.c	libmariadb connections to mysql_fdw servers: migrate._mysql_value()
  * src/verify.c		both sides of a comparison at once (verify, diff)
  * src/predict.c	the target's constraints predicted in the batch statement
