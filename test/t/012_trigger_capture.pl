@@ -32,6 +32,7 @@ use Test::More;
 my $rows = 4000;
 my $node = start_node('trigger', conf => { restart_after_crash => 'on' });
 create_source($node, tables => [ { name => 'items', rows => $rows } ]);
+$node->safe_psql('migrate_src', 'CREATE TABLE writers_stop (stop boolean)');
 
 # the local source, its target, and the application role
 $node->safe_psql('postgres', qq{
@@ -41,6 +42,8 @@ $node->safe_psql('postgres', qq{
 	SELECT g, NULL, g * 1.25, 'note ' || g, date '2020-01-01' + g % 1000 FROM generate_series(1, $rows) g;
 	CREATE TABLE lorders (id int PRIMARY KEY, parent_id int, amount numeric(12,2), note text, day date);
 	CREATE ROLE app_writer;
+	CREATE TABLE writers_stop (stop boolean);
+	GRANT SELECT ON writers_stop TO app_writer;
 	GRANT USAGE ON SCHEMA app TO app_writer;
 	GRANT SELECT, INSERT, UPDATE, DELETE ON app.orders TO app_writer;
 });
@@ -69,8 +72,9 @@ my %src = (items => [ 'migrate_src', 'items' ], lorders => [ 'postgres', 'app.or
 my %changes = (items => [ 'migrate_src', 'items_migrate_changes' ],
 	lorders => [ 'postgres', 'app.orders_migrate_changes' ]);
 
-# A writer: $n transactions of random statements on a source table, each
-# committed alone; writer $w inserts keys of its own range.
+# A writer: transactions of random statements on a source table, each
+# committed alone, until writers_stop has a row (at most $n); writer $w
+# inserts keys of its own range.
 sub writer_sql
 {
 	my ($table, $w, $n, $role) = @_;
@@ -82,6 +86,7 @@ DECLARE
     k int;
 BEGIN
     FOR i IN 1..$n LOOP
+        EXIT WHEN EXISTS (SELECT FROM public.writers_stop);
         r := random();
         k := 1 + floor(random() * $rows)::int;
         IF r < 0.25 THEN
@@ -201,10 +206,10 @@ sub check_converged
 
 # ---- the incremental run and syncs under writers ----
 my @writers = (
-	[ 'items (remote) writer 1', start_writer('migrate_src', writer_sql('items', 0, 3000)) ],
-	[ 'items (remote) writer 2', start_writer('migrate_src', writer_sql('items', 1, 3000)) ],
-	[ 'app.orders (local) writer', start_writer('postgres', writer_sql('app.orders', 0, 3000, 'app_writer')) ],
-	[ 'app.orders (local) writer 2', start_writer('postgres', writer_sql('app.orders', 1, 3000, 'app_writer')) ]);
+	[ 'items (remote) writer 1', start_writer('migrate_src', writer_sql('items', 0, 90000)) ],
+	[ 'items (remote) writer 2', start_writer('migrate_src', writer_sql('items', 1, 90000)) ],
+	[ 'app.orders (local) writer', start_writer('postgres', writer_sql('app.orders', 0, 90000, 'app_writer')) ],
+	[ 'app.orders (local) writer 2', start_writer('postgres', writer_sql('app.orders', 1, 90000, 'app_writer')) ]);
 
 my ($run, $err, $out) = (undef, '', '');
 $node->psql('postgres', "SET client_min_messages = warning;\n\\set VERBOSITY verbose\n"
@@ -255,6 +260,12 @@ for my $t (sort keys %late)
 	is($node->safe_psql('postgres', "SELECT note FROM $t WHERE id = 999999"), 'late update',
 		"$t: the late transaction arrived");
 }
+# the writers wrote all along: still writing now, and a good many transactions
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() "
+		  . "AND query LIKE '%writers_stop%'"),
+	'4', 'the four writers were still writing after the syncs');
+$node->safe_psql($_, 'INSERT INTO writers_stop VALUES (true)') for qw(migrate_src postgres);
 finish_writer($_->[1], $_->[0]) for @writers;
 
 ($srun, $serr) = sync();
