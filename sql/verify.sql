@@ -463,8 +463,9 @@ $$;
 
 -- The keys of the rows quarantined and not loaded, as text in the key's
 -- type output (migrate._keys_as): those of the run, and, since 0.6, those
--- of every sync run of the plan after the table's last load (the run
--- itself, or for a sync run the last full or incremental run before it):
+-- of the table's last load (the run itself, or for a sync run the last
+-- full or incremental run before it) and of every sync run of the plan
+-- after that load:
 -- trickle sync quarantines a row whose current source version fails a rule
 -- and removes it from the target.
 CREATE OR REPLACE FUNCTION migrate._rejected_keys(p_run bigint, p_target regclass, p_key_type text)
@@ -484,7 +485,7 @@ BEGIN
     SELECT pg_catalog.array_agg(DISTINCT j.source_key) INTO raw
       FROM migrate.reject j JOIN migrate.run jr ON jr.run_id = j.run_id
      WHERE j.target = p_target AND NOT j.loaded AND j.source_key IS NOT NULL
-       AND (j.run_id = p_run
+       AND (j.run_id = p_run OR j.run_id = base
             OR (jr.plan = r.plan AND jr.mode = 'sync' AND NOT jr.dry_run AND j.run_id > coalesce(base, p_run)));
     RETURN migrate._keys_as(raw, p_key_type);
 END;
