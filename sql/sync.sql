@@ -42,9 +42,9 @@ $$;
 -- yet applied, or changed within the window.  What each capture knows:
 --   watermark  source rows whose watermark column is past now() -
 --              stable_for (changed within the window) or past the table's
---              position minus its lag (not yet synced: the next sync
---              re-reads them), whichever bound is earlier; a watermark that
---              is not a time only has the position
+--              position minus its lag (a minute by default, as src/sync.c
+--              re-reads: not yet synced for sure), whichever bound is
+--              earlier; a watermark that is not a time only has the position
 --   trigger    every key still in the change relation (rows the engine has
 --              applied are deleted from it; those in sync_state.prune are
 --              applied and only wait to be deleted); a pending TRUNCATE
@@ -125,8 +125,9 @@ BEGIN
                    INTO by_time USING pg_catalog.now() - p_stable_for;
             END IF;
             IF ss.position IS NOT NULL THEN
+                -- the overlap the engine re-reads: a minute unless the table says (src/sync.c)
                 EXECUTE pg_catalog.format('SELECT (($1)::%1$s - $2)::%1$s::text', wm_type)
-                   INTO by_position USING ss.position, coalesce(tm.lag, '0'::interval);
+                   INTO by_position USING ss.position, coalesce(tm.lag, '1 minute'::interval);
             END IF;
         ELSIF ss.position IS NOT NULL THEN
             by_position := ss.position;     -- a version number: lag (a time) does not apply
@@ -146,9 +147,10 @@ BEGIN
                        WHEN threshold = by_time AND threshold = by_position
                        THEN pg_catalog.format(' (now() - %s, and the position minus lag)', p_stable_for)
                        WHEN threshold = by_time THEN pg_catalog.format(' (now() - %s)', p_stable_for)
-                       WHEN by_position IS NOT NULL AND tm.lag IS NOT NULL
+                       WHEN by_position IS NOT NULL
                             AND wm_type IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)
-                       THEN pg_catalog.format(' (position %s minus lag %s: not yet synced)', ss.position, tm.lag)
+                       THEN pg_catalog.format(' (position %s minus lag %s: not yet synced)', ss.position,
+                                              coalesce(tm.lag, '1 minute'::interval))
                        ELSE pg_catalog.format(' (position %s: not yet synced)', ss.position) END
                || CASE WHEN p_stable_for IS NOT NULL
                             AND wm_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)
