@@ -210,6 +210,56 @@ DELETE FROM migrate.sensitive_column WHERE plan = 'inflight';
 \pset format aligned
 \pset tuples_only off
 
+-- ---- with the engine: an incremental run, a live source, migrate_sync() ----
+\c migrate_src
+SET client_min_messages = warning;
+-- the newest row (id 1) is a minute past the others: inside the overlap
+CREATE TABLE vif_e (id int PRIMARY KEY, v text, qty int, updated_at timestamptz NOT NULL);
+INSERT INTO vif_e SELECT g, 'e' || g, g, now() - interval '1 hour' - g * interval '1 minute'
+  FROM generate_series(1, 50) g;
+\c :regress_db
+SET client_min_messages = warning;
+\set SHOW_CONTEXT never
+IMPORT FOREIGN SCHEMA public LIMIT TO (vif_e) FROM SERVER src INTO legacy;
+CREATE TABLE vif_e_t (id int PRIMARY KEY, v text, qty int, updated_at timestamptz);
+SELECT migrate_plan('inflight_engine', source_schema => 'legacy');
+SELECT migrate_table('inflight_engine', 'vif_e', 'vif_e_t', capture => 'watermark', watermark => 'updated_at',
+                     options => '{"reject_limit": null}');
+SELECT migrate_rule('inflight_engine', 'vif_e_t', 'qty_not_negative', 'qty >= 0');
+SELECT migrate_run('inflight_engine', mode => 'incremental') AS e_run \gset
+SELECT position::timestamptz = (SELECT max(updated_at) FROM legacy.vif_e) AS armed_at_max
+  FROM migrate.sync_state WHERE plan = 'inflight_engine';
+-- the source moves on: 3 rows updated, row 20 to a version the rule rejects
+UPDATE legacy.vif_e SET v = v || '+', updated_at = now() WHERE id IN (5, 6, 7);
+UPDATE legacy.vif_e SET qty = -1, updated_at = now() WHERE id = 20;
+SELECT check_name, ok FROM migrate_verify('inflight_engine') WHERE NOT ok;
+-- in flight: the 4 changed now, and row 1 in the overlap (position minus a minute)
+SELECT migrate._in_flight_keys('inflight_engine', 'vif_e_t', '30 seconds') AS e_keys;
+SELECT check_name, source_value, target_value, ok, details
+  FROM vif_show(ARRAY(SELECT v FROM migrate_verify('inflight_engine', stable_for => '30 seconds') v));
+-- a sync applies the changes; row 20 leaves the target for migrate.reject
+SELECT migrate_sync('inflight_engine') AS e_sync \gset
+SELECT passes, applied_inserted, applied_updated, applied_deleted, applied_rejected
+  FROM migrate_sync_status('inflight_engine');
+SELECT source_key, reason FROM migrate.reject WHERE run_id = :e_sync;
+-- the load's run and the sync's run verify without a window: the key the
+-- sync quarantined is left out
+SELECT check_name, source_value, target_value, ok, details
+  FROM vif_show(ARRAY(SELECT v FROM migrate_verify('inflight_engine', run => :e_run) v));
+SELECT count(*) AS checks, bool_and(ok) AS passed FROM migrate_verify('inflight_engine', run => :e_sync);
+SELECT count(*) AS diffs FROM migrate_diff('inflight_engine', 'vif_e_t');
+-- the sync run's report: its Sync section
+\pset format unaligned
+\pset tuples_only on
+SELECT regexp_replace(regexp_replace(regexp_replace(line, '\(run \d+\)', '(run N)'),
+                      '\| [^|]*\| [^|]* \(run N\) \| [^|]* \|', '| <position> | <time> (run N) | <lag> |'),
+                      '^\| run \| \d+', '| run | N')
+  FROM (SELECT regexp_split_to_table(migrate_report(:e_sync), E'\n') AS line) x
+ WHERE line ~ '^## Sync' OR line ~ '^\| (table|---|vif_)[^|]* \| (capture|---|watermark)' OR line ~ '^\| run \|';
+\pset format aligned
+\pset tuples_only off
+DELETE FROM migrate.plan WHERE plan_name = 'inflight_engine';
+
 -- ---- row-level security: sync state of other owners is not visible ----
 CREATE ROLE regress_vif_owner;
 CREATE ROLE regress_vif_eve;
