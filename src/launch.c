@@ -50,7 +50,7 @@
 PG_FUNCTION_INFO_V1(migrate_run);
 
 static void check_owner(Oid owner, const char *plan);
-static void check_request(const char *plan, ArrayType *tables, char *tables_out, bool incremental);
+static void check_request(const char *plan, ArrayType *tables, char *tables_out, const char *mode);
 static char **query_rolled_back(const char *sql, int nargs, Oid *argtypes, Datum *args,
 								 const char *nulls, int ncols);
 static void check_findings(Oid self, const char *plan, const char *tables);
@@ -84,7 +84,7 @@ check_owner(Oid owner, const char *plan)
  * with a clear errcode on anything wrong.
  */
 static void
-check_request(const char *plan, ArrayType *tables, char *tables_out, bool incremental)
+check_request(const char *plan, ArrayType *tables, char *tables_out, const char *mode)
 {
 	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
 	Datum		args[2];
@@ -103,7 +103,7 @@ check_request(const char *plan, ArrayType *tables, char *tables_out, bool increm
 	ret = SPI_execute_with_args("SELECT migrate._plan($1)", 1, argtypes, args, nulls, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading migrate.plan failed: %s", SPI_result_code_string(ret));
-	if (incremental)
+	if (strcmp(mode, "incremental") == 0)
 	{
 		ret = SPI_execute_with_args("SELECT 1 FROM migrate.table_map WHERE plan = $1 AND capture <> 'none'",
 									1, argtypes, args, nulls, true, 1);
@@ -175,8 +175,11 @@ check_request(const char *plan, ArrayType *tables, char *tables_out, bool increm
 	 * Parse and type-check every mapping the run will use.  Planning the
 	 * batch statements locks the targets; the check runs in a subtransaction
 	 * that is rolled back, so those locks go with it and the worker (which
-	 * may drop the targets' indexes) never waits for this session.
+	 * may drop the targets' indexes) never waits for this session.  A sync
+	 * pass is not checked again (its plan was, by the incremental run; a
+	 * pass that cannot plan fails with the statement's error).
 	 */
+	if (strcmp(mode, "sync") != 0)
 	{
 		Oid			checktypes[2] = {TEXTOID, TEXTOID};
 		Datum		checkargs[2] = {args[0], tables ? CStringGetTextDatum(tables_out) : (Datum) 0};
@@ -489,7 +492,7 @@ migrate_run(PG_FUNCTION_ARGS)
 								 GUC_ACTION_SAVE, true, 0, false);
 		if (OidIsValid(owner))
 			migrate_become_owner(owner, &saved);
-		check_request(plan, tables, shared->tables, strcmp(mode, "incremental") == 0);
+		check_request(plan, tables, shared->tables, mode);
 		if (OidIsValid(owner))
 			migrate_restore_identity(&saved);
 		if (OidIsValid(owner) && !force && strcmp(mode, "sync") != 0)
