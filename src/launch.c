@@ -46,6 +46,7 @@
 
 #include "migrate.h"
 #include "owner.h"
+#include "slot.h"
 
 PG_FUNCTION_INFO_V1(migrate_run);
 
@@ -54,6 +55,7 @@ static void check_request(const char *plan, ArrayType *tables, char *tables_out,
 static char **query_rolled_back(const char *sql, int nargs, Oid *argtypes, Datum *args,
 								 const char *nulls, int ncols);
 static void check_findings(Oid self, const char *plan, const char *tables);
+static void create_slots_first(Oid owner, const char *plan);
 static void relay_notices(MigrateRunShared *shared, uint32 *seen);
 static void wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
 					 MigratePhase phase, uint32 *seen);
@@ -412,6 +414,47 @@ raise_worker_error(MigrateRunShared *shared)
 }
 
 /*
+ * An incremental run's slots (capture => 'slot') are created here, as the
+ * owner, before anything gives this transaction an id: creating a logical
+ * slot waits for every transaction of the source's cluster that has one,
+ * and on a loopback source this one would wait for the worker meanwhile
+ * (the checks below write temporary objects).  The worker finds them.
+ */
+static void
+create_slots_first(Oid owner, const char *plan)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(plan)};
+	MigrateIdentity saved;
+	int			ret;
+
+	migrate_become_owner(owner, &saved);
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	ret = SPI_execute_with_args("SELECT pg_catalog.to_regclass(source)::pg_catalog.oid FROM migrate.table_map"
+								" WHERE plan = $1 AND capture = 'slot'", 1, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading migrate.table_map failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0 && TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("an incremental run of migration plan \"%s\" cannot start in a transaction that has written", plan),
+				 errdetail("Creating its replication slot waits for every transaction that has written, this one included."),
+				 errhint("Call migrate_run() in a transaction of its own.")));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			ftrelid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (!isnull)
+			(void) migrate_slot_create(ftrelid, migrate_slot_name(plan));
+	}
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	migrate_restore_identity(&saved);
+}
+
+/*
  * migrate_run(plan, mode, tables, parallel, dry_run, wait, force) returns bigint
  *
  * Refuses a plan whose migrate_check() finds an error unless force.
@@ -473,6 +516,8 @@ migrate_run(PG_FUNCTION_ARGS)
 	owner = migrate_plan_owner(plan, true);
 	if (OidIsValid(owner))
 		check_owner(owner, plan);
+	if (OidIsValid(owner) && strcmp(mode, "incremental") == 0)
+		create_slots_first(owner, plan);
 
 	seg = dsm_create(sizeof(MigrateRunShared), 0);
 	shared = dsm_segment_address(seg);
