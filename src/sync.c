@@ -639,11 +639,27 @@ pass_watermark(SyncTable *st)
 					 st->keys, tl->key_expr, tl->source);
 	if (st->position)
 	{
-		/* the overlap: a minute unless the table says otherwise (time watermarks) */
+		/*
+		 * The overlap: a minute unless the table says otherwise (time
+		 * watermarks).  The bound is computed here and given as a constant:
+		 * "timestamptz - interval" is not immutable, and postgres_fdw would
+		 * ship every row to filter them locally.
+		 */
 		if (timelike)
-			appendStringInfo(&sql, " AND s.%s > %s::%s - %s::interval", quote_identifier(st->watermark),
-							 quote_literal_cstr(st->position), wmtype,
-							 quote_literal_cstr(st->lag ? st->lag : "1 minute"));
+		{
+			Oid			types[2] = {TEXTOID, TEXTOID};
+			Datum		vals[2] = {CStringGetTextDatum(st->position),
+			CStringGetTextDatum(st->lag ? st->lag : "1 minute")};
+			char	   *bound;
+
+			ret = SPI_execute_with_args(psprintf("SELECT ($1::%s - $2::pg_catalog.interval)::%s::text", wmtype, wmtype),
+										2, types, vals, NULL, false, 1);
+			if (ret != SPI_OK_SELECT || SPI_processed != 1)
+				elog(ERROR, "computing the watermark's overlap failed: %s", SPI_result_code_string(ret));
+			bound = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			appendStringInfo(&sql, " AND s.%s > %s::%s", quote_identifier(st->watermark),
+							 quote_literal_cstr(bound), wmtype);
+		}
 		else if (st->lag)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -892,7 +908,7 @@ pass_diff(SyncTable *st)
 	ret = SPI_execute_with_args(psprintf("INSERT INTO %s (k) SELECT DISTINCT d.key::%s"
 										 "  FROM migrate._migrate_diff($1, $2,"
 										 "    (SELECT max(run_id) FROM migrate.run WHERE plan = $1"
-										 "        AND state <> 'running' AND NOT dry_run), 256) d",
+										 "        AND state <> 'running' AND NOT dry_run), 256, NULL) d",
 										 st->keys, type),
 								2, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
