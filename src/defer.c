@@ -398,19 +398,12 @@ reject_orphans(MigrateWork *w, const char *check_sql, Oid target)
  * every orphan statement runs until none finds a row (the staff go too,
  * with their own key's 23503), and they are added back, validated.
  */
-void
-migrate_run_deferred(MigrateWork *w, MigrateUnit *u)
+/* What migrate_run_deferred does, in a subtransaction; adds to *orphans. */
+static void
+restore_unit(MigrateWork *w, MigrateUnit *u, int64 *orphans_out)
 {
 	int			ret;
 	int64		orphans = 0;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING,
-						   psprintf("migrate run " INT64_FORMAT ": %s", w->run_id, u->definition));
 
 	if (strcmp(u->kind, "fk") == 0)
 	{
@@ -474,6 +467,62 @@ migrate_run_deferred(MigrateWork *w, MigrateUnit *u)
 	ret = SPI_execute(u->definition, false, 0);
 	if (ret != SPI_OK_UTILITY)
 		elog(ERROR, "restoring \"%s\" failed: %s", u->definition, SPI_result_code_string(ret));
+	*orphans_out += orphans;
+}
+
+void
+migrate_run_deferred(MigrateWork *w, MigrateUnit *u)
+{
+	int			ret;
+	int64		orphans = 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("migrate run " INT64_FORMAT ": %s", w->run_id, u->definition));
+
+	/*
+	 * A unit's DDL locks the tables it touches, and other workers may be
+	 * loading tables that reference them (their foreign key checks lock
+	 * these): it waits at most a short lock_timeout, below deadlock_timeout,
+	 * so that it, not a load, gives way; then it tries again a little later.
+	 */
+	if (SPI_execute("SET LOCAL lock_timeout = '200ms'", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "SET lock_timeout failed");
+	for (int attempt = 1;; attempt++)
+	{
+		MemoryContext oldcxt = CurrentMemoryContext;
+		ResourceOwner oldowner = CurrentResourceOwner;
+		ErrorData  *edata = NULL;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+		PG_TRY();
+		{
+			restore_unit(w, u, &orphans);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		}
+		PG_CATCH();
+		{
+			edata = migrate_abort_subxact(oldcxt, oldowner);
+			if ((edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE &&
+				 edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED) || attempt >= 600)
+				ReThrowError(edata);
+		}
+		PG_END_TRY();
+		if (edata == NULL)
+			break;
+		FreeErrorData(edata);
+		orphans = 0;
+		CHECK_FOR_INTERRUPTS();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
 	migrate_catalog_unit_done(w->run_id, u, -1);
 	if ((ret = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
