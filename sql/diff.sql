@@ -372,3 +372,13 @@ BEGIN
 END;
 $$;
 REVOKE ALL ON FUNCTION migrate._migrate_diff(text, text, bigint, integer, interval) FROM PUBLIC;
+
+-- The body as 0.5 called it (no window), for src/sync.c's diff pass.
+CREATE OR REPLACE FUNCTION migrate._migrate_diff(plan text, "table" text, run bigint, leaf_rows integer)
+RETURNS TABLE (diff_id bigint, key text, kind text, columns name[])
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM migrate._migrate_diff(plan, "table", run, leaf_rows, NULL::interval)
+$$;
+REVOKE ALL ON FUNCTION migrate._migrate_diff(text, text, bigint, integer) FROM PUBLIC;

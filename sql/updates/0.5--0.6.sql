@@ -57,9 +57,9 @@ GRANT SELECT ON migrate.sync_state TO PUBLIC;
 -- ==== verify, status, report ====
 -- migrate_verify() and migrate_diff() take stable_for (a parallel run,
 -- sql/verify.sql, sql/diff.sql): the old signatures go, public and
--- implementation (IF EXISTS: the implementations came with 0.4's functions)
+-- implementation (IF EXISTS: the implementations came with 0.4's functions);
+-- migrate._migrate_diff(text, text, bigint, integer) stays, for src/sync.c
 DROP FUNCTION IF EXISTS @extschema@.migrate_verify(text, bigint);
 DROP FUNCTION IF EXISTS migrate._migrate_verify(text, bigint);
 DROP FUNCTION IF EXISTS migrate._verify_table(text, migrate.run, regclass);
 DROP FUNCTION IF EXISTS @extschema@.migrate_diff(text, text, bigint, integer);
-DROP FUNCTION IF EXISTS migrate._migrate_diff(text, text, bigint, integer);
