@@ -31,7 +31,7 @@
 # LAG_MODES ("trigger slot"), RATE (1000), DURATION (60), SYNC_EVERY (5),
 # CLIENTS (4), BATCH_SIZE (50000), FETCH_SIZE (10000), WATERMARK_LAG
 # ('2 seconds'), SYNC_TIMEOUT (600 s per statement), FSYNC (on), INSTALL (1),
-# OUT.  See README.md.
+# OUT, EXPLAIN_DIR (auto_explain of statements over 0.2 s, kept there).  See README.md.
 #
 set -euo pipefail
 
@@ -90,10 +90,18 @@ if [[ ${1:-} != --inner ]]; then
 	export BENCH_REPO=$REPO
 	# wal_level=logical for capture => 'slot' (the loopback source is this
 	# cluster); fsync=on after pg_virtualenv's own fsync=off (a later -o wins)
+	EXTRA=()
+	# EXPLAIN_DIR=dir: auto_explain plans of statements over 0.2 s there (where a pass spends its time)
+	if [[ -n ${EXPLAIN_DIR:-} ]]; then
+		mkdir -p "$EXPLAIN_DIR" && chmod 777 "$EXPLAIN_DIR"
+		EXTRA=(-o shared_preload_libraries=auto_explain -o auto_explain.log_min_duration=200
+			-o auto_explain.log_analyze=on -o auto_explain.log_nested_statements=on
+			-o logging_collector=on -o log_directory="$EXPLAIN_DIR")
+	fi
 	exec pg_virtualenv -t -v 15 \
 		-o shared_buffers=1GB -o max_wal_size=4GB -o synchronous_commit=on \
 		-o fsync="$FSYNC" -o wal_level=logical -o max_replication_slots=10 \
-		-o max_connections=100 \
+		-o max_connections=100 "${EXTRA[@]}" \
 		-- bash "$0" --inner
 fi
 
