@@ -200,7 +200,8 @@ migrate_catalog_run_start(const MigrateRunShared *shared)
 	argtypes[5] = TEXTOID;
 	ret = SPI_execute_with_args("WITH RECURSIVE t AS ("
 								"   SELECT target::pg_catalog.oid AS rel, source FROM migrate.table_map"
-								"    WHERE plan = $1 AND ($6::pg_catalog.oid[] IS NULL OR target::pg_catalog.oid = ANY ($6::pg_catalog.oid[]))),"
+								"    WHERE plan = $1 AND ($6::pg_catalog.oid[] IS NULL OR target::pg_catalog.oid = ANY ($6::pg_catalog.oid[]))"
+								"      AND ($5 <> 'sync' OR capture <> 'none')),"
 								" e AS (SELECT DISTINCT conrelid AS child, confrelid AS parent"
 								"   FROM pg_catalog.pg_constraint WHERE contype = 'f'"
 								"    AND conrelid IN (SELECT rel FROM t) AND confrelid IN (SELECT rel FROM t)"
@@ -859,8 +860,8 @@ check_unit_statements(int64 run_id, const MigrateUnit *u)
 	List	   *stmts;
 	const char *bad = NULL;
 
-	if (strcmp(u->kind, "load") == 0)
-		return;
+	if (strcmp(u->kind, "load") == 0 || strcmp(u->kind, "sync") == 0)
+		return;					/* they run no statement of the catalog */
 	if (u->definition == NULL)
 		bad = "it has no definition";
 	else if (strcmp(u->kind, "index") == 0)
@@ -1135,6 +1136,135 @@ migrate_catalog_unit_failed(int64 run_id, Oid target, const char *message, int s
 						SPI_OK_UPDATE, "recording a helper's failure");
 }
 
+
+/* ---------------------------------------------------------------------
+ * Trickle sync (sync.c): the units of a sync run and migrate.sync_state.
+ * Each write is in the transaction of what it records: an apply's rows,
+ * rejects and new position commit together.
+ * ---------------------------------------------------------------------
+ */
+
+/* The unit of a table in a sync run; in the run's planning transaction. */
+void
+migrate_catalog_add_sync_unit(int64 run_id, Oid target)
+{
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
+
+	(void) catalog_exec("INSERT INTO migrate.run_range (run_id, target, range_no, kind)"
+						" VALUES ($1, $2, 1, 'sync')",
+						2, argtypes, args, NULL, SPI_OK_INSERT, "inserting into migrate.run_range");
+}
+
+/*
+ * Capture of target armed by run_id: its state starts (or starts again)
+ * at position (NULL: everything the capture has); counters are kept.
+ */
+void
+migrate_catalog_sync_armed(int64 run_id, const char *plan, Oid target, const char *capture,
+						   const char *position, const char *change_relation, const char *slot_name)
+{
+	Oid			argtypes[7] = {INT8OID, TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[7];
+	char		nulls[7] = "       ";
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = CStringGetTextDatum(plan);
+	args[2] = ObjectIdGetDatum(target);
+	args[3] = CStringGetTextDatum(capture);
+	args[4] = position ? CStringGetTextDatum(position) : (Datum) 0;
+	nulls[4] = position ? ' ' : 'n';
+	args[5] = change_relation ? CStringGetTextDatum(change_relation) : (Datum) 0;
+	nulls[5] = change_relation ? ' ' : 'n';
+	args[6] = slot_name ? CStringGetTextDatum(slot_name) : (Datum) 0;
+	nulls[6] = slot_name ? ' ' : 'n';
+	(void) catalog_exec("INSERT INTO migrate.sync_state AS s (plan, target, capture, position,"
+						"   change_relation, slot_name, armed_at, armed_run)"
+						" VALUES ($2, $3, $4, $5, $6, $7, pg_catalog.now(), $1)"
+						" ON CONFLICT (plan, target) DO UPDATE SET capture = EXCLUDED.capture,"
+						"   position = EXCLUDED.position, change_relation = EXCLUDED.change_relation,"
+						"   slot_name = EXCLUDED.slot_name, prune = NULL, armed_at = EXCLUDED.armed_at,"
+						"   armed_run = EXCLUDED.armed_run, last_error = NULL",
+						7, argtypes, args, nulls, SPI_OK_INSERT, "writing migrate.sync_state");
+}
+
+/*
+ * An apply of target committed with this: what it applied, its position
+ * when move (else the position stays) and the change rows to delete at
+ * the source after the commit (prune: an int8[]; 0 for none).
+ */
+void
+migrate_catalog_sync_applied(const char *plan, Oid target, bool move, const char *position,
+							 Datum prune, const MigrateSyncApplied *a)
+{
+	Oid			argtypes[9] = {TEXTOID, OIDOID, BOOLOID, TEXTOID, INT8ARRAYOID, INT8OID, INT8OID, INT8OID, INT8OID};
+	Datum		args[9];
+	char		nulls[9] = "         ";
+
+	args[0] = CStringGetTextDatum(plan);
+	args[1] = ObjectIdGetDatum(target);
+	args[2] = BoolGetDatum(move);
+	args[3] = position ? CStringGetTextDatum(position) : (Datum) 0;
+	nulls[3] = position ? ' ' : 'n';
+	args[4] = prune;
+	nulls[4] = prune ? ' ' : 'n';
+	args[5] = Int64GetDatum(a->inserted);
+	args[6] = Int64GetDatum(a->updated);
+	args[7] = Int64GetDatum(a->deleted);
+	args[8] = Int64GetDatum(a->rejected);
+	if (catalog_exec("UPDATE migrate.sync_state SET position = CASE WHEN $3 THEN $4 ELSE position END,"
+					 "   prune = $5, applied_inserted = applied_inserted + $6,"
+					 "   applied_updated = applied_updated + $7, applied_deleted = applied_deleted + $8,"
+					 "   applied_rejected = applied_rejected + $9"
+					 " WHERE plan = $1 AND target = $2",
+					 9, argtypes, args, nulls, SPI_OK_UPDATE, "updating migrate.sync_state") != 1)
+		elog(ERROR, "table %u of plan \"%s\" has no sync state", target, plan);
+}
+
+/* A pass of target ended: when, to which fence, and the lag it saw (NULL: none). */
+void
+migrate_catalog_sync_pass_done(int64 run_id, const char *plan, Oid target, const char *synced_to,
+							   const char *lag)
+{
+	Oid			argtypes[5] = {INT8OID, TEXTOID, OIDOID, TEXTOID, TEXTOID};
+	Datum		args[5];
+	char		nulls[5] = "     ";
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = CStringGetTextDatum(plan);
+	args[2] = ObjectIdGetDatum(target);
+	args[3] = synced_to ? CStringGetTextDatum(synced_to) : (Datum) 0;
+	nulls[3] = synced_to ? ' ' : 'n';
+	args[4] = lag ? CStringGetTextDatum(lag) : (Datum) 0;
+	nulls[4] = lag ? ' ' : 'n';
+	(void) catalog_exec("UPDATE migrate.sync_state SET passes = passes + 1, last_sync_at = pg_catalog.now(),"
+						"   last_sync_run = $1, synced_to = $4, lag = $5::pg_catalog.interval, last_error = NULL"
+						" WHERE plan = $2 AND target = $3",
+						5, argtypes, args, nulls, SPI_OK_UPDATE, "updating migrate.sync_state");
+}
+
+/*
+ * Rejects of run_id for target after reject after_id that repeat one the
+ * plan already holds (same key, reason and source row: a row re-read
+ * unchanged, or an apply done again after a kill) are removed, so a bad
+ * row is quarantined once.  Returns how many.
+ */
+int64
+migrate_catalog_sync_dedupe_rejects(int64 run_id, Oid target, int64 after_id)
+{
+	Oid			argtypes[3] = {INT8OID, OIDOID, INT8OID};
+	Datum		args[3] = {Int64GetDatum(run_id), ObjectIdGetDatum(target), Int64GetDatum(after_id)};
+
+	return (int64) catalog_exec("DELETE FROM migrate.reject r WHERE r.run_id = $1 AND r.target = $2"
+								"   AND r.reject_id > $3 AND EXISTS (SELECT 1 FROM migrate.reject o"
+								"     JOIN migrate.run ro ON ro.run_id = o.run_id"
+								"    WHERE ro.plan = (SELECT plan FROM migrate.run WHERE run_id = $1)"
+								"      AND o.target = r.target AND o.reject_id <= $3"
+								"      AND o.source_key IS NOT DISTINCT FROM r.source_key"
+								"      AND o.reason = r.reason"
+								"      AND o.source_row IS NOT DISTINCT FROM r.source_row)",
+								3, argtypes, args, NULL, SPI_OK_DELETE, "removing repeated rejects");
+}
 
 /* ---------------------------------------------------------------------
  * SQL-callable: the writes of the SQL functions (plan, verify, diff,

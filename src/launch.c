@@ -429,12 +429,16 @@ migrate_run(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("migration plan \"%s\" does not exist", plan)));
 
-	if (strcmp(mode, "full") != 0)
+	if (strcmp(mode, "full") != 0 && strcmp(mode, "incremental") != 0 && strcmp(mode, "sync") != 0)
 		ereport(ERROR,
-				(errcode(strcmp(mode, "incremental") == 0 ?
-						 ERRCODE_FEATURE_NOT_SUPPORTED : ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("run mode \"%s\" is not supported", mode),
-				 errhint("This version runs mode => 'full' only.")));
+				 errhint("Use mode => 'full', or 'incremental' to arm the tables' capture before the load (then migrate_sync()).")));
+	if (strcmp(mode, "full") != 0 && dry_run)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a dry run of migration plan \"%s\" cannot be of mode %s", plan, mode),
+				 errhint("Dry-run the plan with mode => 'full'.")));
 	if (!PG_ARGISNULL(3) && (PG_GETARG_INT32(3) < 1 || PG_GETARG_INT32(3) > MIGRATE_MAX_PARALLEL ||
 							 PG_GETARG_INT32(3) > migrate_max_workers_total))
 		ereport(ERROR,
@@ -476,7 +480,7 @@ migrate_run(PG_FUNCTION_ARGS)
 		check_request(plan, tables, shared->tables);
 		if (OidIsValid(owner))
 			migrate_restore_identity(&saved);
-		if (OidIsValid(owner) && !force)
+		if (OidIsValid(owner) && !force && strcmp(mode, "sync") != 0)
 			check_findings(fcinfo->flinfo->fn_oid, plan, tables ? shared->tables : NULL);
 		AtEOXact_GUC(true, level);
 	}

@@ -160,6 +160,7 @@ typedef struct MigrateWork
 	int			batch_size;
 	int			parallel;
 	int			max_workers_total;	/* slots this worker may take (0..n-1) */
+	char		mode[32];		/* the run's mode: full, incremental, sync */
 
 	/*
 	 * Should this worker stop at this batch boundary?  Set by worker.c, the
@@ -257,6 +258,8 @@ typedef struct MigrateTableLoad
 	struct _SPI_plan *reject_fill;	/* fetch those rows by key, store them */
 	struct _SPI_plan *stage_batch;	/* rn BETWEEN $1 AND $2 on the stage table */
 	char	   *stage;			/* stage table name, once a batch needed it */
+	char	   *returning_into; /* sync: the batch statement records the keys it
+								 * wrote, and whether it inserted them, here */
 
 	/* set-wise quarantine (predict.c) */
 	List	   *preds;			/* MigratePrediction, in PostgreSQL's order */
@@ -333,6 +336,25 @@ extern void migrate_catalog_unit_stopped(int64 run_id, const MigrateUnit *u, con
 extern void migrate_catalog_unit_failed(int64 run_id, Oid target, const char *message,
 										int sqlerrcode);
 
+/* what one apply of a sync changed in the target */
+typedef struct MigrateSyncApplied
+{
+	int64		inserted;
+	int64		updated;
+	int64		deleted;
+	int64		rejected;
+} MigrateSyncApplied;
+
+extern void migrate_catalog_add_sync_unit(int64 run_id, Oid target);
+extern void migrate_catalog_sync_armed(int64 run_id, const char *plan, Oid target, const char *capture,
+									   const char *position, const char *change_relation,
+									   const char *slot_name);
+extern void migrate_catalog_sync_applied(const char *plan, Oid target, bool move, const char *position,
+										 Datum prune, const MigrateSyncApplied *a);
+extern void migrate_catalog_sync_pass_done(int64 run_id, const char *plan, Oid target,
+										   const char *synced_to, const char *lag);
+extern int64 migrate_catalog_sync_dedupe_rejects(int64 run_id, Oid target, int64 after_id);
+
 /* units.c */
 extern void migrate_plan_ranges(MigrateWork *w, Oid target);
 
@@ -341,6 +363,23 @@ extern const char *migrate_load_range(MigrateWork *w, MigrateUnit *u);
 extern void migrate_load_describe(MigrateTableLoad *tl, const char *plan);
 extern Datum migrate_key_from_text(MigrateTableLoad *tl, const char *text, MemoryContext cxt);
 extern char *migrate_key_to_text(MigrateTableLoad *tl, Datum d);
+extern char *migrate_load_batch_sql(MigrateTableLoad *tl, bool from_stage, bool lower_bound);
+extern void migrate_spi_exec(const char *sql, int expected);
+extern struct _SPI_plan *migrate_spi_prepare_keep(const char *sql, int nargs, Oid *argtypes);
+extern void migrate_add_counts(MigrateCounts *sum, const MigrateCounts *add);
+
+/* stage.c */
+extern bool migrate_stage_attempt(MigrateTableLoad *tl, struct _SPI_plan *plan, Datum *values,
+								  MigrateCounts *counts, ErrorData **edata_out);
+extern int64 migrate_stage_fill_range(MigrateTableLoad *tl, bool lower_bound, Datum *bounds);
+extern int64 migrate_stage_fill_keys(MigrateTableLoad *tl, Datum keys);
+extern void migrate_stage_bisect(MigrateTableLoad *tl, int64 lo, int64 hi, MigrateCounts *counts);
+extern void migrate_stage_isolate(MigrateTableLoad *tl, int64 lo, int64 hi, MigrateCounts *counts);
+extern void migrate_stage_load(MigrateTableLoad *tl, int64 n, MigrateCounts *counts);
+
+/* sync.c */
+extern void migrate_sync_arm(MigrateWork *w, Oid target);
+extern void migrate_sync_unit(MigrateWork *w, MigrateUnit *u);
 
 /* defer.c */
 extern void migrate_break_fk_cycles(MigrateWork *w, const Oid *targets, int ntargets);

@@ -435,21 +435,52 @@ worker_plan_units(MigrateWork *w)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading migrate.run_table failed: %s", SPI_result_code_string(ret));
 	ntargets = SPI_processed;
-	targets = palloc(sizeof(Oid) * Max(ntargets, 1));
+	/* kept across the arming transactions of an incremental run */
+	targets = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * Max(ntargets, 1));
 	for (int i = 0; i < ntargets; i++)
 		targets[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 													SPI_tuptable->tupdesc, 1, &isnull));
-	/* the foreign keys no load order satisfies, whatever the plan defers */
-	if (!w->dry_run)
-		migrate_break_fk_cycles(w, targets, ntargets);
-	for (int i = 0; i < ntargets; i++)
+	if (strcmp(w->mode, "sync") == 0)
 	{
-		current_target = targets[i];
-		migrate_plan_ranges(w, targets[i]);
-		if (defer)
-			migrate_defer_table(w, targets[i]);
+		/* a sync pass: one unit per table, parents first; nothing dropped */
+		for (int i = 0; i < ntargets; i++)
+			migrate_catalog_add_sync_unit(w->run_id, targets[i]);
+	}
+	else
+	{
+		/*
+		 * incremental: capture is armed (a slot created, triggers
+		 * installed, the watermark's start taken) before any row is read,
+		 * so nothing written during the load is missed.  Each table in a
+		 * transaction of its own that has written nothing when a slot is
+		 * created: creating one waits for the transactions running on the
+		 * source, which on a loopback source would include this one.
+		 */
+		if (strcmp(w->mode, "incremental") == 0 && !w->dry_run)
+		{
+			migrate_commit_txn();
+			for (int i = 0; i < ntargets; i++)
+			{
+				current_target = targets[i];
+				migrate_begin_txn();
+				migrate_sync_arm(w, targets[i]);
+				migrate_commit_txn();
+			}
+			migrate_begin_txn();
+		}
+		/* the foreign keys no load order satisfies, whatever the plan defers */
+		if (!w->dry_run)
+			migrate_break_fk_cycles(w, targets, ntargets);
+		for (int i = 0; i < ntargets; i++)
+		{
+			current_target = targets[i];
+			migrate_plan_ranges(w, targets[i]);
+			if (defer)
+				migrate_defer_table(w, targets[i]);
+		}
 	}
 	current_target = InvalidOid;
+	pfree(targets);
 	migrate_catalog_run_planned(w->run_id);
 	migrate_commit_txn();
 	migrate_worker_notice(w->shared, "run " INT64_FORMAT " of plan \"%s\": %d table%s, %d worker%s%s",
@@ -638,6 +669,11 @@ work_loop(MigrateWork *w)
 		current_target = unit.target;
 		if (strcmp(unit.kind, "load") == 0)
 			stop = migrate_load_range(w, &unit);
+		else if (strcmp(unit.kind, "sync") == 0)
+		{
+			migrate_sync_unit(w, &unit);
+			stop = NULL;
+		}
 		else
 		{
 			migrate_run_deferred(w, &unit);
@@ -786,7 +822,7 @@ migrate_worker_main(Datum main_arg)
 			bool		isnull;
 			int			ret;
 
-			ret = SPI_execute_with_args("SELECT dry_run, batch_size, parallel, search_path FROM migrate.run WHERE run_id = $1",
+			ret = SPI_execute_with_args("SELECT dry_run, batch_size, parallel, search_path, mode FROM migrate.run WHERE run_id = $1",
 										1, argtypes, args, NULL, false, 1);
 			if (ret != SPI_OK_SELECT || SPI_processed != 1)
 				elog(ERROR, "reading migrate.run failed: %s", SPI_result_code_string(ret));
@@ -795,6 +831,7 @@ migrate_worker_main(Datum main_arg)
 			w->dry_run = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 			w->batch_size = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 			w->parallel = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+			strlcpy(w->mode, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5), sizeof(w->mode));
 		}
 		migrate_commit_txn();
 
@@ -887,7 +924,7 @@ migrate_helper_main(Datum main_arg)
 		char	   *v;
 
 		/* as the owner: a run of another owner is not found */
-		ret = SPI_execute_with_args("SELECT plan, dry_run, batch_size, parallel, search_path"
+		ret = SPI_execute_with_args("SELECT plan, dry_run, batch_size, parallel, search_path, mode"
 									"  FROM migrate.run WHERE run_id = $1 AND owner::pg_catalog.oid = $2",
 									2, argtypes, args, NULL, false, 1);
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
@@ -900,6 +937,7 @@ migrate_helper_main(Datum main_arg)
 		v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
 		if (v)
 			search_path = MemoryContextStrdup(TopMemoryContext, v);
+		strlcpy(w->mode, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6), sizeof(w->mode));
 	}
 	migrate_commit_txn();
 	set_run_search_path(search_path);
