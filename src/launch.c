@@ -50,7 +50,7 @@
 PG_FUNCTION_INFO_V1(migrate_run);
 
 static void check_owner(Oid owner, const char *plan);
-static void check_request(const char *plan, ArrayType *tables, char *tables_out);
+static void check_request(const char *plan, ArrayType *tables, char *tables_out, bool incremental);
 static char **query_rolled_back(const char *sql, int nargs, Oid *argtypes, Datum *args,
 								 const char *nulls, int ncols);
 static void check_findings(Oid self, const char *plan, const char *tables);
@@ -84,7 +84,7 @@ check_owner(Oid owner, const char *plan)
  * with a clear errcode on anything wrong.
  */
 static void
-check_request(const char *plan, ArrayType *tables, char *tables_out)
+check_request(const char *plan, ArrayType *tables, char *tables_out, bool incremental)
 {
 	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
 	Datum		args[2];
@@ -103,6 +103,18 @@ check_request(const char *plan, ArrayType *tables, char *tables_out)
 	ret = SPI_execute_with_args("SELECT migrate._plan($1)", 1, argtypes, args, nulls, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading migrate.plan failed: %s", SPI_result_code_string(ret));
+	if (incremental)
+	{
+		ret = SPI_execute_with_args("SELECT 1 FROM migrate.table_map WHERE plan = $1 AND capture <> 'none'",
+									1, argtypes, args, nulls, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading migrate.table_map failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("migration plan \"%s\" has no table with capture for an incremental run", plan),
+					 errhint("Choose a capture per table with migrate_table(..., capture => 'watermark' | 'trigger' | 'slot' | 'diff'), or run mode => 'full'.")));
+	}
 
 	if (tables)
 	{
@@ -477,7 +489,7 @@ migrate_run(PG_FUNCTION_ARGS)
 								 GUC_ACTION_SAVE, true, 0, false);
 		if (OidIsValid(owner))
 			migrate_become_owner(owner, &saved);
-		check_request(plan, tables, shared->tables);
+		check_request(plan, tables, shared->tables, strcmp(mode, "incremental") == 0);
 		if (OidIsValid(owner))
 			migrate_restore_identity(&saved);
 		if (OidIsValid(owner) && !force && strcmp(mode, "sync") != 0)
