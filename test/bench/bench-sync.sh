@@ -142,6 +142,7 @@ SOCKDIR=$(q -c 'SHOW unix_socket_directories' | cut -d, -f1 | xargs)
 PGVER=$(q -c 'SHOW server_version')
 CHANGES=$((ROWS / 1000))		# (c): 0.1 %
 BIG=$((ROWS / 10))			# (e): 10 %
+SMALL_BATCH=$(((BATCH_SIZE + 4) / 5))	# (f): (e) again at a fifth of the batch
 say "cluster: PostgreSQL $PGVER on port $PORT, wal_level $(q -c 'SHOW wal_level'), fsync=$FSYNC; ROWS=$ROWS REPS=$REPS MODES='$MODES'"
 
 # ---------------------------------------------------------------------------
@@ -386,6 +387,18 @@ SQL
 	say "[$m] 10 % sync pass ($BIG rows)       $ELAPSED s (engine $ENGINE_S s; applied $(applied_delta "$before" "$after"); peak_memory_kb $PEAK_KB)"
 	same_rows "$tbl" "[$m] after the 10 % pass" || die "[$m] after a sync of $BIG updates the target does not equal the source"
 
+	# (f) the same at a fifth of the batch size: memory follows the batch, not the changes
+	# (not for diff: its diff of 10 % alone takes about 10 full loads)
+	if [[ $m != diff ]]; then
+		change_rows "$m" "$BIG" 8 1
+		BATCH_SIZE=$SMALL_BATCH sync_once "$plan"
+		put T_BIG_SMALL "$ELAPSED"
+		put BIG_SMALL_PEAK "$PEAK_KB"
+		say "[$m] 10 % sync pass, batch_size $SMALL_BATCH  $ELAPSED s (engine $ENGINE_S s; peak_memory_kb $PEAK_KB)"
+		same_rows "$tbl" "[$m] after the 10 % pass at batch_size $SMALL_BATCH" ||
+			die "[$m] after a sync of $BIG updates (batch_size $SMALL_BATCH) the target does not equal the source"
+	fi
+
 	[[ " $LAG_MODES " == *" $m "* ]] || return 0
 
 	# (d) lag under load: pgbench writes RATE changes/s, a sync every SYNC_EVERY s
@@ -490,7 +503,7 @@ fi
 # load a mode's figures into variables prefixed R_ (empty when not measured)
 load_res() {
 	local v
-	for v in OK T_INC INC_PEAKS T_NOOP E_NOOP T_CH E_CH CH_PEAKS CH_DELTA T_BIG BIG_PEAK BIG_DELTA \
+	for v in OK T_INC INC_PEAKS T_NOOP E_NOOP T_CH E_CH CH_PEAKS CH_DELTA T_BIG BIG_PEAK BIG_DELTA T_BIG_SMALL BIG_SMALL_PEAK \
 		PGB_TPS PGB_TX PGB_LAT LAGS SLAGS STALES T_LOOP PEAKS_LOOP T_FINAL LAG_OK; do
 		unset "R_$v"
 	done
@@ -583,15 +596,16 @@ mm() { [[ -n ${1:-} ]] && echo "$(median $1) / $(maxof $1)" || echo "n/a"; }	# "
 	echo
 	echo "## Memory of the sync worker (migrate.run.peak_memory_kb, max)"
 	echo
-	echo "| capture | full load (incremental, $ROWS rows) | (c) passes ($CHANGES changes) | (e) pass ($BIG updates) | (d) passes under load |"
-	echo "|---|---:|---:|---:|---:|"
+	echo "| capture | full load (incremental, $ROWS rows) | (c) passes ($CHANGES changes) | (e) pass ($BIG updates) | (f) pass ($BIG updates, batch_size $SMALL_BATCH) | (d) passes under load |"
+	echo "|---|---:|---:|---:|---:|---:|"
 	for m in $MODES; do
 		load_res "$m"
-		echo "| $m | $(arr_max "${R_INC_PEAKS:-}") | $(arr_max "${R_CH_PEAKS:-}") | ${R_BIG_PEAK:-} | $(arr_max "${R_PEAKS_LOOP:-}") |"
+		echo "| $m | $(arr_max "${R_INC_PEAKS:-}") | $(arr_max "${R_CH_PEAKS:-}") | ${R_BIG_PEAK:-} | ${R_BIG_SMALL_PEAK:-n/a} (${R_T_BIG_SMALL:-} s) | $(arr_max "${R_PEAKS_LOOP:-}") |"
 	done
 	echo
-	echo "Memory bounded by the batch: the (e) pass ($BIG changed keys, $(((BIG + BATCH_SIZE - 1) / BATCH_SIZE)) batch(es) of"
-	echo "$BATCH_SIZE) should peak near the full load, not $((BIG / CHANGES))x the (c) pass."
+	echo "All in kB, batch_size $BATCH_SIZE unless said. Memory bounded by the batch: the (e) pass ($BIG changed"
+	echo "keys, $(((BIG + BATCH_SIZE - 1) / BATCH_SIZE)) batch(es)) should peak near the full load, not grow $((BIG / CHANGES))x over the (c) pass, and"
+	echo "the (f) pass (the same number of changes in batches of $SMALL_BATCH) lower than (e)."
 	echo
 	for m in $MODES; do
 		load_res "$m"
