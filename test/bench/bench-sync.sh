@@ -75,13 +75,26 @@ if [[ ${1:-} != --inner ]]; then
 	command -v pg_virtualenv >/dev/null || die "pg_virtualenv not found (package postgresql-common)"
 	[[ -x $PGBENCH ]] || die "$PGBENCH not found (package postgresql-15)"
 
-	if [[ $INSTALL == 1 ]]; then
+	EXTRA=()
+	if [[ $INSTALL == 1 || $INSTALL == private ]]; then
 		# clean first: PGXS does not track header dependencies, and objects
-		# built against an older migrate.h would be linked in
-		say "make clean install in $REPO"
+		# built against an older migrate.h would be linked in.  INSTALL=private:
+		# into a directory of this run only (make install DESTDIR=), which the
+		# cluster reads first (Debian's extension_destdir): no lock needed, the
+		# shared installation is left alone.
+		dest=()
+		if [[ $INSTALL == private ]]; then
+			PRIVATE_DIR=$(mktemp -d -t migrate-bench-install.XXXXXX)
+			chmod 755 "$PRIVATE_DIR"
+			trap 'rm -rf "$PRIVATE_DIR"' EXIT
+			dest=(DESTDIR="$PRIVATE_DIR")
+			EXTRA=(-o extension_destdir="$PRIVATE_DIR"
+				-o dynamic_library_path="$PRIVATE_DIR/usr/lib/postgresql/15/lib:/usr/lib/postgresql/15/lib")
+		fi
+		say "make clean install ${dest[*]} in $REPO"
 		log=$(mktemp)
 		if ! { make -C "$REPO" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config clean &&
-			make -C "$REPO" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install; } >"$log" 2>&1; then
+			make -C "$REPO" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install "${dest[@]}"; } >"$log" 2>&1; then
 			cat "$log" >&2
 			rm -f "$log"
 			die "make install failed"
@@ -93,19 +106,19 @@ if [[ ${1:-} != --inner ]]; then
 	export BENCH_REPO=$REPO
 	# wal_level=logical for capture => 'slot' (the loopback source is this
 	# cluster); fsync=on after pg_virtualenv's own fsync=off (a later -o wins)
-	EXTRA=()
 	# EXPLAIN_DIR=dir: auto_explain plans of statements over 0.2 s there (where a pass spends its time)
 	if [[ -n ${EXPLAIN_DIR:-} ]]; then
 		mkdir -p "$EXPLAIN_DIR" && chmod 777 "$EXPLAIN_DIR"
-		EXTRA=(-o shared_preload_libraries=auto_explain -o auto_explain.log_min_duration=200
+		EXTRA+=(-o shared_preload_libraries=auto_explain -o auto_explain.log_min_duration=200
 			-o auto_explain.log_analyze=on -o auto_explain.log_nested_statements=on
 			-o logging_collector=on -o log_directory="$EXPLAIN_DIR")
 	fi
-	exec pg_virtualenv -t -v 15 \
+	pg_virtualenv -t -v 15 \
 		-o shared_buffers=1GB -o max_wal_size=4GB -o synchronous_commit=on \
 		-o fsync="$FSYNC" -o wal_level=logical -o max_replication_slots=10 \
 		-o max_connections=100 "${EXTRA[@]}" \
 		-- bash "$0" --inner
+	exit $?
 fi
 
 # ---------------------------------------------------------------------------
@@ -143,6 +156,10 @@ PGVER=$(q -c 'SHOW server_version')
 CHANGES=$((ROWS / 1000))		# (c): 0.1 %
 BIG=$((ROWS / 10))			# (e): 10 %
 SMALL_BATCH=$(((BATCH_SIZE + 4) / 5))	# (f): (e) again at a fifth of the batch
+# which migrate library the cluster loads (INSTALL=private: the run's own)
+LIBPATH=$(q -c "LOAD '\$libdir/migrate'" -c "SELECT string_agg(DISTINCT split_part(l, ' ', -1), ', ')
+                FROM regexp_split_to_table(pg_read_file('/proc/self/maps'), E'\\n') l WHERE l LIKE '%/migrate.so'")
+say "migrate library: $LIBPATH"
 say "cluster: PostgreSQL $PGVER on port $PORT, wal_level $(q -c 'SHOW wal_level'), fsync=$FSYNC; ROWS=$ROWS REPS=$REPS MODES='$MODES'"
 
 # ---------------------------------------------------------------------------
@@ -219,8 +236,19 @@ run_load() {
 	local t line state rread rwritten rrejected
 	prepare "$3"
 	t=$(now)
-	RUN_ID=$(q -d bench_tgt -c "SET migrate.batch_size = $BATCH_SIZE" -c "SET statement_timeout = '${SYNC_TIMEOUT}s'" \
-		-c "SELECT migrate_run('$1', mode => '$2')")
+	if [[ $2 == full ]]; then
+		RUN_ID=$(q -d bench_tgt -c "SET migrate.batch_size = $BATCH_SIZE" -c "SET statement_timeout = '${SYNC_TIMEOUT}s'" \
+			-c "SELECT migrate_run('$1', mode => '$2')")
+	else
+		# wait => false, then poll: on a loopback source the worker creates the
+		# slot, which waits for every transaction with an xid to end, the
+		# caller's waiting one included (src/slot.c, TAP 013)
+		RUN_ID=$(q -d bench_tgt -c "SET migrate.batch_size = $BATCH_SIZE" -c "SELECT migrate_run('$1', mode => '$2', wait => false)")
+		until [[ $(q -d bench_tgt -c "SELECT state FROM migrate.run WHERE run_id = $RUN_ID") != running ]]; do
+			[[ $(fsub "$(now)" "$t" | cut -d. -f1) -lt $SYNC_TIMEOUT ]] || die "$1 ($2): run $RUN_ID still running after $SYNC_TIMEOUT s"
+			sleep 0.05
+		done
+	fi
 	ELAPSED=$(fsub "$(now)" "$t")
 	line=$(q -d bench_tgt -F ' ' -c "SELECT r.state, t.rows_read, t.rows_written, t.rows_rejected, coalesce(r.peak_memory_kb, 0),
 	            round(extract(epoch FROM t.finished_at - t.started_at)::numeric, 3)
@@ -520,7 +548,7 @@ mm() { [[ -n ${1:-} ]] && echo "$(median $1) / $(maxof $1)" || echo "n/a"; }	# "
 	echo
 	echo "ROWS=$ROWS per source table, REPS=$REPS (medians), migrate.batch_size=$BATCH_SIZE, postgres_fdw"
 	echo "fetch_size=$FETCH_SIZE; PostgreSQL $PGVER, wal_level=logical, shared_buffers=1GB,"
-	echo "synchronous_commit=on, fsync=$FSYNC; $(nproc) CPUs; migrate at $GIT_REV."
+	echo "synchronous_commit=on, fsync=$FSYNC; $(nproc) CPUs; migrate at $GIT_REV ($LIBPATH)."
 	echo "Source (bench_src) and target (bench_tgt) are two databases of one cluster (postgres_fdw"
 	echo "loopback): the slot decodes the target's WAL too, and both sides share the CPUs."
 	echo "Times are wall-clock seconds around the client command; loads after TRUNCATE and CHECKPOINT."
