@@ -296,6 +296,7 @@ CREATE TABLE migrate.sync_state (
     applied_deleted  bigint NOT NULL DEFAULT 0,
     applied_rejected bigint NOT NULL DEFAULT 0,
     last_error  text,
+    deferred    text[],                            -- keys whose delete a foreign key refused: retried
     PRIMARY KEY (plan, target),
     FOREIGN KEY (plan, target) REFERENCES migrate.table_map
         ON UPDATE CASCADE ON DELETE CASCADE

@@ -293,15 +293,18 @@ $$;
 -- migrate_diff runs as the plan's owner (src/owner.c), like migrate_verify;
 -- the body is migrate._migrate_diff.  "table" is resolved under the
 -- caller's search_path (migrate._table_map).  The keys of a table whose key
--- is sensitive are stored and shown as '***'.
+-- is sensitive are stored and shown as '***'.  stable_for (since 0.6): a
+-- parallel run: keys in flight (migrate._in_flight) are left out of both
+-- sides, so not reported; the diff's event says how many.
 CREATE OR REPLACE FUNCTION migrate_diff(plan text, "table" text, run bigint DEFAULT NULL,
-                                        leaf_rows integer DEFAULT 256)
+                                        leaf_rows integer DEFAULT 256, stable_for interval DEFAULT NULL)
 RETURNS TABLE (diff_id bigint, key text, kind text, columns name[])
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'migrate_call_as_owner';
 
-CREATE OR REPLACE FUNCTION migrate._migrate_diff(plan text, "table" text, run bigint, leaf_rows integer)
+CREATE OR REPLACE FUNCTION migrate._migrate_diff(plan text, "table" text, run bigint, leaf_rows integer,
+                                                stable_for interval)
 RETURNS TABLE (diff_id bigint, key text, kind text, columns name[])
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -337,6 +340,7 @@ BEGIN
     END LOOP;
     r := migrate._verify_run(tm.plan, run);
     q := migrate._verify_sql(tm.plan, tm.target) || pg_catalog.jsonb_build_object('leaf_rows', leaf_rows);
+    q := migrate._verify_sql_in_flight(tm.plan, tm.target, stable_for, q);
     keys := migrate._rejected_keys(r.run_id, tm.target, q->>'key_type');
     id := pg_catalog.nextval('migrate.diff_id_seq');
     BEGIN
@@ -359,9 +363,12 @@ BEGIN
                              id, migrate._verify_relname(tm.target), count(*) FILTER (WHERE d.kind = 'missing'),
                              count(*) FILTER (WHERE d.kind = 'extra'), count(*) FILTER (WHERE d.kind = 'changed'),
                              ranges, statements)
+                   || CASE WHEN q ? 'in_flight'
+                           THEN pg_catalog.format('; %s key(s) in flight left out (%s)', q->>'in_flight', q->>'in_flight_how')
+                           ELSE '' END
               FROM migrate.diff_result d WHERE d.diff_id = id));
     RETURN QUERY SELECT d.diff_id, d.key, d.kind, d.columns FROM migrate.diff_result d
                   WHERE d.diff_id = id ORDER BY d.result_id;
 END;
 $$;
-REVOKE ALL ON FUNCTION migrate._migrate_diff(text, text, bigint, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION migrate._migrate_diff(text, text, bigint, integer, interval) FROM PUBLIC;

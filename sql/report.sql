@@ -146,6 +146,41 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- trickle sync (since 0.6): where each table with capture stands now
+    -- (migrate.sync_state); a watermark position of a sensitive column is '***'
+    IF r.mode IN ('sync', 'incremental')
+       OR EXISTS (SELECT FROM migrate.table_map tm WHERE tm.plan = r.plan AND tm.capture <> 'none') THEN
+        doc := doc || ''::text || '## Sync'::text || ''::text;
+        IF NOT EXISTS (SELECT FROM migrate.table_map tm WHERE tm.plan = r.plan AND tm.capture <> 'none') THEN
+            doc := doc || 'No table of the plan has capture.'::text;
+        ELSE
+            doc := doc || '| table | capture | position | last sync | lag | passes | inserted | updated | deleted | rejected |'::text
+                   || '|---|---|---|---|--:|--:|--:|--:|--:|--:|'::text;
+            FOR rec IN SELECT st.*, migrate._relname(st.target, path) AS tname,
+                              EXISTS (SELECT FROM migrate.sensitive_column sc
+                                       WHERE sc.plan = st.plan AND sc.target = st.target
+                                         AND sc.source_column = st.watermark) AS wm_sensitive
+                         FROM @extschema@.migrate_sync_status(r.plan) st
+                        WHERE st.capture <> 'none'
+                        ORDER BY migrate._relname(st.target, path) LOOP
+                doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
+                                                migrate._md(rec.tname), rec.capture,
+                                                migrate._md(CASE WHEN rec.position IS NULL THEN '-'
+                                                                 WHEN rec.capture = 'watermark' AND rec.wm_sensitive THEN '***'
+                                                                 ELSE rec.position END),
+                                                coalesce(pg_catalog.to_char(rec.last_sync_at, ts) || ' (run ' || rec.last_sync_run || ')',
+                                                         CASE WHEN rec.armed_at IS NULL THEN 'not armed' ELSE 'never' END),
+                                                coalesce(rec.lag::text, '-'), rec.passes,
+                                                rec.applied_inserted, rec.applied_updated, rec.applied_deleted,
+                                                rec.applied_rejected);
+                IF rec.last_error IS NOT NULL THEN
+                    warnings := warnings || pg_catalog.format('table %s: its last sync failed: %s', rec.tname,
+                                                              migrate._report_masked(r.plan, rec.target, rec.last_error));
+                END IF;
+            END LOOP;
+        END IF;
+    END IF;
+
     -- rejects
     doc := doc || ''::text || '## Rejected rows by reason'::text || ''::text;
     IF EXISTS (SELECT 1 FROM migrate.reject j WHERE j.run_id = r.run_id AND NOT j.loaded) THEN

@@ -266,6 +266,32 @@ AS $$
      ORDER BY rt.load_order
 $$;
 
+-- Where trickle sync stands (since 0.6), per table with capture of the
+-- plan (of every visible plan when plan is NULL): migrate.sync_state and
+-- the table's capture settings; a table whose capture is not armed yet has
+-- NULLs and zeros.  Only reads; row-level security shows the plans of the
+-- roles the caller is a member of.  behind: time since the last pass.
+CREATE OR REPLACE FUNCTION migrate_sync_status(plan text DEFAULT NULL)
+RETURNS TABLE (plan text, target regclass, capture text, watermark name, overlap interval,
+               armed_at timestamptz, "position" text, synced_to text, last_sync_at timestamptz,
+               last_sync_run bigint, behind interval, lag interval, passes bigint,
+               applied_inserted bigint, applied_updated bigint, applied_deleted bigint,
+               applied_rejected bigint, last_error text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT tm.plan, tm.target, tm.capture, tm.watermark, tm.lag,
+           ss.armed_at, ss.position, ss.synced_to, ss.last_sync_at, ss.last_sync_run,
+           pg_catalog.now() - ss.last_sync_at, ss.lag, coalesce(ss.passes, 0),
+           coalesce(ss.applied_inserted, 0), coalesce(ss.applied_updated, 0),
+           coalesce(ss.applied_deleted, 0), coalesce(ss.applied_rejected, 0), ss.last_error
+      FROM migrate.table_map tm
+      LEFT JOIN migrate.sync_state ss ON ss.plan = tm.plan AND ss.target = tm.target
+     WHERE (tm.capture <> 'none' OR ss.plan IS NOT NULL)
+       AND (migrate_sync_status.plan IS NULL OR tm.plan = migrate_sync_status.plan)
+     ORDER BY tm.plan, tm.target::pg_catalog.text
+$$;
+
 -- Ask a running run to stop at its next batch boundary (state cancelled).
 -- Returns false when the run is not running.  A run of another owner does
 -- not exist for the caller (row-level security); the caller must be a

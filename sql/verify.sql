@@ -426,32 +426,30 @@ BEGIN
 END;
 $$;
 
--- The keys of the rows a run rejected and did not load, as text in the
--- key's type output (keys that do not read as the key's type are left out:
--- such rows never reached the target).
-CREATE OR REPLACE FUNCTION migrate._rejected_keys(p_run bigint, p_target regclass, p_key_type text)
+-- Keys as text in the key's type output (p_key_type); keys that do not
+-- read as that type are left out (such rows never reached the target).
+CREATE OR REPLACE FUNCTION migrate._keys_as(p_keys text[], p_key_type text)
 RETURNS text[]
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    raw text[];
     keys text[] := '{}';
     k text;
 BEGIN
-    SELECT pg_catalog.array_agg(DISTINCT source_key) INTO raw FROM migrate.reject
-     WHERE run_id = p_run AND target = p_target AND NOT loaded AND source_key IS NOT NULL;
-    IF raw IS NULL THEN
+    IF p_keys IS NULL THEN
         RETURN NULL;
     END IF;
     BEGIN
-        EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(DISTINCT (k::%s)::text) FROM pg_catalog.unnest($1) k',
-                                  p_key_type) INTO keys USING raw;
+        EXECUTE pg_catalog.format('SELECT coalesce(pg_catalog.array_agg(DISTINCT (k::%s)::text), ''{}'')'
+                                  '  FROM pg_catalog.unnest($1) k WHERE k IS NOT NULL',
+                                  p_key_type) INTO keys USING p_keys;
         RETURN keys;
     EXCEPTION WHEN data_exception THEN
         keys := '{}';
     END;
-    FOREACH k IN ARRAY raw LOOP
+    FOREACH k IN ARRAY p_keys LOOP
+        CONTINUE WHEN k IS NULL;
         BEGIN
             EXECUTE pg_catalog.format('SELECT ($1::%s)::text', p_key_type) INTO k USING k;
             keys := keys || k;
@@ -459,7 +457,37 @@ BEGIN
             NULL;
         END;
     END LOOP;
-    RETURN keys;
+    RETURN ARRAY(SELECT DISTINCT k FROM pg_catalog.unnest(keys) k);
+END;
+$$;
+
+-- The keys of the rows quarantined and not loaded, as text in the key's
+-- type output (migrate._keys_as): those of the run, and, since 0.6, those
+-- of the table's last load (the run itself, or for a sync run the last
+-- full or incremental run before it) and of every sync run of the plan
+-- after that load:
+-- trickle sync quarantines a row whose current source version fails a rule
+-- and removes it from the target.
+CREATE OR REPLACE FUNCTION migrate._rejected_keys(p_run bigint, p_target regclass, p_key_type text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r migrate.run;
+    base bigint;
+    raw text[];
+BEGIN
+    SELECT * INTO r FROM migrate.run WHERE run_id = p_run;
+    SELECT max(b.run_id) INTO base FROM migrate.run b
+     WHERE b.plan = r.plan AND b.run_id <= p_run AND NOT b.dry_run AND b.mode <> 'sync'
+       AND EXISTS (SELECT FROM migrate.run_table bt WHERE bt.run_id = b.run_id AND bt.target = p_target);
+    SELECT pg_catalog.array_agg(DISTINCT j.source_key) INTO raw
+      FROM migrate.reject j JOIN migrate.run jr ON jr.run_id = j.run_id
+     WHERE j.target = p_target AND NOT j.loaded AND j.source_key IS NOT NULL
+       AND (j.run_id = p_run OR j.run_id = base
+            OR (jr.plan = r.plan AND jr.mode = 'sync' AND NOT jr.dry_run AND j.run_id > coalesce(base, p_run)));
+    RETURN migrate._keys_as(raw, p_key_type);
 END;
 $$;
 
@@ -525,9 +553,42 @@ AS $$
      ORDER BY target::oid, columns, ref_target::oid, ref_columns, pri
 $$;
 
+-- The fragments of migrate._verify_sql() with the keys in flight left out
+-- of both sides (migrate._in_flight(): leading key values), for a parallel
+-- run; adds in_flight (their number) and in_flight_how.  p_stable_for
+-- NULL: q as it is.
+CREATE OR REPLACE FUNCTION migrate._verify_sql_in_flight(p_plan text, p_target regclass, p_stable_for interval,
+                                                       q jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f record;
+    lead_type text := q->'key_types'->>0;
+    keys text[];
+BEGIN
+    IF p_stable_for IS NULL THEN
+        RETURN q;
+    END IF;
+    SELECT * INTO f FROM migrate._in_flight(p_plan, p_target, p_stable_for);
+    keys := migrate._keys_as(f.keys, lead_type);
+    IF keys = '{}' THEN
+        RETURN q || pg_catalog.jsonb_build_object('in_flight', 0, 'in_flight_how', f.how);
+    END IF;
+    -- a constant array: postgres_fdw ships it with the rest
+    RETURN q || pg_catalog.jsonb_build_object(
+        'source', (q->>'source') || pg_catalog.format(' AND (%s) <> ALL (%L::%s[])', q->'key_sources'->>0, keys, lead_type),
+        'target', (q->>'target') || pg_catalog.format(' AND (%s) <> ALL (%L::%s[])', q->'key_targets'->>0, keys, lead_type),
+        'in_flight', pg_catalog.cardinality(keys),
+        'in_flight_how', f.how);
+END;
+$$;
+
 -- Reconcile one table of a run; inserts its checks into migrate.verification
--- and returns their ids.
-CREATE OR REPLACE FUNCTION migrate._verify_table(p_plan text, p_run migrate.run, p_target regclass)
+-- and returns their ids.  p_stable_for: a parallel run (migrate_verify).
+CREATE OR REPLACE FUNCTION migrate._verify_table(p_plan text, p_run migrate.run, p_target regclass,
+                                               p_stable_for interval)
 RETURNS bigint[]
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -545,8 +606,8 @@ DECLARE
     s_cols numeric[];
     t_cols numeric[];
     n integer := pg_catalog.cardinality(cols);
-    from_s text := (q->>'source') || CASE WHEN keys IS NOT NULL THEN q->>'source_exclude' ELSE '' END;
-    from_t text := (q->>'target') || CASE WHEN keys IS NOT NULL THEN q->>'target_exclude' ELSE '' END;
+    from_s text;
+    from_t text;
     diff_cols text[] := '{}';
     how text;
     ids bigint[] := '{}';
@@ -556,6 +617,18 @@ DECLARE
     i integer := 0;
 BEGIN
     SELECT * INTO tm FROM migrate.table_map WHERE plan = p_plan AND target = p_target;
+    -- a parallel run: what is in flight is reported, and left out of the rest
+    q := migrate._verify_sql_in_flight(p_plan, p_target, p_stable_for, q);
+    from_s := (q->>'source') || CASE WHEN keys IS NOT NULL THEN q->>'source_exclude' ELSE '' END;
+    from_t := (q->>'target') || CASE WHEN keys IS NOT NULL THEN q->>'target_exclude' ELSE '' END;
+    IF q ? 'in_flight' THEN
+        INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
+        VALUES (p_run.run_id, p_target, 'in flight', q->>'in_flight', NULL, true,
+                pg_catalog.format('%s key(s) changed within %s or not yet synced, left out of the checks below; %s',
+                                  q->>'in_flight', p_stable_for, q->>'in_flight_how'))
+        RETURNING verification_id INTO id;
+        ids := ids || id;
+    END IF;
     FOR rules IN SELECT rule_name, check_expr, on_fail FROM migrate.rule
                   WHERE plan = p_plan AND target = p_target ORDER BY rule_name LOOP
         rule_aggs := rule_aggs || pg_catalog.format(', (pg_catalog.count(*) FILTER (WHERE NOT coalesce((%s), false)))::numeric',
@@ -593,8 +666,16 @@ BEGIN
     VALUES (p_run.run_id, p_target, 'row count', s_arr[1]::text, t_arr[1]::text, s_arr[1] = t_arr[1],
             'source rows' || coalesce(' where ' || tm.filter, '')
             || CASE WHEN keys IS NOT NULL
-                    THEN pg_catalog.format('; %s key(s) rejected by run %s left out on both sides',
-                                           pg_catalog.cardinality(keys), p_run.run_id)
+                    THEN pg_catalog.format('; %s key(s) rejected by run %s%s left out on both sides',
+                                           pg_catalog.cardinality(keys), p_run.run_id,
+                                           CASE WHEN p_run.mode = 'sync' OR EXISTS (
+                                                    SELECT FROM migrate.reject j JOIN migrate.run jr USING (run_id)
+                                                     WHERE j.target = p_target AND jr.mode = 'sync'
+                                                       AND jr.plan = p_plan AND j.run_id <> p_run.run_id)
+                                                THEN ' or by syncs' ELSE '' END)
+                    ELSE '' END
+            || CASE WHEN (q->>'in_flight')::integer > 0
+                    THEN pg_catalog.format('; %s key(s) in flight left out on both sides', q->>'in_flight')
                     ELSE '' END)
     RETURNING verification_id INTO id;
     ids := ids || id;
@@ -697,14 +778,18 @@ $$;
 
 -- migrate_verify runs as the plan's owner (src/owner.c): its caller must be
 -- a member of the owner; a superuser verifying alice's plan runs alice's
--- expressions as alice.  The body is migrate._migrate_verify.
-CREATE OR REPLACE FUNCTION migrate_verify(plan text, run bigint DEFAULT NULL)
+-- expressions as alice.  The body is migrate._migrate_verify.  stable_for
+-- (since 0.6): a parallel run against a live source: the keys in flight
+-- (changed within that window or not yet synced, migrate._in_flight) are
+-- left out of every table's counts and checksums and reported as one
+-- 'in flight' check a table.
+CREATE OR REPLACE FUNCTION migrate_verify(plan text, run bigint DEFAULT NULL, stable_for interval DEFAULT NULL)
 RETURNS SETOF migrate.verification
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'migrate_call_as_owner';
 
-CREATE OR REPLACE FUNCTION migrate._migrate_verify(plan text, run bigint)
+CREATE OR REPLACE FUNCTION migrate._migrate_verify(plan text, run bigint, stable_for interval)
 RETURNS SETOF migrate.verification
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -717,12 +802,17 @@ DECLARE
     passed boolean;
     nfail bigint;
 BEGIN
+    IF stable_for < '0' THEN
+        RAISE EXCEPTION 'stable_for of migrate_verify() must not be negative (got %)', stable_for
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass the time a change needs to reach the target, for example stable_for => ''30 seconds''.';
+    END IF;
     -- every table of the run must still be mapped and have its source
     FOR t IN SELECT rt.target FROM migrate.run_table rt WHERE rt.run_id = r.run_id ORDER BY rt.load_order LOOP
         PERFORM migrate._verify_source(plan, t);
     END LOOP;
     FOR t IN SELECT rt.target FROM migrate.run_table rt WHERE rt.run_id = r.run_id ORDER BY rt.load_order LOOP
-        ids := ids || migrate._verify_table(plan, r, t);
+        ids := ids || migrate._verify_table(plan, r, t, stable_for);
     END LOOP;
     FOR fk IN SELECT * FROM migrate._verify_foreign_keys(plan, ARRAY(SELECT rt.target FROM migrate.run_table rt
                                                                      WHERE rt.run_id = r.run_id))
@@ -734,9 +824,11 @@ BEGIN
       FROM migrate.verification v WHERE v.verification_id = ANY (ids);
     passed := coalesce(passed, true);
     PERFORM migrate._catalog_verified(r.run_id, passed,
-            pg_catalog.format('%s checks, %s failed', pg_catalog.cardinality(ids), nfail));
+            pg_catalog.format('%s checks, %s failed', pg_catalog.cardinality(ids), nfail)
+            || CASE WHEN stable_for IS NOT NULL
+                    THEN pg_catalog.format(', keys in flight within %s left out', stable_for) ELSE '' END);
     RETURN QUERY SELECT * FROM migrate.verification v WHERE v.verification_id = ANY (ids)
                   ORDER BY v.verification_id;
 END;
 $$;
-REVOKE ALL ON FUNCTION migrate._migrate_verify(text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION migrate._migrate_verify(text, bigint, interval) FROM PUBLIC;

@@ -2,7 +2,8 @@
  *
  * catalog.c
  *	  The one writer of a run's state: migrate.run, migrate.run_table,
- *	  migrate.run_range (the units of a run) and migrate.event.
+ *	  migrate.run_range (the units of a run), migrate.event and
+ *	  migrate.sync_state.
  *
  * Every change of a run's, a table's or a unit's state is one function
  * here, and no other C file writes these tables (the SQL functions call
@@ -113,7 +114,6 @@ current_actor(void)
 {
 	return GetUserNameFromId(GetUserId(), false);
 }
-
 
 /* ---------------------------------------------------------------------
  * Runs
@@ -497,7 +497,6 @@ insert_event(int64 run_id, const char *plan, const char *actor, const char *even
 		elog(ERROR, "inserting into migrate.event failed: %s", SPI_result_code_string(ret));
 }
 
-
 /* ---------------------------------------------------------------------
  * Tables of a run
  * ---------------------------------------------------------------------
@@ -690,7 +689,6 @@ migrate_catalog_table_estimate(int64 run_id, Oid target)
 						SPI_OK_UPDATE, "updating migrate.run_table");
 }
 
-
 /* ---------------------------------------------------------------------
  * Units of a run
  * ---------------------------------------------------------------------
@@ -788,6 +786,7 @@ migrate_catalog_claim_unit(int64 run_id, MigrateUnit *u, MemoryContext cxt, bool
 								"                        LEFT JOIN migrate.run_table drt"
 								"                          ON drt.run_id = d.run_id AND drt.target = d.ref_target"
 								"                       WHERE d.run_id = $1 AND d.state <> 'succeeded'"
+								"                         AND (d.kind <> 'sync' OR d.range_no = 1)"
 								"                         AND greatest(dt.depth, drt.depth) < greatest(t.depth, rt.depth))"
 								"      AND (c.kind = 'load' OR NOT EXISTS (SELECT 1 FROM migrate.run_range l"
 								"            WHERE l.run_id = $1 AND l.target IN (c.target, c.ref_target) AND l.kind = 'load'"
@@ -798,6 +797,8 @@ migrate_catalog_claim_unit(int64 run_id, MigrateUnit *u, MemoryContext cxt, bool
 								"            LEFT JOIN migrate.run_table frt ON frt.run_id = f.run_id AND frt.target = f.ref_target"
 								"            WHERE f.run_id = $1 AND f.target IN (c.target, c.ref_target) AND f.kind = 'fk'"
 								"              AND (frt.depth IS NULL OR frt.depth < ft.depth) AND f.state <> 'succeeded'))"
+								"      AND (c.kind <> 'sync' OR c.range_no = 1 OR NOT EXISTS (SELECT 1 FROM migrate.run_range s"
+								"            WHERE s.run_id = $1 AND s.kind = 'sync' AND s.range_no = 1 AND s.state <> 'succeeded'))"
 								"    ORDER BY t.load_order, c.range_no"
 								"    LIMIT 1 FOR UPDATE OF c SKIP LOCKED)"
 								" RETURNING u.target::pg_catalog.oid, u.range_no, u.kind, u.lo, u.hi, u.last_key,"
@@ -1136,30 +1137,28 @@ migrate_catalog_unit_failed(int64 run_id, Oid target, const char *message, int s
 						SPI_OK_UPDATE, "recording a helper's failure");
 }
 
-
 /* ---------------------------------------------------------------------
- * Trickle sync (sync.c): the units of a sync run and migrate.sync_state.
- * Each write is in the transaction of what it records: an apply's rows,
- * rejects and new position commit together.
- * ---------------------------------------------------------------------
- */
-
-/* The unit of a table in a sync run; in the run's planning transaction. */
-void
-migrate_catalog_add_sync_unit(int64 run_id, Oid target)
-{
-	Oid			argtypes[2] = {INT8OID, OIDOID};
-	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
-
-	(void) catalog_exec("INSERT INTO migrate.run_range (run_id, target, range_no, kind)"
-						" VALUES ($1, $2, 1, 'sync')",
-						2, argtypes, args, NULL, SPI_OK_INSERT, "inserting into migrate.run_range");
-}
+ * Trickle sync (sync.c): sync units and migrate.sync_state, each write in
+ * the transaction of what it records (an apply's rows, rejects, position).
+ * --------------------------------------------------------------------- */
 
 /*
- * Capture of target armed by run_id: its state starts (or starts again)
- * at position (NULL: everything the capture has); counters are kept.
+ * A unit of a table in a sync run: its pass (range 1, when the run is
+ * planned), or the retry of deletes a foreign key refused (range 2, which
+ * waits for every pass of the run).
  */
+void
+migrate_catalog_add_sync_unit(int64 run_id, Oid target, int range_no)
+{
+	Oid			argtypes[3] = {INT8OID, OIDOID, INT4OID};
+	Datum		args[3] = {Int64GetDatum(run_id), ObjectIdGetDatum(target), Int32GetDatum(range_no)};
+
+	(void) catalog_exec("INSERT INTO migrate.run_range (run_id, target, range_no, kind)"
+						" VALUES ($1, $2, $3, 'sync')",
+						3, argtypes, args, NULL, SPI_OK_INSERT, "inserting into migrate.run_range");
+}
+
+/* Capture of target armed by run_id, from position (NULL: all it has); counters kept. */
 void
 migrate_catalog_sync_armed(int64 run_id, const char *plan, Oid target, const char *capture,
 						   const char *position, const char *change_relation, const char *slot_name)
@@ -1172,12 +1171,9 @@ migrate_catalog_sync_armed(int64 run_id, const char *plan, Oid target, const cha
 	args[1] = CStringGetTextDatum(plan);
 	args[2] = ObjectIdGetDatum(target);
 	args[3] = CStringGetTextDatum(capture);
-	args[4] = position ? CStringGetTextDatum(position) : (Datum) 0;
-	nulls[4] = position ? ' ' : 'n';
-	args[5] = change_relation ? CStringGetTextDatum(change_relation) : (Datum) 0;
-	nulls[5] = change_relation ? ' ' : 'n';
-	args[6] = slot_name ? CStringGetTextDatum(slot_name) : (Datum) 0;
-	nulls[6] = slot_name ? ' ' : 'n';
+	args[4] = position ? CStringGetTextDatum(position) : (Datum) (nulls[4] = 'n');
+	args[5] = change_relation ? CStringGetTextDatum(change_relation) : (Datum) (nulls[5] = 'n');
+	args[6] = slot_name ? CStringGetTextDatum(slot_name) : (Datum) (nulls[6] = 'n');
 	(void) catalog_exec("INSERT INTO migrate.sync_state AS s (plan, target, capture, position,"
 						"   change_relation, slot_name, armed_at, armed_run)"
 						" VALUES ($2, $3, $4, $5, $6, $7, pg_catalog.now(), $1)"
@@ -1190,34 +1186,39 @@ migrate_catalog_sync_armed(int64 run_id, const char *plan, Oid target, const cha
 
 /*
  * An apply of target committed with this: what it applied, its position
- * when move (else the position stays) and the change rows to delete at
- * the source after the commit (prune: an int8[]; 0 for none).
+ * when move (else the position stays), the change rows to delete at the
+ * source after the commit (prune: an int8[]; 0 for none), and the keys
+ * whose delete a foreign key refused (a->deferred, a text[] added to the
+ * table's; a->deferred_reset: the table's are dropped first).
  */
 void
 migrate_catalog_sync_applied(const char *plan, Oid target, bool move, const char *position,
 							 Datum prune, const MigrateSyncApplied *a)
 {
-	Oid			argtypes[9] = {TEXTOID, OIDOID, BOOLOID, TEXTOID, INT8ARRAYOID, INT8OID, INT8OID, INT8OID, INT8OID};
-	Datum		args[9];
-	char		nulls[9] = "         ";
+	Oid			argtypes[11] = {TEXTOID, OIDOID, BOOLOID, TEXTOID, INT8ARRAYOID, INT8OID, INT8OID,
+	INT8OID, INT8OID, BOOLOID, TEXTARRAYOID};
+	Datum		args[11];
+	char		nulls[11] = "           ";
 
 	args[0] = CStringGetTextDatum(plan);
 	args[1] = ObjectIdGetDatum(target);
 	args[2] = BoolGetDatum(move);
-	args[3] = position ? CStringGetTextDatum(position) : (Datum) 0;
-	nulls[3] = position ? ' ' : 'n';
-	args[4] = prune;
-	nulls[4] = prune ? ' ' : 'n';
+	args[3] = position ? CStringGetTextDatum(position) : (Datum) (nulls[3] = 'n');
+	args[4] = prune ? prune : (Datum) (nulls[4] = 'n');
 	args[5] = Int64GetDatum(a->inserted);
 	args[6] = Int64GetDatum(a->updated);
 	args[7] = Int64GetDatum(a->deleted);
 	args[8] = Int64GetDatum(a->rejected);
+	args[9] = BoolGetDatum(a->deferred_reset);
+	args[10] = a->deferred;
+	nulls[10] = a->deferred ? ' ' : 'n';
 	if (catalog_exec("UPDATE migrate.sync_state SET position = CASE WHEN $3 THEN $4 ELSE position END,"
 					 "   prune = $5, applied_inserted = applied_inserted + $6,"
 					 "   applied_updated = applied_updated + $7, applied_deleted = applied_deleted + $8,"
-					 "   applied_rejected = applied_rejected + $9"
+					 "   applied_rejected = applied_rejected + $9,"
+					 "   deferred = CASE WHEN $10 THEN NULL ELSE deferred END || $11"
 					 " WHERE plan = $1 AND target = $2",
-					 9, argtypes, args, nulls, SPI_OK_UPDATE, "updating migrate.sync_state") != 1)
+					 11, argtypes, args, nulls, SPI_OK_UPDATE, "updating migrate.sync_state") != 1)
 		elog(ERROR, "table %u of plan \"%s\" has no sync state", target, plan);
 }
 
@@ -1233,10 +1234,8 @@ migrate_catalog_sync_pass_done(int64 run_id, const char *plan, Oid target, const
 	args[0] = Int64GetDatum(run_id);
 	args[1] = CStringGetTextDatum(plan);
 	args[2] = ObjectIdGetDatum(target);
-	args[3] = synced_to ? CStringGetTextDatum(synced_to) : (Datum) 0;
-	nulls[3] = synced_to ? ' ' : 'n';
-	args[4] = lag ? CStringGetTextDatum(lag) : (Datum) 0;
-	nulls[4] = lag ? ' ' : 'n';
+	args[3] = synced_to ? CStringGetTextDatum(synced_to) : (Datum) (nulls[3] = 'n');
+	args[4] = lag ? CStringGetTextDatum(lag) : (Datum) (nulls[4] = 'n');
 	(void) catalog_exec("UPDATE migrate.sync_state SET passes = passes + 1, last_sync_at = pg_catalog.now(),"
 						"   last_sync_run = $1, synced_to = $4, lag = $5::pg_catalog.interval, last_error = NULL"
 						" WHERE plan = $2 AND target = $3",
@@ -1244,10 +1243,9 @@ migrate_catalog_sync_pass_done(int64 run_id, const char *plan, Oid target, const
 }
 
 /*
- * Rejects of run_id for target after reject after_id that repeat one the
- * plan already holds (same key, reason and source row: a row re-read
- * unchanged, or an apply done again after a kill) are removed, so a bad
- * row is quarantined once.  Returns how many.
+ * Remove rejects of run_id for target after after_id that repeat one of the
+ * plan (same key, reason and row: re-read unchanged, or applied again after
+ * a kill), so a bad row is quarantined once.  Returns how many.
  */
 int64
 migrate_catalog_sync_dedupe_rejects(int64 run_id, Oid target, int64 after_id)

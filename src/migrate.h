@@ -16,6 +16,7 @@
  * src/progress.c	a worker's progress lines and peak memory
  * src/copysrc.c	binary COPY reader of postgres_fdw sources
  * src/remote.c		libpq connections to postgres_fdw servers (remote.h)
+ * src/slot.c		capture => 'slot': the source's logical replication slot (slot.h)
  * src/mysqlsrc.c	libmariadb connections to mysql_fdw servers: migrate._mysql_value()
  * src/verify.c		both sides of a comparison at once (verify, diff)
  * src/predict.c	the target's constraints predicted in the batch statement
@@ -343,9 +344,11 @@ typedef struct MigrateSyncApplied
 	int64		updated;
 	int64		deleted;
 	int64		rejected;
+	Datum		deferred;		/* text[] of keys whose delete waits, or 0 */
+	bool		deferred_reset; /* the table's deferred keys are replaced */
 } MigrateSyncApplied;
 
-extern void migrate_catalog_add_sync_unit(int64 run_id, Oid target);
+extern void migrate_catalog_add_sync_unit(int64 run_id, Oid target, int range_no);
 extern void migrate_catalog_sync_armed(int64 run_id, const char *plan, Oid target, const char *capture,
 									   const char *position, const char *change_relation,
 									   const char *slot_name);

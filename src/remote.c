@@ -26,8 +26,13 @@
  *   pg_catalog, timezone UTC, datestyle ISO, intervalstyle postgres,
  *   extra_float_digits 3) and default_transaction_read_only: every
  *   transaction on it is read-only (capture DDL, when it comes, is the one
- *   exception and will say so).  Every statement is sent with the extended
- *   protocol (PQsendQueryParams), which refuses a string of several.
+ *   exception and will say so).  The replication slot functions of
+ *   capture => 'slot' (src/slot.c: create, peek, advance, drop) write no
+ *   table and run in that read-only session as they are.  Every statement
+ *   is sent with the extended protocol (PQsendQueryParams), which refuses a
+ *   string of several; a statement's rows may come one at a time
+ *   (migrate_remote_single_row()), so that a reader's memory does not
+ *   depend on how many there are.
  *
  * - Every wait (connect, a statement's result, COPY data) sleeps on the
  *   latch and the socket and runs CHECK_FOR_INTERRUPTS (cancel,
@@ -364,6 +369,18 @@ void
 migrate_remote_send(MigrateRemote *r, const char *sql, const char *what)
 {
 	if (!PQsendQueryParams(r->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+		migrate_remote_fail(r, NULL, what);
+}
+
+/*
+ * Right after migrate_remote_send(): the statement's rows come one per
+ * result (PGRES_SINGLE_TUPLE), then an empty PGRES_TUPLES_OK (libpq's
+ * single-row mode).
+ */
+void
+migrate_remote_single_row(MigrateRemote *r, const char *what)
+{
+	if (!PQsetSingleRowMode(r->conn))
 		migrate_remote_fail(r, NULL, what);
 }
 

@@ -44,6 +44,7 @@ extern MigrateRemote *migrate_remote_get(Oid ftrelid, const char *hint,
 										 MigrateRemoteErrors errors);
 extern void migrate_remote_command(MigrateRemote *r, const char *sql, const char *what);
 extern void migrate_remote_send(MigrateRemote *r, const char *sql, const char *what);
+extern void migrate_remote_single_row(MigrateRemote *r, const char *what);
 extern PGresult *migrate_remote_result(MigrateRemote *r, const char *what);
 extern void migrate_remote_fail(MigrateRemote *r, PGresult *res, const char *what) pg_attribute_noreturn();
 extern void migrate_remote_copy_begin(MigrateRemote *r, const char *sql, const char *what);

@@ -91,6 +91,7 @@ typedef struct SyncTable
 	char	   *keys;			/* temp table of the pass's keys: (n bigserial, k key type) */
 	SPIPlanPtr	key_insert;		/* INSERT INTO keys (k) VALUES ($1::text::type) */
 	bool		need_diff;		/* the source table was truncated: a diff pass follows */
+	bool		reset_deferred; /* the next apply replaces the table's deferred keys */
 	MigrateSyncApplied total;	/* this pass */
 	MigrateCounts counts;		/* this pass, as run_range counts them */
 } SyncTable;
@@ -99,6 +100,8 @@ static void sync_describe(SyncTable *st);
 static void read_sync_state(SyncTable *st);
 static void arm_table(SyncTable *st);
 static void apply_keys(SyncTable *st, Datum keys, MigrateSyncApplied *a, MigrateCounts *counts);
+static void delete_gone(SyncTable *st, const char *where_sql, Datum *args, Oid *argtypes,
+						MigrateSyncApplied *a);
 static void keys_reset(SyncTable *st);
 static int64 keys_apply_all(SyncTable *st, const char *position, bool move);
 static void pass_watermark(SyncTable *st);
@@ -353,6 +356,101 @@ keys_reset(SyncTable *st)
 }
 
 /*
+ * Delete the target rows "FROM ... WHERE ..." (where_sql, over $1 = the
+ * keys) names, in a subtransaction.  A row the target's foreign keys still
+ * need (a child not yet synced references it: parents sync first) is left
+ * there and its key deferred (a->deferred): a unit after every pass of the
+ * run tries it again (migrate_sync_unit).
+ */
+static void
+delete_gone(SyncTable *st, const char *where_sql, Datum *args, Oid *argtypes, MigrateSyncApplied *a)
+{
+	TableLoad  *tl = st->tl;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+	int			ret;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(psprintf("DELETE%s", where_sql), 1, argtypes, args, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "deleting rows the source no longer has failed: %s", SPI_result_code_string(ret));
+		a->deleted += SPI_processed;
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		edata = migrate_abort_subxact(oldcxt, oldowner);
+		if (edata->sqlerrcode != ERRCODE_FOREIGN_KEY_VIOLATION)
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	if (edata == NULL)
+		return;
+
+	/* one row at a time: the free ones go, the others wait */
+	{
+		const char *key0 = quote_identifier(linitial(tl->keycols));
+		Oid			ctid_type = TIDOID;
+		ArrayBuildState *volatile deferred = NULL;
+		uint64		n;
+		SPITupleTable *rows;
+
+		FreeErrorData(edata);
+		ret = SPI_execute_with_args(psprintf("SELECT t.ctid, t.%s::text%s", key0, where_sql),
+									1, argtypes, args, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading rows the source no longer has failed: %s", SPI_result_code_string(ret));
+		rows = SPI_tuptable;
+		n = SPI_processed;
+		for (volatile uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+			Datum		ctid = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
+
+			BeginInternalSubTransaction(NULL);
+			MemoryContextSwitchTo(oldcxt);
+			PG_TRY();
+			{
+				ret = SPI_execute_with_args(psprintf("DELETE FROM %s WHERE ctid = $1", tl->target_name),
+											1, &ctid_type, &ctid, NULL, false, 0);
+				if (ret != SPI_OK_DELETE)
+					elog(ERROR, "deleting a row the source no longer has failed: %s", SPI_result_code_string(ret));
+				a->deleted += SPI_processed;
+				ReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(oldcxt);
+				CurrentResourceOwner = oldowner;
+			}
+			PG_CATCH();
+			{
+				edata = migrate_abort_subxact(oldcxt, oldowner);
+				if (edata->sqlerrcode != ERRCODE_FOREIGN_KEY_VIOLATION)
+					ReThrowError(edata);
+				FreeErrorData(edata);
+				deferred = accumArrayResult(deferred,
+											SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull),
+											false, TEXTOID, st->batchcxt);
+			}
+			PG_END_TRY();
+		}
+		if (deferred)
+		{
+			MemoryContext c = MemoryContextSwitchTo(st->batchcxt);
+			Datum		more = makeArrayResult(deferred, st->batchcxt);
+
+			a->deferred = a->deferred ?
+				DirectFunctionCall2(array_cat, a->deferred, more) : more;
+			MemoryContextSwitchTo(c);
+		}
+	}
+}
+
+/*
  * Apply keys (an array of the leading key's type): re-read their source
  * rows, upsert them, delete the target rows of those keys that were not
  * written.  In the caller's transaction; adds to *a and *counts.
@@ -400,17 +498,14 @@ apply_keys(SyncTable *st, Datum keys, MigrateSyncApplied *a, MigrateCounts *coun
 	 * out of its filter, or rejected in their current version.
 	 */
 	resetStringInfo(&sql);
-	appendStringInfo(&sql, "DELETE FROM %s AS t WHERE t.%s = ANY ($1::%s[]) AND NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
+	appendStringInfo(&sql, " FROM %s AS t WHERE t.%s = ANY ($1::%s[]) AND NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
 					 tl->target_name, quote_identifier(linitial(tl->keycols)), st->target_key_type,
 					 tl->returning_into);
 	foreach(lc, tl->keycols)
 		appendStringInfo(&sql, "%sw.%s = t.%s", foreach_current_index(lc) ? " AND " : "",
 						 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
 	appendStringInfoChar(&sql, ')');
-	ret = SPI_execute_with_args(sql.data, 1, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "deleting rows the source no longer has failed: %s", SPI_result_code_string(ret));
-	a->deleted += SPI_processed;
+	delete_gone(st, sql.data, args, argtypes, a);
 
 	/* a row re-read unchanged, or applied again after a kill: quarantined once */
 	a->rejected += c.rejected;
@@ -475,6 +570,8 @@ apply_batches(SyncTable *st, bool in_caller_txn, const char *position, bool move
 			done += st->w->batch_size;
 		}
 		last = done >= nkeys;
+		a.deferred_reset = st->reset_deferred;
+		st->reset_deferred = false;
 		if (!in_caller_txn || last)
 		{
 			migrate_catalog_sync_applied(st->w->plan, st->tl->target, move && last, position,
@@ -820,6 +917,47 @@ pass_diff(SyncTable *st)
 }
 
 /*
+ * The keys whose delete a foreign key refused (sync_state.deferred), once
+ * every pass of the run is done: children have synced their deletes by
+ * now.  Those still refused stay deferred, with a NOTICE.
+ */
+static void
+retry_deferred(SyncTable *st)
+{
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2] = {CStringGetTextDatum(st->w->plan), ObjectIdGetDatum(st->tl->target)};
+	bool		isnull;
+	int			ret;
+
+	migrate_begin_txn();
+	keys_reset(st);
+	ret = SPI_execute_with_args(psprintf("INSERT INTO %s (k) SELECT DISTINCT d::%s"
+										 "  FROM migrate.sync_state s, unnest(s.deferred) d"
+										 " WHERE s.plan = $1 AND s.target = $2",
+										 st->keys, format_type_be_qualified(st->tl->key_type)),
+								2, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "reading the deferred keys failed: %s", SPI_result_code_string(ret));
+	migrate_commit_txn();
+	st->reset_deferred = true;
+	(void) keys_apply_all(st, NULL, false);
+
+	migrate_begin_txn();
+	ret = SPI_execute_with_args("SELECT cardinality(deferred) FROM migrate.sync_state WHERE plan = $1 AND target = $2",
+								2, argtypes, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading migrate.sync_state failed: %s", SPI_result_code_string(ret));
+	{
+		int32		left = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (!isnull && left > 0)
+			migrate_worker_notice(st->w->shared, "sync of %s: %d row%s the source deleted %s still referenced in the target; deleted by a later pass once their children are",
+								  st->tl->target_name, left, left == 1 ? "" : "s", left == 1 ? "is" : "are");
+	}
+	migrate_commit_txn();
+}
+
+/*
  * One sync pass of a table: a claimed "sync" unit of a sync run.  Called
  * outside a transaction; every transaction it opens commits or fails the
  * run.  A table never armed (no incremental run) is armed now; trigger and
@@ -862,23 +1000,41 @@ migrate_sync_unit(MigrateWork *w, MigrateUnit *u)
 		}
 		migrate_commit_txn();
 
-		/* capture armed now: what changed before is found by a diff first */
-		if (st->need_diff)
-			pass_diff(st);
-		if (strcmp(st->capture, "watermark") == 0)
-			pass_watermark(st);
-		else if (strcmp(st->capture, "trigger") == 0)
-			pass_trigger(st);
-		else if (strcmp(st->capture, "slot") == 0)
-			pass_slot(st);
+		if (u->range_no == 2)
+			retry_deferred(st);
 		else
-			pass_diff(st);
-		/* a truncate at the source: what is left there is found by a diff */
-		if (st->need_diff)
-			pass_diff(st);
+		{
+			/* capture armed now: what changed before is found by a diff first */
+			if (st->need_diff)
+				pass_diff(st);
+			if (strcmp(st->capture, "watermark") == 0)
+				pass_watermark(st);
+			else if (strcmp(st->capture, "trigger") == 0)
+				pass_trigger(st);
+			else if (strcmp(st->capture, "slot") == 0)
+				pass_slot(st);
+			else
+				pass_diff(st);
+			/* a truncate at the source: what is left there is found by a diff */
+			if (st->need_diff)
+				pass_diff(st);
+		}
 
 		migrate_begin_txn();
-		migrate_catalog_sync_pass_done(w->run_id, w->plan, u->target, st->position, st->seen_lag);
+		if (u->range_no == 1)
+		{
+			Oid			argtypes[2] = {TEXTOID, OIDOID};
+			Datum		args[2] = {CStringGetTextDatum(w->plan), ObjectIdGetDatum(u->target)};
+			int			ret;
+
+			migrate_catalog_sync_pass_done(w->run_id, w->plan, u->target, st->position, st->seen_lag);
+			ret = SPI_execute_with_args("SELECT 1 FROM migrate.sync_state WHERE plan = $1 AND target = $2"
+										" AND cardinality(deferred) > 0", 2, argtypes, args, NULL, false, 1);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "reading migrate.sync_state failed: %s", SPI_result_code_string(ret));
+			if (SPI_processed == 1)
+				migrate_catalog_add_sync_unit(w->run_id, u->target, 2);
+		}
 		migrate_catalog_unit_done(w->run_id, u, st->counts.read);
 		migrate_commit_txn();
 		migrate_worker_notice(w->shared, "sync of %s: " INT64_FORMAT " inserted, " INT64_FORMAT " updated, "

@@ -444,7 +444,7 @@ worker_plan_units(MigrateWork *w)
 	{
 		/* a sync pass: one unit per table, parents first; nothing dropped */
 		for (int i = 0; i < ntargets; i++)
-			migrate_catalog_add_sync_unit(w->run_id, targets[i]);
+			migrate_catalog_add_sync_unit(w->run_id, targets[i], 1);
 	}
 	else
 	{

@@ -40,6 +40,7 @@ CREATE TABLE migrate.sync_state (
     applied_deleted  bigint NOT NULL DEFAULT 0,
     applied_rejected bigint NOT NULL DEFAULT 0,
     last_error  text,
+    deferred    text[],
     PRIMARY KEY (plan, target),
     FOREIGN KEY (plan, target) REFERENCES migrate.table_map
         ON UPDATE CASCADE ON DELETE CASCADE
@@ -54,3 +55,11 @@ GRANT SELECT ON migrate.sync_state TO PUBLIC;
 -- ==== slot capture ====
 
 -- ==== verify, status, report ====
+-- migrate_verify() and migrate_diff() take stable_for (a parallel run,
+-- sql/verify.sql, sql/diff.sql): the old signatures go, public and
+-- implementation (IF EXISTS: the implementations came with 0.4's functions)
+DROP FUNCTION IF EXISTS @extschema@.migrate_verify(text, bigint);
+DROP FUNCTION IF EXISTS migrate._migrate_verify(text, bigint);
+DROP FUNCTION IF EXISTS migrate._verify_table(text, migrate.run, regclass);
+DROP FUNCTION IF EXISTS @extschema@.migrate_diff(text, text, bigint, integer);
+DROP FUNCTION IF EXISTS migrate._migrate_diff(text, text, bigint, integer);

@@ -156,17 +156,15 @@ foreach my $case ([ 'w', 'tw', $wscript ], [ 'd', 'td', $dscript ])
 	cmp_ok($passes, '>=', 3, "$plan: $passes passes while the writers ran");
 
 	# a second sync while one runs: 55006
-	my $blocker = $node->background_psql('postgres', \my $bin, \my $bout, IPC::Run::timeout(120));
-	$bin .= "BEGIN; LOCK TABLE public.$table IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n";
-	$blocker->pump until $bout =~ /locked/;
+	my $blocker = $node->background_psql('postgres', on_error_stop => 0);
+	$blocker->query_safe("BEGIN; LOCK TABLE public.$table IN ACCESS EXCLUSIVE MODE");
 	$node->safe_psql('postgres', "SELECT migrate_sync('$plan', wait => false)");
 	$node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM migrate.run WHERE plan = '$plan' AND mode = 'sync' AND state = 'running'");
-	($ret, $out, $err) = $node->psql('postgres', "SELECT migrate_sync('$plan')", on_error_stop => 1,
-		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	($ret, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\nSELECT migrate_sync('$plan')");
 	like($err, qr/55006/, "$plan: a second concurrent sync is refused with 55006");
-	$bin .= "COMMIT;\n";
-	$blocker->finish;
+	$blocker->query_safe('COMMIT');
+	$blocker->quit;
 	$node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM migrate.run WHERE plan = '$plan' AND state = 'running'");
 
@@ -174,9 +172,7 @@ foreach my $case ([ 'w', 'tw', $wscript ], [ 'd', 'td', $dscript ])
 	$node->safe_psql('migrate_src', "UPDATE $table SET n = n + 100 WHERE id % 4 = 0");
 	my $gated = $node->safe_psql('migrate_src', "SELECT id FROM $table WHERE id % 4 = 0 ORDER BY id OFFSET 2000 LIMIT 1");
 	$node->safe_psql('postgres', "DELETE FROM gate_key; INSERT INTO gate_key VALUES ($gated)");
-	my $gate = $node->background_psql('postgres', \my $gin, \my $gout, IPC::Run::timeout(120));
-	$gin .= "SELECT pg_advisory_lock(4242), 'held';\n";
-	$gate->pump until $gout =~ /held/;
+	my $gate = gate_close($node);
 	$node->safe_psql('postgres', "SET migrate.batch_size = 200; SELECT migrate_sync('$plan', wait => false)");
 	$node->poll_query_until('postgres',
 		"SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted")
@@ -188,14 +184,14 @@ foreach my $case ([ 'w', 'tw', $wscript ], [ 'd', 'td', $dscript ])
 	if ($plan eq 'w')
 	{
 		kill 'KILL', $pid;
-		$node->poll_query_until('postgres', 'SELECT 1') or die 'no restart';
-		eval { $gate->finish; };
+		usleep(1_000_000);
+		$node->poll_query_until('postgres', 'SELECT true') or die 'no restart';
+		gate_open($gate);
 	}
 	else
 	{
 		$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-		$gin .= "SELECT pg_advisory_unlock(4242);\n";
-		$gate->finish;
+		gate_open($gate);
 	}
 	$node->safe_psql('postgres', 'DELETE FROM gate_key');
 	my $state = $node->safe_psql('postgres',
