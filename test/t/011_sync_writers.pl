@@ -195,7 +195,7 @@ foreach my $case ([ 'w', 'tw', $wscript ], [ 'd', 'td', $dscript ])
 	}
 	$node->safe_psql('postgres', 'DELETE FROM gate_key');
 	my $state = $node->safe_psql('postgres',
-		"SELECT state FROM migrate_status() WHERE run_id = (SELECT max(run_id) FROM migrate.run WHERE plan = '$plan')");
+		"SELECT DISTINCT run_state FROM migrate_status() WHERE run_id = (SELECT max(run_id) FROM migrate.run WHERE plan = '$plan')");
 	isnt($state, 'running', "$plan: the killed sync is not left running ($state)");
 	my $applied_after_kill = $node->safe_psql('postgres',
 		"SELECT applied_updated FROM migrate.sync_state WHERE plan = '$plan'");
