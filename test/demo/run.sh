@@ -211,6 +211,6 @@ fi
 # ---------------------------------------------------------------------------
 section "8. migrate_report($RUN): the run as a Markdown document (saved in migrate.run.report)"
 # ---------------------------------------------------------------------------
-psql_ -d "$DB" -At -c "SELECT migrate_report($RUN)" | head -60
+psql_ -d "$DB" -At -c "SELECT migrate_report($RUN)" | sed -n 1,60p
 
 section "demo OK"
