@@ -102,6 +102,7 @@ static void arm_table(SyncTable *st);
 static void apply_keys(SyncTable *st, Datum keys, MigrateSyncApplied *a, MigrateCounts *counts);
 static void delete_gone(SyncTable *st, const char *where_sql, Datum *args, Oid *argtypes,
 						MigrateSyncApplied *a);
+static bool delete_unless_referenced(const char *sql, Oid *argtypes, Datum *args, int64 *deleted);
 static void keys_reset(SyncTable *st);
 static int64 keys_apply_all(SyncTable *st, const char *position, bool move);
 static void pass_watermark(SyncTable *st);
@@ -356,6 +357,43 @@ keys_reset(SyncTable *st)
 }
 
 /*
+ * Run DELETE sql in a subtransaction, adding the rows it deleted to
+ * *deleted; returns false when a foreign key refused it (rolled back).
+ */
+static bool
+delete_unless_referenced(const char *sql, Oid *argtypes, Datum *args, int64 *deleted)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool done = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		int			ret = SPI_execute_with_args(sql, 1, argtypes, args, NULL, false, 0);
+
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "deleting rows the source no longer has failed: %s", SPI_result_code_string(ret));
+		*deleted += SPI_processed;
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		done = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata = migrate_abort_subxact(oldcxt, oldowner);
+
+		if (edata->sqlerrcode != ERRCODE_FOREIGN_KEY_VIOLATION)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return done;
+}
+
+/*
  * Delete the target rows "FROM ... WHERE ..." (where_sql, over $1 = the
  * keys) names, in a subtransaction.  A row the target's foreign keys still
  * need (a child not yet synced references it: parents sync first) is left
@@ -366,87 +404,38 @@ static void
 delete_gone(SyncTable *st, const char *where_sql, Datum *args, Oid *argtypes, MigrateSyncApplied *a)
 {
 	TableLoad  *tl = st->tl;
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *edata = NULL;
+	const char *key0 = quote_identifier(linitial(tl->keycols));
+	Oid			ctid_type = TIDOID;
+	ArrayBuildState *deferred = NULL;
+	SPITupleTable *rows;
+	uint64		n;
 	int			ret;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		ret = SPI_execute_with_args(psprintf("DELETE%s", where_sql), 1, argtypes, args, NULL, false, 0);
-		if (ret != SPI_OK_DELETE)
-			elog(ERROR, "deleting rows the source no longer has failed: %s", SPI_result_code_string(ret));
-		a->deleted += SPI_processed;
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		edata = migrate_abort_subxact(oldcxt, oldowner);
-		if (edata->sqlerrcode != ERRCODE_FOREIGN_KEY_VIOLATION)
-			ReThrowError(edata);
-	}
-	PG_END_TRY();
-	if (edata == NULL)
+	if (delete_unless_referenced(psprintf("DELETE%s", where_sql), argtypes, args, &a->deleted))
 		return;
 
 	/* one row at a time: the free ones go, the others wait */
+	ret = SPI_execute_with_args(psprintf("SELECT t.ctid, t.%s::text%s", key0, where_sql),
+								1, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading rows the source no longer has failed: %s", SPI_result_code_string(ret));
+	rows = SPI_tuptable;
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
 	{
-		const char *key0 = quote_identifier(linitial(tl->keycols));
-		Oid			ctid_type = TIDOID;
-		ArrayBuildState *volatile deferred = NULL;
-		uint64		n;
-		SPITupleTable *rows;
+		bool		isnull;
+		Datum		ctid = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
 
-		FreeErrorData(edata);
-		ret = SPI_execute_with_args(psprintf("SELECT t.ctid, t.%s::text%s", key0, where_sql),
-									1, argtypes, args, NULL, false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "reading rows the source no longer has failed: %s", SPI_result_code_string(ret));
-		rows = SPI_tuptable;
-		n = SPI_processed;
-		for (volatile uint64 i = 0; i < n; i++)
-		{
-			bool		isnull;
-			Datum		ctid = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
+		if (!delete_unless_referenced(psprintf("DELETE FROM %s WHERE ctid = $1", tl->target_name),
+									  &ctid_type, &ctid, &a->deleted))
+			deferred = accumArrayResult(deferred, SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull),
+										false, TEXTOID, st->batchcxt);
+	}
+	if (deferred)
+	{
+		Datum		more = makeArrayResult(deferred, st->batchcxt);
 
-			BeginInternalSubTransaction(NULL);
-			MemoryContextSwitchTo(oldcxt);
-			PG_TRY();
-			{
-				ret = SPI_execute_with_args(psprintf("DELETE FROM %s WHERE ctid = $1", tl->target_name),
-											1, &ctid_type, &ctid, NULL, false, 0);
-				if (ret != SPI_OK_DELETE)
-					elog(ERROR, "deleting a row the source no longer has failed: %s", SPI_result_code_string(ret));
-				a->deleted += SPI_processed;
-				ReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(oldcxt);
-				CurrentResourceOwner = oldowner;
-			}
-			PG_CATCH();
-			{
-				edata = migrate_abort_subxact(oldcxt, oldowner);
-				if (edata->sqlerrcode != ERRCODE_FOREIGN_KEY_VIOLATION)
-					ReThrowError(edata);
-				FreeErrorData(edata);
-				deferred = accumArrayResult(deferred,
-											SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull),
-											false, TEXTOID, st->batchcxt);
-			}
-			PG_END_TRY();
-		}
-		if (deferred)
-		{
-			MemoryContext c = MemoryContextSwitchTo(st->batchcxt);
-			Datum		more = makeArrayResult(deferred, st->batchcxt);
-
-			a->deferred = a->deferred ?
-				DirectFunctionCall2(array_cat, a->deferred, more) : more;
-			MemoryContextSwitchTo(c);
-		}
+		a->deferred = a->deferred ? DirectFunctionCall2(array_cat, a->deferred, more) : more;
 	}
 }
 
