@@ -104,7 +104,8 @@ static void delete_gone(SyncTable *st, const char *where_sql, Datum *args, Oid *
 						MigrateSyncApplied *a);
 static bool delete_unless_referenced(const char *sql, Oid *argtypes, Datum *args, int64 *deleted);
 static void keys_reset(SyncTable *st);
-static int64 keys_apply_all(SyncTable *st, const char *position, bool move);
+static int64 apply_batches(SyncTable *st, bool in_caller_txn, const char *position, bool move,
+						   Datum prune);
 static void pass_watermark(SyncTable *st);
 static void pass_trigger(SyncTable *st);
 static void pass_slot(SyncTable *st);
@@ -146,7 +147,7 @@ read_sync_state(SyncTable *st)
 
 	ret = SPI_execute_with_args("SELECT m.capture, m.watermark, m.lag::text, m.source::regclass::oid,"
 								"       s.plan IS NOT NULL, s.position, s.change_relation, s.slot_name,"
-								"       NULL, a.atttypid,"
+								"       a.atttypid,"
 								"       (SELECT c.relkind = 'r' FROM pg_catalog.pg_class c"
 								"         WHERE c.oid = pg_catalog.to_regclass(s.change_relation)),"
 								"       (SELECT pg_catalog.format_type(ta.atttypid, ta.atttypmod)"
@@ -169,11 +170,11 @@ read_sync_state(SyncTable *st)
 	st->position = getvalue_copy(6, st->cxt);
 	st->change_relation = getvalue_copy(7, st->cxt);
 	st->slot_name = getvalue_copy(8, st->cxt);
-	st->watermark_type = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 10, &isnull));
+	st->watermark_type = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 9, &isnull));
 	if (isnull)
 		st->watermark_type = InvalidOid;
-	st->change_local = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 11, &isnull)) && !isnull;
-	st->target_key_type = getvalue_copy(12, st->cxt);
+	st->change_local = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 10, &isnull)) && !isnull;
+	st->target_key_type = getvalue_copy(11, st->cxt);
 }
 
 /*
@@ -508,7 +509,7 @@ apply_keys(SyncTable *st, Datum keys, MigrateSyncApplied *a, MigrateCounts *coun
 /*
  * Apply every key of the pass's key table, batch_size at a time.  When
  * position is given (move) the last apply's transaction commits it; with
- * "one_transaction" all applies are in the caller's transaction.  Each
+ * in_caller_txn all applies are in the caller's transaction.  Each
  * apply is its own transaction otherwise (the caller has none), and the
  * position, if any, commits with the last.  Returns the keys applied.
  */
@@ -589,13 +590,6 @@ apply_batches(SyncTable *st, bool in_caller_txn, const char *position, bool move
 	return nkeys;
 }
 
-/* keys_apply_all: apply the key table, each batch its own transaction. */
-static int64
-keys_apply_all(SyncTable *st, const char *position, bool move)
-{
-	return apply_batches(st, false, position, move, (Datum) 0);
-}
-
 /*
  * watermark: the new position is the source's max(watermark), taken
  * first; the keys are those of rows past the old position minus lag.
@@ -667,7 +661,7 @@ pass_watermark(SyncTable *st)
 		elog(ERROR, "reading the changed keys of %s failed: %s", tl->source, SPI_result_code_string(ret));
 	migrate_commit_txn();
 
-	(void) keys_apply_all(st, fence ? fence : st->position, true);
+	(void) apply_batches(st, false, fence ? fence : st->position, true, (Datum) 0);
 	st->position = fence ? fence : st->position;
 }
 
@@ -917,7 +911,7 @@ pass_diff(SyncTable *st)
 				 SPI_result_code_string(ret));
 	}
 	migrate_commit_txn();
-	(void) keys_apply_all(st, NULL, false);
+	(void) apply_batches(st, false, NULL, false, (Datum) 0);
 	st->need_diff = false;
 }
 
@@ -945,7 +939,7 @@ retry_deferred(SyncTable *st)
 		elog(ERROR, "reading the deferred keys failed: %s", SPI_result_code_string(ret));
 	migrate_commit_txn();
 	st->reset_deferred = true;
-	(void) keys_apply_all(st, NULL, false);
+	(void) apply_batches(st, false, NULL, false, (Datum) 0);
 
 	migrate_begin_txn();
 	ret = SPI_execute_with_args("SELECT cardinality(deferred) FROM migrate.sync_state WHERE plan = $1 AND target = $2",
