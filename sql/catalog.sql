@@ -5,9 +5,10 @@
  * and no views (those are in the other files of sql/).
  *
  * Built by make: sql/migrate--X.Y.sql (the install script) is an \echo guard,
- * this file, then security.sql, plan.sql, run.sql, verify.sql, diff.sql, report.sql,
- * assess.sql and sync.sql, in that order, with "CREATE OR REPLACE" made "CREATE" (so a
- * function defined twice fails the install).  This file is NOT part of the
+ * this file, then security.sql, plan.sql, run.sql, verify.sql, diff.sql,
+ * report.sql, assess.sql, sync.sql and cutover.sql, in that order, with
+ * "CREATE OR REPLACE" made "CREATE" (so a function defined twice fails the
+ * install).  This file is NOT part of the
  * upgrade scripts: a change here needs the same change as a delta (ALTER
  * TABLE ..., CREATE TABLE ...) in sql/updates/<current>--<next>.sql.
  * test/sql/99_upgrade.sql checks that a fresh install and an upgraded one
@@ -144,7 +145,7 @@ SELECT pg_catalog.pg_extension_config_dump('migrate.sensitive_column', '');
 CREATE TABLE migrate.run (
     run_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     plan        text NOT NULL,
-    mode        text NOT NULL DEFAULT 'full' CHECK (mode IN ('full', 'incremental', 'sync')),
+    mode        text NOT NULL DEFAULT 'full' CHECK (mode IN ('full', 'incremental', 'sync', 'cutover')),
     dry_run     boolean NOT NULL DEFAULT false,
     state       text NOT NULL DEFAULT 'running'
                 CHECK (state IN ('running', 'succeeded', 'failed', 'cancelled', 'interrupted')),
@@ -197,6 +198,11 @@ CREATE TABLE migrate.run_table (
     -- added by 0.5: how rows were quarantined (see run_range)
     rows_rejected_setwise bigint NOT NULL DEFAULT 0,
     bisect_steps bigint NOT NULL DEFAULT 0,
+    -- added by 0.7: how migrate_rollback() undoes the run's writes to the
+    -- table: 'empty' (it was empty when the run started: empty it), 'log'
+    -- (migrate.undo), 'off' (no undo kept: a dry run, the plan's option
+    -- undo = off, or a run made before 0.7)
+    undo        text NOT NULL DEFAULT 'off' CHECK (undo IN ('off', 'empty', 'log')),
     PRIMARY KEY (run_id, target)
 );
 
@@ -300,6 +306,65 @@ CREATE TABLE migrate.sync_state (
     PRIMARY KEY (plan, target),
     FOREIGN KEY (plan, target) REFERENCES migrate.table_map
         ON UPDATE CASCADE ON DELETE CASCADE
+);
+
+/*
+ * Rollback (added by 0.7; src/undo.c, src/rollback.c): the undo log of
+ * runs, kept in the transaction of each batch it undoes, for tables that
+ * were not empty when the run started (run_table.undo = 'log').  One row
+ * per key a batch wrote or deleted.  It holds rows of the target as they
+ * were, so no role but the extension's owner reads it (row-level security,
+ * no policy); migrate_rollback() replays it as the plan's owner and
+ * deletes what it replayed: what stays is a conflict (a row changed since
+ * the run), replayed only when forced.
+ */
+CREATE TABLE migrate.undo (
+    run_id      bigint NOT NULL,                   -- no foreign key: a probe per row written; migrate_drop_plan() cleans up
+    target      regclass NOT NULL,
+    seq         bigint GENERATED ALWAYS AS IDENTITY,   -- order of a run's writes of one key
+    key         text[] NOT NULL,                   -- the key columns' values, as text
+    pre         text,                              -- the row before the write (the target's row type as text); NULL: the key was absent
+    post_xmin   xid                                -- xmin of the row the write left; NULL: the write deleted it
+);
+CREATE INDEX ON migrate.undo (run_id, target, seq);
+
+-- What migrate_rollback() did for each table of a run, one row per table,
+-- updated by a later call (a forced one replays the conflicts).
+CREATE TABLE migrate.rollback (
+    run_id      bigint NOT NULL REFERENCES migrate.run ON DELETE CASCADE,
+    target      regclass NOT NULL,
+    state       text NOT NULL CHECK (state IN ('done', 'conflicts')),
+    rows_deleted    bigint NOT NULL DEFAULT 0,         -- rows the run inserted
+    rows_restored   bigint NOT NULL DEFAULT 0,         -- rows the run overwrote, back as they were
+    rows_reinserted bigint NOT NULL DEFAULT 0,         -- rows the run deleted, back
+    conflicts   bigint NOT NULL DEFAULT 0,             -- rows changed since the run, left alone
+    forced      boolean NOT NULL DEFAULT false,
+    rolled_back_by name NOT NULL,
+    rolled_back_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, target)
+);
+
+/*
+ * Blue-green cutover (added by 0.7; src/cutover.c, sql/cutover.sql): one
+ * row per swap, written in the swap's transaction by migrate alone, with
+ * what migrate_rollback() of the cutover's run needs to reverse it.
+ */
+CREATE TABLE migrate.cutover (
+    run_id      bigint PRIMARY KEY REFERENCES migrate.run ON DELETE CASCADE,  -- the run of mode 'cutover'
+    plan        text NOT NULL,
+    live_schema name NOT NULL,                     -- options->>'cutover_into'
+    shadow_schema name NOT NULL,                   -- the plan's target_schema
+    retired_schema name,                           -- where the live schema went (NULL: there was none)
+    state       text NOT NULL CHECK (state IN ('swapped', 'rolled_back')),
+    fence       jsonb,                             -- per table: the capture position synced to before the locks
+    attempts    integer NOT NULL,                  -- lock attempts made
+    lock_wait   interval,                          -- waiting for the live tables' locks, all attempts
+    lock_held   interval,                          -- from holding every lock to the end of the swap
+    carried     jsonb NOT NULL DEFAULT '{}',       -- what the swap carried over (grants, sequences, views, foreign keys)
+    swapped_by  name NOT NULL,
+    swapped_at  timestamptz NOT NULL DEFAULT now(),
+    rolled_back_by name,
+    rolled_back_at timestamptz
 );
 
 /* ---------------------------------------------------------------------
@@ -437,6 +502,15 @@ CREATE POLICY owner_member ON migrate.run_range FOR SELECT
 ALTER TABLE migrate.sync_state ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owner_member ON migrate.sync_state FOR SELECT
     USING (EXISTS (SELECT FROM migrate.plan p WHERE p.plan_name = sync_state.plan));
+-- added by 0.7: the undo log is read by migrate alone; rollbacks and
+-- cutovers are read by the owner's members, written by migrate alone
+ALTER TABLE migrate.undo ENABLE ROW LEVEL SECURITY;
+ALTER TABLE migrate.rollback ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_member ON migrate.rollback FOR SELECT
+    USING (EXISTS (SELECT FROM migrate.run r WHERE r.run_id = rollback.run_id));
+ALTER TABLE migrate.cutover ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_member ON migrate.cutover FOR SELECT
+    USING (EXISTS (SELECT FROM migrate.run r WHERE r.run_id = cutover.run_id));
 ALTER TABLE migrate.event ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owner_member ON migrate.event FOR SELECT
     USING (CASE WHEN run_id IS NOT NULL
@@ -462,6 +536,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE
       migrate.foreign_key, migrate.sensitive_column, migrate.lookup_map,
       migrate.value_map TO PUBLIC;
 GRANT SELECT ON migrate.run, migrate.run_table, migrate.run_range, migrate.event, migrate.sync_state TO PUBLIC;
+GRANT SELECT ON migrate.rollback, migrate.cutover TO PUBLIC;
 GRANT SELECT, INSERT ON migrate.reject, migrate.verification TO PUBLIC;
 GRANT UPDATE (source_row) ON migrate.reject TO PUBLIC;
 GRANT SELECT, INSERT, DELETE ON migrate.diff_result, migrate.profile_result TO PUBLIC;

@@ -2,8 +2,9 @@
  *
  * catalog.c
  *	  The one writer of a run's state: migrate.run, migrate.run_table,
- *	  migrate.run_range (the units of a run), migrate.event and
- *	  migrate.sync_state.
+ *	  migrate.run_range (the units of a run) and migrate.event.  The
+ *	  strategies' tables (sync_state, cutover, rollback) are written by
+ *	  catalog_strategies.c with this file's helpers (catalog.h).
  *
  * Every change of a run's, a table's or a unit's state is one function
  * here, and no other C file writes these tables (the SQL functions call
@@ -86,6 +87,7 @@
 
 #include "migrate.h"
 #include "owner.h"
+#include "catalog.h"
 
 PG_FUNCTION_INFO_V1(migrate_catalog_event_sql);
 PG_FUNCTION_INFO_V1(migrate_catalog_verified_sql);
@@ -96,10 +98,6 @@ PG_FUNCTION_INFO_V1(migrate_catalog_reap_sql);
 /* the error of a run found without its worker (also kept by _reap) */
 #define DEAD_RUN_ERROR "the worker ended without finishing (server crash or terminated)"
 
-static void spi_connect(void);
-static void spi_finish(void);
-static uint64 catalog_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,
-						   const char *nulls, int expected, const char *what);
 static void insert_event(int64 run_id, const char *plan, const char *actor,
 						 const char *event, const char *details);
 static void check_unit_statements(int64 run_id, const MigrateUnit *u);
@@ -339,7 +337,7 @@ migrate_catalog_run_planned(int64 run_id)
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(run_id)};
 
-	(void) catalog_exec("UPDATE migrate.run SET planned = true WHERE run_id = $1",
+	(void) migrate_catalog_exec("UPDATE migrate.run SET planned = true WHERE run_id = $1",
 						1, argtypes, args, NULL,
 						SPI_OK_UPDATE, "updating migrate.run");
 }
@@ -360,7 +358,7 @@ migrate_catalog_run_end(int64 run_id, const char *state, int64 peak_memory_kb)
 	args[1] = CStringGetTextDatum(state);
 	args[2] = Int64GetDatum(peak_memory_kb);
 	args[3] = CStringGetTextDatum(current_actor());
-	(void) catalog_exec("WITH r AS (UPDATE migrate.run SET state = $2, finished_at = pg_catalog.now(),"
+	(void) migrate_catalog_exec("WITH r AS (UPDATE migrate.run SET state = $2, finished_at = pg_catalog.now(),"
 						"   peak_memory_kb = greatest(peak_memory_kb, $3) WHERE run_id = $1 RETURNING plan),"
 						" g AS (UPDATE migrate.run_range SET state = 'cancelled'"
 						"   WHERE run_id = $1 AND state IN ('pending', 'running')),"
@@ -396,7 +394,7 @@ migrate_catalog_run_fail(int64 run_id, const char *state, Oid target, const char
 	args[5] = Int32GetDatum(MyProcPid);
 	args[6] = CStringGetTextDatum(unpack_sql_state(sqlerrcode));
 	args[7] = CStringGetTextDatum(current_actor());
-	(void) catalog_exec("WITH r AS (UPDATE migrate.run SET state = $5, finished_at = pg_catalog.now(),"
+	(void) migrate_catalog_exec("WITH r AS (UPDATE migrate.run SET state = $5, finished_at = pg_catalog.now(),"
 						"   error = $2, peak_memory_kb = greatest(peak_memory_kb, $4)"
 						"   WHERE run_id = $1 RETURNING plan),"
 						" mine AS (UPDATE migrate.run_range SET state = 'failed', error = $2, sqlstate = $7,"
@@ -509,7 +507,7 @@ migrate_catalog_table_started(int64 run_id, Oid target)
 	Oid			argtypes[2] = {INT8OID, OIDOID};
 	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
 
-	(void) catalog_exec("UPDATE migrate.run_table SET state = 'running',"
+	(void) migrate_catalog_exec("UPDATE migrate.run_table SET state = 'running',"
 						" started_at = coalesce(started_at, pg_catalog.clock_timestamp())"
 						" WHERE run_id = $1 AND target = $2 AND state <> 'running'",
 						2, argtypes, args, NULL,
@@ -661,7 +659,7 @@ migrate_catalog_tables_succeeded(int64 run_id)
 		unulls[6] = event ? ' ' : 'n';
 		uargs[7] = t->warning ? CStringGetTextDatum(t->warning) : (Datum) 0;
 		unulls[7] = t->warning ? ' ' : 'n';
-		(void) catalog_exec("WITH t AS (UPDATE migrate.run_table SET state = $3, error = $4,"
+		(void) migrate_catalog_exec("WITH t AS (UPDATE migrate.run_table SET state = $3, error = $4,"
 							"   finished_at = (SELECT pg_catalog.max(u.finished_at) FROM migrate.run_range u"
 							"                   WHERE u.run_id = $1 AND u.target = $2)"
 							"   WHERE run_id = $1 AND target = $2 RETURNING 1)"
@@ -680,7 +678,7 @@ migrate_catalog_table_estimate(int64 run_id, Oid target)
 	Oid			argtypes[2] = {INT8OID, OIDOID};
 	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
 
-	(void) catalog_exec("UPDATE migrate.run_table SET estimated_rows ="
+	(void) migrate_catalog_exec("UPDATE migrate.run_table SET estimated_rows ="
 						"  (SELECT nullif(reltuples, -1)::pg_catalog.int8 FROM pg_catalog.pg_class"
 						"    WHERE oid = (SELECT source FROM migrate.table_map m JOIN migrate.run r"
 						"                   ON r.plan = m.plan WHERE r.run_id = $1 AND m.target = $2)::pg_catalog.regclass)"
@@ -709,7 +707,7 @@ migrate_catalog_add_load_unit(int64 run_id, Oid target, int range_no, const char
 	nulls[3] = lo ? ' ' : 'n';
 	args[4] = hi ? CStringGetTextDatum(hi) : (Datum) 0;
 	nulls[4] = hi ? ' ' : 'n';
-	(void) catalog_exec("INSERT INTO migrate.run_range (run_id, target, range_no, lo, hi)"
+	(void) migrate_catalog_exec("INSERT INTO migrate.run_range (run_id, target, range_no, lo, hi)"
 						" VALUES ($1, $2, $3, $4, $5)",
 						5, argtypes, args, nulls,
 						SPI_OK_INSERT, "inserting into migrate.run_range");
@@ -739,7 +737,7 @@ migrate_catalog_add_deferred_unit(int64 run_id, Oid target, int range_no, const 
 	nulls[5] = check_sql ? ' ' : 'n';
 	args[6] = ObjectIdGetDatum(ref_target);
 	nulls[6] = OidIsValid(ref_target) ? ' ' : 'n';
-	(void) catalog_exec("INSERT INTO migrate.run_range (run_id, target, range_no, kind, definition, check_sql, ref_target)"
+	(void) migrate_catalog_exec("INSERT INTO migrate.run_range (run_id, target, range_no, kind, definition, check_sql, ref_target)"
 						" VALUES ($1, $2, $3, $4, $5, $6, $7)",
 						7, argtypes, args, nulls,
 						SPI_OK_INSERT, "inserting into migrate.run_range");
@@ -1015,7 +1013,7 @@ migrate_catalog_unit_orphans(int64 run_id, const MigrateUnit *u, int64 orphans)
 	args[1] = ObjectIdGetDatum(u->target);
 	args[2] = Int32GetDatum(u->range_no);
 	args[3] = Int64GetDatum(orphans);
-	(void) catalog_exec("WITH u AS (UPDATE migrate.run_range SET rows_written = rows_written - $4,"
+	(void) migrate_catalog_exec("WITH u AS (UPDATE migrate.run_range SET rows_written = rows_written - $4,"
 						"   rows_rejected = rows_rejected + $4"
 						"   WHERE run_id = $1 AND target = $2 AND range_no = $3)"
 						" UPDATE migrate.run_table SET rows_written = rows_written - $4,"
@@ -1038,7 +1036,7 @@ migrate_catalog_table_orphans(int64 run_id, Oid target, int64 orphans)
 	args[0] = Int64GetDatum(run_id);
 	args[1] = ObjectIdGetDatum(target);
 	args[2] = Int64GetDatum(orphans);
-	(void) catalog_exec("WITH u AS (UPDATE migrate.run_range SET rows_written = rows_written - $3,"
+	(void) migrate_catalog_exec("WITH u AS (UPDATE migrate.run_range SET rows_written = rows_written - $3,"
 						"   rows_rejected = rows_rejected + $3"
 						"   WHERE run_id = $1 AND target = $2 AND range_no = (SELECT pg_catalog.max(l.range_no)"
 						"     FROM migrate.run_range l WHERE l.run_id = $1 AND l.target = $2 AND l.kind = 'load'))"
@@ -1105,7 +1103,7 @@ migrate_catalog_unit_stopped(int64 run_id, const MigrateUnit *u, const char *sta
 	args[2] = Int32GetDatum(u->range_no);
 	args[3] = Int32GetDatum(MyProcPid);
 	args[4] = CStringGetTextDatum(state);
-	(void) catalog_exec("UPDATE migrate.run_range SET state = $5, finished_at = pg_catalog.clock_timestamp()"
+	(void) migrate_catalog_exec("UPDATE migrate.run_range SET state = $5, finished_at = pg_catalog.clock_timestamp()"
 						" WHERE run_id = $1 AND target = $2 AND range_no = $3"
 						"   AND worker_pid = $4 AND state = 'running'",
 						5, argtypes, args, NULL,
@@ -1128,7 +1126,7 @@ migrate_catalog_unit_failed(int64 run_id, Oid target, const char *message, int s
 	args[2] = CStringGetTextDatum(message);
 	args[3] = CStringGetTextDatum(unpack_sql_state(sqlerrcode));
 	args[4] = ObjectIdGetDatum(target);
-	(void) catalog_exec("WITH u AS (UPDATE migrate.run_range SET state = 'failed', error = $3,"
+	(void) migrate_catalog_exec("WITH u AS (UPDATE migrate.run_range SET state = 'failed', error = $3,"
 						"   sqlstate = $4, finished_at = pg_catalog.clock_timestamp()"
 						"   WHERE run_id = $1 AND worker_pid = $2 AND state = 'running' RETURNING 1)"
 						" UPDATE migrate.run_table SET state = 'failed', error = $3, finished_at = pg_catalog.now()"
@@ -1153,115 +1151,9 @@ migrate_catalog_add_sync_unit(int64 run_id, Oid target, int range_no)
 	Oid			argtypes[3] = {INT8OID, OIDOID, INT4OID};
 	Datum		args[3] = {Int64GetDatum(run_id), ObjectIdGetDatum(target), Int32GetDatum(range_no)};
 
-	(void) catalog_exec("INSERT INTO migrate.run_range (run_id, target, range_no, kind)"
+	(void) migrate_catalog_exec("INSERT INTO migrate.run_range (run_id, target, range_no, kind)"
 						" VALUES ($1, $2, $3, 'sync')",
 						3, argtypes, args, NULL, SPI_OK_INSERT, "inserting into migrate.run_range");
-}
-
-/* Capture of target armed by run_id, from position (NULL: all it has); counters kept. */
-void
-migrate_catalog_sync_armed(int64 run_id, const char *plan, Oid target, const char *capture,
-						   const char *position, const char *change_relation, const char *slot_name)
-{
-	Oid			argtypes[7] = {INT8OID, TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		args[7];
-	char		nulls[7] = "       ";
-
-	args[0] = Int64GetDatum(run_id);
-	args[1] = CStringGetTextDatum(plan);
-	args[2] = ObjectIdGetDatum(target);
-	args[3] = CStringGetTextDatum(capture);
-	args[4] = position ? CStringGetTextDatum(position) : (Datum) (nulls[4] = 'n');
-	args[5] = change_relation ? CStringGetTextDatum(change_relation) : (Datum) (nulls[5] = 'n');
-	args[6] = slot_name ? CStringGetTextDatum(slot_name) : (Datum) (nulls[6] = 'n');
-	(void) catalog_exec("INSERT INTO migrate.sync_state AS s (plan, target, capture, position,"
-						"   change_relation, slot_name, armed_at, armed_run)"
-						" VALUES ($2, $3, $4, $5, $6, $7, pg_catalog.now(), $1)"
-						" ON CONFLICT (plan, target) DO UPDATE SET capture = EXCLUDED.capture,"
-						"   position = EXCLUDED.position, change_relation = EXCLUDED.change_relation,"
-						"   slot_name = EXCLUDED.slot_name, prune = NULL, armed_at = EXCLUDED.armed_at,"
-						"   armed_run = EXCLUDED.armed_run, last_error = NULL",
-						7, argtypes, args, nulls, SPI_OK_INSERT, "writing migrate.sync_state");
-}
-
-/*
- * An apply of target committed with this: what it applied, its position
- * when move (else the position stays), the change rows to delete at the
- * source after the commit (prune: an int8[]; 0 for none), and the keys
- * whose delete a foreign key refused (a->deferred, a text[] added to the
- * table's; a->deferred_reset: the table's are dropped first).
- */
-void
-migrate_catalog_sync_applied(const char *plan, Oid target, bool move, const char *position,
-							 Datum prune, const MigrateSyncApplied *a)
-{
-	Oid			argtypes[11] = {TEXTOID, OIDOID, BOOLOID, TEXTOID, INT8ARRAYOID, INT8OID, INT8OID,
-	INT8OID, INT8OID, BOOLOID, TEXTARRAYOID};
-	Datum		args[11];
-	char		nulls[11] = "           ";
-
-	args[0] = CStringGetTextDatum(plan);
-	args[1] = ObjectIdGetDatum(target);
-	args[2] = BoolGetDatum(move);
-	args[3] = position ? CStringGetTextDatum(position) : (Datum) (nulls[3] = 'n');
-	args[4] = prune ? prune : (Datum) (nulls[4] = 'n');
-	args[5] = Int64GetDatum(a->inserted);
-	args[6] = Int64GetDatum(a->updated);
-	args[7] = Int64GetDatum(a->deleted);
-	args[8] = Int64GetDatum(a->rejected);
-	args[9] = BoolGetDatum(a->deferred_reset);
-	args[10] = a->deferred;
-	nulls[10] = a->deferred ? ' ' : 'n';
-	if (catalog_exec("UPDATE migrate.sync_state SET position = CASE WHEN $3 THEN $4 ELSE position END,"
-					 "   prune = $5, applied_inserted = applied_inserted + $6,"
-					 "   applied_updated = applied_updated + $7, applied_deleted = applied_deleted + $8,"
-					 "   applied_rejected = applied_rejected + $9,"
-					 "   deferred = CASE WHEN $10 THEN NULL ELSE deferred END || $11"
-					 " WHERE plan = $1 AND target = $2",
-					 11, argtypes, args, nulls, SPI_OK_UPDATE, "updating migrate.sync_state") != 1)
-		elog(ERROR, "table %u of plan \"%s\" has no sync state", target, plan);
-}
-
-/* A pass of target ended: when, to which fence, and the lag it saw (NULL: none). */
-void
-migrate_catalog_sync_pass_done(int64 run_id, const char *plan, Oid target, const char *synced_to,
-							   const char *lag)
-{
-	Oid			argtypes[5] = {INT8OID, TEXTOID, OIDOID, TEXTOID, TEXTOID};
-	Datum		args[5];
-	char		nulls[5] = "     ";
-
-	args[0] = Int64GetDatum(run_id);
-	args[1] = CStringGetTextDatum(plan);
-	args[2] = ObjectIdGetDatum(target);
-	args[3] = synced_to ? CStringGetTextDatum(synced_to) : (Datum) (nulls[3] = 'n');
-	args[4] = lag ? CStringGetTextDatum(lag) : (Datum) (nulls[4] = 'n');
-	(void) catalog_exec("UPDATE migrate.sync_state SET passes = passes + 1, last_sync_at = pg_catalog.now(),"
-						"   last_sync_run = $1, synced_to = $4, lag = $5::pg_catalog.interval, last_error = NULL"
-						" WHERE plan = $2 AND target = $3",
-						5, argtypes, args, nulls, SPI_OK_UPDATE, "updating migrate.sync_state");
-}
-
-/*
- * Remove rejects of run_id for target after after_id that repeat one of the
- * plan (same key, reason and row: re-read unchanged, or applied again after
- * a kill), so a bad row is quarantined once.  Returns how many.
- */
-int64
-migrate_catalog_sync_dedupe_rejects(int64 run_id, Oid target, int64 after_id)
-{
-	Oid			argtypes[3] = {INT8OID, OIDOID, INT8OID};
-	Datum		args[3] = {Int64GetDatum(run_id), ObjectIdGetDatum(target), Int64GetDatum(after_id)};
-
-	return (int64) catalog_exec("DELETE FROM migrate.reject r WHERE r.run_id = $1 AND r.target = $2"
-								"   AND r.reject_id > $3 AND EXISTS (SELECT 1 FROM migrate.reject o"
-								"     JOIN migrate.run ro ON ro.run_id = o.run_id"
-								"    WHERE ro.plan = (SELECT plan FROM migrate.run WHERE run_id = $1)"
-								"      AND o.target = r.target AND o.reject_id <= $3"
-								"      AND o.source_key IS NOT DISTINCT FROM r.source_key"
-								"      AND o.reason = r.reason"
-								"      AND o.source_row IS NOT DISTINCT FROM r.source_row)",
-								3, argtypes, args, NULL, SPI_OK_DELETE, "removing repeated rejects");
 }
 
 /* ---------------------------------------------------------------------
@@ -1273,8 +1165,8 @@ migrate_catalog_sync_dedupe_rejects(int64 run_id, Oid target, int64 after_id)
  * ---------------------------------------------------------------------
  */
 
-static void
-spi_connect(void)
+void
+migrate_catalog_spi_connect(void)
 {
 	int			ret;
 
@@ -1287,8 +1179,8 @@ spi_connect(void)
  * this file) and check that SPI gave expected; what names the write in the
  * error.  Returns SPI_processed (SPI_tuptable is the statement's).
  */
-static uint64
-catalog_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,
+uint64
+migrate_catalog_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,
 			 const char *nulls, int expected, const char *what)
 {
 	MigrateIdentity saved;
@@ -1302,8 +1194,8 @@ catalog_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,
 	return SPI_processed;
 }
 
-static void
-spi_finish(void)
+void
+migrate_catalog_spi_finish(void)
 {
 	int			ret;
 
@@ -1316,8 +1208,8 @@ spi_finish(void)
  * security hides other owners' runs) and it is a member of the run's owner
  * (42501).  Needs SPI.  Returns the run's plan.
  */
-static char *
-check_run_caller(int64 run_id)
+char *
+migrate_catalog_check_run_caller(int64 run_id)
 {
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(run_id)};
@@ -1360,10 +1252,10 @@ migrate_catalog_event_sql(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("event of migrate._catalog_event() must not be null")));
-	spi_connect();
+	migrate_catalog_spi_connect();
 	if (!PG_ARGISNULL(0))
 	{
-		char	   *run_plan = check_run_caller(PG_GETARG_INT64(0));
+		char	   *run_plan = migrate_catalog_check_run_caller(PG_GETARG_INT64(0));
 
 		if (plan != NULL && strcmp(plan, run_plan) != 0)
 			ereport(ERROR,
@@ -1379,7 +1271,7 @@ migrate_catalog_event_sql(PG_FUNCTION_ARGS)
 				 errmsg("an event of migrate._catalog_event() must name a run or a plan")));
 	migrate_catalog_event(PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0), plan,
 						  text_to_cstring(PG_GETARG_TEXT_PP(2)), details);
-	spi_finish();
+	migrate_catalog_spi_finish();
 	PG_RETURN_VOID();
 }
 
@@ -1408,8 +1300,8 @@ migrate_catalog_verified_sql(PG_FUNCTION_ARGS)
 	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
 	args[3] = CStringGetTextDatum(current_actor());
-	spi_connect();
-	(void) check_run_caller(PG_GETARG_INT64(0));
+	migrate_catalog_spi_connect();
+	(void) migrate_catalog_check_run_caller(PG_GETARG_INT64(0));
 	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET verified = $2, verified_at = pg_catalog.now()"
 								"   WHERE run_id = $1 RETURNING run_id, plan)"
@@ -1425,7 +1317,7 @@ migrate_catalog_verified_sql(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("migration run " INT64_FORMAT " does not exist", PG_GETARG_INT64(0))));
 	migrate_restore_identity(&saved);
-	spi_finish();
+	migrate_catalog_spi_finish();
 	PG_RETURN_VOID();
 }
 
@@ -1448,12 +1340,12 @@ migrate_catalog_report_sql(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
-	spi_connect();
-	(void) check_run_caller(PG_GETARG_INT64(0));
-	(void) catalog_exec("UPDATE migrate.run SET report = $2 WHERE run_id = $1",
+	migrate_catalog_spi_connect();
+	(void) migrate_catalog_check_run_caller(PG_GETARG_INT64(0));
+	(void) migrate_catalog_exec("UPDATE migrate.run SET report = $2 WHERE run_id = $1",
 						2, argtypes, args, nulls,
 						SPI_OK_UPDATE, psprintf("saving the report of run " INT64_FORMAT "", PG_GETARG_INT64(0)));
-	spi_finish();
+	migrate_catalog_spi_finish();
 	PG_RETURN_VOID();
 }
 
@@ -1472,10 +1364,10 @@ migrate_catalog_cancel_sql(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("run of migrate._catalog_cancel() must not be null")));
-	spi_connect();
-	(void) check_run_caller(PG_GETARG_INT64(0));
+	migrate_catalog_spi_connect();
+	(void) migrate_catalog_check_run_caller(PG_GETARG_INT64(0));
 	requested = migrate_catalog_request_cancel(PG_GETARG_INT64(0), false);
-	spi_finish();
+	migrate_catalog_spi_finish();
 	PG_RETURN_BOOL(requested);
 }
 
@@ -1492,8 +1384,8 @@ migrate_catalog_reap_sql(PG_FUNCTION_ARGS)
 {
 	int			n;
 
-	spi_connect();
+	migrate_catalog_spi_connect();
 	n = migrate_catalog_interrupt_dead_runs(NULL);
-	spi_finish();
+	migrate_catalog_spi_finish();
 	PG_RETURN_INT32(n);
 }

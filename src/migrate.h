@@ -9,6 +9,8 @@
  * src/worker.c		the background workers: coordinator and helpers, their loop
  * src/catalog.c	the only writer of run, run_table, run_range, event: the
  *					state machine of runs, tables and units
+ * src/catalog_strategies.c	the writes of sync_state, cutover, rollback
+ *					(with catalog.c's helpers, catalog.h)
  * src/units.c		cutting a table of a run into key ranges (units)
  * src/load.c		the batch engine: a table's description, batches of a range
  * src/defer.c		index and foreign key deferral: drop, rebuild, re-validate
@@ -17,6 +19,8 @@
  * src/copysrc.c	binary COPY reader of postgres_fdw sources
  * src/remote.c		libpq connections to postgres_fdw servers (remote.h)
  * src/slot.c		capture => 'slot': the source's logical replication slot (slot.h)
+ * src/sync.c		trickle sync: arming capture, a table's pass (stage.c: the stage)
+ * src/cutover.c	blue-green cutover: migrate_cutover(), reversing a swap
  * src/mysqlsrc.c	libmariadb connections to mysql_fdw servers: migrate._mysql_value()
  * src/verify.c		both sides of a comparison at once (verify, diff)
  * src/predict.c	the target's constraints predicted in the batch statement
@@ -416,6 +420,9 @@ extern void migrate_route_insert_reject(const char *source_key, Datum source_row
 										bool source_row_null, const char *reason,
 										const char *message, const char *detail,
 										bool loaded);
+
+/* cutover.c: reverse the swap of a run of mode 'cutover' (migrate_rollback()) */
+extern void migrate_cutover_reverse(int64 run_id, bool force);
 
 /* remote.c: libpq connections to postgres_fdw servers, declared in remote.h */
 
