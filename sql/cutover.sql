@@ -13,8 +13,8 @@
 -- rename does not carry is carried over: grants, sequence positions, views
 -- of other schemas over the live tables, and foreign keys of other schemas'
 -- tables to them.  src/cutover.c calls these through fmgr, as the plan's
--- owner, under the live tables' locks; they run as their caller and are
--- revoked from PUBLIC.  Names go through %I / regclass output; the only SQL
+-- owner, under the live tables' locks; they run as their caller; the swap
+-- and its reverse are revoked from PUBLIC.  Names go through %I / regclass output; the only SQL
 -- text they execute besides their own is what pg_get_viewdef() and
 -- pg_get_constraintdef() print of the catalog at the time (search_path
 -- pinned to pg_catalog, pg_temp: every other name comes out qualified, so
