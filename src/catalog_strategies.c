@@ -169,10 +169,12 @@ migrate_catalog_undo_flush(int64 run_id, Oid target, const char *from)
 	Oid			argtypes[2] = {INT8OID, OIDOID};
 	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
 
-	(void) migrate_catalog_exec(psprintf("WITH d AS (DELETE FROM %s RETURNING key, pre, post_xmin)"
-										 " INSERT INTO migrate.undo (run_id, target, key, pre, post_xmin)"
-										 " SELECT $1, $2, d.key, d.pre, d.post_xmin FROM d", from),
+	(void) migrate_catalog_exec(psprintf("INSERT INTO migrate.undo (run_id, target, key, pre, post_xmin)"
+										 " SELECT $1, $2, d.key, d.pre, d.post_xmin FROM %s AS d", from),
 								2, argtypes, args, NULL, SPI_OK_INSERT, "writing migrate.undo");
+	/* a later write of the transaction (a sync's next apply) flushes only its own */
+	(void) migrate_catalog_exec(psprintf("TRUNCATE %s", from),
+								0, NULL, NULL, NULL, SPI_OK_UTILITY, "emptying the undo table");
 }
 
 /*
