@@ -117,6 +117,27 @@ migrate_catalog_sync_pass_done(int64 run_id, const char *plan, Oid target, const
 }
 
 /*
+ * Rows of target that a foreign key refused (quarantined 23503) by runs of
+ * plan and that are in the target now (a later pass loaded them, its
+ * parent had arrived): loaded, so that the next sync does not retry them
+ * and verify compares them.  in_target_sql is a generated "SELECT 1 FROM
+ * <target> t WHERE t.<key> = r.source_key::<type>".
+ */
+void
+migrate_catalog_sync_fk_rejects_loaded(const char *plan, Oid target, const char *in_target_sql)
+{
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2] = {CStringGetTextDatum(plan), ObjectIdGetDatum(target)};
+
+	(void) migrate_catalog_exec(psprintf("UPDATE migrate.reject r SET loaded = true FROM migrate.run ru"
+										 " WHERE ru.run_id = r.run_id AND ru.plan = $1 AND r.target = $2"
+										 "   AND r.reason = '23503' AND NOT r.loaded"
+										 "   AND r.source_key IS NOT NULL AND r.source_key <> '***'"
+										 "   AND EXISTS (%s)", in_target_sql),
+								2, argtypes, args, NULL, SPI_OK_UPDATE, "marking loaded rejects");
+}
+
+/*
  * Remove rejects of run_id for target after after_id that repeat one of the
  * plan (same key, reason and row: re-read unchanged, or applied again after
  * a kill), so a bad row is quarantined once.  Returns how many.

@@ -363,6 +363,7 @@ extern void migrate_catalog_sync_applied(const char *plan, Oid target, bool move
 extern void migrate_catalog_sync_pass_done(int64 run_id, const char *plan, Oid target,
 										   const char *synced_to, const char *lag);
 extern int64 migrate_catalog_sync_dedupe_rejects(int64 run_id, Oid target, int64 after_id);
+extern void migrate_catalog_sync_fk_rejects_loaded(const char *plan, Oid target, const char *in_target_sql);
 extern void migrate_catalog_table_undo(int64 run_id, Oid target, const char *undo);
 extern void migrate_catalog_undo_table(const char *name);
 extern void migrate_catalog_undo_flush(int64 run_id, Oid target, const char *from);

@@ -922,9 +922,13 @@ pass_diff(SyncTable *st)
 }
 
 /*
- * The keys whose delete a foreign key refused (sync_state.deferred), once
- * every pass of the run is done: children have synced their deletes by
- * now.  Those still refused stay deferred, with a NOTICE.
+ * The keys whose delete a foreign key refused (sync_state.deferred), and
+ * the keys the plan quarantined because a foreign key refused their row
+ * (23503: a child that committed with its parent after the parent's pass),
+ * once every pass of the run is done: children have synced their deletes,
+ * parents their inserts by now.  Deletes still refused stay deferred, with
+ * a NOTICE; rows still refused are quarantined again (once, see
+ * apply_keys) and retried by the next sync.
  */
 static void
 retry_deferred(SyncTable *st)
@@ -936,9 +940,14 @@ retry_deferred(SyncTable *st)
 
 	migrate_begin_txn();
 	keys_reset(st);
-	ret = SPI_execute_with_args(psprintf("INSERT INTO %s (k) SELECT DISTINCT d::%s"
-										 "  FROM migrate.sync_state s, unnest(s.deferred) d"
-										 " WHERE s.plan = $1 AND s.target = $2",
+	ret = SPI_execute_with_args(psprintf("INSERT INTO %s (k) SELECT DISTINCT d::%s FROM ("
+										 " SELECT d FROM migrate.sync_state s, unnest(s.deferred) d"
+										 "  WHERE s.plan = $1 AND s.target = $2"
+										 " UNION SELECT r.source_key FROM migrate.reject r"
+										 "   JOIN migrate.run ru ON ru.run_id = r.run_id"
+										 "  WHERE ru.plan = $1 AND r.target = $2 AND r.reason = '23503'"
+										 "    AND NOT r.loaded AND r.source_key IS NOT NULL"
+										 "    AND r.source_key <> '***') q(d)",
 										 st->keys, format_type_be_qualified(st->tl->key_type)),
 								2, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
@@ -946,6 +955,14 @@ retry_deferred(SyncTable *st)
 	migrate_commit_txn();
 	st->reset_deferred = true;
 	(void) apply_batches(st, false, NULL, false, (Datum) 0);
+
+	/* a quarantined child whose row is in the target now: the finding stays, as loaded */
+	migrate_begin_txn();
+	migrate_catalog_sync_fk_rejects_loaded(st->w->plan, st->tl->target,
+										   psprintf("SELECT 1 FROM %s t WHERE t.%s = r.source_key::%s",
+													st->tl->into, quote_identifier(linitial(st->tl->keycols)),
+													format_type_be_qualified(st->tl->key_type)));
+	migrate_commit_txn();
 
 	migrate_begin_txn();
 	ret = SPI_execute_with_args("SELECT cardinality(deferred) FROM migrate.sync_state WHERE plan = $1 AND target = $2",
@@ -1034,7 +1051,10 @@ migrate_sync_unit(MigrateWork *w, MigrateUnit *u)
 
 			migrate_catalog_sync_pass_done(w->run_id, w->plan, u->target, st->position, st->seen_lag);
 			ret = SPI_execute_with_args("SELECT 1 FROM migrate.sync_state WHERE plan = $1 AND target = $2"
-										" AND cardinality(deferred) > 0", 2, argtypes, args, NULL, false, 1);
+										" AND cardinality(deferred) > 0"
+										" UNION ALL SELECT 1 FROM migrate.reject r JOIN migrate.run ru ON ru.run_id = r.run_id"
+										" WHERE ru.plan = $1 AND r.target = $2 AND r.reason = '23503' AND NOT r.loaded",
+										2, argtypes, args, NULL, false, 1);
 			if (ret != SPI_OK_SELECT)
 				elog(ERROR, "reading migrate.sync_state failed: %s", SPI_result_code_string(ret));
 			if (SPI_processed == 1)
