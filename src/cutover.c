@@ -137,7 +137,8 @@ static List *pending_changes(Cutover *c, char **first_table, int64 *first_n, cha
 static int	lock_tables(const char *what, List *relids, List *names, int timeout_ms,
 						const char *timeout_text, int max_attempts);
 static void take_plan_lock(Cutover *c);
-static char *swap_baseline(List *relids);
+static char *sync_deleted(Cutover *c);
+static char *swap_baseline(Cutover *c, List *relids, const char *deleted_before);
 static char *interval_text(TimestampTz from, TimestampTz to);
 static void check_not_cut_over(const char *plan);
 
@@ -671,15 +672,35 @@ take_plan_lock(Cutover *c)
 }
 
 /*
- * What the reverse compares against to find writes made after the swap:
- * this transaction's id (rows with a newer xmin were written later) and
- * each table's tuple counters (deletes leave no row behind).
+ * Each table's applied_deleted (migrate.sync_state) as jsonb text keyed by
+ * oid: before the final sync, so that the baseline knows its deletes.
  */
 static char *
-swap_baseline(List *relids)
+sync_deleted(Cutover *c)
 {
-	Datum		args[2];
-	Oid			types[2] = {OIDARRAYOID, TEXTOID};
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(c->plan)};
+
+	spi_exec("SELECT coalesce(pg_catalog.jsonb_object_agg(s.target::pg_catalog.oid::text, s.applied_deleted),"
+			 "   '{}')::text FROM migrate.sync_state s WHERE s.plan = $1",
+			 1, types, args, SPI_OK_SELECT, "reading migrate.sync_state");
+	return spi_value(0, 1);
+}
+
+/*
+ * What the reverse compares against to find writes made after the swap
+ * (fence->'swap'): xid, the first transaction id not yet assigned (a row
+ * whose xmin is that or newer was written after the swap: the final sync's
+ * workers committed before; the tables have no other writer under the
+ * locks), and per table the statistics' deleted count (deletes leave no
+ * row) with the deletes the final sync applied (sync_deleted: its worker's
+ * counters may reach the statistics after we read them).
+ */
+static char *
+swap_baseline(Cutover *c, List *relids, const char *deleted_before)
+{
+	Datum		args[3];
+	Oid			types[3] = {OIDARRAYOID, TEXTOID, TEXTOID};
 	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(relids), 1));
 	ListCell   *lc;
 
@@ -687,12 +708,17 @@ swap_baseline(List *relids)
 		elems[foreach_current_index(lc)] = ObjectIdGetDatum(lfirst_oid(lc));
 	args[0] = PointerGetDatum(construct_array(elems, list_length(relids), OIDOID, sizeof(Oid), true,
 											  TYPALIGN_INT));
-	args[1] = CStringGetTextDatum(psprintf("%u", GetTopTransactionId()));
-	spi_exec("SELECT pg_catalog.jsonb_build_object('xid', $2, 'tables', coalesce(pg_catalog.jsonb_object_agg(o::text,"
-			 "   pg_catalog.jsonb_build_array(pg_catalog.pg_stat_get_tuples_inserted(o),"
-			 "     pg_catalog.pg_stat_get_tuples_updated(o), pg_catalog.pg_stat_get_tuples_deleted(o))), '{}'))::text"
+	args[1] = CStringGetTextDatum(deleted_before);
+	args[2] = CStringGetTextDatum(c->plan);
+	spi_exec("SELECT pg_catalog.jsonb_build_object('xid',"
+			 "   (pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::numeric % 4294967296)::text,"
+			 "   'tables', coalesce(pg_catalog.jsonb_object_agg(o::text, pg_catalog.jsonb_build_object("
+			 "     'deleted', pg_catalog.pg_stat_get_tuples_deleted(o),"
+			 "     'sync_deleted', coalesce((SELECT s.applied_deleted FROM migrate.sync_state s"
+			 "                                WHERE s.plan = $3 AND s.target = o), 0)"
+			 "                     - coalesce(($2::pg_catalog.jsonb->>o::text)::bigint, 0))), '{}'))::text"
 			 "  FROM pg_catalog.unnest($1) o",
-			 2, types, args, SPI_OK_SELECT, "reading the tables' statistics");
+			 3, types, args, SPI_OK_SELECT, "reading the tables' statistics");
 	return spi_value(0, 1);
 }
 
@@ -721,6 +747,7 @@ migrate_cutover(PG_FUNCTION_ARGS)
 	NameData	retired_name;
 	char	   *carried;
 	char	   *baseline;
+	char	   *deleted_before;
 	char	   *first_table;
 	char	   *first_capture;
 	int64		first_n;
@@ -814,6 +841,7 @@ migrate_cutover(PG_FUNCTION_ARGS)
 
 	/* 6. under the locks: the final sync, the fence re-checked, the swap */
 	check_not_cut_over(c->plan);
+	deleted_before = sync_deleted(c);
 	{
 		/* only the tables with changes: a pass of a table costs ~15 ms */
 		List	   *pending = pending_changes(c, NULL, NULL, NULL);
@@ -859,7 +887,7 @@ migrate_cutover(PG_FUNCTION_ARGS)
 
 		foreach(lc, c->pairs)
 			shadows = lappend_oid(shadows, ((Pair *) lfirst(lc))->shadow);
-		baseline = swap_baseline(shadows);
+		baseline = swap_baseline(c, shadows, deleted_before);
 	}
 	had_live = OidIsValid(get_namespace_oid(c->live_schema, true));
 	swapped = OidFunctionCall2(internal_function("_cutover_swap", 2, swap_args),
@@ -988,10 +1016,9 @@ migrate_cutover_reverse(int64 run_id, bool force)
 			char	   *counted;
 
 			spi_exec(psprintf("SELECT (SELECT pg_catalog.count(*) FROM %s t"
-							  "          WHERE pg_catalog.age(t.xmin) < pg_catalog.age($2::pg_catalog.xid))::text,"
-							  "       (SELECT GREATEST(0, pg_catalog.pg_stat_get_tuples_inserted($1) - (b->>0)::bigint"
-							  "                 + pg_catalog.pg_stat_get_tuples_updated($1) - (b->>1)::bigint"
-							  "                 + pg_catalog.pg_stat_get_tuples_deleted($1) - (b->>2)::bigint))::text"
+							  "          WHERE pg_catalog.age(t.xmin) <= pg_catalog.age($2::pg_catalog.xid))::text,"
+							  "       (SELECT GREATEST(0, pg_catalog.pg_stat_get_tuples_deleted($1)"
+							  "                 - (b->>'deleted')::bigint - (b->>'sync_deleted')::bigint))::text"
 							  "  FROM (SELECT c.fence->'swap'->'tables'->($1::text) AS b FROM migrate.cutover c"
 							  "         WHERE c.run_id = " INT64_FORMAT ") x",
 							  (char *) list_nth(names, foreach_current_index(lc)), run_id),
@@ -999,10 +1026,10 @@ migrate_cutover_reverse(int64 run_id, bool force)
 			newer = spi_value(0, 1);
 			counted = SPI_processed == 1 ? spi_value(0, 2) : NULL;
 			if ((newer && strcmp(newer, "0") != 0) || (counted && strcmp(counted, "0") != 0))
-				appendStringInfo(&written, "%s%s (%s row%s newer than the swap, %s write%s counted since)",
+				appendStringInfo(&written, "%s%s (%s row%s inserted or updated since the swap, %s deleted)",
 								 written.len > 0 ? "; " : "", (char *) list_nth(names, foreach_current_index(lc)),
 								 newer, strcmp(newer, "1") == 0 ? "" : "s",
-								 counted ? counted : "?", counted && strcmp(counted, "1") == 0 ? "" : "s");
+								 counted ? counted : "?");
 		}
 	}
 	if (written.len > 0 && !force)
