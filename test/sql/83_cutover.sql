@@ -152,8 +152,8 @@ SELECT c.run_id = :cutover_run AS same_run, c.plan, c.live_schema, c.shadow_sche
   FROM migrate.cutover c;
 SELECT r.mode, r.state, r.run_by, r.owner, r.finished_at IS NOT NULL AS finished
   FROM migrate.run r WHERE r.run_id = :cutover_run;
-SELECT run_id = :cutover_run AS latest, plan, run_state, target, table_state, error
-  FROM migrate_status();
+SELECT run_id = :cutover_run AS same_run, plan, run_state, target, table_state, error
+  FROM migrate_status(:cutover_run);
 SELECT actor, regexp_replace(regexp_replace(details, '[0-9.]+ ms', 'N ms', 'g'), 'retired_[0-9]+', 'retired_N') AS details
   FROM migrate.event WHERE run_id = :cutover_run AND event = 'cutover';
 -- the report's cutover section
