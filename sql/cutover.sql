@@ -789,3 +789,92 @@ BEGIN
 END;
 $$;
 REVOKE ALL ON FUNCTION migrate._cutover_unswap(jsonb) FROM PUBLIC;
+
+-- ==== migrate_cutover() ====
+
+-- migrate_cutover(): the blue-green cutover of a plan whose target_schema
+-- is a shadow of the live schema options->>'cutover_into' (src/cutover.c):
+-- a sync to a fence, the verify gate (migrate_verify and an empty
+-- migrate_diff of every table, keys changed since the fence in flight),
+-- the live tables locked IN EXCLUSIVE MODE (each attempt waits at most
+-- lock_timeout; max_attempts of them), the final sync under the locks, the
+-- fence re-checked, the swap (migrate._cutover_swap) and its record
+-- (migrate.cutover, a run of mode 'cutover'), all in the caller's
+-- transaction.  Returns the cutover's run id.  Runs as the plan's owner;
+-- the caller must be a member of it.
+CREATE OR REPLACE FUNCTION migrate_cutover(plan text, lock_timeout interval DEFAULT '500ms',
+                                           max_attempts integer DEFAULT 10)
+RETURNS bigint
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'migrate_cutover';
+
+-- What the capture of each table of a plan has not applied yet (src/cutover.c
+-- checks it under the live tables' locks, after the final sync): trigger:
+-- rows of the change table beyond those applied but not yet pruned
+-- (sync_state.prune); slot: NULL (src/cutover.c counts the changes the
+-- slot holds after the table's position, migrate._slot_pending_keys);
+-- watermark: source rows whose
+-- watermark is past the position (max(watermark) when the last pass began;
+-- deletes are not seen).  Runs as its caller (the plan's owner under
+-- migrate_cutover), reading only what the caller may read; the plan's
+-- filter under the caller's search_path.  Internal.
+CREATE OR REPLACE FUNCTION migrate._cutover_pending(p_plan text)
+RETURNS TABLE (target regclass, capture text, pending bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    rel regclass;
+    wm_type regtype;
+    expr_path constant text := migrate._caller_search_path();
+BEGIN
+    FOR r IN SELECT tm.target, tm.capture, tm.source, tm.filter, tm.watermark,
+                    ss.change_relation, ss.prune, ss.position, ss.plan IS NOT NULL AS armed
+               FROM migrate.table_map tm
+               LEFT JOIN migrate.sync_state ss ON ss.plan = tm.plan AND ss.target = tm.target
+              WHERE tm.plan = p_plan
+              ORDER BY tm.target::text
+    LOOP
+        target := r.target;
+        capture := r.capture;
+        pending := NULL;
+        IF NOT r.armed THEN
+            RAISE EXCEPTION 'capture of table % in migration plan "%" is not armed', r.target, p_plan
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Arm it with migrate_run(plan, mode => ''incremental'').';
+        ELSIF r.capture = 'trigger' THEN
+            rel := pg_catalog.to_regclass(r.change_relation);
+            IF rel IS NULL THEN
+                RAISE EXCEPTION 'change relation % of table % in migration plan "%" does not exist',
+                                coalesce(r.change_relation, '(none)'), r.target, p_plan
+                    USING ERRCODE = 'undefined_table',
+                          HINT = 'Arm capture again: migrate_run(plan, mode => ''incremental'').';
+            END IF;
+            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS c'
+                                      ' WHERE c.seq <> ALL (coalesce($1, ''{}''::bigint[]))', rel)
+               INTO pending USING r.prune;
+        ELSIF r.capture = 'slot' THEN
+            -- NULL: src/cutover.c asks migrate._slot_pending_keys (revoked
+            -- from PUBLIC) through fmgr as the owner
+            pending := NULL;
+        ELSIF r.capture = 'watermark' THEN
+            SELECT a.atttypid::regtype INTO wm_type FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = pg_catalog.to_regclass(r.source) AND a.attname = r.watermark
+               AND NOT a.attisdropped;
+            -- no position yet (the source had no row): every row is pending
+            PERFORM pg_catalog.set_config('search_path', expr_path, true);
+            EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s AS s WHERE %s%s',
+                                      r.source,
+                                      CASE WHEN r.position IS NULL THEN 'true'
+                                           ELSE pg_catalog.format('s.%I > %L::%s', r.watermark, r.position, wm_type) END,
+                                      CASE WHEN r.filter IS NOT NULL THEN ' AND (' || r.filter || ')' ELSE '' END)
+               INTO pending;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+REVOKE ALL ON FUNCTION migrate._cutover_pending(text) FROM PUBLIC;
