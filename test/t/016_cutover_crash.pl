@@ -68,11 +68,24 @@ sub hold
 	my $holder = $node->background_psql('postgres', on_error_stop => 0);
 	$holder->query_safe("SELECT pg_advisory_lock($HOLD)");
 	my $s = $node->background_psql('postgres', on_error_stop => 0);
+	my $spid = $s->query_safe('SELECT pg_backend_pid()');
+	chomp $spid;
 	$s->query_until(qr/starting/, "\\echo starting\n\\set VERBOSITY verbose\n$sql\n");
+	# held, or the statement ended (an error before the swap)
 	my $q = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $HOLD AND NOT granted";
-	$node->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($q) w")
-	  or die "$what: nobody waits in the event trigger";
+	$node->poll_query_until('postgres',
+		"SELECT EXISTS ($q) OR coalesce((SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $spid), true)");
 	my $pid = $node->safe_psql('postgres', $q);
+	if ($pid eq '')
+	{
+		fail("$what: held in the event trigger of its swap");
+		diag "$what ended before its swap: " . $s->{stderr};
+		eval { $s->quit; 1; };
+		eval { $holder->quit; 1; };
+		$node->stop;
+		done_testing();
+		exit 0;
+	}
 	return ($holder, $s, $pid);
 }
 
