@@ -39,6 +39,8 @@
  *	                                             holds the plan's lock)
  *	 run     failed, cancelled,     running      run_resume (migrate_resume)
  *	         interrupted
+ *	 run     -                      succeeded    cutover_run (migrate_cutover, with
+ *	                                             its swap)
  *	 run     succeeded              -            (final: nothing to resume)
  *
  *	 table   -                      pending      run_start
@@ -82,6 +84,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -493,6 +496,49 @@ insert_event(int64 run_id, const char *plan, const char *actor, const char *even
 								5, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "inserting into migrate.event failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * A cutover's run (migrate_cutover(), cutover.c), recorded under the live
+ * tables' locks just before its swap, in the swap's transaction: mode
+ * cutover, already succeeded (it commits with the swap or not at all),
+ * one succeeded run_table row per table (target: the shadow table, source:
+ * the live name it takes), in the caller's name.  Returns the run id.
+ */
+int64
+migrate_catalog_cutover_run(const char *plan, const Oid *targets, char **sources, int ntargets)
+{
+	Oid			argtypes[5] = {TEXTOID, TEXTOID, INT4OID, OIDARRAYOID, TEXTARRAYOID};
+	Datum		args[5];
+	Datum	   *t = palloc(sizeof(Datum) * Max(ntargets, 1));
+	Datum	   *s = palloc(sizeof(Datum) * Max(ntargets, 1));
+	bool		isnull;
+
+	for (int i = 0; i < ntargets; i++)
+	{
+		t[i] = ObjectIdGetDatum(targets[i]);
+		s[i] = CStringGetTextDatum(sources[i]);
+	}
+	args[0] = CStringGetTextDatum(plan);
+	args[1] = CStringGetTextDatum(current_actor());
+	args[2] = Int32GetDatum(migrate_batch_size);
+	args[3] = PointerGetDatum(construct_array(t, ntargets, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	args[4] = PointerGetDatum(construct_array(s, ntargets, TEXTOID, -1, false, TYPALIGN_INT));
+	if (migrate_catalog_exec("WITH r AS (INSERT INTO migrate.run (plan, mode, state, run_by, finished_at, worker_pid,"
+							 "                              batch_size, owner)"
+							 "   SELECT $1, 'cutover', 'succeeded', $2, pg_catalog.clock_timestamp(),"
+							 "          pg_catalog.pg_backend_pid(), $3, owner FROM migrate.plan WHERE plan_name = $1"
+							 "   RETURNING run_id),"
+							 " t AS (INSERT INTO migrate.run_table (run_id, target, source, load_order, state,"
+							 "                                      started_at, finished_at)"
+							 "   SELECT r.run_id, u.t, u.s, u.n, 'succeeded', pg_catalog.now(), pg_catalog.clock_timestamp()"
+							 "     FROM r, ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5)) WITH ORDINALITY u(t, s, n))"
+							 " SELECT run_id FROM r",
+							 5, argtypes, args, NULL, SPI_OK_SELECT, "recording the cutover's run") != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration plan \"%s\" does not exist", plan)));
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /* ---------------------------------------------------------------------

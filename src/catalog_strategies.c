@@ -18,6 +18,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 
 #include "migrate.h"
@@ -131,4 +132,61 @@ migrate_catalog_sync_dedupe_rejects(int64 run_id, Oid target, int64 after_id)
 								"      AND o.reason = r.reason"
 								"      AND o.source_row IS NOT DISTINCT FROM r.source_row)",
 								3, argtypes, args, NULL, SPI_OK_DELETE, "removing repeated rejects");
+}
+
+/* ---------------------------------------------------------------------
+ * Cutover: migrate.cutover (src/cutover.c)
+ * --------------------------------------------------------------------- */
+
+/*
+ * The swap of run_id's cutover, in the swap's transaction: fence and
+ * carried are jsonb texts, lock_wait and lock_held interval texts,
+ * retired_schema NULL when there was no live schema; swapped by the role
+ * this process runs as (the caller of migrate_cutover()).
+ */
+void
+migrate_catalog_cutover_swapped(int64 run_id, const char *plan, const char *live_schema,
+								const char *shadow_schema, const char *retired_schema,
+								const char *fence, int attempts, const char *lock_wait,
+								const char *lock_held, const char *carried)
+{
+	Oid			argtypes[11] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
+	TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[11];
+	char		nulls[11] = "           ";
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = CStringGetTextDatum(plan);
+	args[2] = CStringGetTextDatum(live_schema);
+	args[3] = CStringGetTextDatum(shadow_schema);
+	args[4] = retired_schema ? CStringGetTextDatum(retired_schema) : (Datum) (nulls[4] = 'n');
+	args[5] = CStringGetTextDatum(fence);
+	args[6] = Int32GetDatum(attempts);
+	args[7] = CStringGetTextDatum(lock_wait);
+	args[8] = CStringGetTextDatum(lock_held);
+	args[9] = CStringGetTextDatum(carried);
+	args[10] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	(void) migrate_catalog_exec("INSERT INTO migrate.cutover (run_id, plan, live_schema, shadow_schema, retired_schema,"
+								"   state, fence, attempts, lock_wait, lock_held, carried, swapped_by)"
+								" VALUES ($1, $2, $3, $4, $5, 'swapped', $6::pg_catalog.jsonb, $7,"
+								"   $8::pg_catalog.interval, $9::pg_catalog.interval, $10::pg_catalog.jsonb, $11)",
+								11, argtypes, args, nulls, SPI_OK_INSERT, "recording the cutover");
+}
+
+/*
+ * The swap of run_id was reversed (migrate_cutover_reverse()), by the role
+ * this process runs as.  Returns 1, or 0 when it was not swapped.
+ */
+uint64
+migrate_catalog_cutover_reversed(int64 run_id)
+{
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	return migrate_catalog_exec("UPDATE migrate.cutover SET state = 'rolled_back', rolled_back_by = $2,"
+								"   rolled_back_at = pg_catalog.now()"
+								" WHERE run_id = $1 AND state = 'swapped'",
+								2, argtypes, args, NULL, SPI_OK_UPDATE, "recording the reverse of the cutover");
 }

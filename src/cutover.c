@@ -6,21 +6,961 @@
  *	  in migrate.cutover) and the reverse of a swap, for migrate_rollback()
  *	  of a cutover's run.
  *
+ * A plan's target_schema is a shadow of the live schema that its option
+ * cutover_into names; every table has capture (trigger, slot or
+ * watermark).  migrate_cutover(plan, lock_timeout, max_attempts), in the
+ * caller's transaction (READ COMMITTED, so that each statement here sees
+ * what the sync workers committed; best alone in its transaction, whose
+ * end releases the locks):
+ *
+ *	 1. checks: cutover_into, capture, not running, not cut over already,
+ *		the pairs (migrate._cutover_pairs);
+ *	 2. the fence: migrate_sync() (a run of mode sync, in a worker); the
+ *		tables' synced_to positions after it;
+ *	 3. the verify gate: migrate_verify() and an empty migrate_diff() of
+ *		every table, keys changed since the fence in flight (stable_for =
+ *		the time since the fence plus a margin); a failure raises 55000
+ *		naming the table and check, before any lock is taken;
+ *	 4. a catch-up sync while changes are pending, so that little is left
+ *		for the final sync under the locks;
+ *	 5. the lock loop: each attempt a subtransaction with lock_timeout that
+ *		takes every live table IN EXCLUSIVE MODE (writers wait, readers
+ *		do not) in one fixed order; a timeout or deadlock rolls the attempt
+ *		back (no lock kept), sleeps a jittered backoff and tries again;
+ *	 6. under the locks: the final sync (its worker reads the sources,
+ *		which EXCLUSIVE does not block, and writes the shadow), the plan
+ *		lock (no other run may start until we commit), the fence
+ *		re-checked (migrate._cutover_pending: nothing left to apply, else
+ *		55000: the source moved past the fence), the run row, the swap
+ *		(migrate._cutover_swap, as the owner, through fmgr);
+ *	 7. the record: migrate.cutover (fence, attempts, lock_wait,
+ *		lock_held, carried) and the event, in the same transaction.
+ *
+ * Identity: the caller must be a member of the plan's owner; everything
+ * runs as the owner (owner.h) but the catalog writes, which catalog.c and
+ * catalog_strategies.c make as the extension's owner in the caller's name.
+ *
+ * The reverse (migrate_cutover_reverse) takes the same locks on the
+ * current live tables (the former shadow tables), refuses when they were
+ * written since the swap (rows whose xmin is newer than the swap's
+ * transaction; deletes from the tables' statistics, recorded at the swap)
+ * unless forced, and calls migrate._cutover_unswap(carried).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "parser/parse_func.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+#include "utils/wait_event.h"
+
 #include "migrate.h"
+#include "owner.h"
+
+PG_FUNCTION_INFO_V1(migrate_cutover);
+
+/* the reverse's lock loop (migrate_rollback() has no such arguments) */
+#define REVERSE_LOCK_TIMEOUT_MS	500
+#define REVERSE_MAX_ATTEMPTS	10
+/* catch-up syncs before the locks, at most */
+#define CATCHUP_SYNCS			2
+/* added to the time since the fence: a change's way to the target */
+#define IN_FLIGHT_MARGIN		"2 seconds"
+/* failures named in a refusal's detail */
+#define MAX_FAILURES_SHOWN		10
+
+/* one table of the cutover (migrate._cutover_pairs) */
+typedef struct Pair
+{
+	Oid			shadow;
+	Oid			live;			/* InvalidOid: the live schema lacks it */
+	char	   *shadow_name;	/* regclass text, qualified */
+	char	   *live_name;		/* qualified name in the live schema */
+} Pair;
+
+typedef struct Cutover
+{
+	char	   *plan;
+	Oid			owner;
+	char	   *extschema;		/* quoted schema of the public functions */
+	char	   *shadow_schema;
+	char	   *live_schema;
+	char	   *retired_option; /* options->>'cutover_retired', or NULL */
+	List	   *pairs;			/* Pair *, in live name order */
+	int			lock_timeout_ms;
+	char	   *lock_timeout_text;
+	int			max_attempts;
+	/* results */
+	int			attempts;
+	TimestampTz fence_at;
+	char	   *fence;			/* jsonb text: per table, the position synced to */
+	TimestampTz lock_start;
+	TimestampTz locked_at;
+	TimestampTz swapped_at;
+} Cutover;
+
+static void spi_exec(const char *sql, int nargs, Oid *types, Datum *args, int expected,
+					 const char *what);
+static char *spi_value(int row, int col);
+static Oid	internal_function(const char *name, int nargs, Oid *argtypes);
+static Tuplestorestate *call_srf(Oid fn, int nargs, Datum *args, TupleDesc *desc);
+static char *ext_schema(void);
+static void read_plan(Cutover *c);
+static void read_pairs(Cutover *c);
+static int64 sync_once(Cutover *c);
+static void take_fence(Cutover *c);
+static void verify_gate(Cutover *c);
+static int64 pending_changes(Cutover *c, char **first_table, int64 *first_n, char **first_capture);
+static int	lock_tables(const char *what, List *relids, List *names, int timeout_ms,
+						const char *timeout_text, int max_attempts);
+static void take_plan_lock(Cutover *c);
+static char *swap_baseline(List *relids);
+static char *interval_text(TimestampTz from, TimestampTz to);
+static void check_not_cut_over(const char *plan);
+
+/* ---------------------------------------------------------------------
+ * Small helpers
+ * --------------------------------------------------------------------- */
+
+/* Run sql through SPI (as whoever we are now) and check the result. */
+static void
+spi_exec(const char *sql, int nargs, Oid *types, Datum *args, int expected, const char *what)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, args, NULL, false, 0);
+
+	if (ret != expected)
+		elog(ERROR, "%s failed: %s", what, SPI_result_code_string(ret));
+}
+
+/* A value of the last SPI result as text (NULL for NULL), in the caller's context. */
+static char *
+spi_value(int row, int col)
+{
+	char	   *v = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+
+	return v ? MemoryContextStrdup(CurTransactionContext, v) : NULL;
+}
+
+/* The oid of migrate.<name>(argtypes): internal, REVOKEd from PUBLIC, called through fmgr. */
+static Oid
+internal_function(const char *name, int nargs, Oid *argtypes)
+{
+	Oid			fn = LookupFuncName(list_make2(makeString("migrate"), makeString(pstrdup(name))),
+									nargs, argtypes, true);
+
+	if (!OidIsValid(fn))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function migrate.%s of the extension migrate is missing", name),
+				 errhint("Update the extension: ALTER EXTENSION migrate UPDATE.")));
+	return fn;
+}
 
 /*
- * Reverse the swap that the cutover run run_id made (migrate_rollback()).
- * Being written (issue 14): until then it refuses.
+ * Call a set-returning SQL function by oid (no EXECUTE check: the caller
+ * runs as the plan's owner and calls an internal function for it), in
+ * materialize mode, as plpgsql returns sets.  Returns its rows (NULL: none)
+ * and their descriptor.
+ */
+static Tuplestorestate *
+call_srf(Oid fn, int nargs, Datum *args, TupleDesc *desc)
+{
+	FmgrInfo	flinfo;
+	ReturnSetInfo rsinfo;
+	TupleDesc	expected;
+
+	LOCAL_FCINFO(fcinfo, FUNC_MAX_ARGS);
+
+	if (get_func_result_type(fn, NULL, &expected) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "function %u does not return rows", fn);
+	fmgr_info(fn, &flinfo);
+	memset(&rsinfo, 0, sizeof(rsinfo));
+	rsinfo.type = T_ReturnSetInfo;
+	rsinfo.econtext = CreateStandaloneExprContext();
+	rsinfo.expectedDesc = expected;
+	rsinfo.allowedModes = (int) (SFRM_Materialize | SFRM_Materialize_Preferred);
+	rsinfo.returnMode = SFRM_Materialize;
+	InitFunctionCallInfoData(*fcinfo, &flinfo, nargs, InvalidOid, NULL, (Node *) &rsinfo);
+	for (int i = 0; i < nargs; i++)
+	{
+		fcinfo->args[i].value = args[i];
+		fcinfo->args[i].isnull = false;
+	}
+	(void) FunctionCallInvoke(fcinfo);
+	if (rsinfo.returnMode != SFRM_Materialize)
+		elog(ERROR, "function %u did not materialize its result", fn);
+	*desc = rsinfo.setDesc ? rsinfo.setDesc : expected;
+	/* the tuplestore lives in the query's memory, not the expression context's */
+	return rsinfo.setResult;
+}
+
+/* The extension's schema (of migrate_sync, migrate_verify, ...), quoted.  Needs SPI. */
+static char *
+ext_schema(void)
+{
+	spi_exec("SELECT e.extnamespace::pg_catalog.regnamespace::text FROM pg_catalog.pg_extension e"
+			 " WHERE e.extname = 'migrate'", 0, NULL, NULL, SPI_OK_SELECT, "reading pg_extension");
+	if (SPI_processed != 1)
+		elog(ERROR, "extension migrate is not installed");
+	return spi_value(0, 1);
+}
+
+/* "n microseconds" between two timestamps, for an interval column. */
+static char *
+interval_text(TimestampTz from, TimestampTz to)
+{
+	return psprintf(INT64_FORMAT " microseconds", (int64) (to - from));
+}
+
+/* A cutover of the plan that is in effect refuses another one. */
+static void
+check_not_cut_over(const char *plan)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(plan)};
+
+	spi_exec("SELECT c.run_id::text, c.live_schema::text FROM migrate.cutover c"
+			 " WHERE c.plan = $1 AND c.state = 'swapped' ORDER BY c.run_id DESC LIMIT 1",
+			 1, types, args, SPI_OK_SELECT, "reading migrate.cutover");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration plan \"%s\" was already cut over (run %s)", plan, spi_value(0, 1)),
+				 errdetail("Its shadow tables are the live tables of schema \"%s\" now.", spi_value(0, 2)),
+				 errhint("Roll the cutover back with migrate_rollback(%s) before cutting over again.",
+						 spi_value(0, 1))));
+}
+
+/* ---------------------------------------------------------------------
+ * The steps of migrate_cutover()
+ * --------------------------------------------------------------------- */
+
+/* The plan's schemas and options; every table has capture we can fence. */
+static void
+read_plan(Cutover *c)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(c->plan)};
+
+	spi_exec("SELECT p.target_schema::text, p.options->>'cutover_into', p.options->>'cutover_retired'"
+			 "  FROM migrate.plan p WHERE p.plan_name = $1",
+			 1, types, args, SPI_OK_SELECT, "reading migrate.plan");
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration plan \"%s\" does not exist", c->plan)));
+	c->shadow_schema = spi_value(0, 1);
+	c->live_schema = spi_value(0, 2);
+	c->retired_option = spi_value(0, 3);
+	if (c->live_schema == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("migration plan \"%s\" has no option cutover_into", c->plan),
+				 errdetail("A cutover swaps the plan's target schema \"%s\" (the shadow) into the live schema that cutover_into names.",
+						   c->shadow_schema),
+				 errhint("Name the live schema: migrate_plan(..., target_schema => '<shadow>', options => '{\"cutover_into\": \"<live schema>\"}').")));
+	if (c->retired_option && strlen(c->retired_option) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("option cutover_retired of migration plan \"%s\" is too long", c->plan),
+				 errhint("A schema name has at most %d bytes.", NAMEDATALEN - 1)));
+
+	check_not_cut_over(c->plan);
+	spi_exec("SELECT migrate._plan_locked($1)", 1, types, args, SPI_OK_SELECT, "reading the plan lock");
+	if (strcmp(spi_value(0, 1), "t") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("migration plan \"%s\" is running", c->plan),
+				 errhint("Wait for its run or sync to end (migrate_status()), or stop it with migrate_cancel(), then call migrate_cutover() again.")));
+
+	spi_exec("SELECT tm.target::text, tm.capture FROM migrate.table_map tm WHERE tm.plan = $1"
+			 " ORDER BY (tm.capture IN ('trigger', 'slot', 'watermark')), tm.target::text",
+			 1, types, args, SPI_OK_SELECT, "reading migrate.table_map");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration plan \"%s\" has no table to cut over", c->plan),
+				 errhint("Map its tables with migrate_table() first.")));
+	{
+		char	   *target = spi_value(0, 1);
+		char	   *capture = spi_value(0, 2);
+
+		/* a table without capture cannot be synced under the locks */
+		if (strcmp(capture, "none") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s of migration plan \"%s\" has no capture: it cannot be cut over", target, c->plan),
+					 errdetail("A cutover applies what the source committed after its last sync under the live tables' locks; without capture nothing says what that is."),
+					 errhint("Give it capture => 'trigger' (or 'slot', 'watermark') with migrate_table() and arm it with migrate_run(plan, mode => 'incremental').")));
+		/* a diff under the locks would scan both sides while writers wait */
+		if (strcmp(capture, "diff") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s of migration plan \"%s\" has capture diff, which migrate_cutover() does not support", target, c->plan),
+					 errdetail("The final sync runs under the live tables' locks; a diff pass would scan both sides of the table while writers wait."),
+					 errhint("Use capture => 'trigger' for a local or PostgreSQL source, 'slot' for a PostgreSQL source, or 'watermark'.")));
+	}
+}
+
+/* The pairs (shadow, live) of migrate._cutover_pairs, as the owner. */
+static void
+read_pairs(Cutover *c)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(c->plan)};
+	Oid			fn = internal_function("_cutover_pairs", 1, argtypes);
+	TupleDesc	desc;
+	Tuplestorestate *ts = call_srf(fn, 1, args, &desc);
+	TupleTableSlot *slot;
+	MemoryContext oldcxt;
+
+	if (ts == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration plan \"%s\" has no table to cut over", c->plan)));
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	oldcxt = MemoryContextSwitchTo(CurTransactionContext);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		Pair	   *p = palloc0(sizeof(Pair));
+		bool		isnull;
+		Datum		d;
+
+		p->shadow = DatumGetObjectId(slot_getattr(slot, 1, &isnull));
+		p->shadow_name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(p->shadow)),
+													get_rel_name(p->shadow));
+		d = slot_getattr(slot, 2, &isnull);
+		p->live = isnull ? InvalidOid : DatumGetObjectId(d);
+		d = slot_getattr(slot, 3, &isnull);
+		p->live_name = isnull ? pstrdup("?") : TextDatumGetCString(d);
+		c->pairs = lappend(c->pairs, p);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	ExecDropSingleTupleTableSlot(slot);
+	tuplestore_end(ts);
+}
+
+/* migrate_sync(plan): one pass of every table, in a worker; returns its run id. */
+static int64
+sync_once(Cutover *c)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(c->plan)};
+	bool		isnull;
+
+	spi_exec(psprintf("SELECT %s.migrate_sync($1)", c->extschema), 1, types, args, SPI_OK_SELECT,
+			 "migrate_sync()");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* The fence: a sync, then every table's capture and position. */
+static void
+take_fence(Cutover *c)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(c->plan)};
+
+	c->fence_at = GetCurrentTimestamp();
+	(void) sync_once(c);
+	spi_exec("SELECT pg_catalog.jsonb_build_object('positions',"
+			 "   coalesce(pg_catalog.jsonb_object_agg(s.target::text, pg_catalog.jsonb_build_object("
+			 "     'capture', s.capture, 'synced_to', s.synced_to, 'sync_run', s.last_sync_run)), '{}'))::text"
+			 "  FROM migrate.sync_state s WHERE s.plan = $1",
+			 1, types, args, SPI_OK_SELECT, "reading migrate.sync_state");
+	c->fence = spi_value(0, 1);
+}
+
+/*
+ * The verify gate: migrate_verify() and migrate_diff() of every table with
+ * keys changed since the fence in flight; 55000 on the first failure.
+ */
+static void
+verify_gate(Cutover *c)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[3];
+	char	   *stable_for;
+	StringInfoData detail;
+	ListCell   *lc;
+
+	stable_for = psprintf("%s", interval_text(c->fence_at, GetCurrentTimestamp()));
+	args[0] = CStringGetTextDatum(c->plan);
+	args[1] = CStringGetTextDatum(stable_for);
+	spi_exec(psprintf("SELECT v.target::text, v.check_name, v.source_value, v.target_value, v.details"
+					  "  FROM %s.migrate_verify($1, stable_for => $2::pg_catalog.interval + '" IN_FLIGHT_MARGIN "') v"
+					  " WHERE NOT v.ok ORDER BY v.verification_id", c->extschema),
+			 2, types, args, SPI_OK_SELECT, "migrate_verify()");
+	if (SPI_processed > 0)
+	{
+		char	   *target = spi_value(0, 1);
+		char	   *check = spi_value(0, 2);
+
+		initStringInfo(&detail);
+		for (uint64 i = 0; i < SPI_processed && i < MAX_FAILURES_SHOWN; i++)
+		{
+			char	   *d = spi_value(i, 5);
+
+			appendStringInfo(&detail, "%s%s of %s: source %s, target %s%s%s", i > 0 ? "; " : "",
+							 spi_value(i, 2), spi_value(i, 1),
+							 spi_value(i, 3) ? spi_value(i, 3) : "NULL",
+							 spi_value(i, 4) ? spi_value(i, 4) : "NULL",
+							 d ? " - " : "", d ? d : "");
+		}
+		if (SPI_processed > MAX_FAILURES_SHOWN)
+			appendStringInfo(&detail, "; and " UINT64_FORMAT " more", SPI_processed - MAX_FAILURES_SHOWN);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cutover of migration plan \"%s\" refused: check \"%s\" of table %s failed",
+						c->plan, check, target),
+				 errdetail("%s.", detail.data),
+				 errhint("Nothing was renamed. A shadow row that differs from its source without a captured change is not repaired by a sync: find it with migrate_diff(), fix it (or load the table again), then call migrate_cutover() again.")));
+	}
+
+	foreach(lc, c->pairs)
+	{
+		Pair	   *p = lfirst(lc);
+
+		args[1] = CStringGetTextDatum(p->shadow_name);
+		args[2] = CStringGetTextDatum(stable_for);
+		spi_exec(psprintf("SELECT d.kind, d.key FROM %s.migrate_diff($1, $2,"
+						  "   stable_for => $3::pg_catalog.interval + '" IN_FLIGHT_MARGIN "') d"
+						  " ORDER BY d.diff_id", c->extschema),
+				 3, types, args, SPI_OK_SELECT, "migrate_diff()");
+		if (SPI_processed > 0)
+		{
+			initStringInfo(&detail);
+			for (uint64 i = 0; i < SPI_processed && i < MAX_FAILURES_SHOWN; i++)
+				appendStringInfo(&detail, "%skey %s %s", i > 0 ? ", " : "", spi_value(i, 2), spi_value(i, 1));
+			if (SPI_processed > MAX_FAILURES_SHOWN)
+				appendStringInfo(&detail, " and " UINT64_FORMAT " more", SPI_processed - MAX_FAILURES_SHOWN);
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cutover of migration plan \"%s\" refused: migrate_diff() of table %s found " UINT64_FORMAT " differing key%s",
+							c->plan, p->shadow_name, SPI_processed, SPI_processed == 1 ? "" : "s"),
+					 errdetail("%s.", detail.data),
+					 errhint("Nothing was renamed. See migrate.diff_result of the diff's event, fix the shadow table, then call migrate_cutover() again.")));
+		}
+	}
+}
+
+/*
+ * Changes the capture has not applied (migrate._cutover_pending), summed;
+ * the first table with some, its count and capture, when asked.
+ */
+static int64
+pending_changes(Cutover *c, char **first_table, int64 *first_n, char **first_capture)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(c->plan)};
+	Oid			fn = internal_function("_cutover_pending", 1, argtypes);
+	TupleDesc	desc;
+	Tuplestorestate *ts = call_srf(fn, 1, args, &desc);
+	TupleTableSlot *slot;
+	int64		total = 0;
+
+	if (first_table)
+		*first_table = NULL;
+	if (ts == NULL)
+		return 0;
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, 3, &isnull);
+		int64		n = isnull ? 1 : DatumGetInt64(d);
+
+		if (n > 0 && first_table && *first_table == NULL)
+		{
+			Oid			rel = DatumGetObjectId(slot_getattr(slot, 1, &isnull));
+
+			*first_table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(rel)),
+													  get_rel_name(rel));
+			*first_n = n;
+			*first_capture = TextDatumGetCString(slot_getattr(slot, 2, &isnull));
+		}
+		total += n;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	tuplestore_end(ts);
+	return total;
+}
+
+/*
+ * Lock relids IN EXCLUSIVE MODE, in the given order, with one LOCK TABLE
+ * per attempt in a subtransaction whose lock_timeout is timeout_ms; a
+ * timeout (55P03) or a deadlock (40P01) rolls the attempt back, releasing
+ * what it got, and the next attempt follows a short jittered backoff.
+ * Returns the attempts made; raises 55P03 after max_attempts, holding no
+ * lock.  what names the plan or run in the error.  The lock_timeout stays
+ * set for the rest of the function (the swap's DDL waits no longer).
+ */
+static int
+lock_tables(const char *what, List *relids, List *names, int timeout_ms, const char *timeout_text,
+			int max_attempts)
+{
+	StringInfoData sql;
+	StringInfoData list;
+	ListCell   *lc;
+	char		buf[32];
+	char	   *volatile last_error = NULL;
+	int			attempt;
+
+	initStringInfo(&sql);
+	initStringInfo(&list);
+	appendStringInfoString(&sql, "LOCK TABLE ");
+	foreach(lc, relids)
+	{
+		Oid			rel = lfirst_oid(lc);
+
+		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(rel)),
+													get_rel_name(rel)));
+	}
+	appendStringInfoString(&sql, " IN EXCLUSIVE MODE");
+	foreach(lc, names)
+		appendStringInfo(&list, "%s%s", foreach_current_index(lc) > 0 ? ", " : "", (char *) lfirst(lc));
+	snprintf(buf, sizeof(buf), "%d", timeout_ms);
+
+	for (attempt = 1; attempt <= max_attempts; attempt++)
+	{
+		MemoryContext oldcxt = CurrentMemoryContext;
+		ResourceOwner oldowner = CurrentResourceOwner;
+		volatile bool ok = false;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+		PG_TRY();
+		{
+			int			ret;
+
+			(void) set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_LOCAL, true, 0, false);
+			ret = SPI_execute(sql.data, false, 0);
+			if (ret != SPI_OK_UTILITY)
+				elog(ERROR, "locking the live tables failed: %s", SPI_result_code_string(ret));
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+			ok = true;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata = migrate_abort_subxact(oldcxt, oldowner);
+
+			if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE &&
+				edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
+				ReThrowError(edata);
+			last_error = pstrdup(edata->message);
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+		if (ok)
+			return attempt;
+		if (attempt < max_attempts)
+		{
+			/* writers go on meanwhile; jitter keeps two cutovers from lockstep */
+			long		base = Min(50L * attempt, 500L);
+			long		ms = (long) (base * (0.5 + pg_prng_double(&pg_global_prng_state)));
+
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms,
+							 PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("%s could not lock its live tables in %d attempt%s", what, max_attempts,
+					max_attempts == 1 ? "" : "s"),
+			 errdetail("Each attempt waited at most %s for EXCLUSIVE locks on %s; the last: %s.",
+					   timeout_text, list.data, last_error ? last_error : "?"),
+			 errhint("Nothing was renamed and no lock is held. Find the sessions that hold or wait for locks on those tables in pg_locks (pg_blocking_pids()), or call again with a larger lock_timeout or max_attempts.")));
+	return 0;					/* keep compiler quiet */
+}
+
+/*
+ * The plan's lock (worker.c's tag), for this transaction: no run or sync
+ * of the plan starts between the final sync and our commit.
+ */
+static void
+take_plan_lock(Cutover *c)
+{
+	LOCKTAG		tag;
+	uint32		key = DatumGetUInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
+															 CStringGetTextDatum(c->plan)));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, MIGRATE_LOCK_CLASS, key, MIGRATE_LOCK_PLAN);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("migration plan \"%s\" started running during its cutover", c->plan),
+				 errhint("Nothing was renamed. Wait for the run (migrate_status()), then call migrate_cutover() again.")));
+}
+
+/*
+ * What the reverse compares against to find writes made after the swap:
+ * this transaction's id (rows with a newer xmin were written later) and
+ * each table's tuple counters (deletes leave no row behind).
+ */
+static char *
+swap_baseline(List *relids)
+{
+	Datum		args[2];
+	Oid			types[2] = {OIDARRAYOID, TEXTOID};
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(relids), 1));
+	ListCell   *lc;
+
+	foreach(lc, relids)
+		elems[foreach_current_index(lc)] = ObjectIdGetDatum(lfirst_oid(lc));
+	args[0] = PointerGetDatum(construct_array(elems, list_length(relids), OIDOID, sizeof(Oid), true,
+											  TYPALIGN_INT));
+	args[1] = CStringGetTextDatum(psprintf("%u", GetTopTransactionId()));
+	spi_exec("SELECT pg_catalog.jsonb_build_object('xid', $2, 'tables', coalesce(pg_catalog.jsonb_object_agg(o::text,"
+			 "   pg_catalog.jsonb_build_array(pg_catalog.pg_stat_get_tuples_inserted(o),"
+			 "     pg_catalog.pg_stat_get_tuples_updated(o), pg_catalog.pg_stat_get_tuples_deleted(o))), '{}'))::text"
+			 "  FROM pg_catalog.unnest($1) o",
+			 2, types, args, SPI_OK_SELECT, "reading the tables' statistics");
+	return spi_value(0, 1);
+}
+
+/* ---------------------------------------------------------------------
+ * migrate_cutover()
+ * --------------------------------------------------------------------- */
+
+/*
+ * migrate_cutover(plan text, lock_timeout interval, max_attempts integer)
+ * returns bigint: the cutover's run id.  See the top of this file.
+ */
+Datum
+migrate_cutover(PG_FUNCTION_ARGS)
+{
+	Cutover    *c = palloc0(sizeof(Cutover));
+	MigrateIdentity saved;
+	Interval   *lt;
+	int64		ms;
+	int64		run_id;
+	List	   *relids = NIL;
+	List	   *names = NIL;
+	Oid		   *targets;
+	char	  **sources;
+	int			ntargets = 0;
+	char	   *retired;
+	NameData	retired_name;
+	char	   *carried;
+	char	   *baseline;
+	char	   *first_table;
+	char	   *first_capture;
+	int64		first_n;
+	ListCell   *lc;
+	Datum		swapped;
+	bool		had_live;
+	Oid			swap_args[2] = {TEXTOID, NAMEOID};
+
+	migrate_check_version();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("migration plan name must not be null")));
+	c->plan = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("lock_timeout and max_attempts of migrate_cutover() of plan \"%s\" must not be null", c->plan)));
+	lt = PG_GETARG_INTERVAL_P(1);
+	ms = (lt->time / 1000) + (int64) lt->day * 86400000 + (int64) lt->month * 30 * 86400000;
+	c->lock_timeout_text = DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(lt)));
+	if (ms < 1 || ms > INT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lock_timeout of migrate_cutover() of plan \"%s\" is out of range (got %s)", c->plan,
+						c->lock_timeout_text),
+				 errhint("Pass how long writers may wait for each lock attempt, for example lock_timeout => '500ms'.")));
+	c->lock_timeout_ms = (int) ms;
+	c->max_attempts = PG_GETARG_INT32(2);
+	if (c->max_attempts < 1 || c->max_attempts > 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_attempts of migrate_cutover() of plan \"%s\" must be between 1 and 1000 (got %d)",
+						c->plan, c->max_attempts)));
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("migrate_cutover() of plan \"%s\" needs isolation level READ COMMITTED", c->plan),
+				 errdetail("Each of its steps must see what the sync workers committed."),
+				 errhint("SET default_transaction_isolation = 'read committed' for the call.")));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot cut over migration plan \"%s\" during recovery", c->plan)));
+
+	/* as the caller: a plan it cannot see does not exist; it must be a member */
+	c->owner = migrate_plan_owner(c->plan, true);
+	if (!OidIsValid(c->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration plan \"%s\" does not exist", c->plan)));
+	migrate_check_member(c->owner, c->plan);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	c->extschema = ext_schema();
+	migrate_become_owner(c->owner, &saved);
+
+	/* 1. checks and pairs */
+	read_plan(c);
+	read_pairs(c);
+	foreach(lc, c->pairs)
+	{
+		Pair	   *p = lfirst(lc);
+
+		if (OidIsValid(p->live))
+		{
+			relids = lappend_oid(relids, p->live);
+			names = lappend(names, p->live_name);
+		}
+	}
+
+	/* 2. fence; 3. verify gate; 4. catch up while changes arrive */
+	take_fence(c);
+	verify_gate(c);
+	for (int i = 0; i < CATCHUP_SYNCS && pending_changes(c, NULL, NULL, NULL) > 0; i++)
+		(void) sync_once(c);
+
+	/* 5. the locks (an empty list: no live table, nothing to wait for) */
+	c->lock_start = GetCurrentTimestamp();
+	if (relids != NIL)
+		c->attempts = lock_tables(psprintf("cutover of migration plan \"%s\"", c->plan), relids, names,
+								  c->lock_timeout_ms, c->lock_timeout_text, c->max_attempts);
+	c->locked_at = GetCurrentTimestamp();
+
+	/* 6. under the locks: the final sync, the fence re-checked, the swap */
+	check_not_cut_over(c->plan);
+	(void) sync_once(c);
+	take_plan_lock(c);
+	if (pending_changes(c, &first_table, &first_n, &first_capture) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cutover of migration plan \"%s\" refused: the source moved past the fence during the final sync",
+						c->plan),
+				 errdetail("Table %s has " INT64_FORMAT " change%s its capture (%s) did not apply under the live tables' locks.",
+						   first_table, first_n, first_n == 1 ? "" : "s", first_capture),
+				 errhint("Nothing was renamed. The source's writers are not behind the live tables' locks (a remote source): pause them, or call migrate_cutover() again when they are quiet.")));
+
+	targets = palloc(sizeof(Oid) * Max(list_length(c->pairs), 1));
+	sources = palloc(sizeof(char *) * Max(list_length(c->pairs), 1));
+	foreach(lc, c->pairs)
+	{
+		Pair	   *p = lfirst(lc);
+
+		targets[ntargets] = p->shadow;
+		sources[ntargets++] = p->live_name;
+	}
+	/* the run row: in the caller's name */
+	migrate_restore_identity(&saved);
+	run_id = migrate_catalog_cutover_run(c->plan, targets, sources, ntargets);
+	migrate_become_owner(c->owner, &saved);
+
+	retired = c->retired_option ? c->retired_option :
+		psprintf("%s_retired_" INT64_FORMAT, c->live_schema, run_id);
+	if (strlen(retired) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("the retired schema's name \"%s\" of migration plan \"%s\" is too long", retired, c->plan),
+				 errhint("Name it with the plan's option cutover_retired (at most %d bytes).", NAMEDATALEN - 1)));
+	namestrcpy(&retired_name, retired);
+	{
+		List	   *shadows = NIL;
+
+		foreach(lc, c->pairs)
+			shadows = lappend_oid(shadows, ((Pair *) lfirst(lc))->shadow);
+		baseline = swap_baseline(shadows);
+	}
+	had_live = OidIsValid(get_namespace_oid(c->live_schema, true));
+	swapped = OidFunctionCall2(internal_function("_cutover_swap", 2, swap_args),
+							   CStringGetTextDatum(c->plan), NameGetDatum(&retired_name));
+	carried = DatumGetCString(DirectFunctionCall1(jsonb_out, swapped));
+	c->swapped_at = GetCurrentTimestamp();
+	migrate_restore_identity(&saved);
+
+	/* 7. the record, with the swap; fence: the positions, and what the reverse compares against */
+	{
+		Oid			types[2] = {TEXTOID, TEXTOID};
+		Datum		args[2] = {CStringGetTextDatum(c->fence), CStringGetTextDatum(baseline)};
+		spi_exec("SELECT ($1::pg_catalog.jsonb || pg_catalog.jsonb_build_object('swap', $2::pg_catalog.jsonb))::text",
+				 2, types, args, SPI_OK_SELECT, "building the fence");
+		c->fence = spi_value(0, 1);
+		migrate_catalog_cutover_swapped(run_id, c->plan, c->live_schema, c->shadow_schema,
+										had_live ? retired : NULL, c->fence, c->attempts,
+										interval_text(c->lock_start, c->locked_at),
+										interval_text(c->locked_at, c->swapped_at), carried);
+		migrate_catalog_event(run_id, c->plan, "cutover",
+							  psprintf("schema %s swapped into %s (the live one retired as %s): %d table%s, %d lock attempt%s, locks waited %.1f ms, held %.1f ms",
+									   quote_identifier(c->shadow_schema), quote_identifier(c->live_schema),
+									   had_live ? quote_identifier(retired) : "(none)",
+									   ntargets, ntargets == 1 ? "" : "s", c->attempts,
+									   c->attempts == 1 ? "" : "s",
+									   (double) (c->locked_at - c->lock_start) / 1000.0,
+									   (double) (c->swapped_at - c->locked_at) / 1000.0));
+	}
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	PG_RETURN_INT64(run_id);
+}
+
+/* ---------------------------------------------------------------------
+ * The reverse of a swap (migrate_rollback() of a cutover's run)
+ * --------------------------------------------------------------------- */
+
+/*
+ * Reverse the swap that the cutover run run_id made: the current live
+ * tables (the plan's targets, moved into the live schema by the swap) are
+ * locked as a cutover locks them, then migrate._cutover_unswap(carried).
+ * Writes made to them since the swap (rows newer than the swap's
+ * transaction; inserts, updates and deletes the statistics counted since)
+ * would stay behind in the shadow schema: refused (55000) unless force.
+ * A second call is a no-op (NOTICE).
  */
 void
 migrate_cutover_reverse(int64 run_id, bool force)
 {
-	(void) force;
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("reversing cutover run " INT64_FORMAT " is not supported yet", run_id)));
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
+	Oid			owner;
+	MigrateIdentity saved;
+	char	   *plan;
+	char	   *state;
+	char	   *carried;
+	char	   *xid;
+	List	   *relids = NIL;
+	List	   *names = NIL;
+	StringInfoData written;
+	int			attempts;
+	uint64		n;
+	Oid			unswap_args[1] = {JSONBOID};
+
+	owner = migrate_run_owner(run_id, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	args[0] = Int64GetDatum(run_id);
+	spi_exec("SELECT c.plan, c.state, c.carried::text, c.fence->'swap'->>'xid', c.rolled_back_by::text,"
+			 "       c.rolled_back_at::text FROM migrate.cutover c WHERE c.run_id = $1",
+			 1, types, args, SPI_OK_SELECT, "reading migrate.cutover");
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("migration run " INT64_FORMAT " is not a cutover", run_id),
+				 errhint("migrate.cutover lists the cutovers; a cutover that failed changed nothing and has no run.")));
+	plan = spi_value(0, 1);
+	state = spi_value(0, 2);
+	carried = spi_value(0, 3);
+	xid = spi_value(0, 4);
+	migrate_check_member(owner, plan);
+	if (strcmp(state, "rolled_back") == 0)
+	{
+		ereport(NOTICE,
+				(errmsg("cutover run " INT64_FORMAT " of migration plan \"%s\" was already reversed by %s at %s: nothing to do",
+						run_id, plan, spi_value(0, 5), spi_value(0, 6))));
+		if (SPI_finish() != SPI_OK_FINISH)
+			elog(ERROR, "SPI_finish failed");
+		return;
+	}
+
+	migrate_become_owner(owner, &saved);
+	args[1] = CStringGetTextDatum(plan);
+	/* the current live tables: the plan's targets, in live name order */
+	spi_exec("SELECT tm.target::pg_catalog.oid, tm.target::text FROM migrate.table_map tm"
+			 "  JOIN pg_catalog.pg_class k ON k.oid = tm.target"
+			 " WHERE tm.plan = $2 ORDER BY k.relname",
+			 2, types, args, SPI_OK_SELECT, "reading migrate.table_map");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(CurTransactionContext);
+
+		relids = lappend_oid(relids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	 SPI_tuptable->tupdesc, 1, &isnull)));
+		names = lappend(names, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)));
+		MemoryContextSwitchTo(old);
+	}
+	attempts = relids == NIL ? 0 :
+		lock_tables(psprintf("reversing cutover run " INT64_FORMAT " of migration plan \"%s\"", run_id, plan),
+					relids, names, REVERSE_LOCK_TIMEOUT_MS, "500ms", REVERSE_MAX_ATTEMPTS);
+
+	/* written since the swap: newer rows, or counters past the baseline */
+	initStringInfo(&written);
+	if (xid)
+	{
+		ListCell   *lc;
+
+		foreach(lc, relids)
+		{
+			Oid			rel = lfirst_oid(lc);
+			Oid			t2[2] = {OIDOID, TEXTOID};
+			Datum		a2[2] = {ObjectIdGetDatum(rel), CStringGetTextDatum(xid)};
+			char	   *newer;
+			char	   *counted;
+
+			spi_exec(psprintf("SELECT (SELECT pg_catalog.count(*) FROM %s t"
+							  "          WHERE pg_catalog.age(t.xmin) < pg_catalog.age($2::pg_catalog.xid))::text,"
+							  "       (SELECT pg_catalog.greatest(0, pg_catalog.pg_stat_get_tuples_inserted($1) - (b->>0)::bigint"
+							  "                 + pg_catalog.pg_stat_get_tuples_updated($1) - (b->>1)::bigint"
+							  "                 + pg_catalog.pg_stat_get_tuples_deleted($1) - (b->>2)::bigint))::text"
+							  "  FROM (SELECT c.fence->'swap'->'tables'->($1::text) AS b FROM migrate.cutover c"
+							  "         WHERE c.run_id = " INT64_FORMAT ") x",
+							  (char *) list_nth(names, foreach_current_index(lc)), run_id),
+					 2, t2, a2, SPI_OK_SELECT, "looking for writes since the swap");
+			newer = spi_value(0, 1);
+			counted = SPI_processed == 1 ? spi_value(0, 2) : NULL;
+			if ((newer && strcmp(newer, "0") != 0) || (counted && strcmp(counted, "0") != 0))
+				appendStringInfo(&written, "%s%s (%s row%s newer than the swap, %s write%s counted since)",
+								 written.len > 0 ? "; " : "", (char *) list_nth(names, foreach_current_index(lc)),
+								 newer, strcmp(newer, "1") == 0 ? "" : "s",
+								 counted ? counted : "?", counted && strcmp(counted, "1") == 0 ? "" : "s");
+		}
+	}
+	if (written.len > 0 && !force)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cutover run " INT64_FORMAT " of migration plan \"%s\" cannot be reversed: its live tables were written since the swap",
+						run_id, plan),
+				 errdetail("%s.", written.data),
+				 errhint("Reversing would leave those writes in the tables that go back to the shadow schema. Copy them to the retired tables first, or pass force => true to reverse anyway.")));
+	if (written.len > 0)
+		ereport(WARNING,
+				(errmsg("cutover run " INT64_FORMAT " of migration plan \"%s\" reversed by force: writes since the swap stay in the shadow tables",
+						run_id, plan),
+				 errdetail("%s.", written.data)));
+
+	(void) OidFunctionCall1(internal_function("_cutover_unswap", 1, unswap_args),
+							DirectFunctionCall1(jsonb_in, CStringGetDatum(carried)));
+	migrate_restore_identity(&saved);
+
+	n = migrate_catalog_cutover_reversed(run_id);
+	if (n != 1)
+		elog(ERROR, "cutover run " INT64_FORMAT " was reversed concurrently", run_id);
+	migrate_catalog_event(run_id, plan, "cutover reversed",
+						  psprintf("%d lock attempt%s%s%s", attempts, attempts == 1 ? "" : "s",
+								   written.len > 0 ? "; forced over writes since the swap: " : "",
+								   written.len > 0 ? written.data : ""));
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
 }

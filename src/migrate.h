@@ -362,6 +362,15 @@ extern void migrate_catalog_sync_pass_done(int64 run_id, const char *plan, Oid t
 										   const char *synced_to, const char *lag);
 extern int64 migrate_catalog_sync_dedupe_rejects(int64 run_id, Oid target, int64 after_id);
 
+/* cutovers (cutover.c): the run row (catalog.c), the swap's record (catalog_strategies.c) */
+extern int64 migrate_catalog_cutover_run(const char *plan, const Oid *targets, char **sources,
+										 int ntargets);
+extern void migrate_catalog_cutover_swapped(int64 run_id, const char *plan, const char *live_schema,
+											const char *shadow_schema, const char *retired_schema,
+											const char *fence, int attempts, const char *lock_wait,
+											const char *lock_held, const char *carried);
+extern uint64 migrate_catalog_cutover_reversed(int64 run_id);
+
 /* units.c */
 extern void migrate_plan_ranges(MigrateWork *w, Oid target);
 
