@@ -323,3 +323,50 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'migrate_batch_statement'
 LANGUAGE C STRICT
 SET search_path = pg_catalog, pg_temp;
+
+/*
+ * migrate_rollback(run, force) returns every target of a run to what it
+ * was before the run (src/rollback.c): tables empty at the start are
+ * emptied, the others replay the run's undo log (src/undo.c); a run of
+ * mode 'cutover' reverses its swap.  A row changed since the run is a
+ * conflict, named in a WARNING and left alone unless force.  One
+ * transaction; a second call changes nothing.  As the run's owner (the
+ * caller must be a member of it): the bodies are migrate._migrate_rollback
+ * and migrate._migrate_rollback_conflicts, called by migrate_call_as_owner.
+ */
+CREATE OR REPLACE FUNCTION migrate_rollback(run bigint, force boolean DEFAULT false)
+RETURNS TABLE (target regclass, rows_deleted bigint, rows_restored bigint,
+               rows_reinserted bigint, conflicts bigint)
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'migrate_call_as_owner';
+
+CREATE OR REPLACE FUNCTION migrate._migrate_rollback(run bigint, force boolean)
+RETURNS TABLE (target regclass, rows_deleted bigint, rows_restored bigint,
+               rows_reinserted bigint, conflicts bigint)
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'migrate_rollback_run';
+REVOKE ALL ON FUNCTION migrate._migrate_rollback(bigint, boolean) FROM PUBLIC;
+
+-- The rows a rollback of the run would now leave alone (key NULL: the
+-- whole table), with why; key values of sensitive columns show as ***.
+CREATE OR REPLACE FUNCTION migrate_rollback_conflicts(run bigint)
+RETURNS TABLE (target regclass, key text, reason text)
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'migrate_call_as_owner';
+
+CREATE OR REPLACE FUNCTION migrate._migrate_rollback_conflicts(run bigint)
+RETURNS TABLE (target regclass, key text, reason text)
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'migrate_rollback_conflicts';
+REVOKE ALL ON FUNCTION migrate._migrate_rollback_conflicts(bigint) FROM PUBLIC;
+
+-- The undo log of the plan's runs goes (migrate_drop_plan()); for members
+-- of the plan's owner, written as the extension's owner (src/catalog_strategies.c).
+CREATE OR REPLACE FUNCTION migrate._catalog_undo_drop(plan text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'migrate_catalog_undo_drop_sql'
+LANGUAGE C STRICT SET search_path = pg_catalog, pg_temp;

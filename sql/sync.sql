@@ -70,6 +70,7 @@ BEGIN
     END IF;
     -- recorded while the plan is there to say whose it was
     PERFORM migrate._catalog_event(NULL, pl.plan_name, 'plan dropped', NULL);
+    PERFORM migrate._catalog_undo_drop(pl.plan_name);   -- no foreign key from migrate.undo
     DELETE FROM migrate.plan p WHERE p.plan_name OPERATOR(pg_catalog.=) pl.plan_name;
 END;
 $$;

@@ -717,6 +717,20 @@ migrate_catalog_tables_succeeded(int64 run_id)
 	return done;
 }
 
+/*
+ * Whether the run keeps an undo log of target ('off', 'empty', 'log'),
+ * decided once when the run is planned (src/undo.c).
+ */
+void
+migrate_catalog_table_undo(int64 run_id, Oid target, const char *undo)
+{
+	Oid			argtypes[3] = {INT8OID, OIDOID, TEXTOID};
+	Datum		args[3] = {Int64GetDatum(run_id), ObjectIdGetDatum(target), CStringGetTextDatum(undo)};
+
+	(void) migrate_catalog_exec("UPDATE migrate.run_table SET undo = $3 WHERE run_id = $1 AND target = $2",
+								3, argtypes, args, NULL, SPI_OK_UPDATE, "updating migrate.run_table");
+}
+
 /* The planner's estimate of the table's source rows, for percent and ETA. */
 void
 migrate_catalog_table_estimate(int64 run_id, Oid target)

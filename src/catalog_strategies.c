@@ -18,10 +18,12 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
 #include "migrate.h"
+#include "owner.h"
 #include "catalog.h"
 
 /* ---------------------------------------------------------------------
@@ -189,4 +191,137 @@ migrate_catalog_cutover_reversed(int64 run_id)
 								"   rolled_back_at = pg_catalog.now()"
 								" WHERE run_id = $1 AND state = 'swapped'",
 								2, argtypes, args, NULL, SPI_OK_UPDATE, "recording the reverse of the cutover");
+}
+
+/* ---------------------------------------------------------------------
+ * Rollback: migrate.undo and migrate.rollback (src/undo.c, src/rollback.c)
+ * --------------------------------------------------------------------- */
+
+/*
+ * The session's temporary table name (pg_temp.migrate_undo_<oid>) that a
+ * run's writes record their undo rows in, as the extension's owner, with
+ * INSERT for the current role (the plan's owner, whose statements write
+ * it); ON COMMIT DELETE ROWS: it never outlives a batch's rows.
+ */
+void
+migrate_catalog_undo_table(const char *name)
+{
+	char	   *grantee = GetUserNameFromId(GetUserId(), false);
+
+	(void) migrate_catalog_exec(psprintf("CREATE TEMPORARY TABLE %s (key pg_catalog.text[],"
+										 " pre pg_catalog.text, post_xmin pg_catalog.xid)"
+										 " ON COMMIT DELETE ROWS", name),
+								0, NULL, NULL, NULL, SPI_OK_UTILITY, "creating the undo table");
+	(void) migrate_catalog_exec(psprintf("GRANT INSERT ON %s TO %s", name, quote_identifier(grantee)),
+								0, NULL, NULL, NULL, SPI_OK_UTILITY, "granting the undo table");
+}
+
+/*
+ * Move the undo rows in from (migrate_catalog_undo_table) into migrate.undo
+ * for target of run_id, in the transaction of the writes they undo.
+ */
+void
+migrate_catalog_undo_flush(int64 run_id, Oid target, const char *from)
+{
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
+
+	(void) migrate_catalog_exec(psprintf("WITH d AS (DELETE FROM %s RETURNING key, pre, post_xmin)"
+										 " INSERT INTO migrate.undo (run_id, target, key, pre, post_xmin)"
+										 " SELECT $1, $2, d.key, d.pre, d.post_xmin FROM d", from),
+								2, argtypes, args, NULL, SPI_OK_INSERT, "writing migrate.undo");
+}
+
+/*
+ * A temporary table into (ON COMMIT DROP) with target's undo rows of run_id
+ * left, one per key: the row before the run's first write of it (pre; NULL:
+ * absent), the xmin its last write left (post; NULL: deleted), and room
+ * for the reason it conflicts.  The current role (the plan's owner, who
+ * replays them) may read it and set the reason.
+ */
+void
+migrate_catalog_rollback_gather(int64 run_id, Oid target, const char *into)
+{
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
+	char	   *grantee = GetUserNameFromId(GetUserId(), false);
+
+	(void) migrate_catalog_exec(psprintf("CREATE TEMPORARY TABLE %s (key pg_catalog.text[] PRIMARY KEY,"
+										 " pre pg_catalog.text, post pg_catalog.xid, conflict pg_catalog.text)"
+										 " ON COMMIT DROP", into),
+								0, NULL, NULL, NULL, SPI_OK_UTILITY, "creating the rollback table");
+	(void) migrate_catalog_exec(psprintf("INSERT INTO %s (key, pre, post)"
+										 " SELECT DISTINCT ON (x.key) x.key, x.pre, x.post_xmin FROM"
+										 "  (SELECT u.key, u.seq, u.post_xmin,"
+										 "          pg_catalog.first_value(u.pre) OVER (PARTITION BY u.key ORDER BY u.seq) AS pre"
+										 "     FROM migrate.undo u WHERE u.run_id = $1 AND u.target = $2) x"
+										 " ORDER BY x.key, x.seq DESC", into),
+								2, argtypes, args, NULL, SPI_OK_INSERT, "reading migrate.undo");
+	(void) migrate_catalog_exec(psprintf("ANALYZE %s", into),
+								0, NULL, NULL, NULL, SPI_OK_UTILITY, "analyzing the rollback table");
+	(void) migrate_catalog_exec(psprintf("GRANT SELECT, UPDATE ON %s TO %s", into, quote_identifier(grantee)),
+								0, NULL, NULL, NULL, SPI_OK_UTILITY, "granting the rollback table");
+}
+
+/*
+ * A rollback of target of run_id is done: the undo rows it replayed go
+ * (those of keys in from without a conflict; all when forced; from NULL:
+ * the table had none), and migrate.rollback records it (counts added to a
+ * previous call's, the conflicts replaced).
+ */
+void
+migrate_catalog_rollback_record(int64 run_id, Oid target, const char *from, bool force,
+								int64 deleted, int64 restored, int64 reinserted, int64 conflicts)
+{
+	Oid			argtypes[8] = {INT8OID, OIDOID, BOOLOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
+	Datum		args[8];
+
+	args[0] = Int64GetDatum(run_id);
+	args[1] = ObjectIdGetDatum(target);
+	args[2] = BoolGetDatum(force);
+	args[3] = Int64GetDatum(deleted);
+	args[4] = Int64GetDatum(restored);
+	args[5] = Int64GetDatum(reinserted);
+	args[6] = Int64GetDatum(conflicts);
+	args[7] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	if (from && force)
+		(void) migrate_catalog_exec("DELETE FROM migrate.undo WHERE run_id = $1 AND target = $2",
+									2, argtypes, args, NULL, SPI_OK_DELETE, "deleting from migrate.undo");
+	else if (from)
+		(void) migrate_catalog_exec(psprintf("DELETE FROM migrate.undo u USING %s r"
+											 " WHERE u.run_id = $1 AND u.target = $2 AND u.key = r.key"
+											 "   AND r.conflict IS NULL", from),
+									2, argtypes, args, NULL, SPI_OK_DELETE, "deleting from migrate.undo");
+	(void) migrate_catalog_exec("INSERT INTO migrate.rollback AS b (run_id, target, state, rows_deleted,"
+								"   rows_restored, rows_reinserted, conflicts, forced, rolled_back_by)"
+								" VALUES ($1, $2, CASE WHEN $7 > 0 THEN 'conflicts' ELSE 'done' END,"
+								"   $4, $5, $6, $7, $3, $8)"
+								" ON CONFLICT (run_id, target) DO UPDATE SET state = EXCLUDED.state,"
+								"   rows_deleted = b.rows_deleted + $4, rows_restored = b.rows_restored + $5,"
+								"   rows_reinserted = b.rows_reinserted + $6, conflicts = $7,"
+								"   forced = b.forced OR $3, rolled_back_by = $8, rolled_back_at = pg_catalog.now()",
+								8, argtypes, args, NULL, SPI_OK_INSERT, "writing migrate.rollback");
+}
+
+PG_FUNCTION_INFO_V1(migrate_catalog_undo_drop_sql);
+
+/*
+ * migrate._catalog_undo_drop(plan text): the undo log of every run of the
+ * plan goes (migrate_drop_plan()).  The caller must be a member of the
+ * plan's owner (42501; a plan it cannot see: 42704).
+ */
+Datum
+migrate_catalog_undo_drop_sql(PG_FUNCTION_ARGS)
+{
+	char	   *plan = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {PointerGetDatum(PG_GETARG_TEXT_PP(0))};
+
+	migrate_catalog_spi_connect();
+	migrate_check_member(migrate_plan_owner(plan, false), plan);
+	(void) migrate_catalog_exec("DELETE FROM migrate.undo WHERE run_id IN"
+								" (SELECT run_id FROM migrate.run WHERE plan = $1)",
+								1, argtypes, args, NULL, SPI_OK_DELETE, "deleting from migrate.undo");
+	migrate_catalog_spi_finish();
+	PG_RETURN_VOID();
 }

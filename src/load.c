@@ -516,7 +516,7 @@ migrate_load_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	StringInfoData inner;
 
 	initStringInfo(&sql);
-	if (tl->returning_into)
+	if (tl->returning_into || tl->undo_into)
 		appendStringInfoString(&sql, "WITH w AS (");
 	appendStringInfo(&sql, "INSERT INTO %s AS t (", tl->into);
 	first = true;
@@ -600,7 +600,9 @@ migrate_load_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 
 	append_rules_filter(tl, &sql, from_stage);
 	append_on_conflict(tl, &sql);
-	if (tl->returning_into)
+	if (tl->undo_into)
+		migrate_undo_batch_sql(tl, &sql);
+	else if (tl->returning_into)
 	{
 		appendStringInfoString(&sql, " RETURNING ");
 		foreach(lc1, tl->keycols)
@@ -902,6 +904,8 @@ range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	tl->into = w->dry_run ? psprintf("pg_temp.migrate_dry_%u", u->target) : tl->target_name;
 	tl->stage = psprintf("pg_temp.migrate_stage_%u", u->target);
 	u->key_sensitive = tl->key_sensitive;
+	if (!w->dry_run)
+		migrate_undo_describe(tl);
 	MemoryContextSwitchTo(oldcxt);
 
 	if (u->lo)
@@ -1091,7 +1095,9 @@ range_batch(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 									w->run_id, tl->target_name, u->range_no, tl->total.read));
 	if (w->dry_run)
 		create_dry_target(tl);
+	migrate_undo_begin(tl);
 	load_batch(tl, plan, lower_bound, bounds, &batch);
+	migrate_undo_flush(tl);
 
 	/*
 	 * The checkpoint, in the batch's transaction.  It only applies while

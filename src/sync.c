@@ -192,6 +192,7 @@ sync_describe(SyncTable *st)
 	tl->returning_into = psprintf("pg_temp.migrate_applied_%u", tl->target);
 	migrate_load_describe(tl, st->w->plan);
 	tl->into = tl->target_name;
+	migrate_undo_describe(tl);
 	tl->stage = psprintf("pg_temp.migrate_stage_%u", tl->target);
 	st->keys = psprintf("pg_temp.migrate_sync_keys_%u", tl->target);
 	read_sync_state(st);
@@ -374,7 +375,8 @@ delete_unless_referenced(const char *sql, Oid *argtypes, Datum *args, int64 *del
 	{
 		int			ret = SPI_execute_with_args(sql, 1, argtypes, args, NULL, false, 0);
 
-		if (ret != SPI_OK_DELETE)
+		/* SPI_OK_INSERT: the delete records its undo rows (undo.c) */
+		if (ret != SPI_OK_DELETE && ret != SPI_OK_INSERT)
 			elog(ERROR, "deleting rows the source no longer has failed: %s", SPI_result_code_string(ret));
 		*deleted += SPI_processed;
 		ReleaseCurrentSubTransaction();
@@ -412,7 +414,8 @@ delete_gone(SyncTable *st, const char *where_sql, Datum *args, Oid *argtypes, Mi
 	uint64		n;
 	int			ret;
 
-	if (delete_unless_referenced(psprintf("DELETE%s", where_sql), argtypes, args, &a->deleted))
+	if (delete_unless_referenced(migrate_undo_wrap_delete(tl, psprintf("DELETE%s", where_sql)),
+								 argtypes, args, &a->deleted))
 		return;
 
 	/* one row at a time: the free ones go, the others wait */
@@ -427,7 +430,8 @@ delete_gone(SyncTable *st, const char *where_sql, Datum *args, Oid *argtypes, Mi
 		bool		isnull;
 		Datum		ctid = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
 
-		if (!delete_unless_referenced(psprintf("DELETE FROM %s WHERE ctid = $1", tl->target_name),
+		if (!delete_unless_referenced(migrate_undo_wrap_delete(tl, psprintf("DELETE FROM %s AS t WHERE t.ctid = $1",
+																			tl->target_name)),
 									  &ctid_type, &ctid, &a->deleted))
 			deferred = accumArrayResult(deferred, SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull),
 										false, TEXTOID, st->batchcxt);
@@ -473,6 +477,7 @@ apply_keys(SyncTable *st, Datum keys, MigrateSyncApplied *a, MigrateCounts *coun
 	if (ret != SPI_OK_UTILITY && ret != SPI_OK_SELINTO)
 		elog(ERROR, "creating the table of applied keys failed: %s", SPI_result_code_string(ret));
 
+	migrate_undo_begin(tl);
 	migrate_stage_load(tl, migrate_stage_fill_keys(tl, keys), &c);
 
 	ret = SPI_execute(psprintf("SELECT count(*) FILTER (WHERE __migrate_inserted),"
@@ -503,6 +508,7 @@ apply_keys(SyncTable *st, Datum keys, MigrateSyncApplied *a, MigrateCounts *coun
 		a->rejected -= migrate_catalog_sync_dedupe_rejects(st->w->run_id, tl->target, hwm);
 	migrate_add_counts(counts, &c);
 
+	migrate_undo_flush(tl);
 	migrate_spi_exec(psprintf("DROP TABLE %s, %s", tl->returning_into, tl->stage), SPI_OK_UTILITY);
 }
 

@@ -440,6 +440,9 @@ worker_plan_units(MigrateWork *w)
 	for (int i = 0; i < ntargets; i++)
 		targets[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 													SPI_tuptable->tupdesc, 1, &isnull));
+	/* before any batch: whether and how each table's writes can be undone */
+	for (int i = 0; i < ntargets; i++)
+		migrate_undo_decide(w, targets[i]);
 	if (strcmp(w->mode, "sync") == 0)
 	{
 		/* a sync pass: one unit per table, parents first; nothing dropped */

@@ -1,0 +1,526 @@
+/*-------------------------------------------------------------------------
+ *
+ * rollback.c
+ *	  migrate_rollback(run, force): a run's targets back to what they were
+ *	  before it, from its undo log (src/undo.c); and
+ *	  migrate_rollback_conflicts(run): the rows a rollback leaves alone.
+ *
+ * Both run as the plan's owner (migrate_call_as_owner, sql/run.sql) in the
+ * caller's transaction, so a rollback is all or nothing: killed half way,
+ * it left nothing done and a second call does it exactly.  Per table:
+ *
+ *	 'empty'  the table had no row when the run started: every row goes,
+ *			  unless rows the run did not write are there (its row count is
+ *			  not what the run wrote, or a later run wrote the table): then
+ *			  the table is one conflict, emptied only when forced.
+ *	 'log'	  the undo rows, one per key (catalog_strategies.c gathers them
+ *			  into a temporary table: the row before the run's first write
+ *			  of the key, the xmin its last write left); a key whose row is
+ *			  not what the run left (another xmin, absent, or present after
+ *			  the run deleted it) is a conflict and is left alone unless
+ *			  forced; the others are replayed: rows the run inserted are
+ *			  deleted (children first: reverse load order), rows it
+ *			  overwrote are updated back, rows it deleted are inserted again
+ *			  (parents first); the replayed undo rows are deleted, so what
+ *			  stays in the log are the conflicts.
+ *	 'off'	  no undo log (dry runs, runs before 0.7, undo = 'off'): refused.
+ *
+ * Each table is locked (SHARE ROW EXCLUSIVE) before it is checked, so no
+ * writer changes a row between its check and its replay.  Every statement
+ * is set-based over the run's rows, so the time grows with the rows the
+ * run changed, not with the table.  migrate.rollback records each table
+ * (catalog_strategies.c); a table recorded 'done' is never touched again,
+ * so a second call changes nothing.  A run of mode 'cutover' is handed to
+ * migrate_cutover_reverse() (cutover.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/tuplestore.h"
+
+#include "migrate.h"
+#include "catalog.h"
+
+PG_FUNCTION_INFO_V1(migrate_rollback_run);
+PG_FUNCTION_INFO_V1(migrate_rollback_conflicts);
+
+/* at most this many conflicting keys are named in the WARNING */
+#define ROLLBACK_WARN_KEYS 10
+
+typedef struct RollbackTable
+{
+	Oid			target;
+	char	   *name;			/* regclass text */
+	char	   *undo;			/* off, empty, log */
+	char	   *done;			/* migrate.rollback.state, or NULL */
+	int64		rows_written;
+	char	   *rb;				/* 'log': the gathered undo rows (temp table) */
+	List	   *keycols;		/* key columns (quoted), in key order */
+	List	   *keytypes;		/* their types */
+	List	   *cols;			/* insertable columns (quoted) */
+	List	   *setcols;		/* of those, updatable and not key */
+	bool		key_sensitive;
+	bool		skip;			/* nothing to do: done before */
+	int64		conflicts;
+	int64		deleted;
+	int64		restored;
+	int64		reinserted;
+} RollbackTable;
+
+static RollbackTable *read_tables(int64 run_id, const char *plan, int *ntables, char **mode);
+static void describe_table(RollbackTable *t, const char *plan);
+static void check_table(int64 run_id, RollbackTable *t, bool force);
+static void replay_deletes(RollbackTable *t, bool force);
+static void replay_restores(RollbackTable *t, bool force);
+static int64 exec_count(const char *sql, int expected, const char *what);
+static char *key_join(RollbackTable *t, const char *alias);
+static void warn_conflicts(int64 run_id, RollbackTable *t);
+
+/* "x.k1 = (alias.key[1])::type1 AND ...": the target row x of an undo row */
+static char *
+key_join(RollbackTable *t, const char *alias)
+{
+	StringInfoData sql;
+	ListCell   *c,
+			   *ty;
+
+	initStringInfo(&sql);
+	forboth(c, t->keycols, ty, t->keytypes)
+		appendStringInfo(&sql, "%sx.%s = (%s.key[%d])::%s", foreach_current_index(c) ? " AND " : "",
+						 (char *) lfirst(c), alias, foreach_current_index(c) + 1, (char *) lfirst(ty));
+	return sql.data;
+}
+
+static int64
+exec_count(const char *sql, int expected, const char *what)
+{
+	int			ret = SPI_execute(sql, false, 0);
+
+	if (ret != expected)
+		elog(ERROR, "%s failed: %s", what, SPI_result_code_string(ret));
+	return (int64) SPI_processed;
+}
+
+/* The run's tables in load order, with what a rollback already did. */
+static RollbackTable *
+read_tables(int64 run_id, const char *plan, int *ntables, char **mode)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(run_id)};
+	RollbackTable *tables;
+	MemoryContext cxt = CurrentMemoryContext;
+	int			ret;
+	bool		isnull;
+
+	ret = SPI_execute_with_args("SELECT mode, state FROM migrate.run WHERE run_id = $1",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading migrate.run failed: %s", SPI_result_code_string(ret));
+	*mode = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2), "running") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("run " INT64_FORMAT " of migration plan \"%s\" is running", run_id, plan),
+				 errhint("Wait for it to end, or stop it with migrate_cancel(), then roll it back.")));
+
+	ret = SPI_execute_with_args("SELECT t.target::pg_catalog.oid, t.target::text, t.undo, b.state,"
+								"       t.rows_written"
+								"  FROM migrate.run_table t LEFT JOIN migrate.rollback b"
+								"    ON b.run_id = t.run_id AND b.target = t.target"
+								" WHERE t.run_id = $1 ORDER BY t.load_order, t.target::text",
+								1, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading migrate.run_table failed: %s", SPI_result_code_string(ret));
+	*ntables = (int) SPI_processed;
+	tables = MemoryContextAllocZero(cxt, sizeof(RollbackTable) * Max(*ntables, 1));
+	for (int i = 0; i < *ntables; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *done = SPI_getvalue(tup, desc, 4);
+
+		tables[i].target = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		tables[i].name = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2));
+		tables[i].undo = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 3));
+		tables[i].done = done ? MemoryContextStrdup(cxt, done) : NULL;
+		tables[i].rows_written = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+		tables[i].skip = done && strcmp(done, "done") == 0;
+	}
+	return tables;
+}
+
+/*
+ * The target's key (the mapping's, with the types of the target's
+ * columns), its columns as an INSERT and an UPDATE restore them, and
+ * whether a key column is sensitive.
+ */
+static void
+describe_table(RollbackTable *t, const char *plan)
+{
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2] = {CStringGetTextDatum(plan), ObjectIdGetDatum(t->target)};
+	MemoryContext cxt = CurrentMemoryContext;
+	int			ret;
+
+	ret = SPI_execute_with_args("SELECT quote_ident(a.attname), format_type(a.atttypid, NULL),"
+								"       k.n, a.attidentity = 'a', a.attname = ANY (migrate._sensitive_targets($1, $2))"
+								"  FROM pg_catalog.pg_attribute a"
+								"  LEFT JOIN (SELECT c.name, c.n FROM migrate.table_map m,"
+								"             unnest(m.key::text[]) WITH ORDINALITY AS c(name, n)"
+								"             WHERE m.plan = $1 AND m.target = $2) k ON k.name = a.attname::text"
+								" WHERE a.attrelid = $2 AND a.attnum > 0 AND NOT a.attisdropped"
+								"   AND a.attgenerated = '' ORDER BY k.n NULLS LAST, a.attnum",
+								2, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the columns of %s failed: %s", t->name, SPI_result_code_string(ret));
+	MemoryContextSwitchTo(cxt);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *col = MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 1));
+		bool		isnull;
+		bool		is_key;
+
+		(void) SPI_getbinval(tup, desc, 3, &is_key);
+		is_key = !is_key;
+		t->cols = lappend(t->cols, col);
+		if (is_key)
+		{
+			t->keycols = lappend(t->keycols, col);
+			t->keytypes = lappend(t->keytypes, MemoryContextStrdup(cxt, SPI_getvalue(tup, desc, 2)));
+			if (DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull)) && !isnull)
+				t->key_sensitive = true;
+		}
+		else if (!DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)))
+			t->setcols = lappend(t->setcols, col);
+	}
+	if (t->keycols == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table %s is no longer mapped in migration plan \"%s\": its key is unknown",
+						t->name, plan),
+				 errhint("Map it again with migrate_table() and the same key, then roll back.")));
+}
+
+/*
+ * Lock the table, find its conflicts (sets t->conflicts); under 'log'
+ * gather its undo rows first.
+ */
+static void
+check_table(int64 run_id, RollbackTable *t, bool force)
+{
+	Oid			argtypes[3] = {INT8OID, OIDOID, INT8OID};
+	Datum		args[3] = {Int64GetDatum(run_id), ObjectIdGetDatum(t->target), Int64GetDatum(t->rows_written)};
+	bool		isnull;
+	int			ret;
+
+	(void) exec_count(psprintf("LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", t->name), SPI_OK_UTILITY,
+					  "locking the table");
+	if (strcmp(t->undo, "empty") == 0)
+	{
+		/* rows the run did not write: a count not the run's, or a later run */
+		ret = SPI_execute_with_args(psprintf("SELECT (SELECT count(*) FROM %s) <> $3"
+											 "    OR EXISTS (SELECT 1 FROM migrate.run_table l"
+											 "               JOIN migrate.run lr ON lr.run_id = l.run_id"
+											 "               WHERE l.target = $2 AND l.run_id > $1"
+											 "                 AND l.rows_written > 0 AND NOT lr.dry_run"
+											 "                 AND NOT EXISTS (SELECT 1 FROM migrate.rollback b"
+											 "                                 WHERE b.run_id = l.run_id AND b.target = $2"
+											 "                                   AND b.state = 'done'))", t->name),
+									3, argtypes, args, NULL, false, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "checking %s failed: %s", t->name, SPI_result_code_string(ret));
+		t->conflicts = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) ? 1 : 0;
+		return;
+	}
+	t->rb = psprintf("pg_temp.migrate_rollback_%u", t->target);
+	migrate_catalog_rollback_gather(run_id, t->target, t->rb);
+	(void) exec_count(psprintf("UPDATE %s AS u SET conflict = CASE WHEN u.post IS NULL"
+							   "   THEN 'present again since the run'"
+							   "   WHEN c.cur IS NULL THEN 'deleted since the run'"
+							   "   ELSE 'changed since the run' END"
+							   "  FROM (SELECT r.key, (SELECT x.xmin FROM %s AS x WHERE %s) AS cur FROM %s AS r) c"
+							   " WHERE c.key = u.key AND CASE WHEN u.post IS NULL THEN c.cur IS NOT NULL"
+							   "   ELSE c.cur IS NULL OR NOT (c.cur = u.post) END",
+							   t->rb, t->name, key_join(t, "r"), t->rb),
+					  SPI_OK_UPDATE, "checking the rows to roll back");
+	t->conflicts = (int64) SPI_processed;
+	(void) force;
+}
+
+/* Delete what the run inserted (children before parents: reverse load order). */
+static void
+replay_deletes(RollbackTable *t, bool force)
+{
+	if (strcmp(t->undo, "empty") == 0)
+	{
+		if (t->conflicts == 0 || force)
+			t->deleted = exec_count(psprintf("DELETE FROM %s", t->name), SPI_OK_DELETE,
+									"emptying the table");
+		return;
+	}
+	t->deleted = exec_count(psprintf("DELETE FROM %s AS x USING %s AS r WHERE r.pre IS NULL"
+									 " AND (r.conflict IS NULL OR %s) AND %s",
+									 t->name, t->rb, force ? "true" : "false", key_join(t, "r")),
+							SPI_OK_DELETE, "deleting the rows the run inserted");
+}
+
+/* Rows the run overwrote back as they were, rows it deleted back (parents first). */
+static void
+replay_restores(RollbackTable *t, bool force)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+	const char *replay = force ? "true" : "false";
+
+	if (strcmp(t->undo, "log") != 0)
+		return;
+	initStringInfo(&sql);
+	if (t->setcols != NIL)
+	{
+		appendStringInfo(&sql, "UPDATE %s AS x SET ", t->name);
+		foreach(lc, t->setcols)
+			appendStringInfo(&sql, "%s%s = (v.row).%s", foreach_current_index(lc) ? ", " : "",
+							 (char *) lfirst(lc), (char *) lfirst(lc));
+		/* r.pre::target is parsed once per row (OFFSET 0 keeps it a subquery) */
+		appendStringInfo(&sql, " FROM (SELECT r.key, r.pre::%s AS row FROM %s AS r"
+						 " WHERE r.pre IS NOT NULL AND (r.conflict IS NULL OR %s) OFFSET 0) v"
+						 " WHERE %s", t->name, t->rb, replay, key_join(t, "v"));
+		t->restored = exec_count(sql.data, SPI_OK_UPDATE, "restoring the rows the run overwrote");
+	}
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s (", t->name);
+	foreach(lc, t->cols)
+		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) ? ", " : "", (char *) lfirst(lc));
+	appendStringInfoString(&sql, ") OVERRIDING SYSTEM VALUE SELECT ");
+	foreach(lc, t->cols)
+		appendStringInfo(&sql, "%s(v.row).%s", foreach_current_index(lc) ? ", " : "", (char *) lfirst(lc));
+	appendStringInfo(&sql, " FROM (SELECT r.pre::%s AS row FROM %s AS r"
+					 " WHERE r.pre IS NOT NULL AND (r.conflict IS NULL OR %s)"
+					 "   AND NOT EXISTS (SELECT 1 FROM %s AS x WHERE %s) OFFSET 0) v",
+					 t->name, t->rb, replay, t->name, key_join(t, "r"));
+	t->reinserted = exec_count(sql.data, SPI_OK_INSERT, "inserting the rows the run deleted");
+}
+
+/* The key shown for an undo row r (masked when a key column is sensitive). */
+static const char *
+key_text_sql(RollbackTable *t)
+{
+	if (t->key_sensitive)
+		return "'***'::text";
+	return "CASE WHEN pg_catalog.cardinality(r.key) = 1 THEN r.key[1] ELSE r.key::text END";
+}
+
+/* Name the first conflicting keys of t in a WARNING. */
+static void
+warn_conflicts(int64 run_id, RollbackTable *t)
+{
+	StringInfoData keys;
+	int			ret;
+
+	initStringInfo(&keys);
+	if (t->rb)
+	{
+		ret = SPI_execute(psprintf("SELECT %s, r.conflict FROM %s AS r WHERE r.conflict IS NOT NULL"
+								   " ORDER BY r.key LIMIT %d", key_text_sql(t), t->rb, ROLLBACK_WARN_KEYS),
+						  false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading the conflicts failed: %s", SPI_result_code_string(ret));
+		for (uint64 i = 0; i < SPI_processed; i++)
+			appendStringInfo(&keys, "%skey %s (%s)", i ? ", " : "",
+							 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+							 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
+		if (t->conflicts > ROLLBACK_WARN_KEYS)
+			appendStringInfo(&keys, " and " INT64_FORMAT " more", t->conflicts - ROLLBACK_WARN_KEYS);
+	}
+	else
+		appendStringInfoString(&keys, "the table has rows the run did not write");
+	ereport(WARNING,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("rollback of run " INT64_FORMAT " left " INT64_FORMAT " row%s of %s alone: changed since the run",
+					run_id, t->conflicts, t->conflicts == 1 ? "" : "s", t->name),
+			 errdetail("%s", keys.data),
+			 errhint("See migrate_rollback_conflicts(" INT64_FORMAT "); migrate_rollback(" INT64_FORMAT
+					 ", force => true) overwrites them.", run_id, run_id)));
+}
+
+/*
+ * The run's tables, checked: refuses a table without an undo log.  Sets
+ * *all_done when a rollback already did every table.
+ */
+static RollbackTable *
+prepare_tables(int64 run_id, const char *plan, bool force, int *ntables, bool *all_done, char **mode)
+{
+	RollbackTable *tables = read_tables(run_id, plan, ntables, mode);
+
+	*all_done = true;
+	if (strcmp(*mode, "cutover") == 0)
+		return tables;
+	for (int i = 0; i < *ntables; i++)
+	{
+		RollbackTable *t = &tables[i];
+
+		if (t->skip)
+			continue;
+		*all_done = false;
+		if (strcmp(t->undo, "off") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("run " INT64_FORMAT " of migration plan \"%s\" kept no undo log of table %s",
+							run_id, plan, t->name),
+					 errdetail("Dry runs, runs made before migrate 0.7 and plans or tables with options undo = 'off' keep none."),
+					 errhint("Restore the table from a backup taken before the run.")));
+	}
+	if (*all_done)
+		return tables;
+	for (int i = 0; i < *ntables; i++)
+	{
+		if (tables[i].skip)
+			continue;
+		if (strcmp(tables[i].undo, "log") == 0)
+			describe_table(&tables[i], plan);
+		check_table(run_id, &tables[i], force);
+	}
+	return tables;
+}
+
+/*
+ * migrate._migrate_rollback(run bigint, force boolean) RETURNS TABLE
+ * (target regclass, rows_deleted bigint, rows_restored bigint,
+ * rows_reinserted bigint, conflicts bigint), as the plan's owner.
+ */
+Datum
+migrate_rollback_run(PG_FUNCTION_ARGS)
+{
+	int64		run_id = PG_GETARG_INT64(0);
+	bool		force = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RollbackTable *tables;
+	char	   *plan;
+	char	   *mode;
+	int			ntables;
+	bool		all_done;
+	int64		sum[4] = {0, 0, 0, 0};
+
+	InitMaterializedSRF(fcinfo, 0);
+	migrate_catalog_spi_connect();
+	plan = migrate_catalog_check_run_caller(run_id);
+	tables = prepare_tables(run_id, plan, force, &ntables, &all_done, &mode);
+	if (strcmp(mode, "cutover") == 0)
+	{
+		migrate_catalog_spi_finish();
+		migrate_cutover_reverse(run_id, force);
+		PG_RETURN_VOID();
+	}
+	if (all_done)
+		ereport(NOTICE,
+				(errmsg("run " INT64_FORMAT " of migration plan \"%s\" was already rolled back: nothing to do",
+						run_id, plan)));
+	else
+	{
+		for (int i = ntables - 1; i >= 0; i--)
+			if (!tables[i].skip)
+				replay_deletes(&tables[i], force);
+		for (int i = 0; i < ntables; i++)
+			if (!tables[i].skip)
+				replay_restores(&tables[i], force);
+	}
+	for (int i = 0; i < ntables; i++)
+	{
+		RollbackTable *t = &tables[i];
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+		int64		left = force ? 0 : t->conflicts;
+
+		if (!t->skip)
+		{
+			if (left > 0)
+				warn_conflicts(run_id, t);
+			migrate_catalog_rollback_record(run_id, t->target, t->rb, force, t->deleted, t->restored,
+											t->reinserted, left);
+			sum[0] += t->deleted;
+			sum[1] += t->restored;
+			sum[2] += t->reinserted;
+			sum[3] += left;
+		}
+		values[0] = ObjectIdGetDatum(t->target);
+		values[1] = Int64GetDatum(t->deleted);
+		values[2] = Int64GetDatum(t->restored);
+		values[3] = Int64GetDatum(t->reinserted);
+		values[4] = Int64GetDatum(left);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	if (!all_done)
+		migrate_catalog_event(run_id, plan, "run rolled back",
+							  psprintf(INT64_FORMAT " rows deleted, " INT64_FORMAT " restored, "
+									   INT64_FORMAT " reinserted, " INT64_FORMAT " conflicts left%s",
+									   sum[0], sum[1], sum[2], sum[3], force ? " (forced)" : ""));
+	migrate_catalog_spi_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * migrate._migrate_rollback_conflicts(run bigint) RETURNS TABLE (target
+ * regclass, key text, reason text): the rows a rollback of the run now
+ * leaves alone (key NULL: the whole table), as the plan's owner.  Checks
+ * as a rollback does, replays nothing.
+ */
+Datum
+migrate_rollback_conflicts(PG_FUNCTION_ARGS)
+{
+	int64		run_id = PG_GETARG_INT64(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RollbackTable *tables;
+	char	   *plan;
+	char	   *mode;
+	int			ntables;
+	bool		all_done;
+
+	InitMaterializedSRF(fcinfo, 0);
+	migrate_catalog_spi_connect();
+	plan = migrate_catalog_check_run_caller(run_id);
+	tables = prepare_tables(run_id, plan, false, &ntables, &all_done, &mode);
+	for (int i = 0; i < ntables && !all_done && strcmp(mode, "cutover") != 0; i++)
+	{
+		RollbackTable *t = &tables[i];
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+		int			ret;
+
+		if (t->skip || t->conflicts == 0)
+			continue;
+		values[0] = ObjectIdGetDatum(t->target);
+		if (t->rb == NULL)
+		{
+			nulls[1] = true;
+			values[2] = CStringGetTextDatum("the table has rows the run did not write");
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			continue;
+		}
+		ret = SPI_execute(psprintf("SELECT %s, r.conflict FROM %s AS r WHERE r.conflict IS NOT NULL"
+								   " ORDER BY r.key", key_text_sql(t), t->rb), false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading the conflicts failed: %s", SPI_result_code_string(ret));
+		for (uint64 j = 0; j < SPI_processed; j++)
+		{
+			bool		isnull;
+
+			values[1] = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1, &isnull);
+			values[2] = SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 2, &nulls[2]);
+			nulls[1] = isnull;
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	migrate_catalog_spi_finish();
+	PG_RETURN_VOID();
+}
