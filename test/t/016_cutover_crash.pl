@@ -74,7 +74,8 @@ sub hold
 	# held, or the statement ended (an error before the swap)
 	my $q = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $HOLD AND NOT granted";
 	$node->poll_query_until('postgres',
-		"SELECT EXISTS ($q) OR coalesce((SELECT state <> 'active' FROM pg_stat_activity WHERE pid = $spid), true)");
+		"SELECT EXISTS ($q) OR coalesce((SELECT state <> 'active' AND query LIKE '%$what%' "
+		  . "FROM pg_stat_activity WHERE pid = $spid), true)");
 	my $pid = $node->safe_psql('postgres', $q);
 	if ($pid eq '')
 	{
@@ -105,7 +106,7 @@ sub crash
 }
 
 # ---- kill -9 inside the swap ----
-my ($holder, $s, $pid) = hold('cutover', "SELECT migrate_cutover('bg');");
+my ($holder, $s, $pid) = hold('migrate_cutover', "SELECT migrate_cutover('bg');");
 like(relation_locks($node, ['app']), qr/^$pid (Exclusive|AccessExclusive)Lock app\.orders$/m,
 	"the cutover's backend ($pid) is held in the swap with app.orders locked");
 is(schemas_like($node, 'app%'), 'app,app_next', 'seen from outside, nothing is renamed yet');
@@ -171,7 +172,7 @@ is($node->safe_psql('postgres',
 my %v2md5 = map { $_ => rows_md5($node, "SELECT * FROM app.$_") } qw(customers orders events);
 
 # ---- kill -9 inside the rollback's unswap ----
-($holder, $s, $pid) = hold('rollback', "SELECT migrate_rollback($run);");
+($holder, $s, $pid) = hold('migrate_rollback', "SELECT migrate_rollback($run);");
 crash($pid, $holder, $s);
 is(schemas_like($node, 'app%'), "app,$retired", 'after kill -9 in the rollback: still swapped (no app_next)');
 is_deeply(live_oids($node, 'app'), $v2, 'app holds the v2 tables');
