@@ -80,6 +80,7 @@ sub hold
 	if ($pid eq '')
 	{
 		fail("$what: held in the event trigger of its swap");
+		eval { $s->query('SELECT 1'); 1; };
 		diag "$what ended before its swap: " . $s->{stderr};
 		eval { $s->quit; 1; };
 		eval { $holder->quit; 1; };
