@@ -249,6 +249,16 @@ BEGIN
                    'validate', pg_catalog.format('ALTER TABLE %s VALIDATE CONSTRAINT %I', r.tname, r.conname)));
     END LOOP;
 
+    -- the locks the DDL below takes on objects outside the two schemas,
+    -- taken before anything changes (a writer of a referencing table that
+    -- waits for a live table would otherwise deadlock with the swap; here
+    -- the caller's lock_timeout applies and nothing is renamed yet)
+    FOR e IN SELECT x.e FROM jsonb_array_elements(views || fks) AS x(e)
+    LOOP
+        EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE',
+                                  coalesce(e ->> 'oid', e ->> 'table_oid')::oid::regclass);
+    END LOOP;
+
     EXECUTE pg_catalog.format('ALTER SCHEMA %I RENAME TO %I', live_s, retired);
     EXECUTE pg_catalog.format('ALTER SCHEMA %I RENAME TO %I', shadow_s, live_s);
 
@@ -644,6 +654,12 @@ BEGIN
                                      || CASE WHEN coalesce(r.valid_before, false) THEN '' ELSE ' NOT VALID' END));
         END LOOP;
     END IF;
+
+    FOR e IN SELECT x.e FROM jsonb_array_elements(views || fks) AS x(e)
+    LOOP
+        EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE',
+                                  coalesce(e ->> 'oid', e ->> 'table_oid')::oid::regclass);
+    END LOOP;
 
     -- the grants the swap added, revoked (with what was granted on from them)
     FOR r IN

@@ -21,14 +21,15 @@
  *		every table, keys changed since the fence in flight (stable_for =
  *		the time since the fence plus a margin); a failure raises 55000
  *		naming the table and check, before any lock is taken;
- *	 4. a catch-up sync while changes are pending, so that little is left
- *		for the final sync under the locks;
+ *	 4. catch-up syncs of the tables with pending changes, so that little
+ *		is left for the final sync under the locks;
  *	 5. the lock loop: each attempt a subtransaction with lock_timeout that
  *		takes every live table IN EXCLUSIVE MODE (writers wait, readers
  *		do not) in one fixed order; a timeout or deadlock rolls the attempt
  *		back (no lock kept), sleeps a jittered backoff and tries again;
- *	 6. under the locks: the final sync (its worker reads the sources,
- *		which EXCLUSIVE does not block, and writes the shadow), the plan
+ *	 6. under the locks: the final sync of the tables with pending changes
+ *		(none: no sync; its worker reads the sources, which EXCLUSIVE does
+ *		not block, and writes the shadow), the plan
  *		lock (no other run may start until we commit), the fence
  *		re-checked (migrate._cutover_pending: nothing left to apply, else
  *		55000: the source moved past the fence), the run row, the swap
@@ -63,6 +64,7 @@
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
@@ -115,6 +117,7 @@ typedef struct Cutover
 	char	   *fence;			/* jsonb text: per table, the position synced to */
 	TimestampTz lock_start;
 	TimestampTz locked_at;
+	TimestampTz synced_at;		/* the final sync's end */
 	TimestampTz swapped_at;
 } Cutover;
 
@@ -126,10 +129,10 @@ static Tuplestorestate *call_srf(Oid fn, int nargs, Datum *args, TupleDesc *desc
 static char *ext_schema(void);
 static void read_plan(Cutover *c);
 static void read_pairs(Cutover *c);
-static int64 sync_once(Cutover *c);
+static int64 sync_once(Cutover *c, List *tables);
 static void take_fence(Cutover *c);
 static void verify_gate(Cutover *c);
-static int64 pending_changes(Cutover *c, char **first_table, int64 *first_n, char **first_capture);
+static List *pending_changes(Cutover *c, char **first_table, int64 *first_n, char **first_capture);
 static int	lock_tables(const char *what, List *relids, List *names, int timeout_ms,
 						const char *timeout_text, int max_attempts);
 static void take_plan_lock(Cutover *c);
@@ -359,16 +362,33 @@ read_pairs(Cutover *c)
 	tuplestore_end(ts);
 }
 
-/* migrate_sync(plan): one pass of every table, in a worker; returns its run id. */
+/*
+ * A sync run (migrate_sync(), in a worker) of every table (tables NIL) or
+ * of those tables (oids); returns its run id.
+ */
 static int64
-sync_once(Cutover *c)
+sync_once(Cutover *c, List *tables)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(c->plan)};
+	Oid			types[2] = {TEXTOID, OIDARRAYOID};
+	Datum		args[2] = {CStringGetTextDatum(c->plan), (Datum) 0};
 	bool		isnull;
 
-	spi_exec(psprintf("SELECT %s.migrate_sync($1)", c->extschema), 1, types, args, SPI_OK_SELECT,
-			 "migrate_sync()");
+	if (tables == NIL)
+		spi_exec(psprintf("SELECT %s.migrate_sync($1)", c->extschema), 1, types, args, SPI_OK_SELECT,
+				 "migrate_sync()");
+	else
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * list_length(tables));
+		ListCell   *lc;
+
+		foreach(lc, tables)
+			elems[foreach_current_index(lc)] = ObjectIdGetDatum(lfirst_oid(lc));
+		args[1] = PointerGetDatum(construct_array(elems, list_length(tables), OIDOID, sizeof(Oid), true,
+												  TYPALIGN_INT));
+		/* what migrate_sync() does, for some tables */
+		spi_exec(psprintf("SELECT %s.migrate_run($1, mode => 'sync', tables => $2::pg_catalog.regclass[])",
+						  c->extschema), 2, types, args, SPI_OK_SELECT, "migrate_run(mode => 'sync')");
+	}
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
@@ -380,7 +400,7 @@ take_fence(Cutover *c)
 	Datum		args[1] = {CStringGetTextDatum(c->plan)};
 
 	c->fence_at = GetCurrentTimestamp();
-	(void) sync_once(c);
+	(void) sync_once(c, NIL);
 	spi_exec("SELECT pg_catalog.jsonb_build_object('positions',"
 			 "   coalesce(pg_catalog.jsonb_object_agg(s.target::text, pg_catalog.jsonb_build_object("
 			 "     'capture', s.capture, 'synced_to', s.synced_to, 'sync_run', s.last_sync_run)), '{}'))::text"
@@ -463,10 +483,11 @@ verify_gate(Cutover *c)
 }
 
 /*
- * Changes the capture has not applied (migrate._cutover_pending), summed;
- * the first table with some, its count and capture, when asked.
+ * The tables (oids) whose capture has changes it has not applied
+ * (migrate._cutover_pending); the first of them, its count and capture,
+ * when asked.
  */
-static int64
+static List *
 pending_changes(Cutover *c, char **first_table, int64 *first_n, char **first_capture)
 {
 	Oid			argtypes[1] = {TEXTOID};
@@ -475,33 +496,34 @@ pending_changes(Cutover *c, char **first_table, int64 *first_n, char **first_cap
 	TupleDesc	desc;
 	Tuplestorestate *ts = call_srf(fn, 1, args, &desc);
 	TupleTableSlot *slot;
-	int64		total = 0;
+	List	   *tables = NIL;
 
 	if (first_table)
 		*first_table = NULL;
 	if (ts == NULL)
-		return 0;
+		return NIL;
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	while (tuplestore_gettupleslot(ts, true, false, slot))
 	{
 		bool		isnull;
 		Datum		d = slot_getattr(slot, 3, &isnull);
 		int64		n = isnull ? 1 : DatumGetInt64(d);
+		Oid			rel = DatumGetObjectId(slot_getattr(slot, 1, &isnull));
 
-		if (n > 0 && first_table && *first_table == NULL)
+		if (n == 0)
+			continue;
+		if (first_table && *first_table == NULL)
 		{
-			Oid			rel = DatumGetObjectId(slot_getattr(slot, 1, &isnull));
-
 			*first_table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(rel)),
 													  get_rel_name(rel));
 			*first_n = n;
 			*first_capture = TextDatumGetCString(slot_getattr(slot, 2, &isnull));
 		}
-		total += n;
+		tables = lappend_oid(tables, rel);
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	tuplestore_end(ts);
-	return total;
+	return tables;
 }
 
 /*
@@ -742,8 +764,14 @@ migrate_cutover(PG_FUNCTION_ARGS)
 	/* 2. fence; 3. verify gate; 4. catch up while changes arrive */
 	take_fence(c);
 	verify_gate(c);
-	for (int i = 0; i < CATCHUP_SYNCS && pending_changes(c, NULL, NULL, NULL) > 0; i++)
-		(void) sync_once(c);
+	for (int i = 0; i < CATCHUP_SYNCS; i++)
+	{
+		List	   *pending = pending_changes(c, NULL, NULL, NULL);
+
+		if (pending == NIL)
+			break;
+		(void) sync_once(c, pending);
+	}
 
 	/* 5. the locks (an empty list: no live table, nothing to wait for) */
 	c->lock_start = GetCurrentTimestamp();
@@ -754,9 +782,16 @@ migrate_cutover(PG_FUNCTION_ARGS)
 
 	/* 6. under the locks: the final sync, the fence re-checked, the swap */
 	check_not_cut_over(c->plan);
-	(void) sync_once(c);
+	{
+		/* only the tables with changes: a pass of a table costs ~15 ms */
+		List	   *pending = pending_changes(c, NULL, NULL, NULL);
+
+		if (pending != NIL)
+			(void) sync_once(c, pending);
+	}
+	c->synced_at = GetCurrentTimestamp();
 	take_plan_lock(c);
-	if (pending_changes(c, &first_table, &first_n, &first_capture) > 0)
+	if (pending_changes(c, &first_table, &first_n, &first_capture) != NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cutover of migration plan \"%s\" refused: the source moved past the fence during the final sync",
@@ -813,13 +848,14 @@ migrate_cutover(PG_FUNCTION_ARGS)
 										interval_text(c->lock_start, c->locked_at),
 										interval_text(c->locked_at, c->swapped_at), carried);
 		migrate_catalog_event(run_id, c->plan, "cutover",
-							  psprintf("schema %s swapped into %s (the live one retired as %s): %d table%s, %d lock attempt%s, locks waited %.1f ms, held %.1f ms",
+							  psprintf("schema %s swapped into %s (the live one retired as %s): %d table%s, %d lock attempt%s, locks waited %.1f ms, held %.1f ms (final sync %.1f ms)",
 									   quote_identifier(c->shadow_schema), quote_identifier(c->live_schema),
 									   had_live ? quote_identifier(retired) : "(none)",
 									   ntargets, ntargets == 1 ? "" : "s", c->attempts,
 									   c->attempts == 1 ? "" : "s",
 									   (double) (c->locked_at - c->lock_start) / 1000.0,
-									   (double) (c->swapped_at - c->locked_at) / 1000.0));
+									   (double) (c->swapped_at - c->locked_at) / 1000.0,
+									   (double) (c->synced_at - c->locked_at) / 1000.0));
 	}
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
