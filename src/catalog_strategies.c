@@ -226,17 +226,19 @@ migrate_catalog_undo_flush(int64 run_id, Oid target, const char *from)
 	Oid			argtypes[2] = {INT8OID, OIDOID};
 	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
 
-	(void) migrate_catalog_exec(psprintf("WITH d AS (DELETE FROM %s RETURNING key, pre, post_xmin)"
-										 " INSERT INTO migrate.undo (run_id, target, key, pre, post_xmin)"
-										 " SELECT $1, $2, d.key, d.pre, d.post_xmin FROM d", from),
+	(void) migrate_catalog_exec(psprintf("INSERT INTO migrate.undo (run_id, target, key, pre, post_xmin)"
+										 " SELECT $1, $2, d.key, d.pre, d.post_xmin FROM %s AS d", from),
 								2, argtypes, args, NULL, SPI_OK_INSERT, "writing migrate.undo");
+	/* a later write of the transaction (a sync's next apply) flushes only its own */
+	(void) migrate_catalog_exec(psprintf("TRUNCATE %s", from),
+								0, NULL, NULL, NULL, SPI_OK_UTILITY, "emptying the undo table");
 }
 
 /*
  * A temporary table into (ON COMMIT DROP) with target's undo rows of run_id
  * left, one per key: the row before the run's first write of it (pre; NULL:
  * absent), the xmin its last write left (post; NULL: deleted), and room
- * for the reason it conflicts.  The current role (the plan's owner, who
+ * for whether the key's row is absent now and why it conflicts.  The current role (the plan's owner, who
  * replays them) may read it and set the reason.
  */
 void
@@ -247,7 +249,7 @@ migrate_catalog_rollback_gather(int64 run_id, Oid target, const char *into)
 	char	   *grantee = GetUserNameFromId(GetUserId(), false);
 
 	(void) migrate_catalog_exec(psprintf("CREATE TEMPORARY TABLE %s (key pg_catalog.text[] PRIMARY KEY,"
-										 " pre pg_catalog.text, post pg_catalog.xid, conflict pg_catalog.text)"
+										 " pre pg_catalog.text, post pg_catalog.xid, absent boolean, conflict pg_catalog.text)"
 										 " ON COMMIT DROP", into),
 								0, NULL, NULL, NULL, SPI_OK_UTILITY, "creating the rollback table");
 	(void) migrate_catalog_exec(psprintf("INSERT INTO %s (key, pre, post)"

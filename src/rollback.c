@@ -18,11 +18,12 @@
  *			  of the key, the xmin its last write left); a key whose row is
  *			  not what the run left (another xmin, absent, or present after
  *			  the run deleted it) is a conflict and is left alone unless
- *			  forced; the others are replayed: rows the run inserted are
- *			  deleted (children first: reverse load order), rows it
- *			  overwrote are updated back, rows it deleted are inserted again
- *			  (parents first); the replayed undo rows are deleted, so what
- *			  stays in the log are the conflicts.
+ *			  forced; the others are replayed: first the rows the run
+ *			  deleted are inserted again (parents first: load order), then
+ *			  the rows it overwrote are updated back and the rows it
+ *			  inserted are deleted (children first: reverse load order);
+ *			  the replayed undo rows are deleted, so what stays in the log
+ *			  are the conflicts.
  *	 'off'	  no undo log (dry runs, runs before 0.7, undo = 'off'): refused.
  *
  * Each table is locked (SHARE ROW EXCLUSIVE) before it is checked, so no
@@ -78,9 +79,9 @@ typedef struct RollbackTable
 
 static RollbackTable *read_tables(int64 run_id, const char *plan, int *ntables, char **mode);
 static void describe_table(RollbackTable *t, const char *plan);
-static void check_table(int64 run_id, RollbackTable *t, bool force);
-static void replay_deletes(RollbackTable *t, bool force);
-static void replay_restores(RollbackTable *t, bool force);
+static void check_table(int64 run_id, RollbackTable *t);
+static void replay_reinserts(RollbackTable *t, bool force);
+static void replay_restores_deletes(RollbackTable *t, bool force);
 static int64 exec_count(const char *sql, int expected, const char *what);
 static char *key_join(RollbackTable *t, const char *alias);
 static void warn_conflicts(int64 run_id, RollbackTable *t);
@@ -217,7 +218,7 @@ describe_table(RollbackTable *t, const char *plan)
  * gather its undo rows first.
  */
 static void
-check_table(int64 run_id, RollbackTable *t, bool force)
+check_table(int64 run_id, RollbackTable *t)
 {
 	Oid			argtypes[3] = {INT8OID, OIDOID, INT8OID};
 	Datum		args[3] = {Int64GetDatum(run_id), ObjectIdGetDatum(t->target), Int64GetDatum(t->rows_written)};
@@ -245,23 +246,60 @@ check_table(int64 run_id, RollbackTable *t, bool force)
 	}
 	t->rb = psprintf("pg_temp.migrate_rollback_%u", t->target);
 	migrate_catalog_rollback_gather(run_id, t->target, t->rb);
-	(void) exec_count(psprintf("UPDATE %s AS u SET conflict = CASE WHEN u.post IS NULL"
-							   "   THEN 'present again since the run'"
+	(void) exec_count(psprintf("UPDATE %s AS u SET absent = c.cur IS NULL, conflict = CASE"
+							   "   WHEN u.post IS NULL THEN CASE WHEN c.cur IS NOT NULL"
+							   "     THEN 'present again since the run' END"
 							   "   WHEN c.cur IS NULL THEN 'deleted since the run'"
-							   "   ELSE 'changed since the run' END"
+							   "   WHEN NOT (c.cur = u.post) THEN 'changed since the run' END"
 							   "  FROM (SELECT r.key, (SELECT x.xmin FROM %s AS x WHERE %s) AS cur FROM %s AS r) c"
-							   " WHERE c.key = u.key AND CASE WHEN u.post IS NULL THEN c.cur IS NOT NULL"
-							   "   ELSE c.cur IS NULL OR NOT (c.cur = u.post) END",
+							   " WHERE c.key = u.key",
 							   t->rb, t->name, key_join(t, "r"), t->rb),
 					  SPI_OK_UPDATE, "checking the rows to roll back");
-	t->conflicts = (int64) SPI_processed;
-	(void) force;
+	t->conflicts = exec_count(psprintf("SELECT 1 FROM %s WHERE conflict IS NOT NULL", t->rb),
+							  SPI_OK_SELECT, "counting the conflicts");
 }
 
-/* Delete what the run inserted (children before parents: reverse load order). */
+/*
+ * Phase 1, parents first (load order): the rows the run deleted (absent
+ * now, with a row before the run) are inserted again.  They reference only
+ * rows that were there before the run: present, or inserted again here
+ * before them.
+ */
 static void
-replay_deletes(RollbackTable *t, bool force)
+replay_reinserts(RollbackTable *t, bool force)
 {
+	StringInfoData sql;
+	ListCell   *lc;
+
+	if (strcmp(t->undo, "log") != 0)
+		return;
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s (", t->name);
+	foreach(lc, t->cols)
+		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) ? ", " : "", (char *) lfirst(lc));
+	appendStringInfoString(&sql, ") OVERRIDING SYSTEM VALUE SELECT ");
+	foreach(lc, t->cols)
+		appendStringInfo(&sql, "%s(v.row).%s", foreach_current_index(lc) ? ", " : "", (char *) lfirst(lc));
+	/* r.pre::target is parsed once per row (OFFSET 0 keeps it a subquery) */
+	appendStringInfo(&sql, " FROM (SELECT r.pre::%s AS row FROM %s AS r"
+					 " WHERE r.pre IS NOT NULL AND r.absent AND (r.conflict IS NULL OR %s) OFFSET 0) v",
+					 t->name, t->rb, force ? "true" : "false");
+	t->reinserted = exec_count(sql.data, SPI_OK_INSERT, "inserting the rows the run deleted");
+}
+
+/*
+ * Phase 2, children first (reverse load order): the rows the run
+ * overwrote are updated back (a child then references what it did before
+ * the run), then the rows it inserted are deleted (nothing restored points
+ * at them any more); an 'empty' table is emptied.
+ */
+static void
+replay_restores_deletes(RollbackTable *t, bool force)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+	const char *replay = force ? "true" : "false";
+
 	if (strcmp(t->undo, "empty") == 0)
 	{
 		if (t->conflicts == 0 || force)
@@ -269,22 +307,6 @@ replay_deletes(RollbackTable *t, bool force)
 									"emptying the table");
 		return;
 	}
-	t->deleted = exec_count(psprintf("DELETE FROM %s AS x USING %s AS r WHERE r.pre IS NULL"
-									 " AND (r.conflict IS NULL OR %s) AND %s",
-									 t->name, t->rb, force ? "true" : "false", key_join(t, "r")),
-							SPI_OK_DELETE, "deleting the rows the run inserted");
-}
-
-/* Rows the run overwrote back as they were, rows it deleted back (parents first). */
-static void
-replay_restores(RollbackTable *t, bool force)
-{
-	StringInfoData sql;
-	ListCell   *lc;
-	const char *replay = force ? "true" : "false";
-
-	if (strcmp(t->undo, "log") != 0)
-		return;
 	initStringInfo(&sql);
 	if (t->setcols != NIL)
 	{
@@ -292,24 +314,19 @@ replay_restores(RollbackTable *t, bool force)
 		foreach(lc, t->setcols)
 			appendStringInfo(&sql, "%s%s = (v.row).%s", foreach_current_index(lc) ? ", " : "",
 							 (char *) lfirst(lc), (char *) lfirst(lc));
-		/* r.pre::target is parsed once per row (OFFSET 0 keeps it a subquery) */
 		appendStringInfo(&sql, " FROM (SELECT r.key, r.pre::%s AS row FROM %s AS r"
-						 " WHERE r.pre IS NOT NULL AND (r.conflict IS NULL OR %s) OFFSET 0) v"
+						 " WHERE r.pre IS NOT NULL AND NOT r.absent AND (r.conflict IS NULL OR %s) OFFSET 0) v"
 						 " WHERE %s", t->name, t->rb, replay, key_join(t, "v"));
 		t->restored = exec_count(sql.data, SPI_OK_UPDATE, "restoring the rows the run overwrote");
 	}
-	resetStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO %s (", t->name);
-	foreach(lc, t->cols)
-		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) ? ", " : "", (char *) lfirst(lc));
-	appendStringInfoString(&sql, ") OVERRIDING SYSTEM VALUE SELECT ");
-	foreach(lc, t->cols)
-		appendStringInfo(&sql, "%s(v.row).%s", foreach_current_index(lc) ? ", " : "", (char *) lfirst(lc));
-	appendStringInfo(&sql, " FROM (SELECT r.pre::%s AS row FROM %s AS r"
-					 " WHERE r.pre IS NOT NULL AND (r.conflict IS NULL OR %s)"
-					 "   AND NOT EXISTS (SELECT 1 FROM %s AS x WHERE %s) OFFSET 0) v",
-					 t->name, t->rb, replay, t->name, key_join(t, "r"));
-	t->reinserted = exec_count(sql.data, SPI_OK_INSERT, "inserting the rows the run deleted");
+	else
+		t->restored = exec_count(psprintf("SELECT 1 FROM %s AS r WHERE r.pre IS NOT NULL AND NOT r.absent"
+										  " AND (r.conflict IS NULL OR %s)", t->rb, replay),
+								 SPI_OK_SELECT, "counting the rows the run overwrote");
+	t->deleted = exec_count(psprintf("DELETE FROM %s AS x USING %s AS r WHERE r.pre IS NULL"
+									 " AND NOT r.absent AND (r.conflict IS NULL OR %s) AND %s",
+									 t->name, t->rb, replay, key_join(t, "r")),
+							SPI_OK_DELETE, "deleting the rows the run inserted");
 }
 
 /* The key shown for an undo row r (masked when a key column is sensitive). */
@@ -359,7 +376,7 @@ warn_conflicts(int64 run_id, RollbackTable *t)
  * *all_done when a rollback already did every table.
  */
 static RollbackTable *
-prepare_tables(int64 run_id, const char *plan, bool force, int *ntables, bool *all_done, char **mode)
+prepare_tables(int64 run_id, const char *plan, int *ntables, bool *all_done, char **mode)
 {
 	RollbackTable *tables = read_tables(run_id, plan, ntables, mode);
 
@@ -389,7 +406,7 @@ prepare_tables(int64 run_id, const char *plan, bool force, int *ntables, bool *a
 			continue;
 		if (strcmp(tables[i].undo, "log") == 0)
 			describe_table(&tables[i], plan);
-		check_table(run_id, &tables[i], force);
+		check_table(run_id, &tables[i]);
 	}
 	return tables;
 }
@@ -415,7 +432,7 @@ migrate_rollback_run(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	migrate_catalog_spi_connect();
 	plan = migrate_catalog_check_run_caller(run_id);
-	tables = prepare_tables(run_id, plan, force, &ntables, &all_done, &mode);
+	tables = prepare_tables(run_id, plan, &ntables, &all_done, &mode);
 	if (strcmp(mode, "cutover") == 0)
 	{
 		migrate_catalog_spi_finish();
@@ -428,12 +445,12 @@ migrate_rollback_run(PG_FUNCTION_ARGS)
 						run_id, plan)));
 	else
 	{
-		for (int i = ntables - 1; i >= 0; i--)
-			if (!tables[i].skip)
-				replay_deletes(&tables[i], force);
 		for (int i = 0; i < ntables; i++)
 			if (!tables[i].skip)
-				replay_restores(&tables[i], force);
+				replay_reinserts(&tables[i], force);
+		for (int i = ntables - 1; i >= 0; i--)
+			if (!tables[i].skip)
+				replay_restores_deletes(&tables[i], force);
 	}
 	for (int i = 0; i < ntables; i++)
 	{
@@ -489,7 +506,7 @@ migrate_rollback_conflicts(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	migrate_catalog_spi_connect();
 	plan = migrate_catalog_check_run_caller(run_id);
-	tables = prepare_tables(run_id, plan, false, &ntables, &all_done, &mode);
+	tables = prepare_tables(run_id, plan, &ntables, &all_done, &mode);
 	for (int i = 0; i < ntables && !all_done && strcmp(mode, "cutover") != 0; i++)
 	{
 		RollbackTable *t = &tables[i];
