@@ -88,7 +88,9 @@ BEGIN
          ORDER BY c.relname;
 END;
 $$;
-REVOKE ALL ON FUNCTION migrate._cutover_pairs(text) FROM PUBLIC;
+-- Not revoked from PUBLIC: _cutover_swap() calls it through SQL as the
+-- plan's owner, and it is safe for any caller (it reads the caller's plan,
+-- under row-level security, and pg_catalog; it changes nothing).
 
 -- The swap (precondition: the caller holds EXCLUSIVE locks on the live
 -- tables, in this transaction): renames the live schema to retired and the

@@ -15,7 +15,7 @@ CREATE ROLE regress_swap_owner;    -- the plan's owner, owns both schemas
 CREATE ROLE regress_swap_app;      -- the application
 CREATE ROLE regress_swap_nobody;   -- owns neither schema
 GRANT CREATE ON DATABASE :"DBNAME" TO regress_swap_owner, regress_swap_nobody;
--- the functions are revoked from PUBLIC (C calls them as the owner)
+-- swap and unswap are revoked from PUBLIC (C calls them as the owner); pairs is not (the swap calls it)
 SELECT has_function_privilege('regress_swap_owner', 'migrate._cutover_swap(text, name)', 'EXECUTE') AS swap_executable,
        has_function_privilege('regress_swap_owner', 'migrate._cutover_unswap(jsonb)', 'EXECUTE') AS unswap_executable,
        has_function_privilege('regress_swap_owner', 'migrate._cutover_pairs(text)', 'EXECUTE') AS pairs_executable;
