@@ -453,11 +453,31 @@ BEGIN
     END LOOP;
 
     -- what stays behind: relations of the live schema the shadow had no
-    -- name for
+    -- name for, with what outside the retired schema still uses them (a
+    -- default's sequence, a view, a foreign key): dropping the retired
+    -- schema with CASCADE would take those along
     SELECT coalesce(jsonb_agg(jsonb_build_object('name', pg_catalog.format('%I.%I', retired, c.relname),
                                                  'kind', CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table'
                                                          WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
-                                                         WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' END)
+                                                         WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' END,
+                                                 'used_by', (
+                SELECT coalesce(jsonb_agg(DISTINCT u.rel::regclass::text ORDER BY u.rel::regclass::text), '[]')
+                  FROM (SELECT ad.adrelid AS rel
+                          FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+                         WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
+                           AND d.refobjid = c.oid
+                        UNION
+                        SELECT rw.ev_class
+                          FROM pg_depend d JOIN pg_rewrite rw ON rw.oid = d.objid
+                         WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+                           AND d.refobjid = c.oid
+                        UNION
+                        SELECT co.conrelid
+                          FROM pg_depend d JOIN pg_constraint co ON co.oid = d.objid
+                         WHERE d.classid = 'pg_constraint'::regclass AND d.refclassid = 'pg_class'::regclass
+                           AND d.refobjid = c.oid) u
+                  JOIN pg_class uc ON uc.oid = u.rel
+                 WHERE uc.relnamespace <> live_ns))
                               ORDER BY c.relname), '[]')
       INTO left_rel
       FROM pg_class c

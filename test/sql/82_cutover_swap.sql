@@ -47,6 +47,7 @@ CREATE VIEW rpt.customer_totals AS
     SELECT c.id, c.name, coalesce(sum(o.total), 0) AS total
       FROM app.customer c LEFT JOIN rpt.orders_open o ON o.customer_id = c.id GROUP BY c.id, c.name;
 CREATE VIEW rpt.big_orders AS SELECT id, total FROM rpt.orders_open WHERE total >= 200;
+CREATE VIEW rpt.notes AS SELECT id, note FROM app.audit_note;    -- stays on the retired table
 CREATE TABLE rpt.invoice (id int PRIMARY KEY,
                           order_id bigint CONSTRAINT invoice_order_fk REFERENCES app.orders ON DELETE CASCADE DEFERRABLE,
                           customer_id int);
@@ -66,10 +67,14 @@ INSERT INTO app_next.customer VALUES (6, 'only in v2', 'six@example.com');
 INSERT INTO app_next.orders (id, customer_id, total) OVERRIDING SYSTEM VALUE
 SELECT id, customer_id, total FROM app.orders;
 INSERT INTO app_next.orders (id, customer_id, total) VALUES (9, 6, 900);
+-- and a table only v2 has
+CREATE TABLE app_next.shipment (id serial PRIMARY KEY, order_id bigint NOT NULL REFERENCES app_next.orders);
+INSERT INTO app_next.shipment VALUES (1, 1), (2, 9);
 SELECT migrate_plan('swap_p', source_schema => 'app', target_schema => 'app_next',
                     options => '{"cutover_into": "app"}');
 SELECT migrate_table('swap_p', 'customer', 'customer');
 SELECT migrate_table('swap_p', 'orders', 'orders');
+SELECT migrate_table('swap_p', 'orders', 'shipment');
 
 -- the pairs
 SELECT * FROM migrate._cutover_pairs('swap_p');
@@ -180,6 +185,11 @@ SET ROLE regress_swap_owner;
 BEGIN;
 LOCK TABLE app.customer, app.orders IN EXCLUSIVE MODE;
 SELECT migrate._cutover_swap('swap_p', 'app_retired') AS carried \gset
+-- the views and the referencing table it re-created are locked until the end
+SELECT l.relation::regclass::text AS locked, l.mode FROM pg_locks l
+ WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.relation::regclass::text LIKE 'rpt.%'
+   AND l.mode = 'AccessExclusiveLock'
+ ORDER BY 1;
 COMMIT;
 -- the record (without OIDs)
 SELECT :'carried'::jsonb - '{tables,grants,sequences,views,foreign_keys,left_in_retired,shadow_schema_oid,retired_schema_oid}'::text[] AS schemas;
@@ -207,6 +217,7 @@ RESET ROLE;
 -- every key and beyond the old sequences (customer_id_seq was at 10)
 SET ROLE regress_swap_app;
 SELECT id, name, email FROM app.customer WHERE id = 6;
+SELECT test_error($$SELECT count(*) FROM app.shipment$$);
 INSERT INTO app.customer (name) VALUES ('app after swap') RETURNING id;
 INSERT INTO app.orders (customer_id, total) VALUES (6, 75) RETURNING id;
 UPDATE app.customer SET name = 'renamed by app' WHERE id = 6;
@@ -232,12 +243,13 @@ ALTER TABLE rpt.invoice VALIDATE CONSTRAINT invoice_order_fk;
 -- the old tables are in app_retired, untouched
 SELECT count(*) AS old_customers, max(id) FROM app_retired.customer;
 SELECT count(*) AS old_audit_notes FROM app_retired.audit_note;
+SELECT pg_get_viewdef('rpt.notes', true);
 
 -- ---- the reverse ----
 -- invoice 10 references order 9, which only the new tables have: the
 -- valid foreign key cannot come back; nothing changes
 BEGIN;
-LOCK TABLE app.customer, app.orders IN EXCLUSIVE MODE;
+LOCK TABLE app.customer, app.orders, app.shipment IN EXCLUSIVE MODE;
 SELECT test_error(format('SELECT migrate._cutover_unswap(%L)', :'carried'));
 SELECT nspname FROM pg_namespace WHERE nspname IN ('app', 'app_next', 'app_retired') ORDER BY 1;
 ROLLBACK;
@@ -245,7 +257,7 @@ ROLLBACK;
 SELECT test_error(format('SELECT migrate._cutover_unswap(%L)', :'carried'));
 DELETE FROM rpt.invoice WHERE id = 10;
 BEGIN;
-LOCK TABLE app.customer, app.orders IN EXCLUSIVE MODE;
+LOCK TABLE app.customer, app.orders, app.shipment IN EXCLUSIVE MODE;
 SELECT migrate._cutover_unswap(:'carried') AS reversed \gset
 COMMIT;
 SELECT x.on, x.name, x.column, x.grantee, x.privilege, x.grant_option_only
