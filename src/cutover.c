@@ -913,8 +913,8 @@ migrate_cutover_reverse(int64 run_id, bool force)
 	if (strcmp(state, "rolled_back") == 0)
 	{
 		ereport(NOTICE,
-				(errmsg("cutover run " INT64_FORMAT " of migration plan \"%s\" was already reversed by %s at %s: nothing to do",
-						run_id, plan, spi_value(0, 5), spi_value(0, 6))));
+				(errmsg("cutover run " INT64_FORMAT " of migration plan \"%s\" was already reversed (by %s): nothing to do",
+						run_id, plan, spi_value(0, 5))));
 		if (SPI_finish() != SPI_OK_FINISH)
 			elog(ERROR, "SPI_finish failed");
 		return;
@@ -957,7 +957,7 @@ migrate_cutover_reverse(int64 run_id, bool force)
 
 			spi_exec(psprintf("SELECT (SELECT pg_catalog.count(*) FROM %s t"
 							  "          WHERE pg_catalog.age(t.xmin) < pg_catalog.age($2::pg_catalog.xid))::text,"
-							  "       (SELECT pg_catalog.greatest(0, pg_catalog.pg_stat_get_tuples_inserted($1) - (b->>0)::bigint"
+							  "       (SELECT GREATEST(0, pg_catalog.pg_stat_get_tuples_inserted($1) - (b->>0)::bigint"
 							  "                 + pg_catalog.pg_stat_get_tuples_updated($1) - (b->>1)::bigint"
 							  "                 + pg_catalog.pg_stat_get_tuples_deleted($1) - (b->>2)::bigint))::text"
 							  "  FROM (SELECT c.fence->'swap'->'tables'->($1::text) AS b FROM migrate.cutover c"

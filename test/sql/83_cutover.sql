@@ -160,3 +160,30 @@ SELECT actor, regexp_replace(regexp_replace(details, '[0-9.]+ ms', 'N ms', 'g'),
 SET ROLE regress_co_ops;
 SELECT regexp_replace(test_error($$SELECT migrate_cutover('bluegreen')$$), '(run |\()[0-9]+', '\1N', 'g');
 RESET ROLE;
+
+-- migrate_rollback() of the cutover reverses the swap.  The application
+-- wrote to the new tables since (the swap carried its grants): refused
+-- with 55000, nothing renamed; forced, the swap is reversed and that row
+-- stays in the shadow table; a second rollback is a no-op
+SET ROLE regress_co_app;
+INSERT INTO app.customers (id, full_name) VALUES (22, 'after the swap');
+RESET ROLE;
+SET ROLE regress_co_ops;
+SELECT regexp_replace(test_error(format('SELECT * FROM migrate_rollback(%s)', :cutover_run)), 'run [0-9]+', 'run N');
+SELECT live_version FROM test_cutover_refused('SELECT 1');
+SET client_min_messages = error;    -- the WARNING counts writes from the statistics (timing)
+SELECT * FROM migrate_rollback(:cutover_run, force => true);
+SET client_min_messages = warning;
+RESET ROLE;
+SELECT live_version FROM test_cutover_refused('SELECT 1');
+SELECT id, name FROM app.customers WHERE id IN (5, 21, 22) ORDER BY id;
+SELECT id, full_name FROM app_next.customers WHERE id = 22;
+SELECT to_regnamespace('app_retired_' || :cutover_run) IS NULL AS retired_gone;
+SELECT c.state, c.rolled_back_by, c.rolled_back_at IS NOT NULL AS rolled_back_at_set
+  FROM migrate.cutover c WHERE c.run_id = :cutover_run;
+SELECT actor, regexp_replace(details, 'app\.customers \([^)]*\)', 'app.customers (...)') AS details
+  FROM migrate.event WHERE run_id = :cutover_run AND event = 'cutover reversed';
+SET ROLE regress_co_ops;
+SELECT * FROM migrate_rollback(:cutover_run);   -- a NOTICE says so
+RESET ROLE;
+SELECT count(*) AS reversed_events FROM migrate.event WHERE run_id = :cutover_run AND event = 'cutover reversed';
