@@ -13,8 +13,8 @@
 -- rename does not carry is carried over: grants, sequence positions, views
 -- of other schemas over the live tables, and foreign keys of other schemas'
 -- tables to them.  src/cutover.c calls these through fmgr, as the plan's
--- owner, under the live tables' locks; they run as their caller and are
--- revoked from PUBLIC.  Names go through %I / regclass output; the only SQL
+-- owner, under the live tables' locks; they run as their caller; the swap
+-- and its reverse are revoked from PUBLIC.  Names go through %I / regclass output; the only SQL
 -- text they execute besides their own is what pg_get_viewdef() and
 -- pg_get_constraintdef() print of the catalog at the time (search_path
 -- pinned to pg_catalog, pg_temp: every other name comes out qualified, so
@@ -129,16 +129,12 @@ DECLARE
     st text;
     msg text;
 BEGIN
-    IF (retired IS NULL OR retired = '') AND to_regnamespace(quote_ident(live_s)) IS NOT NULL THEN
-        RAISE EXCEPTION 'the swap of migration plan "%" needs a name for the retired schema', pl.plan_name
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = pg_catalog.format('The live schema "%s" is renamed to it.', live_s);
-    END IF;
     SELECT jsonb_agg(jsonb_build_object(
                'name', c.relname,
                'new_oid', p.shadow::oid::bigint, 'new_table', p.live_name,
                'old_oid', p.live::oid::bigint,
-               'old_table', CASE WHEN p.live IS NOT NULL THEN pg_catalog.format('%I.%I', retired, c.relname) END)
+               'old_table', CASE WHEN p.live IS NOT NULL AND retired IS NOT NULL
+                                 THEN pg_catalog.format('%I.%I', retired, c.relname) END)
              ORDER BY c.relname),
            coalesce(array_agg(p.live::oid) FILTER (WHERE p.live IS NOT NULL), '{}')
       INTO tabs, old_oids
@@ -161,6 +157,11 @@ BEGIN
                                   'foreign_keys', fks, 'left_in_retired', left_rel);
     END IF;
 
+    IF retired IS NULL OR retired = '' THEN
+        RAISE EXCEPTION 'the swap of migration plan "%" needs a name for the retired schema', pl.plan_name
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = pg_catalog.format('The live schema "%s" is renamed to it.', live_s);
+    END IF;
     IF EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = retired) THEN
         RAISE EXCEPTION 'schema "%" already exists', retired
             USING ERRCODE = 'duplicate_schema',
