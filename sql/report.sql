@@ -181,6 +181,27 @@ BEGIN
         END IF;
     END IF;
 
+    -- rollback (since 0.7): what migrate_rollback() did to the run's tables
+    IF EXISTS (SELECT FROM migrate.rollback b WHERE b.run_id = r.run_id) THEN
+        doc := doc || ''::text || '## Rollback'::text || ''::text
+               || '| table | state | deleted | restored | reinserted | conflicts | forced | by | at |'::text
+               || '|---|---|--:|--:|--:|--:|---|---|---|'::text;
+        FOR rec IN SELECT b.*, migrate._relname(b.target, path) AS tname
+                     FROM migrate.rollback b WHERE b.run_id = r.run_id
+                    ORDER BY migrate._relname(b.target, path) LOOP
+            doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s | %s | %s | %s | %s |',
+                                            migrate._md(rec.tname),
+                                            CASE rec.state WHEN 'done' THEN 'rolled back' ELSE 'conflicts left' END,
+                                            rec.rows_deleted, rec.rows_restored, rec.rows_reinserted, rec.conflicts,
+                                            CASE WHEN rec.forced THEN 'yes' ELSE 'no' END,
+                                            migrate._md(rec.rolled_back_by), pg_catalog.to_char(rec.rolled_back_at, ts));
+            IF rec.state = 'conflicts' THEN
+                warnings := warnings || pg_catalog.format('table %s: its rollback left %s rows changed since the run alone (see migrate_rollback_conflicts(%s))',
+                                                          rec.tname, rec.conflicts, r.run_id);
+            END IF;
+        END LOOP;
+    END IF;
+
     -- rejects
     doc := doc || ''::text || '## Rejected rows by reason'::text || ''::text;
     IF EXISTS (SELECT 1 FROM migrate.reject j WHERE j.run_id = r.run_id AND NOT j.loaded) THEN

@@ -241,7 +241,11 @@ RETURNS TABLE (run_id bigint, plan text, run_state text, target regclass, table_
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT r.run_id, r.plan, CASE WHEN d.dead THEN 'interrupted' ELSE r.state END, rt.target, ts.state,
+    SELECT r.run_id, r.plan, CASE WHEN d.dead THEN 'interrupted' ELSE r.state END, rt.target,
+           -- since 0.7: a table migrate_rollback() returned to its state before the run
+           CASE (SELECT b.state FROM migrate.rollback b WHERE b.run_id = rt.run_id AND b.target = rt.target)
+                WHEN 'done' THEN 'rolled back' WHEN 'conflicts' THEN 'rolled back, conflicts left'
+                ELSE ts.state END,
            rt.rows_read, rt.rows_written, rt.rows_rejected, rt.rows_skipped,
            rt.last_key, rt.started_at, rt.finished_at,
            coalesce(rt.error, r.error,

@@ -176,3 +176,10 @@ SELECT count(*) AS undo_rows_left FROM migrate.undo WHERE run_id = :run_up5;
 DROP ROLE regress_rb_bob;
 REVOKE USAGE ON SCHEMA migrate FROM regress_rb_carol;
 DROP ROLE regress_rb_carol;
+
+-- status and report show a rollback
+SELECT table_state FROM migrate_status(:run_up2);
+SELECT table_state FROM migrate_status(:run_ins);
+SELECT substring(line from '^(## Rollback|(\| [^|]+ ){7}\|)') AS line
+  FROM regexp_split_to_table(migrate_report(:run_up2), E'\n') AS line
+ WHERE line LIKE '## Rollback%' OR line LIKE '| rb\_full | rolled back%';
