@@ -185,9 +185,20 @@ if (!$run)
 		  . "SELECT j.run_id, r.mode, j.target, j.reason, count(*) AS n, string_agg(j.source_key, ',' ORDER BY j.source_key) AS keys "
 		  . "FROM migrate.reject j JOIN migrate.run r USING (run_id) WHERE r.plan = 'bg' GROUP BY 1, 2, 3, 4) x");
 }
+# the cutover failed under the writer (a failure above): the writer has
+# stopped, the cutover again, so that what follows checks that swap (the
+# writes after a swap excepted) rather than nothing
+my $under_writer = $run ? 1 : 0;
+if (!$run)
+{
+	($ret, $out, $err) = psql_err($node, "SELECT migrate_cutover('bg');");
+	($run) = $out =~ /^(\d+)$/m;
+	ok($run, 'with the writer stopped, the cutover succeeds (the checks below test that swap)') or diag $err;
+	$run ||= 0;
+}
 SKIP:
 {
-	skip 'the cutover under writers failed: no swap to check', 1 unless $run;
+	skip 'no cutover succeeded: no swap to check', 1 unless $run;
 
 my $c = cutover_row($node, $run) || {};
 is($node->safe_psql('postgres', "SELECT mode || ' ' || state FROM migrate.run WHERE run_id = $run"),
@@ -222,7 +233,7 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres',
 		'SELECT count(*) FROM public.ledger_cust l WHERE NOT EXISTS (SELECT FROM app.customers c WHERE c.id = l.customer_id)'),
 	'0', "every customer in the ledger ($n_cust) is in app.customers");
-is($node->safe_psql('postgres', 'SELECT count(*) FROM app.orders'), $CutoverTest::ORDERS + $n_ledger,
+is($node->safe_psql('postgres', "SELECT count(*) FROM app.orders WHERE note IS DISTINCT FROM 'parent'"), $CutoverTest::ORDERS + $n_ledger,
 	'app.orders holds the seeded orders plus the ledger, nothing more');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM app.events'), $CutoverTest::ORDERS + $n_ledger,
 	'app.events holds the seeded events plus the ledger, nothing more');
@@ -238,7 +249,11 @@ my $before = $node->safe_psql('postgres',
 	"SELECT count(*) FROM public.ledger l WHERE EXISTS (SELECT FROM $retired.orders o WHERE o.id = l.order_id)");
 my $after = $n_ledger - $before;
 cmp_ok($before, '>', $writes_before - 1, "$before ledger orders landed before the swap (in the old tables, synced)");
-cmp_ok($after, '>', 100, "$after ledger orders landed after the swap (in the new tables)");
+SKIP:
+{
+	skip 'the swap was not under the writer', 1 unless $under_writer;
+	cmp_ok($after, '>', 100, "$after ledger orders landed after the swap (in the new tables)");
+}
 is($node->safe_psql('postgres',
 		"SELECT count(*) FROM public.ledger l WHERE NOT EXISTS (SELECT FROM $retired.orders o WHERE o.id = l.order_id) "
 		  . "AND l.order_id <= (SELECT max(id) FROM $retired.orders)"),
@@ -274,8 +289,7 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres',
 		"SELECT confrelid FROM pg_constraint WHERE conrelid = 'reporting.notes'::regclass AND contype = 'f'"),
 	$v2->{orders}, 'the foreign key of reporting.notes points at the new app.orders');
-my $new_id = $node->safe_psql('postgres',
-	"SELECT max(order_id) FROM public.ledger l WHERE NOT EXISTS (SELECT FROM $retired.orders o WHERE o.id = l.order_id)");
+my $new_id = $node->safe_psql('postgres', "INSERT INTO app.orders (customer_id, amount, note) VALUES (1, 1, 'parent') RETURNING id");
 ($ret, $out, $err) = psql_err($node, "INSERT INTO reporting.notes (order_id, body) VALUES ($new_id, 'after the swap');");
 is($ret, 0, "a note on order $new_id (only in the new tables) is accepted") or diag $err;
 ($ret, $out, $err) = psql_err($node, "INSERT INTO reporting.notes (order_id, body) VALUES (-1, 'bad');");
