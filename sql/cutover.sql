@@ -812,8 +812,9 @@ AS 'MODULE_PATHNAME', 'migrate_cutover';
 -- What the capture of each table of a plan has not applied yet (src/cutover.c
 -- checks it under the live tables' locks, after the final sync): trigger:
 -- rows of the change table beyond those applied but not yet pruned
--- (sync_state.prune); slot: changes the slot holds after the table's
--- position (migrate._slot_pending_keys); watermark: source rows whose
+-- (sync_state.prune); slot: NULL (src/cutover.c counts the changes the
+-- slot holds after the table's position, migrate._slot_pending_keys);
+-- watermark: source rows whose
 -- watermark is past the position (max(watermark) when the last pass began;
 -- deletes are not seen).  Runs as its caller (the plan's owner under
 -- migrate_cutover), reading only what the caller may read; the plan's
@@ -855,7 +856,9 @@ BEGIN
                                       ' WHERE c.seq <> ALL (coalesce($1, ''{}''::bigint[]))', rel)
                INTO pending USING r.prune;
         ELSIF r.capture = 'slot' THEN
-            SELECT pg_catalog.count(*) INTO pending FROM migrate._slot_pending_keys(p_plan, r.target);
+            -- NULL: src/cutover.c asks migrate._slot_pending_keys (revoked
+            -- from PUBLIC) through fmgr as the owner
+            pending := NULL;
         ELSIF r.capture = 'watermark' THEN
             SELECT a.atttypid::regtype INTO wm_type FROM pg_catalog.pg_attribute a
              WHERE a.attrelid = pg_catalog.to_regclass(r.source) AND a.attname = r.watermark

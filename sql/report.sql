@@ -66,6 +66,7 @@ DECLARE
     lim_limit numeric;
     last_verified timestamptz;
     problems text[] := '{}';
+    problems_fk text[];
     warnings text[] := '{}';
     verdict text;
     masked boolean;
@@ -145,6 +146,46 @@ BEGIN
                                                       rec.tname, rec.rows_read, rec.source_count);
         END IF;
     END LOOP;
+
+    -- a cutover (since 0.7): the swap, its locks and what it carried over
+    -- (migrate.cutover); the foreign keys it re-pointed NOT VALID, to VALIDATE
+    IF r.mode = 'cutover' THEN
+        doc := doc || ''::text || '## Cutover'::text || ''::text;
+        SELECT * INTO rec FROM migrate.cutover c WHERE c.run_id = r.run_id;
+        IF NOT FOUND THEN
+            doc := doc || 'No swap is recorded for this run.'::text;
+        ELSE
+            doc := doc || '| | |'::text || '|---|---|'::text
+                   || pg_catalog.format('| swap | schema %s into %s, the live one retired as %s |',
+                                        migrate._md(pg_catalog.quote_ident(rec.shadow_schema)),
+                                        migrate._md(pg_catalog.quote_ident(rec.live_schema)),
+                                        coalesce(migrate._md(pg_catalog.quote_ident(rec.retired_schema)), '- (there was none)'))
+                   || pg_catalog.format('| state | %s |', CASE WHEN rec.state = 'rolled_back'
+                                        THEN pg_catalog.format('rolled back by %s, %s', rec.rolled_back_by,
+                                                               pg_catalog.to_char(rec.rolled_back_at, ts))
+                                        ELSE rec.state END)
+                   || pg_catalog.format('| swapped | by %s, %s |', rec.swapped_by, pg_catalog.to_char(rec.swapped_at, ts))
+                   || pg_catalog.format('| locks | %s attempt(s), waited %s ms, held %s ms |', rec.attempts,
+                                        pg_catalog.round(EXTRACT(epoch FROM rec.lock_wait) * 1000, 1),
+                                        pg_catalog.round(EXTRACT(epoch FROM rec.lock_held) * 1000, 1))
+                   || pg_catalog.format('| carried over | %s grant(s), %s sequence(s), %s view(s), %s foreign key(s); %s relation(s) left in the retired schema |',
+                                        coalesce(pg_catalog.jsonb_array_length(rec.carried->'grants'), 0),
+                                        coalesce(pg_catalog.jsonb_array_length(rec.carried->'sequences'), 0),
+                                        coalesce(pg_catalog.jsonb_array_length(rec.carried->'views'), 0),
+                                        coalesce(pg_catalog.jsonb_array_length(rec.carried->'foreign_keys'), 0),
+                                        coalesce(pg_catalog.jsonb_array_length(rec.carried->'left_in_retired'), 0));
+            IF rec.state = 'swapped' THEN
+                SELECT pg_catalog.array_agg(f.e->>'validate' ORDER BY f.e->>'validate') INTO problems_fk
+                  FROM pg_catalog.jsonb_array_elements(coalesce(rec.carried->'foreign_keys', '[]')) f(e)
+                 WHERE f.e ? 'validate';
+                IF problems_fk IS NOT NULL THEN
+                    warnings := warnings || pg_catalog.format('the cutover re-pointed %s foreign key(s) NOT VALID: run %s',
+                                                              pg_catalog.cardinality(problems_fk),
+                                                              pg_catalog.array_to_string(problems_fk, '; '));
+                END IF;
+            END IF;
+        END IF;
+    END IF;
 
     -- trickle sync (since 0.6): where each table with capture stands now
     -- (migrate.sync_state); a watermark position of a sensitive column is '***'

@@ -232,7 +232,9 @@ GRANT SELECT ON migrate.progress_range TO PUBLIC;
 -- reads (it works in a read-only transaction, on a standby and for a role
 -- that may only SELECT): a run still 'running' whose plan lock nobody holds
 -- lost its worker and is shown as interrupted, as migrate._reap() or the
--- next run of the plan will record it.
+-- next run of the plan will record it.  A cutover's run (mode cutover) has
+-- one row per table swapped; its tables show rolled_back once
+-- migrate_rollback() reversed the swap.
 CREATE OR REPLACE FUNCTION migrate_status(run bigint DEFAULT NULL)
 RETURNS TABLE (run_id bigint, plan text, run_state text, target regclass, table_state text,
                rows_read bigint, rows_written bigint, rows_rejected bigint, rows_skipped bigint,
@@ -265,6 +267,10 @@ AS $$
       CROSS JOIN LATERAL (SELECT r.state = 'running' AND NOT migrate._plan_locked(r.plan) AS dead) d
       LEFT JOIN migrate.run_table rt ON rt.run_id = r.run_id
       LEFT JOIN LATERAL (SELECT CASE WHEN d.dead AND rt.state IN ('pending', 'running') THEN 'interrupted'
+                                     -- a cutover's tables once migrate_rollback() reversed its swap (0.7)
+                                     WHEN r.mode = 'cutover' AND EXISTS (SELECT FROM migrate.cutover c
+                                               WHERE c.run_id = r.run_id AND c.state = 'rolled_back')
+                                     THEN 'rolled_back'
                                      ELSE rt.state END AS state) ts ON true
      WHERE r.run_id = coalesce(migrate_status.run, (SELECT pg_catalog.max(x.run_id) FROM migrate.run x))
      ORDER BY rt.load_order

@@ -132,6 +132,7 @@ static void read_pairs(Cutover *c);
 static int64 sync_once(Cutover *c, List *tables);
 static void take_fence(Cutover *c);
 static void verify_gate(Cutover *c);
+static int64 slot_pending(Cutover *c, Oid rel);
 static List *pending_changes(Cutover *c, char **first_table, int64 *first_n, char **first_capture);
 static int	lock_tables(const char *what, List *relids, List *names, int timeout_ms,
 						const char *timeout_text, int max_attempts);
@@ -190,11 +191,23 @@ call_srf(Oid fn, int nargs, Datum *args, TupleDesc *desc)
 	FmgrInfo	flinfo;
 	ReturnSetInfo rsinfo;
 	TupleDesc	expected;
+	Oid			rettype;
 
 	LOCAL_FCINFO(fcinfo, FUNC_MAX_ARGS);
 
-	if (get_func_result_type(fn, NULL, &expected) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "function %u does not return rows", fn);
+
+	switch (get_func_result_type(fn, &rettype, &expected))
+	{
+		case TYPEFUNC_COMPOSITE:
+			break;
+		case TYPEFUNC_SCALAR:
+			/* SETOF a scalar: one column */
+			expected = CreateTemplateTupleDesc(1);
+			TupleDescInitEntry(expected, (AttrNumber) 1, "value", rettype, -1, 0);
+			break;
+		default:
+			elog(ERROR, "function %u does not return rows", fn);
+	}
 	fmgr_info(fn, &flinfo);
 	memset(&rsinfo, 0, sizeof(rsinfo));
 	rsinfo.type = T_ReturnSetInfo;
@@ -482,6 +495,23 @@ verify_gate(Cutover *c)
 	}
 }
 
+/* Changes the plan's slot holds for a slot table after its position. */
+static int64
+slot_pending(Cutover *c, Oid rel)
+{
+	Oid			argtypes[2] = {TEXTOID, REGCLASSOID};
+	Datum		args[2] = {CStringGetTextDatum(c->plan), ObjectIdGetDatum(rel)};
+	TupleDesc	desc;
+	Tuplestorestate *ts = call_srf(internal_function("_slot_pending_keys", 2, argtypes), 2, args, &desc);
+	int64		n;
+
+	if (ts == NULL)
+		return 0;
+	n = tuplestore_tuple_count(ts);
+	tuplestore_end(ts);
+	return n;
+}
+
 /*
  * The tables (oids) whose capture has changes it has not applied
  * (migrate._cutover_pending); the first of them, its count and capture,
@@ -506,9 +536,11 @@ pending_changes(Cutover *c, char **first_table, int64 *first_n, char **first_cap
 	while (tuplestore_gettupleslot(ts, true, false, slot))
 	{
 		bool		isnull;
-		Datum		d = slot_getattr(slot, 3, &isnull);
-		int64		n = isnull ? 1 : DatumGetInt64(d);
+		bool		unknown;
+		Datum		d = slot_getattr(slot, 3, &unknown);
 		Oid			rel = DatumGetObjectId(slot_getattr(slot, 1, &isnull));
+		/* NULL: a slot table, whose slot we ask */
+		int64		n = unknown ? slot_pending(c, rel) : DatumGetInt64(d);
 
 		if (n == 0)
 			continue;

@@ -156,6 +156,11 @@ SELECT run_id = :cutover_run AS latest, plan, run_state, target, table_state, er
   FROM migrate_status();
 SELECT actor, regexp_replace(regexp_replace(details, '[0-9.]+ ms', 'N ms', 'g'), 'retired_[0-9]+', 'retired_N') AS details
   FROM migrate.event WHERE run_id = :cutover_run AND event = 'cutover';
+-- the report's cutover section
+SELECT regexp_replace(regexp_replace(regexp_replace(line, '[0-9.]+ ms', 'N ms', 'g'), 'retired_[0-9]+', 'retired_N'),
+                      '[0-9]{4}-[0-9-]+ [0-9:]+ [A-Z]+', 'T') AS report
+  FROM regexp_split_to_table(migrate_report(:cutover_run), E'\n') line
+ WHERE line ~ '^## Cutover|^\| (swap|state|swapped|locks|carried over) \|';
 -- a second cutover of the plan: 55000
 SET ROLE regress_co_ops;
 SELECT regexp_replace(test_error($$SELECT migrate_cutover('bluegreen')$$), '(run |\()[0-9]+', '\1N', 'g');
@@ -187,3 +192,4 @@ SET ROLE regress_co_ops;
 SELECT * FROM migrate_rollback(:cutover_run);   -- a NOTICE says so
 RESET ROLE;
 SELECT count(*) AS reversed_events FROM migrate.event WHERE run_id = :cutover_run AND event = 'cutover reversed';
+SELECT plan, run_state, target, table_state FROM migrate_status(:cutover_run);
