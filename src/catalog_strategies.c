@@ -16,11 +16,13 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/regproc.h"
 
 #include "migrate.h"
 #include "owner.h"
@@ -248,6 +250,10 @@ migrate_catalog_rollback_gather(int64 run_id, Oid target, const char *into)
 	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
 	char	   *grantee = GetUserNameFromId(GetUserId(), false);
 
+	/* an earlier call of the transaction (migrate_rollback_conflicts) made one */
+	if (OidIsValid(RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(into)), NoLock, true)))
+		(void) migrate_catalog_exec(psprintf("DROP TABLE %s", into),
+									0, NULL, NULL, NULL, SPI_OK_UTILITY, "dropping the rollback table");
 	(void) migrate_catalog_exec(psprintf("CREATE TEMPORARY TABLE %s (key pg_catalog.text[] PRIMARY KEY,"
 										 " pre pg_catalog.text, post pg_catalog.xid, absent boolean, conflict pg_catalog.text)"
 										 " ON COMMIT DROP", into),

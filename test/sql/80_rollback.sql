@@ -7,6 +7,9 @@
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 SET migrate.batch_size = 100;
+-- run ids from 1001 in messages, whatever ran before; put back at the end
+SELECT last_value AS run_seq_before FROM migrate.run_run_id_seq \gset
+SELECT setval('migrate.run_run_id_seq', 1000) AS run_ids_from;
 CREATE SCHEMA rb_src;
 CREATE TABLE rb_src.items (id int PRIMARY KEY, v text, qty int);
 INSERT INTO rb_src.items SELECT g, 'v' || g, g % 7 FROM generate_series(1, 500) g;
@@ -76,7 +79,10 @@ SELECT rb_md5('rb_full') = :'md5_before' AS still_same;
 SELECT migrate_run('rb_up') AS run_up2 \gset
 UPDATE rb_full SET v = 'changed later' WHERE id = 5;
 DELETE FROM rb_full WHERE id IN (6, 450);
+BEGIN;   -- the conflicts, then the rollback, in one transaction
+SELECT count(*) AS conflicts_seen FROM migrate_rollback_conflicts(:run_up2);
 SELECT * FROM migrate_rollback(:run_up2);
+COMMIT;
 SELECT * FROM migrate_rollback_conflicts(:run_up2) ORDER BY key;
 SELECT id, v FROM rb_full WHERE id IN (4, 5, 6, 7, 450, 451) ORDER BY id;
 SELECT target, state, rows_deleted, rows_restored, conflicts, forced FROM migrate.rollback WHERE run_id = :run_up2;
@@ -183,3 +189,6 @@ SELECT table_state FROM migrate_status(:run_ins);
 SELECT substring(line from '^(## Rollback|(\| [^|]+ ){7}\|)') AS line
   FROM regexp_split_to_table(migrate_report(:run_up2), E'\n') AS line
  WHERE line LIKE '## Rollback%' OR line LIKE '| rb\_full | rolled back%';
+
+-- later tests see the run ids they would have seen
+SELECT setval('migrate.run_run_id_seq', :run_seq_before + (SELECT last_value - 1000 FROM migrate.run_run_id_seq)) > 0 AS run_ids_put_back;
