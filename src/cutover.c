@@ -19,8 +19,11 @@
  *		tables' synced_to positions after it;
  *	 3. the verify gate: migrate_verify() and an empty migrate_diff() of
  *		every table, keys changed since the fence in flight (stable_for =
- *		the time since the fence plus a margin); a failure raises 55000
- *		naming the table and check, before any lock is taken;
+ *		the time since the fence plus a margin; a key that changed while
+ *		the diff read it too; a count or checksum of a table that changed
+ *		while it was verified proves nothing, the diff judges it); a
+ *		failure raises 55000 naming the table and check, before any lock
+ *		is taken;
  *	 4. catch-up syncs of the tables with pending changes, so that little
  *		is left for the final sync under the locks;
  *	 5. the lock loop: each attempt a subtransaction with lock_timeout that
@@ -29,7 +32,11 @@
  *		back (no lock kept), sleeps a jittered backoff and tries again;
  *	 6. under the locks: the final sync of the tables with pending changes
  *		(none: no sync; its worker reads the sources, which EXCLUSIVE does
- *		not block, and writes the shadow), the plan
+ *		not block, and writes the shadow) -- of every table when a source
+ *		is remote (postgres_fdw's snapshot in this transaction is as old as
+ *		its first remote read, so pending changes there cannot be seen from
+ *		here: a second sync must then change nothing, else 55000) or when
+ *		rows a foreign key refused wait for their retry -- the plan
  *		lock (no other run may start until we commit), the fence
  *		re-checked (migrate._cutover_pending: nothing left to apply, else
  *		55000: the source moved past the fence), the run row, the swap
@@ -107,6 +114,7 @@ typedef struct Cutover
 	char	   *shadow_schema;
 	char	   *live_schema;
 	char	   *retired_option; /* options->>'cutover_retired', or NULL */
+	bool		remote;			/* a table's source is a foreign table: see remote_moved() */
 	List	   *pairs;			/* Pair *, in live name order */
 	int			lock_timeout_ms;
 	char	   *lock_timeout_text;
@@ -130,6 +138,8 @@ static char *ext_schema(void);
 static void read_plan(Cutover *c);
 static void read_pairs(Cutover *c);
 static int64 sync_once(Cutover *c, List *tables);
+static char *sync_progress(Cutover *c);
+static bool fk_quarantined(Cutover *c);
 static void take_fence(Cutover *c);
 static void verify_gate(Cutover *c);
 static int64 slot_pending(Cutover *c, Oid rel);
@@ -336,6 +346,10 @@ read_plan(Cutover *c)
 					 errdetail("The final sync runs under the live tables' locks; a diff pass would scan both sides of the table while writers wait."),
 					 errhint("Use capture => 'trigger' for a local or PostgreSQL source, 'slot' for a PostgreSQL source, or 'watermark'.")));
 	}
+	spi_exec("SELECT EXISTS (SELECT 1 FROM migrate.table_map tm JOIN pg_catalog.pg_class k"
+			 "   ON k.oid = pg_catalog.to_regclass(tm.source) WHERE tm.plan = $1 AND k.relkind = 'f')::text",
+			 1, types, args, SPI_OK_SELECT, "reading the plan's sources");
+	c->remote = strcmp(spi_value(0, 1), "true") == 0;
 }
 
 /* The pairs (shadow, live) of migrate._cutover_pairs, as the owner. */
@@ -400,10 +414,43 @@ sync_once(Cutover *c, List *tables)
 		args[1] = PointerGetDatum(construct_array(elems, list_length(tables), OIDOID, sizeof(Oid), true,
 												  TYPALIGN_INT));
 		/* what migrate_sync() does, for some tables */
-		spi_exec(psprintf("SELECT %s.migrate_run($1, mode => 'sync', tables => $2::pg_catalog.regclass[])",
+		spi_exec(psprintf("SELECT %s.migrate_run($1, mode => 'sync', tables => $2::pg_catalog.regclass[]::pg_catalog.text[])",
 						  c->extschema), 2, types, args, SPI_OK_SELECT, "migrate_run(mode => 'sync')");
 	}
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Where the plan's syncs stand, as text to compare: per table what they
+ * applied (rows inserted, updated, deleted, rejected) or, for watermark
+ * capture, whose every pass re-reads its overlap, the position.
+ */
+static char *
+sync_progress(Cutover *c)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(c->plan)};
+
+	spi_exec("SELECT coalesce(pg_catalog.string_agg(s.target::pg_catalog.oid::text || '=' ||"
+			 "   CASE WHEN s.capture = 'watermark' THEN coalesce(s.position, '')"
+			 "        ELSE (s.applied_inserted + s.applied_updated + s.applied_deleted"
+			 "              + s.applied_rejected)::text END, ',' ORDER BY s.target::pg_catalog.oid), '')"
+			 "  FROM migrate.sync_state s WHERE s.plan = $1",
+			 1, types, args, SPI_OK_SELECT, "reading migrate.sync_state");
+	return spi_value(0, 1);
+}
+
+/* Rows of the plan that a foreign key refused and that are not loaded yet. */
+static bool
+fk_quarantined(Cutover *c)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(c->plan)};
+
+	spi_exec("SELECT EXISTS (SELECT 1 FROM migrate.reject r JOIN migrate.run ru ON ru.run_id = r.run_id"
+			 "   WHERE ru.plan = $1 AND r.reason = '23503' AND NOT r.loaded)::text",
+			 1, types, args, SPI_OK_SELECT, "reading migrate.reject");
+	return strcmp(spi_value(0, 1), "true") == 0;
 }
 
 /* The fence: a sync, then every table's capture and position. */
@@ -430,19 +477,33 @@ take_fence(Cutover *c)
 static void
 verify_gate(Cutover *c)
 {
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		args[3];
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[4];
 	char	   *stable_for;
 	StringInfoData detail;
 	ListCell   *lc;
 
-	stable_for = psprintf("%s", interval_text(c->fence_at, GetCurrentTimestamp()));
+	TimestampTz verify_start = GetCurrentTimestamp();
+
+	stable_for = psprintf("%s", interval_text(c->fence_at, verify_start));
 	args[0] = CStringGetTextDatum(c->plan);
 	args[1] = CStringGetTextDatum(stable_for);
+	/*
+	 * A live source keeps changing while the checks read it, statement by
+	 * statement: a count or checksum of a table that changed during the
+	 * verification proves nothing either way, so for such a table the diff
+	 * below, key by key, is the judge.  A row that differs without a
+	 * captured change fails the diff, whatever writers do.
+	 */
+	args[2] = CStringGetTextDatum(DatumGetCString(DirectFunctionCall1(timestamptz_out,
+																	  TimestampTzGetDatum(verify_start))));
 	spi_exec(psprintf("SELECT v.target::text, v.check_name, v.source_value, v.target_value, v.details"
 					  "  FROM %s.migrate_verify($1, stable_for => $2::pg_catalog.interval + '" IN_FLIGHT_MARGIN "') v"
-					  " WHERE NOT v.ok ORDER BY v.verification_id", c->extschema),
-			 2, types, args, SPI_OK_SELECT, "migrate_verify()");
+					  " WHERE NOT v.ok AND NOT (v.check_name IN ('row count', 'checksum')"
+					  "   AND EXISTS (SELECT 1 FROM migrate._in_flight_keys($1, v.target,"
+					  "     pg_catalog.clock_timestamp() - $3::pg_catalog.timestamptz)))"
+					  " ORDER BY v.verification_id", c->extschema),
+			 3, types, args, SPI_OK_SELECT, "migrate_verify()");
 	if (SPI_processed > 0)
 	{
 		char	   *target = spi_value(0, 1);
@@ -475,10 +536,16 @@ verify_gate(Cutover *c)
 
 		args[1] = CStringGetTextDatum(p->shadow_name);
 		args[2] = CStringGetTextDatum(stable_for);
-		spi_exec(psprintf("SELECT d.kind, d.key FROM %s.migrate_diff($1, $2,"
-						  "   stable_for => $3::pg_catalog.interval + '" IN_FLIGHT_MARGIN "') d"
+		args[3] = CStringGetTextDatum(DatumGetCString(DirectFunctionCall1(timestamptz_out,
+																		  TimestampTzGetDatum(c->fence_at))));
+		/* keys that changed while the diff read them are in flight too */
+		spi_exec(psprintf("WITH d AS MATERIALIZED (SELECT d.diff_id, d.kind, d.key FROM %s.migrate_diff($1, $2,"
+						  "   stable_for => $3::pg_catalog.interval + '" IN_FLIGHT_MARGIN "') d)"
+						  " SELECT d.kind, d.key FROM d WHERE d.key NOT IN (SELECT k FROM migrate._in_flight_keys($1,"
+						  "   $2::pg_catalog.regclass, pg_catalog.clock_timestamp() - $4::pg_catalog.timestamptz"
+						  "   + '" IN_FLIGHT_MARGIN "') k WHERE k IS NOT NULL)"
 						  " ORDER BY d.diff_id", c->extschema),
-				 3, types, args, SPI_OK_SELECT, "migrate_diff()");
+				 4, types, args, SPI_OK_SELECT, "migrate_diff()");
 		if (SPI_processed > 0)
 		{
 			initStringInfo(&detail);
@@ -842,15 +909,46 @@ migrate_cutover(PG_FUNCTION_ARGS)
 	/* 6. under the locks: the final sync, the fence re-checked, the swap */
 	check_not_cut_over(c->plan);
 	deleted_before = sync_deleted(c);
+	if (c->remote || fk_quarantined(c))
+	{
+		/*
+		 * A remote source is read through postgres_fdw in this transaction,
+		 * whose remote snapshot is as old as its first remote read: what is
+		 * pending there cannot be seen from here, so every table syncs (in
+		 * a worker, with fresh snapshots), and one more sync must find
+		 * nothing to apply.  So do rows a foreign key refused: their retry
+		 * follows every table's pass.
+		 */
+		bool		moved = false;
+
+		(void) sync_once(c, NIL);
+		c->synced_at = GetCurrentTimestamp();
+		if (c->remote)
+		{
+			char	   *before = sync_progress(c);
+
+			(void) sync_once(c, NIL);
+			moved = strcmp(before, sync_progress(c)) != 0;
+		}
+		take_plan_lock(c);
+		if (moved)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cutover of migration plan \"%s\" refused: the source moved past the fence during the final sync",
+							c->plan),
+					 errdetail("A second sync under the live tables' locks still found changes to apply."),
+					 errhint("Nothing was renamed. The source's writers are not behind the live tables' locks (a remote source): pause them, or call migrate_cutover() again when they are quiet.")));
+	}
+	else
 	{
 		/* only the tables with changes: a pass of a table costs ~15 ms */
 		List	   *pending = pending_changes(c, NULL, NULL, NULL);
 
 		if (pending != NIL)
 			(void) sync_once(c, pending);
+		c->synced_at = GetCurrentTimestamp();
+		take_plan_lock(c);
 	}
-	c->synced_at = GetCurrentTimestamp();
-	take_plan_lock(c);
 	if (pending_changes(c, &first_table, &first_n, &first_capture) != NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

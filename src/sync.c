@@ -960,7 +960,9 @@ retry_deferred(SyncTable *st)
 	migrate_begin_txn();
 	migrate_catalog_sync_fk_rejects_loaded(st->w->plan, st->tl->target,
 										   psprintf("SELECT 1 FROM %s t WHERE t.%s = r.source_key::%s",
-													st->tl->into, quote_identifier(linitial(st->tl->keycols)),
+													quote_qualified_identifier(get_namespace_name(get_rel_namespace(st->tl->target)),
+																			   get_rel_name(st->tl->target)),
+													quote_identifier(linitial(st->tl->keycols)),
 													format_type_be_qualified(st->tl->key_type)));
 	migrate_commit_txn();
 
