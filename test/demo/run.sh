@@ -26,7 +26,10 @@
 #      difference;
 #   7. migrate_verify() reconciles target and source (counts, checksums of
 #      the mapped values, foreign keys, rules); exits non-zero if it fails;
-#   8. prints migrate_report() of the run.
+#   8. migrate_rollback() undoes the run (the tables were empty when it
+#      started: they are emptied), a second call changes nothing, and the
+#      run is made again and verified;
+#   9. prints migrate_report() of that run.
 #
 # MariaDB and the cluster are removed at the end, whatever happens.
 #
@@ -209,7 +212,36 @@ if [[ $verified != t ]]; then
 fi
 
 # ---------------------------------------------------------------------------
-section "8. migrate_report($RUN): the run as a Markdown document (saved in migrate.run.report)"
+section "8. migrate_rollback($RUN): the run undone (its tables were empty: emptied), then run again"
+# ---------------------------------------------------------------------------
+psql_ -d "$DB" -v run="$RUN" <<'SQL'
+\pset footer off
+SELECT target, undo FROM migrate.run_table WHERE run_id = :run ORDER BY load_order;
+SELECT target, rows_deleted, rows_restored, rows_reinserted, conflicts
+  FROM migrate_rollback(:run) ORDER BY target::text;
+SQL
+left=$(val -d "$DB" <<'SQL'
+SELECT sum((xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM public.%I', table_name), false, true, '')))[1]::text::bigint)
+  FROM expected.comparison
+SQL
+)
+echo "rows left in the 11 tables after the rollback: $left"
+again=$(val -d "$DB" -c "SELECT count(*) FROM migrate_rollback($RUN)" 2>&1 | tail -1)
+echo "a second migrate_rollback($RUN) changed nothing: $again table rows returned"
+if [[ $left != 0 ]]; then
+    echo "FAILED: migrate_rollback() left rows behind" >&2
+    exit 1
+fi
+RUN=$(val -d "$DB" -c "SET migrate.batch_size = 5000; SELECT migrate_run('chinook')" | tail -1)
+verified=$(val -d "$DB" -c "SELECT count(*) FILTER (WHERE NOT ok) FROM migrate_verify('chinook', $RUN)")
+echo "run $RUN loaded the tables again; migrate_verify(): $verified failed checks"
+if [[ $verified != 0 ]]; then
+    echo "FAILED: migrate_verify() of the run after the rollback did not pass" >&2
+    exit 1
+fi
+
+# ---------------------------------------------------------------------------
+section "9. migrate_report($RUN): the run as a Markdown document (saved in migrate.run.report)"
 # ---------------------------------------------------------------------------
 psql_ -d "$DB" -At -c "SELECT migrate_report($RUN)" | sed -n 1,60p
 
