@@ -226,10 +226,10 @@ SELECT sum((xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FRO
 SQL
 )
 echo "rows left in the 11 tables after the rollback: $left"
-again=$(val -d "$DB" -c "SELECT count(*) FROM migrate_rollback($RUN)" 2>&1 | tail -1)
-echo "a second migrate_rollback($RUN) changed nothing: $again table rows returned"
-if [[ $left != 0 ]]; then
-    echo "FAILED: migrate_rollback() left rows behind" >&2
+again=$(val -d "$DB" -c "SELECT count(*) FROM migrate_rollback($RUN) WHERE rows_deleted + rows_restored + rows_reinserted > 0" 2>/dev/null)
+echo "tables a second migrate_rollback($RUN) changed: $again"
+if [[ $left != 0 || $again != 0 ]]; then
+    echo "FAILED: migrate_rollback() left rows behind, or a second call changed something" >&2
     exit 1
 fi
 RUN=$(val -d "$DB" -c "SET migrate.batch_size = 5000; SELECT migrate_run('chinook')" | tail -1)
