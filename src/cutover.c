@@ -90,6 +90,8 @@ PG_FUNCTION_INFO_V1(migrate_cutover);
 /* the reverse's lock loop (migrate_rollback() has no such arguments) */
 #define REVERSE_LOCK_TIMEOUT_MS	500
 #define REVERSE_MAX_ATTEMPTS	10
+/* workers of the final sync under the locks, at most */
+#define SYNC_PARALLEL			4
 /* catch-up syncs before the locks, at most */
 #define CATCHUP_SYNCS			2
 /* added to the time since the fence: a change's way to the target */
@@ -137,7 +139,7 @@ static Tuplestorestate *call_srf(Oid fn, int nargs, Datum *args, TupleDesc *desc
 static char *ext_schema(void);
 static void read_plan(Cutover *c);
 static void read_pairs(Cutover *c);
-static int64 sync_once(Cutover *c, List *tables);
+static int64 sync_once(Cutover *c, List *tables, bool locked);
 static char *sync_progress(Cutover *c);
 static char *sync_moved(const char *before, const char *after);
 static bool fk_quarantined(Cutover *c);
@@ -396,15 +398,17 @@ read_pairs(Cutover *c)
  * of those tables (oids); returns its run id.
  */
 static int64
-sync_once(Cutover *c, List *tables)
+sync_once(Cutover *c, List *tables, bool locked)
 {
 	Oid			types[2] = {TEXTOID, OIDARRAYOID};
 	Datum		args[2] = {CStringGetTextDatum(c->plan), (Datum) 0};
 	bool		isnull;
+	/* under the locks writers wait: the tables' passes in parallel workers */
+	int			parallel = locked ? Min(Max(list_length(tables ? tables : c->pairs), 1), SYNC_PARALLEL) : 1;
 
 	if (tables == NIL)
-		spi_exec(psprintf("SELECT %s.migrate_sync($1)", c->extschema), 1, types, args, SPI_OK_SELECT,
-				 "migrate_sync()");
+		spi_exec(psprintf("SELECT %s.migrate_run($1, mode => 'sync', parallel => %d)", c->extschema, parallel),
+				 1, types, args, SPI_OK_SELECT, "migrate_run(mode => 'sync')");
 	else
 	{
 		Datum	   *elems = palloc(sizeof(Datum) * list_length(tables));
@@ -415,8 +419,9 @@ sync_once(Cutover *c, List *tables)
 		args[1] = PointerGetDatum(construct_array(elems, list_length(tables), OIDOID, sizeof(Oid), true,
 												  TYPALIGN_INT));
 		/* what migrate_sync() does, for some tables */
-		spi_exec(psprintf("SELECT %s.migrate_run($1, mode => 'sync', tables => $2::pg_catalog.regclass[]::pg_catalog.text[])",
-						  c->extschema), 2, types, args, SPI_OK_SELECT, "migrate_run(mode => 'sync')");
+		spi_exec(psprintf("SELECT %s.migrate_run($1, mode => 'sync', tables => $2::pg_catalog.regclass[]::pg_catalog.text[],"
+						  " parallel => %d)", c->extschema, parallel),
+				 2, types, args, SPI_OK_SELECT, "migrate_run(mode => 'sync')");
 	}
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -476,7 +481,7 @@ take_fence(Cutover *c)
 	Datum		args[1] = {CStringGetTextDatum(c->plan)};
 
 	c->fence_at = GetCurrentTimestamp();
-	(void) sync_once(c, NIL);
+	(void) sync_once(c, NIL, false);
 	spi_exec("SELECT pg_catalog.jsonb_build_object('positions',"
 			 "   coalesce(pg_catalog.jsonb_object_agg(s.target::text, pg_catalog.jsonb_build_object("
 			 "     'capture', s.capture, 'synced_to', s.synced_to, 'sync_run', s.last_sync_run)), '{}'))::text"
@@ -911,7 +916,7 @@ migrate_cutover(PG_FUNCTION_ARGS)
 
 		if (pending == NIL)
 			break;
-		(void) sync_once(c, pending);
+		(void) sync_once(c, pending, false);
 	}
 
 	/* 5. the locks (an empty list: no live table, nothing to wait for) */
@@ -936,13 +941,13 @@ migrate_cutover(PG_FUNCTION_ARGS)
 		 */
 		char	   *moved = NULL;
 
-		(void) sync_once(c, NIL);
+		(void) sync_once(c, NIL, true);
 		c->synced_at = GetCurrentTimestamp();
 		if (c->remote)
 		{
 			char	   *before = sync_progress(c);
 
-			(void) sync_once(c, NIL);
+			(void) sync_once(c, NIL, true);
 			moved = sync_moved(before, sync_progress(c));
 		}
 		take_plan_lock(c);
@@ -960,7 +965,7 @@ migrate_cutover(PG_FUNCTION_ARGS)
 		List	   *pending = pending_changes(c, NULL, NULL, NULL);
 
 		if (pending != NIL)
-			(void) sync_once(c, pending);
+			(void) sync_once(c, pending, true);
 		c->synced_at = GetCurrentTimestamp();
 		take_plan_lock(c);
 	}
