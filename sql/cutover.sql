@@ -92,6 +92,42 @@ $$;
 -- plan's owner, and it is safe for any caller (it reads the caller's plan,
 -- under row-level security, and pg_catalog; it changes nothing).
 
+-- The views and materialized views (relkind 'm') of schemas other than
+-- p_skip that use the tables p_tables directly, each view after the views
+-- of that set it uses (depth), with its definition as it is now (names
+-- schema-qualified: search_path is pg_catalog).  For the swap and its
+-- reverse; it only reads the catalog, so PUBLIC may execute it (they call
+-- it through SQL as the plan's owner).
+CREATE OR REPLACE FUNCTION migrate._cutover_views(p_tables oid[], p_skip oid[])
+RETURNS TABLE (oid oid, vname text, relkind "char", relowner oid, reloptions text[], def text, depth integer)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE direct AS (
+        SELECT DISTINCT rw.ev_class AS v
+          FROM pg_depend d
+          JOIN pg_rewrite rw ON rw.oid = d.objid
+          JOIN pg_class vc ON vc.oid = rw.ev_class
+         WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+           AND d.refobjid = ANY (p_tables) AND rw.ev_class <> d.refobjid
+           AND vc.relkind IN ('v', 'm') AND vc.relnamespace <> ALL (p_skip)
+    ), uses AS (
+        SELECT DISTINCT rw.ev_class AS a, d.refobjid AS b
+          FROM pg_depend d JOIN pg_rewrite rw ON rw.oid = d.objid
+         WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+           AND rw.ev_class IN (SELECT direct.v FROM direct) AND d.refobjid IN (SELECT direct.v FROM direct)
+           AND rw.ev_class <> d.refobjid
+    ), lvl AS (
+        SELECT direct.v, 0 AS depth FROM direct
+        UNION ALL
+        SELECT uses.a, lvl.depth + 1 FROM lvl JOIN uses ON uses.b = lvl.v
+    )
+    SELECT vc.oid, vc.oid::regclass::text, vc.relkind, vc.relowner, vc.reloptions,
+           CASE WHEN vc.relkind = 'v' THEN pg_get_viewdef(vc.oid, true) END, o.depth
+      FROM (SELECT lvl.v, max(lvl.depth) AS depth FROM lvl GROUP BY lvl.v) o
+      JOIN pg_class vc ON vc.oid = o.v
+$$;
+
 -- The swap (precondition: the caller holds EXCLUSIVE locks on the live
 -- tables, in this transaction): renames the live schema to retired and the
 -- shadow to live, then carries over grants, sequence positions, views and
@@ -180,13 +216,8 @@ BEGIN
     END IF;
 
     -- what points in from other schemas: materialized views are refused
-    SELECT string_agg(DISTINCT vc.oid::regclass::text, ', ' ORDER BY vc.oid::regclass::text) INTO bad
-      FROM pg_depend d
-      JOIN pg_rewrite rw ON rw.oid = d.objid
-      JOIN pg_class vc ON vc.oid = rw.ev_class
-     WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-       AND d.refobjid = ANY (old_oids) AND rw.ev_class <> d.refobjid
-       AND vc.relkind = 'm' AND vc.relnamespace NOT IN (live_ns, shadow_ns);
+    SELECT string_agg(u.vname, ', ' ORDER BY u.vname) INTO bad
+      FROM migrate._cutover_views(old_oids, ARRAY[live_ns, shadow_ns]) u WHERE u.relkind = 'm';
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'materialized view % uses the live tables of schema "%"', bad, live_s
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -195,30 +226,9 @@ BEGIN
     -- views using the live tables directly, each after the views it uses;
     -- their text is taken now, naming live_s.table
     FOR r IN
-        WITH RECURSIVE direct AS (
-            SELECT DISTINCT rw.ev_class AS v
-              FROM pg_depend d
-              JOIN pg_rewrite rw ON rw.oid = d.objid
-              JOIN pg_class vc ON vc.oid = rw.ev_class
-             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-               AND d.refobjid = ANY (old_oids) AND rw.ev_class <> d.refobjid
-               AND vc.relkind = 'v' AND vc.relnamespace NOT IN (live_ns, shadow_ns)
-        ), uses AS (
-            SELECT DISTINCT rw.ev_class AS a, d.refobjid AS b
-              FROM pg_depend d JOIN pg_rewrite rw ON rw.oid = d.objid
-             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-               AND rw.ev_class IN (SELECT direct.v FROM direct) AND d.refobjid IN (SELECT direct.v FROM direct)
-               AND rw.ev_class <> d.refobjid
-        ), lvl AS (
-            SELECT direct.v, 0 AS depth FROM direct
-            UNION ALL
-            SELECT uses.a, lvl.depth + 1 FROM lvl JOIN uses ON uses.b = lvl.v
-        )
-        SELECT vc.oid, vc.oid::regclass::text AS vname, vc.relowner, vc.reloptions,
-               pg_get_viewdef(vc.oid, true) AS def
-          FROM (SELECT lvl.v, max(lvl.depth) AS depth FROM lvl GROUP BY lvl.v) o
-          JOIN pg_class vc ON vc.oid = o.v
-         ORDER BY o.depth, vc.oid::regclass::text
+        SELECT u.oid, u.vname, u.relowner, u.reloptions, u.def
+          FROM migrate._cutover_views(old_oids, ARRAY[live_ns, shadow_ns]) u WHERE u.relkind = 'v'
+         ORDER BY u.depth, u.vname
     LOOP
         IF NOT pg_has_role(r.relowner, 'USAGE') THEN
             RAISE EXCEPTION 'role "%" must own view % to re-point it at the new tables of schema "%"', current_user, r.vname, live_s
@@ -601,13 +611,8 @@ BEGIN
     END IF;
 
     IF old_ns IS NOT NULL THEN
-        SELECT string_agg(DISTINCT vc.oid::regclass::text, ', ' ORDER BY vc.oid::regclass::text) INTO bad
-          FROM pg_depend d
-          JOIN pg_rewrite rw ON rw.oid = d.objid
-          JOIN pg_class vc ON vc.oid = rw.ev_class
-         WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-           AND d.refobjid = ANY (new_oids) AND rw.ev_class <> d.refobjid
-           AND vc.relkind = 'm' AND vc.relnamespace NOT IN (new_ns, old_ns);
+        SELECT string_agg(u.vname, ', ' ORDER BY u.vname) INTO bad
+          FROM migrate._cutover_views(new_oids, ARRAY[new_ns, old_ns]) u WHERE u.relkind = 'm';
         IF bad IS NOT NULL THEN
             RAISE EXCEPTION 'materialized view % uses the live tables of schema "%"', bad, live_s
                 USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -616,32 +621,11 @@ BEGIN
         -- the views of other schemas over the new tables, as they are now
         -- (naming live_s.table, which is the old table after the renames)
         FOR r IN
-            WITH RECURSIVE direct AS (
-                SELECT DISTINCT rw.ev_class AS v
-                  FROM pg_depend d
-                  JOIN pg_rewrite rw ON rw.oid = d.objid
-                  JOIN pg_class vc ON vc.oid = rw.ev_class
-                 WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-                   AND d.refobjid = ANY (new_oids) AND rw.ev_class <> d.refobjid
-                   AND vc.relkind = 'v' AND vc.relnamespace NOT IN (new_ns, old_ns)
-            ), uses AS (
-                SELECT DISTINCT rw.ev_class AS a, d.refobjid AS b
-                  FROM pg_depend d JOIN pg_rewrite rw ON rw.oid = d.objid
-                 WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-                   AND rw.ev_class IN (SELECT direct.v FROM direct) AND d.refobjid IN (SELECT direct.v FROM direct)
-                   AND rw.ev_class <> d.refobjid
-            ), lvl AS (
-                SELECT direct.v, 0 AS depth FROM direct
-                UNION ALL
-                SELECT uses.a, lvl.depth + 1 FROM lvl JOIN uses ON uses.b = lvl.v
-            )
-            SELECT vc.oid, vc.oid::regclass::text AS vname, vc.relowner, vc.reloptions,
-                   pg_get_viewdef(vc.oid, true) AS def,
+            SELECT u.oid, u.vname, u.relowner, u.reloptions, u.def,
                    (SELECT w.e ->> 'definition' FROM jsonb_array_elements(carried -> 'views') AS w(e)
-                     WHERE (w.e ->> 'oid')::oid = vc.oid) AS def_before
-              FROM (SELECT lvl.v, max(lvl.depth) AS depth FROM lvl GROUP BY lvl.v) o
-              JOIN pg_class vc ON vc.oid = o.v
-             ORDER BY o.depth, vc.oid::regclass::text
+                     WHERE (w.e ->> 'oid')::oid = u.oid) AS def_before
+              FROM migrate._cutover_views(new_oids, ARRAY[new_ns, old_ns]) u WHERE u.relkind = 'v'
+             ORDER BY u.depth, u.vname
         LOOP
             IF NOT pg_has_role(r.relowner, 'USAGE') THEN
                 RAISE EXCEPTION 'role "%" must own view % to re-point it at the old tables of schema "%"', current_user, r.vname, live_s
