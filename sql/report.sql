@@ -51,6 +51,276 @@ AS $$
                 ELSE p_text END
 $$;
 
+/*
+ * Charts (0.8): Mermaid blocks (```mermaid, drawn by GitHub and GitLab, a
+ * code block anywhere else) in migrate_report: the run's timeline (gantt),
+ * rejects by reason (pie) and throughput per table (xychart).  Their labels
+ * are table, index, constraint and rule names and SQLSTATEs, never data
+ * values, so masking (migrate._report_masked) has nothing to hide in them.
+ */
+
+-- A label Mermaid cannot misread: every character but letters, digits,
+-- space, '_', '.' and '-' as Mermaid's entity code #<decimal code point>;
+-- (':' ends a gantt task's name, '#' and ';' end a gantt line, '%' starts a
+-- comment, '"' ends a pie or xychart label, ',' separates axis labels).
+-- Mermaid turns the codes back into the characters when it draws.
+CREATE OR REPLACE FUNCTION migrate._mermaid_label(p_text text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN p_text IS NULL OR p_text = '' THEN '-'
+                ELSE (SELECT pg_catalog.string_agg(CASE WHEN c.ch ~ '^[[:alnum:] _.-]$' THEN c.ch
+                                                        ELSE '#' || pg_catalog.ascii(c.ch) || ';' END,
+                                                   '' ORDER BY c.n)
+                        FROM pg_catalog.regexp_split_to_table(p_text, '') WITH ORDINALITY AS c(ch, n))
+           END
+$$;
+REVOKE ALL ON FUNCTION migrate._mermaid_label(text) FROM PUBLIC;
+
+-- What a unit of work is, in a chart: "load <range_no>" (a key range),
+-- "index <name>", "fk <constraint>", "sync".  Names come from the stored DDL
+-- (an index's or constraint's name, as pg_get_indexdef / format %I wrote it).
+CREATE OR REPLACE FUNCTION migrate._unit_label(p_kind text, p_range_no integer, p_definition text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE p_kind
+             WHEN 'load' THEN 'load ' || p_range_no
+             WHEN 'index' THEN 'index ' || coalesce(pg_catalog.substring(p_definition,
+                                   '^CREATE (?:UNIQUE )?INDEX ("(?:[^"]|"")+"|[^ ]+) ON '), p_range_no::text)
+             WHEN 'fk' THEN 'fk ' || coalesce(pg_catalog.substring(p_definition,
+                                   ' ADD CONSTRAINT ("(?:[^"]|"")+"|[^ ]+) '), p_range_no::text)
+             ELSE p_kind END
+$$;
+REVOKE ALL ON FUNCTION migrate._unit_label(text, integer, text) FROM PUBLIC;
+
+/*
+ * The "## Timeline" section: a gantt of the run, one section per table (in
+ * load order), a bar per unit from its start to its end (to now while it
+ * runs; at least 1 ms, so that it shows), done / active (running) / crit
+ * (failed, cancelled, interrupted).  Absolute times, milliseconds, in the
+ * session's time zone (Mermaid reads and draws them as local times, so the
+ * axis shows the same clock); the axis reads to the millisecond for a run
+ * under 10 s, to the second under a day, else day and minute.  Bounded: at
+ * most p_units bars per table (the rest drawn as one bar, "N more units"),
+ * at most p_tables tables (the rest as one section "other tables"), each
+ * said in a line after the block; units not started are counted there too.
+ */
+CREATE OR REPLACE FUNCTION migrate._report_timeline(p_run bigint, p_path text,
+                                                    p_tables integer DEFAULT 30, p_units integer DEFAULT 10)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    doc text[] := '{}';
+    notes text[] := '{}';
+    r migrate.run;
+    t record;
+    u record;
+    span interval;
+    not_started bigint;
+    fmt constant text := 'YYYY-MM-DD HH24:MI:SS.MS';
+BEGIN
+    SELECT * INTO r FROM migrate.run x WHERE x.run_id = p_run;
+    doc := doc || ''::text || '## Timeline'::text || ''::text;
+    IF NOT EXISTS (SELECT FROM migrate.run_range rr WHERE rr.run_id = p_run AND rr.started_at IS NOT NULL) THEN
+        RETURN doc || 'No unit of work of this run has started: no timeline.'::text;
+    END IF;
+    SELECT max(coalesce(rr.finished_at, pg_catalog.clock_timestamp())) - min(rr.started_at) INTO span
+      FROM migrate.run_range rr WHERE rr.run_id = p_run AND rr.started_at IS NOT NULL;
+    doc := doc || pg_catalog.format('When each unit of work ran: a section per table, a bar per unit (`load N`: key range N, `index` / `fk`: an index rebuilt or a foreign key re-added after the load, `sync`: a sync pass); times in %s.',
+                                    pg_catalog.to_char(pg_catalog.now(), 'TZ'))
+           || ''::text || '```mermaid'::text || 'gantt'::text
+           || ('    title ' || migrate._mermaid_label(pg_catalog.format('Run %s of plan %s', r.run_id, r.plan)))
+           || '    dateFormat YYYY-MM-DD HH:mm:ss.SSS'::text
+           || ('    axisFormat ' || CASE WHEN span < interval '10 s' THEN '%H:%M:%S.%L'
+                                         WHEN span < interval '1 day' THEN '%H:%M:%S'
+                                         ELSE '%m-%d %H:%M' END);
+    FOR t IN SELECT rt.target, migrate._relname(rt.target, p_path) AS tname,
+                    pg_catalog.row_number() OVER (ORDER BY rt.load_order, rt.target::oid) AS tno
+               FROM migrate.run_table rt WHERE rt.run_id = p_run
+                AND EXISTS (SELECT FROM migrate.run_range rr WHERE rr.run_id = p_run AND rr.target = rt.target
+                               AND rr.started_at IS NOT NULL)
+              ORDER BY rt.load_order, rt.target::oid LIMIT p_tables LOOP
+        doc := doc || ('    section ' || migrate._mermaid_label(t.tname));
+        FOR u IN WITH x AS (SELECT rr.*, pg_catalog.row_number() OVER (ORDER BY rr.started_at, rr.range_no) AS uno,
+                                   pg_catalog.date_trunc('milliseconds', rr.started_at) AS s,
+                                   pg_catalog.date_trunc('milliseconds', coalesce(rr.finished_at, pg_catalog.clock_timestamp())) AS e
+                              FROM migrate.run_range rr
+                             WHERE rr.run_id = p_run AND rr.target = t.target AND rr.started_at IS NOT NULL)
+                 SELECT migrate._unit_label(x.kind, x.range_no, x.definition) AS label, 1 AS n,
+                        x.state, x.s, x.e, x.uno
+                   FROM x WHERE x.uno <= p_units
+                 UNION ALL
+                 SELECT pg_catalog.format('%s more units', count(*)), count(*),
+                        CASE WHEN bool_and(x.state = 'succeeded') THEN 'succeeded'
+                             WHEN bool_or(x.state = 'running') THEN 'running'
+                             WHEN bool_and(x.state IN ('succeeded', 'pending')) THEN 'pending' ELSE 'failed' END,
+                        min(x.s), max(x.e), p_units + 1
+                   FROM x WHERE x.uno > p_units HAVING count(*) > 0
+                 ORDER BY uno LOOP
+            doc := doc || pg_catalog.format('    %s : %s%s, %s', migrate._mermaid_label(u.label),
+                                            CASE u.state WHEN 'succeeded' THEN 'done, ' WHEN 'running' THEN 'active, '
+                                                         WHEN 'pending' THEN '' ELSE 'crit, ' END,
+                                            pg_catalog.to_char(u.s, fmt),
+                                            pg_catalog.to_char(greatest(u.e, u.s + interval '1 ms'), fmt));
+            IF u.n > 1 THEN
+                notes := notes || pg_catalog.format('table %s: %s of its units are drawn as one bar ("%s", from the start of the first to the end of the last): at most %s units per table are drawn, in the order they started',
+                                                    t.tname, u.n, u.label, p_units);
+            END IF;
+        END LOOP;
+    END LOOP;
+    -- tables beyond p_tables: one bar for all of them
+    SELECT count(DISTINCT rr.target) AS tables, count(*) AS units,
+           pg_catalog.date_trunc('milliseconds', min(rr.started_at)) AS s,
+           pg_catalog.date_trunc('milliseconds', max(coalesce(rr.finished_at, pg_catalog.clock_timestamp()))) AS e,
+           bool_and(rr.state = 'succeeded') AS ok, bool_or(rr.state = 'running') AS running
+      INTO u
+      FROM migrate.run_range rr
+     WHERE rr.run_id = p_run AND rr.started_at IS NOT NULL
+       AND rr.target NOT IN (SELECT rt.target FROM migrate.run_table rt WHERE rt.run_id = p_run
+                                AND EXISTS (SELECT FROM migrate.run_range q WHERE q.run_id = p_run AND q.target = rt.target
+                                               AND q.started_at IS NOT NULL)
+                              ORDER BY rt.load_order, rt.target::oid LIMIT p_tables);
+    IF u.tables > 0 THEN
+        doc := doc || '    section other tables'::text
+               || pg_catalog.format('    %s more tables : %s, %s, %s', u.tables,
+                                    CASE WHEN u.ok THEN 'done' WHEN u.running THEN 'active' ELSE 'crit' END,
+                                    pg_catalog.to_char(u.s, fmt),
+                                    pg_catalog.to_char(greatest(u.e, u.s + interval '1 ms'), fmt));
+        notes := notes || pg_catalog.format('%s more tables (%s units) are drawn as one bar in section "other tables": at most %s tables are drawn, in load order (the Tables section lists them all)',
+                                            u.tables, u.units, p_tables);
+    END IF;
+    doc := doc || '```'::text;
+    SELECT count(*) INTO not_started FROM migrate.run_range rr WHERE rr.run_id = p_run AND rr.started_at IS NULL;
+    IF not_started > 0 THEN
+        notes := notes || pg_catalog.format('%s units never started: they are not drawn', not_started);
+    END IF;
+    IF notes <> '{}' THEN
+        doc := doc || ''::text
+               || 'Not drawn one by one:'::text
+               || ARRAY(SELECT '- ' || migrate._md(n) FROM pg_catalog.unnest(notes) n);
+    END IF;
+    RETURN doc;
+END;
+$$;
+REVOKE ALL ON FUNCTION migrate._report_timeline(bigint, text, integer, integer) FROM PUBLIC;
+
+/*
+ * The "## Throughput and rejects" section: per table, largest first, the
+ * rows read, the target's size now (pg_total_relation_size; '-' when the
+ * table is gone), the load's time, rows/s and the reject ratio (rejected /
+ * read); then an xychart of rows/s of the first p_tables of those tables
+ * that took time.
+ */
+CREATE OR REPLACE FUNCTION migrate._report_throughput(p_run bigint, p_path text, p_tables integer DEFAULT 30)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    doc text[] := '{}';
+    rec record;
+    labels text[] := '{}';
+    bars text[] := '{}';
+    drawn integer := 0;
+    more integer := 0;
+BEGIN
+    doc := doc || ''::text || '## Throughput and rejects'::text || ''::text
+           || 'Each table, largest first: rows read from the source, the target''s size now, the load''s time and rate, and the share of the rows read that were rejected.'::text
+           || ''::text
+           || '| table | rows read | target size | time | rows/s | rejected | reject % |'::text
+           || '|---|--:|--:|--:|--:|--:|--:|'::text;
+    FOR rec IN SELECT rt.rows_read, rt.rows_rejected, migrate._relname(rt.target, p_path) AS tname,
+                      pg_catalog.pg_total_relation_size(rt.target) AS bytes,
+                      EXTRACT(epoch FROM rt.finished_at - rt.started_at) AS secs
+                 FROM migrate.run_table rt WHERE rt.run_id = p_run
+                ORDER BY rt.rows_read DESC, rt.load_order, rt.target::oid LOOP
+        doc := doc || pg_catalog.format('| %s | %s | %s | %s | %s | %s | %s |',
+                                        migrate._md(rec.tname), rec.rows_read,
+                                        coalesce(pg_catalog.pg_size_pretty(rec.bytes), '-'),
+                                        coalesce(pg_catalog.round(rec.secs, 2) || ' s', '-'),
+                                        CASE WHEN rec.secs > 0 THEN pg_catalog.round(rec.rows_read / rec.secs)::text ELSE '-' END,
+                                        rec.rows_rejected,
+                                        CASE WHEN rec.rows_read > 0
+                                             THEN pg_catalog.round(100.0 * rec.rows_rejected / rec.rows_read, 1) || '%'
+                                             ELSE '-' END);
+        IF rec.secs > 0 THEN
+            IF drawn < p_tables THEN
+                drawn := drawn + 1;
+                labels := labels || ('"' || migrate._mermaid_label(rec.tname) || '"');
+                bars := bars || pg_catalog.round(rec.rows_read / rec.secs)::text;
+            ELSE
+                more := more + 1;
+            END IF;
+        END IF;
+    END LOOP;
+    IF drawn = 0 THEN
+        RETURN doc || ''::text || 'No table took measurable time: no throughput chart.'::text;
+    END IF;
+    doc := doc || ''::text
+           || pg_catalog.format('Rows per second by table, largest table first%s:',
+                                CASE WHEN more > 0 THEN pg_catalog.format(' (the %s largest; %s more are in the table above)', drawn, more)
+                                     ELSE '' END)
+           || ''::text || '```mermaid'::text || 'xychart-beta'::text
+           || '    title "Throughput (rows/s)"'::text
+           || ('    x-axis [' || pg_catalog.array_to_string(labels, ', ') || ']')
+           || '    y-axis "rows/s"'::text
+           || ('    bar [' || pg_catalog.array_to_string(bars, ', ') || ']')
+           || '```'::text;
+    RETURN doc;
+END;
+$$;
+REVOKE ALL ON FUNCTION migrate._report_throughput(bigint, text, integer) FROM PUBLIC;
+
+/*
+ * Rejects by reason (rule name or SQLSTATE) over all tables of the run, as
+ * a pie: the p_reasons most frequent, the rest as one slice "other reasons";
+ * its slices add up to the run's rejects (migrate.reject rows not loaded:
+ * a row that fails several rules counts once for each).  A sentence instead
+ * when nothing was rejected.
+ */
+CREATE OR REPLACE FUNCTION migrate._report_reject_chart(p_run bigint, p_reasons integer DEFAULT 9)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    doc text[] := '{}';
+    total bigint;
+    reasons bigint;
+BEGIN
+    SELECT count(*), count(DISTINCT j.reason) INTO total, reasons
+      FROM migrate.reject j WHERE j.run_id = p_run AND NOT j.loaded;
+    IF total = 0 THEN
+        RETURN ARRAY['No row was rejected, so there is no chart of rejects.'];
+    END IF;
+    doc := doc || ''::text
+           || pg_catalog.format('Rejects by reason, %s in all%s (a row that fails several rules counts once for each):',
+                                total, CASE WHEN reasons > p_reasons
+                                            THEN pg_catalog.format('; the %s most frequent of %s reasons, the rest as "other reasons"',
+                                                                   p_reasons, reasons)
+                                            ELSE '' END)
+           || ''::text || '```mermaid'::text || 'pie showData'::text
+           || '    title Rejects by reason'::text
+           || ARRAY(SELECT pg_catalog.format('    "%s" : %s', migrate._mermaid_label(g.label), g.n)
+                      FROM (SELECT coalesce(CASE WHEN x.rank <= p_reasons THEN x.reason END, 'other reasons') AS label,
+                                   sum(x.n) AS n, min(x.rank) AS rank
+                              FROM (SELECT j.reason, count(*) AS n,
+                                           pg_catalog.row_number() OVER (ORDER BY count(*) DESC, j.reason) AS rank
+                                      FROM migrate.reject j WHERE j.run_id = p_run AND NOT j.loaded
+                                     GROUP BY j.reason) x
+                             GROUP BY x.rank <= p_reasons, 1) g
+                     ORDER BY g.rank)
+           || '```'::text;
+    RETURN doc;
+END;
+$$;
+REVOKE ALL ON FUNCTION migrate._report_reject_chart(bigint, integer) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION migrate._migrate_report(run bigint)
 RETURNS text
 LANGUAGE plpgsql
@@ -146,6 +416,9 @@ BEGIN
                                                       rec.tname, rec.rows_read, rec.source_count);
         END IF;
     END LOOP;
+
+    -- charts (since 0.8): the timeline of the units, throughput and rejects
+    doc := doc || migrate._report_timeline(r.run_id, path) || migrate._report_throughput(r.run_id, path);
 
     -- a cutover (since 0.7): the swap, its locks and what it carried over
     -- (migrate.cutover); the foreign keys it re-pointed NOT VALID, to VALIDATE
@@ -260,9 +533,8 @@ BEGIN
                                                         pg_catalog.array_to_string(rec.examples, ', '), true)),
                                             migrate._md(migrate._report_masked(r.plan, rec.target, rec.message)));
         END LOOP;
-    ELSE
-        doc := doc || 'No row was rejected.'::text;
     END IF;
+    doc := doc || migrate._report_reject_chart(r.run_id);
 
     -- warnings: rows loaded with a finding, count mismatches
     FOR rec IN SELECT g.*, migrate._relname(g.target, path) AS tname
