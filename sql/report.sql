@@ -187,12 +187,14 @@ BEGIN
                               ORDER BY rt.load_order, rt.target::oid LIMIT p_tables);
     IF u.tables > 0 THEN
         doc := doc || '    section other tables'::text
-               || pg_catalog.format('    %s more tables : %s, %s, %s', u.tables,
+               || pg_catalog.format('    %s : %s, %s, %s',
+                                    CASE WHEN u.tables = 1 THEN '1 more table' ELSE u.tables || ' more tables' END,
                                     CASE WHEN u.ok THEN 'done' WHEN u.running THEN 'active' ELSE 'crit' END,
                                     pg_catalog.to_char(u.s, fmt),
                                     pg_catalog.to_char(greatest(u.e, u.s + interval '1 ms'), fmt));
-        notes := notes || pg_catalog.format('%s more tables (%s units) are drawn as one bar in section "other tables": at most %s tables are drawn, in load order (the Tables section lists them all)',
-                                            u.tables, u.units, p_tables);
+        notes := notes || pg_catalog.format('%s (%s units) drawn as one bar in section "other tables": the timeline draws the first %s tables in load order (the Tables section lists them all)',
+                                            CASE WHEN u.tables = 1 THEN '1 more table' ELSE u.tables || ' more tables' END,
+                                            u.units, p_tables);
     END IF;
     doc := doc || '```'::text;
     SELECT count(*) INTO not_started FROM migrate.run_range rr WHERE rr.run_id = p_run AND rr.started_at IS NULL;
