@@ -26,6 +26,8 @@ $$;
  * of it): the body is migrate._migrate_report.  Tables with sensitive
  * columns (migrate_sensitive) show no values: example keys of a sensitive
  * key, reject messages, verification details and error texts are '***'.
+ * Since 0.8 it draws Mermaid charts (timeline, throughput, rejects by
+ * reason): see "Charts" below.
  */
 CREATE OR REPLACE FUNCTION migrate_report(run bigint)
 RETURNS text
@@ -57,6 +59,10 @@ $$;
  * rejects by reason (pie) and throughput per table (xychart).  Their labels
  * are table, index, constraint and rule names and SQLSTATEs, never data
  * values, so masking (migrate._report_masked) has nothing to hide in them.
+ * They run as the caller (the run's owner inside migrate_report) and are
+ * left to PUBLIC like _md and _report_masked: the label functions are pure,
+ * the section functions read only catalog rows row-level security lets the
+ * caller see, and the sizes of relations (which any role may ask for).
  */
 
 -- A label Mermaid cannot misread: every character but letters, digits,
@@ -76,7 +82,6 @@ AS $$
                         FROM pg_catalog.regexp_split_to_table(p_text, '') WITH ORDINALITY AS c(ch, n))
            END
 $$;
-REVOKE ALL ON FUNCTION migrate._mermaid_label(text) FROM PUBLIC;
 
 -- What a unit of work is, in a chart: "load <range_no>" (a key range),
 -- "index <name>", "fk <constraint>", "sync".  Names come from the stored DDL
@@ -94,7 +99,6 @@ AS $$
                                    ' ADD CONSTRAINT ("(?:[^"]|"")+"|[^ ]+) '), p_range_no::text)
              ELSE p_kind END
 $$;
-REVOKE ALL ON FUNCTION migrate._unit_label(text, integer, text) FROM PUBLIC;
 
 /*
  * The "## Timeline" section: a gantt of the run, one section per table (in
@@ -209,7 +213,6 @@ BEGIN
     RETURN doc;
 END;
 $$;
-REVOKE ALL ON FUNCTION migrate._report_timeline(bigint, text, integer, integer) FROM PUBLIC;
 
 /*
  * The "## Throughput and rejects" section: per table, largest first, the
@@ -276,7 +279,6 @@ BEGIN
     RETURN doc;
 END;
 $$;
-REVOKE ALL ON FUNCTION migrate._report_throughput(bigint, text, integer) FROM PUBLIC;
 
 /*
  * Rejects by reason (rule name or SQLSTATE) over all tables of the run, as
@@ -321,7 +323,6 @@ BEGIN
     RETURN doc;
 END;
 $$;
-REVOKE ALL ON FUNCTION migrate._report_reject_chart(bigint, integer) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION migrate._migrate_report(run bigint)
 RETURNS text
