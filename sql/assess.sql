@@ -956,6 +956,23 @@ BEGIN
       FROM pg_catalog.pg_class tc
      WHERE tc.relnamespace = tgt_ns AND tc.relkind IN ('r', 'p') AND NOT tc.relispartition
        AND NOT EXISTS (SELECT 1 FROM migrate.table_map m WHERE m.plan = pl.plan_name AND m.target = tc.oid);
+    -- what migrate_automap(..., create_missing => true) would create for
+    -- the source relations without a target (sql/database.sql), to review
+    IF EXISTS (SELECT 1 FROM migrate_check_finding f WHERE f.message LIKE 'source relation is not mapped%')
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server s
+                     JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+                    WHERE s.srvname = pl.source_server AND w.fdwname IN ('mysql_fdw', 'postgres_fdw')) THEN
+        BEGIN
+            INSERT INTO migrate_check_finding
+            SELECT 'info', coalesce(cm.source, pl.target_schema), cm.column_name,
+                   'migrate_automap(..., create_missing => true): ' || cm.action || coalesce(': ' || cm.expr, '')
+              FROM migrate._create_missing(pl.plan_name, true) cm;
+        EXCEPTION WHEN OTHERS THEN
+            INSERT INTO migrate_check_finding
+            VALUES ('info', pl.source_schema, NULL,
+                    'migrate_automap(..., create_missing => true) could not read the source catalog: ' || SQLERRM);
+        END;
+    END IF;
 
     RETURN QUERY
         SELECT f.severity, f.table_name, f.column_name, f.message FROM migrate_check_finding f

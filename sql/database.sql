@@ -669,3 +669,210 @@ BEGIN
 END;
 $$;
 REVOKE ALL ON FUNCTION migrate._create_missing(text, boolean) FROM PUBLIC;
+
+/*
+ * migrate_database(plan, source_server, remote_schema, target_schema,
+ * parallel): pgloader's one command in SQL.  From a mysql_fdw or
+ * postgres_fdw server, into target_schema (created if missing): plans
+ * (foreign tables in schema <plan>_source), creates the missing target
+ * tables (automap's create_missing), checks (stops on errors, leaving
+ * nothing behind), runs with index and foreign key deferral, moves identity
+ * sequences past the loaded keys, verifies and reports.  Returns the run
+ * id.  Steps run in a background job, each in its transaction, as the
+ * caller (src/database.c); their NOTICEs (migrate_run's progress
+ * included) are printed here.  remote_schema NULL: public for PostgreSQL,
+ * for MySQL the server's one database (an error lists them when it has
+ * several).
+ */
+CREATE OR REPLACE FUNCTION migrate_database(plan text, source_server name, remote_schema text DEFAULT NULL,
+                                            target_schema name DEFAULT 'public', parallel integer DEFAULT 2)
+RETURNS bigint
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'migrate_database';
+
+-- The databases of a mysql_fdw server the caller's mapping sees, but the
+-- system ones.
+CREATE OR REPLACE FUNCTION migrate._mysql_databases(p_server name)
+RETURNS SETOF text
+LANGUAGE plpgsql
+SET client_min_messages = warning
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DROP FOREIGN TABLE IF EXISTS pg_temp.migrate_my_schemata;
+    EXECUTE pg_catalog.format('CREATE FOREIGN TABLE pg_temp.migrate_my_schemata ("SCHEMA_NAME" varchar(64))'
+                              ' SERVER %I OPTIONS (dbname ''information_schema'', table_name ''SCHEMATA'')', p_server);
+    RETURN QUERY SELECT s."SCHEMA_NAME"::text FROM pg_temp.migrate_my_schemata s
+                  WHERE s."SCHEMA_NAME" NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')
+                  ORDER BY 1;
+    DROP FOREIGN TABLE pg_temp.migrate_my_schemata;
+END;
+$$;
+
+-- migrate_database, step 1 (a transaction): plan, import, create, map, check.
+CREATE OR REPLACE FUNCTION migrate._database_prepare(p_plan text, p_server name, p_remote_schema text,
+                                                     p_target_schema name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fdw name := (SELECT w.fdwname FROM pg_catalog.pg_foreign_server s
+                   JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+                  WHERE s.srvname = p_server);
+    remote text := p_remote_schema;
+    src name := pg_catalog.left(p_plan, 56) || '_source';
+    dbs text[];
+    r record;
+    created integer := 0;
+    indexes integer := 0;
+    fks integer := 0;
+    problems text[] := '{}';
+    nerr integer;
+BEGIN
+    IF fdw IS NULL THEN
+        RAISE EXCEPTION 'foreign server "%" does not exist', p_server
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it with CREATE SERVER ... FOREIGN DATA WRAPPER mysql_fdw (or postgres_fdw), and a user mapping for you.';
+    ELSIF fdw NOT IN ('mysql_fdw', 'postgres_fdw') THEN
+        RAISE EXCEPTION 'migrate_database() reads a MySQL/MariaDB (mysql_fdw) or PostgreSQL (postgres_fdw) server; "%" is of %', p_server, fdw
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Plan other sources step by step: migrate_plan(), migrate_table(), migrate_run().';
+    END IF;
+    IF EXISTS (SELECT 1 FROM migrate.plan p WHERE p.plan_name = p_plan) THEN
+        RAISE EXCEPTION 'migration plan "%" exists already', p_plan
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'migrate_database() makes a new plan: choose another name, run this one with migrate_run(), or drop it with migrate_drop_plan().';
+    END IF;
+    IF remote IS NULL AND fdw = 'postgres_fdw' THEN
+        remote := 'public';
+    ELSIF remote IS NULL THEN
+        dbs := ARRAY(SELECT migrate._mysql_databases(p_server));
+        IF pg_catalog.cardinality(dbs) = 1 THEN
+            remote := dbs[1];
+        ELSE
+            RAISE EXCEPTION 'server "%" has % databases: say which with remote_schema', p_server, pg_catalog.cardinality(dbs)
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = coalesce('They are: ' || pg_catalog.array_to_string(dbs, ', ') || '.', 'The user mapping''s MySQL user sees none.');
+        END IF;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname = src) THEN
+        RAISE EXCEPTION 'schema "%" exists already: migrate_database() imports the source''s foreign tables into it', src
+            USING ERRCODE = 'duplicate_schema',
+                  HINT = 'Drop it, or choose another plan name.';
+    END IF;
+    EXECUTE pg_catalog.format('CREATE SCHEMA IF NOT EXISTS %I', p_target_schema);
+
+    RAISE NOTICE 'migrate_database: plan "%": % database % of server % into schema % (foreign tables in %)',
+                 p_plan, CASE WHEN fdw = 'mysql_fdw' THEN 'MySQL' ELSE 'PostgreSQL' END,
+                 pg_catalog.quote_ident(remote), pg_catalog.quote_ident(p_server),
+                 pg_catalog.quote_ident(p_target_schema), pg_catalog.quote_ident(src);
+    PERFORM @extschema@.migrate_plan(p_plan, source_server => p_server, source_schema => src,
+                                     target_schema => p_target_schema,
+                                     options => pg_catalog.jsonb_build_object('remote_schema', remote,
+                                                                              'defer_indexes', true));
+    FOR r IN SELECT * FROM @extschema@.migrate_automap(p_plan, create_missing => true) LOOP
+        IF r.action ~ '^table .* created' THEN
+            created := created + 1;
+        ELSIF r.action ~ '^(unique )?index .* created$' THEN
+            indexes := indexes + 1;
+        ELSIF r.action ~ '^foreign key .* created$' THEN
+            fks := fks + 1;
+        END IF;
+        IF r.action ~ '(^not mapped|not created|not mapped:|no table created: the source catalog|^no source relation|no source column: NOT NULL)' THEN
+            problems := problems || pg_catalog.format('%s%s: %s', coalesce(r.target::text, r.source),
+                                                      coalesce('.' || pg_catalog.quote_ident(r.column_name), ''), r.action);
+        END IF;
+    END LOOP;
+    RAISE NOTICE 'migrate_database: % tables created (% indexes, % foreign keys), % tables mapped',
+                 created, indexes, fks, (SELECT pg_catalog.count(*) FROM migrate.table_map m WHERE m.plan = p_plan);
+    FOR r IN SELECT u.p FROM pg_catalog.unnest(problems) u(p) LOOP
+        RAISE WARNING 'migrate_database: %', r.p;
+    END LOOP;
+    -- base tables of the source that nothing loads: refuse rather than leave rows behind
+    SELECT pg_catalog.count(*) INTO nerr FROM pg_catalog.unnest(problems) u(p)
+     WHERE u.p ~ '(not mapped|no table created: the source catalog)';
+    IF nerr > 0 THEN
+        RAISE EXCEPTION 'migrate_database: % source table(s) of plan "%" cannot be migrated: nothing was migrated', nerr, p_plan
+            USING ERRCODE = 'invalid_object_definition',
+                  DETAIL = pg_catalog.array_to_string(problems, '; '),
+                  HINT = 'Plan those step by step: migrate_plan(), migrate_automap(plan, create_missing => true), then migrate_table(..., key => ...) for a table without a key, and migrate_run().';
+    END IF;
+    SELECT pg_catalog.count(*) INTO nerr FROM @extschema@.migrate_check(p_plan) c WHERE c.severity = 'error';
+    IF nerr > 0 THEN
+        FOR r IN SELECT * FROM @extschema@.migrate_check(p_plan) c WHERE c.severity = 'error' LOOP
+            RAISE WARNING 'migrate_database: migrate_check: %: %', r.table_name || coalesce(', column ' || r.column_name, ''),
+                          r.message;
+        END LOOP;
+        RAISE EXCEPTION 'migration plan "%" has % error(s) in migrate_check(): nothing was migrated', p_plan, nerr
+            USING ERRCODE = 'invalid_object_definition',
+                  HINT = 'The WARNINGs above name them.  Plan step by step to fix them (migrate_plan, migrate_automap, migrate_column), then migrate_run().';
+    END IF;
+END;
+$$;
+REVOKE ALL ON FUNCTION migrate._database_prepare(text, name, text, name) FROM PUBLIC;
+
+/*
+ * Move each identity or serial sequence of the plan's targets past the
+ * greatest loaded key (the load wrote explicit keys, which sequences do
+ * not see): what pgloader's "reset sequences" does.
+ */
+CREATE OR REPLACE FUNCTION migrate._reset_identities(p_plan text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    top numeric;
+    n integer := 0;
+BEGIN
+    FOR r IN SELECT m.target, a.attname, pg_catalog.pg_get_serial_sequence(m.target::text, a.attname) AS seq
+               FROM migrate.table_map m
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = m.target AND a.attnum > 0 AND NOT a.attisdropped
+              WHERE m.plan = p_plan
+                AND pg_catalog.pg_get_serial_sequence(m.target::text, a.attname) IS NOT NULL LOOP
+        EXECUTE pg_catalog.format('SELECT pg_catalog.max(%I)::numeric FROM %s', r.attname, r.target) INTO top;
+        IF top IS NOT NULL THEN
+            PERFORM pg_catalog.setval(r.seq::regclass, top::bigint, true);
+            n := n + 1;
+        END IF;
+    END LOOP;
+    RETURN n;
+END;
+$$;
+REVOKE ALL ON FUNCTION migrate._reset_identities(text) FROM PUBLIC;
+
+-- migrate_database, step 3 (a transaction): sequences, verify, report.
+CREATE OR REPLACE FUNCTION migrate._database_finish(p_plan text, p_run bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+    checks integer := 0;
+    failed integer := 0;
+    r record;
+BEGIN
+    n := migrate._reset_identities(p_plan);
+    IF n > 0 THEN
+        RAISE NOTICE 'migrate_database: % identity sequence(s) moved past the loaded keys', n;
+    END IF;
+    FOR r IN SELECT * FROM @extschema@.migrate_verify(p_plan, p_run) v ORDER BY v.ok, v.target::text, v.check_name LOOP
+        checks := checks + 1;
+        IF NOT r.ok THEN
+            failed := failed + 1;
+            IF failed <= 20 THEN
+                RAISE WARNING 'migrate_database: verify failed: %, %: source %, target %', r.target, r.check_name,
+                              r.source_value, r.target_value || coalesce(' (' || r.details || ')', '');
+            END IF;
+        END IF;
+    END LOOP;
+    RAISE NOTICE 'migrate_database: run % of plan "%": verify % (% checks, % failed); the report: SELECT migrate_report(%);',
+                 p_run, p_plan, CASE WHEN failed = 0 THEN 'passed' ELSE 'FAILED' END, checks, failed, p_run;
+    PERFORM @extschema@.migrate_report(p_run);
+END;
+$$;
+REVOKE ALL ON FUNCTION migrate._database_finish(text, bigint) FROM PUBLIC;
