@@ -201,7 +201,7 @@ BEGIN
     PERFORM migrate._model_reset();
     DROP FOREIGN TABLE IF EXISTS pg_temp.migrate_my_tables, pg_temp.migrate_my_columns,
                                  pg_temp.migrate_my_statistics, pg_temp.migrate_my_kcu,
-                                 pg_temp.migrate_my_rc;
+                                 pg_temp.migrate_my_rc, pg_temp.migrate_my_checks;
     ft := ' SERVER ' || pg_catalog.quote_ident(p_server) || ' OPTIONS (dbname ''information_schema'', table_name %L)';
     EXECUTE pg_catalog.format('CREATE FOREIGN TABLE pg_temp.migrate_my_tables ("TABLE_SCHEMA" varchar(64),'
                               ' "TABLE_NAME" varchar(64), "TABLE_TYPE" varchar(64))' || ft, 'TABLES');
@@ -218,6 +218,9 @@ BEGIN
                               ' "COLUMN_NAME" varchar(64), "ORDINAL_POSITION" bigint,'
                               ' "REFERENCED_TABLE_SCHEMA" varchar(64), "REFERENCED_TABLE_NAME" varchar(64),'
                               ' "REFERENCED_COLUMN_NAME" varchar(64))' || ft, 'KEY_COLUMN_USAGE');
+    EXECUTE pg_catalog.format('CREATE FOREIGN TABLE pg_temp.migrate_my_checks ("CONSTRAINT_SCHEMA" varchar(64),'
+                              ' "TABLE_NAME" varchar(64), "CONSTRAINT_NAME" varchar(64), "CHECK_CLAUSE" text)' || ft,
+                              'CHECK_CONSTRAINTS');
     EXECUTE pg_catalog.format('CREATE FOREIGN TABLE pg_temp.migrate_my_rc ("CONSTRAINT_SCHEMA" varchar(64),'
                               ' "CONSTRAINT_NAME" varchar(64), "TABLE_NAME" varchar(64),'
                               ' "UPDATE_RULE" varchar(64), "DELETE_RULE" varchar(64))' || ft, 'REFERENTIAL_CONSTRAINTS');
@@ -264,6 +267,14 @@ BEGIN
      WHERE s."TABLE_SCHEMA" = p_database
      GROUP BY s."TABLE_NAME", s."INDEX_NAME";
 
+    -- CHECK constraints (MariaDB 10.2, MySQL 8.0.16), MySQL's quoting made
+    -- PostgreSQL's; the json_valid() of MariaDB's JSON columns is the type's
+    INSERT INTO migrate_model_key
+    SELECT ck."TABLE_NAME", ck."CONSTRAINT_NAME", 'c', NULL, NULL,
+           pg_catalog.replace(ck."CHECK_CLAUSE", '`', '"'), NULL
+      FROM pg_temp.migrate_my_checks ck
+     WHERE ck."CONSTRAINT_SCHEMA" = p_database AND ck."CHECK_CLAUSE" !~* '^json_valid\(';
+
     INSERT INTO migrate_model_fk
     SELECT k."TABLE_NAME", k."CONSTRAINT_NAME",
            pg_catalog.array_agg(k."COLUMN_NAME"::text ORDER BY k."ORDINAL_POSITION"),
@@ -279,7 +290,8 @@ BEGIN
      GROUP BY k."TABLE_NAME", k."CONSTRAINT_NAME";
 
     DROP FOREIGN TABLE pg_temp.migrate_my_tables, pg_temp.migrate_my_columns,
-                       pg_temp.migrate_my_statistics, pg_temp.migrate_my_kcu, pg_temp.migrate_my_rc;
+                       pg_temp.migrate_my_statistics, pg_temp.migrate_my_kcu, pg_temp.migrate_my_rc,
+                       pg_temp.migrate_my_checks;
 END;
 $$;
 
@@ -308,7 +320,7 @@ BEGIN
     DROP FOREIGN TABLE IF EXISTS pg_temp.migrate_pg_class, pg_temp.migrate_pg_namespace,
                                  pg_temp.migrate_pg_attribute, pg_temp.migrate_pg_constraint,
                                  pg_temp.migrate_pg_indexes, pg_temp.migrate_pg_depend,
-                                 pg_temp.migrate_pg_columns;
+                                 pg_temp.migrate_pg_columns, pg_temp.migrate_pg_checks;
     EXECUTE pg_catalog.format('CREATE FOREIGN TABLE pg_temp.migrate_pg_namespace (oid oid, nspname name)' || ft,
                               'pg_catalog', 'pg_namespace');
     EXECUTE pg_catalog.format('CREATE FOREIGN TABLE pg_temp.migrate_pg_class (oid oid, relname name,'
@@ -326,6 +338,8 @@ BEGIN
                               ' refobjid oid, refobjsubid integer, deptype "char")' || ft, 'pg_catalog', 'pg_depend');
     EXECUTE pg_catalog.format('CREATE FOREIGN TABLE pg_temp.migrate_pg_columns (table_schema name, table_name name,'
                               ' column_name name, column_default text)' || ft, 'information_schema', 'columns');
+    EXECUTE pg_catalog.format('CREATE FOREIGN TABLE pg_temp.migrate_pg_checks (constraint_schema name,'
+                              ' constraint_name name, check_clause text)' || ft, 'information_schema', 'check_constraints');
 
     CREATE TEMP TABLE migrate_pg_rel AS
     SELECT c.oid, c.relname::text AS relname, c.relkind
@@ -340,7 +354,7 @@ BEGIN
 
     -- columns: the types of the imported foreign table of the same name
     INSERT INTO migrate_model_column
-    SELECT r.relname, a.attname, a.attnum,
+    SELECT rel.relname, a.attname, a.attnum,
            pg_catalog.format_type(la.atttypid, la.atttypmod),
            a.attnotnull, NULL,
            a.attidentity IN ('a', 'd')
@@ -349,8 +363,8 @@ BEGIN
                           WHERE d.refobjid = a.attrelid AND d.refobjsubid = a.attnum AND d.deptype IN ('a', 'i')),
            NULL, NULL, NULL
       FROM migrate_pg_att a
-      JOIN migrate_pg_rel r ON r.oid = a.attrelid
-      JOIN pg_catalog.pg_class lc ON lc.relname = r.relname
+      JOIN migrate_pg_rel rel ON rel.oid = a.attrelid
+      JOIN pg_catalog.pg_class lc ON lc.relname = rel.relname
                                   AND lc.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = p_local_schema)
       JOIN pg_catalog.pg_attribute la ON la.attrelid = lc.oid AND la.attname = a.attname AND NOT la.attisdropped;
     UPDATE migrate_model_column m SET identity = false
@@ -374,13 +388,20 @@ BEGIN
 
     -- primary keys and unique constraints, then foreign keys
     INSERT INTO migrate_model_key
-    SELECT r.relname, c.conname, c.contype,
+    SELECT rel.relname, c.conname, c.contype,
            (SELECT pg_catalog.array_agg(a.attname ORDER BY k.o)
               FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, o)
               JOIN migrate_pg_att a ON a.attrelid = c.conrelid AND a.attnum = k.n),
            NULL, NULL, NULL
-      FROM pg_temp.migrate_pg_constraint c JOIN migrate_pg_rel r ON r.oid = c.conrelid
+      FROM pg_temp.migrate_pg_constraint c JOIN migrate_pg_rel rel ON rel.oid = c.conrelid
      WHERE c.contype IN ('p', 'u');
+    -- CHECK constraints, where the remote shows their text (to the table's owner)
+    INSERT INTO migrate_model_key
+    SELECT rel.relname, c.conname, 'c', NULL, NULL, ck.check_clause, NULL
+      FROM pg_temp.migrate_pg_constraint c
+      JOIN migrate_pg_rel rel ON rel.oid = c.conrelid
+      JOIN pg_temp.migrate_pg_checks ck ON ck.constraint_schema = p_schema AND ck.constraint_name = c.conname
+     WHERE c.contype = 'c';
     -- other indexes: their definitions, without the schema (put back on create)
     INSERT INTO migrate_model_key
     SELECT i.tablename, i.indexname, 'i', NULL, NULL, i.indexdef, NULL
@@ -388,11 +409,11 @@ BEGIN
      WHERE i.schemaname = p_schema
        AND NOT EXISTS (SELECT 1 FROM pg_temp.migrate_pg_constraint c
                          JOIN pg_temp.migrate_pg_class ic ON ic.oid = c.conindid
-                         JOIN migrate_pg_rel r ON r.oid = c.conrelid
-                        WHERE ic.relname = i.indexname AND r.relname = i.tablename
+                         JOIN migrate_pg_rel rel ON rel.oid = c.conrelid
+                        WHERE ic.relname = i.indexname AND rel.relname = i.tablename
                           AND c.contype IN ('p', 'u', 'x'));
     INSERT INTO migrate_model_fk
-    SELECT r.relname, c.conname,
+    SELECT rel.relname, c.conname,
            (SELECT pg_catalog.array_agg(a.attname ORDER BY k.o)
               FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, o)
               JOIN migrate_pg_att a ON a.attrelid = c.conrelid AND a.attnum = k.n),
@@ -405,14 +426,15 @@ BEGIN
            CASE c.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT'
                               WHEN 'r' THEN 'RESTRICT' ELSE 'NO ACTION' END
       FROM pg_temp.migrate_pg_constraint c
-      JOIN migrate_pg_rel r ON r.oid = c.conrelid
+      JOIN migrate_pg_rel rel ON rel.oid = c.conrelid
       LEFT JOIN migrate_pg_rel fr ON fr.oid = c.confrelid      -- NULL: another schema
      WHERE c.contype = 'f';
 
     DROP TABLE migrate_pg_rel, migrate_pg_att;
     DROP FOREIGN TABLE pg_temp.migrate_pg_class, pg_temp.migrate_pg_namespace,
                        pg_temp.migrate_pg_attribute, pg_temp.migrate_pg_constraint,
-                       pg_temp.migrate_pg_indexes, pg_temp.migrate_pg_depend, pg_temp.migrate_pg_columns;
+                       pg_temp.migrate_pg_indexes, pg_temp.migrate_pg_depend, pg_temp.migrate_pg_columns,
+                       pg_temp.migrate_pg_checks;
 END;
 $$;
 
@@ -428,7 +450,9 @@ $$;
  * source get no table.  One row per object created or left out, as
  * automap reports, with its DDL in expr.  With p_dry (migrate_check) it
  * only says what it would create: the same rows, nothing executed.  As
- * the plan's owner (migrate._migrate_automap, migrate._migrate_check).
+ * the plan's owner (migrate._migrate_automap, migrate._migrate_check);
+ * PUBLIC may call it: it does what its caller may do, on a plan the
+ * caller sees (row-level security).
  */
 CREATE OR REPLACE FUNCTION migrate._create_missing(p_plan text, p_dry boolean DEFAULT false)
 RETURNS TABLE (target regclass, source text, column_name name, source_column name,
@@ -572,7 +596,7 @@ BEGIN
     -- 2. unique keys and indexes of the created tables
     FOR k IN SELECT d.created AS tname, d.src, d.pk, mk.*
                FROM migrate_create_todo d JOIN migrate_model_key mk ON mk.table_name = d.remote_name
-              WHERE d.created IS NOT NULL AND mk.kind IN ('u', 'i')
+              WHERE d.created IS NOT NULL AND mk.kind IN ('u', 'i', 'c')
                 AND NOT (mk.kind = 'u' AND mk.columns IS NOT DISTINCT FROM d.pk)
               ORDER BY d.created, mk.name LOOP
         tgt := pg_catalog.format('%I.%I', pl.target_schema, k.tname);
@@ -589,7 +613,20 @@ BEGIN
                                                      WHERE c.relnamespace = tgt_ns AND c.relname = iname) THEN
             iname := NULL;          -- PostgreSQL chooses one
         END IF;
-        IF k.def IS NOT NULL THEN
+        IF k.kind = 'c' THEN
+            -- column names as created: MySQL's (quoted) folded where automap folds them
+            expr := k.def;
+            IF fold THEN
+                SELECT pg_catalog.string_agg(CASE WHEN o % 2 = 0 THEN pg_catalog.quote_ident(
+                                                       coalesce((SELECT c.created FROM migrate_create_col c
+                                                                  WHERE c.table_name = k.table_name AND c.column_name = part), part))
+                                                  ELSE part END, '' ORDER BY o)
+                  INTO expr
+                  FROM pg_catalog.regexp_split_to_table(k.def, '"') WITH ORDINALITY x(part, o);
+            END IF;
+            expr := pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%s)', tgt,
+                                      CASE WHEN fold THEN pg_catalog.lower(k.name) ELSE k.name END, expr);
+        ELSIF k.def IS NOT NULL THEN
             -- a PostgreSQL definition: CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING ...
             expr := pg_catalog.regexp_replace(k.def, '^(CREATE (UNIQUE )?INDEX )\S+ ON (ONLY )?\S+ ',
                                               '\1' || pg_catalog.replace(pg_catalog.replace(
@@ -608,14 +645,15 @@ BEGIN
             expr := pg_catalog.format('CREATE %sINDEX %s ON %s (%s)', CASE WHEN k.kind = 'u' THEN 'UNIQUE ' ELSE '' END,
                                       coalesce(pg_catalog.quote_ident(iname), ''), tgt, elems);
         END IF;
+        iname := CASE k.kind WHEN 'u' THEN 'unique index' WHEN 'c' THEN 'check' ELSE 'index' END;
         IF p_dry THEN
-            action := pg_catalog.format('%s %s would be created', CASE WHEN k.kind = 'u' THEN 'unique index' ELSE 'index' END, k.name);
+            action := pg_catalog.format('%s %s would be created', iname, k.name);
         ELSE
             BEGIN
                 EXECUTE expr;
-                action := pg_catalog.format('%s %s created', CASE WHEN k.kind = 'u' THEN 'unique index' ELSE 'index' END, k.name);
+                action := pg_catalog.format('%s %s created', iname, k.name);
             EXCEPTION WHEN OTHERS THEN
-                action := pg_catalog.format('index %s not created: %s', k.name, SQLERRM);
+                action := pg_catalog.format('%s %s not created: %s', iname, k.name, SQLERRM);
             END;
         END IF;
         RETURN NEXT;
@@ -668,7 +706,6 @@ BEGIN
                migrate_model_key, migrate_model_fk;
 END;
 $$;
-REVOKE ALL ON FUNCTION migrate._create_missing(text, boolean) FROM PUBLIC;
 
 /*
  * migrate_database(plan, source_server, remote_schema, target_schema,
@@ -816,7 +853,8 @@ REVOKE ALL ON FUNCTION migrate._database_prepare(text, name, text, name) FROM PU
 /*
  * Move each identity or serial sequence of the plan's targets past the
  * greatest loaded key (the load wrote explicit keys, which sequences do
- * not see): what pgloader's "reset sequences" does.
+ * not see): what pgloader's "reset sequences" does.  As the caller (the
+ * plan's owner), on plans it sees.
  */
 CREATE OR REPLACE FUNCTION migrate._reset_identities(p_plan text)
 RETURNS integer
@@ -842,7 +880,6 @@ BEGIN
     RETURN n;
 END;
 $$;
-REVOKE ALL ON FUNCTION migrate._reset_identities(text) FROM PUBLIC;
 
 -- migrate_database, step 3 (a transaction): sequences, verify, report.
 CREATE OR REPLACE FUNCTION migrate._database_finish(p_plan text, p_run bigint)
