@@ -159,7 +159,7 @@ BEGIN
                         x.state, x.s, x.e, x.uno
                    FROM x WHERE x.uno <= p_units
                  UNION ALL
-                 SELECT pg_catalog.format('%s more units', count(*)), count(*),
+                 SELECT CASE WHEN count(*) = 1 THEN '1 more unit' ELSE count(*) || ' more units' END, count(*),
                         CASE WHEN bool_and(x.state = 'succeeded') THEN 'succeeded'
                              WHEN bool_or(x.state = 'running') THEN 'running'
                              WHEN bool_and(x.state IN ('succeeded', 'pending')) THEN 'pending' ELSE 'failed' END,
@@ -171,7 +171,7 @@ BEGIN
                                                          WHEN 'pending' THEN '' ELSE 'crit, ' END,
                                             pg_catalog.to_char(u.s, fmt),
                                             pg_catalog.to_char(greatest(u.e, u.s + interval '1 ms'), fmt));
-            IF u.n > 1 THEN
+            IF u.uno > p_units THEN
                 notes := notes || pg_catalog.format('table %s: %s of its units are drawn as one bar ("%s", from the start of the first to the end of the last): at most %s units per table are drawn, in the order they started',
                                                     t.tname, u.n, u.label, p_units);
             END IF;

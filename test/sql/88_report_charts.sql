@@ -100,6 +100,11 @@ SELECT g.s = date_trunc('milliseconds', min(rr.started_at))::timestamp AS starts
 SELECT section, label FROM test_gantt(array_to_string(migrate._report_timeline(:many_run, 'public', 1, 3), E'\n'));
 SELECT line FROM unnest(migrate._report_timeline(:many_run, 'public', 1, 3)) line
  WHERE line LIKE '- %';
+-- 11 bars of 12 units: the last one alone, still said
+SELECT section, label FROM test_gantt(array_to_string(migrate._report_timeline(:many_run, 'public', 30, 11), E'\n'))
+ WHERE label LIKE '%more%';
+SELECT line FROM unnest(migrate._report_timeline(:many_run, 'public', 30, 11)) line
+ WHERE line LIKE '- %';
 
 DROP TABLE "rc odd:#1 ""q"";%,x", rc_clean, rc_big, rc_small;
 DROP SCHEMA rc_src CASCADE;
