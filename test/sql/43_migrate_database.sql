@@ -9,6 +9,7 @@
 --
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
+SET datestyle = ISO, YMD;
 \set mariadb_port 3307
 \getenv mariadb_port MIGRATE_MARIADB_PORT
 CREATE EXTENSION IF NOT EXISTS mysql_fdw;

@@ -88,7 +88,9 @@ INSERT INTO t44_shop.customer (email, name) VALUES ('new@example.com', 'new') RE
 INSERT INTO t44_shop.product (sku, price) VALUES ('SKU-NEW', 1) RETURNING product_id;
 INSERT INTO t44_shop.orders (customer_id) VALUES (1) RETURNING order_id;
 -- the constraints hold: ON DELETE CASCADE, the CHECK, the unique key
-DELETE FROM t44_shop.customer WHERE customer_id = 201;
-SELECT count(*) AS orders_of_deleted FROM t44_shop.orders WHERE customer_id = 201;
+SELECT count(*) AS orders_of_200 FROM t44_shop.orders WHERE customer_id = 200;
+DELETE FROM t44_shop.order_line l USING t44_shop.orders o WHERE o.order_id = l.order_id AND o.customer_id = 200;
+DELETE FROM t44_shop.customer WHERE customer_id = 200;
+SELECT count(*) AS orders_of_deleted FROM t44_shop.orders WHERE customer_id = 200;
 INSERT INTO t44_shop.product (sku, price) VALUES ('SKU-BAD', -1);
 INSERT INTO t44_shop.product (sku, price) VALUES ('SKU-1', 1);
