@@ -20,7 +20,9 @@
  * The caller and its worker share one small dynamic shared memory segment
  * (MigrateRunShared): inputs, a cancel flag, the run id, the outcome and a
  * ring of progress lines.  A cancelled wait (statement_timeout, Ctrl-C)
- * asks the worker to stop at the next batch boundary.
+ * asks the worker to stop at the next batch boundary.  While it waits, the
+ * caller also writes the live progress lines of the tables being loaded
+ * (migrate.progress_interval, progress.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -42,6 +44,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "migrate.h"
@@ -354,23 +357,52 @@ relay_notices(MigrateRunShared *shared, uint32 *seen)
 
 /*
  * Sleep until the worker reaches phase (or finishes), relaying progress.
- * Throws if the worker died without saying how the run ended.
+ * Waiting for the end, every migrate.progress_interval (the caller's, in
+ * shared) it also queues the live progress lines of the tables being
+ * loaded, read from what the workers committed (progress.c), so a line
+ * comes even while one long batch runs.  Throws if the worker died
+ * without saying how the run ended.
  */
 static void
 wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
 		 MigratePhase phase, uint32 *seen)
 {
+	/* live progress lines, every interval, when waiting for the end */
+	bool		progress = shared->progress_interval > 0 && phase == MIGRATE_PHASE_FINISHED;
+	int64		interval_us = (int64) shared->progress_interval * USECS_PER_SEC;
+	TimestampTz next_progress = GetCurrentTimestamp() + interval_us;
+
 	for (;;)
 	{
 		MigratePhase now;
 		pid_t		pid;
+		int64		run_id;
+		long		timeout_ms = 1000L;
 
 		relay_notices(shared, seen);
 		SpinLockAcquire(&shared->mutex);
 		now = shared->phase;
+		run_id = shared->run_id;
 		SpinLockRelease(&shared->mutex);
 		if (now >= phase || now == MIGRATE_PHASE_FINISHED)
 			return;
+
+		if (progress)
+		{
+			TimestampTz t = GetCurrentTimestamp();
+
+			if (t >= next_progress)
+			{
+				if (now == MIGRATE_PHASE_RUNNING && run_id > 0)
+				{
+					progress = migrate_progress_report(shared, run_id);
+					relay_notices(shared, seen);
+				}
+				next_progress = t + interval_us;
+			}
+			timeout_ms = Min(timeout_ms,
+							 Max(1L, (long) ((next_progress - GetCurrentTimestamp()) / 1000)));
+		}
 
 		if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
 		{
@@ -393,7 +425,7 @@ wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
+						 timeout_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -581,6 +613,7 @@ start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan, Oid
 	shared->max_workers_total = migrate_max_workers_total;
 	strlcpy(shared->maintenance_work_mem, GetConfigOptionByName("maintenance_work_mem", NULL, false),
 			sizeof(shared->maintenance_work_mem));
+	shared->progress_interval = migrate_progress_interval;
 	strlcpy(shared->plan, plan, sizeof(shared->plan));
 	shared->caller_latch = MyLatch;
 	shared->phase = MIGRATE_PHASE_STARTING;

@@ -45,6 +45,7 @@ int			migrate_batch_size = 50000;
 int			migrate_max_workers = 1;
 int			migrate_max_workers_total = 8;
 bool		migrate_copy_source = true;
+int			migrate_progress_interval = 5;
 
 void		_PG_init(void);
 
@@ -98,6 +99,21 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	/*
+	 * Seconds between the live progress lines of a waiting migrate_run()
+	 * (progress.c); the caller's value is taken when the run starts.
+	 */
+	DefineCustomIntVariable("migrate.progress_interval",
+							"Seconds between the progress lines migrate_run() prints while a table loads (0: none).",
+							"Only a waiting call prints them (wait => true); the line at the end of each table stays.",
+							&migrate_progress_interval,
+							5,
+							0,
+							MIGRATE_PROGRESS_INTERVAL_MAX,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("migrate");
 }

@@ -15,7 +15,8 @@
  * src/load.c		the batch engine: a table's description, batches of a range
  * src/defer.c		index and foreign key deferral: drop, rebuild, re-validate
  *					(also the foreign keys that close a cycle)
- * src/progress.c	a worker's progress lines and peak memory
+ * src/progress.c	a worker's progress lines and peak memory; the live
+ *					progress lines of a waiting migrate_run()
  * src/copysrc.c	binary COPY reader of postgres_fdw sources
  * src/remote.c		libpq connections to postgres_fdw servers (remote.h)
  * src/slot.c		capture => 'slot': the source's logical replication slot (slot.h)
@@ -94,6 +95,7 @@ typedef struct MigrateRunShared
 	int64		resume_run_id;	/* migrate_resume(): the run to continue */
 	int			max_workers_total;	/* the caller's migrate.max_workers_total */
 	char		maintenance_work_mem[32];	/* the caller's, for index rebuilds */
+	int			progress_interval;	/* the caller's migrate.progress_interval (s) */
 	bool		has_tables;		/* tables => given */
 	char		plan[MIGRATE_PLAN_MAXLEN + 1];
 	char		mode[32];
@@ -293,6 +295,10 @@ extern int	migrate_batch_size;
 extern int	migrate_max_workers;
 extern int	migrate_max_workers_total;
 extern bool migrate_copy_source;
+extern int	migrate_progress_interval;
+
+/* the largest migrate.progress_interval, in seconds (a day) */
+#define MIGRATE_PROGRESS_INTERVAL_MAX	86400
 
 /* migrate.c */
 extern ErrorData *migrate_abort_subxact(MemoryContext caller_cxt, ResourceOwner caller_owner);
@@ -308,6 +314,7 @@ extern PGDLLEXPORT void migrate_helper_main(Datum main_arg);
 extern void migrate_worker_notice(MigrateRunShared *shared, const char *fmt,...) pg_attribute_printf(2, 3);
 extern void migrate_worker_sample_memory(void);
 extern int64 migrate_worker_peak_memory_kb(void);
+extern bool migrate_progress_report(MigrateRunShared *shared, int64 run_id);
 
 /*
  * catalog.c: every write of run, run_table, run_range and event.  Each
