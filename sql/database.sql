@@ -188,11 +188,16 @@ $$;
  * p_server, read through temporary foreign tables on the server's
  * information_schema (TABLES, COLUMNS, STATISTICS, KEY_COLUMN_USAGE,
  * REFERENTIAL_CONSTRAINTS).  As the caller, with its user mapping.
+ * No merge joins: mysql_fdw pushes their ORDER BY down, and MySQL sorts
+ * names by its case-insensitive collation (orders_ibfk_1 before
+ * order_line_ibfk_1), which is not ours ("mergejoin input data is out of
+ * order").
  */
 CREATE OR REPLACE FUNCTION migrate._mysql_model(p_server name, p_database text)
 RETURNS void
 LANGUAGE plpgsql
 SET client_min_messages = warning
+SET enable_mergejoin = off
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
