@@ -440,6 +440,9 @@ RETURNS TABLE (target regclass, source text, column_name name, source_column nam
                expr text, action text)
 LANGUAGE plpgsql
 SET client_min_messages = warning
+-- its temporary tables have no statistics: the planner's guesses put the
+-- key UPDATE below over jit_above_cost, and compiling it took 0.6 s
+SET jit = off
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
