@@ -188,13 +188,20 @@ $$;
  * p_server, read through temporary foreign tables on the server's
  * information_schema (TABLES, COLUMNS, STATISTICS, KEY_COLUMN_USAGE,
  * REFERENTIAL_CONSTRAINTS).  As the caller, with its user mapping.
+ * No merge joins: mysql_fdw pushes their ORDER BY down, and MySQL sorts
+ * names by its case-insensitive collation (orders_ibfk_1 before
+ * order_line_ibfk_1), which is not ours ("mergejoin input data is out of
+ * order").
  */
 CREATE OR REPLACE FUNCTION migrate._mysql_model(p_server name, p_database text)
 RETURNS void
 LANGUAGE plpgsql
 SET client_min_messages = warning
--- small temporary tables without statistics: JIT would cost more than the queries
+-- small temporary tables without statistics: JIT would cost more than the
+-- queries; no merge join over the foreign tables: mysql_fdw pushes its
+-- ORDER BY to MySQL, whose case-insensitive collation sorts otherwise
 SET jit = off
+SET enable_mergejoin = off
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -463,7 +470,8 @@ RETURNS TABLE (target regclass, source text, column_name name, source_column nam
                expr text, action text)
 LANGUAGE plpgsql
 SET client_min_messages = warning
--- small temporary tables without statistics: JIT would cost more than the queries
+-- its temporary tables have no statistics: the planner's guesses put the
+-- key UPDATE below over jit_above_cost, and compiling it took 0.6 s
 SET jit = off
 SET search_path = pg_catalog, pg_temp
 AS $$
