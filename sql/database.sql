@@ -526,6 +526,14 @@ BEGIN
         PERFORM migrate._pg_model(pl.source_server, coalesce(pl.options->>'remote_schema', pl.source_schema),
                                   pl.source_schema);
     END IF;
+    -- a referencing column gets its referenced column's type, which the
+    -- rules may have chosen otherwise (bigint unsigned: numeric(20), but
+    -- bigint when auto_increment), so that the foreign key can be made
+    UPDATE migrate_model_column c SET type = p.type
+      FROM migrate_model_fk fk
+     CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(fk.columns), pg_catalog.unnest(fk.ref_columns)) u(col, ref_col)
+      JOIN migrate_model_column p ON p.table_name = fk.ref_table AND p.column_name = u.ref_col
+     WHERE c.table_name = fk.table_name AND c.column_name = u.col AND c.type <> p.type;
     SELECT pg_catalog.array_agg(table_name) INTO names FROM migrate_model_table;
     UPDATE migrate_create_todo d SET created = migrate._created_name(d.remote_name, names, fold)
       FROM migrate_model_table mt WHERE mt.table_name = d.remote_name AND mt.base;

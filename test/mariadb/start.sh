@@ -28,7 +28,8 @@
 #     store/staff foreign-key cycle), test/data/mini_sakila.sql (database
 #     mini_sakila: a sakila-shaped schema with its own oracle),
 #     test/data/mysql_blobs12.sql (database migrate_blobs12: BLOBs of
-#     200 kB and 1 MB, and 1,000 rows of 10 kB).
+#     200 kB and 1 MB, and 1,000 rows of 10 kB), test/data/mysql_shop15.sql
+#     (databases migrate_shop15 and migrate_nokey15, for migrate_database).
 #
 # Prints the connection parameters. Root reaches the server through the
 # socket (unix_socket authentication):
@@ -111,6 +112,8 @@ mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mysql
 mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mini_sakila.sql"
 # long BLOBs (sql/67_mysql_blobs.sql)
 mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mysql_blobs12.sql"
+# whole databases for migrate_database (sql/43_migrate_database.sql)
+mariadb --socket="$SOCK" --default-character-set=utf8mb4 <"$REPO/test/data/mysql_shop15.sql"
 
 echo "MariaDB $(mariadb --socket="$SOCK" -N -B -e 'SELECT version()') running:" \
      "host 127.0.0.1 port $PORT user $USER_NAME password $PASSWORD socket $SOCK" \

@@ -116,6 +116,22 @@ SELECT o.table_name, o.row_count, t.row_count = o.row_count AS same_count, t.md5
                FROM t43_lines GROUP BY table_name) t USING (table_name)
  ORDER BY o.table_name;
 
+-- ==== names MySQL's collation sorts otherwise than PostgreSQL (orders,
+-- order_line), auto_increment keys, an ENUM with a default ====
+SELECT migrate_database('t43_shop', 't43_my', remote_schema => 'migrate_shop15',
+                        target_schema => 't43_shop') AS run_id \gset
+SELECT state FROM migrate.run WHERE run_id = :run_id;
+\d t43_shop.customers
+\d t43_shop.order_line
+SELECT * FROM t43_shop.customers ORDER BY id;
+SELECT * FROM t43_shop.orders ORDER BY id;
+SELECT * FROM t43_shop.order_line ORDER BY 1, 2;
+INSERT INTO t43_shop.orders (customer_id) VALUES (2) RETURNING id, total;
+-- a table without a key: refused, naming it, and nothing is left behind
+SELECT migrate_database('t43_nokey', 't43_my', remote_schema => 'migrate_nokey15', target_schema => 't43_nokey');
+SELECT count(*) AS left_behind FROM migrate.plan WHERE plan_name = 't43_nokey';
+SELECT count(*) AS schemas_left FROM pg_namespace WHERE nspname IN ('t43_nokey', 't43_nokey_source');
+
 -- ==== refused calls: a clear error, nothing left behind ====
 -- the plan exists already
 SELECT migrate_database('t43_chinook', 't43_my', remote_schema => 'Chinook');
