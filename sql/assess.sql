@@ -165,7 +165,39 @@ DECLARE
     longs text[];
     import_all boolean;
     i integer;
+    r record;
+    n bigint;
 BEGIN
+    -- the remote columns; a BLOB-typed column that holds no value over 8192
+    -- bytes is read through mysql_fdw as any other (one query a row through
+    -- migrate._mysql_value would be slow); if a longer one comes later, a
+    -- run refuses the table (migrate._mysql_long_values, 22001)
+    IF pg_catalog.to_regclass('pg_temp.migrate_import_columns') IS NOT NULL THEN
+        DROP TABLE pg_temp.migrate_import_columns;
+    END IF;
+    CREATE TEMP TABLE migrate_import_columns AS
+    SELECT c.*, migrate._mysql_long_binary(c.data_type, c.column_type) AS long
+      FROM migrate._mysql_columns(p_server, p_database) c;
+    FOR r IN SELECT c.table_name, c.column_name FROM migrate_import_columns c WHERE c.long LOOP
+        BEGIN
+            IF pg_catalog.to_regclass('pg_temp.migrate_blob_probe') IS NOT NULL THEN
+                DROP FOREIGN TABLE pg_temp.migrate_blob_probe;
+            END IF;
+            EXECUTE pg_catalog.format('CREATE FOREIGN TABLE pg_temp.migrate_blob_probe (%I bytea) SERVER %I'
+                                      ' OPTIONS (dbname %L, table_name %L)',
+                                      r.column_name, p_server, p_database, r.table_name);
+            -- the WHERE clause and count(*) run in MySQL: nothing long is fetched
+            EXECUTE pg_catalog.format('SELECT count(*) FROM pg_temp.migrate_blob_probe WHERE pg_catalog.length(%I) > 8192',
+                                      r.column_name) INTO n;
+            DROP FOREIGN TABLE pg_temp.migrate_blob_probe;
+        EXCEPTION WHEN OTHERS THEN
+            n := NULL;          -- not known: read it whole, apart
+        END;
+        IF n = 0 THEN
+            UPDATE migrate_import_columns c SET long = false
+             WHERE c.table_name = r.table_name AND c.column_name = r.column_name;
+        END IF;
+    END LOOP;
     SELECT pg_catalog.array_agg(t.table_name ORDER BY t.table_name),
            pg_catalog.array_agg(t.cols ORDER BY t.table_name),
            pg_catalog.array_agg(t.odd ORDER BY t.table_name),
@@ -175,7 +207,7 @@ BEGIN
                    coalesce(pg_catalog.string_agg(pg_catalog.quote_ident(c.column_name) || ' '
                                                   || migrate._mysql_read_type(c.data_type, c.column_type),
                                                   ', ' ORDER BY c.ordinal)
-                                FILTER (WHERE NOT migrate._mysql_long_binary(c.data_type, c.column_type)), '') AS cols,
+                                FILTER (WHERE NOT c.long), '') AS cols,
                    pg_catalog.string_agg(pg_catalog.format('%s (%s)', c.column_name, c.column_type), ', '
                                          ORDER BY c.ordinal)
                        FILTER (WHERE c.data_type NOT IN
@@ -186,8 +218,8 @@ BEGIN
                                 'binary', 'varbinary', 'blob', 'mediumblob', 'longblob', 'bit')) AS odd,
                    pg_catalog.string_agg(pg_catalog.format('%I (%s)', c.column_name, c.column_type), ', '
                                          ORDER BY c.ordinal)
-                       FILTER (WHERE migrate._mysql_long_binary(c.data_type, c.column_type)) AS long
-              FROM migrate._mysql_columns(p_server, p_database) c
+                       FILTER (WHERE c.long) AS long
+              FROM migrate_import_columns c
              GROUP BY c.table_name) t;
     -- mysql_fdw writes the names of EXCEPT into its MySQL query unescaped:
     -- if a table to leave out has a quote or backslash in its name, migrate
@@ -217,6 +249,7 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
+    DROP TABLE pg_temp.migrate_import_columns;
 END;
 $$;
 
