@@ -79,7 +79,6 @@ static MigrateJobShared *job;	/* in the job: its segment */
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static void job_wait(MigrateJobShared *shared, BackgroundWorkerHandle *handle, uint32 *seen);
-static void job_relay(MigrateRunShared *shared, uint32 *seen);
 static void job_call(const char *fname, int nargs, Oid *argtypes, Datum *args, bool *argnulls);
 static int64 job_run(const char *extschema, const char *plan, int parallel);
 static void job_emit_log(ErrorData *edata);
@@ -209,7 +208,7 @@ migrate_database(PG_FUNCTION_ARGS)
 	run_id = shared->run.run_id;
 	failed = shared->run.failed;
 	SpinLockRelease(&shared->run.mutex);
-	job_relay(&shared->run, &seen);
+	migrate_relay_notices(&shared->run, &seen);
 	if (failed)
 		ereport(ERROR,
 				(errcode(shared->run.sqlerrcode),
@@ -222,29 +221,6 @@ migrate_database(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(run_id);
 }
 
-/* Print the lines the job queued since *seen (a slow reader loses the oldest). */
-static void
-job_relay(MigrateRunShared *shared, uint32 *seen)
-{
-	for (;;)
-	{
-		char		line[MIGRATE_NOTICE_MAXLEN];
-
-		SpinLockAcquire(&shared->mutex);
-		if (*seen == shared->notices_written)
-		{
-			SpinLockRelease(&shared->mutex);
-			return;
-		}
-		if (shared->notices_written - *seen > MIGRATE_NOTICE_SLOTS)
-			*seen = shared->notices_written - MIGRATE_NOTICE_SLOTS;
-		strlcpy(line, shared->notices[*seen % MIGRATE_NOTICE_SLOTS], sizeof(line));
-		(*seen)++;
-		SpinLockRelease(&shared->mutex);
-		ereport(NOTICE, (errmsg("%s", line)));
-	}
-}
-
 /* Sleep until the job finishes, printing its lines. */
 static void
 job_wait(MigrateJobShared *shared, BackgroundWorkerHandle *handle, uint32 *seen)
@@ -254,7 +230,7 @@ job_wait(MigrateJobShared *shared, BackgroundWorkerHandle *handle, uint32 *seen)
 		MigratePhase now;
 		pid_t		pid;
 
-		job_relay(&shared->run, seen);
+		migrate_relay_notices(&shared->run, seen);
 		SpinLockAcquire(&shared->run.mutex);
 		now = shared->run.phase;
 		SpinLockRelease(&shared->run.mutex);

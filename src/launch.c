@@ -59,7 +59,6 @@ static char **query_rolled_back(const char *sql, int nargs, Oid *argtypes, Datum
 								 const char *nulls, int ncols);
 static void check_findings(Oid self, const char *plan, const char *tables);
 static void create_slots_first(Oid owner, const char *plan);
-static void relay_notices(MigrateRunShared *shared, uint32 *seen);
 static void wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
 					 MigratePhase phase, uint32 *seen);
 static void raise_worker_error(MigrateRunShared *shared);
@@ -328,9 +327,9 @@ check_findings(Oid self, const char *plan, const char *tables)
 		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
 }
 
-/* Print the progress lines the worker queued since *seen. */
-static void
-relay_notices(MigrateRunShared *shared, uint32 *seen)
+/* Print the progress lines the worker queued since *seen (also database.c's job's). */
+void
+migrate_relay_notices(MigrateRunShared *shared, uint32 *seen)
 {
 	for (;;)
 	{
@@ -379,7 +378,7 @@ wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
 		int64		run_id;
 		long		timeout_ms = 1000L;
 
-		relay_notices(shared, seen);
+		migrate_relay_notices(shared, seen);
 		SpinLockAcquire(&shared->mutex);
 		now = shared->phase;
 		run_id = shared->run_id;
@@ -396,7 +395,7 @@ wait_for(MigrateRunShared *shared, BackgroundWorkerHandle *handle,
 				if (now == MIGRATE_PHASE_RUNNING && run_id > 0)
 				{
 					progress = migrate_progress_report(shared, run_id);
-					relay_notices(shared, seen);
+					migrate_relay_notices(shared, seen);
 				}
 				next_progress = t + interval_us;
 			}
@@ -664,7 +663,7 @@ start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan, Oid
 	failed = shared->failed;
 	SpinLockRelease(&shared->mutex);
 
-	relay_notices(shared, &seen);
+	migrate_relay_notices(shared, &seen);
 	if (failed)
 		raise_worker_error(shared);
 

@@ -310,6 +310,9 @@ extern void migrate_check_version(void);
 extern PGDLLEXPORT void migrate_worker_main(Datum main_arg);
 extern PGDLLEXPORT void migrate_helper_main(Datum main_arg);
 
+/* launch.c */
+extern void migrate_relay_notices(MigrateRunShared *shared, uint32 *seen);
+
 /* progress.c */
 extern void migrate_worker_notice(MigrateRunShared *shared, const char *fmt,...) pg_attribute_printf(2, 3);
 extern void migrate_worker_sample_memory(void);
