@@ -129,8 +129,10 @@ empty() { q -d bench_tgt -c "TRUNCATE $1" -c "TRUNCATE migrate.undo" -c "$DROP_U
 DROP_UNDO="SELECT count(migrate._undo_drop(run_id)) FROM migrate.run"
 # rows of run $1's undo log of table $2, and the size of that log
 undo_count() {
-	q -d bench_tgt -c "SELECT coalesce((SELECT count(*) FROM migrate.undo WHERE run_id = $1), 0) + coalesce((xpath('/row/c/text()',
-	    query_to_xml(format('SELECT count(*) AS c FROM %s', to_regclass(format('migrate.undo_%s_%s', $1, '$2'::regclass::oid))), false, true, '')))[1]::text::bigint, 0)"
+	q -d bench_tgt -c "SELECT (SELECT count(*) FROM migrate.undo WHERE run_id = $1)
+	    + CASE WHEN u IS NULL THEN 0 ELSE (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %s', u),
+	                                       false, true, '')))[1]::text::bigint END
+	  FROM to_regclass(format('migrate.undo_%s_%s', $1, '$2'::regclass::oid)) u"
 }
 undo_size() {
 	q -d bench_tgt -c "SELECT pg_size_pretty(pg_total_relation_size('migrate.undo') + coalesce(pg_total_relation_size(to_regclass(format('migrate.undo_%s_%s', $1, '$2'::regclass::oid))), 0))"
