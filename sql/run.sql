@@ -374,6 +374,166 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'migrate_rollback_conflicts';
 REVOKE ALL ON FUNCTION migrate._migrate_rollback_conflicts(bigint) FROM PUBLIC;
 
+/*
+ * The undo log's tables (0.8, src/undo.c): one per run and target that
+ * keeps one, migrate.undo_<run>_<target oid>, the target's columns as they
+ * were (the same names and types) after four of migrate's own:
+ * __migrate_op ('u' a row an upsert overwrote, 'd' a row a sync deleted,
+ * both as they were before; 'i' a key inserted, only its key columns),
+ * __migrate_post (the xmin the write left; NULL: deleted), __migrate_txn
+ * and __migrate_ord (the write's order).  Owned by the extension's owner,
+ * row-level security on, no policy, no grant, as migrate.undo (which keeps
+ * the undo rows of runs made before 0.8).  Internal, as the extension's
+ * owner (src/catalog_strategies.c).
+ */
+CREATE OR REPLACE FUNCTION migrate._undo_create(run bigint, target regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text := format('undo_%s_%s', run, target::oid);
+    cols text;
+BEGIN
+    -- one creator at a time: the workers of a run's ranges start together
+    LOCK TABLE migrate.undo IN SHARE ROW EXCLUSIVE MODE;
+    IF to_regclass(format('migrate.%I', name)) IS NOT NULL THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = target AND a.attnum > 0
+                  AND NOT a.attisdropped AND a.attname LIKE '\_\_migrate\_%') THEN
+        RAISE EXCEPTION 'table % has a column named __migrate_...: migrate cannot keep its undo log', target
+            USING ERRCODE = '42701',
+                  HINT = 'Rename the column, or set the table''s option undo to off (migrate_table(..., options)).';
+    END IF;
+    SELECT string_agg(format('%I %s%s', a.attname, format_type(a.atttypid, a.atttypmod),
+                             CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
+                                  THEN ' COLLATE ' || a.attcollation::regcollation::text ELSE '' END),
+                      ', ' ORDER BY a.attnum)
+      INTO cols
+      FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+     WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped;
+    EXECUTE format('CREATE TABLE migrate.%I (__migrate_op "char" NOT NULL, __migrate_post xid,'
+                   ' __migrate_txn bigint NOT NULL, __migrate_ord bigint NOT NULL, %s) USING heap',
+                   name, cols);
+    EXECUTE format('ALTER TABLE migrate.%I ENABLE ROW LEVEL SECURITY', name);
+END $$;
+REVOKE ALL ON FUNCTION migrate._undo_create(bigint, regclass) FROM PUBLIC;
+
+-- "(u.k1)::text, ...": the key of the mapping of the run's target, as the
+-- text migrate.undo and the rollback keep keys in
+CREATE OR REPLACE FUNCTION migrate._undo_key_sql(run bigint, target regclass)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT string_agg(format('(u.%I)::text', k.name), ', ' ORDER BY k.n)
+      FROM migrate.run r JOIN migrate.table_map m ON m.plan = r.plan AND m.target = $2,
+           unnest(m.key::text[]) WITH ORDINALITY AS k(name, n)
+     WHERE r.run_id = $1
+$$;
+REVOKE ALL ON FUNCTION migrate._undo_key_sql(bigint, regclass) FROM PUBLIC;
+
+/*
+ * The undo log of target in run, one row per write: the key (text[]), the
+ * write's order (pass 0: migrate.undo, made before 0.8; 1: the run's undo
+ * table), the row before (the target's row type as text, for the columns
+ * the target has now; NULL: absent) and the xmin the write left (NULL:
+ * deleted).  What migrate_rollback() replays (catalog_strategies.c).
+ */
+CREATE OR REPLACE FUNCTION migrate._undo_log(run bigint, target regclass)
+RETURNS TABLE (key text[], pass integer, txn bigint, ord bigint, pre text, post_xmin xid)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    undo regclass := to_regclass(format('migrate.undo_%s_%s', run, target::oid));
+    cols text;
+BEGIN
+    RETURN QUERY SELECT u.key, 0, u.seq, 0::bigint, u.pre, u.post_xmin
+                   FROM migrate.undo u WHERE u.run_id = run AND u.target = _undo_log.target;
+    IF undo IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(CASE WHEN b.attname IS NULL THEN 'NULL' ELSE format('u.%I', a.attname) END,
+                      ', ' ORDER BY a.attnum)
+      INTO cols
+      FROM pg_attribute a
+      LEFT JOIN pg_attribute b ON b.attrelid = undo AND b.attname = a.attname AND NOT b.attisdropped
+     WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped;
+    RETURN QUERY EXECUTE format('SELECT ARRAY[%s], 1, u.__migrate_txn, u.__migrate_ord,'
+                                '       CASE WHEN u.__migrate_op <> ''i'' THEN ROW(%s)::text END, u.__migrate_post'
+                                '  FROM %s u', migrate._undo_key_sql(run, target), cols, undo);
+END $$;
+REVOKE ALL ON FUNCTION migrate._undo_log(bigint, regclass) FROM PUBLIC;
+
+/*
+ * After a rollback of target in run: the undo rows it replayed go (those
+ * of the keys in the table replayed without a conflict; all when
+ * everything); the run's undo table goes when nothing is left in it.
+ */
+CREATE OR REPLACE FUNCTION migrate._undo_forget(run bigint, target regclass, replayed text, everything boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    undo regclass := to_regclass(format('migrate.undo_%s_%s', run, target::oid));
+    left_over boolean := false;
+BEGIN
+    IF everything THEN
+        DELETE FROM migrate.undo u WHERE u.run_id = run AND u.target = _undo_forget.target;
+    ELSE
+        EXECUTE format('DELETE FROM migrate.undo u USING %s r WHERE u.run_id = $1 AND u.target = $2'
+                       '   AND u.key = r.key AND r.conflict IS NULL', replayed)
+          USING run, target;
+    END IF;
+    IF undo IS NULL THEN
+        RETURN;
+    END IF;
+    IF NOT everything THEN
+        EXECUTE format('DELETE FROM %s u USING %s r WHERE ARRAY[%s] = r.key AND r.conflict IS NULL',
+                       undo, replayed, migrate._undo_key_sql(run, target));
+        EXECUTE format('SELECT EXISTS (SELECT FROM %s)', undo) INTO left_over;
+    END IF;
+    IF NOT left_over THEN
+        EXECUTE format('DROP TABLE %s', undo);
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION migrate._undo_forget(bigint, regclass, text, boolean) FROM PUBLIC;
+
+-- Every undo table of run goes (migrate_drop_plan()).
+CREATE OR REPLACE FUNCTION migrate._undo_drop(run bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT c.oid FROM pg_class c
+              WHERE c.relnamespace = 'migrate'::regnamespace AND c.relkind = 'r'
+                AND c.relname ~ ('^undo_' || run || '_[0-9]+$')
+    LOOP
+        EXECUTE format('DROP TABLE %s', t);
+    END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION migrate._undo_drop(bigint) FROM PUBLIC;
+
+/*
+ * In the ON CONFLICT DO UPDATE ... WHERE of an upsert batch statement
+ * under an undo log (src/undo.c): notes the existing row, locked, as it is
+ * before the update, into the batch's undo rows; always true.  It does
+ * something only during migrate's own batch statement, and only with a
+ * row of that statement's target, so any caller may call it.  No
+ * search_path setting: it resolves no name, and a SET clause would cost a
+ * configuration save and restore per row.
+ */
+CREATE OR REPLACE FUNCTION migrate._undo_pre(existing record)
+RETURNS boolean
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'migrate_undo_pre';
+
 -- The undo log of the plan's runs goes (migrate_drop_plan()); for members
 -- of the plan's owner, written as the extension's owner (src/catalog_strategies.c).
 CREATE OR REPLACE FUNCTION migrate._catalog_undo_drop(plan text)

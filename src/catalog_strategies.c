@@ -22,6 +22,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/regproc.h"
 
 #include "migrate.h"
@@ -221,40 +222,28 @@ migrate_catalog_cutover_reversed(int64 run_id)
  * --------------------------------------------------------------------- */
 
 /*
- * The session's temporary table name (pg_temp.migrate_undo_<oid>) that a
- * run's writes record their undo rows in, as the extension's owner, with
- * INSERT for the current role (the plan's owner, whose statements write
- * it); ON COMMIT DELETE ROWS: it never outlives a batch's rows.
+ * The undo table of target in run_id (migrate.undo_<run>_<oid>, sql/run.sql
+ * migrate._undo_create), created if missing, as the extension's owner:
+ * only that owner reads it; undo.c writes it with heap_multi_insert().
+ * Returns its oid.
  */
-void
-migrate_catalog_undo_table(const char *name)
-{
-	char	   *grantee = GetUserNameFromId(GetUserId(), false);
-
-	(void) migrate_catalog_exec(psprintf("CREATE TEMPORARY TABLE %s (key pg_catalog.text[],"
-										 " pre pg_catalog.text, post_xmin pg_catalog.xid)"
-										 " ON COMMIT DELETE ROWS", name),
-								0, NULL, NULL, NULL, SPI_OK_UTILITY, "creating the undo table");
-	(void) migrate_catalog_exec(psprintf("GRANT INSERT ON %s TO %s", name, quote_identifier(grantee)),
-								0, NULL, NULL, NULL, SPI_OK_UTILITY, "granting the undo table");
-}
-
-/*
- * Move the undo rows in from (migrate_catalog_undo_table) into migrate.undo
- * for target of run_id, in the transaction of the writes they undo.
- */
-void
-migrate_catalog_undo_flush(int64 run_id, Oid target, const char *from)
+Oid
+migrate_catalog_undo_create(int64 run_id, Oid target)
 {
 	Oid			argtypes[2] = {INT8OID, OIDOID};
 	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(target)};
+	char	   *name = psprintf("undo_" INT64_FORMAT "_%u", run_id, target);
+	Oid			nsp = get_namespace_oid("migrate", false);
+	Oid			relid = get_relname_relid(name, nsp);
 
-	(void) migrate_catalog_exec(psprintf("INSERT INTO migrate.undo (run_id, target, key, pre, post_xmin)"
-										 " SELECT $1, $2, d.key, d.pre, d.post_xmin FROM %s AS d", from),
-								2, argtypes, args, NULL, SPI_OK_INSERT, "writing migrate.undo");
-	/* a later write of the transaction (a sync's next apply) flushes only its own */
-	(void) migrate_catalog_exec(psprintf("TRUNCATE %s", from),
-								0, NULL, NULL, NULL, SPI_OK_UTILITY, "emptying the undo table");
+	if (OidIsValid(relid))
+		return relid;
+	(void) migrate_catalog_exec("SELECT migrate._undo_create($1, $2::pg_catalog.regclass)",
+								2, argtypes, args, NULL, SPI_OK_SELECT, "creating the undo table");
+	relid = get_relname_relid(name, nsp);
+	if (!OidIsValid(relid))
+		elog(ERROR, "undo table migrate.%s was not created", name);
+	return relid;
 }
 
 /*
@@ -281,10 +270,11 @@ migrate_catalog_rollback_gather(int64 run_id, Oid target, const char *into)
 								0, NULL, NULL, NULL, SPI_OK_UTILITY, "creating the rollback table");
 	(void) migrate_catalog_exec(psprintf("INSERT INTO %s (key, pre, post)"
 										 " SELECT DISTINCT ON (x.key) x.key, x.pre, x.post_xmin FROM"
-										 "  (SELECT u.key, u.seq, u.post_xmin,"
-										 "          pg_catalog.first_value(u.pre) OVER (PARTITION BY u.key ORDER BY u.seq) AS pre"
-										 "     FROM migrate.undo u WHERE u.run_id = $1 AND u.target = $2) x"
-										 " ORDER BY x.key, x.seq DESC", into),
+										 "  (SELECT u.key, u.pass, u.txn, u.ord, u.post_xmin,"
+										 "          pg_catalog.first_value(u.pre)"
+										 "            OVER (PARTITION BY u.key ORDER BY u.pass, u.txn, u.ord) AS pre"
+										 "     FROM migrate._undo_log($1, $2::pg_catalog.regclass) u) x"
+										 " ORDER BY x.key, x.pass DESC, x.txn DESC, x.ord DESC", into),
 								2, argtypes, args, NULL, SPI_OK_INSERT, "reading migrate.undo");
 	(void) migrate_catalog_exec(psprintf("ANALYZE %s", into),
 								0, NULL, NULL, NULL, SPI_OK_UTILITY, "analyzing the rollback table");
@@ -313,14 +303,10 @@ migrate_catalog_rollback_record(int64 run_id, Oid target, const char *from, bool
 	args[5] = Int64GetDatum(reinserted);
 	args[6] = Int64GetDatum(conflicts);
 	args[7] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
-	if (from && force)
-		(void) migrate_catalog_exec("DELETE FROM migrate.undo WHERE run_id = $1 AND target = $2",
-									2, argtypes, args, NULL, SPI_OK_DELETE, "deleting from migrate.undo");
-	else if (from)
-		(void) migrate_catalog_exec(psprintf("DELETE FROM migrate.undo u USING %s r"
-											 " WHERE u.run_id = $1 AND u.target = $2 AND u.key = r.key"
-											 "   AND r.conflict IS NULL", from),
-									2, argtypes, args, NULL, SPI_OK_DELETE, "deleting from migrate.undo");
+	if (from)
+		(void) migrate_catalog_exec(psprintf("SELECT migrate._undo_forget($1, $2::pg_catalog.regclass, %s, $3)",
+											 quote_literal_cstr(from)),
+									3, argtypes, args, NULL, SPI_OK_SELECT, "deleting from the undo log");
 	(void) migrate_catalog_exec("INSERT INTO migrate.rollback AS b (run_id, target, state, rows_deleted,"
 								"   rows_restored, rows_reinserted, conflicts, forced, rolled_back_by)"
 								" VALUES ($1, $2, CASE WHEN $7 > 0 THEN 'conflicts' ELSE 'done' END,"
@@ -351,6 +337,8 @@ migrate_catalog_undo_drop_sql(PG_FUNCTION_ARGS)
 	(void) migrate_catalog_exec("DELETE FROM migrate.undo WHERE run_id IN"
 								" (SELECT run_id FROM migrate.run WHERE plan = $1)",
 								1, argtypes, args, NULL, SPI_OK_DELETE, "deleting from migrate.undo");
+	(void) migrate_catalog_exec("SELECT migrate._undo_drop(run_id) FROM migrate.run WHERE plan = $1",
+								1, argtypes, args, NULL, SPI_OK_SELECT, "dropping the undo tables");
 	migrate_catalog_spi_finish();
 	PG_RETURN_VOID();
 }

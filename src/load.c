@@ -516,7 +516,7 @@ migrate_load_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	StringInfoData inner;
 
 	initStringInfo(&sql);
-	if (tl->returning_into || tl->undo_into)
+	if (tl->returning_into)
 		appendStringInfoString(&sql, "WITH w AS (");
 	appendStringInfo(&sql, "INSERT INTO %s AS t (", tl->into);
 	first = true;

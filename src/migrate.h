@@ -267,8 +267,9 @@ typedef struct MigrateTableLoad
 	char	   *stage;			/* stage table name, once a batch needed it */
 	char	   *returning_into; /* sync: the batch statement records the keys it
 								 * wrote, and whether it inserted them, here */
-	char	   *undo_into;		/* run_table.undo 'log': the session's temp table
-								 * the writes record their undo rows in (undo.c) */
+	char	   *undo_into;		/* run_table.undo 'log': the run's undo table of
+								 * the target (undo.c), else NULL */
+	struct MigrateUndo *undo;	/* and how the writes record into it */
 
 	/* set-wise quarantine (predict.c) */
 	List	   *preds;			/* MigratePrediction, in PostgreSQL's order */
@@ -375,8 +376,7 @@ extern void migrate_catalog_sync_pass_done(int64 run_id, const char *plan, Oid t
 extern int64 migrate_catalog_sync_dedupe_rejects(int64 run_id, Oid target, int64 after_id);
 extern void migrate_catalog_sync_fk_rejects_loaded(const char *plan, Oid target, const char *in_target_sql);
 extern void migrate_catalog_table_undo(int64 run_id, Oid target, const char *undo);
-extern void migrate_catalog_undo_table(const char *name);
-extern void migrate_catalog_undo_flush(int64 run_id, Oid target, const char *from);
+extern Oid	migrate_catalog_undo_create(int64 run_id, Oid target);
 extern void migrate_catalog_rollback_gather(int64 run_id, Oid target, const char *into);
 extern void migrate_catalog_rollback_record(int64 run_id, Oid target, const char *from, bool force,
 											int64 deleted, int64 restored, int64 reinserted,
@@ -389,6 +389,9 @@ extern void migrate_undo_begin(MigrateTableLoad *tl);
 extern void migrate_undo_flush(MigrateTableLoad *tl);
 extern void migrate_undo_batch_sql(MigrateTableLoad *tl, struct StringInfoData *sql);
 extern char *migrate_undo_wrap_delete(MigrateTableLoad *tl, const char *delete_sql);
+extern int	migrate_undo_execute(MigrateTableLoad *tl, struct _SPI_plan *plan, Datum *values, char mode);
+extern int	migrate_undo_execute_sql(MigrateTableLoad *tl, const char *sql, int nargs, Oid *argtypes,
+									 Datum *values, char mode);
 
 /* cutovers (cutover.c): the run row (catalog.c), the swap's record (catalog_strategies.c) */
 extern int64 migrate_catalog_cutover_run(const char *plan, const Oid *targets, char **sources,

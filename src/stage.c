@@ -73,7 +73,7 @@ migrate_stage_attempt(TableLoad *tl, SPIPlanPtr plan, Datum *values,
 
 	PG_TRY();
 	{
-		int			ret = SPI_execute_plan(plan, values, NULL, false, 0);
+		int			ret = migrate_undo_execute(tl, plan, values, 'w');
 		MigrateCounts c;
 
 		if (ret != SPI_OK_INSERT)

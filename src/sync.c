@@ -102,7 +102,8 @@ static void arm_table(SyncTable *st);
 static void apply_keys(SyncTable *st, Datum keys, MigrateSyncApplied *a, MigrateCounts *counts);
 static void delete_gone(SyncTable *st, const char *where_sql, Datum *args, Oid *argtypes,
 						MigrateSyncApplied *a);
-static bool delete_unless_referenced(const char *sql, Oid *argtypes, Datum *args, int64 *deleted);
+static bool delete_unless_referenced(TableLoad *tl, const char *sql, Oid *argtypes, Datum *args,
+									 int64 *deleted);
 static void keys_reset(SyncTable *st);
 static int64 apply_batches(SyncTable *st, bool in_caller_txn, const char *position, bool move,
 						   Datum prune);
@@ -363,7 +364,7 @@ keys_reset(SyncTable *st)
  * *deleted; returns false when a foreign key refused it (rolled back).
  */
 static bool
-delete_unless_referenced(const char *sql, Oid *argtypes, Datum *args, int64 *deleted)
+delete_unless_referenced(TableLoad *tl, const char *sql, Oid *argtypes, Datum *args, int64 *deleted)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -373,10 +374,10 @@ delete_unless_referenced(const char *sql, Oid *argtypes, Datum *args, int64 *del
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		int			ret = SPI_execute_with_args(sql, 1, argtypes, args, NULL, false, 0);
+		/* the rows it deletes go to the undo log (undo.c) */
+		int			ret = migrate_undo_execute_sql(tl, sql, 1, argtypes, args, 'd');
 
-		/* SPI_OK_INSERT: the delete records its undo rows (undo.c) */
-		if (ret != SPI_OK_DELETE && ret != SPI_OK_INSERT)
+		if (ret != SPI_OK_DELETE)
 			elog(ERROR, "deleting rows the source no longer has failed: %s", SPI_result_code_string(ret));
 		*deleted += SPI_processed;
 		ReleaseCurrentSubTransaction();
@@ -414,7 +415,7 @@ delete_gone(SyncTable *st, const char *where_sql, Datum *args, Oid *argtypes, Mi
 	uint64		n;
 	int			ret;
 
-	if (delete_unless_referenced(migrate_undo_wrap_delete(tl, psprintf("DELETE%s", where_sql)),
+	if (delete_unless_referenced(tl, migrate_undo_wrap_delete(tl, psprintf("DELETE%s", where_sql)),
 								 argtypes, args, &a->deleted))
 		return;
 
@@ -430,7 +431,7 @@ delete_gone(SyncTable *st, const char *where_sql, Datum *args, Oid *argtypes, Mi
 		bool		isnull;
 		Datum		ctid = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
 
-		if (!delete_unless_referenced(migrate_undo_wrap_delete(tl, psprintf("DELETE FROM %s AS t WHERE t.ctid = $1",
+		if (!delete_unless_referenced(tl, migrate_undo_wrap_delete(tl, psprintf("DELETE FROM %s AS t WHERE t.ctid = $1",
 																			tl->target_name)),
 									  &ctid_type, &ctid, &a->deleted))
 			deferred = accumArrayResult(deferred, SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull),

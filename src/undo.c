@@ -3,43 +3,105 @@
  * undo.c
  *	  The undo log of a run's writes (DESIGN.md "Strategies", rollback):
  *	  whether a table of a run keeps one (run_table.undo, decided when the
- *	  run is planned), and the SQL that makes each write of the run record
- *	  its undo rows in the same statement and transaction.
+ *	  run is planned), and how each write of the run records its undo rows
+ *	  in its own transaction.
  *
  * run_table.undo is 'empty' when the target has no row when the run is
  * planned (the rollback empties it: nothing is logged), 'off' for dry
  * runs and when the plan's or the table's options say undo = 'off', and
  * 'log' otherwise.  A resume keeps the decision (planning happens once).
  *
- * Under 'log' every write of the run to the target is one statement that
- * also inserts, per key written, the key (its columns as text), the row
- * as it was (the target's row type as text; NULL: the key was absent) and
- * the xmin of the row it left (NULL: it deleted the row) into a temporary
- * table of the session (tl->undo_into, ON COMMIT DELETE ROWS).  The
- * statement runs as the plan's owner, who may not write migrate.undo;
- * before the batch commits, catalog_strategies.c moves those rows into
- * migrate.undo as the extension's owner (migrate_undo_flush).  The
- * pre-image of an upsert's overwritten row comes from the target read in
- * the statement's outer query: a data-modifying CTE and the query around
- * it share one snapshot, so the outer query sees the rows as they were
- * before the CTE changed them (test/sql/80_rollback.sql checks this).
- * Plain inserts and skip_existing overwrite nothing and record only the
- * keys and xmins.
+ * Under 'log' the run has an undo table for the target (sql/run.sql
+ * migrate._undo_create: migrate.undo_<run>_<target oid>, the target's
+ * columns as they were, owned by the extension's owner, readable by nobody
+ * else), and every write of the run records into it, as tuples of that
+ * table, without a second look-up of any row:
+ *	 - an upsert's overwritten row: the batch statement's ON CONFLICT DO
+ *	   UPDATE ... WHERE migrate._undo_pre(t) hands the existing row to
+ *	   migrate_undo_pre() once it is locked, right before it is updated (the
+ *	   WHERE of ON CONFLICT is evaluated once per row the statement
+ *	   updates: after a concurrent update PostgreSQL retries without it);
+ *	 - a key the statement inserted: its RETURNING keys, "inserted"
+ *	   (xmax = 0) go to a DestReceiver here, not to SPI;
+ *	 - a row a sync deletes: DELETE ... RETURNING t, to the same receiver.
+ * Each entry carries the xmin the write left (the statement's
+ * subtransaction's xid; NULL: deleted) and its order (top transaction id,
+ * a counter).  They are kept in memory for the batch (a batch's rows:
+ * bounded by batch_size), dropped with a failed statement, and written by
+ * migrate_undo_flush() with heap_multi_insert() before the batch commits:
+ * undo rows and the rows they undo commit together.  Plain inserts and
+ * skip_existing overwrite nothing and record only keys.
+ *
+ * Runs made before 0.8 kept one migrate.undo row per key (key and row as
+ * text); migrate._undo_log() reads both kinds for the rollback.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/transam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "nodes/makefuncs.h"
+#include "nodes/params.h"
+#include "tcop/dest.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "migrate.h"
+
+/* the undo table's own columns, before the target's */
+#define UNDO_OP		0			/* "char": 'u' overwritten, 'd' deleted, 'i' inserted */
+#define UNDO_POST	1			/* xid the write left; NULL: deleted */
+#define UNDO_TXN	2			/* bigint: the top transaction's full id */
+#define UNDO_ORD	3			/* bigint: order within the session */
+#define UNDO_NOWN	4
+
+/* multi-insert this many undo rows at a time */
+#define UNDO_FLUSH_CHUNK	1000
+
+typedef struct MigrateUndo
+{
+	Oid			relid;			/* the run's undo table of the target */
+	TupleDesc	desc;			/* its descriptor */
+	Oid			rowtype;		/* the target's row type */
+	TupleDesc	tdesc;			/* the target's descriptor (dropped columns too) */
+	int		   *map;			/* target attribute i -> undo attribute, or -1 */
+	int		   *keymap;			/* key column i -> undo attribute */
+	int			nkeys;
+	Datum	   *tvalues;		/* deformed target row */
+	bool	   *tnulls;
+	Datum	   *uvalues;		/* the undo row being formed */
+	bool	   *unulls;
+	int64		ord;
+	MemoryContext cxt;			/* the batch's entries */
+	HeapTuple  *entries;
+	int			nentries;
+	int			maxentries;
+} MigrateUndo;
+
+/* the undo log the running statement records into (migrate_undo_execute) */
+static MigrateUndo *armed = NULL;
+
+typedef struct UndoDest
+{
+	DestReceiver pub;
+	MigrateUndo *undo;
+	char		mode;			/* 'w': keys, inserted; 'd': the deleted row */
+} UndoDest;
+
+PG_FUNCTION_INFO_V1(migrate_undo_pre);
 
 /*
  * Decide run_table.undo of target for the run being planned (the worker
@@ -79,12 +141,70 @@ migrate_undo_decide(MigrateWork *w, Oid target)
 			? "log" : "empty";
 	}
 	migrate_catalog_table_undo(w->run_id, target, undo);
+	if (strcmp(undo, "log") == 0)
+		(void) migrate_catalog_undo_create(w->run_id, target);
+}
+
+/* The undo table's layout against the target's: which column goes where. */
+static MigrateUndo *
+undo_build(MigrateTableLoad *tl, Oid relid)
+{
+	MigrateUndo *u = palloc0(sizeof(MigrateUndo));
+	Relation	urel = table_open(relid, AccessShareLock);
+	Relation	trel = table_open(tl->target, AccessShareLock);
+	ListCell   *lc;
+
+	u->relid = relid;
+	u->desc = CreateTupleDescCopy(RelationGetDescr(urel));
+	u->tdesc = CreateTupleDescCopy(RelationGetDescr(trel));
+	u->rowtype = RelationGetForm(trel)->reltype;
+	table_close(trel, AccessShareLock);
+	table_close(urel, AccessShareLock);
+
+	u->map = palloc(sizeof(int) * Max(u->tdesc->natts, 1));
+	for (int i = 0; i < u->tdesc->natts; i++)
+	{
+		Form_pg_attribute ta = TupleDescAttr(u->tdesc, i);
+
+		u->map[i] = -1;
+		for (int j = UNDO_NOWN; j < u->desc->natts && !ta->attisdropped; j++)
+		{
+			Form_pg_attribute ua = TupleDescAttr(u->desc, j);
+
+			if (!ua->attisdropped && ua->atttypid == ta->atttypid &&
+				strcmp(NameStr(ua->attname), NameStr(ta->attname)) == 0)
+				u->map[i] = j;
+		}
+		/* a column added or retyped since the run was planned: its old values would be lost */
+		if (u->map[i] < 0 && !ta->attisdropped)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("column \"%s\" of %s is not in its undo table %s",
+							NameStr(ta->attname), tl->target_name, tl->undo_into),
+					 errhint("The table changed since the run was planned; start a new run.")));
+	}
+	u->nkeys = list_length(tl->keycols);
+	u->keymap = palloc(sizeof(int) * u->nkeys);
+	foreach(lc, tl->keycols)
+	{
+		AttrNumber	att = get_attnum(tl->target, lfirst(lc));
+
+		if (att == InvalidAttrNumber)
+			elog(ERROR, "key column \"%s\" of %s not found", (char *) lfirst(lc), tl->target_name);
+		u->keymap[foreach_current_index(lc)] = u->map[att - 1];
+	}
+	u->tvalues = palloc(sizeof(Datum) * Max(u->tdesc->natts, 1));
+	u->tnulls = palloc(sizeof(bool) * Max(u->tdesc->natts, 1));
+	u->uvalues = palloc(sizeof(Datum) * u->desc->natts);
+	u->unulls = palloc(sizeof(bool) * u->desc->natts);
+	u->cxt = AllocSetContextCreate(CurrentMemoryContext, "migrate undo", ALLOCSET_DEFAULT_SIZES);
+	return u;
 }
 
 /*
- * The run's undo decision for tl's target: under 'log', name the session's
- * temporary table the writes record into (created if missing, so that the
- * statements that name it can be prepared).  After migrate_load_describe.
+ * The run's undo decision for tl's target: under 'log', its undo table
+ * (created now if the run was planned before 0.8) and how to fill it.
+ * After migrate_load_describe.
  */
 void
 migrate_undo_describe(MigrateTableLoad *tl)
@@ -96,6 +216,7 @@ migrate_undo_describe(MigrateTableLoad *tl)
 	int			ret;
 
 	tl->undo_into = NULL;
+	tl->undo = NULL;
 	if (tl->run_id == 0 || tl->dry_run)
 		return;
 	ret = SPI_execute_with_args("SELECT undo = 'log' FROM migrate.run_table WHERE run_id = $1 AND target = $2",
@@ -105,113 +226,300 @@ migrate_undo_describe(MigrateTableLoad *tl)
 	if (SPI_processed == 1 &&
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 	{
-		tl->undo_into = MemoryContextStrdup(cxt, psprintf("pg_temp.migrate_undo_%u", tl->target));
-		migrate_undo_begin(tl);
+		Oid			relid = migrate_catalog_undo_create(tl->run_id, tl->target);
+
+		MemoryContextSwitchTo(cxt);
+		tl->undo_into = psprintf("migrate.undo_" INT64_FORMAT "_%u", tl->run_id, tl->target);
+		tl->undo = undo_build(tl, relid);
 	}
 	MemoryContextSwitchTo(cxt);	/* SPI calls return in SPI's context */
 }
 
-/*
- * Before a write of tl's target: its undo table exists in this session (a
- * transaction that created it and aborted took it along).  Cheap: a
- * catalog lookup.
- */
+/* Before a batch (its transaction) of tl's target: no entry yet. */
 void
 migrate_undo_begin(MigrateTableLoad *tl)
 {
-	MemoryContext cxt = CurrentMemoryContext;
+	MigrateUndo *u = tl->undo;
 
-	if (tl->undo_into == NULL)
+	if (u == NULL)
 		return;
-	if (!OidIsValid(RangeVarGetRelid(makeRangeVar("pg_temp", psprintf("migrate_undo_%u", tl->target), -1),
-									 NoLock, true)))
-		migrate_catalog_undo_table(tl->undo_into);
-	MemoryContextSwitchTo(cxt);
+	MemoryContextReset(u->cxt);
+	u->entries = NULL;
+	u->nentries = u->maxentries = 0;
+	/* a transaction that created the undo table and aborted took it along */
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(u->relid)))
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+
+		u->relid = migrate_catalog_undo_create(tl->run_id, tl->target);
+		MemoryContextSwitchTo(cxt);
+	}
 }
 
-/* The writes' undo rows so far into migrate.undo, in their transaction. */
-void
-migrate_undo_flush(MigrateTableLoad *tl)
+/* One entry: the undo row formed from u->uvalues, op and the write's ids. */
+static void
+undo_add(MigrateUndo *u, char op)
 {
-	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext old = MemoryContextSwitchTo(u->cxt);
 
-	if (tl->undo_into)
-		migrate_catalog_undo_flush(tl->run_id, tl->target, tl->undo_into);
-	MemoryContextSwitchTo(cxt);
+	u->uvalues[UNDO_OP] = CharGetDatum(op);
+	u->unulls[UNDO_OP] = false;
+	u->uvalues[UNDO_POST] = TransactionIdGetDatum(GetCurrentTransactionId());
+	u->unulls[UNDO_POST] = op == 'd';
+	u->uvalues[UNDO_TXN] = Int64GetDatum((int64) U64FromFullTransactionId(GetTopFullTransactionId()));
+	u->unulls[UNDO_TXN] = false;
+	u->uvalues[UNDO_ORD] = Int64GetDatum(++u->ord);
+	u->unulls[UNDO_ORD] = false;
+	if (u->nentries == u->maxentries)
+	{
+		u->maxentries = u->maxentries ? u->maxentries * 2 : 1024;
+		u->entries = u->entries ? repalloc(u->entries, sizeof(HeapTuple) * u->maxentries)
+			: palloc(sizeof(HeapTuple) * u->maxentries);
+	}
+	u->entries[u->nentries++] = heap_form_tuple(u->desc, u->uvalues, u->unulls);
+	MemoryContextSwitchTo(old);
+}
+
+/* A row of the target (a composite datum, flat: no TOAST pointer) as it was. */
+static void
+undo_note_row(MigrateUndo *u, Datum row, char op)
+{
+	HeapTupleHeader th = DatumGetHeapTupleHeader(row);
+	HeapTupleData tuple;
+
+	if (HeapTupleHeaderGetTypeId(th) != u->rowtype)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("migrate._undo_pre() was given a row of another type than the statement's target"),
+				 errhint("It is meant for migrate's own batch statements only.")));
+	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = th;
+	heap_deform_tuple(&tuple, u->tdesc, u->tvalues, u->tnulls);
+	memset(u->unulls, true, sizeof(bool) * u->desc->natts);
+	for (int i = 0; i < u->tdesc->natts; i++)
+	{
+		if (u->map[i] < 0)
+			continue;
+		u->uvalues[u->map[i]] = u->tvalues[i];
+		u->unulls[u->map[i]] = u->tnulls[i];
+	}
+	undo_add(u, op);
 }
 
 /*
- * delete_sql ("DELETE FROM target AS t WHERE ...") made to record the rows
- * it deletes; it then returns SPI_OK_INSERT, one row per row deleted.
- * Unchanged without an undo log.
+ * migrate._undo_pre(row record) RETURNS boolean: see sql/run.sql.  The
+ * whole-row value of the existing row is built flat (its TOASTed values
+ * fetched) by the executor.
+ */
+Datum
+migrate_undo_pre(PG_FUNCTION_ARGS)
+{
+	if (armed != NULL && !PG_ARGISNULL(0))
+		undo_note_row(armed, PG_GETARG_DATUM(0), 'u');
+	PG_RETURN_BOOL(true);
+}
+
+static bool
+undo_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	UndoDest   *d = (UndoDest *) self;
+	MigrateUndo *u = d->undo;
+
+	slot_getallattrs(slot);
+	if (d->mode == 'd')
+	{
+		if (!slot->tts_isnull[0])
+			undo_note_row(u, slot->tts_values[0], 'd');
+		return true;
+	}
+	/* keys..., inserted: an updated key's row was noted by migrate_undo_pre */
+	if (slot->tts_isnull[u->nkeys] || !DatumGetBool(slot->tts_values[u->nkeys]))
+		return true;
+	memset(u->unulls, true, sizeof(bool) * u->desc->natts);
+	for (int k = 0; k < u->nkeys; k++)
+	{
+		u->uvalues[u->keymap[k]] = slot->tts_values[k];
+		u->unulls[u->keymap[k]] = slot->tts_isnull[k];
+	}
+	undo_add(u, 'i');
+	return true;
+}
+
+static void
+undo_startup(DestReceiver *self pg_attribute_unused(), int operation pg_attribute_unused(),
+			 TupleDesc typeinfo pg_attribute_unused())
+{
+}
+
+static void
+undo_shutdown(DestReceiver *self pg_attribute_unused())
+{
+}
+
+/*
+ * Run plan (its parameters: values, none NULL) for tl's target, recording
+ * the undo entries of what it writes (mode 'w': the batch statement of
+ * migrate_undo_batch_sql; 'd': a DELETE of migrate_undo_wrap_delete).
+ * Without an undo log, plain SPI_execute_plan().  Returns as that would
+ * (SPI_OK_INSERT, SPI_OK_DELETE: the RETURNING rows are the log's); a
+ * statement that fails leaves no entry.
+ */
+int
+migrate_undo_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *values, char mode)
+{
+	MigrateUndo *u = tl->undo;
+	MigrateUndo *prev = armed;
+	UndoDest	dest;
+	SPIExecuteOptions options;
+	ParamListInfo params;
+	int			nargs = SPI_getargcount(plan);
+	int			saved;
+	int			ret;
+
+	if (u == NULL)
+		return SPI_execute_plan(plan, values, NULL, false, 0);
+	params = makeParamList(nargs);
+	for (int i = 0; i < nargs; i++)
+	{
+		params->params[i].value = values[i];
+		params->params[i].isnull = false;
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = SPI_getargtypeid(plan, i);
+	}
+	memset(&dest, 0, sizeof(dest));
+	dest.pub.receiveSlot = undo_receive;
+	dest.pub.rStartup = undo_startup;
+	dest.pub.rShutdown = undo_shutdown;
+	dest.pub.rDestroy = undo_shutdown;
+	dest.pub.mydest = DestNone;
+	dest.undo = u;
+	dest.mode = mode;
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = false;
+	options.tcount = 0;
+	options.dest = &dest.pub;
+
+	saved = u->nentries;
+	armed = u;
+	PG_TRY();
+	{
+		ret = SPI_execute_plan_extended(plan, &options);
+	}
+	PG_CATCH();
+	{
+		armed = prev;
+		u->nentries = saved;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	armed = prev;
+	if (ret == SPI_OK_INSERT_RETURNING)
+		ret = SPI_OK_INSERT;
+	else if (ret == SPI_OK_DELETE_RETURNING)
+		ret = SPI_OK_DELETE;
+	return ret;
+}
+
+/* migrate_undo_execute() of a statement not prepared yet (SPI_execute_with_args()). */
+int
+migrate_undo_execute_sql(MigrateTableLoad *tl, const char *sql, int nargs, Oid *argtypes,
+						 Datum *values, char mode)
+{
+	SPIPlanPtr	plan;
+	int			ret;
+
+	if (tl->undo == NULL)
+		return SPI_execute_with_args(sql, nargs, argtypes, values, NULL, false, 0);
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql);
+	ret = migrate_undo_execute(tl, plan, values, mode);
+	SPI_freeplan(plan);
+	return ret;
+}
+
+/*
+ * The batch's undo entries into the run's undo table, in the batch's
+ * transaction (before its checkpoint commits), a thousand rows per
+ * heap_multi_insert(): no index, no trigger, nothing else to maintain.
+ */
+void
+migrate_undo_flush(MigrateTableLoad *tl)
+{
+	MigrateUndo *u = tl->undo;
+	TupleTableSlot **slots;
+	Relation	rel;
+	CommandId	cid;
+	int			nslots;
+
+	if (u == NULL || u->nentries == 0)
+		return;
+	rel = table_open(u->relid, RowExclusiveLock);
+	if (RelationGetDescr(rel)->natts != u->desc->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("undo table %s of %s was altered", tl->undo_into, tl->target_name)));
+	nslots = Min(u->nentries, UNDO_FLUSH_CHUNK);
+	slots = palloc(sizeof(TupleTableSlot *) * nslots);
+	for (int i = 0; i < nslots; i++)
+		slots[i] = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	cid = GetCurrentCommandId(true);
+	for (int i = 0; i < u->nentries; i += nslots)
+	{
+		int			n = Min(nslots, u->nentries - i);
+
+		for (int j = 0; j < n; j++)
+			ExecStoreHeapTuple(u->entries[i + j], slots[j], false);
+		table_multi_insert(rel, slots, n, cid, 0, NULL);
+		for (int j = 0; j < n; j++)
+			ExecClearTuple(slots[j]);
+	}
+	for (int i = 0; i < nslots; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	pfree(slots);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();
+	MemoryContextReset(u->cxt);
+	u->entries = NULL;
+	u->nentries = u->maxentries = 0;
+}
+
+/*
+ * delete_sql ("DELETE FROM target AS t WHERE ...") made to hand the rows
+ * it deletes to the undo log (run it with migrate_undo_execute_sql(...,
+ * 'd')).  Unchanged without an undo log.
  */
 char *
 migrate_undo_wrap_delete(MigrateTableLoad *tl, const char *delete_sql)
 {
-	StringInfoData sql;
-	ListCell   *lc;
-
-	if (tl->undo_into == NULL)
+	if (tl->undo == NULL)
 		return (char *) delete_sql;
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "WITH d AS (%s RETURNING ARRAY[", delete_sql);
-	foreach(lc, tl->keycols)
-		appendStringInfo(&sql, "%s(t.%s)::text", foreach_current_index(lc) ? ", " : "",
-						 quote_identifier(lfirst(lc)));
-	appendStringInfo(&sql, "] AS k, t::text AS pre) INSERT INTO %s (key, pre, post_xmin)"
-					 " SELECT d.k, d.pre, NULL FROM d", tl->undo_into);
-	return sql.data;
+	return psprintf("%s RETURNING t", delete_sql);
 }
 
 /*
- * The end of the batch statement (sql holds "WITH w AS (INSERT ... [ON
- * CONFLICT ...]") under an undo log: RETURNING the keys written, whether
- * the statement inserted them and the xmin it left; the undo rows go to
- * tl->undo_into; a sync's keys to tl->returning_into as well.  The main
- * query inserts one row per row written (SPI_processed stays the rows
- * written).  Only upsert overwrites rows: it reads their old versions by
- * key, one index probe per updated row, in a subquery (never a join the
- * planner might turn into a scan of the whole target).
+ * The end of the batch statement (sql holds "INSERT ... [ON CONFLICT ...]",
+ * for a sync inside "WITH w AS (") under an undo log: an upsert notes each
+ * row it overwrites (migrate._undo_pre in the WHERE of DO UPDATE: once per
+ * row updated, on the locked row as it is); RETURNING the keys written and
+ * whether the statement inserted them (xmax 0), to the receiver of
+ * migrate_undo_execute(); a sync's keys go to tl->returning_into, which
+ * returns them in turn.  SPI_processed stays the rows written.
  */
 void
 migrate_undo_batch_sql(MigrateTableLoad *tl, StringInfo sql)
 {
 	ListCell   *lc;
-	StringInfoData undo;
-	bool		upsert = strcmp(tl->mode, "upsert") == 0;
 
+	if (strcmp(tl->mode, "upsert") == 0)
+		appendStringInfoString(sql, " WHERE migrate._undo_pre(t)");
 	appendStringInfoString(sql, " RETURNING ");
 	foreach(lc, tl->keycols)
 		appendStringInfo(sql, "t.%s, ", quote_identifier(lfirst(lc)));
-	/* xmax is 0 on a row the statement inserted, not on one it updated */
-	appendStringInfoString(sql, "t.xmax::text = '0' AS __migrate_ins, t.xmin AS __migrate_post)");
-
-	initStringInfo(&undo);
-	appendStringInfo(&undo, "INSERT INTO %s (key, pre, post_xmin) SELECT ARRAY[", tl->undo_into);
-	foreach(lc, tl->keycols)
-		appendStringInfo(&undo, "%s(w.%s)::text", foreach_current_index(lc) ? ", " : "",
-						 quote_identifier(lfirst(lc)));
-	appendStringInfoString(&undo, "], ");
-	if (upsert)
-	{
-		appendStringInfo(&undo, "CASE WHEN w.__migrate_ins THEN NULL ELSE (SELECT o::text FROM %s AS o WHERE ",
-						 tl->into);
-		foreach(lc, tl->keycols)
-			appendStringInfo(&undo, "%so.%s = w.%s", foreach_current_index(lc) ? " AND " : "",
-							 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
-		appendStringInfoString(&undo, ") END");
-	}
-	else
-		appendStringInfoString(&undo, "NULL");
-	appendStringInfoString(&undo, ", w.__migrate_post FROM w");
-
-	if (tl->returning_into == NULL)
-	{
-		appendStringInfo(sql, " %s", undo.data);
-		return;
-	}
-	appendStringInfo(sql, ", u AS (%s) INSERT INTO %s SELECT ", undo.data, tl->returning_into);
-	foreach(lc, tl->keycols)
-		appendStringInfo(sql, "w.%s, ", quote_identifier(lfirst(lc)));
-	appendStringInfoString(sql, "w.__migrate_ins FROM w");
+	appendStringInfoString(sql, "t.xmax = '0'::pg_catalog.xid");
+	if (tl->returning_into)
+		appendStringInfo(sql, ") INSERT INTO %s SELECT * FROM w RETURNING *", tl->returning_into);
 }

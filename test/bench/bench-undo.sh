@@ -122,9 +122,21 @@ say "setup in $(fsub "$(now)" "$t") s"
 tbl_md5() { q -d bench_tgt -c "SELECT count(*) || ' ' || md5(string_agg(md5(t::text), '' ORDER BY id)) FROM $1 t"; }
 populate() {	# $1 table, $2 rows
 	q -d bench_tgt -c "TRUNCATE $1" -c "INSERT INTO $1 SELECT * FROM seed WHERE id <= $2" \
-		-c "VACUUM (FREEZE, ANALYZE) $1" -c "TRUNCATE migrate.undo" -c 'CHECKPOINT'
+		-c "VACUUM (FREEZE, ANALYZE) $1" -c "TRUNCATE migrate.undo" -c "$DROP_UNDO" -c 'CHECKPOINT'
 }
-empty() { q -d bench_tgt -c "TRUNCATE $1" -c "TRUNCATE migrate.undo" -c 'CHECKPOINT'; }
+empty() { q -d bench_tgt -c "TRUNCATE $1" -c "TRUNCATE migrate.undo" -c "$DROP_UNDO" -c 'CHECKPOINT'; }
+# the runs' undo tables (0.8: migrate.undo_<run>_<oid>) go between runs
+DROP_UNDO="SELECT count(migrate._undo_drop(run_id)) FROM migrate.run"
+# rows of run $1's undo log of table $2, and the size of that log
+undo_count() {
+	q -d bench_tgt -c "SELECT (SELECT count(*) FROM migrate.undo WHERE run_id = $1)
+	    + CASE WHEN u IS NULL THEN 0 ELSE (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %s', u),
+	                                       false, true, '')))[1]::text::bigint END
+	  FROM to_regclass(format('migrate.undo_%s_%s', $1, '$2'::regclass::oid)) u"
+}
+undo_size() {
+	q -d bench_tgt -c "SELECT pg_size_pretty(pg_total_relation_size('migrate.undo') + coalesce(pg_total_relation_size(to_regclass(format('migrate.undo_%s_%s', $1, '$2'::regclass::oid))), 0))"
+}
 # one migrate_run; $1 plan, $2 expected undo, $3 expected rows written.  Sets ELAPSED, RUN_ID
 run_load() {
 	local t line
@@ -143,7 +155,8 @@ for rep in $(seq 1 "$REPS"); do
 		run_load "up_$v" "$v" "$ROWS"
 		if [[ $v == log ]]; then
 			A_LOG+=("$ELAPSED")
-			A_UNDO_ROWS=$(q -d bench_tgt -c "SELECT count(*) FROM migrate.undo WHERE run_id = $RUN_ID")
+			A_UNDO_ROWS=$(undo_count "$RUN_ID" orders)
+			UNDO_SIZE=$(undo_size "$RUN_ID" orders)
 			[[ $A_UNDO_ROWS == "$ROWS" ]] || die "upsert run $RUN_ID logged $A_UNDO_ROWS undo rows, expected $ROWS"
 		else
 			A_OFF+=("$ELAPSED")
@@ -152,7 +165,6 @@ for rep in $(seq 1 "$REPS"); do
 	done
 done
 A_LOG_M=$(median "${A_LOG[@]}"); A_OFF_M=$(median "${A_OFF[@]}"); A_RATIO=$(fdiv "$A_LOG_M" "$A_OFF_M")
-UNDO_SIZE=$(q -d bench_tgt -c "SELECT pg_size_pretty(pg_total_relation_size('migrate.undo'))")
 
 # (b) insert into an empty table, undo 'empty' against 'off'
 B_EMPTY=(); B_OFF=()
@@ -161,7 +173,7 @@ for rep in $(seq 1 "$REPS"); do
 		empty orders
 		if [[ $v == empty ]]; then
 			run_load ins_empty empty "$ROWS"; B_EMPTY+=("$ELAPSED")
-			[[ $(q -d bench_tgt -c "SELECT count(*) FROM migrate.undo") == 0 ]] || die "insert into an empty table logged undo rows"
+			[[ $(undo_count "$RUN_ID" orders) == 0 ]] || die "insert into an empty table logged undo rows"
 		else
 			run_load ins_off off "$ROWS"; B_OFF+=("$ELAPSED")
 		fi
@@ -217,7 +229,7 @@ C_SAME_N=$(fdiv "${C_RB[$ROWS.1]}" "${C_RB[$SMALLT.10]}")
 	echo "| log | $A_LOG_M | ${A_LOG[*]} |"
 	echo "| off | $A_OFF_M | ${A_OFF[*]} |"
 	echo
-	echo "Ratio log/off: **$A_RATIO** (target <= 1.15: $(meets "$A_RATIO" 1.15)); $A_UNDO_ROWS undo rows per run, migrate.undo $UNDO_SIZE after the last."
+	echo "Ratio log/off: **$A_RATIO** (target <= 1.15: $(meets "$A_RATIO" 1.15)); $A_UNDO_ROWS undo rows per run, the undo log $UNDO_SIZE after the last."
 	echo
 	echo "## (b) insert of $ROWS rows into an empty table"
 	echo

@@ -179,17 +179,19 @@ SELECT p.oid::regprocedure AS public_internal
  WHERE p.proname LIKE '\_%' AND has_function_privilege('public', p.oid, 'EXECUTE')
  ORDER BY 1::text;
 -- every table of schema migrate has row-level security and a policy, but
--- the undo log, which only migrate reads and writes: row-level security on,
--- no policy, and no privilege for anybody but its owner
+-- the undo log (migrate.undo and the runs' undo tables undo_<run>_<oid>),
+-- which only migrate reads and writes: row-level security on, no policy,
+-- and no privilege for anybody but its owner
 SELECT c.relname, c.relrowsecurity, count(pol.oid) > 0 AS has_policy
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'migrate'
   LEFT JOIN pg_policy pol ON pol.polrelid = c.oid
  WHERE c.relkind = 'r'
  GROUP BY c.relname, c.relrowsecurity
- HAVING NOT c.relrowsecurity OR (count(pol.oid) = 0) <> (c.relname = 'undo');
+ HAVING NOT c.relrowsecurity OR (count(pol.oid) = 0) <> (c.relname ~ '^undo(_[0-9]+_[0-9]+)?$');
 SELECT a.grantee::regrole, a.privilege_type
   FROM pg_class c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
- WHERE c.oid = 'migrate.undo'::regclass AND a.grantee <> c.relowner;
+ WHERE c.relnamespace = 'migrate'::regnamespace AND c.relname ~ '^undo(_[0-9]+_[0-9]+)?$'
+   AND a.grantee <> c.relowner;
 
 -- clean up
 DELETE FROM migrate.run WHERE plan IN ('sec_alice', 'sec_alice_slow', 'sec_bob');

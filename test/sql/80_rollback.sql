@@ -18,6 +18,12 @@ CREATE TABLE rb_full (id int PRIMARY KEY, v text, qty int,
                       twice int GENERATED ALWAYS AS (qty * 2) STORED);
 INSERT INTO rb_full (id, v, qty) SELECT g, 'old' || g, g % 3 FROM generate_series(1, 300) g;
 INSERT INTO rb_full (id, v, qty) SELECT g, 'keep' || g, 1 FROM generate_series(1001, 1010) g;
+-- a run's undo log, one row per write (both kinds: sql/run.sql migrate._undo_log)
+CREATE FUNCTION rb_undo(run bigint) RETURNS TABLE (key text[], pre text, post_xmin xid)
+LANGUAGE sql AS $$
+    SELECT u.key, u.pre, u.post_xmin FROM migrate.run_table t, migrate._undo_log(t.run_id, t.target) u
+     WHERE t.run_id = run
+$$;
 CREATE FUNCTION rb_md5(t regclass) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE r text;
 BEGIN
@@ -39,7 +45,7 @@ SELECT migrate_plan('rb_ins', source_schema => 'rb_src');
 SELECT migrate_table('rb_ins', 'items', 'rb_empty');
 SELECT migrate_run('rb_ins') AS run_ins \gset
 SELECT target, undo, rows_written FROM migrate.run_table WHERE run_id = :run_ins;
-SELECT count(*) AS undo_rows FROM migrate.undo WHERE run_id = :run_ins;
+SELECT count(*) AS undo_rows FROM rb_undo(:run_ins);
 SELECT * FROM migrate_rollback(:run_ins);
 SELECT count(*) AS left_after_rollback FROM rb_empty;
 SELECT target, state, rows_deleted, conflicts, forced FROM migrate.rollback WHERE run_id = :run_ins;
@@ -66,11 +72,11 @@ SELECT undo, rows_written FROM migrate.run_table WHERE run_id = :run_up;
 SELECT count(*) AS undo_rows, count(*) FILTER (WHERE pre IS NULL) AS inserted,
        count(*) FILTER (WHERE pre = (SELECT '(7,old7,1,2)')) AS pre_of_7,
        count(DISTINCT post_xmin::text) > 1 AS batches
-  FROM migrate.undo WHERE run_id = :run_up;
+  FROM rb_undo(:run_up);
 SELECT rb_md5('rb_full') = :'md5_before' AS unchanged_by_the_run;
 SELECT * FROM migrate_rollback(:run_up);
 SELECT rb_md5('rb_full') = :'md5_before' AS same_as_before_the_run;
-SELECT count(*) AS undo_rows_left FROM migrate.undo WHERE run_id = :run_up;
+SELECT count(*) AS undo_rows_left FROM rb_undo(:run_up);
 SELECT * FROM migrate_rollback(:run_up);
 SELECT rb_md5('rb_full') = :'md5_before' AS still_same;
 
@@ -86,7 +92,7 @@ COMMIT;
 SELECT * FROM migrate_rollback_conflicts(:run_up2) ORDER BY key;
 SELECT id, v FROM rb_full WHERE id IN (4, 5, 6, 7, 450, 451) ORDER BY id;
 SELECT target, state, rows_deleted, rows_restored, conflicts, forced FROM migrate.rollback WHERE run_id = :run_up2;
-SELECT count(*) AS undo_rows_left FROM migrate.undo WHERE run_id = :run_up2;
+SELECT count(*) AS undo_rows_left FROM rb_undo(:run_up2);
 SELECT * FROM migrate_rollback(:run_up2, force => true);
 SELECT rb_md5('rb_full') = :'md5_before' AS same_after_force;
 SELECT target, state, rows_deleted, rows_restored, rows_reinserted, conflicts, forced
@@ -118,7 +124,7 @@ SELECT mode, undo FROM migrate.run r JOIN migrate.run_table t USING (run_id) WHE
 SELECT applied_inserted, applied_updated, applied_deleted FROM migrate.sync_state WHERE plan = 'rb_sy';
 SELECT count(*) AS undo_rows, count(*) FILTER (WHERE pre IS NULL) AS inserted,
        count(*) FILTER (WHERE post_xmin IS NULL) AS deleted
-  FROM migrate.undo WHERE run_id = :sync1;
+  FROM rb_undo(:sync1);
 SELECT * FROM migrate_rollback(:sync1);
 SELECT rb_md5('rb_sync') = :'md5_loaded' AS same_as_after_the_load;
 -- the load's own rollback: the table was empty, it is emptied
@@ -154,7 +160,7 @@ SELECT test_error(format('SELECT * FROM migrate_rollback(%s)', :run_dry));
 SELECT migrate_plan('rb_up', source_schema => 'rb_src', options => '{"undo": "off"}');
 SELECT migrate_run('rb_up') AS run_off \gset
 SELECT undo FROM migrate.run_table WHERE run_id = :run_off;
-SELECT count(*) FROM migrate.undo WHERE run_id = :run_off;
+SELECT count(*) FROM rb_undo(:run_off);
 SELECT test_error(format('SELECT * FROM migrate_rollback(%s)', :run_off));
 CREATE VIEW rb_src.slow AS SELECT id, v, qty FROM rb_src.items WHERE pg_sleep(0.005) IS NOT NULL;
 CREATE TABLE rb_slow (id int PRIMARY KEY, v text, qty int);
@@ -176,9 +182,12 @@ SELECT state FROM migrate.run WHERE run_id = :run_slow;
 SELECT migrate_run('rb_up') AS run_up4 \gset
 SELECT migrate_plan('rb_up', source_schema => 'rb_src', options => '{}');
 SELECT migrate_run('rb_up') AS run_up5 \gset
-SELECT count(*) > 0 AS has_undo FROM migrate.undo WHERE run_id = :run_up5;
+SELECT count(*) > 0 AS has_undo FROM rb_undo(:run_up5);
+SELECT count(*) AS undo_tables FROM pg_class
+ WHERE relnamespace = 'migrate'::regnamespace AND relname LIKE format('undo\_%s\_%%', :run_up5);
 SELECT migrate_drop_plan('rb_up');
-SELECT count(*) AS undo_rows_left FROM migrate.undo WHERE run_id = :run_up5;
+SELECT count(*) AS undo_tables_left FROM pg_class
+ WHERE relnamespace = 'migrate'::regnamespace AND relname LIKE format('undo\_%s\_%%', :run_up5);
 DROP ROLE regress_rb_bob;
 REVOKE USAGE ON SCHEMA migrate FROM regress_rb_carol;
 DROP ROLE regress_rb_carol;

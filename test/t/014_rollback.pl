@@ -59,7 +59,7 @@ for my $how ('kill -9', 'pg_terminate_backend')
 	is($node->safe_psql('postgres', 'SELECT parent_id FROM orders WHERE id = 1500'),
 		'1501', "$how: order 1500 points at a new customer");
 	my $undo = $node->safe_psql('postgres',
-		"SELECT count(*) FROM migrate.undo WHERE run_id = $run");
+		"SELECT count(*) FROM migrate.run_table t, migrate._undo_log(t.run_id, t.target) WHERE t.run_id = $run");
 	is($undo, '8000', "$how: 8000 undo rows (1000 + 2000 overwritten, 5000 inserted)");
 
 	$node->safe_psql('postgres', q{
@@ -89,7 +89,7 @@ for my $how ('kill -9', 'pg_terminate_backend')
 	# nothing of the killed rollback is left
 	is(table_checksum($node, 'postgres', $_), $after{$_}, "$how: $_ as the run left it")
 	  for @tables;
-	is($node->safe_psql('postgres', "SELECT count(*) FROM migrate.undo WHERE run_id = $run"),
+	is($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run_table t, migrate._undo_log(t.run_id, t.target) WHERE t.run_id = $run"),
 		$undo, "$how: the undo log is whole");
 	is($node->safe_psql('postgres', "SELECT count(*) FROM migrate.rollback WHERE run_id = $run"),
 		'0', "$how: no rollback recorded");
@@ -100,7 +100,7 @@ for my $how ('kill -9', 'pg_terminate_backend')
 	is($res, 'customers 1000 1000 0 0; orders 4000 2000 0 0', "$how: second rollback's counts");
 	is(table_checksum($node, 'postgres', $_), $before{$_}, "$how: $_ exactly as before the run")
 	  for @tables;
-	is($node->safe_psql('postgres', "SELECT count(*) FROM migrate.undo WHERE run_id = $run"),
+	is($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run_table t, migrate._undo_log(t.run_id, t.target) WHERE t.run_id = $run"),
 		'0', "$how: the undo log is replayed");
 	my ($rc, $out, $stderr) = $node->psql('postgres', "SELECT sum(rows_deleted + rows_restored + rows_reinserted) FROM migrate_rollback($run)");
 	is($out, '0', "$how: a third rollback changes nothing");
