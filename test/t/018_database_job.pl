@@ -58,7 +58,7 @@ my $copy_waits = "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = 'mig
   . "AND wait_event_type = 'Lock' AND query LIKE 'COPY (SELECT %'";
 my $jobs = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'migrate job'";
 
-# Start migrate_database in a background session (batches of 2,000 rows:
+# Start migrate_database in a background session (batches of 500 rows:
 # the caller's migrate.batch_size reaches the job's run), wait until its run
 # has loaded rows, then lock the source table: the next batch's COPY waits
 # for the lock.  Returns (caller session, its pid, lock session, run id).
@@ -66,7 +66,7 @@ sub stalled_call
 {
 	my ($plan, $schema) = @_;
 	my $caller = $node->background_psql('postgres', on_error_stop => 0);
-	$caller->query_safe('SET migrate.batch_size = 2000');
+	$caller->query_safe('SET migrate.batch_size = 500');
 	my $pid = $caller->query_safe('SELECT pg_backend_pid()');
 	$caller->query_until(qr/started/, qq{
 		\\echo started
