@@ -118,6 +118,9 @@ typedef struct Cutover
 	char	   *retired_option; /* options->>'cutover_retired', or NULL */
 	bool		remote;			/* a table's source is a foreign table: see remote_moved() */
 	List	   *pairs;			/* Pair *, in live name order */
+	char	   *caller_path;	/* the caller's search_path: the workers' */
+	List	   *locals;			/* MigrateSyncLocal *: the final sync in this
+								 * backend, parents first; NIL: in workers */
 	int			lock_timeout_ms;
 	char	   *lock_timeout_text;
 	int			max_attempts;
@@ -129,6 +132,8 @@ typedef struct Cutover
 	TimestampTz locked_at;
 	TimestampTz synced_at;		/* the final sync's end */
 	TimestampTz swapped_at;
+	int			final_tables;	/* the final sync in this backend: tables, */
+	int64		final_changes;	/* and change rows it applied */
 } Cutover;
 
 static void spi_exec(const char *sql, int nargs, Oid *types, Datum *args, int expected,
@@ -154,6 +159,10 @@ static char *sync_deleted(Cutover *c);
 static char *swap_baseline(Cutover *c, List *relids, const char *deleted_before);
 static char *interval_text(TimestampTz from, TimestampTz to);
 static void check_not_cut_over(const char *plan);
+static List *local_prepare(Cutover *c);
+static bool local_sync(Cutover *c, int64 run_id);
+static void release_plan_lock(Cutover *c);
+static int64 new_run(Cutover *c, Oid *targets, char **sources, int ntargets, MigrateIdentity *saved);
 
 /* ---------------------------------------------------------------------
  * Small helpers
@@ -758,6 +767,163 @@ take_plan_lock(Cutover *c)
 				 errhint("Nothing was renamed. Wait for the run (migrate_status()), then call migrate_cutover() again.")));
 }
 
+/* The cutover's run row (catalog.c), in the caller's name; then the owner's identity again. */
+static int64
+new_run(Cutover *c, Oid *targets, char **sources, int ntargets, MigrateIdentity *saved)
+{
+	int64		run_id;
+
+	migrate_restore_identity(saved);
+	run_id = migrate_catalog_cutover_run(c->plan, targets, sources, ntargets);
+	migrate_become_owner(c->owner, saved);
+	return run_id;
+}
+
+/* The plan's lock, released early: a worker's sync run must take it. */
+static void
+release_plan_lock(Cutover *c)
+{
+	LOCKTAG		tag;
+	uint32		key = DatumGetUInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
+															 CStringGetTextDatum(c->plan)));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, MIGRATE_LOCK_CLASS, key, MIGRATE_LOCK_PLAN);
+	if (!LockRelease(&tag, ExclusiveLock, false))
+		elog(ERROR, "the lock of migration plan \"%s\" was not held", c->plan);
+}
+
+/*
+ * The final sync in this backend, when every table has trigger capture
+ * with a local change table, no source is remote and no row waits for a
+ * foreign key's retry: each table described now, before the locks (what
+ * a worker's pass would look up), parents first as a sync run orders
+ * them.  NIL: the final sync runs in workers.
+ */
+static List *
+local_prepare(Cutover *c)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(c->plan)};
+	List	   *targets = NIL;
+	List	   *locals = NIL;
+	ListCell   *lc;
+	int			nest;
+
+	if (c->remote || fk_quarantined(c))
+		return NIL;
+	/* the order of a sync run's tables (catalog.c migrate_catalog_run_start) */
+	spi_exec("WITH RECURSIVE t AS ("
+			 "   SELECT tm.target::pg_catalog.oid AS rel FROM migrate.table_map tm"
+			 "    WHERE tm.plan = $1 AND tm.capture <> 'none'),"
+			 " e AS (SELECT DISTINCT k.conrelid AS child, k.confrelid AS parent"
+			 "   FROM pg_catalog.pg_constraint k WHERE k.contype = 'f'"
+			 "    AND k.conrelid IN (SELECT rel FROM t) AND k.confrelid IN (SELECT rel FROM t)"
+			 "    AND k.conrelid <> k.confrelid"
+			 "    AND k.oid NOT IN (SELECT b.con FROM migrate._fk_cycle_breaks(ARRAY(SELECT rel FROM t)) b)),"
+			 " d(rel, depth, path) AS ("
+			 "   SELECT rel, 0, ARRAY[rel] FROM t"
+			 "   UNION ALL"
+			 "   SELECT e.child, d.depth + 1, d.path || e.child FROM d JOIN e ON e.parent = d.rel"
+			 "    WHERE e.child <> ALL (d.path))"
+			 " SELECT d.rel FROM d GROUP BY d.rel"
+			 "  ORDER BY pg_catalog.max(d.depth), d.rel::pg_catalog.regclass::pg_catalog.text",
+			 1, types, args, SPI_OK_SELECT, "ordering the plan's tables");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(CurTransactionContext);
+
+		targets = lappend_oid(targets, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	   SPI_tuptable->tupdesc, 1, &isnull)));
+		MemoryContextSwitchTo(old);
+	}
+	/* described under the caller's search_path, as a worker would */
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", c->caller_path, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	foreach(lc, targets)
+	{
+		MigrateSyncLocal *l = migrate_sync_local_prepare(c->plan, lfirst_oid(lc));
+
+		if (l == NULL)
+		{
+			locals = NIL;		/* their memory goes with the transaction */
+			break;
+		}
+		locals = lappend(locals, l);
+	}
+	AtEOXact_GUC(true, nest);
+	return locals;
+}
+
+/*
+ * Under the locks: the final sync in this backend (c->locals), in a
+ * subtransaction of the swap's transaction, so that it commits with the
+ * swap or not at all: every table's changes applied (parents first), the
+ * foreign keys' refusals retried, the positions and counts recorded in one
+ * statement.  False: a table's source was truncated (its pass needs a
+ * diff), everything rolled back for a sync in workers.
+ */
+static bool
+local_sync(Cutover *c, int64 run_id)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	int			n = list_length(c->locals);
+	Oid		   *targets = palloc(sizeof(Oid) * Max(n, 1));
+	char	  **positions = palloc(sizeof(char *) * Max(n, 1));
+	char	  **lags = palloc(sizeof(char *) * Max(n, 1));
+	MigrateSyncApplied *applied = palloc0(sizeof(MigrateSyncApplied) * Max(n, 1));
+	int			synced = 0;
+	bool		ok = true;
+	ListCell   *lc;
+	int			nest;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", c->caller_path, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	foreach(lc, c->locals)
+	{
+		if (!migrate_sync_local_apply((MigrateSyncLocal *) lfirst(lc), run_id))
+		{
+			ok = false;
+			break;
+		}
+	}
+	if (ok)
+	{
+		foreach(lc, c->locals)
+			migrate_sync_local_retry((MigrateSyncLocal *) lfirst(lc));
+	}
+	AtEOXact_GUC(true, nest);
+	if (ok)
+	{
+		foreach(lc, c->locals)
+		{
+			MigrateSyncLocal *l = lfirst(lc);
+
+			if (l->changes == 0 && !l->retry)
+				continue;
+			targets[synced] = l->target;
+			positions[synced] = l->position;
+			lags[synced] = l->lag;
+			applied[synced] = l->applied;
+			c->final_changes += l->changes;
+			synced++;
+		}
+		c->final_tables = synced;
+		migrate_catalog_cutover_synced(run_id, c->plan, synced, targets, positions, lags, applied);
+		ReleaseCurrentSubTransaction();
+	}
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return ok;
+}
+
 /*
  * Each table's applied_deleted (migrate.sync_state) as jsonb text keyed by
  * oid: before the final sync, so that the baseline knows its deletes.
@@ -824,7 +990,7 @@ migrate_cutover(PG_FUNCTION_ARGS)
 	MigrateIdentity saved;
 	Interval   *lt;
 	int64		ms;
-	int64		run_id;
+	int64		run_id = 0;
 	List	   *relids = NIL;
 	List	   *names = NIL;
 	Oid		   *targets;
@@ -888,6 +1054,8 @@ migrate_cutover(PG_FUNCTION_ARGS)
 				 errmsg("migration plan \"%s\" does not exist", c->plan)));
 	migrate_check_member(c->owner, c->plan);
 
+	/* before anything sets it: the search_path a worker would run under */
+	c->caller_path = pstrdup(migrate_caller_search_path());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	c->extschema = ext_schema();
@@ -910,6 +1078,7 @@ migrate_cutover(PG_FUNCTION_ARGS)
 	/* 2. fence; 3. verify gate; 4. catch up while changes arrive */
 	take_fence(c);
 	verify_gate(c);
+	c->locals = local_prepare(c);
 	for (int i = 0; i < CATCHUP_SYNCS; i++)
 	{
 		List	   *pending = pending_changes(c, NULL, NULL, NULL);
@@ -918,6 +1087,18 @@ migrate_cutover(PG_FUNCTION_ARGS)
 			break;
 		(void) sync_once(c, pending, false);
 	}
+	targets = palloc(sizeof(Oid) * Max(list_length(c->pairs), 1));
+	sources = palloc(sizeof(char *) * Max(list_length(c->pairs), 1));
+	foreach(lc, c->pairs)
+	{
+		Pair	   *p = lfirst(lc);
+
+		targets[ntargets] = p->shadow;
+		sources[ntargets++] = p->live_name;
+	}
+	/* the final sync in this backend: no run or sync of the plan from now on */
+	if (c->locals != NIL)
+		take_plan_lock(c);
 
 	/* 5. the locks (an empty list: no live table, nothing to wait for) */
 	c->lock_start = GetCurrentTimestamp();
@@ -929,7 +1110,27 @@ migrate_cutover(PG_FUNCTION_ARGS)
 	/* 6. under the locks: the final sync, the fence re-checked, the swap */
 	check_not_cut_over(c->plan);
 	deleted_before = sync_deleted(c);
-	if (c->remote || fk_quarantined(c))
+	if (c->locals != NIL)
+	{
+		/*
+		 * Every change committed before the locks, applied in this
+		 * transaction (its rejects under the cutover's run, which commits
+		 * with the swap or not at all).  A truncated source needs a pass
+		 * with a diff: rolled back, the plan's lock let go for the workers.
+		 */
+		run_id = new_run(c, targets, sources, ntargets, &saved);
+		if (!local_sync(c, run_id))
+		{
+			List	   *pending = pending_changes(c, NULL, NULL, NULL);
+
+			release_plan_lock(c);
+			if (pending != NIL)
+				(void) sync_once(c, pending, true);
+			take_plan_lock(c);
+		}
+		c->synced_at = GetCurrentTimestamp();
+	}
+	else if (c->remote || fk_quarantined(c))
 	{
 		/*
 		 * A remote source is read through postgres_fdw in this transaction,
@@ -978,19 +1179,8 @@ migrate_cutover(PG_FUNCTION_ARGS)
 						   first_table, first_n, first_n == 1 ? "" : "s", first_capture),
 				 errhint("Nothing was renamed. The source's writers are not behind the live tables' locks (a remote source): pause them, or call migrate_cutover() again when they are quiet.")));
 
-	targets = palloc(sizeof(Oid) * Max(list_length(c->pairs), 1));
-	sources = palloc(sizeof(char *) * Max(list_length(c->pairs), 1));
-	foreach(lc, c->pairs)
-	{
-		Pair	   *p = lfirst(lc);
-
-		targets[ntargets] = p->shadow;
-		sources[ntargets++] = p->live_name;
-	}
-	/* the run row: in the caller's name */
-	migrate_restore_identity(&saved);
-	run_id = migrate_catalog_cutover_run(c->plan, targets, sources, ntargets);
-	migrate_become_owner(c->owner, &saved);
+	if (c->locals == NIL)
+		run_id = new_run(c, targets, sources, ntargets, &saved);
 
 	retired = c->retired_option ? c->retired_option :
 		psprintf("%s_retired_" INT64_FORMAT, c->live_schema, run_id);

@@ -1085,3 +1085,215 @@ migrate_sync_unit(MigrateWork *w, MigrateUnit *u)
 	}
 	PG_END_TRY();
 }
+
+/* ---------------------------------------------------------------------
+ * A cutover's final sync, in the caller's transaction (cutover.c)
+ * --------------------------------------------------------------------- */
+
+/*
+ * Describe target for a cutover's final sync in this backend, in the
+ * caller's transaction (SPI connected; as the plan's owner, under the
+ * run's search_path), before the live tables' locks: everything a pass
+ * looks up is looked up here.  NULL unless its capture is trigger with a
+ * local change table (a slot, a watermark or a remote change table syncs
+ * in a worker).  Lives until the transaction ends.
+ */
+MigrateSyncLocal *
+migrate_sync_local_prepare(const char *plan, Oid target)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurTransactionContext, "migrate final sync",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	MigrateSyncLocal *l = palloc0(sizeof(MigrateSyncLocal));
+	SyncTable  *st = palloc0(sizeof(SyncTable));
+
+	st->w = palloc0(sizeof(MigrateWork));
+	strlcpy(st->w->plan, plan, sizeof(st->w->plan));
+	st->w->batch_size = migrate_batch_size;
+	st->cxt = cxt;
+	st->batchcxt = AllocSetContextCreate(cxt, "migrate final sync apply", ALLOCSET_DEFAULT_SIZES);
+	st->tl = palloc0(sizeof(TableLoad));
+	st->tl->target = target;
+	st->tl->batch_size = migrate_batch_size;
+	sync_describe(st);
+	MemoryContextSwitchTo(oldcxt);
+	if (!st->armed || strcmp(st->capture, "trigger") != 0 || !st->change_local ||
+		st->change_relation == NULL)
+	{
+		MemoryContextDelete(cxt);
+		return NULL;
+	}
+	l->target = target;
+	l->st = st;
+	/* one statement reads a batch of change rows and deletes them */
+	l->take_sql = MemoryContextStrdup(cxt,
+									  psprintf("WITH d AS (DELETE FROM %s AS c WHERE c.seq IN (SELECT x.seq FROM %s AS x"
+											   "   ORDER BY x.seq LIMIT %d) RETURNING c.seq, c.k, c.op, c.at)"
+											   " SELECT pg_catalog.array_agg(DISTINCT d.k::%s) FILTER (WHERE d.k IS NOT NULL),"
+											   "   pg_catalog.count(*), pg_catalog.max(d.seq)::text,"
+											   "   coalesce(pg_catalog.bool_or(d.op = 'T'), false),"
+											   "   (pg_catalog.now() - pg_catalog.min(d.at))::text FROM d",
+											   st->change_relation, st->change_relation, st->w->batch_size,
+											   format_type_be_qualified(st->tl->key_type)));
+	return l;
+}
+
+/* One apply of keys for a final sync, its counts added to l (deferred keys recorded now). */
+static void
+local_apply_keys(MigrateSyncLocal *l, Datum keys, bool reset_deferred)
+{
+	SyncTable  *st = l->st;
+	TableLoad  *tl = st->tl;
+	MigrateSyncApplied a = {0};
+
+	migrate_route_begin(st->w->run_id, tl->target, tl->rule_names, tl->rule_on_fail, tl->rule_exprs);
+	migrate_route_set_predictions(tl->preds, tl->pred_ncols, tl->pred_sensitive);
+	PG_TRY();
+	{
+		apply_keys(st, keys, &a, &st->counts);
+	}
+	PG_FINALLY();
+	{
+		migrate_route_end();
+		if (tl->stage_batch)
+			SPI_freeplan(tl->stage_batch);
+		tl->stage_batch = NULL;
+	}
+	PG_END_TRY();
+	l->applied.inserted += a.inserted;
+	l->applied.updated += a.updated;
+	l->applied.deleted += a.deleted;
+	l->applied.rejected += a.rejected;
+	/* a delete a foreign key refused, a row it refused: tried again after every table */
+	if (a.deferred || a.rejected > 0)
+		l->retry = true;
+	if (a.deferred || reset_deferred)
+	{
+		MigrateSyncApplied d = {0};
+
+		d.deferred = a.deferred;
+		d.deferred_reset = reset_deferred;
+		migrate_catalog_sync_applied(st->w->plan, tl->target, false, NULL, (Datum) 0, &d);
+	}
+}
+
+/*
+ * Apply every change in l's change table that this statement can see
+ * (under the live tables' locks, when the source is a live table, every
+ * change there will be), as a pass does, in the caller's transaction:
+ * batch_size change rows at a time, read and deleted by one statement,
+ * their keys re-read from the source, upserted, the gone deleted, rejects
+ * quarantined under run_id (which must exist).  Returns false at a change
+ * row of a truncate (a diff pass must follow: the caller rolls back and
+ * syncs in a worker).  Adds to l.  The caller records the position
+ * (l->position) and the counts (migrate_catalog_cutover_synced).
+ */
+bool
+migrate_sync_local_apply(MigrateSyncLocal *l, int64 run_id)
+{
+	SyncTable  *st = l->st;
+	ErrorContextCallback errcallback;
+	bool		ok = true;
+
+	st->w->run_id = run_id;
+	st->tl->run_id = run_id;
+	errcallback.callback = sync_error_context;
+	errcallback.arg = st;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	for (;;)
+	{
+		bool		isnull;
+		int64		n;
+		Datum		keys;
+		MemoryContext oldcxt;
+		int			ret;
+
+		CHECK_FOR_INTERRUPTS();
+		ret = SPI_execute(l->take_sql, false, 0);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "reading the changes in %s failed: %s", st->change_relation, SPI_result_code_string(ret));
+		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		if (n == 0)
+			break;
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)))
+		{
+			ok = false;
+			break;
+		}
+		l->position = MemoryContextStrdup(st->cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
+		if (l->lag == NULL)
+			l->lag = MemoryContextStrdup(st->cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5));
+		l->changes += n;
+		keys = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+		{
+			oldcxt = MemoryContextSwitchTo(st->batchcxt);
+			keys = datumCopy(keys, false, -1);
+			MemoryContextSwitchTo(oldcxt);
+			local_apply_keys(l, keys, false);
+		}
+		MemoryContextReset(st->batchcxt);
+		if (n < st->w->batch_size)
+			break;
+	}
+	error_context_stack = errcallback.previous;
+	return ok;
+}
+
+/*
+ * After every table's apply, parents first: the keys of l's table whose
+ * delete a foreign key refused, and the rows it refused (23503), applied
+ * again (children have synced their deletes, parents their rows by now),
+ * as a pass's retry does.  What is still refused stays deferred or
+ * quarantined for the next sync.
+ */
+void
+migrate_sync_local_retry(MigrateSyncLocal *l)
+{
+	SyncTable  *st = l->st;
+	TableLoad  *tl = st->tl;
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2] = {CStringGetTextDatum(st->w->plan), ObjectIdGetDatum(tl->target)};
+	ErrorContextCallback errcallback;
+	bool		isnull;
+	Datum		keys;
+	int			ret;
+
+	if (!l->retry)
+		return;
+	errcallback.callback = sync_error_context;
+	errcallback.arg = st;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	ret = SPI_execute_with_args(psprintf("SELECT pg_catalog.array_agg(DISTINCT q.d::%s) FROM ("
+										 " SELECT d FROM migrate.sync_state s, pg_catalog.unnest(s.deferred) d"
+										 "  WHERE s.plan = $1 AND s.target = $2"
+										 " UNION SELECT r.source_key FROM migrate.reject r"
+										 "   JOIN migrate.run ru ON ru.run_id = r.run_id"
+										 "  WHERE ru.plan = $1 AND r.target = $2 AND r.reason = '23503'"
+										 "    AND NOT r.loaded AND r.source_key IS NOT NULL"
+										 "    AND r.source_key <> '***') q(d)",
+										 format_type_be_qualified(tl->key_type)),
+								2, argtypes, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the deferred keys failed: %s", SPI_result_code_string(ret));
+	keys = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(st->batchcxt);
+
+		keys = datumCopy(keys, false, -1);
+		MemoryContextSwitchTo(oldcxt);
+		local_apply_keys(l, keys, true);
+		/* a quarantined child whose row is in the target now: the finding stays, as loaded */
+		migrate_catalog_sync_fk_rejects_loaded(st->w->plan, tl->target,
+											   psprintf("SELECT 1 FROM %s t WHERE t.%s = r.source_key::%s",
+														quote_qualified_identifier(get_namespace_name(get_rel_namespace(tl->target)),
+																				   get_rel_name(tl->target)),
+														quote_identifier(linitial(tl->keycols)),
+														format_type_be_qualified(tl->key_type)));
+		MemoryContextReset(st->batchcxt);
+	}
+	error_context_stack = errcallback.previous;
+}
