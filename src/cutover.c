@@ -24,20 +24,35 @@
  *		while it was verified proves nothing, the diff judges it); a
  *		failure raises 55000 naming the table and check, before any lock
  *		is taken;
- *	 4. catch-up syncs of the tables with pending changes, so that little
- *		is left for the final sync under the locks;
+ *	 4. when every table has trigger capture with a local change table
+ *		(no remote source, no row waiting for a foreign key's retry): the
+ *		final sync will run in this backend, so its tables are described
+ *		now (sync.c migrate_sync_local_prepare: the table's mapping, the
+ *		apply's temporary tables, its statements planned), before the
+ *		locks; then catch-up syncs (in workers) of the tables with pending
+ *		changes, so that little is left for the final sync under the
+ *		locks; the plan lock (no other run or sync may start until we
+ *		commit);
  *	 5. the lock loop: each attempt a subtransaction with lock_timeout that
  *		takes every live table IN EXCLUSIVE MODE (writers wait, readers
  *		do not) in one fixed order; a timeout or deadlock rolls the attempt
  *		back (no lock kept), sleeps a jittered backoff and tries again;
- *	 6. under the locks: the final sync of the tables with pending changes
- *		(none: no sync; its worker reads the sources, which EXCLUSIVE does
- *		not block, and writes the shadow) -- of every table when a source
- *		is remote (postgres_fdw's snapshot in this transaction is as old as
- *		its first remote read, so pending changes there cannot be seen from
- *		here: a second sync must then change nothing, else 55000) or when
- *		rows a foreign key refused wait for their retry -- the plan
- *		lock (no other run may start until we commit), the fence
+ *	 6. under the locks: the final sync.  In this backend (local_sync),
+ *		in this transaction: the run row first (rejects name it), then per
+ *		table, parents first, the change rows read and deleted by one
+ *		statement, their keys applied as a worker's pass applies them
+ *		(re-read, upsert, gone deleted, rejects quarantined), a foreign
+ *		key's refusals retried after every table, the positions and counts
+ *		written by one statement; it commits with the swap or not at all
+ *		(a truncated source, whose pass needs a diff, rolls it back for a
+ *		sync in workers).  Otherwise in workers (a sync run): of the
+ *		tables with pending changes (none: no sync; the worker reads the
+ *		sources, which EXCLUSIVE does not block, and writes the shadow) --
+ *		of every table when a source is remote (postgres_fdw's snapshot in
+ *		this transaction is as old as its first remote read, so pending
+ *		changes there cannot be seen from here: a second sync must then
+ *		change nothing, else 55000) or when rows a foreign key refused
+ *		wait for their retry -- then the plan lock.  Then the fence
  *		re-checked (migrate._cutover_pending: nothing left to apply, else
  *		55000: the source moved past the fence), the run row, the swap
  *		(migrate._cutover_swap, as the owner, through fmgr);
@@ -884,6 +899,9 @@ local_sync(Cutover *c, int64 run_id)
 	nest = NewGUCNestLevel();
 	(void) set_config_option("search_path", c->caller_path, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	/* the plans local_prepare built: none is made under the locks */
+	(void) set_config_option("plan_cache_mode", "force_generic_plan", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	foreach(lc, c->locals)
 	{
 		if (!migrate_sync_local_apply((MigrateSyncLocal *) lfirst(lc), run_id))
@@ -1096,9 +1114,16 @@ migrate_cutover(PG_FUNCTION_ARGS)
 		targets[ntargets] = p->shadow;
 		sources[ntargets++] = p->live_name;
 	}
-	/* the final sync in this backend: no run or sync of the plan from now on */
+	/*
+	 * The final sync in this backend: no run or sync of the plan from now
+	 * on, so the deletes applied so far are known before the locks.
+	 */
+	deleted_before = NULL;
 	if (c->locals != NIL)
+	{
 		take_plan_lock(c);
+		deleted_before = sync_deleted(c);
+	}
 
 	/* 5. the locks (an empty list: no live table, nothing to wait for) */
 	c->lock_start = GetCurrentTimestamp();
@@ -1109,7 +1134,8 @@ migrate_cutover(PG_FUNCTION_ARGS)
 
 	/* 6. under the locks: the final sync, the fence re-checked, the swap */
 	check_not_cut_over(c->plan);
-	deleted_before = sync_deleted(c);
+	if (deleted_before == NULL)
+		deleted_before = sync_deleted(c);
 	if (c->locals != NIL)
 	{
 		/*

@@ -425,7 +425,10 @@ typedef struct MigrateSyncLocal
 {
 	Oid			target;
 	struct SyncTable *st;		/* sync.c's description of the table */
-	char	   *take_sql;		/* reads and deletes a batch of change rows */
+	struct _SPI_plan *take;		/* reads and deletes a batch of change rows */
+	struct _SPI_plan *fill;		/* their source rows into the stage */
+	char	   *empty_sql;		/* empties the stage and the applied keys */
+	bool		used;			/* they are not empty */
 	MigrateSyncApplied applied; /* what the applies did (deferred: recorded) */
 	int64		changes;		/* change rows applied */
 	char	   *position;		/* the last change row applied (seq), or NULL */
