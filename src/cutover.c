@@ -25,8 +25,7 @@
  *		failure raises 55000 naming the table and check, before any lock
  *		is taken;
  *	 4. when every table has trigger capture with a local change table
- *		(no remote source, no row waiting for a foreign key's retry): the
- *		final sync will run in this backend, so its tables are described
+ *		and no source is remote: the final sync will run in this backend, so its tables are described
  *		now (sync.c migrate_sync_local_prepare: the table's mapping, the
  *		apply's temporary tables, its statements planned), before the
  *		locks; then catch-up syncs (in workers) of the tables with pending
@@ -42,7 +41,8 @@
  *		table, parents first, the change rows read and deleted by one
  *		statement, their keys applied as a worker's pass applies them
  *		(re-read, upsert, gone deleted, rejects quarantined), a foreign
- *		key's refusals retried after every table, the positions and counts
+ *		key's refusals (of this sync or left by earlier ones) retried after
+ *		every table, the positions and counts
  *		written by one statement; it commits with the swap or not at all
  *		(a truncated source, whose pass needs a diff, rolls it back for a
  *		sync in workers).  Otherwise in workers (a sync run): of the
@@ -177,6 +177,7 @@ static void check_not_cut_over(const char *plan);
 static List *local_prepare(Cutover *c);
 static bool local_sync(Cutover *c, int64 run_id);
 static void release_plan_lock(Cutover *c);
+static void local_retries(Cutover *c);
 static int64 new_run(Cutover *c, Oid *targets, char **sources, int ntargets, MigrateIdentity *saved);
 
 /* ---------------------------------------------------------------------
@@ -809,8 +810,7 @@ release_plan_lock(Cutover *c)
 
 /*
  * The final sync in this backend, when every table has trigger capture
- * with a local change table, no source is remote and no row waits for a
- * foreign key's retry: each table described now, before the locks (what
+ * with a local change table and no source is remote: each table described now, before the locks (what
  * a worker's pass would look up), parents first as a sync run orders
  * them.  NIL: the final sync runs in workers.
  */
@@ -824,7 +824,14 @@ local_prepare(Cutover *c)
 	ListCell   *lc;
 	int			nest;
 
-	if (c->remote || fk_quarantined(c))
+	if (c->remote)
+		return NIL;
+	spi_exec("SELECT EXISTS (SELECT 1 FROM migrate.table_map tm"
+			 "   LEFT JOIN migrate.sync_state s ON s.plan = tm.plan AND s.target = tm.target"
+			 "   LEFT JOIN pg_catalog.pg_class k ON k.oid = pg_catalog.to_regclass(s.change_relation)"
+			 "  WHERE tm.plan = $1 AND (tm.capture <> 'trigger' OR k.relkind IS DISTINCT FROM 'r'))::text",
+			 1, types, args, SPI_OK_SELECT, "reading the plan's capture");
+	if (strcmp(spi_value(0, 1), "true") == 0)
 		return NIL;
 	/* the order of a sync run's tables (catalog.c migrate_catalog_run_start) */
 	spi_exec("WITH RECURSIVE t AS ("
@@ -869,6 +876,40 @@ local_prepare(Cutover *c)
 	}
 	AtEOXact_GUC(true, nest);
 	return locals;
+}
+
+/*
+ * The tables of the final sync in this backend whose foreign keys refused
+ * a delete (sync_state.deferred) or a row (quarantined 23503, not loaded
+ * since): tried again after every table's apply, as a sync run's retry
+ * units do.  With the plan's lock held (no sync changes them meanwhile).
+ */
+static void
+local_retries(Cutover *c)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(c->plan)};
+
+	spi_exec("SELECT s.target::pg_catalog.oid FROM migrate.sync_state s"
+			 " WHERE s.plan = $1 AND pg_catalog.cardinality(s.deferred) > 0"
+			 " UNION SELECT r.target::pg_catalog.oid FROM migrate.reject r"
+			 "   JOIN migrate.run ru ON ru.run_id = r.run_id"
+			 "  WHERE ru.plan = $1 AND r.reason = '23503' AND NOT r.loaded",
+			 1, types, args, SPI_OK_SELECT, "reading the plan's deferred keys");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			rel = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		ListCell   *lc;
+
+		foreach(lc, c->locals)
+		{
+			MigrateSyncLocal *l = lfirst(lc);
+
+			if (l->target == rel)
+				l->retry = true;
+		}
+	}
 }
 
 /*
@@ -1123,6 +1164,7 @@ migrate_cutover(PG_FUNCTION_ARGS)
 	{
 		take_plan_lock(c);
 		deleted_before = sync_deleted(c);
+		local_retries(c);
 	}
 
 	/* 5. the locks (an empty list: no live table, nothing to wait for) */
