@@ -111,6 +111,11 @@ PG_FUNCTION_INFO_V1(migrate_cutover);
 #define CATCHUP_SYNCS			2
 /* added to the time since the fence: a change's way to the target */
 #define IN_FLIGHT_MARGIN		"2 seconds"
+/*
+ * Tables of a final sync in this backend, at most: each holds a few locks
+ * (its temporary tables, the relations its plans use) until the commit
+ */
+#define LOCAL_MAX_TABLES		100
 /* failures named in a refusal's detail */
 #define MAX_FAILURES_SHOWN		10
 
@@ -859,6 +864,8 @@ local_prepare(Cutover *c)
 																	   SPI_tuptable->tupdesc, 1, &isnull)));
 		MemoryContextSwitchTo(old);
 	}
+	if (list_length(targets) > LOCAL_MAX_TABLES)
+		return NIL;
 	/* described under the caller's search_path, as a worker would */
 	nest = NewGUCNestLevel();
 	(void) set_config_option("search_path", c->caller_path, PGC_USERSET, PGC_S_SESSION,
