@@ -15,7 +15,7 @@ EXTVERSION = 0.8
 # has no install script of its own: CREATE EXTENSION migrate VERSION '0.2'
 # runs 0.1 then 0.1--0.2.
 SQL_SOURCES = sql/catalog.sql sql/security.sql sql/plan.sql sql/run.sql sql/verify.sql sql/diff.sql \
-              sql/report.sql sql/assess.sql sql/sync.sql sql/cutover.sql
+              sql/report.sql sql/assess.sql sql/database.sql sql/sync.sql sql/cutover.sql
 SQL_FUNCTIONS = $(filter-out sql/catalog.sql,$(SQL_SOURCES))
 UPDATES = sql/updates/0.2--0.3.sql sql/updates/0.3--0.4.sql sql/updates/0.4--0.5.sql sql/updates/0.5--0.6.sql sql/updates/0.6--0.7.sql sql/updates/0.7--0.8.sql
 UPGRADE_FROM = 0.2 0.3 0.4 0.5 0.6 0.7

@@ -294,7 +294,7 @@ END;
 $$;
 
 /*
- * migrate_automap(plan): map every source relation of the plan's source
+ * migrate_automap(plan, create_missing): map every source relation of the plan's source
  * schema to the target table of the plan's target schema with the same
  * name (exactly, case-insensitively, or ignoring case and underscores:
  * InvoiceLine -> invoice_line), and each target column to the source column
@@ -303,18 +303,20 @@ $$;
  * mysql_fdw source it first reads the remote catalog and (unless the plan's
  * options say {"automap": {"alter_source": false}}) widens foreign-table
  * columns mysql_fdw would misread, and creates the foreign tables IMPORT
- * FOREIGN SCHEMA skipped ({"automap": {"create_source": false}}).
+ * FOREIGN SCHEMA skipped ({"automap": {"create_source": false}}).  With
+ * create_missing it first creates the target tables the source has and
+ * the target lacks (migrate._create_missing, sql/database.sql).
  * Runs as the plan's owner (the caller must be a member of it): the body is
  * migrate._migrate_automap, called by migrate_call_as_owner (src/owner.c).
  */
-CREATE OR REPLACE FUNCTION migrate_automap(plan text)
+CREATE OR REPLACE FUNCTION migrate_automap(plan text, create_missing boolean DEFAULT false)
 RETURNS TABLE (target regclass, source text, column_name name, source_column name,
                expr text, action text)
 LANGUAGE C
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'migrate_call_as_owner';
 
-CREATE OR REPLACE FUNCTION migrate._migrate_automap(plan text)
+CREATE OR REPLACE FUNCTION migrate._migrate_automap(plan text, create_missing boolean)
 RETURNS TABLE (target regclass, source text, column_name name, source_column name,
                expr text, action text)
 LANGUAGE plpgsql
@@ -408,6 +410,11 @@ BEGIN
                       || coalesce(', without its long binary columns ' || r.longs, '');
             RETURN NEXT;
         END LOOP;
+    END IF;
+
+    -- tables of the source without a target: created (sql/database.sql)
+    IF create_missing THEN
+        RETURN QUERY SELECT * FROM migrate._create_missing(pl.plan_name);
     END IF;
 
     FOR t IN SELECT tc.oid::regclass AS rel, tc.relname
@@ -685,7 +692,7 @@ BEGIN
     DROP TABLE pg_temp.migrate_automap_remote;
 END;
 $$;
-REVOKE ALL ON FUNCTION migrate._migrate_automap(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION migrate._migrate_automap(text, boolean) FROM PUBLIC;
 
 -- The type and typmod of each mapped expression of a table, as the engine
 -- would compute it (a temporary view over the source, nothing is read);
@@ -949,6 +956,23 @@ BEGIN
       FROM pg_catalog.pg_class tc
      WHERE tc.relnamespace = tgt_ns AND tc.relkind IN ('r', 'p') AND NOT tc.relispartition
        AND NOT EXISTS (SELECT 1 FROM migrate.table_map m WHERE m.plan = pl.plan_name AND m.target = tc.oid);
+    -- what migrate_automap(..., create_missing => true) would create for
+    -- the source relations without a target (sql/database.sql), to review
+    IF EXISTS (SELECT 1 FROM migrate_check_finding f WHERE f.message LIKE 'source relation is not mapped%')
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server s
+                     JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+                    WHERE s.srvname = pl.source_server AND w.fdwname IN ('mysql_fdw', 'postgres_fdw')) THEN
+        BEGIN
+            INSERT INTO migrate_check_finding
+            SELECT 'info', coalesce(cm.source, pl.target_schema), cm.column_name,
+                   'migrate_automap(..., create_missing => true): ' || cm.action || coalesce(': ' || cm.expr, '')
+              FROM migrate._create_missing(pl.plan_name, true) cm;
+        EXCEPTION WHEN OTHERS THEN
+            INSERT INTO migrate_check_finding
+            VALUES ('info', pl.source_schema, NULL,
+                    'migrate_automap(..., create_missing => true) could not read the source catalog: ' || SQLERRM);
+        END;
+    END IF;
 
     RETURN QUERY
         SELECT f.severity, f.table_name, f.column_name, f.message FROM migrate_check_finding f

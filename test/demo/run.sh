@@ -29,7 +29,10 @@
 #   8. migrate_rollback() undoes the run (the tables were empty when it
 #      started: they are emptied), a second call changes nothing, and the
 #      run is made again and verified;
-#   9. prints migrate_report() of that run.
+#   9. prints migrate_report() of that run;
+#  10. does it all again in one call, migrate_database(), into an empty
+#      database (the tables created from MariaDB's catalog) and compares
+#      every table with the PostgreSQL edition's data.
 #
 # MariaDB and the cluster are removed at the end, whatever happens.
 #
@@ -244,5 +247,37 @@ fi
 section "9. migrate_report($RUN): the run as a Markdown document (saved in migrate.run.report)"
 # ---------------------------------------------------------------------------
 psql_ -d "$DB" -At -c "SELECT migrate_report($RUN)" | sed -n 1,60p
+
+# ---------------------------------------------------------------------------
+section "10. the same in one call: migrate_database() into an empty database (tables created from MariaDB's catalog)"
+# ---------------------------------------------------------------------------
+psql_ -d postgres -v db="${DB}_onecall" <<'SQL'
+DROP DATABASE IF EXISTS :"db";
+CREATE DATABASE :"db";
+SQL
+psql_ -d "${DB}_onecall" -v myport="$MYPORT" <<'SQL'
+CREATE EXTENSION mysql_fdw;
+CREATE EXTENSION migrate;
+CREATE SERVER mariadb FOREIGN DATA WRAPPER mysql_fdw OPTIONS (host '127.0.0.1', port :'myport');
+CREATE USER MAPPING FOR CURRENT_USER SERVER mariadb OPTIONS (username 'migrate', password 'migrate');
+\timing on
+SELECT migrate_database('chinook', 'mariadb', remote_schema => 'Chinook', target_schema => 'public');
+\timing off
+\dt public.*
+SQL
+# every created table against the PostgreSQL edition's data of step 6 (in
+# database $DB: matched by name without underscores, columns by position)
+differ=0
+for t in $(val -d "${DB}_onecall" -c "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' ORDER BY 1"); do
+    e=$(val -d "$DB" -c "SELECT relname FROM pg_class WHERE relnamespace = 'expected'::regnamespace AND relkind = 'r' AND replace(relname, '_', '') = '$t'")
+    a=$(psql -X -q -At -d "${DB}_onecall" -c "COPY (SELECT * FROM public.$t) TO STDOUT" | sort | md5sum)
+    b=$(psql -X -q -At -d "$DB" -c "COPY (SELECT * FROM expected.$e) TO STDOUT" | sort | md5sum)
+    n=$(val -d "${DB}_onecall" -c "SELECT count(*) FROM public.$t")
+    if [[ $a == "$b" ]]; then echo "$t: $n rows, equal to expected.$e"; else echo "$t: DIFFERS from expected.$e"; differ=1; fi
+done
+if [[ $differ != 0 ]]; then
+    echo "FAILED: migrate_database() loaded rows that differ from the PostgreSQL edition's" >&2
+    exit 1
+fi
 
 section "demo OK"
