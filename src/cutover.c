@@ -25,13 +25,13 @@
  *		failure raises 55000 naming the table and check, before any lock
  *		is taken;
  *	 4. when every table has trigger capture with a local change table
- *		and no source is remote: the final sync will run in this backend, so its tables are described
- *		now (sync.c migrate_sync_local_prepare: the table's mapping, the
- *		apply's temporary tables, its statements planned), before the
- *		locks; then catch-up syncs (in workers) of the tables with pending
- *		changes, so that little is left for the final sync under the
- *		locks; the plan lock (no other run or sync may start until we
- *		commit);
+ *		and no source is remote, the final sync will run in this backend:
+ *		its tables are described now (sync.c migrate_sync_local_prepare:
+ *		the table's mapping, the apply's temporary tables, its statements
+ *		planned), before the locks; then catch-up syncs (in workers) of
+ *		the tables with pending changes, so that little is left for the
+ *		final sync under the locks; the plan lock (no other run or sync
+ *		may start until we commit);
  *	 5. the lock loop: each attempt a subtransaction with lock_timeout that
  *		takes every live table IN EXCLUSIVE MODE (writers wait, readers
  *		do not) in one fixed order; a timeout or deadlock rolls the attempt
@@ -42,10 +42,9 @@
  *		statement, their keys applied as a worker's pass applies them
  *		(re-read, upsert, gone deleted, rejects quarantined), a foreign
  *		key's refusals (of this sync or left by earlier ones) retried after
- *		every table, the positions and counts
- *		written by one statement; it commits with the swap or not at all
- *		(a truncated source, whose pass needs a diff, rolls it back for a
- *		sync in workers).  Otherwise in workers (a sync run): of the
+ *		every table, the positions and counts written by one statement; it
+ *		commits with the swap or not at all (a truncated source, whose
+ *		pass needs a diff, rolls it back for a sync in workers).  Otherwise in workers (a sync run): of the
  *		tables with pending changes (none: no sync; the worker reads the
  *		sources, which EXCLUSIVE does not block, and writes the shadow) --
  *		of every table when a source is remote (postgres_fdw's snapshot in
@@ -152,8 +151,6 @@ typedef struct Cutover
 	TimestampTz locked_at;
 	TimestampTz synced_at;		/* the final sync's end */
 	TimestampTz swapped_at;
-	int			final_tables;	/* the final sync in this backend: tables, */
-	int64		final_changes;	/* and change rows it applied */
 } Cutover;
 
 static void spi_exec(const char *sql, int nargs, Oid *types, Datum *args, int expected,
@@ -815,9 +812,9 @@ release_plan_lock(Cutover *c)
 
 /*
  * The final sync in this backend, when every table has trigger capture
- * with a local change table and no source is remote: each table described now, before the locks (what
- * a worker's pass would look up), parents first as a sync run orders
- * them.  NIL: the final sync runs in workers.
+ * with a local change table and no source is remote: each table described
+ * now, before the locks (what a worker's pass would look up), parents
+ * first as a sync run orders them.  NIL: the final sync runs in workers.
  */
 static List *
 local_prepare(Cutover *c)
@@ -976,10 +973,8 @@ local_sync(Cutover *c, int64 run_id)
 			positions[synced] = l->position;
 			lags[synced] = l->lag;
 			applied[synced] = l->applied;
-			c->final_changes += l->changes;
 			synced++;
 		}
-		c->final_tables = synced;
 		migrate_catalog_cutover_synced(run_id, c->plan, synced, targets, positions, lags, applied);
 		ReleaseCurrentSubTransaction();
 	}
