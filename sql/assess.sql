@@ -321,6 +321,7 @@ RETURNS TABLE (target regclass, source text, column_name name, source_column nam
                expr text, action text)
 LANGUAGE plpgsql
 SET client_min_messages = warning
+SET jit = off
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -813,6 +814,7 @@ CREATE OR REPLACE FUNCTION migrate._migrate_check(plan text)
 RETURNS TABLE (severity text, table_name text, column_name name, message text)
 LANGUAGE plpgsql
 SET client_min_messages = warning
+SET jit = off
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column

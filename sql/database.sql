@@ -193,6 +193,8 @@ CREATE OR REPLACE FUNCTION migrate._mysql_model(p_server name, p_database text)
 RETURNS void
 LANGUAGE plpgsql
 SET client_min_messages = warning
+-- small temporary tables without statistics: JIT would cost more than the queries
+SET jit = off
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -309,6 +311,8 @@ CREATE OR REPLACE FUNCTION migrate._pg_model(p_server name, p_schema text, p_loc
 RETURNS void
 LANGUAGE plpgsql
 SET client_min_messages = warning
+-- small temporary tables without statistics: JIT would cost more than the queries
+SET jit = off
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -459,6 +463,8 @@ RETURNS TABLE (target regclass, source text, column_name name, source_column nam
                expr text, action text)
 LANGUAGE plpgsql
 SET client_min_messages = warning
+-- small temporary tables without statistics: JIT would cost more than the queries
+SET jit = off
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column

@@ -352,7 +352,8 @@ job_run(const char *extschema, const char *plan, int parallel)
 	int			ret;
 
 	migrate_begin_txn();
-	ret = SPI_execute_with_args(psprintf("SELECT %s.migrate_run($1, parallel => $2)",
+	/* force: step 1 ran migrate_check() and stopped on its errors */
+	ret = SPI_execute_with_args(psprintf("SELECT %s.migrate_run($1, parallel => $2, force => true)",
 										 quote_identifier(extschema)),
 								2, types, args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
