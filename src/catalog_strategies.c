@@ -21,6 +21,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
@@ -197,6 +198,65 @@ migrate_catalog_cutover_swapped(int64 run_id, const char *plan, const char *live
 								" VALUES ($1, $2, $3, $4, $5, 'swapped', $6::pg_catalog.jsonb, $7,"
 								"   $8::pg_catalog.interval, $9::pg_catalog.interval, $10::pg_catalog.jsonb, $11)",
 								11, argtypes, args, nulls, SPI_OK_INSERT, "recording the cutover");
+}
+
+/*
+ * The final sync of run_id's cutover applied these tables' changes in the
+ * cutover's transaction (cutover.c, sync.c migrate_sync_local_apply): per
+ * table the position it reached (the last change row; NULL: it stays),
+ * the lag it saw (NULL: none) and what it applied; a pass each, as of
+ * run_id.  One statement for every table.
+ */
+void
+migrate_catalog_cutover_synced(int64 run_id, const char *plan, int n, const Oid *targets,
+							   char **positions, char **lags, const MigrateSyncApplied *applied)
+{
+	Oid			argtypes[9] = {INT8OID, TEXTOID, OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+	INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		args[9];
+	Datum	   *cols[7];
+	bool	   *nulls[2];
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	if (n == 0)
+		return;
+	for (int c = 0; c < 7; c++)
+		cols[c] = palloc(sizeof(Datum) * n);
+	nulls[0] = palloc(sizeof(bool) * n);
+	nulls[1] = palloc(sizeof(bool) * n);
+	for (int i = 0; i < n; i++)
+	{
+		cols[0][i] = ObjectIdGetDatum(targets[i]);
+		nulls[0][i] = positions[i] == NULL;
+		cols[1][i] = positions[i] ? CStringGetTextDatum(positions[i]) : (Datum) 0;
+		nulls[1][i] = lags[i] == NULL;
+		cols[2][i] = lags[i] ? CStringGetTextDatum(lags[i]) : (Datum) 0;
+		cols[3][i] = Int64GetDatum(applied[i].inserted);
+		cols[4][i] = Int64GetDatum(applied[i].updated);
+		cols[5][i] = Int64GetDatum(applied[i].deleted);
+		cols[6][i] = Int64GetDatum(applied[i].rejected);
+	}
+	args[0] = Int64GetDatum(run_id);
+	args[1] = CStringGetTextDatum(plan);
+	args[2] = PointerGetDatum(construct_array(cols[0], n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_md_array(cols[1], nulls[0], 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	args[4] = PointerGetDatum(construct_md_array(cols[2], nulls[1], 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	for (int c = 3; c < 7; c++)
+		args[c + 2] = PointerGetDatum(construct_array(cols[c], n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+													  TYPALIGN_DOUBLE));
+	if (migrate_catalog_exec("UPDATE migrate.sync_state s SET position = coalesce(u.pos, s.position),"
+							 "   synced_to = coalesce(u.pos, s.synced_to), passes = s.passes + 1,"
+							 "   last_sync_at = pg_catalog.now(), last_sync_run = $1, lag = u.lag::pg_catalog.interval,"
+							 "   last_error = NULL, applied_inserted = s.applied_inserted + u.i,"
+							 "   applied_updated = s.applied_updated + u.up, applied_deleted = s.applied_deleted + u.d,"
+							 "   applied_rejected = s.applied_rejected + u.r"
+							 "  FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+							 "    pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+							 "    pg_catalog.unnest($9)) u(target, pos, lag, i, up, d, r)"
+							 " WHERE s.plan = $2 AND s.target = u.target",
+							 9, argtypes, args, NULL, SPI_OK_UPDATE, "updating migrate.sync_state") != (uint64) n)
+		elog(ERROR, "a table of plan \"%s\" has no sync state", plan);
 }
 
 /*

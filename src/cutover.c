@@ -24,20 +24,34 @@
  *		while it was verified proves nothing, the diff judges it); a
  *		failure raises 55000 naming the table and check, before any lock
  *		is taken;
- *	 4. catch-up syncs of the tables with pending changes, so that little
- *		is left for the final sync under the locks;
+ *	 4. when every table has trigger capture with a local change table
+ *		and no source is remote, the final sync will run in this backend:
+ *		its tables are described now (sync.c migrate_sync_local_prepare:
+ *		the table's mapping, the apply's temporary tables, its statements
+ *		planned), before the locks; then catch-up syncs (in workers) of
+ *		the tables with pending changes, so that little is left for the
+ *		final sync under the locks; the plan lock (no other run or sync
+ *		may start until we commit);
  *	 5. the lock loop: each attempt a subtransaction with lock_timeout that
  *		takes every live table IN EXCLUSIVE MODE (writers wait, readers
  *		do not) in one fixed order; a timeout or deadlock rolls the attempt
  *		back (no lock kept), sleeps a jittered backoff and tries again;
- *	 6. under the locks: the final sync of the tables with pending changes
- *		(none: no sync; its worker reads the sources, which EXCLUSIVE does
- *		not block, and writes the shadow) -- of every table when a source
- *		is remote (postgres_fdw's snapshot in this transaction is as old as
- *		its first remote read, so pending changes there cannot be seen from
- *		here: a second sync must then change nothing, else 55000) or when
- *		rows a foreign key refused wait for their retry -- the plan
- *		lock (no other run may start until we commit), the fence
+ *	 6. under the locks: the final sync.  In this backend (local_sync),
+ *		in this transaction: the run row first (rejects name it), then per
+ *		table, parents first, the change rows read and deleted by one
+ *		statement, their keys applied as a worker's pass applies them
+ *		(re-read, upsert, gone deleted, rejects quarantined), a foreign
+ *		key's refusals (of this sync or left by earlier ones) retried after
+ *		every table, the positions and counts written by one statement; it
+ *		commits with the swap or not at all (a truncated source, whose
+ *		pass needs a diff, rolls it back for a sync in workers).  Otherwise in workers (a sync run): of the
+ *		tables with pending changes (none: no sync; the worker reads the
+ *		sources, which EXCLUSIVE does not block, and writes the shadow) --
+ *		of every table when a source is remote (postgres_fdw's snapshot in
+ *		this transaction is as old as its first remote read, so pending
+ *		changes there cannot be seen from here: a second sync must then
+ *		change nothing, else 55000) or when rows a foreign key refused
+ *		wait for their retry -- then the plan lock.  Then the fence
  *		re-checked (migrate._cutover_pending: nothing left to apply, else
  *		55000: the source moved past the fence), the run row, the swap
  *		(migrate._cutover_swap, as the owner, through fmgr);
@@ -96,6 +110,11 @@ PG_FUNCTION_INFO_V1(migrate_cutover);
 #define CATCHUP_SYNCS			2
 /* added to the time since the fence: a change's way to the target */
 #define IN_FLIGHT_MARGIN		"2 seconds"
+/*
+ * Tables of a final sync in this backend, at most: each holds a few locks
+ * (its temporary tables, the relations its plans use) until the commit
+ */
+#define LOCAL_MAX_TABLES		100
 /* failures named in a refusal's detail */
 #define MAX_FAILURES_SHOWN		10
 
@@ -118,6 +137,9 @@ typedef struct Cutover
 	char	   *retired_option; /* options->>'cutover_retired', or NULL */
 	bool		remote;			/* a table's source is a foreign table: see remote_moved() */
 	List	   *pairs;			/* Pair *, in live name order */
+	char	   *caller_path;	/* the caller's search_path: the workers' */
+	List	   *locals;			/* MigrateSyncLocal *: the final sync in this
+								 * backend, parents first; NIL: in workers */
 	int			lock_timeout_ms;
 	char	   *lock_timeout_text;
 	int			max_attempts;
@@ -154,6 +176,11 @@ static char *sync_deleted(Cutover *c);
 static char *swap_baseline(Cutover *c, List *relids, const char *deleted_before);
 static char *interval_text(TimestampTz from, TimestampTz to);
 static void check_not_cut_over(const char *plan);
+static List *local_prepare(Cutover *c);
+static bool local_sync(Cutover *c, int64 run_id);
+static void release_plan_lock(Cutover *c);
+static void local_retries(Cutover *c);
+static int64 new_run(Cutover *c, Oid *targets, char **sources, int ntargets, MigrateIdentity *saved);
 
 /* ---------------------------------------------------------------------
  * Small helpers
@@ -758,6 +785,206 @@ take_plan_lock(Cutover *c)
 				 errhint("Nothing was renamed. Wait for the run (migrate_status()), then call migrate_cutover() again.")));
 }
 
+/* The cutover's run row (catalog.c), in the caller's name; then the owner's identity again. */
+static int64
+new_run(Cutover *c, Oid *targets, char **sources, int ntargets, MigrateIdentity *saved)
+{
+	int64		run_id;
+
+	migrate_restore_identity(saved);
+	run_id = migrate_catalog_cutover_run(c->plan, targets, sources, ntargets);
+	migrate_become_owner(c->owner, saved);
+	return run_id;
+}
+
+/* The plan's lock, released early: a worker's sync run must take it. */
+static void
+release_plan_lock(Cutover *c)
+{
+	LOCKTAG		tag;
+	uint32		key = DatumGetUInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
+															 CStringGetTextDatum(c->plan)));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, MIGRATE_LOCK_CLASS, key, MIGRATE_LOCK_PLAN);
+	if (!LockRelease(&tag, ExclusiveLock, false))
+		elog(ERROR, "the lock of migration plan \"%s\" was not held", c->plan);
+}
+
+/*
+ * The final sync in this backend, when every table has trigger capture
+ * with a local change table and no source is remote: each table described
+ * now, before the locks (what a worker's pass would look up), parents
+ * first as a sync run orders them.  NIL: the final sync runs in workers.
+ */
+static List *
+local_prepare(Cutover *c)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(c->plan)};
+	List	   *targets = NIL;
+	List	   *locals = NIL;
+	ListCell   *lc;
+	int			nest;
+
+	if (c->remote)
+		return NIL;
+	spi_exec("SELECT EXISTS (SELECT 1 FROM migrate.table_map tm"
+			 "   LEFT JOIN migrate.sync_state s ON s.plan = tm.plan AND s.target = tm.target"
+			 "   LEFT JOIN pg_catalog.pg_class k ON k.oid = pg_catalog.to_regclass(s.change_relation)"
+			 "  WHERE tm.plan = $1 AND (tm.capture <> 'trigger' OR k.relkind IS DISTINCT FROM 'r'))::text",
+			 1, types, args, SPI_OK_SELECT, "reading the plan's capture");
+	if (strcmp(spi_value(0, 1), "true") == 0)
+		return NIL;
+	/* the order of a sync run's tables (catalog.c migrate_catalog_run_start) */
+	spi_exec("WITH RECURSIVE t AS ("
+			 "   SELECT tm.target::pg_catalog.oid AS rel FROM migrate.table_map tm"
+			 "    WHERE tm.plan = $1 AND tm.capture <> 'none'),"
+			 " e AS (SELECT DISTINCT k.conrelid AS child, k.confrelid AS parent"
+			 "   FROM pg_catalog.pg_constraint k WHERE k.contype = 'f'"
+			 "    AND k.conrelid IN (SELECT rel FROM t) AND k.confrelid IN (SELECT rel FROM t)"
+			 "    AND k.conrelid <> k.confrelid"
+			 "    AND k.oid NOT IN (SELECT b.con FROM migrate._fk_cycle_breaks(ARRAY(SELECT rel FROM t)) b)),"
+			 " d(rel, depth, path) AS ("
+			 "   SELECT rel, 0, ARRAY[rel] FROM t"
+			 "   UNION ALL"
+			 "   SELECT e.child, d.depth + 1, d.path || e.child FROM d JOIN e ON e.parent = d.rel"
+			 "    WHERE e.child <> ALL (d.path))"
+			 " SELECT d.rel FROM d GROUP BY d.rel"
+			 "  ORDER BY pg_catalog.max(d.depth), d.rel::pg_catalog.regclass::pg_catalog.text",
+			 1, types, args, SPI_OK_SELECT, "ordering the plan's tables");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(CurTransactionContext);
+
+		targets = lappend_oid(targets, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	   SPI_tuptable->tupdesc, 1, &isnull)));
+		MemoryContextSwitchTo(old);
+	}
+	if (list_length(targets) > LOCAL_MAX_TABLES)
+		return NIL;
+	/* described under the caller's search_path, as a worker would */
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", c->caller_path, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	foreach(lc, targets)
+	{
+		MigrateSyncLocal *l = migrate_sync_local_prepare(c->plan, lfirst_oid(lc));
+
+		if (l == NULL)
+		{
+			locals = NIL;		/* their memory goes with the transaction */
+			break;
+		}
+		locals = lappend(locals, l);
+	}
+	AtEOXact_GUC(true, nest);
+	return locals;
+}
+
+/*
+ * The tables of the final sync in this backend whose foreign keys refused
+ * a delete (sync_state.deferred) or a row (quarantined 23503, not loaded
+ * since): tried again after every table's apply, as a sync run's retry
+ * units do.  With the plan's lock held (no sync changes them meanwhile).
+ */
+static void
+local_retries(Cutover *c)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(c->plan)};
+
+	spi_exec("SELECT s.target::pg_catalog.oid FROM migrate.sync_state s"
+			 " WHERE s.plan = $1 AND pg_catalog.cardinality(s.deferred) > 0"
+			 " UNION SELECT r.target::pg_catalog.oid FROM migrate.reject r"
+			 "   JOIN migrate.run ru ON ru.run_id = r.run_id"
+			 "  WHERE ru.plan = $1 AND r.reason = '23503' AND NOT r.loaded",
+			 1, types, args, SPI_OK_SELECT, "reading the plan's deferred keys");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			rel = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		ListCell   *lc;
+
+		foreach(lc, c->locals)
+		{
+			MigrateSyncLocal *l = lfirst(lc);
+
+			if (l->target == rel)
+				l->retry = true;
+		}
+	}
+}
+
+/*
+ * Under the locks: the final sync in this backend (c->locals), in a
+ * subtransaction of the swap's transaction, so that it commits with the
+ * swap or not at all: every table's changes applied (parents first), the
+ * foreign keys' refusals retried, the positions and counts recorded in one
+ * statement.  False: a table's source was truncated (its pass needs a
+ * diff), everything rolled back for a sync in workers.
+ */
+static bool
+local_sync(Cutover *c, int64 run_id)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	int			n = list_length(c->locals);
+	Oid		   *targets = palloc(sizeof(Oid) * Max(n, 1));
+	char	  **positions = palloc(sizeof(char *) * Max(n, 1));
+	char	  **lags = palloc(sizeof(char *) * Max(n, 1));
+	MigrateSyncApplied *applied = palloc0(sizeof(MigrateSyncApplied) * Max(n, 1));
+	int			synced = 0;
+	bool		ok = true;
+	ListCell   *lc;
+	int			nest;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", c->caller_path, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	/* the plans local_prepare built: none is made under the locks */
+	(void) set_config_option("plan_cache_mode", "force_generic_plan", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	foreach(lc, c->locals)
+	{
+		if (!migrate_sync_local_apply((MigrateSyncLocal *) lfirst(lc), run_id))
+		{
+			ok = false;
+			break;
+		}
+	}
+	if (ok)
+	{
+		foreach(lc, c->locals)
+			migrate_sync_local_retry((MigrateSyncLocal *) lfirst(lc));
+	}
+	AtEOXact_GUC(true, nest);
+	if (ok)
+	{
+		foreach(lc, c->locals)
+		{
+			MigrateSyncLocal *l = lfirst(lc);
+
+			if (l->changes == 0 && !l->retry)
+				continue;
+			targets[synced] = l->target;
+			positions[synced] = l->position;
+			lags[synced] = l->lag;
+			applied[synced] = l->applied;
+			synced++;
+		}
+		migrate_catalog_cutover_synced(run_id, c->plan, synced, targets, positions, lags, applied);
+		ReleaseCurrentSubTransaction();
+	}
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return ok;
+}
+
 /*
  * Each table's applied_deleted (migrate.sync_state) as jsonb text keyed by
  * oid: before the final sync, so that the baseline knows its deletes.
@@ -824,7 +1051,7 @@ migrate_cutover(PG_FUNCTION_ARGS)
 	MigrateIdentity saved;
 	Interval   *lt;
 	int64		ms;
-	int64		run_id;
+	int64		run_id = 0;
 	List	   *relids = NIL;
 	List	   *names = NIL;
 	Oid		   *targets;
@@ -888,6 +1115,8 @@ migrate_cutover(PG_FUNCTION_ARGS)
 				 errmsg("migration plan \"%s\" does not exist", c->plan)));
 	migrate_check_member(c->owner, c->plan);
 
+	/* before anything sets it: the search_path a worker would run under */
+	c->caller_path = pstrdup(migrate_caller_search_path());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	c->extschema = ext_schema();
@@ -910,6 +1139,7 @@ migrate_cutover(PG_FUNCTION_ARGS)
 	/* 2. fence; 3. verify gate; 4. catch up while changes arrive */
 	take_fence(c);
 	verify_gate(c);
+	c->locals = local_prepare(c);
 	for (int i = 0; i < CATCHUP_SYNCS; i++)
 	{
 		List	   *pending = pending_changes(c, NULL, NULL, NULL);
@@ -917,6 +1147,26 @@ migrate_cutover(PG_FUNCTION_ARGS)
 		if (pending == NIL)
 			break;
 		(void) sync_once(c, pending, false);
+	}
+	targets = palloc(sizeof(Oid) * Max(list_length(c->pairs), 1));
+	sources = palloc(sizeof(char *) * Max(list_length(c->pairs), 1));
+	foreach(lc, c->pairs)
+	{
+		Pair	   *p = lfirst(lc);
+
+		targets[ntargets] = p->shadow;
+		sources[ntargets++] = p->live_name;
+	}
+	/*
+	 * The final sync in this backend: no run or sync of the plan from now
+	 * on, so the deletes applied so far are known before the locks.
+	 */
+	deleted_before = NULL;
+	if (c->locals != NIL)
+	{
+		take_plan_lock(c);
+		deleted_before = sync_deleted(c);
+		local_retries(c);
 	}
 
 	/* 5. the locks (an empty list: no live table, nothing to wait for) */
@@ -928,8 +1178,29 @@ migrate_cutover(PG_FUNCTION_ARGS)
 
 	/* 6. under the locks: the final sync, the fence re-checked, the swap */
 	check_not_cut_over(c->plan);
-	deleted_before = sync_deleted(c);
-	if (c->remote || fk_quarantined(c))
+	if (deleted_before == NULL)
+		deleted_before = sync_deleted(c);
+	if (c->locals != NIL)
+	{
+		/*
+		 * Every change committed before the locks, applied in this
+		 * transaction (its rejects under the cutover's run, which commits
+		 * with the swap or not at all).  A truncated source needs a pass
+		 * with a diff: rolled back, the plan's lock let go for the workers.
+		 */
+		run_id = new_run(c, targets, sources, ntargets, &saved);
+		if (!local_sync(c, run_id))
+		{
+			List	   *pending = pending_changes(c, NULL, NULL, NULL);
+
+			release_plan_lock(c);
+			if (pending != NIL)
+				(void) sync_once(c, pending, true);
+			take_plan_lock(c);
+		}
+		c->synced_at = GetCurrentTimestamp();
+	}
+	else if (c->remote || fk_quarantined(c))
 	{
 		/*
 		 * A remote source is read through postgres_fdw in this transaction,
@@ -978,19 +1249,8 @@ migrate_cutover(PG_FUNCTION_ARGS)
 						   first_table, first_n, first_n == 1 ? "" : "s", first_capture),
 				 errhint("Nothing was renamed. The source's writers are not behind the live tables' locks (a remote source): pause them, or call migrate_cutover() again when they are quiet.")));
 
-	targets = palloc(sizeof(Oid) * Max(list_length(c->pairs), 1));
-	sources = palloc(sizeof(char *) * Max(list_length(c->pairs), 1));
-	foreach(lc, c->pairs)
-	{
-		Pair	   *p = lfirst(lc);
-
-		targets[ntargets] = p->shadow;
-		sources[ntargets++] = p->live_name;
-	}
-	/* the run row: in the caller's name */
-	migrate_restore_identity(&saved);
-	run_id = migrate_catalog_cutover_run(c->plan, targets, sources, ntargets);
-	migrate_become_owner(c->owner, &saved);
+	if (c->locals == NIL)
+		run_id = new_run(c, targets, sources, ntargets, &saved);
 
 	retired = c->retired_option ? c->retired_option :
 		psprintf("%s_retired_" INT64_FORMAT, c->live_schema, run_id);

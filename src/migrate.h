@@ -401,6 +401,8 @@ extern void migrate_catalog_cutover_swapped(int64 run_id, const char *plan, cons
 											const char *fence, int attempts, const char *lock_wait,
 											const char *lock_held, const char *carried);
 extern uint64 migrate_catalog_cutover_reversed(int64 run_id);
+extern void migrate_catalog_cutover_synced(int64 run_id, const char *plan, int n, const Oid *targets,
+										   char **positions, char **lags, const MigrateSyncApplied *applied);
 
 /* units.c */
 extern void migrate_plan_ranges(MigrateWork *w, Oid target);
@@ -427,6 +429,29 @@ extern void migrate_stage_load(MigrateTableLoad *tl, int64 n, MigrateCounts *cou
 /* sync.c */
 extern void migrate_sync_arm(MigrateWork *w, Oid target);
 extern void migrate_sync_unit(MigrateWork *w, MigrateUnit *u);
+
+/*
+ * A table of a cutover's final sync in the cutover's own transaction
+ * (sync.c, for cutover.c): trigger capture with a local change table.
+ */
+typedef struct MigrateSyncLocal
+{
+	Oid			target;
+	struct SyncTable *st;		/* sync.c's description of the table */
+	struct _SPI_plan *take;		/* reads and deletes a batch of change rows */
+	struct _SPI_plan *fill;		/* their source rows into the stage */
+	char	   *empty_sql;		/* empties the stage and the applied keys */
+	bool		used;			/* they are not empty */
+	MigrateSyncApplied applied; /* what the applies did (deferred: recorded) */
+	int64		changes;		/* change rows applied */
+	char	   *position;		/* the last change row applied (seq), or NULL */
+	char	   *lag;			/* the age of the oldest change applied, or NULL */
+	bool		retry;			/* a foreign key refused a delete or a row */
+} MigrateSyncLocal;
+
+extern MigrateSyncLocal *migrate_sync_local_prepare(const char *plan, Oid target);
+extern bool migrate_sync_local_apply(MigrateSyncLocal *l, int64 run_id);
+extern void migrate_sync_local_retry(MigrateSyncLocal *l);
 
 /* defer.c */
 extern void migrate_break_fk_cycles(MigrateWork *w, const Oid *targets, int ntargets);

@@ -43,6 +43,12 @@
  * change keys read from the source are peeked before the re-read opens
  * its snapshot of the source, so the re-read sees at least those changes.
  *
+ * A cutover's final sync under the live tables' locks runs in the
+ * cutover's own transaction (migrate_sync_local_*, for trigger capture
+ * with a local change table): the same apply, without a run, a worker or
+ * a transaction per table; what a pass looks up and plans is done before
+ * the locks.
+ *
  * Memory: a pass's keys are kept in a temporary table, never in memory;
  * each apply reads at most batch_size of them, in a memory context reset
  * per apply.
@@ -61,6 +67,7 @@
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 
 #include "migrate.h"
 #include "slot.h"
@@ -445,30 +452,15 @@ delete_gone(SyncTable *st, const char *where_sql, Datum *args, Oid *argtypes, Mi
 	}
 }
 
-/*
- * Apply keys (an array of the leading key's type): re-read their source
- * rows, upsert them, delete the target rows of those keys that were not
- * written.  In the caller's transaction; adds to *a and *counts.
- */
+/* The table the batch statement records the keys it wrote in (ON COMMIT DROP), empty. */
 static void
-apply_keys(SyncTable *st, Datum keys, MigrateSyncApplied *a, MigrateCounts *counts)
+applied_create(SyncTable *st)
 {
 	TableLoad  *tl = st->tl;
 	StringInfoData sql;
-	MigrateCounts c = {0};
-	Oid			argtypes[1] = {get_array_type(tl->key_type)};
-	Datum		args[1] = {keys};
 	ListCell   *lc;
-	bool		isnull;
-	int64		hwm;
 	int			ret;
 
-	ret = SPI_execute("SELECT coalesce(max(reject_id), 0) FROM migrate.reject", false, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "reading migrate.reject failed: %s", SPI_result_code_string(ret));
-	hwm = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-
-	/* what the batch statement writes: the keys and whether it inserted them */
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TEMP TABLE migrate_applied_%u ON COMMIT DROP AS SELECT ", tl->target);
 	foreach(lc, tl->keycols)
@@ -477,9 +469,27 @@ apply_keys(SyncTable *st, Datum keys, MigrateSyncApplied *a, MigrateCounts *coun
 	ret = SPI_execute(sql.data, false, 0);
 	if (ret != SPI_OK_UTILITY && ret != SPI_OK_SELINTO)
 		elog(ERROR, "creating the table of applied keys failed: %s", SPI_result_code_string(ret));
+}
 
-	migrate_undo_begin(tl);
-	migrate_stage_load(tl, migrate_stage_fill_keys(tl, keys), &c);
+/*
+ * Apply the n source rows of keys in the stage: upsert them, delete the
+ * target rows of those keys that were not written; rejects after hwm (the
+ * highest reject_id before) that repeat one are dropped.  Adds to *a and
+ * *counts.
+ */
+static void
+apply_stage(SyncTable *st, Datum keys, int64 n, int64 hwm, MigrateSyncApplied *a, MigrateCounts *counts)
+{
+	TableLoad  *tl = st->tl;
+	StringInfoData sql;
+	MigrateCounts c = {0};
+	Oid			argtypes[1] = {get_array_type(tl->key_type)};
+	Datum		args[1] = {keys};
+	ListCell   *lc;
+	bool		isnull;
+	int			ret;
+
+	migrate_stage_load(tl, n, &c);
 
 	ret = SPI_execute(psprintf("SELECT count(*) FILTER (WHERE __migrate_inserted),"
 							   " count(*) FILTER (WHERE NOT __migrate_inserted) FROM %s",
@@ -493,7 +503,7 @@ apply_keys(SyncTable *st, Datum keys, MigrateSyncApplied *a, MigrateCounts *coun
 	 * The keys' target rows that were not written: gone from the source,
 	 * out of its filter, or rejected in their current version.
 	 */
-	resetStringInfo(&sql);
+	initStringInfo(&sql);
 	appendStringInfo(&sql, " FROM %s AS t WHERE t.%s = ANY ($1::%s[]) AND NOT EXISTS (SELECT 1 FROM %s AS w WHERE ",
 					 tl->target_name, quote_identifier(linitial(tl->keycols)), st->target_key_type,
 					 tl->returning_into);
@@ -510,6 +520,30 @@ apply_keys(SyncTable *st, Datum keys, MigrateSyncApplied *a, MigrateCounts *coun
 	migrate_add_counts(counts, &c);
 
 	migrate_undo_flush(tl);
+}
+
+/*
+ * Apply keys (an array of the leading key's type): re-read their source
+ * rows, upsert them, delete the target rows of those keys that were not
+ * written.  In the caller's transaction; adds to *a and *counts.
+ */
+static void
+apply_keys(SyncTable *st, Datum keys, MigrateSyncApplied *a, MigrateCounts *counts)
+{
+	TableLoad  *tl = st->tl;
+	bool		isnull;
+	int64		hwm;
+	int			ret;
+
+	ret = SPI_execute("SELECT coalesce(max(reject_id), 0) FROM migrate.reject", false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading migrate.reject failed: %s", SPI_result_code_string(ret));
+	hwm = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	/* what the batch statement writes: the keys and whether it inserted them */
+	applied_create(st);
+	migrate_undo_begin(tl);
+	apply_stage(st, keys, migrate_stage_fill_keys(tl, keys), hwm, a, counts);
 	migrate_spi_exec(psprintf("DROP TABLE %s, %s", tl->returning_into, tl->stage), SPI_OK_UTILITY);
 }
 
@@ -1085,4 +1119,298 @@ migrate_sync_unit(MigrateWork *w, MigrateUnit *u)
 		MemoryContextDelete(cxt);
 	}
 	PG_END_TRY();
+}
+
+/* ---------------------------------------------------------------------
+ * A cutover's final sync, in the caller's transaction (cutover.c)
+ * --------------------------------------------------------------------- */
+
+/* A statement of the final sync, kept, its generic plan built now (not under the locks). */
+static SPIPlanPtr
+local_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = migrate_spi_prepare_keep(sql, nargs, argtypes);
+	CachedPlan *cplan = SPI_plan_get_cached_plan(plan);
+
+	if (cplan)
+		ReleaseCachedPlan(cplan, CurrentResourceOwner);
+	return plan;
+}
+
+/* The end of the transaction frees the final sync's kept plans with its memory. */
+static void
+local_free_plans(void *arg)
+{
+	MigrateSyncLocal *l = (MigrateSyncLocal *) arg;
+	SPIPlanPtr *plans[] = {&l->st->tl->stage_batch, &l->take, &l->fill};
+
+	for (size_t i = 0; i < lengthof(plans); i++)
+	{
+		if (*plans[i])
+			SPI_freeplan(*plans[i]);
+		*plans[i] = NULL;
+	}
+}
+
+/*
+ * Describe target for a cutover's final sync in this backend, in the
+ * caller's transaction (SPI connected; as the plan's owner, under the
+ * run's search_path), before the live tables' locks: everything a pass
+ * looks up is looked up now, the apply's temporary tables created (ON
+ * COMMIT DROP: they last as long as the cutover's transaction) and its
+ * statements planned (generic plans; the caller forces them under the
+ * locks).  NULL unless its capture is trigger with a local change table
+ * (a slot, a watermark or a remote change table syncs in a worker).
+ * Lives until the transaction ends.
+ */
+MigrateSyncLocal *
+migrate_sync_local_prepare(const char *plan, Oid target)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurTransactionContext, "migrate final sync",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	MigrateSyncLocal *l = palloc0(sizeof(MigrateSyncLocal));
+	MemoryContextCallback *cb = palloc0(sizeof(MemoryContextCallback));
+	SyncTable  *st = palloc0(sizeof(SyncTable));
+	TableLoad  *tl;
+	MigrateCounts none = {0};
+	StringInfoData sql;
+	Oid			keys_type;
+	char	   *key_type;
+
+	st->w = palloc0(sizeof(MigrateWork));
+	strlcpy(st->w->plan, plan, sizeof(st->w->plan));
+	st->w->batch_size = migrate_batch_size;
+	st->cxt = cxt;
+	st->batchcxt = AllocSetContextCreate(cxt, "migrate final sync apply", ALLOCSET_DEFAULT_SIZES);
+	tl = st->tl = palloc0(sizeof(TableLoad));
+	tl->target = target;
+	tl->batch_size = migrate_batch_size;
+	sync_describe(st);
+	MemoryContextSwitchTo(cxt);
+	if (!st->armed || strcmp(st->capture, "trigger") != 0 || !st->change_local ||
+		st->change_relation == NULL)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextDelete(cxt);
+		return NULL;
+	}
+	l->target = target;
+	l->st = st;
+	cb->func = local_free_plans;
+	cb->arg = l;
+	MemoryContextRegisterResetCallback(cxt, cb);
+
+	key_type = format_type_be_qualified(tl->key_type);
+	keys_type = get_array_type(tl->key_type);
+	/* the applied keys' table and the stage, empty; the batch statement */
+	applied_create(st);
+	(void) migrate_stage_fill_keys(tl, PointerGetDatum(construct_empty_array(tl->key_type)));
+	migrate_stage_isolate(tl, 1, 0, &none);
+	MemoryContextSwitchTo(cxt);
+	{
+		CachedPlan *cplan = SPI_plan_get_cached_plan(tl->stage_batch);
+
+		if (cplan)
+			ReleaseCachedPlan(cplan, CurrentResourceOwner);
+	}
+
+	/* a batch of change rows read and deleted; the reject_id before its apply */
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "WITH d AS (DELETE FROM %s AS c WHERE c.seq IN (SELECT x.seq FROM %s AS x"
+					 "   ORDER BY x.seq LIMIT %d) RETURNING c.seq, c.k, c.op, c.at)"
+					 " SELECT pg_catalog.array_agg(DISTINCT d.k::%s) FILTER (WHERE d.k IS NOT NULL),"
+					 "   pg_catalog.count(*), pg_catalog.max(d.seq)::text,"
+					 "   coalesce(pg_catalog.bool_or(d.op = 'T'), false),"
+					 "   (pg_catalog.now() - pg_catalog.min(d.at))::text,"
+					 "   (SELECT coalesce(pg_catalog.max(r.reject_id), 0) FROM migrate.reject r) FROM d",
+					 st->change_relation, st->change_relation, st->w->batch_size, key_type);
+	l->take = local_plan(sql.data, 0, NULL);
+	/* their source rows into the stage, as migrate_stage_fill_keys does */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s SELECT s.*, row_number() OVER () FROM %s AS s"
+					 " WHERE (%s) = ANY ($1)", tl->stage, tl->source, tl->key_expr);
+	if (tl->filter)
+		appendStringInfo(&sql, " AND (%s)", tl->filter);
+	l->fill = local_plan(sql.data, 1, &keys_type);
+	l->empty_sql = psprintf("DELETE FROM %s; DELETE FROM %s", tl->stage, tl->returning_into);
+	MemoryContextSwitchTo(oldcxt);
+	return l;
+}
+
+/*
+ * One apply of keys (an array of the key's type) for a final sync, with
+ * the tables and plans of migrate_sync_local_prepare; rejects after hwm
+ * that repeat one are dropped.  Its counts are added to l; deferred keys
+ * are recorded now.
+ */
+static void
+local_apply_keys(MigrateSyncLocal *l, Datum keys, int64 hwm, bool reset_deferred)
+{
+	SyncTable  *st = l->st;
+	TableLoad  *tl = st->tl;
+	MigrateSyncApplied a = {0};
+	int			ret;
+
+	if (l->used)
+		migrate_spi_exec(l->empty_sql, SPI_OK_DELETE);
+	l->used = true;
+	ret = SPI_execute_plan(l->fill, &keys, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "filling the stage table failed: %s", SPI_result_code_string(ret));
+	migrate_undo_begin(tl);
+	migrate_route_begin(st->w->run_id, tl->target, tl->rule_names, tl->rule_on_fail, tl->rule_exprs);
+	migrate_route_set_predictions(tl->preds, tl->pred_ncols, tl->pred_sensitive);
+	PG_TRY();
+	{
+		apply_stage(st, keys, (int64) SPI_processed, hwm, &a, &st->counts);
+	}
+	PG_FINALLY();
+	{
+		migrate_route_end();
+	}
+	PG_END_TRY();
+	l->applied.inserted += a.inserted;
+	l->applied.updated += a.updated;
+	l->applied.deleted += a.deleted;
+	l->applied.rejected += a.rejected;
+	/* a delete a foreign key refused, a row it refused: tried again after every table */
+	if (a.deferred || a.rejected > 0)
+		l->retry = true;
+	if (a.deferred || reset_deferred)
+	{
+		MigrateSyncApplied d = {0};
+
+		d.deferred = a.deferred;
+		d.deferred_reset = reset_deferred;
+		migrate_catalog_sync_applied(st->w->plan, tl->target, false, NULL, (Datum) 0, &d);
+	}
+}
+
+/*
+ * Apply every change in l's change table that this statement can see
+ * (under the live tables' locks, when the source is a live table, every
+ * change there will be), as a pass does, in the caller's transaction:
+ * batch_size change rows at a time, read and deleted by one statement,
+ * their keys re-read from the source, upserted, the gone deleted, rejects
+ * quarantined under run_id (which must exist).  Returns false at a change
+ * row of a truncate (a diff pass must follow: the caller rolls back and
+ * syncs in a worker).  Adds to l.  The caller records the position
+ * (l->position) and the counts (migrate_catalog_cutover_synced).
+ */
+bool
+migrate_sync_local_apply(MigrateSyncLocal *l, int64 run_id)
+{
+	SyncTable  *st = l->st;
+	ErrorContextCallback errcallback;
+	bool		ok = true;
+
+	st->w->run_id = run_id;
+	st->tl->run_id = run_id;
+	errcallback.callback = sync_error_context;
+	errcallback.arg = st;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	for (;;)
+	{
+		HeapTuple	row;
+		TupleDesc	desc;
+		bool		isnull;
+		int64		n;
+		Datum		keys;
+		int			ret;
+
+		CHECK_FOR_INTERRUPTS();
+		ret = SPI_execute_plan(l->take, NULL, NULL, false, 0);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "reading the changes in %s failed: %s", st->change_relation, SPI_result_code_string(ret));
+		row = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		n = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull));
+		if (n == 0)
+			break;
+		if (DatumGetBool(SPI_getbinval(row, desc, 4, &isnull)))
+		{
+			ok = false;
+			break;
+		}
+		l->position = MemoryContextStrdup(st->cxt, SPI_getvalue(row, desc, 3));
+		if (l->lag == NULL)
+			l->lag = MemoryContextStrdup(st->cxt, SPI_getvalue(row, desc, 5));
+		l->changes += n;
+		keys = SPI_getbinval(row, desc, 1, &isnull);
+		if (!isnull)
+		{
+			int64		hwm = DatumGetInt64(SPI_getbinval(row, desc, 6, &isnull));
+			MemoryContext oldcxt = MemoryContextSwitchTo(st->batchcxt);
+
+			keys = datumCopy(keys, false, -1);
+			MemoryContextSwitchTo(oldcxt);
+			local_apply_keys(l, keys, hwm, false);
+		}
+		MemoryContextReset(st->batchcxt);
+		if (n < st->w->batch_size)
+			break;
+	}
+	error_context_stack = errcallback.previous;
+	return ok;
+}
+
+/*
+ * After every table's apply, parents first: the keys of l's table whose
+ * delete a foreign key refused, and the rows it refused (23503), applied
+ * again (children have synced their deletes, parents their rows by now),
+ * as a pass's retry does.  What is still refused stays deferred or
+ * quarantined for the next sync.
+ */
+void
+migrate_sync_local_retry(MigrateSyncLocal *l)
+{
+	SyncTable  *st = l->st;
+	TableLoad  *tl = st->tl;
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2] = {CStringGetTextDatum(st->w->plan), ObjectIdGetDatum(tl->target)};
+	ErrorContextCallback errcallback;
+	bool		isnull;
+	Datum		keys;
+	int			ret;
+
+	if (!l->retry)
+		return;
+	errcallback.callback = sync_error_context;
+	errcallback.arg = st;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	ret = SPI_execute_with_args(psprintf("SELECT pg_catalog.array_agg(DISTINCT q.d::%s),"
+										 "   (SELECT coalesce(pg_catalog.max(r.reject_id), 0) FROM migrate.reject r)"
+										 " FROM (SELECT d FROM migrate.sync_state s, pg_catalog.unnest(s.deferred) d"
+										 "  WHERE s.plan = $1 AND s.target = $2"
+										 " UNION SELECT r.source_key FROM migrate.reject r"
+										 "   JOIN migrate.run ru ON ru.run_id = r.run_id"
+										 "  WHERE ru.plan = $1 AND r.target = $2 AND r.reason = '23503'"
+										 "    AND NOT r.loaded AND r.source_key IS NOT NULL"
+										 "    AND r.source_key <> '***') q(d)",
+										 format_type_be_qualified(tl->key_type)),
+								2, argtypes, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the deferred keys failed: %s", SPI_result_code_string(ret));
+	keys = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+	{
+		int64		hwm = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		MemoryContext oldcxt = MemoryContextSwitchTo(st->batchcxt);
+
+		keys = datumCopy(keys, false, -1);
+		MemoryContextSwitchTo(oldcxt);
+		local_apply_keys(l, keys, hwm, true);
+		/* a quarantined child whose row is in the target now: the finding stays, as loaded */
+		migrate_catalog_sync_fk_rejects_loaded(st->w->plan, tl->target,
+											   psprintf("SELECT 1 FROM %s t WHERE t.%s = r.source_key::%s",
+														quote_qualified_identifier(get_namespace_name(get_rel_namespace(tl->target)),
+																				   get_rel_name(tl->target)),
+														quote_identifier(linitial(tl->keycols)),
+														format_type_be_qualified(tl->key_type)));
+		MemoryContextReset(st->batchcxt);
+	}
+	error_context_stack = errcallback.previous;
 }
