@@ -3,6 +3,9 @@
 MODULE_big = migrate
 # one C file per subsystem (src/*.c), each says what it owns at its top
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+# PGXS does not track headers: every object is rebuilt when one changes
+# (a stale object with another layout of MigrateRunShared misreads it)
+MIGRATE_HEADERS = $(wildcard src/*.h)
 EXTENSION = migrate
 EXTVERSION = 0.8
 # SQL: sql/*.sql is the current source, one file per subsystem, catalog
@@ -54,6 +57,8 @@ EXTRA_CLEAN = test/results test/isolation/results tmp_check sql/*.tmp
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+$(OBJS): $(MIGRATE_HEADERS)
 
 # make installcheck with pg_regress output kept under test/results
 installcheck: | test/results
