@@ -245,7 +245,7 @@ BEGIN
                -- a NOT NULL date whose default is a zero date: its zero dates become NULL
                AND NOT (pg_catalog.lower(c."DATA_TYPE") IN ('date', 'datetime', 'timestamp')
                         AND coalesce(c."COLUMN_DEFAULT", '') ~ '^''?0000-00-00'),
-           CASE WHEN NOT x.ai THEN migrate._mysql_default(c."COLUMN_DEFAULT", pg_catalog.lower(c."DATA_TYPE"), x.type) END,
+           d.expr,
            x.ai AND x.type IN ('smallint', 'integer', 'bigint'),
            CASE WHEN pg_catalog.lower(c."DATA_TYPE") IN ('enum', 'set') THEN pg_catalog.lower(c."DATA_TYPE") END,
            CASE WHEN pg_catalog.lower(c."DATA_TYPE") IN ('enum', 'set') THEN migrate._mysql_type_values(c."COLUMN_TYPE") END,
@@ -255,11 +255,15 @@ BEGIN
                CASE WHEN c."EXTRA" ~* 'on update' THEN 'ON UPDATE CURRENT_TIMESTAMP is not kept' END,
                CASE WHEN c."EXTRA" ~* 'generated' THEN 'a generated column in MySQL: its values are copied' END,
                CASE WHEN c."COLUMN_DEFAULT" IS NOT NULL AND pg_catalog.upper(c."COLUMN_DEFAULT") <> 'NULL' AND NOT x.ai
-                         AND migrate._mysql_default(c."COLUMN_DEFAULT", pg_catalog.lower(c."DATA_TYPE"), x.type) IS NULL
+                         AND d.expr IS NULL
                     THEN pg_catalog.format('default %s not kept', c."COLUMN_DEFAULT") END)
       FROM pg_temp.migrate_my_columns c
      CROSS JOIN LATERAL (SELECT c."EXTRA" ~* 'auto_increment' AS ai) a
      CROSS JOIN LATERAL (SELECT migrate._mysql_target_type(c."DATA_TYPE", c."COLUMN_TYPE", a.ai) AS type, a.ai) x
+     -- once a column: it tries the default in a subtransaction
+     CROSS JOIN LATERAL (SELECT CASE WHEN NOT x.ai
+                                     THEN migrate._mysql_default(c."COLUMN_DEFAULT", pg_catalog.lower(c."DATA_TYPE"), x.type)
+                                END AS expr OFFSET 0) d
      WHERE c."TABLE_SCHEMA" = p_database;
 
     INSERT INTO migrate_model_key
