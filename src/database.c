@@ -106,7 +106,6 @@ migrate_database(PG_FUNCTION_ARGS)
 	int			parallel = PG_ARGISNULL(4) ? 2 : PG_GETARG_INT32(4);
 	dsm_segment *seg;
 	MigrateJobShared *shared;
-	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 	pid_t		pid;
 	uint32		seen = 0;
@@ -165,27 +164,10 @@ migrate_database(PG_FUNCTION_ARGS)
 	shared->run.caller_latch = MyLatch;
 	shared->run.phase = MIGRATE_PHASE_STARTING;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "migrate");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "migrate_job_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "migrate_database job for plan %s", plan);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "migrate job");
-	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	worker.bgw_notify_pid = MyProcPid;
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start the background job of migrate_database() for plan \"%s\"", plan),
-				 errdetail("All background worker slots are in use."),
-				 errhint("Raise max_worker_processes (now %d) and restart the server, or wait for other background workers to finish.",
-						 max_worker_processes)));
-	if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_POSTMASTER_DIED)
-		ereport(ERROR,
-				(errcode(ERRCODE_ADMIN_SHUTDOWN),
-				 errmsg("the server shut down while starting migrate_database() for plan \"%s\"", plan)));
+	handle = migrate_start_worker(seg, "migrate_job_main", "migrate job",
+								  psprintf("migrate_database job for plan %s", plan),
+								  "the background job of migrate_database() for plan",
+								  "migrate_database() for plan", plan);
 
 	PG_TRY();
 	{

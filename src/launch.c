@@ -589,6 +589,46 @@ migrate_run(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Start a background worker of this library that gets seg's handle and
+ * notifies this backend, and wait for it to be running.  what and while
+ * name it in the errors: "could not start <what> \"plan\"", "the server
+ * shut down while starting <while_doing> \"plan\"".  Also database.c's job.
+ */
+BackgroundWorkerHandle *
+migrate_start_worker(dsm_segment *seg, const char *function, const char *type,
+					 const char *name, const char *what, const char *while_doing,
+					 const char *plan)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	pid_t		pid;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "migrate");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "%s", name);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "%s", type);
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start %s \"%s\"", what, plan),
+				 errdetail("All background worker slots are in use."),
+				 errhint("Raise max_worker_processes (now %d) and restart the server, or wait for other background workers to finish.",
+						 max_worker_processes)));
+	if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_POSTMASTER_DIED)
+		ereport(ERROR,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("the server shut down while starting %s \"%s\"", while_doing, plan)));
+	return handle;
+}
+
+/*
  * Start the coordinator of a run described by shared (inputs filled in
  * but for the caller's and the owner's identity) and wait for it to have
  * the run going (wait false) or ended.  Returns the run id.
@@ -597,10 +637,7 @@ static int64
 start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan, Oid owner,
 			   bool wait)
 {
-	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
-	BgwHandleStatus status;
-	pid_t		pid;
 	uint32		seen = 0;
 	int64		run_id;
 	bool		failed;
@@ -617,30 +654,9 @@ start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan, Oid
 	shared->caller_latch = MyLatch;
 	shared->phase = MIGRATE_PHASE_STARTING;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "migrate");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "migrate_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "migrate worker for plan %s", plan);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "migrate worker");
-	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start a background worker for migration plan \"%s\"", plan),
-				 errdetail("All background worker slots are in use."),
-				 errhint("Raise max_worker_processes (now %d) and restart the server, or wait for other background workers to finish.",
-						 max_worker_processes)));
-
-	status = WaitForBackgroundWorkerStartup(handle, &pid);
-	if (status == BGWH_POSTMASTER_DIED)
-		ereport(ERROR,
-				(errcode(ERRCODE_ADMIN_SHUTDOWN),
-				 errmsg("the server shut down while starting a run of plan \"%s\"", plan)));
+	handle = migrate_start_worker(seg, "migrate_worker_main", "migrate worker",
+								  psprintf("migrate worker for plan %s", plan),
+								  "a background worker for migration plan", "a run of plan", plan);
 
 	PG_TRY();
 	{

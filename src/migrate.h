@@ -312,7 +312,13 @@ extern PGDLLEXPORT void migrate_worker_main(Datum main_arg);
 extern PGDLLEXPORT void migrate_helper_main(Datum main_arg);
 
 /* launch.c */
+struct dsm_segment;
+struct BackgroundWorkerHandle;
 extern void migrate_relay_notices(MigrateRunShared *shared, uint32 *seen);
+extern struct BackgroundWorkerHandle *migrate_start_worker(struct dsm_segment *seg, const char *function,
+														   const char *type, const char *name,
+														   const char *what, const char *while_doing,
+														   const char *plan);
 
 /* progress.c */
 extern void migrate_worker_notice(MigrateRunShared *shared, const char *fmt,...) pg_attribute_printf(2, 3);
