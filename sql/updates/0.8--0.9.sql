@@ -1,0 +1,11 @@
+/*
+ * updates/0.8--0.9.sql: the deltas from 0.8 to 0.9 (issue 15: verify from
+ * the run's own checksums; issue 18: batches bounded by bytes, the
+ * process's real peak memory).  Same rules as updates/0.2--0.3.sql: DDL
+ * and data fix-ups only; the functions follow.  Every change here has its
+ * twin in sql/catalog.sql (test/sql/99_upgrade.sql compares them).
+ */
+
+-- ==== verify: checksums as loaded ====
+
+-- ==== memory: batches bounded by bytes ====
