@@ -203,6 +203,12 @@ CREATE TABLE migrate.run_table (
     -- (migrate.undo), 'off' (no undo kept: a dry run, the plan's option
     -- undo = off, or a run made before 0.7)
     undo        text NOT NULL DEFAULT 'off' CHECK (undo IN ('off', 'empty', 'log')),
+    -- added by 0.9: for a table that was empty when the run started, the
+    -- sum of migrate_verify()'s row hashes of the rows the run wrote, kept
+    -- with each batch (NULL: not kept; a batch that did not hash, or rows
+    -- an fk unit moved out, make it NULL): migrate_verify(reread => false)
+    -- compares the target with it instead of reading the source again
+    loaded_checksum numeric,
     PRIMARY KEY (run_id, target)
 );
 
@@ -402,7 +408,9 @@ CREATE INDEX ON migrate.diff_result (diff_id);
 
 -- One mapped column as verify.sql compares it (migrate._verify_columns).
 CREATE TYPE migrate._verify_column AS (column_name name, source_value text, target_value text,
-                                       type_name text, hash_template text);
+                                       type_name text, hash_template text,
+                                       -- added by 0.9: the value in the batch statement's mapped row
+                                       loaded_value text);
 
 /* ---------------------------------------------------------------------
  * Results of the assessment (assess.sql)

@@ -16,7 +16,7 @@
  *
  * Every function pins search_path = pg_catalog, pg_temp and qualifies what
  * it uses, except the two per-row C entry points of the batch statement
- * (migrate._pass, migrate._fail: a SET clause would cost a GUC level per
+ * (migrate._pass, migrate._fail, migrate._loaded: a SET clause would cost a GUC level per
  * row; their C code runs only fully qualified SQL) and
  * migrate_batch_statement, whose C code (load.c) resolves the caller's
  * target name under the current search_path.  A run, resume or
@@ -107,6 +107,14 @@ LANGUAGE C VOLATILE;
 CREATE OR REPLACE FUNCTION migrate._fail(rule_ok boolean[], source_key text, source_row jsonb)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'migrate_route_fail'
+LANGUAGE C VOLATILE;
+
+-- The verify's hash of a row written, summed (src/route.c, load.c): a
+-- table that was empty when the run started keeps the sum as
+-- run_table.loaded_checksum.  Called by the engine only.
+CREATE OR REPLACE FUNCTION migrate._loaded(hash bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'migrate_route_loaded'
 LANGUAGE C VOLATILE;
 
 -- The same with the target's constraint that refuses the row (set-wise

@@ -115,7 +115,8 @@ $$;
 -- Each mapped target column as the checks compare it: the value on the
 -- source side (the plan's expression, cast as the engine casts it, then to
 -- the column's exact type and typmod, as the INSERT assigns it), on the
--- target side, and its hash template.
+-- target side, its hash template, and the source side's value in the
+-- batch statement, whose mapped row m already holds the cast expression.
 CREATE OR REPLACE FUNCTION migrate._verify_columns(p_plan text, p_target regclass)
 RETURNS SETOF migrate._verify_column
 LANGUAGE sql STABLE
@@ -129,7 +130,12 @@ AS $$
                      || pg_catalog.format_type(a.atttypid, a.atttypmod) END,
            't.' || pg_catalog.quote_ident(m.column_name),
            pg_catalog.format_type(a.atttypid, a.atttypmod),
-           migrate._hash_template(a.atttypid)
+           migrate._hash_template(a.atttypid),
+           -- the batch statement's m.<column> is the expression cast to type_name (src/load.c)
+           CASE WHEN m.type_name IS NULL OR m.type_name = pg_catalog.format_type(a.atttypid, a.atttypmod)
+                THEN 'm.' || pg_catalog.quote_ident(m.column_name)
+                ELSE '(m.' || pg_catalog.quote_ident(m.column_name) || ')::'
+                     || pg_catalog.format_type(a.atttypid, a.atttypmod) END
       FROM migrate._mapped_columns(p_plan, p_target) m
       JOIN pg_catalog.pg_attribute a ON a.attrelid = p_target AND a.attname = m.column_name
      ORDER BY m.attnum
@@ -192,6 +198,7 @@ DECLARE
     seed_t text := '0';
     row_s text[] := '{}';
     row_t text[] := '{}';
+    row_l text[] := '{}';
     aggs_s text := 'pg_catalog.count(*)::numeric';
     aggs_t text := 'pg_catalog.count(*)::numeric';
     hs text[] := '{}';
@@ -218,9 +225,12 @@ BEGIN
                                             pg_catalog.format(c.hash_template, c.source_value, pos));
         row_t := row_t || pg_catalog.format('CASE WHEN (%s) IS NULL THEN %s ELSE %s END', c.target_value, pos,
                                             pg_catalog.format(c.hash_template, c.target_value, pos));
+        row_l := row_l || pg_catalog.format('CASE WHEN (%s) IS NULL THEN %s ELSE %s END', c.loaded_value, pos,
+                                            pg_catalog.format(c.hash_template, c.loaded_value, pos));
     END LOOP;
     row_s := ARRAY[coalesce('(' || NULLIF(pg_catalog.array_to_string(row_s, ' # '), '') || ')', '0')];
     row_t := ARRAY[coalesce('(' || NULLIF(pg_catalog.array_to_string(row_t, ' # '), '') || ')', '0')];
+    row_l := ARRAY[coalesce('(' || NULLIF(pg_catalog.array_to_string(row_l, ' # '), '') || ')', '0')];
     -- the key's hash seeds the hash of every value of its row
     FOR i IN REVERSE nkeys .. 1 LOOP
         SELECT * INTO c FROM pg_catalog.unnest(vc) v WHERE v.column_name = tm.key[i];
@@ -234,6 +244,7 @@ BEGIN
         seed_t := pg_catalog.format(c.hash_template, c.target_value, seed_t);
         row_s[1] := pg_catalog.format(c.hash_template, c.source_value, row_s[1]);
         row_t[1] := pg_catalog.format(c.hash_template, c.target_value, row_t[1]);
+        row_l[1] := pg_catalog.format(c.hash_template, c.loaded_value, row_l[1]);
         keys_s := c.source_value || keys_s;
         keys_t := c.target_value || keys_t;
         key_types := c.type_name || key_types;
@@ -259,6 +270,8 @@ BEGIN
         'target', pg_catalog.format(' FROM %s AS t WHERE true', p_target),
         'source_aggs', 'ARRAY[pg_catalog.count(*)::numeric, pg_catalog.sum(' || row_s[1] || ')]',
         'target_aggs', 'ARRAY[pg_catalog.count(*)::numeric, pg_catalog.sum(' || row_t[1] || ')]',
+        -- one row's hash in the batch statement (src/load.c: run_table.loaded_checksum)
+        'loaded_row_hash', row_l[1],
         'source_column_aggs', 'ARRAY[' || aggs_s || ']',
         'target_column_aggs', 'ARRAY[' || aggs_t || ']',
         'source_hashes', 'ARRAY[' || pg_catalog.array_to_string(hs, ', ') || ']::bigint[]',
@@ -588,7 +601,7 @@ $$;
 -- Reconcile one table of a run; inserts its checks into migrate.verification
 -- and returns their ids.  p_stable_for: a parallel run (migrate_verify).
 CREATE OR REPLACE FUNCTION migrate._verify_table(p_plan text, p_run migrate.run, p_target regclass,
-                                               p_stable_for interval)
+                                               p_stable_for interval, p_reread boolean)
 RETURNS bigint[]
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -605,6 +618,10 @@ DECLARE
     t_arr numeric[];
     s_cols numeric[];
     t_cols numeric[];
+    c_arr numeric[];     -- the checksum's source side: (rows, sum of row hashes)
+    rt migrate.run_table;
+    as_loaded boolean := false;
+    why_reread text;
     n integer := pg_catalog.cardinality(cols);
     from_s text;
     from_t text;
@@ -635,15 +652,59 @@ BEGIN
                                                     rules.check_expr);
     END LOOP;
 
+    /*
+     * reread => false: a table the run loaded into an empty target, with
+     * nothing rejected or skipped and no later run of the plan on it, holds
+     * exactly the rows the run wrote, whose hashes the run summed as it
+     * wrote them (run_table.loaded_checksum): the target is compared with
+     * that, and the source only counted, not read again.
+     */
+    IF NOT p_reread THEN
+        SELECT * INTO rt FROM migrate.run_table WHERE run_id = p_run.run_id AND target = p_target;
+        why_reread := CASE
+            WHEN p_stable_for IS NOT NULL THEN 'stable_for is given'
+            WHEN rt.loaded_checksum IS NULL THEN
+                pg_catalog.format('run %s kept no checksum of it (%s)', p_run.run_id,
+                                  CASE rt.undo WHEN 'empty' THEN 'a batch was not hashed, or an fk unit moved rows out'
+                                               WHEN 'log' THEN 'the table was not empty when the run started'
+                                               ELSE 'the run kept no undo log to know the table was empty' END)
+            WHEN p_run.state <> 'succeeded' OR rt.state <> 'succeeded' THEN
+                pg_catalog.format('run %s did not succeed', p_run.run_id)
+            WHEN rt.rows_rejected + rt.rows_skipped + rt.rows_warned > 0 OR keys IS NOT NULL THEN
+                'rows of it were rejected or skipped'
+            WHEN EXISTS (SELECT FROM migrate.run_table lt JOIN migrate.run lr USING (run_id)
+                          WHERE lt.target = p_target AND lr.plan = p_plan AND lt.run_id > p_run.run_id
+                            AND NOT lr.dry_run) THEN
+                'a later run of the plan wrote to it'
+            END;
+        as_loaded := why_reread IS NULL;
+    END IF;
+
     BEGIN
-        SELECT b.source_result, b.target_result, b.how INTO s_arr, t_arr, how
-          FROM migrate._both_sides(src, 'SELECT ' || (q->>'source_aggs') || from_s,
-                                   'SELECT ' || (q->>'target_aggs')
-                                   || CASE WHEN rule_aggs = '' THEN '' ELSE ' || ARRAY[' || pg_catalog.substr(rule_aggs, 3) || ']' END
-                                   || from_t,
-                                   keys) b;
+        IF as_loaded THEN
+            PERFORM pg_catalog.set_config('search_path', migrate._caller_search_path(), true);
+            EXECUTE 'SELECT ARRAY[pg_catalog.count(*)::numeric]' || from_s INTO s_arr;
+            EXECUTE 'SELECT ' || (q->>'target_aggs')
+                    || CASE WHEN rule_aggs = '' THEN '' ELSE ' || ARRAY[' || pg_catalog.substr(rule_aggs, 3) || ']' END
+                    || from_t INTO t_arr;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+            c_arr := ARRAY[rt.rows_written::numeric, rt.loaded_checksum];
+            how := pg_catalog.format('compared with the rows as run %s wrote them (the source counted, not read again)',
+                                     p_run.run_id);
+        ELSE
+            SELECT b.source_result, b.target_result, b.how INTO s_arr, t_arr, how
+              FROM migrate._both_sides(src, 'SELECT ' || (q->>'source_aggs') || from_s,
+                                       'SELECT ' || (q->>'target_aggs')
+                                       || CASE WHEN rule_aggs = '' THEN '' ELSE ' || ARRAY[' || pg_catalog.substr(rule_aggs, 3) || ']' END
+                                       || from_t,
+                                       keys) b;
+            c_arr := s_arr[1 : 2];
+            IF why_reread IS NOT NULL THEN
+                how := how || '; source read again: ' || why_reread;
+            END IF;
+        END IF;
         -- the checksum differs: which columns do
-        IF s_arr[1 : 2] IS DISTINCT FROM t_arr[1 : 2] THEN
+        IF NOT as_loaded AND s_arr[1 : 2] IS DISTINCT FROM t_arr[1 : 2] THEN
             SELECT b.source_result, b.target_result INTO s_cols, t_cols
               FROM migrate._both_sides(src, 'SELECT ' || (q->>'source_column_aggs') || from_s,
                                        'SELECT ' || (q->>'target_column_aggs') || from_t, keys) b;
@@ -683,10 +744,12 @@ BEGIN
     -- checksum of the mapped columns
     INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
     VALUES (p_run.run_id, p_target, 'checksum',
-            pg_catalog.left(pg_catalog.md5(s_arr[1 : 2]::text), 16),
+            pg_catalog.left(pg_catalog.md5(c_arr::text), 16),
             pg_catalog.left(pg_catalog.md5(t_arr[1 : 2]::text), 16),
-            s_arr[1 : 2] = t_arr[1 : 2],
-            CASE WHEN s_arr[1 : 2] = t_arr[1 : 2] THEN pg_catalog.format('%s mapped columns match', n)
+            c_arr = t_arr[1 : 2],
+            CASE WHEN c_arr = t_arr[1 : 2] THEN pg_catalog.format('%s mapped columns match', n)
+                 WHEN as_loaded THEN 'differs: the table changed since the run, or rows were lost or doubled;'
+                                     ' migrate_verify(reread => true) names the columns, migrate_diff() the keys'
                  WHEN diff_cols = '{}' THEN 'differs, though no single column''s sum does'
                  ELSE pg_catalog.format('differs in %s', pg_catalog.array_to_string(diff_cols, ', ')) END
             || '; ' || how)
@@ -731,7 +794,8 @@ $$;
 -- Orphans of one foreign key (MATCH SIMPLE: rows with a NULL in the key are
 -- not orphans); inserts the check and returns its id.
 CREATE OR REPLACE FUNCTION migrate._verify_foreign_key(p_run bigint, p_target regclass, p_columns name[],
-                                                     p_ref regclass, p_ref_columns name[], p_origin text)
+                                                     p_ref regclass, p_ref_columns name[], p_origin text,
+                                                     p_trust_enforced boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -747,7 +811,33 @@ DECLARE
     check_name text;
     masked boolean := p_columns && migrate._sensitive_targets(run_plan, p_target)
                       OR p_ref_columns && migrate._sensitive_targets(run_plan, p_ref);
+    enforced name;
 BEGIN
+    -- reread => false: a valid foreign key constraint of the target whose
+    -- triggers are all enabled has no orphans (PostgreSQL checked them)
+    IF p_trust_enforced THEN
+        SELECT con.conname INTO enforced
+          FROM pg_catalog.pg_constraint con
+         WHERE con.contype = 'f' AND con.conrelid = p_target AND con.confrelid = p_ref AND con.convalidated
+           AND ARRAY(SELECT a.attname FROM pg_catalog.unnest(con.conkey) WITH ORDINALITY k(n, o)
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n
+                      ORDER BY k.o) = p_columns
+           AND ARRAY(SELECT a.attname FROM pg_catalog.unnest(con.confkey) WITH ORDINALITY k(n, o)
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n
+                      ORDER BY k.o) = p_ref_columns
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgconstraint = con.oid AND tg.tgenabled = 'D')
+         LIMIT 1;
+    END IF;
+    IF enforced IS NOT NULL THEN
+        check_name := pg_catalog.format('foreign key (%s) -> %s (%s)', pg_catalog.array_to_string(p_columns, ', '),
+                                        migrate._verify_relname(p_ref), pg_catalog.array_to_string(p_ref_columns, ', '));
+        INSERT INTO migrate.verification (run_id, target, check_name, source_value, target_value, ok, details)
+        VALUES (p_run, p_target, check_name, '0', '0', true,
+                p_origin || pg_catalog.format('; constraint %I is valid and enforced, so PostgreSQL has checked every row:'
+                                              ' not scanned again (reread => true scans for orphans)', enforced))
+        RETURNING verification_id INTO id;
+        RETURN id;
+    END IF;
     SELECT pg_catalog.string_agg(pg_catalog.format('r.%I = t.%I', rc, c), ' AND '),
            pg_catalog.string_agg(pg_catalog.format('t.%I IS NOT NULL', c), ' AND ')
       INTO cond, nonnull
@@ -783,13 +873,14 @@ $$;
 -- (changed within that window or not yet synced, migrate._in_flight) are
 -- left out of every table's counts and checksums and reported as one
 -- 'in flight' check a table.
-CREATE OR REPLACE FUNCTION migrate_verify(plan text, run bigint DEFAULT NULL, stable_for interval DEFAULT NULL)
+CREATE OR REPLACE FUNCTION migrate_verify(plan text, run bigint DEFAULT NULL, stable_for interval DEFAULT NULL,
+                                          reread boolean DEFAULT true)
 RETURNS SETOF migrate.verification
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'migrate_call_as_owner';
 
-CREATE OR REPLACE FUNCTION migrate._migrate_verify(plan text, run bigint, stable_for interval)
+CREATE OR REPLACE FUNCTION migrate._migrate_verify(plan text, run bigint, stable_for interval, reread boolean)
 RETURNS SETOF migrate.verification
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -812,13 +903,13 @@ BEGIN
         PERFORM migrate._verify_source(plan, t);
     END LOOP;
     FOR t IN SELECT rt.target FROM migrate.run_table rt WHERE rt.run_id = r.run_id ORDER BY rt.load_order LOOP
-        ids := ids || migrate._verify_table(plan, r, t, stable_for);
+        ids := ids || migrate._verify_table(plan, r, t, stable_for, coalesce(reread, true));
     END LOOP;
     FOR fk IN SELECT * FROM migrate._verify_foreign_keys(plan, ARRAY(SELECT rt.target FROM migrate.run_table rt
                                                                      WHERE rt.run_id = r.run_id))
                ORDER BY target::text, columns, ref_target::text, ref_columns LOOP
         ids := ids || migrate._verify_foreign_key(r.run_id, fk.target, fk.columns, fk.ref_target,
-                                                  fk.ref_columns, fk.origin);
+                                                  fk.ref_columns, fk.origin, NOT coalesce(reread, true));
     END LOOP;
     SELECT bool_and(v.ok), count(*) FILTER (WHERE NOT v.ok) INTO passed, nfail
       FROM migrate.verification v WHERE v.verification_id = ANY (ids);
@@ -831,4 +922,4 @@ BEGIN
                   ORDER BY v.verification_id;
 END;
 $$;
-REVOKE ALL ON FUNCTION migrate._migrate_verify(text, bigint, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION migrate._migrate_verify(text, bigint, interval, boolean) FROM PUBLIC;

@@ -105,6 +105,7 @@ static void insert_event(int64 run_id, const char *plan, const char *actor,
 						 const char *event, const char *details);
 static void check_unit_statements(int64 run_id, const MigrateUnit *u);
 static bool on_target(RangeVar *rv, const MigrateUnit *u);
+static char *int128_to_cstring(int128 v);
 
 /*
  * Who an event is in the name of: the role this process runs as before it
@@ -727,7 +728,10 @@ migrate_catalog_table_undo(int64 run_id, Oid target, const char *undo)
 	Oid			argtypes[3] = {INT8OID, OIDOID, TEXTOID};
 	Datum		args[3] = {Int64GetDatum(run_id), ObjectIdGetDatum(target), CStringGetTextDatum(undo)};
 
-	(void) migrate_catalog_exec("UPDATE migrate.run_table SET undo = $3 WHERE run_id = $1 AND target = $2",
+	/* an empty table starts the sum of the verify's hashes of what the run writes */
+	(void) migrate_catalog_exec("UPDATE migrate.run_table SET undo = $3,"
+								" loaded_checksum = CASE WHEN $3 = 'empty' THEN 0 END"
+								" WHERE run_id = $1 AND target = $2",
 								3, argtypes, args, NULL, SPI_OK_UPDATE, "updating migrate.run_table");
 }
 
@@ -1011,9 +1015,10 @@ void
 migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const MigrateCounts *batch,
 								const char *last_key, const char *target_name)
 {
-	Oid			argtypes[13] = {INT8OID, OIDOID, INT8OID, INT8OID, INT8OID,
-	INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID, BOOLOID, INT8OID, INT8OID};
-	Datum		args[13];
+	Oid			argtypes[14] = {INT8OID, OIDOID, INT8OID, INT8OID, INT8OID,
+	INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID, BOOLOID, INT8OID, INT8OID, TEXTOID};
+	Datum		args[14];
+	char		nulls[14] = "              ";
 	int			ret;
 	MigrateIdentity saved;
 
@@ -1030,6 +1035,11 @@ migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const Migrat
 	args[10] = BoolGetDatum(u->key_sensitive);
 	args[11] = Int64GetDatum(batch->rejected_setwise);
 	args[12] = Int64GetDatum(batch->bisect_steps);
+	/* a batch that did not hash its rows leaves the table without a checksum */
+	if (batch->loaded_hashed)
+		args[13] = CStringGetTextDatum(int128_to_cstring(batch->loaded_sum));
+	else
+		nulls[13] = 'n';
 	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("WITH u AS (UPDATE migrate.run_range SET rows_read = rows_read + $3,"
 								"   rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
@@ -1042,9 +1052,10 @@ migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const Migrat
 								" rows_written = rows_written + $4, rows_rejected = rows_rejected + $5,"
 								" rows_skipped = rows_skipped + $6, rows_warned = rows_warned + $7,"
 								" rows_rejected_setwise = rows_rejected_setwise + $12, bisect_steps = bisect_steps + $13,"
-								" batches = batches + 1, last_key = CASE WHEN $11 THEN '***' ELSE $8 END"
+								" batches = batches + 1, last_key = CASE WHEN $11 THEN '***' ELSE $8 END,"
+								" loaded_checksum = loaded_checksum + $14::pg_catalog.numeric"
 								" WHERE run_id = $1 AND target = $2 AND EXISTS (SELECT 1 FROM u)",
-								13, argtypes, args, NULL, false, 0);
+								14, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "checkpoint of %s failed: %s", target_name,
 			 SPI_result_code_string(ret));
@@ -1056,6 +1067,25 @@ migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const Migrat
 				 errdetail("The run was resumed or stopped by another worker; this batch is rolled back."),
 				 errhint("Only one worker may own a range.")));
 	migrate_restore_identity(&saved);
+}
+
+/* v in decimal, for a numeric parameter (PostgreSQL 15 has no int128 output) */
+static char *
+int128_to_cstring(int128 v)
+{
+	char		buf[48];
+	char	   *p = buf + sizeof(buf);
+	uint128		u = v < 0 ? -(uint128) v : (uint128) v;
+
+	*--p = '\0';
+	do
+	{
+		*--p = '0' + (int) (u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	return pstrdup(p);
 }
 
 /*
@@ -1077,7 +1107,8 @@ migrate_catalog_unit_orphans(int64 run_id, const MigrateUnit *u, int64 orphans)
 						"   rows_rejected = rows_rejected + $4"
 						"   WHERE run_id = $1 AND target = $2 AND range_no = $3)"
 						" UPDATE migrate.run_table SET rows_written = rows_written - $4,"
-						"   rows_rejected = rows_rejected + $4 WHERE run_id = $1 AND target = $2",
+						"   rows_rejected = rows_rejected + $4, loaded_checksum = CASE WHEN $4 = 0 THEN loaded_checksum END"
+						"   WHERE run_id = $1 AND target = $2",
 						4, argtypes, args, NULL,
 						SPI_OK_UPDATE, psprintf("updating the counts of %s", get_rel_name(u->target)));
 }
@@ -1101,7 +1132,8 @@ migrate_catalog_table_orphans(int64 run_id, Oid target, int64 orphans)
 						"   WHERE run_id = $1 AND target = $2 AND range_no = (SELECT pg_catalog.max(l.range_no)"
 						"     FROM migrate.run_range l WHERE l.run_id = $1 AND l.target = $2 AND l.kind = 'load'))"
 						" UPDATE migrate.run_table SET rows_written = rows_written - $3,"
-						"   rows_rejected = rows_rejected + $3 WHERE run_id = $1 AND target = $2",
+						"   rows_rejected = rows_rejected + $3, loaded_checksum = CASE WHEN $3 = 0 THEN loaded_checksum END"
+						"   WHERE run_id = $1 AND target = $2",
 						3, argtypes, args, NULL,
 						SPI_OK_UPDATE, psprintf("updating the counts of %s", get_rel_name(target)));
 }

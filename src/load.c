@@ -69,6 +69,7 @@
 typedef MigrateTableLoad TableLoad;
 
 static void describe_read_path(TableLoad *tl, const char *plan);
+static void describe_loaded_hash(TableLoad *tl, const char *plan);
 static void append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage);
 static void append_on_conflict(TableLoad *tl, StringInfo sql);
 static void prepare_reject_fill(TableLoad *tl);
@@ -137,6 +138,8 @@ migrate_add_counts(MigrateCounts *sum, const MigrateCounts *add)
 	sum->warned += add->warned;
 	sum->rejected_setwise += add->rejected_setwise;
 	sum->bisect_steps += add->bisect_steps;
+	sum->loaded_sum += add->loaded_sum;
+	sum->loaded_hashed |= add->loaded_hashed;
 }
 
 static int64
@@ -598,7 +601,15 @@ migrate_load_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	else
 		appendStringInfo(&sql, " FROM %s m", inner.data);
 
-	append_rules_filter(tl, &sql, from_stage);
+	{
+		int			len = sql.len;
+
+		append_rules_filter(tl, &sql, from_stage);
+		/* the verify's hash of each row written (route.c migrate._loaded) */
+		if (tl->loaded_hash)
+			appendStringInfo(&sql, " %s migrate._loaded(%s)", sql.len > len ? "AND" : "WHERE",
+							 tl->loaded_hash);
+	}
 	append_on_conflict(tl, &sql);
 	if (tl->undo_into)
 		migrate_undo_batch_sql(tl, &sql);
@@ -888,6 +899,56 @@ find_int_range(TableLoad *tl, MigrateUnit *u, RangeCursor *c)
 }
 
 /*
+ * A table that was empty when the run started (run_table.undo 'empty')
+ * ends up holding exactly the rows the run wrote, so the sum of the
+ * verify's row hashes over them, kept with each checkpoint, is the
+ * target's checksum a verify can compare with, without reading the source
+ * again (migrate_verify(reread => false)).  The hash is migrate._verify_sql's
+ * over the mapped row m.  A table the verify could not describe is simply
+ * not hashed: the verify reports that itself.
+ */
+static void
+describe_loaded_hash(TableLoad *tl, const char *plan)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Oid			argtypes[3] = {TEXTOID, OIDOID, INT8OID};
+	Datum		args[3] = {CStringGetTextDatum(plan), ObjectIdGetDatum(tl->target), Int64GetDatum(tl->run_id)};
+
+	tl->loaded_hash = NULL;
+	if (tl->run_id == 0 || tl->dry_run || tl->returning_into)
+		return;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		bool		isnull = true;
+		int			ret = SPI_execute_with_args("SELECT migrate._verify_sql($1, $2::pg_catalog.regclass) ->> 'loaded_row_hash'"
+												" FROM migrate.run_table WHERE run_id = $3 AND target = $2 AND undo = 'empty'",
+												3, argtypes, args, NULL, true, 1);
+		Datum		d;
+
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading migrate.run_table failed: %s", SPI_result_code_string(ret));
+		d = SPI_processed == 1 ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) : (Datum) 0;
+		if (!isnull)
+			tl->loaded_hash = MemoryContextStrdup(cxt, TextDatumGetCString(d));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata = migrate_abort_subxact(cxt, owner);
+
+		elog(DEBUG1, "%s: no checksum while loading (%s)", tl->target_name, edata->message);
+		FreeErrorData(edata);
+		tl->loaded_hash = NULL;
+	}
+	PG_END_TRY();
+}
+
+/*
  * The range's first transaction: describe the table, prepare its
  * statements, and find where the first batch starts: after the unit's
  * checkpoint, else after the range's start.
@@ -905,7 +966,10 @@ range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	tl->stage = psprintf("pg_temp.migrate_stage_%u", u->target);
 	u->key_sensitive = tl->key_sensitive;
 	if (!w->dry_run)
+	{
 		migrate_undo_describe(tl);
+		describe_loaded_hash(tl, w->plan);
+	}
 	MemoryContextSwitchTo(oldcxt);
 
 	if (u->lo)
@@ -1097,6 +1161,7 @@ range_batch(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 		create_dry_target(tl);
 	migrate_undo_begin(tl);
 	load_batch(tl, plan, lower_bound, bounds, &batch);
+	batch.loaded_hashed = tl->loaded_hash != NULL;
 	migrate_undo_flush(tl);
 
 	/*

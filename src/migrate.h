@@ -129,6 +129,14 @@ typedef struct MigrateCounts
 	int64		warned;
 	int64		rejected_setwise;	/* of rejected: refused by a prediction */
 	int64		bisect_steps;	/* statements run on a stage table */
+	/*
+	 * The sum of the verify's row hashes of the rows written (migrate._loaded
+	 * in the batch statement, tl->loaded_hash), and whether the statement
+	 * computed it: what migrate_verify(reread => false) compares the target
+	 * with (run_table.loaded_checksum).
+	 */
+	int128		loaded_sum;
+	bool		loaded_hashed;
 } MigrateCounts;
 
 /*
@@ -270,6 +278,9 @@ typedef struct MigrateTableLoad
 	char	   *undo_into;		/* run_table.undo 'log': the run's undo table of
 								 * the target (undo.c), else NULL */
 	struct MigrateUndo *undo;	/* and how the writes record into it */
+	char	   *loaded_hash;	/* run_table.undo 'empty', not a sync: the
+								 * verify's row hash over the mapped row
+								 * (m.<col>), summed by migrate._loaded() */
 
 	/* set-wise quarantine (predict.c) */
 	List	   *preds;			/* MigratePrediction, in PostgreSQL's order */

@@ -16,7 +16,9 @@
  * target would have caused, with its SQLSTATE, message and detail
  * (route_reject_predicted; migrate_route_set_predictions gives the
  * constraints' texts per table) and counts it in rejected_setwise.  In mode skip_existing, where ON CONFLICT DO NOTHING hides
- * how many rows were read, "true" is migrate._pass(), which counts the row.  _fail() writes one migrate.reject
+ * how many rows were read, "true" is migrate._pass(), which counts the row.
+ * migrate._loaded() sums the verify's hash of each row written (load.c:
+ * run_table.loaded_checksum).  _fail() writes one migrate.reject
  * row per failing rule (loaded = true for warn rules), raises for abort
  * rules, and tells the INSERT whether to keep the row.  Both run in the
  * statement's (sub)transaction, so rejects vanish with a rolled-back attempt
@@ -49,6 +51,7 @@
 
 PG_FUNCTION_INFO_V1(migrate_route_pass);
 PG_FUNCTION_INFO_V1(migrate_route_fail);
+PG_FUNCTION_INFO_V1(migrate_route_loaded);
 
 /* one rule of the table being loaded */
 typedef struct RouteRule
@@ -312,6 +315,23 @@ migrate_route_pass(PG_FUNCTION_ARGS)
 {
 	route_check_active("migrate._pass()");
 	route.counts.read++;
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * migrate._loaded(hash bigint) returns boolean: add a written row's hash
+ * (the verify's, over the mapped row) to the attempt's loaded_sum.  Last
+ * in the WHERE clause of a table that was empty when the run started
+ * (load.c); the planner may order the quals otherwise, which is harmless:
+ * the sum is trusted only for tables without rejects or skipped rows.
+ */
+Datum
+migrate_route_loaded(PG_FUNCTION_ARGS)
+{
+	route_check_active("migrate._loaded()");
+	if (PG_ARGISNULL(0))
+		elog(ERROR, "migrate._loaded(): the row hash is NULL");
+	route.counts.loaded_sum += PG_GETARG_INT64(0);
 	PG_RETURN_BOOL(true);
 }
 

@@ -7,5 +7,13 @@
  */
 
 -- ==== verify: checksums as loaded ====
+ALTER TABLE migrate.run_table ADD COLUMN loaded_checksum numeric;
+-- migrate_verify() gains reread (a new signature: the old one would make
+-- a call by position ambiguous)
+DROP FUNCTION IF EXISTS migrate_verify(text, bigint, interval);
+DROP FUNCTION IF EXISTS migrate._migrate_verify(text, bigint, interval);
+DROP FUNCTION IF EXISTS migrate._verify_table(text, migrate.run, regclass, interval);
+ALTER TYPE migrate._verify_column ADD ATTRIBUTE loaded_value text;
+DROP FUNCTION IF EXISTS migrate._verify_foreign_key(bigint, regclass, name[], regclass, name[], text);
 
 -- ==== memory: batches bounded by bytes ====
