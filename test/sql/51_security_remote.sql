@@ -150,7 +150,7 @@ RESET ROLE;
 SET ROLE regress_rmt_mallory;
 SELECT test_error($$SELECT * FROM migrate_verify('rmt_alice')$$);
 SELECT test_error($$SELECT * FROM migrate_diff('rmt_alice', 'rmt_person')$$);
-SELECT test_error($$SELECT * FROM migrate._migrate_verify('rmt_alice', NULL, NULL)$$);
+SELECT test_error($$SELECT * FROM migrate._migrate_verify('rmt_alice', NULL, NULL, NULL)$$);
 SELECT test_error($$SELECT * FROM migrate._migrate_diff('rmt_alice', 'rmt_person', NULL, 256, NULL)$$);
 SELECT count(*) AS visible_verifications FROM migrate.verification v
   JOIN migrate.run r USING (run_id) WHERE r.plan = 'rmt_alice';
