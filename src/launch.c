@@ -120,6 +120,28 @@ check_request(const char *plan, ArrayType *tables, char *tables_out, const char 
 					 errhint("Choose a capture per table with migrate_table(..., capture => 'watermark' | 'trigger' | 'slot' | 'diff'), or run mode => 'full'.")));
 	}
 
+	/*
+	 * After a cutover the plan's tables are the live ones: a load or a sync
+	 * would write into the application's tables, and its sources are the
+	 * retired tables (a dry run too would read those).
+	 */
+	{
+		ret = SPI_execute_with_args("SELECT c.run_id::pg_catalog.text, c.live_schema::pg_catalog.text"
+									"  FROM migrate.cutover c WHERE c.plan = $1 AND c.state = 'swapped'"
+									" ORDER BY c.run_id DESC LIMIT 1",
+									1, argtypes, args, nulls, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading migrate.cutover failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("migration plan \"%s\" was cut over (run %s): its tables are the live tables of schema \"%s\" now",
+							plan, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+							SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+					 errhint("Roll the cutover back with migrate_rollback(%s) first, or plan the next migration under a new plan name.",
+							 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))));
+	}
+
 	if (tables)
 	{
 		char	   *lit;
