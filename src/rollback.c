@@ -13,9 +13,11 @@
  *			  unless rows the run did not write are there (its row count is
  *			  not what the run wrote, or a later run wrote the table): then
  *			  the table is one conflict, emptied only when forced.
- *	 'log'	  the undo rows, one per key (catalog_strategies.c gathers them
- *			  into a temporary table: the row before the run's first write
- *			  of the key, the xmin its last write left); a key whose row is
+ *	 'log'	  the undo rows, one per key, gathered into a temporary table:
+ *			  the row before the run's first write of the key, the xmin its
+ *			  last write left (gather_typed() from the run's typed undo
+ *			  table, in key order; a run of 0.7 or a target whose columns
+ *			  changed: catalog_strategies.c, as text); a key whose row is
  *			  not what the run left (another xmin, absent, or present after
  *			  the run deleted it) is a conflict and is left alone unless
  *			  forced; the others are replayed: first the rows the run
@@ -28,8 +30,10 @@
  *
  * Each table is locked (SHARE ROW EXCLUSIVE) before it is checked, so no
  * writer changes a row between its check and its replay.  Every statement
- * is set-based over the run's rows, so the time grows with the rows the
- * run changed, not with the table.  migrate.rollback records each table
+ * is set-based over the run's rows and reaches the target through its key
+ * index (a nested loop: hash and merge joins are off for the replay when
+ * such an index exists), so the time grows with the rows the run changed,
+ * not with the table.  migrate.rollback records each table
  * (catalog_strategies.c); a table recorded 'done' is never touched again,
  * so a second call changes nothing.  A run of mode 'cutover' is handed to
  * migrate_cutover_reverse() (cutover.c).
