@@ -363,10 +363,14 @@ migrate_catalog_rollback_record(int64 run_id, Oid target, const char *from, bool
 	args[5] = Int64GetDatum(reinserted);
 	args[6] = Int64GetDatum(conflicts);
 	args[7] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	/* no conflict left: every undo row was replayed, the log goes whole */
 	if (from)
-		(void) migrate_catalog_exec(psprintf("SELECT migrate._undo_forget($1, $2::pg_catalog.regclass, %s, $3)",
+		(void) migrate_catalog_exec(psprintf("SELECT migrate._undo_forget($1, $2::pg_catalog.regclass, %s,"
+											 " $3 OR $4 = 0)",
 											 quote_literal_cstr(from)),
-									3, argtypes, args, NULL, SPI_OK_SELECT, "deleting from the undo log");
+									4, (Oid[]) {INT8OID, OIDOID, BOOLOID, INT8OID},
+									(Datum[]) {args[0], args[1], args[2], args[6]},
+									NULL, SPI_OK_SELECT, "deleting from the undo log");
 	(void) migrate_catalog_exec("INSERT INTO migrate.rollback AS b (run_id, target, state, rows_deleted,"
 								"   rows_restored, rows_reinserted, conflicts, forced, rolled_back_by)"
 								" VALUES ($1, $2, CASE WHEN $7 > 0 THEN 'conflicts' ELSE 'done' END,"

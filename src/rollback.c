@@ -13,9 +13,11 @@
  *			  unless rows the run did not write are there (its row count is
  *			  not what the run wrote, or a later run wrote the table): then
  *			  the table is one conflict, emptied only when forced.
- *	 'log'	  the undo rows, one per key (catalog_strategies.c gathers them
- *			  into a temporary table: the row before the run's first write
- *			  of the key, the xmin its last write left); a key whose row is
+ *	 'log'	  the undo rows, one per key, gathered into a temporary table:
+ *			  the row before the run's first write of the key, the xmin its
+ *			  last write left (gather_typed() from the run's typed undo
+ *			  table, in key order; a run of 0.7 or a target whose columns
+ *			  changed: catalog_strategies.c, as text); a key whose row is
  *			  not what the run left (another xmin, absent, or present after
  *			  the run deleted it) is a conflict and is left alone unless
  *			  forced; the others are replayed: first the rows the run
@@ -28,8 +30,10 @@
  *
  * Each table is locked (SHARE ROW EXCLUSIVE) before it is checked, so no
  * writer changes a row between its check and its replay.  Every statement
- * is set-based over the run's rows, so the time grows with the rows the
- * run changed, not with the table.  migrate.rollback records each table
+ * is set-based over the run's rows and reaches the target through its key
+ * index (a nested loop: hash and merge joins are off for the replay when
+ * such an index exists), so the time grows with the rows the run changed,
+ * not with the table.  migrate.rollback records each table
  * (catalog_strategies.c); a table recorded 'done' is never touched again,
  * so a second call changes nothing.  A run of mode 'cutover' is handed to
  * migrate_cutover_reverse() (cutover.c).
@@ -38,6 +42,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -45,7 +50,9 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/tuplestore.h"
 
 #include "migrate.h"
@@ -65,6 +72,8 @@ typedef struct RollbackTable
 	char	   *done;			/* migrate.rollback.state, or NULL */
 	int64		rows_written;
 	char	   *rb;				/* 'log': the gathered undo rows (temp table) */
+	bool		typed;			/* rb gathered from the run's typed undo table */
+	bool		key_index;		/* an index leads with exactly the key columns */
 	List	   *keycols;		/* key columns (quoted), in key order */
 	List	   *keytypes;		/* their types */
 	List	   *cols;			/* insertable columns (quoted) */
@@ -84,6 +93,8 @@ static void replay_reinserts(RollbackTable *t, bool force);
 static void replay_restores_deletes(RollbackTable *t, bool force);
 static int64 exec_count(const char *sql, int expected, const char *what);
 static char *key_join(RollbackTable *t, const char *alias);
+static char *typed_key_join(RollbackTable *t, const char *alias);
+static bool gather_typed(int64 run_id, RollbackTable *t);
 static void warn_conflicts(int64 run_id, RollbackTable *t);
 
 /* "x.k1 = (alias.key[1])::type1 AND ...": the target row x of an undo row */
@@ -99,6 +110,27 @@ key_join(RollbackTable *t, const char *alias)
 		appendStringInfo(&sql, "%sx.%s = (%s.key[%d])::%s", foreach_current_index(c) ? " AND " : "",
 						 (char *) lfirst(c), alias, foreach_current_index(c) + 1, (char *) lfirst(ty));
 	return sql.data;
+}
+
+/* "x.k1 = alias.k1 AND ...": the target row x of a typed undo row (rb's k<n>) */
+static char *
+typed_key_join(RollbackTable *t, const char *alias)
+{
+	StringInfoData sql;
+	ListCell   *c;
+
+	initStringInfo(&sql);
+	foreach(c, t->keycols)
+		appendStringInfo(&sql, "%sx.%s = %s.k%d", foreach_current_index(c) ? " AND " : "",
+						 (char *) lfirst(c), alias, foreach_current_index(c) + 1);
+	return sql.data;
+}
+
+/* the replay's join of undo rows to the target, as typed or as text keys */
+static char *
+replay_join(RollbackTable *t, const char *alias)
+{
+	return t->typed ? typed_key_join(t, alias) : key_join(t, alias);
 }
 
 static int64
@@ -211,6 +243,116 @@ describe_table(RollbackTable *t, const char *plan)
 				 errmsg("table %s is no longer mapped in migration plan \"%s\": its key is unknown",
 						t->name, plan),
 				 errhint("Map it again with migrate_table() and the same key, then roll back.")));
+
+	/* a valid, plain index whose leading columns are the key: replay probes it */
+	ret = SPI_execute_with_args("SELECT EXISTS (SELECT FROM pg_catalog.pg_index i"
+								"  WHERE i.indrelid = $2 AND i.indisvalid AND i.indpred IS NULL"
+								"    AND i.indnkeyatts >= s.n"
+								"    AND (SELECT pg_catalog.array_agg(k ORDER BY k)"
+								"           FROM pg_catalog.unnest(((i.indkey::pg_catalog.int2[])[0:s.n - 1])) k) = s.ka)"
+								"  FROM (SELECT pg_catalog.array_agg(a.attnum ORDER BY a.attnum) AS ka,"
+								"               pg_catalog.count(*)::integer AS n"
+								"          FROM migrate.table_map m, pg_catalog.unnest(m.key::text[]) c(name)"
+								"          JOIN pg_catalog.pg_attribute a ON a.attrelid = $2 AND a.attname = c.name"
+								"         WHERE m.plan = $1 AND m.target = $2) s",
+								2, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the indexes of %s failed: %s", t->name, SPI_result_code_string(ret));
+	{
+		bool		isnull;
+
+		t->key_index = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+			!isnull;
+	}
+}
+
+/*
+ * The undo rows of a run made since 0.8 (its undo table only, no row in
+ * migrate.undo, the target's columns unchanged since the run), into t->rb
+ * without a text round trip: one row per key, in key order (so a replay
+ * probes the target's key index in order), the key twice: as text[] (key,
+ * shown in conflicts, matched by _undo_forget) and typed (k1, k2, ...);
+ * op ('i': the key was absent before the run), pre (the row before, the
+ * target's row type), post (the xmin the run's last write left), absent
+ * and conflict for check_table.  Read as the extension's owner, who alone
+ * reads the undo table; the current role may read rb and set absent and
+ * conflict.  False (nothing made): the text path (catalog_strategies.c)
+ * gathers them.
+ */
+static bool
+gather_typed(int64 run_id, RollbackTable *t)
+{
+	Oid			argtypes[2] = {INT8OID, OIDOID};
+	Datum		args[2] = {Int64GetDatum(run_id), ObjectIdGetDatum(t->target)};
+	char	   *undo;
+	char	   *rowcols;
+	char	   *grantee = GetUserNameFromId(GetUserId(), false);
+	StringInfoData keys;
+	StringInfoData textkey;
+	StringInfoData typedkey;
+	StringInfoData sql;
+	ListCell   *c;
+	bool		isnull;
+
+	(void) migrate_catalog_exec("SELECT u.oid IS NOT NULL"
+								"   AND NOT EXISTS (SELECT FROM migrate.undo o WHERE o.run_id = $1 AND o.target = $2)"
+								"   AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a"
+								"        WHERE a.attrelid = $2 AND a.attnum > 0 AND NOT a.attisdropped"
+								"          AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute b WHERE b.attrelid = u.oid"
+								"                AND b.attname = a.attname AND NOT b.attisdropped"
+								"                AND b.atttypid = a.atttypid)),"
+								"       u.oid::pg_catalog.regclass::text,"
+								"       (SELECT pg_catalog.string_agg(pg_catalog.format('u.%I', a.attname), ', ' ORDER BY a.attnum)"
+								"          FROM pg_catalog.pg_attribute a"
+								"         WHERE a.attrelid = $2 AND a.attnum > 0 AND NOT a.attisdropped)"
+								"  FROM (SELECT pg_catalog.to_regclass(pg_catalog.format('migrate.undo_%s_%s', $1, $2::pg_catalog.oid))"
+								"               ::pg_catalog.oid AS oid) u",
+								2, argtypes, args, NULL, SPI_OK_SELECT, "reading the undo table's columns");
+	if (SPI_processed != 1 ||
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) || isnull)
+		return false;
+	undo = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	rowcols = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+
+	initStringInfo(&keys);
+	initStringInfo(&textkey);
+	initStringInfo(&typedkey);
+	foreach(c, t->keycols)
+	{
+		const char *sep = foreach_current_index(c) ? ", " : "";
+
+		appendStringInfo(&keys, "%su.%s", sep, (char *) lfirst(c));
+		appendStringInfo(&textkey, "%s(u.%s)::pg_catalog.text", sep, (char *) lfirst(c));
+		appendStringInfo(&typedkey, ", u.%s AS k%d", (char *) lfirst(c), foreach_current_index(c) + 1);
+	}
+
+	/* an earlier call of the transaction (migrate_rollback_conflicts) made one */
+	if (OidIsValid(RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(t->rb)), NoLock, true)))
+		(void) migrate_catalog_exec(psprintf("DROP TABLE %s", t->rb),
+									0, NULL, NULL, NULL, SPI_OK_UTILITY, "dropping the rollback table");
+	/*
+	 * One sort: the window's partition order is the DISTINCT ON's, so the
+	 * first write of a key gives op and pre, its last one post.
+	 */
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TEMPORARY TABLE %s ON COMMIT DROP AS"
+					 " SELECT DISTINCT ON (%s) ARRAY[%s] AS key, u.__migrate_op AS op,"
+					 "   CASE WHEN u.__migrate_op <> 'i' THEN ROW(%s)::%s END AS pre,"
+					 "   pg_catalog.last_value(u.__migrate_post) OVER w AS post,"
+					 "   false AS absent, NULL::pg_catalog.text AS conflict%s"
+					 "  FROM %s u"
+					 " WINDOW w AS (PARTITION BY %s ORDER BY u.__migrate_txn, u.__migrate_ord"
+					 "              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
+					 " ORDER BY %s, u.__migrate_txn, u.__migrate_ord",
+					 t->rb, keys.data, textkey.data, rowcols, t->name, typedkey.data, undo,
+					 keys.data, keys.data);
+	(void) migrate_catalog_exec(sql.data, 0, NULL, NULL, NULL, SPI_OK_UTILITY, "reading the undo table");
+	(void) migrate_catalog_exec(psprintf("ANALYZE %s", t->rb),
+								0, NULL, NULL, NULL, SPI_OK_UTILITY, "analyzing the rollback table");
+	(void) migrate_catalog_exec(psprintf("GRANT SELECT, UPDATE ON %s TO %s", t->rb, quote_identifier(grantee)),
+								0, NULL, NULL, NULL, SPI_OK_UTILITY, "granting the rollback table");
+	t->typed = true;
+	return true;
 }
 
 /*
@@ -245,6 +387,27 @@ check_table(int64 run_id, RollbackTable *t)
 		return;
 	}
 	t->rb = psprintf("pg_temp.migrate_rollback_%u", t->target);
+	if (gather_typed(run_id, t))
+	{
+		/*
+		 * The target's xmin of each key, probed by key; only the keys whose
+		 * row is not what the run left are written (absent, a conflict).
+		 */
+		char	   *cur = psprintf("(SELECT x.xmin FROM %s AS x WHERE %s)", t->name, typed_key_join(t, "r"));
+
+		(void) exec_count(psprintf("UPDATE %s AS r SET (absent, conflict) = (SELECT c.cur IS NULL, CASE"
+								   "   WHEN r.post IS NULL THEN CASE WHEN c.cur IS NOT NULL"
+								   "     THEN 'present again since the run' END"
+								   "   WHEN c.cur IS NULL THEN 'deleted since the run'"
+								   "   WHEN NOT (c.cur = r.post) THEN 'changed since the run' END"
+								   "  FROM (SELECT %s AS cur OFFSET 0) c)"
+								   " WHERE NOT COALESCE(%s = r.post, false)",
+								   t->rb, cur, cur),
+						  SPI_OK_UPDATE, "checking the rows to roll back");
+		t->conflicts = exec_count(psprintf("SELECT 1 FROM %s WHERE conflict IS NOT NULL", t->rb),
+								  SPI_OK_SELECT, "counting the conflicts");
+		return;
+	}
 	migrate_catalog_rollback_gather(run_id, t->target, t->rb);
 	(void) exec_count(psprintf("UPDATE %s AS u SET absent = c.cur IS NULL, conflict = CASE"
 							   "   WHEN u.post IS NULL THEN CASE WHEN c.cur IS NOT NULL"
@@ -278,6 +441,15 @@ replay_reinserts(RollbackTable *t, bool force)
 	foreach(lc, t->cols)
 		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) ? ", " : "", (char *) lfirst(lc));
 	appendStringInfoString(&sql, ") OVERRIDING SYSTEM VALUE SELECT ");
+	if (t->typed)
+	{
+		foreach(lc, t->cols)
+			appendStringInfo(&sql, "%s(r.pre).%s", foreach_current_index(lc) ? ", " : "", (char *) lfirst(lc));
+		appendStringInfo(&sql, " FROM %s AS r WHERE r.op <> 'i' AND r.absent AND (r.conflict IS NULL OR %s)",
+						 t->rb, force ? "true" : "false");
+		t->reinserted = exec_count(sql.data, SPI_OK_INSERT, "inserting the rows the run deleted");
+		return;
+	}
 	foreach(lc, t->cols)
 		appendStringInfo(&sql, "%s(v.row).%s", foreach_current_index(lc) ? ", " : "", (char *) lfirst(lc));
 	/* r.pre::target is parsed once per row (OFFSET 0 keeps it a subquery) */
@@ -299,6 +471,7 @@ replay_restores_deletes(RollbackTable *t, bool force)
 	StringInfoData sql;
 	ListCell   *lc;
 	const char *replay = force ? "true" : "false";
+	int			nest = 0;
 
 	if (strcmp(t->undo, "empty") == 0)
 	{
@@ -307,26 +480,54 @@ replay_restores_deletes(RollbackTable *t, bool force)
 									"emptying the table");
 		return;
 	}
+	/*
+	 * Each undo row probes the target's key index (a nested loop), so the
+	 * cost follows the run's rows: a hash or merge join reads the whole
+	 * table.  Only where such an index exists, undone at the end.
+	 */
+	if (t->key_index)
+	{
+		nest = NewGUCNestLevel();
+		(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
 	initStringInfo(&sql);
 	if (t->setcols != NIL)
 	{
 		appendStringInfo(&sql, "UPDATE %s AS x SET ", t->name);
-		foreach(lc, t->setcols)
-			appendStringInfo(&sql, "%s%s = (v.row).%s", foreach_current_index(lc) ? ", " : "",
-							 (char *) lfirst(lc), (char *) lfirst(lc));
-		appendStringInfo(&sql, " FROM (SELECT r.key, r.pre::%s AS row FROM %s AS r"
-						 " WHERE r.pre IS NOT NULL AND NOT r.absent AND (r.conflict IS NULL OR %s) OFFSET 0) v"
-						 " WHERE %s", t->name, t->rb, replay, key_join(t, "v"));
+		if (t->typed)
+		{
+			foreach(lc, t->setcols)
+				appendStringInfo(&sql, "%s%s = (r.pre).%s", foreach_current_index(lc) ? ", " : "",
+								 (char *) lfirst(lc), (char *) lfirst(lc));
+			appendStringInfo(&sql, " FROM %s AS r WHERE r.op <> 'i' AND NOT r.absent"
+							 " AND (r.conflict IS NULL OR %s) AND %s", t->rb, replay, replay_join(t, "r"));
+		}
+		else
+		{
+			foreach(lc, t->setcols)
+				appendStringInfo(&sql, "%s%s = (v.row).%s", foreach_current_index(lc) ? ", " : "",
+								 (char *) lfirst(lc), (char *) lfirst(lc));
+			appendStringInfo(&sql, " FROM (SELECT r.key, r.pre::%s AS row FROM %s AS r"
+							 " WHERE r.pre IS NOT NULL AND NOT r.absent AND (r.conflict IS NULL OR %s) OFFSET 0) v"
+							 " WHERE %s", t->name, t->rb, replay, key_join(t, "v"));
+		}
 		t->restored = exec_count(sql.data, SPI_OK_UPDATE, "restoring the rows the run overwrote");
 	}
 	else
-		t->restored = exec_count(psprintf("SELECT 1 FROM %s AS r WHERE r.pre IS NOT NULL AND NOT r.absent"
-										  " AND (r.conflict IS NULL OR %s)", t->rb, replay),
+		t->restored = exec_count(psprintf("SELECT 1 FROM %s AS r WHERE %s AND NOT r.absent"
+										  " AND (r.conflict IS NULL OR %s)", t->rb,
+										  t->typed ? "r.op <> 'i'" : "r.pre IS NOT NULL", replay),
 								 SPI_OK_SELECT, "counting the rows the run overwrote");
-	t->deleted = exec_count(psprintf("DELETE FROM %s AS x USING %s AS r WHERE r.pre IS NULL"
+	t->deleted = exec_count(psprintf("DELETE FROM %s AS x USING %s AS r WHERE %s"
 									 " AND NOT r.absent AND (r.conflict IS NULL OR %s) AND %s",
-									 t->name, t->rb, replay, key_join(t, "r")),
+									 t->name, t->rb, t->typed ? "r.op = 'i'" : "r.pre IS NULL",
+									 replay, replay_join(t, "r")),
 							SPI_OK_DELETE, "deleting the rows the run inserted");
+	if (t->key_index)
+		AtEOXact_GUC(true, nest);
 }
 
 /* The key shown for an undo row r (masked when a key column is sensitive). */
@@ -369,6 +570,20 @@ warn_conflicts(int64 run_id, RollbackTable *t)
 			 errdetail("%s", keys.data),
 			 errhint("See migrate_rollback_conflicts(" INT64_FORMAT "); migrate_rollback(" INT64_FORMAT
 					 ", force => true) overwrites them.", run_id, run_id)));
+}
+
+/*
+ * No JIT for the rollback's statements: each runs once, over the run's
+ * rows, and compiling costs tens of milliseconds a statement.  Returns the
+ * GUC nest level that AtEOXact_GUC() ends.
+ */
+static int
+no_jit(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest;
 }
 
 /*
@@ -428,13 +643,16 @@ migrate_rollback_run(PG_FUNCTION_ARGS)
 	int			ntables;
 	bool		all_done;
 	int64		sum[4] = {0, 0, 0, 0};
+	int			nest;
 
 	InitMaterializedSRF(fcinfo, 0);
 	migrate_catalog_spi_connect();
 	plan = migrate_catalog_check_run_caller(run_id);
+	nest = no_jit();
 	tables = prepare_tables(run_id, plan, &ntables, &all_done, &mode);
 	if (strcmp(mode, "cutover") == 0)
 	{
+		AtEOXact_GUC(true, nest);
 		migrate_catalog_spi_finish();
 		migrate_cutover_reverse(run_id, force);
 		PG_RETURN_VOID();
@@ -482,6 +700,7 @@ migrate_rollback_run(PG_FUNCTION_ARGS)
 							  psprintf(INT64_FORMAT " rows deleted, " INT64_FORMAT " restored, "
 									   INT64_FORMAT " reinserted, " INT64_FORMAT " conflicts left%s",
 									   sum[0], sum[1], sum[2], sum[3], force ? " (forced)" : ""));
+	AtEOXact_GUC(true, nest);
 	migrate_catalog_spi_finish();
 	PG_RETURN_VOID();
 }
@@ -502,10 +721,12 @@ migrate_rollback_conflicts(PG_FUNCTION_ARGS)
 	char	   *mode;
 	int			ntables;
 	bool		all_done;
+	int			nest;
 
 	InitMaterializedSRF(fcinfo, 0);
 	migrate_catalog_spi_connect();
 	plan = migrate_catalog_check_run_caller(run_id);
+	nest = no_jit();
 	tables = prepare_tables(run_id, plan, &ntables, &all_done, &mode);
 	for (int i = 0; i < ntables && !all_done && strcmp(mode, "cutover") != 0; i++)
 	{
@@ -538,6 +759,7 @@ migrate_rollback_conflicts(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
 	}
+	AtEOXact_GUC(true, nest);
 	migrate_catalog_spi_finish();
 	PG_RETURN_VOID();
 }

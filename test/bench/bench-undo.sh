@@ -22,7 +22,11 @@
 #   INSTALL=private bash test/bench/bench-undo.sh                 # no lock needed
 #   ROWS=100000 REPS=1 INSTALL=private bash test/bench/bench-undo.sh   # quick
 # Environment: ROWS (1000000), REPS (3), BATCH_SIZE (50000), FETCH_SIZE
-# (10000), FSYNC (on), INSTALL (private | 1 | 0, as bench-sync.sh), OUT.
+# (10000), FSYNC (on), INSTALL (private | 1 | 0, as bench-sync.sh), OUT,
+# PORT (the throwaway cluster's port; default: pg_virtualenv's choice),
+# SECTIONS (the sections to measure, default "a b c"; a report of fewer
+# says n/a for the others), PGOPTS (more server settings, "name=value ...",
+# e.g. auto_explain's to profile).
 #
 set -euo pipefail
 
@@ -36,6 +40,8 @@ export FETCH_SIZE=${FETCH_SIZE:-10000}
 export FSYNC=${FSYNC:-on}
 export INSTALL=${INSTALL:-private}
 export OUT=${OUT:-$HERE/results-undo-latest.md}
+export SECTIONS=${SECTIONS:-a b c}
+has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 die() { echo "bench-undo.sh: ERROR: $*" >&2; exit 1; }
 say() { echo "bench-undo.sh: $*" >&2; }
@@ -65,7 +71,8 @@ if [[ ${1:-} != --inner ]]; then
 		fi
 		rm -f "$log"
 	fi
-	pg_virtualenv -t -v 15 \
+	for o in ${PGOPTS:-}; do EXTRA+=(-o "$o"); done
+	PGPORT=${PORT:-} pg_virtualenv -t -v 15 \
 		-o shared_buffers=1GB -o max_wal_size=4GB -o synchronous_commit=on \
 		-o fsync="$FSYNC" -o max_connections=100 "${EXTRA[@]}" \
 		-- bash "$0" --inner
@@ -148,8 +155,9 @@ run_load() {
 }
 
 # (a) upsert into a populated table, undo 'log' against 'off'
-A_LOG=(); A_OFF=(); A_UNDO_ROWS=
-for rep in $(seq 1 "$REPS"); do
+A_LOG=(n/a); A_OFF=(n/a); A_UNDO_ROWS=n/a; UNDO_SIZE=n/a; A_LOG_M=n/a; A_OFF_M=n/a; A_RATIO=n/a
+has a && A_LOG=() && A_OFF=()
+for rep in $(has a && seq 1 "$REPS"); do
 	for v in log off; do
 		populate orders "$ROWS"
 		run_load "up_$v" "$v" "$ROWS"
@@ -164,11 +172,14 @@ for rep in $(seq 1 "$REPS"); do
 		say "(a) rep $rep upsert undo $v: $ELAPSED s"
 	done
 done
-A_LOG_M=$(median "${A_LOG[@]}"); A_OFF_M=$(median "${A_OFF[@]}"); A_RATIO=$(fdiv "$A_LOG_M" "$A_OFF_M")
+if has a; then
+	A_LOG_M=$(median "${A_LOG[@]}"); A_OFF_M=$(median "${A_OFF[@]}"); A_RATIO=$(fdiv "$A_LOG_M" "$A_OFF_M")
+fi
 
 # (b) insert into an empty table, undo 'empty' against 'off'
-B_EMPTY=(); B_OFF=()
-for rep in $(seq 1 "$REPS"); do
+B_EMPTY=(n/a); B_OFF=(n/a); B_EMPTY_M=n/a; B_OFF_M=n/a; B_RATIO=n/a; B_RB=n/a
+has b && B_EMPTY=() && B_OFF=()
+for rep in $(has b && seq 1 "$REPS"); do
 	for v in empty off; do
 		empty orders
 		if [[ $v == empty ]]; then
@@ -180,16 +191,20 @@ for rep in $(seq 1 "$REPS"); do
 		say "(b) rep $rep insert undo $v: $ELAPSED s"
 	done
 done
-B_EMPTY_M=$(median "${B_EMPTY[@]}"); B_OFF_M=$(median "${B_OFF[@]}"); B_RATIO=$(fdiv "$B_EMPTY_M" "$B_OFF_M")
-# the rollback of an 'empty' table (the last empty run's): deletes every row
-empty orders
-run_load ins_empty empty "$ROWS"
-t=$(now); q -d bench_tgt -c "SELECT * FROM migrate_rollback($RUN_ID)" >/dev/null; B_RB=$(fsub "$(now)" "$t")
-[[ $(q -d bench_tgt -c "SELECT count(*) FROM orders") == 0 ]] || die "rollback of $RUN_ID left rows"
+if has b; then
+	B_EMPTY_M=$(median "${B_EMPTY[@]}"); B_OFF_M=$(median "${B_OFF[@]}"); B_RATIO=$(fdiv "$B_EMPTY_M" "$B_OFF_M")
+	# the rollback of an 'empty' table (the last empty run's): deletes every row
+	empty orders
+	run_load ins_empty empty "$ROWS"
+	t=$(now); q -d bench_tgt -c "SELECT * FROM migrate_rollback($RUN_ID)" >/dev/null; B_RB=$(fsub "$(now)" "$t")
+	[[ $(q -d bench_tgt -c "SELECT count(*) FROM orders") == 0 ]] || die "rollback of $RUN_ID left rows"
+fi
 
 # (c) rollback of 1 % and 10 % changed rows, on ROWS/10 and ROWS rows
 declare -A C_RB C_RUN C_N
 for size in "$SMALLT" "$ROWS"; do
+	for pct in 1 10; do C_RB[$size.$pct]=n/a; C_RUN[$size.$pct]=n/a; C_N[$size.$pct]=n/a; done
+	has c || continue
 	tbl=orders; [[ $size == "$ROWS" ]] || tbl=orders_small
 	for pct in 1 10; do
 		plan="rb_${size}_${pct}"
@@ -211,9 +226,12 @@ for size in "$SMALLT" "$ROWS"; do
 	done
 done
 # rollback time per changed row, small against big table at 10 %
-C_GROWTH=$(fdiv "${C_RB[$ROWS.10]}" "${C_RB[$SMALLT.10]}")
-C_PCT=$(fdiv "${C_RB[$ROWS.10]}" "${C_RB[$ROWS.1]}")
-C_SAME_N=$(fdiv "${C_RB[$ROWS.1]}" "${C_RB[$SMALLT.10]}")
+C_GROWTH=n/a; C_PCT=n/a; C_SAME_N=n/a
+if has c; then
+	C_GROWTH=$(fdiv "${C_RB[$ROWS.10]}" "${C_RB[$SMALLT.10]}")
+	C_PCT=$(fdiv "${C_RB[$ROWS.10]}" "${C_RB[$ROWS.1]}")
+	C_SAME_N=$(fdiv "${C_RB[$ROWS.1]}" "${C_RB[$SMALLT.10]}")
+fi
 
 {
 	echo "# Undo log and rollback benchmark (issue 14)"
@@ -247,7 +265,8 @@ C_SAME_N=$(fdiv "${C_RB[$ROWS.1]}" "${C_RB[$SMALLT.10]}")
 	for size in "$SMALLT" "$ROWS"; do
 		for pct in 1 10; do
 			k=$size.$pct
-			echo "| $size | $pct % | ${C_N[$k]} | ${C_RUN[$k]} | ${C_RB[$k]} | $(ROWS=${C_N[$k]} rate "${C_RB[$k]}") |"
+			r=n/a; [[ ${C_RB[$k]} == n/a ]] || r=$(ROWS=${C_N[$k]} rate "${C_RB[$k]}")
+			echo "| $size | $pct % | ${C_N[$k]} | ${C_RUN[$k]} | ${C_RB[$k]} | $r |"
 		done
 	done
 	echo

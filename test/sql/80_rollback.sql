@@ -192,6 +192,47 @@ DROP ROLE regress_rb_bob;
 REVOKE USAGE ON SCHEMA migrate FROM regress_rb_carol;
 DROP ROLE regress_rb_carol;
 
+-- 7. a run made under 0.7 kept its undo log as text rows in migrate.undo
+-- (no undo table): still replayed, conflicts included
+UPDATE rb_src.items SET v = v || '#';
+DELETE FROM rb_full WHERE id > 400 AND id < 1000;   -- the run inserts them again
+SELECT rb_md5('rb_full') AS md5_before \gset
+SELECT migrate_plan('rb_07', source_schema => 'rb_src');
+SELECT migrate_table('rb_07', 'items', 'rb_full', mode => 'upsert');
+SELECT migrate_run('rb_07') AS run_up07 \gset
+INSERT INTO migrate.undo (run_id, target, key, pre, post_xmin)
+SELECT :run_up07, 'rb_full'::regclass, u.key, u.pre, u.post_xmin
+  FROM migrate._undo_log(:run_up07, 'rb_full') u ORDER BY u.txn, u.ord;
+SELECT migrate._undo_drop(:run_up07);
+SELECT count(*) AS text_undo_rows, count(*) FILTER (WHERE pre IS NULL) AS inserted
+  FROM migrate.undo WHERE run_id = :run_up07;
+UPDATE rb_full SET v = 'changed later' WHERE id = 5;
+SELECT * FROM migrate_rollback(:run_up07);
+SELECT id, v FROM rb_full WHERE id IN (4, 5, 450) ORDER BY id;
+SELECT * FROM migrate_rollback(:run_up07, force => true);
+SELECT rb_md5('rb_full') = :'md5_before' AS same_as_before_the_07_run;
+SELECT count(*) AS text_undo_rows_left FROM migrate.undo WHERE run_id = :run_up07;
+
+-- 8. a two-column key (typed replay: both columns probe the key index)
+CREATE TABLE rb_src.pairs (a int, b text, v text, PRIMARY KEY (a, b));
+INSERT INTO rb_src.pairs SELECT g % 10, 'b' || (g / 10), 'new' || g FROM generate_series(0, 199) g;
+CREATE TABLE rb_pairs (a int, b text, v text, PRIMARY KEY (a, b));
+INSERT INTO rb_pairs SELECT g % 10, 'b' || (g / 10), 'old' || g FROM generate_series(0, 99) g;
+INSERT INTO rb_pairs VALUES (99, 'kept', 'not in the source');
+SELECT rb_md5('rb_pairs') AS md5_pairs \gset
+SELECT migrate_plan('rb_ck', source_schema => 'rb_src');
+SELECT migrate_table('rb_ck', 'pairs', 'rb_pairs', mode => 'upsert');
+SELECT migrate_run('rb_ck') AS run_ck \gset
+SELECT count(*) AS undo_rows, count(*) FILTER (WHERE pre IS NULL) AS inserted FROM rb_undo(:run_ck);
+UPDATE rb_pairs SET v = 'changed later' WHERE (a, b) = (3, 'b2');
+DELETE FROM rb_pairs WHERE (a, b) = (4, 'b15');
+SELECT * FROM migrate_rollback(:run_ck);
+SELECT * FROM migrate_rollback_conflicts(:run_ck) ORDER BY key;
+SELECT count(*) AS rows_now, count(*) FILTER (WHERE v LIKE 'new%') AS new_left FROM rb_pairs;
+SELECT * FROM migrate_rollback(:run_ck, force => true);
+SELECT rb_md5('rb_pairs') = :'md5_pairs' AS same_after_force;
+SELECT * FROM migrate_rollback(:run_ck);
+
 -- status and report show a rollback
 SELECT table_state FROM migrate_status(:run_up2);
 SELECT table_state FROM migrate_status(:run_ins);
