@@ -9,3 +9,6 @@
 -- ==== verify: checksums as loaded ====
 
 -- ==== memory: batches bounded by bytes ====
+ALTER TABLE migrate.run
+    ADD COLUMN batch_bytes bigint NOT NULL DEFAULT 0 CHECK (batch_bytes >= 0),
+    ADD COLUMN peak_rss_kb bigint;
