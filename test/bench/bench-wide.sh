@@ -127,10 +127,10 @@ CREATE SERVER pgsrv FOREIGN DATA WRAPPER postgres_fdw
     OPTIONS (host '${PGHOST:-localhost}', port '$PGPORT', dbname 'bench_wide_src');
 CREATE USER MAPPING FOR CURRENT_USER SERVER pgsrv
     OPTIONS (user '${PGUSER:-postgres}', password '${PGPASSWORD:-}');
-CREATE SCHEMA pg_raw;
-IMPORT FOREIGN SCHEMA public FROM SERVER pgsrv INTO pg_raw;
+CREATE SCHEMA pgsrc_raw;
+IMPORT FOREIGN SCHEMA public FROM SERVER pgsrv INTO pgsrc_raw;
 SELECT migrate_plan('wide_my', source_schema => 'my_raw');
-SELECT migrate_plan('wide_pg', source_schema => 'pg_raw');
+SELECT migrate_plan('wide_pg', source_schema => 'pgsrc_raw');
 SQL
 for w in $WIDTHS; do
 	q -d bench_wide_tgt -c "CREATE TABLE wide_$w (id bigint PRIMARY KEY, payload text NOT NULL)" \
@@ -180,7 +180,7 @@ for src in my pg; do
 	for w in $WIDTHS; do
 		n=$(rows_of "$w")
 		if [[ $src == my ]]; then tgt=wide_$w ftab=my_raw.wide_$w plan=wide_my
-		else tgt=wide_pg_$w ftab=pg_raw.wide_$w plan=wide_pg; fi
+		else tgt=wide_pg_$w ftab=pgsrc_raw.wide_$w plan=wide_pg; fi
 		for ((r = 1; r <= REPS; r++)); do
 			q -d bench_wide_tgt -c "TRUNCATE $tgt" >/dev/null
 			timed "INSERT INTO $tgt SELECT * FROM $ftab" "$BACKEND_SQL"
