@@ -1122,9 +1122,9 @@ first_rows_goal(MigrateWork *w, TableLoad *tl)
  * With a byte budget: the rows goal of the next batch, from the memory
  * this batch made the worker hold (batch_kb: its private peak above its
  * start, which counts a FDW's buffered result set; the allocator's free
- * memory was given back before it, so none was reused unseen).  Rows that each take more than
- * the budget load one per batch, with a NOTICE and an event, once per
- * range.  In the batch's transaction.
+ * memory was given back before it, so none was reused unseen).  Rows that
+ * each take more than the budget load one per batch, with a NOTICE and an
+ * event, once per range.  In the batch's transaction.
  */
 static void
 adapt_rows_goal(MigrateWork *w, TableLoad *tl, RangeCursor *c, const MigrateCounts *batch,
