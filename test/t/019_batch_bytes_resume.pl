@@ -2,7 +2,7 @@
 # budget, rows of very different widths) killed mid-run and resumed.
 #
 # One table of 3000 rows through postgres_fdw, batch_size 500, plan option
-# batch_bytes 1 MB; rows 1001..1200 and 2501..2600 carry notes of about
+# batch_bytes 128 kB; rows 1001..1600 and 2401..2600 carry notes of about
 # 200 kB, so batches shrink there (down to one row) and grow again after.
 # The worker is stopped by the gate (MigrateTest.pm) inside the wide
 # stretches and after them, killed (kill -9, pg_terminate_backend) or the
@@ -28,10 +28,10 @@ create_source($node, tables => [ { name => 'docs', rows => 3000 } ]);
 # the wide rows: about 200 kB of md5 hex each
 $node->safe_psql('migrate_src',
 	"UPDATE docs SET note = (SELECT string_agg(md5(docs.id || '.' || i), '') FROM generate_series(1, 6400) i)"
-	  . " WHERE id BETWEEN 1001 AND 1200 OR id BETWEEN 2501 AND 2600; ANALYZE docs");
+	  . " WHERE id BETWEEN 1001 AND 1600 OR id BETWEEN 2401 AND 2600; ANALYZE docs");
 create_plan($node, 'p', tables => \@tables, gated => \@tables);
 $node->safe_psql('postgres',
-	"UPDATE migrate.plan SET options = options || '{\"batch_bytes\": \"1MB\"}' WHERE plan_name = 'p'");
+	"UPDATE migrate.plan SET options = options || '{\"batch_bytes\": \"128kB\"}' WHERE plan_name = 'p'");
 
 # the reference: a clean run, its batches not all of batch_size
 my ($clean, $err) = run_plan($node, 'p', batch_size => $batch);
@@ -39,7 +39,7 @@ ok($clean, "clean run $clean") or diag $err;
 my $r = run_row($node, $clean);
 is($r->{state}, 'succeeded', 'clean run succeeded');
 is($node->safe_psql('postgres', "SELECT batch_bytes FROM migrate.run WHERE run_id = $clean"),
-	'1048576', 'the run keeps the plan\'s batch_bytes');
+	'131072', 'the run keeps the plan\'s batch_bytes');
 check_recorded_invariants($node, $clean, name => 'clean run');
 my $batches = $node->safe_psql('postgres', "SELECT batches FROM migrate.run_table WHERE run_id = $clean");
 cmp_ok($batches, '>', 3 * 3000 / $batch, "batches change size: $batches batches for 3000 rows of batch_size $batch");
