@@ -98,7 +98,9 @@ say "PostgreSQL $(q -d postgres -c 'SHOW server_version') on port $PGPORT; Maria
 rows_of() { echo $((TOTAL_MB * 1048576 / $1)); }
 
 # sources: MariaDB and PostgreSQL, one table per width
-my -e "DROP DATABASE IF EXISTS bench_wide; CREATE DATABASE bench_wide; SET GLOBAL max_allowed_packet = 67108864"
+my -e "DROP DATABASE IF EXISTS bench_wide; CREATE DATABASE bench_wide"
+# the MariaDB may be shared (tests): leave nothing behind
+trap 'my -e "DROP DATABASE IF EXISTS bench_wide" || true; rm -rf "$WORK"' EXIT
 q -d postgres -c 'DROP DATABASE IF EXISTS bench_wide_src' -c 'CREATE DATABASE bench_wide_src' \
 	-c 'DROP DATABASE IF EXISTS bench_wide_tgt' -c 'CREATE DATABASE bench_wide_tgt'
 for w in $WIDTHS; do
