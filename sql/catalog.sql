@@ -170,6 +170,9 @@ CREATE TABLE migrate.run (
     -- added by 0.4
     owner       regrole,                               -- the plan's owner: the workers' role
     maintenance_work_mem text,                         -- the caller's, for index rebuilds
+    -- added by 0.9: batches bounded by bytes; the workers' real peak memory
+    batch_bytes bigint NOT NULL DEFAULT 0 CHECK (batch_bytes >= 0), -- 0: rows only
+    peak_rss_kb bigint,                                -- greatest private peak (VmHWM less shared and file pages) of the run's workers
     CHECK ((state = 'running') = (finished_at IS NULL))
 );
 CREATE INDEX ON migrate.run (plan, started_at);

@@ -364,7 +364,12 @@ BEGIN
            || pg_catalog.format('| finished | %s |', coalesce(pg_catalog.to_char(r.finished_at, ts), 'still running'))
            || pg_catalog.format('| duration | %s s |', coalesce(pg_catalog.round(EXTRACT(epoch FROM r.finished_at - r.started_at), 1)::text, '-'))
            || pg_catalog.format('| state | %s |', r.state)
-           || pg_catalog.format('| batch size | %s |', r.batch_size);
+           || pg_catalog.format('| batch size | %s rows%s |', r.batch_size,
+                                CASE WHEN r.batch_bytes > 0 THEN ', ' || pg_catalog.pg_size_pretty(r.batch_bytes) ELSE '' END);
+    IF r.peak_rss_kb IS NOT NULL OR r.peak_memory_kb IS NOT NULL THEN
+        doc := doc || pg_catalog.format('| peak memory | %s kB (greatest worker peak), %s kB sampled at batch ends |',
+                                        coalesce(r.peak_rss_kb::text, '-'), coalesce(r.peak_memory_kb::text, '-'));
+    END IF;
     IF r.error IS NOT NULL THEN
         doc := doc || pg_catalog.format('| error | %s |', migrate._md(CASE WHEN masked THEN '***' ELSE r.error END));
     END IF;

@@ -132,10 +132,10 @@ current_actor(void)
 int64
 migrate_catalog_run_start(const MigrateRunShared *shared)
 {
-	Oid			argtypes[11] = {TEXTOID, INT4OID, INT4OID, BOOLOID, TEXTOID, TEXTARRAYOID, INT4OID,
-	TEXTOID, OIDOID, TEXTOID, TEXTOID};
-	Datum		args[11];
-	char		nulls[11] = "           ";
+	Oid			argtypes[12] = {TEXTOID, INT4OID, INT4OID, BOOLOID, TEXTOID, TEXTARRAYOID, INT4OID,
+	TEXTOID, OIDOID, TEXTOID, TEXTOID, INT8OID};
+	Datum		args[12];
+	char		nulls[12] = "            ";
 	bool		isnull;
 	int64		run_id;
 	int			ret;
@@ -169,16 +169,20 @@ migrate_catalog_run_start(const MigrateRunShared *shared)
 	args[9] = CStringGetTextDatum(run_by ? run_by : actor);
 	args[10] = CStringGetTextDatum(shared->maintenance_work_mem);
 	nulls[10] = shared->maintenance_work_mem[0] ? ' ' : 'n';
+	args[11] = Int64GetDatum(shared->batch_bytes);
 
 	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("INSERT INTO migrate.run (plan, mode, dry_run, worker_pid, batch_size, tables,"
 								"                         parallel, search_path, defer_indexes, owner, run_by,"
-								"                         maintenance_work_mem)"
+								"                         maintenance_work_mem, batch_bytes)"
 								" SELECT $1, $5, $4, $2, $3, $6,"
-								"        $7, $8, coalesce((options->>'defer_indexes')::pg_catalog.bool, false), owner, $10, $11"
+								"        $7, $8, coalesce((options->>'defer_indexes')::pg_catalog.bool, false), owner, $10, $11,"
+								"        coalesce(CASE pg_catalog.jsonb_typeof(options->'batch_bytes')"
+								"                   WHEN 'number' THEN (options->>'batch_bytes')::pg_catalog.int8"
+								"                   WHEN 'string' THEN pg_catalog.pg_size_bytes(options->>'batch_bytes') END, $12)"
 								"   FROM migrate.plan WHERE plan_name = $1 AND owner::pg_catalog.oid = $9"
 								" RETURNING run_id",
-								11, argtypes, args, nulls, false, 0);
+								12, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "inserting into migrate.run failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed != 1)
@@ -352,25 +356,28 @@ migrate_catalog_run_planned(int64 run_id)
  * event "run <state>".
  */
 void
-migrate_catalog_run_end(int64 run_id, const char *state, int64 peak_memory_kb)
+migrate_catalog_run_end(int64 run_id, const char *state, int64 peak_memory_kb,
+						int64 peak_rss_kb)
 {
-	Oid			argtypes[4] = {INT8OID, TEXTOID, INT8OID, TEXTOID};
-	Datum		args[4];
+	Oid			argtypes[5] = {INT8OID, TEXTOID, INT8OID, TEXTOID, INT8OID};
+	Datum		args[5];
 
 	Assert(strcmp(state, "succeeded") == 0 || strcmp(state, "cancelled") == 0);
 	args[0] = Int64GetDatum(run_id);
 	args[1] = CStringGetTextDatum(state);
 	args[2] = Int64GetDatum(peak_memory_kb);
 	args[3] = CStringGetTextDatum(current_actor());
+	args[4] = Int64GetDatum(peak_rss_kb);
 	(void) migrate_catalog_exec("WITH r AS (UPDATE migrate.run SET state = $2, finished_at = pg_catalog.now(),"
-						"   peak_memory_kb = greatest(peak_memory_kb, $3) WHERE run_id = $1 RETURNING plan),"
+						"   peak_memory_kb = greatest(peak_memory_kb, $3),"
+						"   peak_rss_kb = greatest(peak_rss_kb, $5) WHERE run_id = $1 RETURNING plan),"
 						" g AS (UPDATE migrate.run_range SET state = 'cancelled'"
 						"   WHERE run_id = $1 AND state IN ('pending', 'running')),"
 						" t AS (UPDATE migrate.run_table SET state = 'cancelled'"
 						"   WHERE run_id = $1 AND state IN ('pending', 'running'))"
 						" INSERT INTO migrate.event (run_id, plan, actor, event)"
 						" SELECT $1, plan, $4, 'run ' || $2 FROM r",
-						4, argtypes, args, NULL,
+						5, argtypes, args, NULL,
 						SPI_OK_INSERT, psprintf("recording the end of run " INT64_FORMAT "", run_id));
 }
 
@@ -384,10 +391,10 @@ migrate_catalog_run_end(int64 run_id, const char *state, int64 peak_memory_kb)
  */
 void
 migrate_catalog_run_fail(int64 run_id, const char *state, Oid target, const char *message,
-						 int sqlerrcode, int64 peak_memory_kb)
+						 int sqlerrcode, int64 peak_memory_kb, int64 peak_rss_kb)
 {
-	Oid			argtypes[8] = {INT8OID, TEXTOID, OIDOID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID};
-	Datum		args[8];
+	Oid			argtypes[9] = {INT8OID, TEXTOID, OIDOID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
+	Datum		args[9];
 
 	Assert(strcmp(state, "failed") == 0 || strcmp(state, "interrupted") == 0);
 	args[0] = Int64GetDatum(run_id);
@@ -398,8 +405,10 @@ migrate_catalog_run_fail(int64 run_id, const char *state, Oid target, const char
 	args[5] = Int32GetDatum(MyProcPid);
 	args[6] = CStringGetTextDatum(unpack_sql_state(sqlerrcode));
 	args[7] = CStringGetTextDatum(current_actor());
+	args[8] = Int64GetDatum(peak_rss_kb);
 	(void) migrate_catalog_exec("WITH r AS (UPDATE migrate.run SET state = $5, finished_at = pg_catalog.now(),"
-						"   error = $2, peak_memory_kb = greatest(peak_memory_kb, $4)"
+						"   error = $2, peak_memory_kb = greatest(peak_memory_kb, $4),"
+						"   peak_rss_kb = greatest(peak_rss_kb, $9)"
 						"   WHERE run_id = $1 RETURNING plan),"
 						" mine AS (UPDATE migrate.run_range SET state = 'failed', error = $2, sqlstate = $7,"
 						"   finished_at = pg_catalog.clock_timestamp()"
@@ -412,8 +421,21 @@ migrate_catalog_run_fail(int64 run_id, const char *state, Oid target, const char
 						"   WHERE run_id = $1 AND target <> $3 AND state = 'running')"
 						" INSERT INTO migrate.event (run_id, plan, actor, event, details)"
 						" SELECT $1, plan, $8, 'run ' || $5, $2 FROM r",
-						8, argtypes, args, NULL,
+						9, argtypes, args, NULL,
 						SPI_OK_INSERT, psprintf("recording the failure of run " INT64_FORMAT "", run_id));
+}
+
+/* A helper's private peak memory goes into its run's (the greatest of all). */
+void
+migrate_catalog_run_peak(int64 run_id, int64 peak_rss_kb)
+{
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+	Datum		args[2] = {Int64GetDatum(run_id), Int64GetDatum(peak_rss_kb)};
+
+	(void) migrate_catalog_exec("UPDATE migrate.run SET peak_rss_kb = greatest(peak_rss_kb, $2)"
+						" WHERE run_id = $1",
+						2, argtypes, args, NULL,
+						SPI_OK_UPDATE, psprintf("recording the peak memory of run " INT64_FORMAT "", run_id));
 }
 
 /*

@@ -668,6 +668,7 @@ start_and_wait(dsm_segment *seg, MigrateRunShared *shared, const char *plan, Oid
 	shared->role_id = GetUserId();
 	shared->owner_id = owner;
 	shared->batch_size = migrate_batch_size;
+	shared->batch_bytes = migrate_batch_bytes;
 	shared->max_workers_total = migrate_max_workers_total;
 	strlcpy(shared->maintenance_work_mem, GetConfigOptionByName("maintenance_work_mem", NULL, false),
 			sizeof(shared->maintenance_work_mem));

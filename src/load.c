@@ -82,14 +82,16 @@ static Datum int64_to_key(TableLoad *tl, int64 v);
 /* one key range, in functions of one step each (see migrate_load_range) */
 typedef struct RangeCursor RangeCursor;
 static void create_dry_target(TableLoad *tl);
-static void prepare_range_statements(TableLoad *tl, MigrateUnit *u, int64 batch_size);
+static void prepare_range_statements(TableLoad *tl, MigrateUnit *u);
 static void find_int_range(TableLoad *tl, MigrateUnit *u, RangeCursor *c);
 static void range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c);
 static bool batch_bounds(TableLoad *tl, RangeCursor *c, Datum *bounds);
 static void load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
 					   MigrateCounts *batch);
-static void advance(TableLoad *tl, RangeCursor *c, Datum *bounds, const MigrateCounts *batch,
-					int64 batch_size);
+static void advance(TableLoad *tl, RangeCursor *c, Datum *bounds, const MigrateCounts *batch);
+static int64 first_rows_goal(MigrateWork *w, TableLoad *tl);
+static void adapt_rows_goal(MigrateWork *w, TableLoad *tl, RangeCursor *c, const MigrateCounts *batch,
+							int64 batch_kb);
 static const char *range_batch(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c);
 static void range_finish(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c);
 static void range_release(TableLoad *tl);
@@ -802,6 +804,9 @@ struct RangeCursor
 	int64		int_lo;			/* integer keys: where the next batch starts */
 	int64		int_max;		/* the range's greatest key */
 	int64		step;			/* keys per batch, adapted to the key density */
+	int64		rows_goal;		/* rows per batch: batch_size, or fewer for batch_bytes */
+	int64		anon_base_kb;	/* RssAnon when the batch began (batch_bytes) */
+	bool		told_wide;		/* the NOTICE on rows over the budget was sent */
 	int16		key_len;		/* the key type's typlen and typbyval, read in */
 	bool		key_byval;		/* a transaction (range_begin) */
 };
@@ -826,12 +831,13 @@ create_dry_target(TableLoad *tl)
  * Prepare the statements of the range's batches, kept until the range
  * ends (range_release): the batch statement with and without a lower
  * bound, the reject fill, and for non-integer keys the statements that
- * find where a batch ends (the batch_size-th key, within the range).
+ * find where a batch ends (the $3-th key, within the range: the rows
+ * goal, which batch_bytes may change from batch to batch).
  */
 static void
-prepare_range_statements(TableLoad *tl, MigrateUnit *u, int64 batch_size)
+prepare_range_statements(TableLoad *tl, MigrateUnit *u)
 {
-	Oid			argtypes[2] = {tl->key_type, tl->key_type};
+	Oid			argtypes[3] = {tl->key_type, tl->key_type, INT8OID};
 	StringInfoData head;
 	char	   *tail;
 
@@ -849,10 +855,10 @@ prepare_range_statements(TableLoad *tl, MigrateUnit *u, int64 batch_size)
 		appendStringInfo(&head, " AND (%s) <= $2", tl->key_expr);
 	if (tl->filter)
 		appendStringInfo(&head, " AND (%s)", tl->filter);
-	tail = psprintf(" ORDER BY 1 LIMIT " INT64_FORMAT ") b" MIGRATE_LAST_KEY_OF_SUBQUERY, batch_size);
-	tl->bound_first = migrate_spi_prepare_keep(psprintf("%s%s", head.data, tail), 2, argtypes);
+	tail = " ORDER BY 1 LIMIT $3) b" MIGRATE_LAST_KEY_OF_SUBQUERY;
+	tl->bound_first = migrate_spi_prepare_keep(psprintf("%s%s", head.data, tail), 3, argtypes);
 	tl->bound_next = migrate_spi_prepare_keep(psprintf("%s AND (%s) > $1%s", head.data, tl->key_expr, tail),
-									  2, argtypes);
+									  3, argtypes);
 }
 
 /*
@@ -988,7 +994,9 @@ range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 		create_dry_target(tl);
 	migrate_route_begin(w->run_id, u->target, tl->rule_names, tl->rule_on_fail, tl->rule_exprs);
 	migrate_route_set_predictions(tl->preds, tl->pred_ncols, tl->pred_sensitive);
-	prepare_range_statements(tl, u, w->batch_size);
+	prepare_range_statements(tl, u);
+	c->rows_goal = first_rows_goal(w, tl);
+	c->step = c->rows_goal;
 	if (tl->int_key)
 		find_int_range(tl, u, c);
 	migrate_commit_txn();
@@ -1005,6 +1013,7 @@ batch_bounds(TableLoad *tl, RangeCursor *c, Datum *bounds)
 	bool		isnull;
 	MemoryContext oldcxt;
 	int			ret;
+	Datum		args[3];
 
 	if (tl->int_key)
 	{
@@ -1017,10 +1026,11 @@ batch_bounds(TableLoad *tl, RangeCursor *c, Datum *bounds)
 		return true;
 	}
 
-	bounds[0] = c->last_hi;
-	bounds[1] = c->range_hi;
+	args[0] = bounds[0] = c->last_hi;
+	args[1] = c->range_hi;
+	args[2] = Int64GetDatum(c->rows_goal);
 	ret = SPI_execute_plan(c->have_last ? tl->bound_next : tl->bound_first,
-						   bounds, NULL, true, 1);
+						   args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "finding the next batch of %s failed: %s", tl->source,
 			 SPI_result_code_string(ret));
@@ -1093,12 +1103,12 @@ load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
 /*
  * After a committed batch (outside a transaction: no catalog access here):
  * its upper bound is where the next one starts;
- * integer keys adapt the step to the key density seen (sparse keys get
- * wider ranges, never more than 8 times wider per batch).
+ * integer keys adapt the step to the key density seen, so that the next
+ * batch holds about c->rows_goal rows (sparse keys get wider ranges, never
+ * more than 8 times wider per batch).
  */
 static void
-advance(TableLoad *tl, RangeCursor *c, Datum *bounds, const MigrateCounts *batch,
-		int64 batch_size)
+advance(TableLoad *tl, RangeCursor *c, Datum *bounds, const MigrateCounts *batch)
 {
 	if (!c->key_byval && c->have_last && c->last_hi != c->range_lo)
 		pfree(DatumGetPointer(c->last_hi));
@@ -1117,10 +1127,91 @@ advance(TableLoad *tl, RangeCursor *c, Datum *bounds, const MigrateCounts *batch
 			c->step = c->step > PG_INT64_MAX / 8 ? PG_INT64_MAX : c->step * 8;
 		else
 		{
-			double		want = (double) span * batch_size / batch->read;
+			double		want = (double) span * c->rows_goal / batch->read;
 
 			c->step = (int64) Max(1.0, Min(want, (double) c->step * 8));
 		}
+	}
+}
+
+/*
+ * Rows of a range's first batch: batch_size, or with a byte budget as many
+ * rows as the source's statistics (pg_stats of the source relation: a
+ * local table or an analyzed foreign table) say fit in it.  Without them,
+ * a source whose FDW buffers a whole result set (mysql_fdw) starts with
+ * few rows (MIGRATE_FIRST_ROWS), the others (they stream) with
+ * batch_size; later batches adapt to what they measure.  In a
+ * transaction, with SPI.
+ */
+#define MIGRATE_FIRST_ROWS	16
+
+static int64
+first_rows_goal(MigrateWork *w, TableLoad *tl)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	bool		isnull;
+	Datum		width;
+	Datum		buffers;
+	int			ret;
+
+	if (w->batch_bytes <= 0)
+		return w->batch_size;
+	args[0] = CStringGetTextDatum(tl->source);
+	ret = SPI_execute_with_args("SELECT (SELECT pg_catalog.sum(st.avg_width)::pg_catalog.float8"
+								"          FROM pg_catalog.pg_stats st"
+								"          JOIN pg_catalog.pg_namespace n ON n.nspname = st.schemaname"
+								"          JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = st.tablename"
+								"         WHERE c.oid = pg_catalog.to_regclass($1)),"
+								"       EXISTS (SELECT FROM pg_catalog.pg_foreign_table ft"
+								"          JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver"
+								"          JOIN pg_catalog.pg_foreign_data_wrapper fw ON fw.oid = fs.srvfdw"
+								"         WHERE ft.ftrelid = pg_catalog.to_regclass($1) AND fw.fdwname = 'mysql_fdw')",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the statistics of %s failed: %s", tl->source,
+			 SPI_result_code_string(ret));
+	width = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull && DatumGetFloat8(width) > 0)
+		/* a row in memory takes more than its stored width: count it twice */
+		return (int64) Max(1.0, Min((double) w->batch_size,
+									w->batch_bytes / (2.0 * DatumGetFloat8(width))));
+	buffers = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (DatumGetBool(buffers))
+		return Min((int64) w->batch_size, MIGRATE_FIRST_ROWS);
+	return w->batch_size;
+}
+
+/*
+ * With a byte budget: the rows goal of the next batch, from the memory
+ * this batch made the worker hold (batch_kb: its private peak above its
+ * start, which counts a FDW's buffered result set; the allocator's free
+ * memory was given back before it, so none was reused unseen).  Rows that
+ * each take more than the budget load one per batch, with a NOTICE and an
+ * event, once per range.  In the batch's transaction.
+ */
+static void
+adapt_rows_goal(MigrateWork *w, TableLoad *tl, RangeCursor *c, const MigrateCounts *batch,
+				int64 batch_kb)
+{
+	double		row_bytes;
+	double		goal;
+
+	if (w->batch_bytes <= 0 || batch->read == 0 || batch_kb < 0)
+		return;
+	row_bytes = (double) batch_kb * 1024.0 / batch->read;
+	goal = row_bytes > 0 ? w->batch_bytes / row_bytes : (double) w->batch_size;
+	c->rows_goal = (int64) Max(1.0, Min(goal, (double) w->batch_size));
+	elog(DEBUG1, "migrate: batch of %s: " INT64_FORMAT " rows, " INT64_FORMAT " kB held; next batch " INT64_FORMAT " rows",
+		 tl->target_name, batch->read, batch_kb, c->rows_goal);
+	if (goal < 1.0 && !c->told_wide)
+	{
+		char	   *msg = psprintf("rows of %s take about " INT64_FORMAT " kB each, more than batch_bytes (" INT64_FORMAT " kB): they load one per batch",
+								   tl->target_name, (int64) (row_bytes / 1024), w->batch_bytes / 1024);
+
+		c->told_wide = true;
+		migrate_worker_notice(w->shared, "%s", msg);
+		migrate_catalog_event(w->run_id, w->plan, "rows over batch_bytes", msg);
 	}
 }
 
@@ -1134,6 +1225,7 @@ range_batch(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 {
 	MigrateCounts batch = {0};
 	Datum		bounds[2];
+	int64		batch_kb = -1;
 	bool		lower_bound = c->have_last;
 	SPIPlanPtr	plan = c->have_last ? tl->batch_next : tl->batch_first;
 	const char *stopped;
@@ -1160,8 +1252,16 @@ range_batch(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	if (w->dry_run)
 		create_dry_target(tl);
 	migrate_undo_begin(tl);
+	if (w->batch_bytes > 0)
+		c->anon_base_kb = migrate_worker_memory_reset();
 	load_batch(tl, plan, lower_bound, bounds, &batch);
 	batch.loaded_hashed = tl->loaded_hash != NULL;
+	if (w->batch_bytes > 0)
+	{
+		int64		peak = migrate_worker_memory_peak();
+
+		batch_kb = peak < 0 || c->anon_base_kb < 0 ? -1 : Max(peak - c->anon_base_kb, 0);
+	}
 	migrate_undo_flush(tl);
 
 	/*
@@ -1174,10 +1274,11 @@ range_batch(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 
 	/* the batch's memory is still held here: sample the peak */
 	migrate_worker_sample_memory();
+	adapt_rows_goal(w, tl, c, &batch, batch_kb);
 	migrate_commit_txn();
 
 	migrate_add_counts(&tl->total, &batch);
-	advance(tl, c, bounds, &batch, w->batch_size);
+	advance(tl, c, bounds, &batch);
 	return NULL;
 }
 
@@ -1301,6 +1402,7 @@ migrate_load_range(MigrateWork *w, MigrateUnit *u)
 	tl->batch_size = w->batch_size;
 	c->cxt = rangecxt;
 	c->step = w->batch_size;
+	c->rows_goal = w->batch_size;
 
 	PG_TRY();
 	{

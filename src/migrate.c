@@ -42,6 +42,7 @@ PG_MODULE_MAGIC;
 static bool version_matched = false;	/* this backend saw extversion = MIGRATE_VERSION */
 
 int			migrate_batch_size = 50000;
+int			migrate_batch_bytes = 16 * 1024 * 1024;
 int			migrate_max_workers = 1;
 int			migrate_max_workers_total = 8;
 bool		migrate_copy_source = true;
@@ -61,6 +62,22 @@ _PG_init(void)
 							INT_MAX / 4,
 							PGC_USERSET,
 							0,
+							NULL, NULL, NULL);
+
+	/*
+	 * A byte budget per batch besides the row count: a FDW that buffers a
+	 * whole result set (mysql_fdw with text columns) holds a batch's rows
+	 * in the worker at once, so wide rows need fewer rows per batch.
+	 */
+	DefineCustomIntVariable("migrate.batch_bytes",
+							"Memory a batch may make a worker hold; 0 bounds batches by rows only.",
+							"Rows per batch adapt to the memory earlier batches of the range took; a plan option batch_bytes overrides it.",
+							&migrate_batch_bytes,
+							16 * 1024 * 1024,
+							0,
+							INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("migrate.max_workers",

@@ -90,6 +90,7 @@ typedef struct MigrateRunShared
 	Oid			role_id;		/* caller's role: run.run_by */
 	Oid			owner_id;		/* the plan's owner: every worker runs as it */
 	int			batch_size;		/* migrate.batch_size of the caller */
+	int			batch_bytes;	/* migrate.batch_bytes of the caller */
 	bool		dry_run;
 	int			parallel;		/* workers, coordinator included */
 	int64		resume_run_id;	/* migrate_resume(): the run to continue */
@@ -173,6 +174,7 @@ typedef struct MigrateWork
 	char		plan[MIGRATE_PLAN_MAXLEN + 1];
 	bool		dry_run;
 	int			batch_size;
+	int64		batch_bytes;	/* byte budget per batch, 0: rows only */
 	int			parallel;
 	int			max_workers_total;	/* slots this worker may take (0..n-1) */
 	char		mode[32];		/* the run's mode: full, incremental, sync */
@@ -304,6 +306,7 @@ typedef struct MigrateTableLoad
 
 /* GUCs (migrate.c) */
 extern int	migrate_batch_size;
+extern int	migrate_batch_bytes;
 extern int	migrate_max_workers;
 extern int	migrate_max_workers_total;
 extern bool migrate_copy_source;
@@ -335,6 +338,9 @@ extern struct BackgroundWorkerHandle *migrate_start_worker(struct dsm_segment *s
 extern void migrate_worker_notice(MigrateRunShared *shared, const char *fmt,...) pg_attribute_printf(2, 3);
 extern void migrate_worker_sample_memory(void);
 extern int64 migrate_worker_peak_memory_kb(void);
+extern int64 migrate_worker_memory_reset(void);
+extern int64 migrate_worker_memory_peak(void);
+extern int64 migrate_worker_peak_rss_kb(void);
 extern bool migrate_progress_report(MigrateRunShared *shared, int64 run_id);
 
 /*
@@ -345,9 +351,12 @@ extern int64 migrate_catalog_run_start(const MigrateRunShared *shared);
 extern void migrate_catalog_run_resume(int64 run_id, const char *plan);
 extern int	migrate_catalog_interrupt_dead_runs(const char *plan);
 extern void migrate_catalog_run_planned(int64 run_id);
-extern void migrate_catalog_run_end(int64 run_id, const char *state, int64 peak_memory_kb);
+extern void migrate_catalog_run_end(int64 run_id, const char *state, int64 peak_memory_kb,
+									int64 peak_rss_kb);
+extern void migrate_catalog_run_peak(int64 run_id, int64 peak_rss_kb);
 extern void migrate_catalog_run_fail(int64 run_id, const char *state, Oid target,
-									 const char *message, int sqlerrcode, int64 peak_memory_kb);
+									 const char *message, int sqlerrcode, int64 peak_memory_kb,
+									 int64 peak_rss_kb);
 extern bool migrate_catalog_request_cancel(int64 run_id, bool by_worker);
 extern void migrate_catalog_event(int64 run_id, const char *plan, const char *event,
 								  const char *details);

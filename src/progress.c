@@ -27,6 +27,10 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -44,6 +48,7 @@ static void format_eta(char *buf, size_t len, double seconds);
 static void report_tables(MigrateRunShared *shared, int64 run_id);
 
 static int64 peak_anon_kb = 0;	/* highest RssAnon seen */
+static int64 peak_private_kb = 0;	/* highest private peak, samples or not */
 
 /*
  * Queue a progress line for the waiting backend (which prints it as a
@@ -107,6 +112,92 @@ int64
 migrate_worker_peak_memory_kb(void)
 {
 	return peak_anon_kb;
+}
+
+/* Read the named "Name:   N kB" fields of /proc/self/status (-1: absent). */
+static void
+read_status(const char *const *names, int64 *kb, int n)
+{
+	FILE	   *f = fopen("/proc/self/status", "r");
+	char		line[256];
+
+	for (int i = 0; i < n; i++)
+		kb[i] = -1;
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f))
+	{
+		for (int i = 0; i < n; i++)
+		{
+			size_t		len = strlen(names[i]);
+			long		v;
+
+			if (strncmp(line, names[i], len) == 0 && line[len] == ':' &&
+				sscanf(line + len + 1, " %ld", &v) == 1)
+				kb[i] = v;
+		}
+	}
+	fclose(f);
+}
+
+/*
+ * Start a batch's memory measure: give the allocator's free memory back
+ * (glibc keeps what a wide batch freed, which the next batch would reuse
+ * unseen) and reset the process's high-water mark (VmHWM) to its current
+ * RSS (Linux: "5" into clear_refs), so that migrate_worker_memory_peak()
+ * sees this batch's peak, also one no sample catches (a FDW's client
+ * buffers, freed before the batch ends).  Returns the current RssAnon in
+ * kB (-1: unknown).
+ */
+int64
+migrate_worker_memory_reset(void)
+{
+	static const char *const names[1] = {"RssAnon"};
+	int64		kb[1];
+	FILE	   *f;
+
+	(void) migrate_worker_memory_peak();	/* keep the peak being reset */
+#ifdef __GLIBC__
+	(void) malloc_trim(0);
+#endif
+	f = fopen("/proc/self/clear_refs", "w");
+	if (f != NULL)
+	{
+		fputs("5", f);
+		fclose(f);
+	}
+	read_status(names, kb, 1);
+	return kb[0];
+}
+
+/*
+ * The private memory peak since the last reset, in kB (-1: unknown): the
+ * RSS high-water mark less the shared (buffers) and file pages, which only
+ * grow while a backend works; so a lower bound of the anonymous peak.
+ * Kept for peak_rss_kb.
+ */
+int64
+migrate_worker_memory_peak(void)
+{
+	static const char *const names[4] = {"VmHWM", "RssShmem", "RssFile", "RssAnon"};
+	int64		kb[4];
+	int64		peak;
+
+	read_status(names, kb, 4);
+	if (kb[0] < 0 || kb[1] < 0 || kb[2] < 0)
+		return -1;
+	peak = Max(kb[0] - kb[1] - kb[2], kb[3]);
+	if (peak > peak_private_kb)
+		peak_private_kb = peak;
+	return peak;
+}
+
+/* The process's private peak so far, in kB (run.peak_rss_kb). */
+int64
+migrate_worker_peak_rss_kb(void)
+{
+	(void) migrate_worker_memory_peak();
+	return Max(peak_private_kb, peak_anon_kb);
 }
 
 /* An ETA as "42 s", "3 min 5 s" or "2 h 10 min" into buf. */

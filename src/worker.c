@@ -696,7 +696,8 @@ worker_finish_run(MigrateWork *w, const char *state)
 {
 	migrate_worker_sample_memory();
 	migrate_begin_txn();
-	migrate_catalog_run_end(w->run_id, state, migrate_worker_peak_memory_kb());
+	migrate_catalog_run_end(w->run_id, state, migrate_worker_peak_memory_kb(),
+							migrate_worker_peak_rss_kb());
 	migrate_commit_txn();
 
 	migrate_worker_notice(w->shared, "run " INT64_FORMAT " %s", w->run_id, state);
@@ -720,7 +721,8 @@ worker_fail_run(MigrateWork *w, ErrorData *edata)
 			migrate_catalog_run_fail(w->run_id, helper_vanished ? "interrupted" : "failed",
 									 current_target,
 									 edata->message ? edata->message : "unknown error",
-									 edata->sqlerrcode, migrate_worker_peak_memory_kb());
+									 edata->sqlerrcode, migrate_worker_peak_memory_kb(),
+									 migrate_worker_peak_rss_kb());
 			migrate_commit_txn();
 		}
 		PG_CATCH();
@@ -825,7 +827,7 @@ migrate_worker_main(Datum main_arg)
 			bool		isnull;
 			int			ret;
 
-			ret = SPI_execute_with_args("SELECT dry_run, batch_size, parallel, search_path, mode FROM migrate.run WHERE run_id = $1",
+			ret = SPI_execute_with_args("SELECT dry_run, batch_size, parallel, search_path, mode, batch_bytes FROM migrate.run WHERE run_id = $1",
 										1, argtypes, args, NULL, false, 1);
 			if (ret != SPI_OK_SELECT || SPI_processed != 1)
 				elog(ERROR, "reading migrate.run failed: %s", SPI_result_code_string(ret));
@@ -835,6 +837,9 @@ migrate_worker_main(Datum main_arg)
 			w->batch_size = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 			w->parallel = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 			strlcpy(w->mode, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5), sizeof(w->mode));
+			w->batch_bytes = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isnull));
+			if (isnull)
+				w->batch_bytes = 0;
 		}
 		migrate_commit_txn();
 
@@ -927,7 +932,7 @@ migrate_helper_main(Datum main_arg)
 		char	   *v;
 
 		/* as the owner: a run of another owner is not found */
-		ret = SPI_execute_with_args("SELECT plan, dry_run, batch_size, parallel, search_path, mode"
+		ret = SPI_execute_with_args("SELECT plan, dry_run, batch_size, parallel, search_path, mode, batch_bytes"
 									"  FROM migrate.run WHERE run_id = $1 AND owner::pg_catalog.oid = $2",
 									2, argtypes, args, NULL, false, 1);
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
@@ -941,6 +946,9 @@ migrate_helper_main(Datum main_arg)
 		if (v)
 			search_path = MemoryContextStrdup(TopMemoryContext, v);
 		strlcpy(w->mode, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6), sizeof(w->mode));
+		w->batch_bytes = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isnull));
+		if (isnull)
+			w->batch_bytes = 0;
 	}
 	migrate_commit_txn();
 	set_run_search_path(search_path);
@@ -971,6 +979,11 @@ migrate_helper_main(Datum main_arg)
 		migrate_commit_txn();
 	}
 	PG_END_TRY();
+
+	/* the run's peak memory is the greatest of its workers' */
+	migrate_begin_txn();
+	migrate_catalog_run_peak(w->run_id, migrate_worker_peak_rss_kb());
+	migrate_commit_txn();
 
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);

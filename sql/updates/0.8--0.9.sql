@@ -17,3 +17,6 @@ ALTER TYPE migrate._verify_column ADD ATTRIBUTE loaded_value text;
 DROP FUNCTION IF EXISTS migrate._verify_foreign_key(bigint, regclass, name[], regclass, name[], text);
 
 -- ==== memory: batches bounded by bytes ====
+ALTER TABLE migrate.run
+    ADD COLUMN batch_bytes bigint NOT NULL DEFAULT 0 CHECK (batch_bytes >= 0),
+    ADD COLUMN peak_rss_kb bigint;

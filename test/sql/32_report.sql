@@ -7,9 +7,10 @@
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 CREATE FUNCTION test_report(p_run bigint) RETURNS text LANGUAGE sql AS $$
-    SELECT regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+    SELECT regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
            regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
                migrate_report(p_run),
+               '\| peak memory \| [^\n]*', '| peak memory | <kB> |', 'g'),
                '\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}', '<ms>', 'g'),
                '\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+', '<time>', 'g'),
                '\d+(\.\d+)? s \|', '<secs> |', 'g'),
