@@ -61,9 +61,14 @@
  */
 static const char *fk_unit_sql =
 "SELECT 'fk', c.conname,"
-"       pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID; ALTER TABLE %s VALIDATE CONSTRAINT %I',"
-"              c.conrelid::regclass, c.conname, pg_catalog.pg_get_constraintdef(c.oid),"
-"              c.conrelid::regclass, c.conname),"
+/*
+ * NULL, not a statement without its constraint, when the constraint was
+ * dropped after the scan saw it (another worker re-adding it:
+ * pg_get_constraintdef reads the latest catalog)
+ */
+"       pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I ', c.conrelid::regclass, c.conname)"
+"       || pg_catalog.pg_get_constraintdef(c.oid)"
+"       || pg_catalog.format(' NOT VALID; ALTER TABLE %s VALIDATE CONSTRAINT %I', c.conrelid::regclass, c.conname),"
 "       pg_catalog.format('WITH o AS (DELETE FROM %s AS c WHERE %s AND NOT EXISTS (SELECT 1 FROM %s AS p WHERE %s) RETURNING c.*)"
 " INSERT INTO migrate.reject (run_id, target, source_key, source_row, reason, message, detail)"
 " SELECT $1, %L::regclass, %s, pg_catalog.to_jsonb(o) || %L::jsonb, ''23503'', %L,"
@@ -169,6 +174,11 @@ migrate_defer_table(MigrateWork *w, Oid target)
 		bool		isnull;
 		Datum		ref = SPI_getbinval(items->vals[i], items->tupdesc, 5, &isnull);
 
+		if (definition == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("%s of %s was dropped while the run was planned", name, relname),
+					 errhint("Run the plan again.")));
 		migrate_catalog_add_deferred_unit(w->run_id, target,
 										  (strcmp(kind, "index") == 0 ? 1000 : 2000) + (int) i,
 										  kind, definition, check_sql,
@@ -236,6 +246,12 @@ migrate_break_fk_cycles(MigrateWork *w, const Oid *targets, int ntargets)
 		Oid			target = DatumGetObjectId(SPI_getbinval(items->vals[i], items->tupdesc, 6, &isnull));
 		char	   *relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(target)),
 														 get_rel_name(target));
+
+		if (definition == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("foreign key %s of %s was dropped while the run was planned", name, relname),
+					 errhint("Run the plan again.")));
 
 		/*
 		 * Dropping it needs the table's ownership, adding it back REFERENCES
@@ -363,6 +379,12 @@ dependent_fks(MigrateWork *w, MigrateUnit *u)
 
 		d->name = SPI_getvalue(tup, desc, 2);
 		d->definition = SPI_getvalue(tup, desc, 3);
+		/* the unit's retry loop tries again, with a catalog that has settled */
+		if (d->definition == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("foreign key %s referencing %s changed while it was read",
+							quote_identifier(d->name), get_rel_name(u->target))));
 		d->check_sql = SPI_getvalue(tup, desc, 4);
 		d->target = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
 		if (!pg_class_ownercheck(d->target, GetUserId()) ||
