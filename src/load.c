@@ -1138,10 +1138,12 @@ advance(TableLoad *tl, RangeCursor *c, Datum *bounds, const MigrateCounts *batch
  * Rows of a range's first batch: batch_size, or with a byte budget as many
  * rows as the source's statistics (pg_stats of the source relation: a
  * local table or an analyzed foreign table) say fit in it.  Without them,
- * a source whose FDW buffers a whole result set (mysql_fdw) starts with
- * few rows (MIGRATE_FIRST_ROWS), the others (they stream) with
- * batch_size; later batches adapt to what they measure.  In a
- * transaction, with SPI.
+ * a source whose FDW buffers a whole result set (mysql_fdw) starts with as
+ * many rows as fit at the widest its column types allow (fixed-size types,
+ * varchar(n) as 4 bytes a character, numeric(p) by its digits), or with few
+ * rows (MIGRATE_FIRST_ROWS) when a column is unbounded (text, bytea);
+ * the others (they stream) with batch_size; later batches adapt to what
+ * they measure.  In a transaction, with SPI.
  */
 #define MIGRATE_FIRST_ROWS	16
 
@@ -1166,7 +1168,16 @@ first_rows_goal(MigrateWork *w, TableLoad *tl)
 								"       EXISTS (SELECT FROM pg_catalog.pg_foreign_table ft"
 								"          JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver"
 								"          JOIN pg_catalog.pg_foreign_data_wrapper fw ON fw.oid = fs.srvfdw"
-								"         WHERE ft.ftrelid = pg_catalog.to_regclass($1) AND fw.fdwname = 'mysql_fdw')",
+								"         WHERE ft.ftrelid = pg_catalog.to_regclass($1) AND fw.fdwname = 'mysql_fdw'),"
+								/* NULL when a column has no bound */
+								"       (SELECT CASE WHEN pg_catalog.count(*) = pg_catalog.count(w) THEN pg_catalog.sum(w) END"
+								"          FROM (SELECT CASE WHEN t.typlen > 0 THEN t.typlen"
+								"                       WHEN t.oid IN ('pg_catalog.varchar'::pg_catalog.regtype, 'pg_catalog.bpchar'::pg_catalog.regtype)"
+								"                            AND a.atttypmod > 4 THEN 4 * (a.atttypmod - 4) + 4"
+								"                       WHEN t.oid = 'pg_catalog.numeric'::pg_catalog.regtype AND a.atttypmod > 4"
+								"                            THEN ((a.atttypmod - 4) >> 16) / 2 + 16 END::pg_catalog.float8 AS w"
+								"                  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
+								"                 WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped) ws)",
 								1, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "reading the statistics of %s failed: %s", tl->source,
@@ -1178,7 +1189,13 @@ first_rows_goal(MigrateWork *w, TableLoad *tl)
 									w->batch_bytes / (2.0 * DatumGetFloat8(width))));
 	buffers = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	if (DatumGetBool(buffers))
+	{
+		width = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+		if (!isnull && DatumGetFloat8(width) > 0)
+			return (int64) Max(1.0, Min((double) w->batch_size,
+										w->batch_bytes / (2.0 * DatumGetFloat8(width))));
 		return Min((int64) w->batch_size, MIGRATE_FIRST_ROWS);
+	}
 	return w->batch_size;
 }
 
