@@ -105,7 +105,6 @@ static void insert_event(int64 run_id, const char *plan, const char *actor,
 						 const char *event, const char *details);
 static void check_unit_statements(int64 run_id, const MigrateUnit *u);
 static bool on_target(RangeVar *rv, const MigrateUnit *u);
-static char *int128_to_cstring(int128 v);
 
 /*
  * Who an event is in the name of: the role this process runs as before it
@@ -1059,7 +1058,7 @@ migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const Migrat
 	args[12] = Int64GetDatum(batch->bisect_steps);
 	/* a batch that did not hash its rows leaves the table without a checksum */
 	if (batch->loaded_hashed)
-		args[13] = CStringGetTextDatum(int128_to_cstring(batch->loaded_sum));
+		args[13] = CStringGetTextDatum(migrate_int128_to_cstring(batch->loaded_sum));
 	else
 		nulls[13] = 'n';
 	migrate_become_catalog_owner(&saved);
@@ -1089,25 +1088,6 @@ migrate_catalog_unit_checkpoint(int64 run_id, const MigrateUnit *u, const Migrat
 				 errdetail("The run was resumed or stopped by another worker; this batch is rolled back."),
 				 errhint("Only one worker may own a range.")));
 	migrate_restore_identity(&saved);
-}
-
-/* v in decimal, for a numeric parameter (PostgreSQL 15 has no int128 output) */
-static char *
-int128_to_cstring(int128 v)
-{
-	char		buf[48];
-	char	   *p = buf + sizeof(buf);
-	uint128		u = v < 0 ? -(uint128) v : (uint128) v;
-
-	*--p = '\0';
-	do
-	{
-		*--p = '0' + (int) (u % 10);
-		u /= 10;
-	} while (u != 0);
-	if (v < 0)
-		*--p = '-';
-	return pstrdup(p);
 }
 
 /*

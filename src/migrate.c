@@ -3,8 +3,8 @@
  * migrate.c
  *	  Module entry point: _PG_init and the migrate.* settings; the helpers
  *	  every subsystem shares (a worker's transaction, ending a failed
- *	  subtransaction, checking that the library and the extension's SQL
- *	  objects are the same version).
+ *	  subtransaction, an int128 in decimal, checking that the library and
+ *	  the extension's SQL objects are the same version).
  *
  * Everything else lives in its own subsystem file (see migrate.h).  The
  * library does not need shared_preload_libraries: runs use dynamic
@@ -153,6 +153,25 @@ migrate_abort_subxact(MemoryContext caller_cxt, ResourceOwner caller_owner)
 	MemoryContextSwitchTo(caller_cxt);
 	CurrentResourceOwner = caller_owner;
 	return edata;
+}
+
+/* v in decimal, for a numeric parameter (PostgreSQL 15 has no int128 output) */
+char *
+migrate_int128_to_cstring(int128 v)
+{
+	char		buf[48];
+	char	   *p = buf + sizeof(buf);
+	uint128		u = v < 0 ? -(uint128) v : (uint128) v;
+
+	*--p = '\0';
+	do
+	{
+		*--p = '0' + (int) (u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	return pstrdup(p);
 }
 
 /*

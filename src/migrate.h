@@ -317,6 +317,7 @@ extern int	migrate_progress_interval;
 
 /* migrate.c */
 extern ErrorData *migrate_abort_subxact(MemoryContext caller_cxt, ResourceOwner caller_owner);
+extern char *migrate_int128_to_cstring(int128 v);
 extern void migrate_begin_txn(void);
 extern void migrate_commit_txn(void);
 extern void migrate_check_version(void);
