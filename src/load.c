@@ -1140,7 +1140,8 @@ advance(TableLoad *tl, RangeCursor *c, Datum *bounds, const MigrateCounts *batch
  * local table or an analyzed foreign table) say fit in it.  Without them,
  * a source whose FDW buffers a whole result set (mysql_fdw) starts with as
  * many rows as fit at the widest its column types allow (fixed-size types,
- * varchar(n) as 4 bytes a character, numeric(p) by its digits), or with few
+ * varchar(n) as 4 bytes a character, numeric(p) by its digits, numeric
+ * as MySQL's widest DECIMAL), or with few
  * rows (MIGRATE_FIRST_ROWS) when a column is unbounded (text, bytea);
  * the others (they stream) with batch_size; later batches adapt to what
  * they measure.  In a transaction, with SPI.
@@ -1175,7 +1176,10 @@ first_rows_goal(MigrateWork *w, TableLoad *tl)
 								"                       WHEN t.oid IN ('pg_catalog.varchar'::pg_catalog.regtype, 'pg_catalog.bpchar'::pg_catalog.regtype)"
 								"                            AND a.atttypmod > 4 THEN 4 * (a.atttypmod - 4) + 4"
 								"                       WHEN t.oid = 'pg_catalog.numeric'::pg_catalog.regtype AND a.atttypmod > 4"
-								"                            THEN ((a.atttypmod - 4) >> 16) / 2 + 16 END::pg_catalog.float8 AS w"
+								"                            THEN ((a.atttypmod - 4) >> 16) / 2 + 16"
+								/* mysql_fdw imports DECIMAL as numeric: MySQL's has at most 65 digits */
+								"                       WHEN t.oid = 'pg_catalog.numeric'::pg_catalog.regtype THEN 48"
+								"                       END::pg_catalog.float8 AS w"
 								"                  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
 								"                 WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped) ws)",
 								1, argtypes, args, NULL, true, 1);
