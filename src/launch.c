@@ -616,6 +616,27 @@ migrate_run(PG_FUNCTION_ARGS)
  * name it in the errors: "could not start <what> \"plan\"", "the server
  * shut down while starting <while_doing> \"plan\"".  Also database.c's job.
  */
+/*
+ * A dynamic background worker of this library, connected to a database,
+ * never restarted, that notifies this backend: the fields every migrate
+ * worker shares (the run's coordinator, its helpers, migrate_database's
+ * job).  The caller sets bgw_main_arg and bgw_extra.
+ */
+void
+migrate_worker_template(BackgroundWorker *worker, const char *function, const char *type,
+						const char *name)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, "migrate");
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker->bgw_name, BGW_MAXLEN, "%s", name);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "%s", type);
+	worker->bgw_notify_pid = MyProcPid;
+}
+
 BackgroundWorkerHandle *
 migrate_start_worker(dsm_segment *seg, const char *function, const char *type,
 					 const char *name, const char *what, const char *while_doing,
@@ -625,16 +646,8 @@ migrate_start_worker(dsm_segment *seg, const char *function, const char *type,
 	BackgroundWorkerHandle *handle;
 	pid_t		pid;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "migrate");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "%s", name);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "%s", type);
+	migrate_worker_template(&worker, function, type, name);
 	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	worker.bgw_notify_pid = MyProcPid;
 
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 		ereport(ERROR,

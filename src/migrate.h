@@ -329,6 +329,9 @@ extern PGDLLEXPORT void migrate_helper_main(Datum main_arg);
 /* launch.c */
 struct dsm_segment;
 struct BackgroundWorkerHandle;
+struct BackgroundWorker;
+extern void migrate_worker_template(struct BackgroundWorker *worker, const char *function,
+									const char *type, const char *name);
 extern void migrate_relay_notices(MigrateRunShared *shared, uint32 *seen);
 extern struct BackgroundWorkerHandle *migrate_start_worker(struct dsm_segment *seg, const char *function,
 														   const char *type, const char *name,

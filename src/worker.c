@@ -512,21 +512,14 @@ start_helpers(MigrateWork *w)
 		BackgroundWorker worker;
 		BgwHandleStatus status;
 
-		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		worker.bgw_restart_time = BGW_NEVER_RESTART;
-		snprintf(worker.bgw_library_name, BGW_MAXLEN, "migrate");
-		snprintf(worker.bgw_function_name, BGW_MAXLEN, "migrate_helper_main");
-		snprintf(worker.bgw_name, BGW_MAXLEN, "migrate helper %d of run " INT64_FORMAT, i + 1, w->run_id);
-		snprintf(worker.bgw_type, BGW_MAXLEN, "migrate worker");
+		migrate_worker_template(&worker, "migrate_helper_main", "migrate worker",
+								psprintf("migrate helper %d of run " INT64_FORMAT, i + 1, w->run_id));
 		worker.bgw_main_arg = Int64GetDatum(w->run_id);
 		/* the database and the plan's owner, which the helper becomes */
 		memcpy(worker.bgw_extra, &MyDatabaseId, sizeof(Oid));
 		memcpy(worker.bgw_extra + sizeof(Oid), &run_owner, sizeof(Oid));
 		/* the cap the coordinator runs under: the helper's slots */
 		memcpy(worker.bgw_extra + 2 * sizeof(Oid), &w->max_workers_total, sizeof(int));
-		worker.bgw_notify_pid = MyProcPid;
 		if (!RegisterDynamicBackgroundWorker(&worker, &helper_handles[nhelpers]))
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
