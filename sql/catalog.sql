@@ -44,7 +44,8 @@ CREATE TABLE migrate.table_map (
     plan        text NOT NULL REFERENCES migrate.plan ON UPDATE CASCADE ON DELETE CASCADE,
     target      regclass NOT NULL,
     source      text NOT NULL CHECK (source <> ''),    -- schema-qualified, quoted
-    key         name[] NOT NULL CHECK (cardinality(key) > 0), -- target columns
+    -- target columns; none only for a file source (options 'file') loaded in mode insert
+    key         name[] NOT NULL,
     filter      text,                                  -- SQL over source columns
     mode        text NOT NULL DEFAULT 'insert'
                 CHECK (mode IN ('insert', 'upsert', 'skip_existing')),
@@ -57,7 +58,9 @@ CREATE TABLE migrate.table_map (
     capture     text NOT NULL DEFAULT 'none'
                 CHECK (capture IN ('none', 'watermark', 'trigger', 'slot', 'diff')),
     lag         interval CHECK (lag >= '0'),
-    PRIMARY KEY (plan, target)
+    PRIMARY KEY (plan, target),
+    -- changed by 0.10: a file source needs no key (its records' _pos cut the batches)
+    CONSTRAINT table_map_key_check CHECK (cardinality(key) > 0 OR (options ? 'file' AND mode = 'insert'))
 );
 
 CREATE TABLE migrate.column_map (
@@ -552,3 +555,27 @@ GRANT SELECT, INSERT ON migrate.reject, migrate.verification TO PUBLIC;
 GRANT UPDATE (source_row) ON migrate.reject TO PUBLIC;
 GRANT SELECT, INSERT, DELETE ON migrate.diff_result, migrate.profile_result TO PUBLIC;
 GRANT USAGE ON SEQUENCE migrate.diff_id_seq TO PUBLIC;
+
+/* ---------------------------------------------------------------------
+ * File sources (added by 0.10; src/filesrc.c, sql/file.sql): the foreign
+ * data wrapper migrate_file and its one server.  The only functions of
+ * this file: a wrapper needs its handler and validator before it exists.
+ * USAGE on the server is PUBLIC because the validator, like file_fdw's,
+ * lets only superusers and members of pg_read_server_files name a path,
+ * and every scan checks that again.
+ * --------------------------------------------------------------------- */
+
+CREATE FUNCTION migrate._file_fdw_handler()
+RETURNS fdw_handler
+AS 'MODULE_PATHNAME', 'migrate_file_fdw_handler'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION migrate._file_fdw_validator(text[], oid)
+RETURNS void
+AS 'MODULE_PATHNAME', 'migrate_file_fdw_validator'
+LANGUAGE C STRICT;
+
+CREATE FOREIGN DATA WRAPPER migrate_file
+    HANDLER migrate._file_fdw_handler VALIDATOR migrate._file_fdw_validator;
+CREATE SERVER migrate_files FOREIGN DATA WRAPPER migrate_file;
+GRANT USAGE ON FOREIGN SERVER migrate_files TO PUBLIC;

@@ -332,8 +332,13 @@ BEGIN
               WHERE p_column IS NULL OR m.column_name OPERATOR(pg_catalog.=) p_column LOOP
         BEGIN
             PERFORM migrate._check_expression(r.expr, 'expression');
+            -- a file's fields are text: cast as the engine does, (expr)::type
             PERFORM migrate._explain(pg_catalog.format('INSERT INTO %s (%I) SELECT %s FROM %s AS s',
-                                                       p_target, r.column_name, r.expr, tm.source), path);
+                                                       p_target, r.column_name,
+                                                       CASE WHEN tm.options ? 'file' AND r.type_name IS NOT NULL
+                                                            THEN pg_catalog.format('(%s)::%s', r.expr, r.type_name)
+                                                            ELSE r.expr END,
+                                                       tm.source), path);
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'mapping of column "%" of table % in migration plan "%" is invalid: %',
                             r.column_name, tname, p_plan, SQLERRM
@@ -598,6 +603,11 @@ DECLARE
     keycols name[];
     k text;
     wm name;
+    -- a file source (sql/file.sql): needs no key in mode insert
+    is_file boolean := EXISTS (SELECT FROM pg_catalog.pg_foreign_table ft
+                                 JOIN pg_catalog.pg_foreign_server fs ON fs.oid OPERATOR(pg_catalog.=) ft.ftserver
+                                 JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid OPERATOR(pg_catalog.=) fs.srvfdw
+                                WHERE ft.ftrelid OPERATOR(pg_catalog.=) src AND w.fdwname OPERATOR(pg_catalog.=) 'migrate_file');
 BEGIN
     IF src IS NULL THEN
         RAISE EXCEPTION 'source relation "%" of migration plan "%" does not exist', source, plan
@@ -640,7 +650,9 @@ BEGIN
           JOIN pg_catalog.pg_attribute a
             ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
          WHERE i.indrelid OPERATOR(pg_catalog.=) tgt AND i.indisprimary;
-        IF keycols IS NULL THEN
+        IF keycols IS NULL AND is_file AND mode = 'insert' THEN
+            keycols := '{}';    -- a file's records are cut by their _pos
+        ELSIF keycols IS NULL THEN
             RAISE EXCEPTION 'target table % of migration plan "%" has no primary key', tname, plan
                 USING ERRCODE = 'invalid_table_definition',
                       HINT = 'Pass key => ''column[, column...]'' naming unique, not-null target columns; batches are cut on the key.';
@@ -697,7 +709,9 @@ BEGIN
                                             ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
                                          WHERE c.oid OPERATOR(pg_catalog.=) src),
                               (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) src)),
-            keycols, migrate_table.filter, migrate_table.mode, wm, coalesce(migrate_table.options, '{}'),
+            keycols, migrate_table.filter, migrate_table.mode, wm,
+            coalesce(migrate_table.options, '{}') OPERATOR(pg_catalog.||)
+                CASE WHEN is_file THEN '{"file": true}'::jsonb ELSE '{}'::jsonb END,
             coalesce(migrate_table.capture, 'none'), migrate_table.lag)
     ON CONFLICT ON CONSTRAINT table_map_pkey DO UPDATE
        SET source = EXCLUDED.source, key = EXCLUDED.key, filter = EXCLUDED.filter,
@@ -706,7 +720,7 @@ BEGIN
            lag = CASE WHEN migrate_table.capture IS NULL AND migrate_table.lag IS NULL
                       THEN t.lag ELSE EXCLUDED.lag END,
            -- options given are merged into the table's (a key given again replaces its value)
-           options = t.options OPERATOR(pg_catalog.||) EXCLUDED.options;
+           options = (t.options OPERATOR(pg_catalog.-) 'file'::text) OPERATOR(pg_catalog.||) EXCLUDED.options;
 
     -- Every key column must be mapped (batches are cut on its source side);
     -- a renamed key is mapped next with migrate_column(), so only say so.

@@ -89,7 +89,6 @@ static bool batch_bounds(TableLoad *tl, RangeCursor *c, Datum *bounds);
 static void load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
 					   MigrateCounts *batch);
 static void advance(TableLoad *tl, RangeCursor *c, Datum *bounds, const MigrateCounts *batch);
-static int64 first_rows_goal(MigrateWork *w, TableLoad *tl);
 static void adapt_rows_goal(MigrateWork *w, TableLoad *tl, RangeCursor *c, const MigrateCounts *batch,
 							int64 batch_kb);
 static const char *range_batch(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c);
@@ -282,7 +281,7 @@ migrate_load_describe(TableLoad *tl, const char *plan)
 	args[1] = ObjectIdGetDatum(tl->target);
 
 	ret = SPI_execute_with_args("SELECT target::text, source, key::text[], filter, mode,"
-								"       to_regclass(source) IS NOT NULL"
+								"       to_regclass(source) IS NOT NULL, options ? 'file', to_regclass(source)::oid"
 								"  FROM migrate.table_map WHERE plan = $1 AND target = $2",
 								2, argtypes, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -315,6 +314,11 @@ migrate_load_describe(TableLoad *tl, const char *plan)
 		/* a sync (returning_into set) upserts whatever the table's mode */
 		tl->mode = tl->returning_into ? "upsert" : MemoryContextStrdup(tablecxt, SPI_getvalue(tup, desc, 5));
 		tl->count_passes = strcmp(tl->mode, "skip_existing") == 0;
+		/* a file source (filesrc.c): batches are cut on its records' _pos */
+		tl->file_source = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+		tl->source_relid = DatumGetObjectId(SPI_getbinval(tup, desc, 8, &isnull));
+		if (tl->file_source)
+			tl->key_expr = "s._pos";
 		if (!DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull)))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -336,7 +340,7 @@ migrate_load_describe(TableLoad *tl, const char *plan)
 				 errmsg("table %s in migration plan \"%s\" has no mapped column",
 						tl->target_name, plan),
 				 errhint("Map columns with migrate_column(), or give source and target columns the same names.")));
-	key0 = linitial(tl->keycols);
+	key0 = tl->keycols ? linitial(tl->keycols) : "";
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -351,7 +355,7 @@ migrate_load_describe(TableLoad *tl, const char *plan)
 
 			tl->types = lappend(tl->types, type ? MemoryContextStrdup(tablecxt, type) : NULL);
 		}
-		if (strcmp(col, key0) == 0)
+		if (strcmp(col, key0) == 0 && !tl->file_source)
 			tl->key_expr = expr;
 		if (DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)))
 		{
@@ -431,6 +435,8 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 	appendStringInfoString(sql, has_rules ? "], " : "]::pg_catalog.bool[], ");
 	if (tl->key_sensitive)
 		appendStringInfoString(sql, "'***'::text");
+	else if (tl->file_source)
+		appendStringInfoString(sql, "m.__migrate_rk");
 	else if (list_length(tl->keycols) == 1)
 		appendStringInfo(sql, "(m.%s)::text", quote_identifier(linitial(tl->keycols)));
 	else
@@ -444,8 +450,9 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 		}
 		appendStringInfoString(sql, ")::text");
 	}
-	if (from_stage || migrate_predict_whole_row(tl))
-		appendStringInfo(sql, ", (to_jsonb(m.__migrate_src) - '__migrate_rn')%s%s",
+	if (from_stage || migrate_predict_whole_row(tl) || tl->file_source)
+		appendStringInfo(sql, ", (to_jsonb(m.__migrate_src) - '__migrate_rn'%s)%s%s",
+						 tl->file_source ? MIGRATE_FILE_ROW_DROP : "",
 						 tl->mask_json ? " || " : "",
 						 tl->mask_json ? psprintf("%s::jsonb", quote_literal_cstr(tl->mask_json)) : "");
 	else
@@ -561,7 +568,9 @@ migrate_load_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	 * only the key rides along, and the few failing rows are fetched again
 	 * afterwards by key (fill_reject_rows).
 	 */
-	if (has_rules && (from_stage || migrate_predict_whole_row(tl)))
+	if (has_rules && tl->file_source)
+		appendStringInfoString(&inner, "s AS __migrate_src, (s._file || ':' || s._line) AS __migrate_rk, ");
+	else if (has_rules && (from_stage || migrate_predict_whole_row(tl)))
 		appendStringInfoString(&inner, "s AS __migrate_src, ");
 	else if (has_rules)
 	{
@@ -843,7 +852,7 @@ prepare_range_statements(TableLoad *tl, MigrateUnit *u)
 
 	tl->batch_next = migrate_spi_prepare_keep(migrate_load_batch_sql(tl, false, true), 2, argtypes);
 	tl->batch_first = migrate_spi_prepare_keep(migrate_load_batch_sql(tl, false, false), 2, argtypes);
-	if (tl->rule_names != NIL || tl->preds != NIL)
+	if ((tl->rule_names != NIL || tl->preds != NIL) && !tl->file_source)
 		prepare_reject_fill(tl);
 	if (tl->int_key)
 		return;
@@ -877,6 +886,17 @@ find_int_range(TableLoad *tl, MigrateUnit *u, RangeCursor *c)
 	Datum		d;
 	int			ret;
 
+	if (tl->file_source)
+	{
+		/* the files' extent, not a scan (filesrc.c) */
+		MemoryContext old = MemoryContextSwitchTo(c->cxt);
+
+		c->done = !migrate_filesrc_range(tl, c->have_last ? key_to_int64(tl, c->last_hi) : -1,
+										 u->hi ? pg_strtoint64(u->hi) : PG_INT64_MAX,
+										 &c->int_lo, &c->int_max);
+		MemoryContextSwitchTo(old);
+		return;
+	}
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT min(%s)::bigint, max(%s)::bigint%s FROM %s AS s WHERE true",
 					 tl->key_expr, tl->key_expr, tl->minmax_count ? ", count(*)" : "",
@@ -995,8 +1015,11 @@ range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	migrate_route_begin(w->run_id, u->target, tl->rule_names, tl->rule_on_fail, tl->rule_exprs);
 	migrate_route_set_predictions(tl->preds, tl->pred_ncols, tl->pred_sensitive);
 	prepare_range_statements(tl, u);
-	c->rows_goal = first_rows_goal(w, tl);
-	c->step = c->rows_goal;
+	c->rows_goal = migrate_first_rows_goal(w, tl);
+	/* a file's batches are cut in bytes: a first guess of 64 a row */
+	c->step = c->rows_goal * (tl->file_source ? 64 : 1);
+	if (tl->file_source)
+		migrate_filesrc_load_begin(tl->source_relid, tl->sensitive_src != NIL);
 	if (tl->int_key)
 		find_int_range(tl, u, c);
 	migrate_commit_txn();
@@ -1019,8 +1042,12 @@ batch_bounds(TableLoad *tl, RangeCursor *c, Datum *bounds)
 	{
 		int64		hi;
 
+		if (tl->file_source)
+			c->int_lo = migrate_filesrc_batch_lo(tl, c->int_lo);
 		if (pg_add_s64_overflow(c->int_lo, c->step, &hi) || hi > c->int_max)
 			hi = c->int_max;
+		if (tl->file_source)
+			hi = Min(hi, migrate_filesrc_file_end(tl, c->int_lo));	/* one file a batch */
 		bounds[0] = c->have_last ? int64_to_key(tl, c->int_lo) : (Datum) 0;
 		bounds[1] = int64_to_key(tl, hi);
 		return true;
@@ -1095,8 +1122,8 @@ load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
 	elog(DEBUG1, "batch of %s failed (%s), isolating bad rows",
 		 tl->target_name, tl->mask_json || tl->sensitive_cols ? "message not shown: sensitive columns" : edata->message);
 	FreeErrorData(edata);
-	nstage = migrate_stage_fill_range(tl, lower_bound, bounds);
 	memset(batch, 0, sizeof(*batch));
+	nstage = migrate_stage_fill_range(tl, lower_bound, bounds, batch);
 	migrate_stage_isolate(tl, 1, nstage, batch);
 }
 
@@ -1132,75 +1159,6 @@ advance(TableLoad *tl, RangeCursor *c, Datum *bounds, const MigrateCounts *batch
 			c->step = (int64) Max(1.0, Min(want, (double) c->step * 8));
 		}
 	}
-}
-
-/*
- * Rows of a range's first batch: batch_size, or with a byte budget as many
- * rows as the source's statistics (pg_stats of the source relation: a
- * local table or an analyzed foreign table) say fit in it.  Without them,
- * a source whose FDW buffers a whole result set (mysql_fdw) starts with as
- * many rows as fit at the widest its column types allow (fixed-size types,
- * varchar(n) as 4 bytes a character, numeric(p) by its digits, numeric
- * as MySQL's widest DECIMAL), or with few
- * rows (MIGRATE_FIRST_ROWS) when a column is unbounded (text, bytea);
- * the others (they stream) with batch_size; later batches adapt to what
- * they measure.  In a transaction, with SPI.
- */
-#define MIGRATE_FIRST_ROWS	16
-
-static int64
-first_rows_goal(MigrateWork *w, TableLoad *tl)
-{
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	bool		isnull;
-	Datum		width;
-	Datum		buffers;
-	int			ret;
-
-	if (w->batch_bytes <= 0)
-		return w->batch_size;
-	args[0] = CStringGetTextDatum(tl->source);
-	ret = SPI_execute_with_args("SELECT (SELECT pg_catalog.sum(st.avg_width)::pg_catalog.float8"
-								"          FROM pg_catalog.pg_stats st"
-								"          JOIN pg_catalog.pg_namespace n ON n.nspname = st.schemaname"
-								"          JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = st.tablename"
-								"         WHERE c.oid = pg_catalog.to_regclass($1)),"
-								"       EXISTS (SELECT FROM pg_catalog.pg_foreign_table ft"
-								"          JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver"
-								"          JOIN pg_catalog.pg_foreign_data_wrapper fw ON fw.oid = fs.srvfdw"
-								"         WHERE ft.ftrelid = pg_catalog.to_regclass($1) AND fw.fdwname = 'mysql_fdw'),"
-								/* NULL when a column has no bound */
-								"       (SELECT CASE WHEN pg_catalog.count(*) = pg_catalog.count(w) THEN pg_catalog.sum(w) END"
-								"          FROM (SELECT CASE WHEN t.typlen > 0 THEN t.typlen"
-								"                       WHEN t.oid IN ('pg_catalog.varchar'::pg_catalog.regtype, 'pg_catalog.bpchar'::pg_catalog.regtype)"
-								"                            AND a.atttypmod > 4 THEN 4 * (a.atttypmod - 4) + 4"
-								"                       WHEN t.oid = 'pg_catalog.numeric'::pg_catalog.regtype AND a.atttypmod > 4"
-								"                            THEN ((a.atttypmod - 4) >> 16) / 2 + 16"
-								/* mysql_fdw imports DECIMAL as numeric: MySQL's has at most 65 digits */
-								"                       WHEN t.oid = 'pg_catalog.numeric'::pg_catalog.regtype THEN 48"
-								"                       END::pg_catalog.float8 AS w"
-								"                  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
-								"                 WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped) ws)",
-								1, argtypes, args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "reading the statistics of %s failed: %s", tl->source,
-			 SPI_result_code_string(ret));
-	width = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull && DatumGetFloat8(width) > 0)
-		/* a row in memory takes more than its stored width: count it twice */
-		return (int64) Max(1.0, Min((double) w->batch_size,
-									w->batch_bytes / (2.0 * DatumGetFloat8(width))));
-	buffers = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	if (DatumGetBool(buffers))
-	{
-		width = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
-		if (!isnull && DatumGetFloat8(width) > 0)
-			return (int64) Max(1.0, Min((double) w->batch_size,
-										w->batch_bytes / (2.0 * DatumGetFloat8(width))));
-		return Min((int64) w->batch_size, MIGRATE_FIRST_ROWS);
-	}
-	return w->batch_size;
 }
 
 /*
@@ -1338,6 +1296,13 @@ range_finish(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	if (upper == NULL)
 		upper = u->hi;
 
+	/* a file is read by migrate itself: nothing to count it again with */
+	if (tl->file_source)
+	{
+		migrate_catalog_unit_done(w->run_id, u, rows_read);
+		migrate_commit_txn();
+		return;
+	}
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT count(*) FROM %s AS s WHERE ((true", tl->source);
 	append_bounds(tl, &sql, u->lo != NULL, c->range_lo, upper != NULL,
@@ -1389,6 +1354,7 @@ range_release(TableLoad *tl)
 	&tl->reject_fill};
 
 	migrate_route_end();
+	migrate_filesrc_load_end();
 	for (size_t i = 0; i < lengthof(plans); i++)
 	{
 		if (*plans[i])

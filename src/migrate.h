@@ -251,6 +251,10 @@ typedef struct MigrateTableLoad
 	char	   *copy_key;		/* its key column (a source column name) */
 	char	   *copy_coldefs;	/* "col type, ..." of the source */
 	char	   *stage_coldefs;	/* the same with collations: the stage table */
+	bool		file_source;	/* a foreign table of migrate_file (filesrc.c) */
+	Oid			source_relid;
+	int			nfiles;			/* file sources: the files and their sizes */
+	int64	   *file_sizes;
 
 	/*
 	 * Sensitive columns (migrate.sensitive_column): their values are shown
@@ -304,6 +308,9 @@ typedef struct MigrateTableLoad
 
 #define MIGRATE_MAX_PARALLEL	64
 
+/* a file source's record as a reject's source_row: fields, _file, _line */
+#define MIGRATE_FILE_ROW_DROP " - '_pos' - '_raw' - '_error'"
+
 /* GUCs (migrate.c) */
 extern int	migrate_batch_size;
 extern int	migrate_batch_bytes;
@@ -345,6 +352,7 @@ extern int64 migrate_worker_peak_memory_kb(void);
 extern int64 migrate_worker_memory_reset(void);
 extern int64 migrate_worker_memory_peak(void);
 extern int64 migrate_worker_peak_rss_kb(void);
+extern int64 migrate_first_rows_goal(MigrateWork *w, MigrateTableLoad *tl);
 extern bool migrate_progress_report(MigrateRunShared *shared, int64 run_id);
 
 /*
@@ -437,6 +445,15 @@ extern void migrate_catalog_cutover_synced(int64 run_id, const char *plan, int n
 /* units.c */
 extern void migrate_plan_ranges(MigrateWork *w, Oid target);
 
+/* file sources (filesrc.c) */
+extern int	migrate_filesrc_files(Oid relid, int64 **sizes);
+extern bool migrate_filesrc_range(MigrateTableLoad *tl, int64 last, int64 hi, int64 *lo, int64 *max);
+extern int64 migrate_filesrc_batch_lo(MigrateTableLoad *tl, int64 lo);
+extern int64 migrate_filesrc_file_end(MigrateTableLoad *tl, int64 lo);
+extern List *migrate_filesrc_cut(MigrateTableLoad *tl, int nranges);
+extern void migrate_filesrc_load_begin(Oid relid, bool mask_raw);
+extern void migrate_filesrc_load_end(void);
+
 /* load.c */
 extern const char *migrate_load_range(MigrateWork *w, MigrateUnit *u);
 extern void migrate_load_describe(MigrateTableLoad *tl, const char *plan);
@@ -450,7 +467,8 @@ extern void migrate_add_counts(MigrateCounts *sum, const MigrateCounts *add);
 /* stage.c */
 extern bool migrate_stage_attempt(MigrateTableLoad *tl, struct _SPI_plan *plan, Datum *values,
 								  MigrateCounts *counts, ErrorData **edata_out);
-extern int64 migrate_stage_fill_range(MigrateTableLoad *tl, bool lower_bound, Datum *bounds);
+extern int64 migrate_stage_fill_range(MigrateTableLoad *tl, bool lower_bound, Datum *bounds,
+									  MigrateCounts *counts);
 extern int64 migrate_stage_fill_keys(MigrateTableLoad *tl, Datum keys);
 extern void migrate_stage_bisect(MigrateTableLoad *tl, int64 lo, int64 hi, MigrateCounts *counts);
 extern void migrate_stage_isolate(MigrateTableLoad *tl, int64 lo, int64 hi, MigrateCounts *counts);
@@ -511,6 +529,7 @@ extern void migrate_route_end(void);
 extern char *migrate_mask_values(const char *text, List *values);
 extern void migrate_route_describe_sensitive(MigrateTableLoad *tl, const char *plan);
 extern List *migrate_route_sensitive_values(MigrateTableLoad *tl, int64 rn, Datum source_values);
+extern void migrate_route_count_reject(void);
 extern void migrate_route_insert_reject(const char *source_key, Datum source_row,
 										bool source_row_null, const char *reason,
 										const char *message, const char *detail,

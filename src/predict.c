@@ -251,7 +251,7 @@ read_columns(MigrateTableLoad *tl, PredState *ps, List **preds)
 				}
 			}
 			/* the leading key is never NULL: batches read "key <= $2" */
-			if (notnull && strcmp(name, linitial(tl->keycols)) != 0)
+			if (notnull && (tl->file_source || strcmp(name, linitial(tl->keycols)) != 0))
 			{
 				char		tt = get_typtype(getBaseType(typid));
 				MigratePrediction *p;

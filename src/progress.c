@@ -3,7 +3,9 @@
  * progress.c
  *	  What a run tells the outside while it works: progress lines for
  *	  the waiting migrate_run() call (a worker's, and the live lines of the
- *	  tables being loaded), and the peak of a worker's private memory.
+ *	  tables being loaded), the peak of a worker's private memory, and
+ *	  the rows of a range's first batch under a byte budget (before any
+ *	  memory was measured).
  *
  * Progress lines go to a ring in the run's shared segment (launch.c prints
  * them as NOTICEs) and to the server log.  The peak memory is kept in the
@@ -379,4 +381,73 @@ migrate_progress_report(MigrateRunShared *shared, int64 run_id)
 	}
 	PG_END_TRY();
 	return ok;
+}
+
+/*
+ * Rows of a range's first batch: batch_size, or with a byte budget as many
+ * rows as the source's statistics (pg_stats of the source relation: a
+ * local table or an analyzed foreign table) say fit in it.  Without them,
+ * a source whose FDW buffers a whole result set (mysql_fdw) starts with as
+ * many rows as fit at the widest its column types allow (fixed-size types,
+ * varchar(n) as 4 bytes a character, numeric(p) by its digits, numeric
+ * as MySQL's widest DECIMAL), or with few
+ * rows (MIGRATE_FIRST_ROWS) when a column is unbounded (text, bytea);
+ * the others (they stream) with batch_size; later batches adapt to what
+ * they measure.  In a transaction, with SPI.
+ */
+#define MIGRATE_FIRST_ROWS	16
+
+int64
+migrate_first_rows_goal(MigrateWork *w, MigrateTableLoad *tl)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	bool		isnull;
+	Datum		width;
+	Datum		buffers;
+	int			ret;
+
+	if (w->batch_bytes <= 0)
+		return w->batch_size;
+	args[0] = CStringGetTextDatum(tl->source);
+	ret = SPI_execute_with_args("SELECT (SELECT pg_catalog.sum(st.avg_width)::pg_catalog.float8"
+								"          FROM pg_catalog.pg_stats st"
+								"          JOIN pg_catalog.pg_namespace n ON n.nspname = st.schemaname"
+								"          JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = st.tablename"
+								"         WHERE c.oid = pg_catalog.to_regclass($1)),"
+								"       EXISTS (SELECT FROM pg_catalog.pg_foreign_table ft"
+								"          JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver"
+								"          JOIN pg_catalog.pg_foreign_data_wrapper fw ON fw.oid = fs.srvfdw"
+								"         WHERE ft.ftrelid = pg_catalog.to_regclass($1) AND fw.fdwname = 'mysql_fdw'),"
+								/* NULL when a column has no bound */
+								"       (SELECT CASE WHEN pg_catalog.count(*) = pg_catalog.count(w) THEN pg_catalog.sum(w) END"
+								"          FROM (SELECT CASE WHEN t.typlen > 0 THEN t.typlen"
+								"                       WHEN t.oid IN ('pg_catalog.varchar'::pg_catalog.regtype, 'pg_catalog.bpchar'::pg_catalog.regtype)"
+								"                            AND a.atttypmod > 4 THEN 4 * (a.atttypmod - 4) + 4"
+								"                       WHEN t.oid = 'pg_catalog.numeric'::pg_catalog.regtype AND a.atttypmod > 4"
+								"                            THEN ((a.atttypmod - 4) >> 16) / 2 + 16"
+								/* mysql_fdw imports DECIMAL as numeric: MySQL's has at most 65 digits */
+								"                       WHEN t.oid = 'pg_catalog.numeric'::pg_catalog.regtype THEN 48"
+								"                       END::pg_catalog.float8 AS w"
+								"                  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
+								"                 WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped) ws)",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the statistics of %s failed: %s", tl->source,
+			 SPI_result_code_string(ret));
+	width = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull && DatumGetFloat8(width) > 0)
+		/* a row in memory takes more than its stored width: count it twice */
+		return (int64) Max(1.0, Min((double) w->batch_size,
+									w->batch_bytes / (2.0 * DatumGetFloat8(width))));
+	buffers = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (DatumGetBool(buffers))
+	{
+		width = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+		if (!isnull && DatumGetFloat8(width) > 0)
+			return (int64) Max(1.0, Min((double) w->batch_size,
+										w->batch_bytes / (2.0 * DatumGetFloat8(width))));
+		return Min((int64) w->batch_size, MIGRATE_FIRST_ROWS);
+	}
+	return w->batch_size;
 }

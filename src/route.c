@@ -238,6 +238,14 @@ migrate_route_get_counts(MigrateCounts *counts)
 	*counts = route.counts;
 }
 
+/* a row the engine rejected outside the routing functions (a file's line) */
+void
+migrate_route_count_reject(void)
+{
+	route.counts.read++;
+	route.counts.rejected++;
+}
+
 bool
 migrate_route_abort_raised(void)
 {

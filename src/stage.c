@@ -115,8 +115,10 @@ migrate_stage_attempt(TableLoad *tl, SPIPlanPtr plan, Datum *values,
  * source.
  */
 int64
-migrate_stage_fill_range(TableLoad *tl, bool lower_bound, Datum *bounds)
+migrate_stage_fill_range(TableLoad *tl, bool lower_bound, Datum *bounds, MigrateCounts *counts)
 {
+	MigrateCounts lines;
+
 	StringInfoData sql;
 	Oid			argtypes[2] = {tl->key_type, tl->key_type};
 	int			ret;
@@ -130,9 +132,14 @@ migrate_stage_fill_range(TableLoad *tl, bool lower_bound, Datum *bounds)
 		appendStringInfo(&sql, " AND (%s) > $1", tl->key_expr);
 	if (tl->filter)
 		appendStringInfo(&sql, " AND (%s)", tl->filter);
+	/* a file's lines that do not parse are rejected as it is read (filesrc.c) */
+	migrate_route_reset_counts();
 	ret = SPI_execute_with_args(sql.data, 2, argtypes, bounds, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "filling the stage table failed: %s", SPI_result_code_string(ret));
+	migrate_route_get_counts(&lines);
+	counts->read += lines.rejected;
+	counts->rejected += lines.rejected;
 	return (int64) SPI_processed;
 }
 
@@ -152,13 +159,17 @@ stage_reject_row(TableLoad *tl, int64 rn, ErrorData *edata, MigrateCounts *count
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT ");
-	if (list_length(tl->keycols) > 1)
+	if (tl->file_source)
+		appendStringInfoString(&sql, "(s._file || ':' || s._line");
+	else if (list_length(tl->keycols) > 1)
 		appendStringInfoString(&sql, "ROW(");
 	foreach(lc, tl->keycols)
 	{
 		ListCell   *c,
 				   *e;
 
+		if (tl->file_source)
+			break;
 		forboth(c, tl->cols, e, tl->exprs)
 		{
 			if (strcmp(lfirst(c), lfirst(lc)) == 0)
@@ -166,9 +177,10 @@ stage_reject_row(TableLoad *tl, int64 rn, ErrorData *edata, MigrateCounts *count
 		}
 		first = false;
 	}
-	if (list_length(tl->keycols) > 1)
+	if (list_length(tl->keycols) > 1 || tl->file_source)
 		appendStringInfoString(&sql, ")");
-	appendStringInfoString(&sql, "::text, (to_jsonb(s) - '__migrate_rn')");
+	appendStringInfo(&sql, "::text, (to_jsonb(s) - '__migrate_rn'%s)",
+					 tl->file_source ? MIGRATE_FILE_ROW_DROP : "");
 	if (tl->mask_json)
 		appendStringInfo(&sql, " || %s::jsonb", quote_literal_cstr(tl->mask_json));
 	appendStringInfoString(&sql, ", ARRAY[NULL::text");

@@ -114,10 +114,12 @@ migrate_undo_decide(MigrateWork *w, Oid target)
 	Datum		args[2] = {Int64GetDatum(w->run_id), ObjectIdGetDatum(target)};
 	bool		isnull;
 	bool		off;
+	bool		keyless;
 	const char *undo = "off";
 	int			ret;
 
-	ret = SPI_execute_with_args("SELECT coalesce(m.options->>'undo', p.options->>'undo', '') = 'off'"
+	ret = SPI_execute_with_args("SELECT coalesce(m.options->>'undo', p.options->>'undo', '') = 'off',"
+								"       pg_catalog.cardinality(m.key) = 0"
 								"  FROM migrate.run r JOIN migrate.plan p ON p.plan_name = r.plan"
 								"  JOIN migrate.table_map m ON m.plan = r.plan AND m.target = $2"
 								" WHERE r.run_id = $1",
@@ -126,6 +128,8 @@ migrate_undo_decide(MigrateWork *w, Oid target)
 		elog(ERROR, "reading the undo option failed: %s", SPI_result_code_string(ret));
 	off = SPI_processed != 1 ||
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	keyless = SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	if (!off && !w->dry_run)
 	{
 		char	   *nsp = get_namespace_name(get_rel_namespace(target));
@@ -139,6 +143,9 @@ migrate_undo_decide(MigrateWork *w, Oid target)
 			elog(ERROR, "probing table %u for rows failed: %s", target, SPI_result_code_string(ret));
 		undo = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull))
 			? "log" : "empty";
+		/* a keyless table (a file source) has no key to log its writes by */
+		if (strcmp(undo, "log") == 0 && keyless)
+			undo = "off";
 	}
 	migrate_catalog_table_undo(w->run_id, target, undo);
 	if (strcmp(undo, "log") == 0)

@@ -161,7 +161,8 @@ migrate_plan_ranges(MigrateWork *w, Oid target)
 
 	/* a sensitive key is never written as a range bound: one range */
 	if (w->parallel > 1 && !tl->key_sensitive)
-		bounds = tl->int_key ? cut_int_key(w, tl) : cut_at_quantiles(w, tl);
+		bounds = tl->file_source ? migrate_filesrc_cut(tl, w->parallel * 2) :
+			tl->int_key ? cut_int_key(w, tl) : cut_at_quantiles(w, tl);
 	MemoryContextSwitchTo(cxt);
 
 	nranges = list_length(bounds) + 1;

@@ -1,0 +1,781 @@
+/*-------------------------------------------------------------------------
+ *
+ * fileread.c
+ *	  The reader of file sources: a file (or a glob of files) of CSV, COPY
+ *	  text or plain lines, read as records and cut into fields, with the
+ *	  lines that do not parse marked as errors instead of failing the
+ *	  read; the options that say how; and migrate._file_header(), the
+ *	  field names of a file's header for migrate_file().
+ *
+ * The format rules and why this reader exists are in filesrc.c, the
+ * foreign data wrapper it serves.  Records are read through a buffer of
+ * 64 kB and cut into fields in memory the caller resets per record; a file
+ * is never held whole.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <glob.h>
+#include <unistd.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "storage/fd.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "fileread.h"
+
+PG_FUNCTION_INFO_V1(migrate_file_header);
+
+static bool read_record(FileReader *r);
+static void parse_record(FileReader *r);
+
+/* ---------------------------------------------------------------------
+ * Options
+ * ---------------------------------------------------------------------
+ */
+
+static char
+single_byte_option(const char *name, const char *value)
+{
+	if (strlen(value) != 1 || IS_HIGHBIT_SET(value[0]) || value[0] == '\n' || value[0] == '\r')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s of a file source must be one ASCII character other than a line end", name),
+				 errdetail("Got \"%s\".", value)));
+	return value[0];
+}
+
+/* Parse a foreign table's options (or migrate_file's arguments as options). */
+void
+migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
+{
+	ListCell   *lc;
+	char	   *delim = NULL,
+			   *quote = NULL,
+			   *escape = NULL,
+			   *null_str = NULL;
+
+	memset(fmt, 0, sizeof(*fmt));
+	fmt->kind = 'c';
+	fmt->header = false;
+	fmt->encoding = GetDatabaseEncoding();
+	*pattern = NULL;
+	foreach(lc, options)
+	{
+		DefElem    *def = lfirst(lc);
+		char	   *value = defGetString(def);
+
+		if (strcmp(def->defname, "path") == 0)
+			*pattern = value;
+		else if (strcmp(def->defname, "format") == 0)
+		{
+			if (strcmp(value, "csv") == 0)
+				fmt->kind = 'c';
+			else if (strcmp(value, "text") == 0)
+				fmt->kind = 't';
+			else if (strcmp(value, "lines") == 0)
+				fmt->kind = 'l';
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("format \"%s\" of a file source is not known", value),
+						 errhint("Use csv, text or lines.")));
+		}
+		else if (strcmp(def->defname, "header") == 0)
+			fmt->header = defGetBoolean(def);
+		else if (strcmp(def->defname, "delimiter") == 0)
+			delim = value;
+		else if (strcmp(def->defname, "quote") == 0)
+			quote = value;
+		else if (strcmp(def->defname, "escape") == 0)
+			escape = value;
+		else if (strcmp(def->defname, "null") == 0)
+			null_str = value;
+		else if (strcmp(def->defname, "encoding") == 0)
+		{
+			fmt->encoding = pg_char_to_encoding(value);
+			if (fmt->encoding < 0 || !PG_VALID_ENCODING(fmt->encoding))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("encoding \"%s\" of a file source is not known", value)));
+		}
+		else if (strcmp(def->defname, "skip_lines") == 0)
+		{
+			char	   *end;
+			long		n = strtol(value, &end, 10);
+
+			if (*value == '\0' || *end != '\0' || n < 0 || n > PG_INT32_MAX)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("skip_lines of a file source must be between 0 and %d", PG_INT32_MAX)));
+			fmt->skip_lines = (int) n;
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("invalid option \"%s\" for a file source", def->defname),
+					 errhint("Valid options: path, format, header, delimiter, quote, escape, null, encoding, skip_lines.")));
+	}
+	fmt->delim = delim ? single_byte_option("delimiter", delim) : (fmt->kind == 'c' ? ',' : '\t');
+	fmt->quote = quote ? single_byte_option("quote", quote) : '"';
+	fmt->escape = escape ? single_byte_option("escape", escape) : (fmt->kind == 'c' ? fmt->quote : '\\');
+	fmt->null_str = null_str ? null_str : (fmt->kind == 'c' ? "" : "\\N");
+	fmt->null_len = strlen(fmt->null_str);
+	if (fmt->kind == 'c' && fmt->delim == fmt->quote)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("delimiter and quote of a file source must differ")));
+	if (fmt->kind == 'l')
+		fmt->header = false;
+}
+
+void
+migrate_file_check_privilege(void)
+{
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read server files as role \"%s\"",
+						GetUserNameFromId(GetUserId(), false)),
+				 errdetail("A file source reads files of the database server, as COPY FROM a file does."),
+				 errhint("A superuser can GRANT pg_read_server_files TO the plan's owner.")));
+}
+
+/* The files of a path or glob, in name order; an error when there are none. */
+char **
+migrate_file_expand(const char *pattern, int *npaths)
+{
+	glob_t		g;
+	int			ret;
+	char	  **paths;
+
+	ret = glob(pattern, GLOB_ERR, NULL, &g);
+	if (ret == GLOB_NOMATCH || (ret == 0 && g.gl_pathc == 0))
+	{
+		globfree(&g);
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errcode(ERRCODE_UNDEFINED_FILE),
+				 errmsg("no file matches \"%s\"", pattern),
+				 errhint("The path is read on the database server, by the server's operating system user.")));
+	}
+	if (ret != 0)
+	{
+		globfree(&g);
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read the files of \"%s\": %m", pattern)));
+	}
+	if (g.gl_pathc > FILE_MAX_FILES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("\"%s\" matches %zu files, more than %d", pattern, g.gl_pathc, FILE_MAX_FILES)));
+	*npaths = (int) g.gl_pathc;
+	paths = palloc(sizeof(char *) * g.gl_pathc);
+	for (size_t i = 0; i < g.gl_pathc; i++)
+		paths[i] = pstrdup(g.gl_pathv[i]);	/* glob sorts them */
+	globfree(&g);
+	return paths;
+}
+
+/* ---------------------------------------------------------------------
+ * The reader
+ * ---------------------------------------------------------------------
+ */
+
+void
+migrate_file_open(FileReader *r, const FileFormat *fmt, const char *path)
+{
+	memset(r, 0, sizeof(*r));
+	r->fmt = fmt;
+	r->path = path;
+	r->fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (r->fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" for reading: %m", path)));
+	r->buf = palloc(FILE_BUF_SIZE);
+	r->line = 1;
+	r->db_encoding = GetDatabaseEncoding();
+	if (fmt->encoding != r->db_encoding && r->db_encoding != PG_SQL_ASCII &&
+		fmt->encoding != PG_SQL_ASCII)
+	{
+		r->conv_proc = FindDefaultConversionProc(fmt->encoding, r->db_encoding);
+		if (!OidIsValid(r->conv_proc))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("no conversion from encoding \"%s\" to \"%s\"",
+							pg_encoding_to_char(fmt->encoding), pg_encoding_to_char(r->db_encoding))));
+	}
+	initStringInfo(&r->raw);
+	initStringInfo(&r->text);
+	initStringInfo(&r->fieldbuf);
+	r->maxfields = 16;
+	r->fstart = palloc(sizeof(int) * r->maxfields);
+}
+
+void
+migrate_file_close(FileReader *r)
+{
+	if (r->fd >= 0 && r->buf)
+		CloseTransientFile(r->fd);
+	r->fd = -1;
+}
+
+void
+migrate_file_seek(FileReader *r, int64 offset, int64 line)
+{
+	if (lseek(r->fd, (off_t) offset, SEEK_SET) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not seek in file \"%s\": %m", r->path)));
+	r->buflen = r->bufpos = 0;
+	r->eof = false;
+	r->offset = offset;
+	r->line = line;
+}
+
+/* Refill the buffer; false at the end of the file. */
+static bool
+reader_fill(FileReader *r)
+{
+	ssize_t		n;
+
+	if (r->eof)
+		return false;
+	CHECK_FOR_INTERRUPTS();
+	n = read(r->fd, r->buf, FILE_BUF_SIZE);
+	if (n < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", r->path)));
+	r->buflen = (int) n;
+	r->bufpos = 0;
+	if (n == 0)
+		r->eof = true;
+	return n > 0;
+}
+
+/*
+ * Read the bytes of the next record into r->raw (without its line end);
+ * false at the end of the file.  A CSV record ends at a line end outside
+ * quotes.
+ */
+static bool
+read_record(FileReader *r)
+{
+	bool		csv = r->fmt->kind == 'c';
+	char		quote = r->fmt->quote;
+	char		escape = r->fmt->escape;
+	bool		in_quote = false;
+	bool		escaped = false;
+	bool		any = false;
+
+	resetStringInfo(&r->raw);
+	r->rec_start = r->offset;
+	r->rec_line = r->line;
+	r->rec_lines = 1;
+	r->rec_open_quote = false;
+	for (;;)
+	{
+		char	   *p,
+				   *end,
+				   *nl = NULL;
+
+		if (r->bufpos >= r->buflen && !reader_fill(r))
+		{
+			if (!any)
+				return false;
+			/* the last line has no line end */
+			r->rec_open_quote = in_quote;
+			r->line += r->rec_lines - 1;
+			break;
+		}
+		any = true;
+		p = r->buf + r->bufpos;
+		end = r->buf + r->buflen;
+		if (!csv)
+			nl = memchr(p, '\n', end - p);
+		else
+		{
+			char	   *q = p;
+
+			for (; q < end; q++)
+			{
+				char		c = *q;
+
+				if (in_quote)
+				{
+					if (escaped)
+						escaped = false;
+					else if (c == escape && escape != quote)
+						escaped = true;
+					else if (c == quote)
+						in_quote = false;
+					else if (c == '\n')
+						r->rec_lines++;
+				}
+				else if (c == quote)
+					in_quote = true;
+				else if (c == '\n')
+				{
+					nl = q;
+					break;
+				}
+			}
+		}
+		if (nl)
+		{
+			int			n = nl - p;
+
+			appendBinaryStringInfo(&r->raw, p, n);
+			r->bufpos += n + 1;
+			r->offset += n + 1;
+			r->line += r->rec_lines;
+			break;
+		}
+		appendBinaryStringInfo(&r->raw, p, end - p);
+		r->offset += end - p;
+		r->bufpos = r->buflen;
+	}
+	/* CRLF line ends */
+	if (r->raw.len > 0 && r->raw.data[r->raw.len - 1] == '\r')
+		r->raw.data[--r->raw.len] = '\0';
+	return true;
+}
+
+/* a field of the record being cut: started at fieldbuf's end */
+static void
+field_begin(FileReader *r, bool null)
+{
+	if (r->nfields == r->maxfields)
+	{
+		r->maxfields *= 2;
+		r->fstart = repalloc(r->fstart, sizeof(int) * r->maxfields);
+	}
+	r->fstart[r->nfields++] = null ? -1 : r->fieldbuf.len;
+}
+
+static void
+field_end(FileReader *r)
+{
+	appendStringInfoChar(&r->fieldbuf, '\0');
+}
+
+/* The record's bytes in the database's encoding (r->text), or an error. */
+static bool
+record_to_text(FileReader *r)
+{
+	const char *s = r->raw.data;
+	int			len = r->raw.len;
+
+	resetStringInfo(&r->text);
+	if (!OidIsValid(r->conv_proc))
+	{
+		int			enc = r->db_encoding == PG_SQL_ASCII ? r->fmt->encoding : r->db_encoding;
+
+		if (!pg_verify_mbstr(enc, s, len, true))
+		{
+			r->error = memchr(s, '\0', len) ? "line contains a NUL byte" :
+				psprintf("invalid byte sequence for encoding \"%s\"", pg_encoding_to_char(enc));
+			return false;
+		}
+		appendBinaryStringInfo(&r->text, s, len);
+		return true;
+	}
+	if (!pg_verify_mbstr(r->fmt->encoding, s, len, true))
+	{
+		r->error = memchr(s, '\0', len) ? "line contains a NUL byte" :
+			psprintf("invalid byte sequence for encoding \"%s\"", pg_encoding_to_char(r->fmt->encoding));
+		return false;
+	}
+	enlargeStringInfo(&r->text, (len + 1) * MAX_CONVERSION_GROWTH);
+	if (pg_do_encoding_conversion_buf(r->conv_proc, r->fmt->encoding, r->db_encoding,
+									  (unsigned char *) s, len,
+									  (unsigned char *) r->text.data,
+									  r->text.maxlen, true) < len)
+	{
+		r->error = psprintf("character with no equivalent in encoding \"%s\"",
+							pg_encoding_to_char(r->db_encoding));
+		return false;
+	}
+	r->text.len = strlen(r->text.data);
+	return true;
+}
+
+/* Cut a CSV record into fields, as COPY (FORMAT csv) does. */
+static bool
+cut_csv(FileReader *r)
+{
+	const FileFormat *fmt = r->fmt;
+	const char *s = r->text.data;
+	int			n = r->text.len;
+	int			i = 0;
+
+	for (;;)
+	{
+		if (i < n && s[i] == fmt->quote)
+		{
+			i++;
+			field_begin(r, false);
+			for (;;)
+			{
+				if (i >= n)
+				{
+					r->error = "unterminated CSV quoted field";
+					return false;
+				}
+				if (s[i] == fmt->escape && i + 1 < n &&
+					(s[i + 1] == fmt->quote || (fmt->escape != fmt->quote && s[i + 1] == fmt->escape)))
+				{
+					appendStringInfoChar(&r->fieldbuf, s[i + 1]);
+					i += 2;
+				}
+				else if (s[i] == fmt->quote)
+				{
+					i++;
+					break;
+				}
+				else
+					appendStringInfoChar(&r->fieldbuf, s[i++]);
+			}
+			field_end(r);
+			if (i < n && s[i] != fmt->delim)
+			{
+				r->error = "unexpected character after a closing quote";
+				return false;
+			}
+		}
+		else
+		{
+			int			start = i;
+			const char *d = memchr(s + i, fmt->delim, n - i);
+			int			len = d ? (int) (d - (s + i)) : n - i;
+
+			i += len;
+			if (memchr(s + start, fmt->quote, len))
+			{
+				r->error = "quote in the middle of an unquoted CSV field";
+				return false;
+			}
+			if (len == fmt->null_len && memcmp(s + start, fmt->null_str, len) == 0)
+				field_begin(r, true);
+			else
+			{
+				field_begin(r, false);
+				appendBinaryStringInfo(&r->fieldbuf, s + start, len);
+				field_end(r);
+			}
+		}
+		if (i >= n)
+			return true;
+		i++;					/* the delimiter: another field follows */
+	}
+}
+
+/* Cut a COPY text record into fields, undoing its backslash escapes. */
+static bool
+cut_text(FileReader *r)
+{
+	const FileFormat *fmt = r->fmt;
+	const char *s = r->text.data;
+	int			n = r->text.len;
+	int			i = 0;
+
+	for (;;)
+	{
+		int			start = i;
+
+		while (i < n && s[i] != fmt->delim)
+		{
+			if (s[i] == '\\' && i + 1 < n)
+				i++;
+			i++;
+		}
+		if (i - start == fmt->null_len && memcmp(s + start, fmt->null_str, fmt->null_len) == 0)
+			field_begin(r, true);
+		else
+		{
+			field_begin(r, false);
+			for (int j = start; j < i; j++)
+			{
+				char		c = s[j];
+
+				if (c == '\\' && j + 1 < i)
+				{
+					c = s[++j];
+					switch (c)
+					{
+						case 'b':
+							c = '\b';
+							break;
+						case 'f':
+							c = '\f';
+							break;
+						case 'n':
+							c = '\n';
+							break;
+						case 'r':
+							c = '\r';
+							break;
+						case 't':
+							c = '\t';
+							break;
+						case 'v':
+							c = '\v';
+							break;
+						case 'x':
+							if (j + 1 < i && isxdigit((unsigned char) s[j + 1]))
+							{
+								int			v = 0;
+
+								for (int k = 0; k < 2 && j + 1 < i && isxdigit((unsigned char) s[j + 1]); k++)
+								{
+									char		h = s[++j];
+
+									v = v * 16 + (isdigit((unsigned char) h) ? h - '0' : (tolower((unsigned char) h) - 'a' + 10));
+								}
+								c = (char) v;
+							}
+							break;
+						default:
+							if (c >= '0' && c <= '7')
+							{
+								int			v = c - '0';
+
+								for (int k = 0; k < 2 && j + 1 < i && s[j + 1] >= '0' && s[j + 1] <= '7'; k++)
+									v = v * 8 + (s[++j] - '0');
+								c = (char) v;
+							}
+							break;
+					}
+				}
+				if (c == '\0')
+				{
+					r->error = "line contains an escaped NUL byte";
+					return false;
+				}
+				appendStringInfoChar(&r->fieldbuf, c);
+			}
+			field_end(r);
+		}
+		if (i >= n)
+			return true;
+		i++;
+	}
+}
+
+/* Cut the record last read into fields; sets r->error when it does not parse. */
+static void
+parse_record(FileReader *r)
+{
+	r->nfields = 0;
+	r->error = NULL;
+	resetStringInfo(&r->fieldbuf);
+	if (r->rec_open_quote)
+	{
+		r->error = "unterminated CSV quoted field";
+		return;
+	}
+	if (!record_to_text(r))
+		return;
+	switch (r->fmt->kind)
+	{
+		case 'c':
+			(void) cut_csv(r);
+			break;
+		case 't':
+			(void) cut_text(r);
+			break;
+		default:
+			field_begin(r, false);
+			appendBinaryStringInfo(&r->fieldbuf, r->text.data, r->text.len);
+			field_end(r);
+			break;
+	}
+}
+
+/*
+ * The next record that is not blank, cut into fields against ncols
+ * expected fields.  A record of several lines that does not parse is cut
+ * back to its first line (the error), and reading goes on at its second.
+ * False at the end of the file.
+ */
+bool
+migrate_file_next(FileReader *r, int ncols)
+{
+	for (;;)
+	{
+		if (!read_record(r))
+			return false;
+		if (r->raw.len == 0 && r->rec_lines == 1)
+			continue;			/* a blank line */
+		parse_record(r);
+		if (r->error == NULL && r->nfields != ncols && ncols > 0)
+			r->error = r->nfields > ncols ? "extra data after last expected column" :
+				"missing data for a column";
+		if (r->error && r->rec_lines > 1)
+		{
+			char	   *nl = memchr(r->raw.data, '\n', r->raw.len);
+			int			first = nl ? (int) (nl - r->raw.data) : r->raw.len;
+
+			migrate_file_seek(r, r->rec_start + first + 1, r->rec_line + 1);
+			r->raw.len = first;
+			r->raw.data[first] = '\0';
+			if (first > 0 && r->raw.data[first - 1] == '\r')
+				r->raw.data[--r->raw.len] = '\0';
+			r->rec_lines = 1;
+			/* the first line's own error (an unterminated quote, say) */
+			{
+				const char *merged = r->error;
+
+				r->rec_open_quote = false;
+				parse_record(r);
+				if (r->error == NULL && r->nfields != ncols && ncols > 0)
+					r->error = r->nfields > ncols ? "extra data after last expected column" :
+						"missing data for a column";
+				if (r->error == NULL)
+					r->error = merged;
+			}
+		}
+		return true;
+	}
+}
+
+
+/* The raw line as valid text of the database's encoding (bad bytes as \xNN). */
+char *
+migrate_file_raw_text(FileReader *r)
+{
+	StringInfoData out;
+	const char *s = r->raw.data;
+	int			len = r->raw.len;
+	int			enc = r->fmt->encoding;
+
+	initStringInfo(&out);
+	while (len > 0)
+	{
+		int			l = pg_encoding_verifymbchar(enc, s, len);
+
+		if (l <= 0 || *s == '\0')
+		{
+			appendStringInfo(&out, "\\x%02x", (unsigned char) *s);
+			s++, len--;
+			continue;
+		}
+		if (OidIsValid(r->conv_proc) && l > 1)
+		{
+			char	   *c = pg_any_to_server(s, l, enc);
+
+			appendStringInfoString(&out, c);
+		}
+		else
+			appendBinaryStringInfo(&out, s, l);
+		s += l, len -= l;
+	}
+	return out.data;
+}
+
+/*
+ * Skip a file's first lines and its header; with want_header, return the
+ * header's fields (NULL when the file has none).  Leaves r at the first
+ * data record.
+ */
+List *
+migrate_file_skip_head(FileReader *r, bool want_header)
+{
+	List	   *names = NIL;
+
+	for (int i = 0; i < r->fmt->skip_lines; i++)
+	{
+		for (;;)
+		{
+			char	   *p;
+
+			if (r->bufpos >= r->buflen && !reader_fill(r))
+				return NIL;
+			p = memchr(r->buf + r->bufpos, '\n', r->buflen - r->bufpos);
+			if (p)
+			{
+				int			n = p - (r->buf + r->bufpos) + 1;
+
+				r->bufpos += n;
+				r->offset += n;
+				r->line++;
+				break;
+			}
+			r->offset += r->buflen - r->bufpos;
+			r->bufpos = r->buflen;
+		}
+	}
+	if (!r->fmt->header)
+		return NIL;
+	if (!migrate_file_next(r, 0))
+		return NIL;
+	if (r->error)
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("the header of file \"%s\" (line " INT64_FORMAT ") does not parse: %s",
+						r->path, r->rec_line, r->error)));
+	if (want_header)
+		for (int i = 0; i < r->nfields; i++)
+			names = lappend(names, r->fstart[i] < 0 ? pstrdup("") :
+							pstrdup(r->fieldbuf.data + r->fstart[i]));
+	return names;
+}
+
+/* ---------------------------------------------------------------------
+ * migrate._file_header(path, options): the header's field names
+ * ---------------------------------------------------------------------
+ */
+Datum
+migrate_file_header(PG_FUNCTION_ARGS)
+{
+	char	   *pattern = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ArrayType  *optarr = PG_GETARG_ARRAYTYPE_P(1);
+	List	   *options = NIL;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	FileFormat	fmt;
+	char	   *ignored;
+	char	  **paths;
+	int			npaths;
+	FileReader	r;
+	List	   *names;
+	Datum	   *out;
+	ListCell   *lc;
+
+	migrate_file_check_privilege();
+	deconstruct_array(optarr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
+	for (int i = 0; i + 1 < nelems; i += 2)
+		if (!nulls[i] && !nulls[i + 1])
+			options = lappend(options, makeDefElem(TextDatumGetCString(elems[i]),
+												   (Node *) makeString(TextDatumGetCString(elems[i + 1])), -1));
+	migrate_file_parse_options(options, &fmt, &ignored);
+	fmt.header = true;
+	paths = migrate_file_expand(pattern, &npaths);
+	migrate_file_open(&r, &fmt, paths[0]);
+	names = migrate_file_skip_head(&r, true);
+	migrate_file_close(&r);
+	if (names == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("file \"%s\" has no header line", paths[0]),
+				 errhint("Pass columns => ARRAY[...] and header => false for a file without one.")));
+	out = palloc(sizeof(Datum) * list_length(names));
+	foreach(lc, names)
+		out[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
+	PG_RETURN_ARRAYTYPE_P(construct_array(out, list_length(names), TEXTOID, -1, false, TYPALIGN_INT));
+}
+

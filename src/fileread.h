@@ -1,0 +1,74 @@
+/*-------------------------------------------------------------------------
+ *
+ * fileread.h
+ *	  The reader of file sources (fileread.c), shared with the foreign data
+ *	  wrapper that serves them (filesrc.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MIGRATE_FILEREAD_H
+#define MIGRATE_FILEREAD_H
+
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+
+#define FILE_POS_SHIFT	40
+#define FILE_POS_MASK	((INT64CONST(1) << FILE_POS_SHIFT) - 1)
+#define FILE_POS(f, off)	(((int64) (f) << FILE_POS_SHIFT) | (int64) (off))
+#define FILE_MAX_FILES	(1 << 22)
+#define FILE_BUF_SIZE	65536
+
+/* how the files of a source are written */
+typedef struct FileFormat
+{
+	char		kind;			/* 'c' csv, 't' text, 'l' lines */
+	bool		header;
+	char		delim;
+	char		quote;
+	char		escape;
+	char	   *null_str;
+	int			null_len;
+	int			encoding;		/* of the files */
+	int			skip_lines;		/* physical lines before the header or data */
+} FileFormat;
+
+/* one open file, read as records */
+typedef struct FileReader
+{
+	const FileFormat *fmt;
+	const char *path;
+	int			fd;
+	char	   *buf;
+	int			buflen;
+	int			bufpos;
+	bool		eof;
+	int64		offset;			/* file offset of buf[bufpos] */
+	int64		line;			/* physical line at offset */
+	Oid			conv_proc;		/* file encoding -> database's, or InvalidOid */
+	int			db_encoding;
+
+	/* the record last read */
+	StringInfoData raw;			/* its bytes, without the line end */
+	int64		rec_start;
+	int64		rec_line;
+	int			rec_lines;		/* physical lines it spans */
+	bool		rec_open_quote; /* the file ended inside a quoted field */
+	StringInfoData text;		/* raw in the database's encoding */
+	StringInfoData fieldbuf;	/* the fields, each NUL-terminated */
+	int			nfields;
+	int			maxfields;
+	int		   *fstart;			/* offsets into fieldbuf, -1: NULL */
+	const char *error;			/* why it does not parse, or NULL */
+} FileReader;
+
+extern void migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern);
+extern void migrate_file_check_privilege(void);
+extern char **migrate_file_expand(const char *pattern, int *npaths);
+extern void migrate_file_open(FileReader *r, const FileFormat *fmt, const char *path);
+extern void migrate_file_close(FileReader *r);
+extern void migrate_file_seek(FileReader *r, int64 offset, int64 line);
+extern bool migrate_file_next(FileReader *r, int ncols);
+extern char *migrate_file_raw_text(FileReader *r);
+extern List *migrate_file_skip_head(FileReader *r, bool want_header);
+
+#endif							/* MIGRATE_FILEREAD_H */
