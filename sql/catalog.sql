@@ -568,14 +568,18 @@ GRANT USAGE ON SEQUENCE migrate.diff_id_seq TO PUBLIC;
 CREATE FUNCTION migrate._file_fdw_handler()
 RETURNS fdw_handler
 AS 'MODULE_PATHNAME', 'migrate_file_fdw_handler'
-LANGUAGE C STRICT;
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION migrate._file_fdw_validator(text[], oid)
 RETURNS void
 AS 'MODULE_PATHNAME', 'migrate_file_fdw_validator'
-LANGUAGE C STRICT;
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 CREATE FOREIGN DATA WRAPPER migrate_file
     HANDLER migrate._file_fdw_handler VALIDATOR migrate._file_fdw_validator;
 CREATE SERVER migrate_files FOREIGN DATA WRAPPER migrate_file;
+-- called by the server itself (no EXECUTE check), never by a role
+REVOKE ALL ON FUNCTION migrate._file_fdw_handler(), migrate._file_fdw_validator(text[], oid) FROM PUBLIC;
 GRANT USAGE ON FOREIGN SERVER migrate_files TO PUBLIC;

@@ -287,7 +287,13 @@ BEGIN
         'key_names', tm.key,
         'sensitive', sensitive,
         'key_sensitive', tm.key && sensitive,
-        'columns', cols) || key_columns;
+        'columns', cols) || key_columns
+        -- a file source's rejects are keyed by file and line (src/filesrc.c):
+        -- left out of the source side by those; the target never held them
+        || CASE WHEN tm.options ? 'file' THEN pg_catalog.jsonb_build_object(
+               'source_exclude', ' AND (s._file || '':'' || s._line) <> ALL ($1::text[])',
+               'target_exclude', ' AND true', 'key_type', 'text')
+           ELSE '{}'::jsonb END;
 END;
 $$;
 
@@ -470,7 +476,7 @@ BEGIN
             NULL;
         END;
     END LOOP;
-    RETURN ARRAY(SELECT DISTINCT k FROM pg_catalog.unnest(keys) k);
+    RETURN ARRAY(SELECT DISTINCT u.key FROM pg_catalog.unnest(keys) AS u(key));
 END;
 $$;
 

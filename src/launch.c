@@ -142,6 +142,24 @@ check_request(const char *plan, ArrayType *tables, char *tables_out, const char 
 							 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))));
 	}
 
+	/*
+	 * A file source reads server files as the plan's owner: say so now,
+	 * not from a worker (DESIGN.md "File sources").
+	 */
+	ret = SPI_execute_with_args("SELECT p.owner::pg_catalog.text FROM migrate.plan p"
+								" WHERE p.plan_name = $1 AND EXISTS (SELECT FROM migrate.table_map m"
+								"   WHERE m.plan = p.plan_name AND m.options ? 'file')"
+								"   AND NOT pg_catalog.pg_has_role(p.owner, 'pg_read_server_files', 'USAGE')",
+								1, argtypes, args, nulls, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading migrate.plan failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("owner %s of migration plan \"%s\" may not read server files, which its file sources need",
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), plan),
+				 errhint("A superuser can GRANT pg_read_server_files TO the plan's owner.")));
+
 	if (tables)
 	{
 		char	   *lit;

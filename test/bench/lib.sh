@@ -42,3 +42,35 @@ SELECT i,
        md5(i::text) || lpad(to_hex(i), 8, '0'),	-- 40 characters
        CASE WHEN i % 7 <> 0 THEN date '2020-01-01' + (i % 1500)::int END
   FROM generate_series(1::bigint, :rows) AS i"
+
+# private_install_reexec SCRIPT [pg_virtualenv -o settings...]: build a copy
+# of the repository, install it into a private directory (read first by the
+# cluster: extension_destdir), and run "bash SCRIPT --inner" inside a
+# throwaway cluster (pg_virtualenv) on BENCH_PGPORT with those settings.
+# Exports BENCH_REVISION (the commit, +uncommitted when the tree differs).
+# Returns the inner script's status; removes what it made.
+private_install_reexec() {
+	local script=$1; shift
+	local private build log rc=0
+	private=$(mktemp -d -t migrate-bench-install.XXXXXX)
+	build=$(mktemp -d -t migrate-bench-build.XXXXXX)
+	chmod 755 "$private"
+	(cd "$REPO" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$build")
+	log=$(mktemp)
+	if ! { make -C "$build" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config &&
+		make -C "$build" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install DESTDIR="$private"; } >"$log" 2>&1; then
+		cat "$log" >&2; rm -rf "$log" "$private" "$build"; echo "make install failed" >&2; return 1
+	fi
+	rm -f "$log"
+	chmod -R a+rX "$private"
+	export BENCH_REVISION
+	BENCH_REVISION="$(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD || echo '+uncommitted')"
+	local opts=()
+	for o in "$@"; do opts+=(-o "$o"); done
+	PGPORT=$BENCH_PGPORT pg_virtualenv -t -v 15 "${opts[@]}" \
+		-o extension_destdir="$private" \
+		-o dynamic_library_path="$private/usr/lib/postgresql/15/lib:/usr/lib/postgresql/15/lib" \
+		-- bash "$script" --inner || rc=$?
+	rm -rf "$private" "$build"
+	return $rc
+}

@@ -1,0 +1,136 @@
+# 020_file_resume.pl: a file source (migrate_file) killed in the middle of
+# its file and resumed, exactly once.
+#
+# A CSV of 30,000 records (a quoted field over two lines every 1,000th, a
+# malformed line every 997th, a quantity that does not cast every 1,499th)
+# is loaded in batches of 500 rows' worth of bytes.  The worker is stopped
+# by the gate (MigrateTest.pm) at several records, killed (kill -9,
+# pg_terminate_backend) or the server restarted; then: what is recorded is
+# what is in the target, and migrate_resume() continues at the next unread
+# record: the clean run's target and the same rejects, none twice.  A glob
+# of three files with two workers (a unit per file) gives the same target
+# as one worker.
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+
+use MigrateTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = start_node('file', conf => { restart_after_crash => 'on' });
+create_source($node, tables => [ { name => 'unused', rows => 1 } ]);
+my $dir = $node->basedir . '/files';
+mkdir $dir or die "mkdir $dir: $!";
+
+# the file, and the records the target must end with
+my ($good, $bad_lines, $bad_casts) = (0, 0, 0);
+sub write_csv
+{
+	my ($path, $from, $to) = @_;
+	open my $fh, '>', $path or die "$path: $!";
+	print $fh "qty,id,name\n";
+	for my $i ($from .. $to)
+	{
+		if ($i % 997 == 0) { print $fh "$i,$i,\"broken,quote\n"; $bad_lines++; next; }
+		if ($i % 1499 == 0) { print $fh "x$i,$i,name $i\n"; $bad_casts++; next; }
+		my $name = $i % 1000 == 0 ? "\"two\nlines $i\"" : "name $i";
+		print $fh "$i,$i,$name\n";
+		$good++;
+	}
+	close $fh;
+}
+write_csv("$dir/items.csv", 1, 30000);
+$node->safe_psql('postgres', qq{
+	CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int);
+	SET client_min_messages = warning;
+	SELECT migrate_plan('f', options => '{"reject_limit": null}');
+	SELECT migrate_file('f', 'items', '$dir/items.csv');
+	SELECT migrate_column('f', 'items', 'name', 'test_gate(''items'', s.id::bigint, s.name)');
+});
+
+my ($clean, $err) = run_plan($node, 'f', batch_size => 500);
+ok($clean, "clean run $clean") or diag $err;
+is(run_row($node, $clean)->{state}, 'succeeded', 'clean run succeeded');
+my $r = run_table_rows($node, $clean)->{items};
+is($r->{read}, 30000, 'the clean run read every record');
+is($r->{written}, $good, "the clean run wrote the $good good records");
+is($r->{rejected}, $bad_lines + $bad_casts, 'and rejected the others');
+cmp_ok($r->{batches}, '>', 10, "in $r->{batches} batches");
+my $clean_sum = table_checksum($node, 'postgres', 'items');
+my $clean_rejects = $node->safe_psql('postgres',
+	"SELECT string_agg(regexp_replace(source_key, '^.*/', '') || ' ' || reason, ',' ORDER BY regexp_replace(source_key, '^.*:', '')::int) "
+	  . "FROM migrate.reject WHERE run_id = $clean");
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM migrate.reject WHERE run_id = $clean AND reason = '22P04'"),
+	$bad_lines, 'each malformed line is a 22P04 reject');
+$node->safe_psql('postgres', 'TRUNCATE items');
+
+for my $pt ([ 4321, 'kill9' ], [ 15000, 'term' ], [ 29000, 'restart' ])
+{
+	my ($gkey, $how) = @$pt;
+	my $name = "$how at record $gkey";
+	note "=== $name";
+	set_gate($node, items => [$gkey]);
+	my $gate = gate_close($node);
+	my $caller = start_run($node, 'f', batch_size => 500);
+	my $pid = worker_pid($node, 'f');
+	my $run = $node->safe_psql('postgres', "SELECT run_id FROM migrate.run WHERE plan = 'f' AND state = 'running'");
+	is(gate_wait($node), $pid, "$name: the worker is at the gate");
+	if ($how eq 'term') { $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)"); }
+	elsif ($how eq 'kill9')
+	{
+		kill 'KILL', $pid or die "kill $pid: $!";
+		$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
+	}
+	else { $node->restart; }
+	finish_run($caller);
+	gate_open($gate);
+	$node->restart unless $how eq 'restart';
+
+	is($node->safe_psql('postgres', "SELECT DISTINCT run_state FROM migrate_status($run)"),
+		'interrupted', "$name: the run is interrupted");
+	my $rows = run_table_rows($node, $run)->{items};
+	is($rows->{read}, $rows->{written} + $rows->{rejected}, "$name: rows_read = rows_written + rows_rejected");
+	is($node->safe_psql('postgres', 'SELECT count(*) FROM items'), $rows->{written},
+		"$name: the target holds rows_written rows");
+	cmp_ok($rows->{read}, '<', 30000, "$name: stopped in the middle of the file ($rows->{read} read)");
+	is($node->safe_psql('postgres', "SELECT count(*) FROM migrate.reject WHERE run_id = $run"),
+		$rows->{rejected}, "$name: migrate.reject holds rows_rejected rows");
+	my $rerr = '';
+	$node->psql('postgres', "SET client_min_messages = warning; SELECT migrate_resume($run)", stderr => \$rerr);
+	is($rerr, '', "$name: migrate_resume($run) works");
+	is(run_row($node, $run)->{state}, 'succeeded', "$name: the resumed run succeeded");
+	is(table_checksum($node, 'postgres', 'items'), $clean_sum,
+		"$name: the resumed target is the clean run's (nothing lost, nothing doubled)");
+	is($node->safe_psql('postgres',
+			"SELECT string_agg(regexp_replace(source_key, '^.*/', '') || ' ' || reason, ',' ORDER BY regexp_replace(source_key, '^.*:', '')::int) "
+			  . "FROM migrate.reject WHERE run_id = $run"),
+		$clean_rejects, "$name: the same rejects as the clean run, each once");
+	$node->safe_psql('postgres', 'TRUNCATE items');
+}
+
+# a glob of three files: two workers, a unit per file, the same target as one
+my ($g1, $g2, $g3) = ("$dir/parts/a.csv", "$dir/parts/b.csv", "$dir/parts/c.csv");
+mkdir "$dir/parts" or die $!;
+write_csv($g1, 1, 9000);
+write_csv($g2, 9001, 21000);
+write_csv($g3, 21001, 30000);
+$node->safe_psql('postgres', qq{
+	SET client_min_messages = warning;
+	SELECT migrate_plan('g', options => '{"reject_limit": null}');
+	SELECT migrate_file('g', 'items', '$dir/parts/*.csv');
+});
+$node->safe_psql('postgres', "SET client_min_messages = warning; SELECT migrate_run('g', parallel => 2)");
+my $grun = $node->safe_psql('postgres', "SELECT max(run_id) FROM migrate.run WHERE plan = 'g'");
+is(run_row($node, $grun)->{state}, 'succeeded', 'the glob with two workers succeeded');
+cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run_range WHERE run_id = $grun AND kind = 'load'"),
+	'>=', 2, 'the glob was cut into units at its files');
+is(table_checksum($node, 'postgres', 'items'), $clean_sum, 'two workers over three files: the one-file target');
+
+is($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run WHERE state = 'running'"), '0',
+	'no run is left running');
+$node->stop;
+done_testing();
