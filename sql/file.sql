@@ -5,7 +5,7 @@
  * src/fileread.c; the wrapper and its server are in catalog.sql).
  *
  * migrate_file() declares a foreign table of server migrate_files next to
- * the target (<target>_file, in the target's schema) with a text column
+ * the target (<target>_file, or source_table, in the target's schema) with a text column
  * per field (named by the file's header or by columns) and the record's
  * _file, _line, _pos, _raw and _error, then maps it with migrate_table():
  * everything that works on a source (mappings, rules, runs, verify, diff,
@@ -35,7 +35,8 @@ CREATE OR REPLACE FUNCTION migrate_file(plan text,
                              skip_lines integer DEFAULT 0,
                              mode text DEFAULT 'insert',
                              key text DEFAULT NULL,
-                             options jsonb DEFAULT NULL)
+                             options jsonb DEFAULT NULL,
+                             source_table text DEFAULT NULL)
 RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -119,10 +120,20 @@ BEGIN
         ftopts := ftopts || pg_catalog.format('%I %L, ', opts[i], opts[i + 1]);
     END LOOP;
 
-    SELECT n.nspname, pg_catalog.left(cl.relname, 58) || '_file' INTO nsp, ftname
+    SELECT n.nspname, coalesce(source_table, pg_catalog.left(cl.relname, 58) || '_file') INTO nsp, ftname
       FROM pg_catalog.pg_class cl JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace
      WHERE cl.oid = tgt;
     old := pg_catalog.to_regclass(pg_catalog.format('%I.%I', nsp, ftname));
+    -- another plan's file source is not replaced under it
+    SELECT tm.plan INTO c FROM migrate.table_map tm
+     WHERE pg_catalog.to_regclass(tm.source) = old AND old IS NOT NULL
+       AND NOT (tm.plan = migrate_file.plan AND tm.target = tgt)
+     LIMIT 1;
+    IF c IS NOT NULL THEN
+        RAISE EXCEPTION 'file source %.% is the source of a table in migration plan "%"', nsp, ftname, c
+            USING ERRCODE = 'duplicate_table',
+                  HINT = 'Pass source_table => ''<name>'' to declare another foreign table for this file.';
+    END IF;
     IF old IS NOT NULL THEN
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_foreign_table ft
                          JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver

@@ -372,7 +372,7 @@ field_end(FileReader *r)
 	appendStringInfoChar(&r->fieldbuf, '\0');
 }
 
-/* The record's bytes in the database's encoding (r->text), or an error. */
+/* The record's bytes in the database's encoding (r->tdata), or an error. */
 static bool
 record_to_text(FileReader *r)
 {
@@ -390,7 +390,8 @@ record_to_text(FileReader *r)
 				psprintf("invalid byte sequence for encoding \"%s\"", pg_encoding_to_char(enc));
 			return false;
 		}
-		appendBinaryStringInfo(&r->text, s, len);
+		r->tdata = s;			/* no copy: cut the fields from raw */
+		r->tlen = len;
 		return true;
 	}
 	if (!pg_verify_mbstr(r->fmt->encoding, s, len, true))
@@ -410,6 +411,8 @@ record_to_text(FileReader *r)
 		return false;
 	}
 	r->text.len = strlen(r->text.data);
+	r->tdata = r->text.data;
+	r->tlen = r->text.len;
 	return true;
 }
 
@@ -418,8 +421,8 @@ static bool
 cut_csv(FileReader *r)
 {
 	const FileFormat *fmt = r->fmt;
-	const char *s = r->text.data;
-	int			n = r->text.len;
+	const char *s = r->tdata;
+	int			n = r->tlen;
 	int			i = 0;
 
 	for (;;)
@@ -488,8 +491,8 @@ static bool
 cut_text(FileReader *r)
 {
 	const FileFormat *fmt = r->fmt;
-	const char *s = r->text.data;
-	int			n = r->text.len;
+	const char *s = r->tdata;
+	int			n = r->tlen;
 	int			i = 0;
 
 	for (;;)
@@ -599,7 +602,7 @@ parse_record(FileReader *r)
 			break;
 		default:
 			field_begin(r, false);
-			appendBinaryStringInfo(&r->fieldbuf, r->text.data, r->text.len);
+			appendBinaryStringInfo(&r->fieldbuf, r->tdata, r->tlen);
 			field_end(r);
 			break;
 	}

@@ -53,7 +53,9 @@ typedef struct FileReader
 	int64		rec_line;
 	int			rec_lines;		/* physical lines it spans */
 	bool		rec_open_quote; /* the file ended inside a quoted field */
-	StringInfoData text;		/* raw in the database's encoding */
+	StringInfoData text;		/* raw converted to the database's encoding */
+	const char *tdata;			/* the record in the database's encoding: */
+	int			tlen;			/* raw itself, or text */
 	StringInfoData fieldbuf;	/* the fields, each NUL-terminated */
 	int			nfields;
 	int			maxfields;

@@ -143,6 +143,7 @@ typedef struct FileScanState
 	List	   *bound_ops;		/* their strategies (int) */
 	MemoryContext rowcxt;
 	MemoryContext scancxt;
+	Datum		file_datum;		/* _file of the open file, made once */
 } FileScanState;
 
 static FileSource *describe_source(Relation rel);
@@ -573,6 +574,7 @@ open_file_header(FileScanState *st, int fileno)
 	st->file_open = true;
 	st->file_done = false;
 	migrate_file_open(&st->r, &src->fmt, st->paths[fileno]);
+	st->file_datum = CStringGetTextDatum(st->paths[fileno]);
 	names = migrate_file_skip_head(&st->r, src->fmt.header);
 	MemoryContextSwitchTo(old);
 	for (int i = 0; i < src->ncols; i++)
@@ -784,7 +786,7 @@ fileIterateForeignScan(ForeignScanState *node)
 			}
 		if (src->att_file >= 0)
 		{
-			slot->tts_values[src->att_file] = CStringGetTextDatum(r->path);
+			slot->tts_values[src->att_file] = st->file_datum;
 			slot->tts_isnull[src->att_file] = false;
 		}
 		if (src->att_line >= 0)

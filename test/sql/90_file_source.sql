@@ -81,6 +81,12 @@ SELECT rows_read, rows_written, rows_rejected FROM migrate.run_table WHERE run_i
 SELECT id, qty FROM stock ORDER BY id;
 SELECT regexp_replace(source_key, '^.*/', '') AS key, reason FROM migrate.reject WHERE run_id = :run2;
 SELECT regexp_replace(_file, '^.*/', '') AS file, count(*) FROM stock_file GROUP BY 1 ORDER BY 1;
+-- another plan does not take over this plan's foreign table: it declares its own
+SELECT migrate_plan('files2');
+SELECT migrate_file('files2', 'stock', :'dir' || '/parts/a.csv');
+SELECT migrate_file('files2', 'stock', :'dir' || '/parts/a.csv', source_table => 'stock_a') AS declared;
+SELECT count(*) AS still_three_files FROM (SELECT DISTINCT _file FROM stock_file) f;
+SELECT migrate_drop_plan('files2') IS NOT NULL AS dropped;
 
 -- COPY text format, a keyless target
 SELECT pg_temp.write_file(:'dir' || '/log.txt',

@@ -121,7 +121,7 @@ write_csv($g3, 21001, 30000);
 $node->safe_psql('postgres', qq{
 	SET client_min_messages = warning;
 	SELECT migrate_plan('g', options => '{"reject_limit": null}');
-	SELECT migrate_file('g', 'items', '$dir/parts/*.csv');
+	SELECT migrate_file('g', 'items', '$dir/parts/*.csv', source_table => 'items_parts');
 });
 $node->safe_psql('postgres', "SET client_min_messages = warning; SELECT migrate_run('g', parallel => 2)");
 my $grun = $node->safe_psql('postgres', "SELECT max(run_id) FROM migrate.run WHERE plan = 'g'");
