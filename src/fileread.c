@@ -612,10 +612,12 @@ parse_record(FileReader *r)
  * The next record that is not blank, cut into fields against ncols
  * expected fields.  A record of several lines that does not parse is cut
  * back to its first line (the error), and reading goes on at its second.
- * False at the end of the file.
+ * False at the end of the file.  With skip, records are only delimited
+ * (a record of one line is not cut into fields, r->error is not set): the
+ * same boundaries, found faster, to reach a place in the file.
  */
 bool
-migrate_file_next(FileReader *r, int ncols)
+migrate_file_next(FileReader *r, int ncols, bool skip)
 {
 	for (;;)
 	{
@@ -623,6 +625,9 @@ migrate_file_next(FileReader *r, int ncols)
 			return false;
 		if (r->raw.len == 0 && r->rec_lines == 1)
 			continue;			/* a blank line */
+		/* skipping: only a record of several lines is cut, to see where it ends */
+		if (skip && r->rec_lines == 1)
+			return true;
 		parse_record(r);
 		if (r->error == NULL && r->nfields != ncols && ncols > 0)
 			r->error = r->nfields > ncols ? "extra data after last expected column" :
@@ -723,7 +728,7 @@ migrate_file_skip_head(FileReader *r, bool want_header)
 	}
 	if (!r->fmt->header)
 		return NIL;
-	if (!migrate_file_next(r, 0))
+	if (!migrate_file_next(r, 0, false))
 		return NIL;
 	if (r->error)
 		ereport(ERROR,

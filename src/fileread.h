@@ -69,7 +69,7 @@ extern char **migrate_file_expand(const char *pattern, int *npaths);
 extern void migrate_file_open(FileReader *r, const FileFormat *fmt, const char *path);
 extern void migrate_file_close(FileReader *r);
 extern void migrate_file_seek(FileReader *r, int64 offset, int64 line);
-extern bool migrate_file_next(FileReader *r, int ncols);
+extern bool migrate_file_next(FileReader *r, int ncols, bool skip);
 extern char *migrate_file_raw_text(FileReader *r);
 extern List *migrate_file_skip_head(FileReader *r, bool want_header);
 

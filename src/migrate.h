@@ -450,7 +450,7 @@ extern int	migrate_filesrc_files(Oid relid, int64 **sizes);
 extern bool migrate_filesrc_range(MigrateTableLoad *tl, int64 last, int64 hi, int64 *lo, int64 *max);
 extern int64 migrate_filesrc_batch_lo(MigrateTableLoad *tl, int64 lo);
 extern int64 migrate_filesrc_file_end(MigrateTableLoad *tl, int64 lo);
-extern List *migrate_filesrc_cut(MigrateTableLoad *tl, int nranges);
+extern List *migrate_filesrc_cut(MigrateTableLoad *tl, int nranges, int64 min_bytes);
 extern void migrate_filesrc_load_begin(Oid relid, bool mask_raw);
 extern void migrate_filesrc_load_end(void);
 

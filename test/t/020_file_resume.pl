@@ -123,12 +123,30 @@ $node->safe_psql('postgres', qq{
 	SELECT migrate_plan('g', options => '{"reject_limit": null}');
 	SELECT migrate_file('g', 'items', '$dir/parts/*.csv', source_table => 'items_parts');
 });
-$node->safe_psql('postgres', "SET client_min_messages = warning; SELECT migrate_run('g', parallel => 2)");
+$node->safe_psql('postgres', "SET client_min_messages = warning; SET migrate.batch_size = 500; SELECT migrate_run('g', parallel => 2)");
 my $grun = $node->safe_psql('postgres', "SELECT max(run_id) FROM migrate.run WHERE plan = 'g'");
 is(run_row($node, $grun)->{state}, 'succeeded', 'the glob with two workers succeeded');
 cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run_range WHERE run_id = $grun AND kind = 'load'"),
-	'>=', 2, 'the glob was cut into units at its files');
+	'>=', 4, 'the glob was cut into units by bytes, inside its files');
 is(table_checksum($node, 'postgres', 'items'), $clean_sum, 'two workers over three files: the one-file target');
+$node->safe_psql('postgres', 'TRUNCATE items');
+
+# one file, two workers: byte ranges cut inside records, each record once
+$node->safe_psql('postgres', qq{
+	SET client_min_messages = warning;
+	SELECT migrate_plan('h', options => '{"reject_limit": null}');
+	SELECT migrate_file('h', 'items', '$dir/items.csv', source_table => 'items_one');
+});
+$node->safe_psql('postgres', "SET client_min_messages = warning; SET migrate.batch_size = 200; SELECT migrate_run('h', parallel => 2)");
+my $hrun = $node->safe_psql('postgres', "SELECT max(run_id) FROM migrate.run WHERE plan = 'h'");
+is(run_row($node, $hrun)->{state}, 'succeeded', 'one file with two workers succeeded');
+cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run_range WHERE run_id = $hrun AND kind = 'load'"),
+	'>=', 4, 'the file was cut into byte ranges');
+is(table_checksum($node, 'postgres', 'items'), $clean_sum, 'two workers over one file: the one-worker target');
+is($node->safe_psql('postgres',
+		"SELECT string_agg(regexp_replace(source_key, '^.*/', '') || ' ' || reason, ',' ORDER BY regexp_replace(source_key, '^.*:', '')::int) "
+		  . "FROM migrate.reject WHERE run_id = $hrun"),
+	$clean_rejects, 'two workers over one file: the same rejects, each once');
 
 is($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run WHERE state = 'running'"), '0',
 	'no run is left running');
