@@ -63,6 +63,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_foreign_table.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_opfamily.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -145,6 +146,9 @@ typedef struct FileScanState
 	MemoryContext scancxt;
 	Datum		file_datum;		/* _file of the open file, made once */
 } FileScanState;
+
+/* a pushed-down "_pos = ANY (array)", beside the btree strategies */
+#define BOUND_ANY	100
 
 static FileSource *describe_source(Relation rel);
 static int	open_file_header(FileScanState *st, int fileno);
@@ -437,7 +441,26 @@ fileGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 		Oid			lefttype,
 					righttype;
 
-		if (posatt == InvalidAttrNumber || !IsA(ri->clause, OpExpr))
+		if (posatt == InvalidAttrNumber)
+			continue;
+		/* _pos = ANY (array): the rows of rejects fetched again (load.c) */
+		if (IsA(ri->clause, ScalarArrayOpExpr))
+		{
+			ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) ri->clause;
+			Node	   *var = linitial(sa->args);
+			Node	   *arr = lsecond(sa->args);
+
+			if (sa->useOr && IsA(var, Var) && ((Var *) var)->varno == (int) baserel->relid &&
+				((Var *) var)->varattno == posatt && sa->opno == get_opfamily_member(INTEGER_BTREE_FAM_OID, INT8OID, INT8OID, BTEqualStrategyNumber) &&
+				exprType(arr) == INT8ARRAYOID &&
+				!bms_is_member(baserel->relid, pull_varnos(root, arr)) && !contain_volatile_functions(arr))
+			{
+				exprs = lappend(exprs, arr);
+				ops = lappend_int(ops, BOUND_ANY);
+			}
+			continue;
+		}
+		if (!IsA(ri->clause, OpExpr))
 			continue;
 		op = (OpExpr *) ri->clause;
 		if (list_length(op->args) != 2)
@@ -526,6 +549,31 @@ eval_bounds(ForeignScanState *node, FileScanState *st)
 		if (isnull)
 		{
 			st->hi = PG_INT64_MIN;	/* compares with NULL: no row */
+			continue;
+		}
+		if (lfirst_int(lc2) == BOUND_ANY)
+		{
+			ArrayType  *a = DatumGetArrayTypeP(d);
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n;
+			int64		amin = PG_INT64_MAX,
+						amax = PG_INT64_MIN;
+
+			deconstruct_array(a, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+			for (int i = 0; i < n; i++)
+				if (!nulls[i])
+				{
+					amin = Min(amin, DatumGetInt64(elems[i]));
+					amax = Max(amax, DatumGetInt64(elems[i]));
+				}
+			if (amax < amin)
+				st->hi = PG_INT64_MIN;	/* no key: no row */
+			else
+			{
+				st->lo = Max(st->lo, amin == PG_INT64_MIN ? amin : amin - 1);
+				st->hi = Min(st->hi, amax);
+			}
 			continue;
 		}
 		switch (exprType((Node *) ((ExprState *) lfirst(lc1))->expr))

@@ -435,8 +435,10 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 	appendStringInfoString(sql, has_rules ? "], " : "]::pg_catalog.bool[], ");
 	if (tl->key_sensitive)
 		appendStringInfoString(sql, "'***'::text");
-	else if (tl->file_source)
+	else if (tl->file_source && (from_stage || migrate_predict_whole_row(tl)))
 		appendStringInfoString(sql, "m.__migrate_rk");
+	else if (tl->file_source)
+		appendStringInfoString(sql, "(m.__migrate_k0)::text");	/* made file:line by the fill */
 	else if (list_length(tl->keycols) == 1)
 		appendStringInfo(sql, "(m.%s)::text", quote_identifier(linitial(tl->keycols)));
 	else
@@ -450,7 +452,7 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 		}
 		appendStringInfoString(sql, ")::text");
 	}
-	if (from_stage || migrate_predict_whole_row(tl) || tl->file_source)
+	if (from_stage || migrate_predict_whole_row(tl))
 		appendStringInfo(sql, ", (to_jsonb(m.__migrate_src) - '__migrate_rn'%s)%s%s",
 						 tl->file_source ? MIGRATE_FILE_ROW_DROP : "",
 						 tl->mask_json ? " || " : "",
@@ -458,7 +460,9 @@ append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage)
 	else
 	{
 		appendStringInfoString(sql, ", jsonb_build_object('" MIGRATE_KEY_MARKER "', jsonb_build_array(");
-		foreach(lc1, tl->keycols)
+		if (tl->file_source)
+			appendStringInfoString(sql, "m.__migrate_k0");
+		foreach(lc1, tl->file_source ? NIL : tl->keycols)
 			appendStringInfo(sql, "%sm.__migrate_k%d", foreach_current_index(lc1) ? ", " : "",
 							 foreach_current_index(lc1));
 		appendStringInfoString(sql, "))");
@@ -568,8 +572,10 @@ migrate_load_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	 * only the key rides along, and the few failing rows are fetched again
 	 * afterwards by key (fill_reject_rows).
 	 */
-	if (has_rules && tl->file_source)
+	if (has_rules && tl->file_source && (from_stage || migrate_predict_whole_row(tl)))
 		appendStringInfoString(&inner, "s AS __migrate_src, (s._file || ':' || s._line) AS __migrate_rk, ");
+	else if (has_rules && tl->file_source)
+		appendStringInfoString(&inner, "s._pos AS __migrate_k0, ");
 	else if (has_rules && (from_stage || migrate_predict_whole_row(tl)))
 		appendStringInfoString(&inner, "s AS __migrate_src, ");
 	else if (has_rules)
@@ -663,9 +669,18 @@ prepare_reject_fill(TableLoad *tl)
 	tl->reject_keys = migrate_spi_prepare_keep(sql.data, 3, types);
 
 	resetStringInfo(&sql);
-	appendStringInfoString(&sql, "UPDATE migrate.reject r SET source_row = f.row"
-						   " FROM (SELECT jsonb_build_array(");
-	foreach(lc, tl->keycols)
+	/* a file's record: by its _pos, within the batch (pushed down), key file:line */
+	if (tl->file_source)
+		appendStringInfo(&sql, "UPDATE migrate.reject r SET source_row = f.row, source_key = f.file_line"
+						 " FROM (SELECT jsonb_build_array(s._pos) AS k, s._file || ':' || s._line AS file_line,"
+						 " to_jsonb(s)" MIGRATE_FILE_ROW_DROP "%s%s AS row FROM %s AS s WHERE s._pos = ANY ($4)",
+						 tl->mask_json ? " || " : "",
+						 tl->mask_json ? psprintf("%s::jsonb", quote_literal_cstr(tl->mask_json)) : "",
+						 tl->source);
+	else
+		appendStringInfoString(&sql, "UPDATE migrate.reject r SET source_row = f.row"
+							   " FROM (SELECT jsonb_build_array(");
+	foreach(lc, tl->file_source ? NIL : tl->keycols)
 	{
 		ListCell   *c,
 				   *e;
@@ -677,10 +692,11 @@ prepare_reject_fill(TableLoad *tl)
 								 (char *) lfirst(e));
 		}
 	}
-	appendStringInfo(&sql, ") AS k, to_jsonb(s)%s%s AS row FROM %s AS s WHERE (%s) = ANY ($4)",
-					 tl->mask_json ? " || " : "",
-					 tl->mask_json ? psprintf("%s::jsonb", quote_literal_cstr(tl->mask_json)) : "",
-					 tl->source, tl->key_expr);
+	if (!tl->file_source)
+		appendStringInfo(&sql, ") AS k, to_jsonb(s)%s%s AS row FROM %s AS s WHERE (%s) = ANY ($4)",
+						 tl->mask_json ? " || " : "",
+						 tl->mask_json ? psprintf("%s::jsonb", quote_literal_cstr(tl->mask_json)) : "",
+						 tl->source, tl->key_expr);
 	if (tl->filter)
 		appendStringInfo(&sql, " AND (%s)", tl->filter);
 	appendStringInfoString(&sql, ") f WHERE r.reject_id > $1 AND r.run_id = $2 AND r.target = $3"
@@ -852,7 +868,7 @@ prepare_range_statements(TableLoad *tl, MigrateUnit *u)
 
 	tl->batch_next = migrate_spi_prepare_keep(migrate_load_batch_sql(tl, false, true), 2, argtypes);
 	tl->batch_first = migrate_spi_prepare_keep(migrate_load_batch_sql(tl, false, false), 2, argtypes);
-	if ((tl->rule_names != NIL || tl->preds != NIL) && !tl->file_source)
+	if (tl->rule_names != NIL || tl->preds != NIL)
 		prepare_reject_fill(tl);
 	if (tl->int_key)
 		return;

@@ -24,7 +24,7 @@ END $$;
 -- 20 data lines; the bad ones: 4 unterminated quote, 6 too many fields,
 -- 8 too few, 10 non-numeric amount, 12 impossible date, 14 a NUL byte,
 -- 16 bad UTF-8; line 18 holds a quoted field over two lines, 20 is CRLF,
--- and a blank line is skipped
+-- and a blank line is skipped; line 22 has no name (NOT NULL, found set-wise)
 SELECT pg_temp.write_file(:'dir' || '/people.csv',
     convert_to(E'amount,id,name,born\n'
       || E'1.50,1,Ann,2001-01-01\n'
@@ -46,7 +46,7 @@ SELECT pg_temp.write_file(:'dir' || '/people.csv',
     || convert_to(E'17.50,17,Quy,2001-01-17\n'
       || E'18.50,18,"two\nlines",2001-01-18\n'
       || E'\n'
-      || E'19.50,19,Ray,2001-01-19\n'
+      || E'19.50,19,,2001-01-19\n'
       || E'20.50,20,Sam,2001-01-20\r\n', 'UTF8'));
 
 CREATE TABLE people (id int PRIMARY KEY, name text NOT NULL, amount numeric(8,2), born date);
