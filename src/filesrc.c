@@ -128,6 +128,8 @@ static FileResume last_stop;
 static Oid	load_relid = InvalidOid;
 static bool load_mask_raw;
 
+#define FILE_REJECT_BUFFER	256
+
 typedef struct FileScanState
 {
 	FileSource *src;
@@ -145,6 +147,13 @@ typedef struct FileScanState
 	MemoryContext rowcxt;
 	MemoryContext scancxt;
 	Datum		file_datum;		/* _file of the open file, made once */
+	/* lines that do not parse, while loading: written FILE_REJECT_BUFFER at a time */
+	MemoryContext rejcxt;
+	int			nrej;
+	Datum		rej_keys[FILE_REJECT_BUFFER];
+	Datum		rej_rows[FILE_REJECT_BUFFER];
+	Datum		rej_msgs[FILE_REJECT_BUFFER];
+	Datum		rej_details[FILE_REJECT_BUFFER];
 } FileScanState;
 
 /* a pushed-down "_pos = ANY (array)", beside the btree strategies */
@@ -154,6 +163,7 @@ static FileSource *describe_source(Relation rel);
 static int	open_file_header(FileScanState *st, int fileno);
 static void position_scan(FileScanState *st);
 static void finish_scan(FileScanState *st);
+static void flush_rejects(FileScanState *st);
 
 Datum
 migrate_file_fdw_validator(PG_FUNCTION_ARGS)
@@ -524,6 +534,8 @@ fileBeginForeignScan(ForeignScanState *node, int eflags)
 	st->bound_states = ExecInitExprList(plan->fdw_exprs, (PlanState *) node);
 	st->bound_ops = linitial(plan->fdw_private);
 	st->scancxt = CurrentMemoryContext;
+	st->rejcxt = AllocSetContextCreate(CurrentMemoryContext, "migrate file rejects",
+									   ALLOCSET_DEFAULT_SIZES);
 	st->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "migrate file row",
 									   ALLOCSET_DEFAULT_SIZES);
 	st->field_col = palloc(sizeof(int) * Max(st->src->ncols, 1));
@@ -712,6 +724,7 @@ position_scan(FileScanState *st)
 static void
 finish_scan(FileScanState *st)
 {
+	flush_rejects(st);
 	if (st->file_open)
 		migrate_file_close(&st->r);
 	st->file_open = false;
@@ -732,6 +745,7 @@ remember_stop(FileScanState *st, int64 next_pos, int64 next_line)
 static void
 reject_line(FileScanState *st, const char *message)
 {
+	MemoryContext old = MemoryContextSwitchTo(st->rejcxt);
 	FileReader *r = &st->r;
 	char	   *key = psprintf("%s:" INT64_FORMAT, r->path, r->rec_line);
 	JsonbParseState *ps = NULL;
@@ -758,10 +772,26 @@ reject_line(FileScanState *st, const char *message)
 	PUSH_TEXT("_raw", load_mask_raw ? "***" : migrate_file_raw_text(r));
 #undef PUSH_TEXT
 	row = JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
-	migrate_route_insert_reject(key, JsonbPGetDatum(row), false, "22P04", message,
-								psprintf("file \"%s\", line " INT64_FORMAT, r->path, r->rec_line),
-								false);
-	migrate_route_count_reject();
+	st->rej_keys[st->nrej] = CStringGetTextDatum(key);
+	st->rej_rows[st->nrej] = JsonbPGetDatum(row);
+	st->rej_msgs[st->nrej] = CStringGetTextDatum(message);
+	st->rej_details[st->nrej] = CStringGetTextDatum(psprintf("file \"%s\", line " INT64_FORMAT, r->path, r->rec_line));
+	st->nrej++;
+	MemoryContextSwitchTo(old);
+	if (st->nrej == FILE_REJECT_BUFFER)
+		flush_rejects(st);
+}
+
+/* Write the buffered line errors (one statement), in the scan's transaction. */
+static void
+flush_rejects(FileScanState *st)
+{
+	if (st->nrej == 0)
+		return;
+	migrate_route_insert_rejects(st->nrej, st->rej_keys, st->rej_rows, st->rej_msgs, st->rej_details,
+								 "22P04");
+	st->nrej = 0;
+	MemoryContextReset(st->rejcxt);
 }
 
 static TupleTableSlot *

@@ -529,7 +529,8 @@ extern void migrate_route_end(void);
 extern char *migrate_mask_values(const char *text, List *values);
 extern void migrate_route_describe_sensitive(MigrateTableLoad *tl, const char *plan);
 extern List *migrate_route_sensitive_values(MigrateTableLoad *tl, int64 rn, Datum source_values);
-extern void migrate_route_count_reject(void);
+extern void migrate_route_insert_rejects(int n, Datum *keys, Datum *rows, Datum *messages,
+										 Datum *details, const char *reason);
 extern void migrate_route_insert_reject(const char *source_key, Datum source_row,
 										bool source_row_null, const char *reason,
 										const char *message, const char *detail,
