@@ -354,7 +354,12 @@ read_record(FileReader *r)
 	return true;
 }
 
-/* a field of the record being cut: started at fieldbuf's end */
+/*
+ * A field of the record being cut, built in fieldbuf as a text datum (an
+ * aligned 4-byte varlena header, the bytes, a NUL so that it reads as a C
+ * string too): the scan hands it to the tuple as is, no copy per field.
+ * fstart is the header's offset (FILE_FIELD_TEXT gives the string).
+ */
 static void
 field_begin(FileReader *r, bool null)
 {
@@ -363,12 +368,23 @@ field_begin(FileReader *r, bool null)
 		r->maxfields *= 2;
 		r->fstart = repalloc(r->fstart, sizeof(int) * r->maxfields);
 	}
-	r->fstart[r->nfields++] = null ? -1 : r->fieldbuf.len;
+	if (null)
+	{
+		r->fstart[r->nfields++] = -1;
+		return;
+	}
+	while (r->fieldbuf.len % sizeof(int32) != 0)
+		appendStringInfoChar(&r->fieldbuf, '\0');
+	r->fstart[r->nfields++] = r->fieldbuf.len;
+	appendBinaryStringInfo(&r->fieldbuf, "\0\0\0\0", VARHDRSZ);
 }
 
 static void
 field_end(FileReader *r)
 {
+	int			start = r->fstart[r->nfields - 1];
+
+	SET_VARSIZE(r->fieldbuf.data + start, r->fieldbuf.len - start);
 	appendStringInfoChar(&r->fieldbuf, '\0');
 }
 
@@ -738,7 +754,7 @@ migrate_file_skip_head(FileReader *r, bool want_header)
 	if (want_header)
 		for (int i = 0; i < r->nfields; i++)
 			names = lappend(names, r->fstart[i] < 0 ? pstrdup("") :
-							pstrdup(r->fieldbuf.data + r->fstart[i]));
+							pstrdup(FILE_FIELD_TEXT(r, i)));
 	return names;
 }
 

@@ -63,6 +63,10 @@ typedef struct FileReader
 	const char *error;			/* why it does not parse, or NULL */
 } FileReader;
 
+/* field i of the record last read (not NULL): its text datum and its C string */
+#define FILE_FIELD_DATUM(r, i)	PointerGetDatum((r)->fieldbuf.data + (r)->fstart[i])
+#define FILE_FIELD_TEXT(r, i)	((r)->fieldbuf.data + (r)->fstart[i] + VARHDRSZ)
+
 extern void migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern);
 extern void migrate_file_check_privilege(void);
 extern char **migrate_file_expand(const char *pattern, int *npaths);

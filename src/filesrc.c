@@ -868,7 +868,7 @@ fileIterateForeignScan(ForeignScanState *node)
 
 				if (r->fstart[i] < 0)
 					continue;
-				slot->tts_values[att] = CStringGetTextDatum(r->fieldbuf.data + r->fstart[i]);
+				slot->tts_values[att] = FILE_FIELD_DATUM(r, i);
 				slot->tts_isnull[att] = false;
 			}
 		if (src->att_file >= 0)

@@ -11,8 +11,8 @@ SET client_min_messages = warning;
 SET datestyle = ISO, YMD;
 -- the files are written by the server (COPY TO PROGRAM), into a directory of this cluster's own
 SELECT '/tmp/migrate_regress_files_' || current_setting('port') AS dir \gset
-COPY (SELECT 1) TO PROGRAM 'true';
-SELECT format('COPY (SELECT 1) TO PROGRAM %L', 'rm -rf ' || :'dir' || ' && mkdir -p ' || :'dir' || '/parts') AS cmd \gset
+-- (the programs read what COPY sends them: one exiting first would break its pipe)
+SELECT format('COPY (SELECT 1) TO PROGRAM %L', 'cat > /dev/null; rm -rf ' || :'dir' || ' && mkdir -p ' || :'dir' || '/parts') AS cmd \gset
 :cmd;
 CREATE FUNCTION pg_temp.write_file(p_path text, p_content bytea) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -146,5 +146,5 @@ SELECT count(*) FROM file_nobody.t;
 DROP SCHEMA file_nobody CASCADE;
 SELECT migrate_drop_plan('nobody_files') IS NOT NULL AS dropped;
 DROP ROLE file_nobody;
-SELECT format('COPY (SELECT 1) TO PROGRAM %L', 'rm -rf ' || :'dir') AS cmd \gset
+SELECT format('COPY (SELECT 1) TO PROGRAM %L', 'cat > /dev/null; rm -rf ' || :'dir') AS cmd \gset
 :cmd;
