@@ -37,7 +37,8 @@ $$;
 
 -- migrate_drop_plan(): the plan and what its capture left at the sources
 -- (the slot of capture => 'slot', the triggers and change tables migrate
--- installed on local sources), as the plan's owner.  Its runs, rejects and
+-- installed on local sources) and the foreign tables migrate_file()
+-- declared for it, as the plan's owner.  Its runs, rejects and
 -- events stay (history); its mappings and sync state go with the plan.
 CREATE OR REPLACE FUNCTION migrate_drop_plan(plan text)
 RETURNS void
@@ -68,6 +69,23 @@ BEGIN
                 WHERE s.plan OPERATOR(pg_catalog.=) pl.plan_name AND s.capture OPERATOR(pg_catalog.=) 'slot') THEN
         PERFORM migrate._slot_drop(pl.plan_name);
     END IF;
+    -- the foreign tables migrate_file() declared for the plan, unless another plan reads them
+    FOR t IN SELECT pg_catalog.to_regclass(m.source) FROM migrate.table_map m
+              WHERE m.plan OPERATOR(pg_catalog.=) pl.plan_name AND m.options ? 'file'
+                AND EXISTS (SELECT FROM pg_catalog.pg_foreign_table ft
+                              JOIN pg_catalog.pg_foreign_server fs ON fs.oid OPERATOR(pg_catalog.=) ft.ftserver
+                             WHERE ft.ftrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(m.source)
+                               AND fs.srvname OPERATOR(pg_catalog.=) 'migrate_files')
+                AND NOT EXISTS (SELECT FROM migrate.table_map o
+                                 WHERE o.plan OPERATOR(pg_catalog.<>) pl.plan_name
+                                   AND pg_catalog.to_regclass(o.source) OPERATOR(pg_catalog.=) pg_catalog.to_regclass(m.source))
+    LOOP
+        BEGIN
+            EXECUTE pg_catalog.format('DROP FOREIGN TABLE %s', t);
+        EXCEPTION WHEN insufficient_privilege OR dependent_objects_still_exist THEN
+            RAISE NOTICE 'file source % of migration plan "%" is kept: %', t, pl.plan_name, SQLERRM;
+        END;
+    END LOOP;
     -- recorded while the plan is there to say whose it was
     PERFORM migrate._catalog_event(NULL, pl.plan_name, 'plan dropped', NULL);
     PERFORM migrate._catalog_undo_drop(pl.plan_name);   -- no foreign key from migrate.undo

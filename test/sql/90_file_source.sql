@@ -87,6 +87,8 @@ SELECT migrate_file('files2', 'stock', :'dir' || '/parts/a.csv');
 SELECT migrate_file('files2', 'stock', :'dir' || '/parts/a.csv', source_table => 'stock_a') AS declared;
 SELECT count(*) AS still_three_files FROM (SELECT DISTINCT _file FROM stock_file) f;
 SELECT migrate_drop_plan('files2') IS NOT NULL AS dropped;
+-- its file source went with it; the other plan's stayed
+SELECT to_regclass('stock_a') IS NULL AS stock_a_dropped, to_regclass('stock_file') IS NOT NULL AS stock_file_kept;
 
 -- COPY text format, a keyless target
 SELECT pg_temp.write_file(:'dir' || '/log.txt',
