@@ -532,21 +532,37 @@ migrate_load_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	StringInfoData inner;
 
 	initStringInfo(&sql);
-	if (tl->returning_into)
-		appendStringInfoString(&sql, "WITH w AS (");
-	appendStringInfo(&sql, "INSERT INTO %s AS t (", tl->into);
-	first = true;
-	foreach(lc1, tl->cols)
+	if (tl->multi_insert)
 	{
-		appendStringInfo(&sql, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
-		first = false;
+		/* the target's row, attribute by attribute, for multiinsert.c */
+		appendStringInfoString(&sql, "SELECT ");
+		first = true;
+		foreach(lc1, tl->mi_cols)
+		{
+			if (lfirst(lc1) == NULL)
+				continue;
+			appendStringInfo(&sql, "%s%s", first ? "" : ", ", (char *) lfirst(lc1));
+			first = false;
+		}
 	}
-	appendStringInfoString(&sql, ") OVERRIDING SYSTEM VALUE SELECT ");
-	first = true;
-	foreach(lc1, tl->cols)
+	else
 	{
-		appendStringInfo(&sql, "%sm.%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
-		first = false;
+		if (tl->returning_into)
+			appendStringInfoString(&sql, "WITH w AS (");
+		appendStringInfo(&sql, "INSERT INTO %s AS t (", tl->into);
+		first = true;
+		foreach(lc1, tl->cols)
+		{
+			appendStringInfo(&sql, "%s%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
+			first = false;
+		}
+		appendStringInfoString(&sql, ") OVERRIDING SYSTEM VALUE SELECT ");
+		first = true;
+		foreach(lc1, tl->cols)
+		{
+			appendStringInfo(&sql, "%sm.%s", first ? "" : ", ", quote_identifier(lfirst(lc1)));
+			first = false;
+		}
 	}
 
 	/* the mapped row, typed as the target (typmods applied by the INSERT) */
@@ -1011,6 +1027,16 @@ range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	{
 		migrate_undo_describe(tl);
 		describe_loaded_hash(tl, w->plan);
+	}
+	/* how the rows are written, said once per table (multiinsert.c) */
+	{
+		const char *why;
+		bool		multi = migrate_multi_insert_describe(tl, &why);
+
+		if (u->range_no == 1 && w->run_id != 0 && !w->dry_run)
+			migrate_catalog_event(w->run_id, w->plan, "insert path",
+								  multi ? psprintf("%s: multi-insert, as COPY FROM", tl->target_name) :
+								  psprintf("%s: INSERT ... SELECT (%s)", tl->target_name, why));
 	}
 	MemoryContextSwitchTo(oldcxt);
 

@@ -46,6 +46,7 @@ int			migrate_batch_bytes = 16 * 1024 * 1024;
 int			migrate_max_workers = 1;
 int			migrate_max_workers_total = 8;
 bool		migrate_copy_source = true;
+bool		migrate_multi_insert = true;
 int			migrate_progress_interval = 5;
 
 void		_PG_init(void);
@@ -107,6 +108,15 @@ _PG_init(void)
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("migrate.multi_insert",
+							 "Write a batch's rows with the table's multi-insert, as COPY FROM does, where the target allows it.",
+							 "Plain tables without insert triggers, rules or row-level security, mode insert, no undo log; others take INSERT ... SELECT (src/multiinsert.c).",
+							 &migrate_multi_insert,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("migrate.copy_source",
 							 "Read postgres_fdw sources with a binary COPY instead of through the FDW.",

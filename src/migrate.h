@@ -251,6 +251,8 @@ typedef struct MigrateTableLoad
 	char	   *copy_key;		/* its key column (a source column name) */
 	char	   *copy_coldefs;	/* "col type, ..." of the source */
 	char	   *stage_coldefs;	/* the same with collations: the stage table */
+	bool		multi_insert;	/* rows written by multiinsert.c, not an INSERT */
+	List	   *mi_cols;		/* its SELECT's value per target attribute (NULL: dropped) */
 	bool		file_source;	/* a foreign table of migrate_file (filesrc.c) */
 	Oid			source_relid;
 	int			nfiles;			/* file sources: the files and their sizes */
@@ -317,6 +319,7 @@ extern int	migrate_batch_bytes;
 extern int	migrate_max_workers;
 extern int	migrate_max_workers_total;
 extern bool migrate_copy_source;
+extern bool migrate_multi_insert;
 extern int	migrate_progress_interval;
 
 /* the largest migrate.progress_interval, in seconds (a day) */
@@ -444,6 +447,10 @@ extern void migrate_catalog_cutover_synced(int64 run_id, const char *plan, int n
 
 /* units.c */
 extern void migrate_plan_ranges(MigrateWork *w, Oid target);
+
+/* the multi-insert path (multiinsert.c) */
+extern bool migrate_multi_insert_describe(MigrateTableLoad *tl, const char **reason);
+extern int	migrate_multi_insert_execute(MigrateTableLoad *tl, struct _SPI_plan *plan, Datum *values);
 
 /* file sources (filesrc.c) */
 extern int	migrate_filesrc_files(Oid relid, int64 **sizes);

@@ -73,7 +73,8 @@ migrate_stage_attempt(TableLoad *tl, SPIPlanPtr plan, Datum *values,
 
 	PG_TRY();
 	{
-		int			ret = migrate_undo_execute(tl, plan, values, 'w');
+		int			ret = tl->multi_insert ? migrate_multi_insert_execute(tl, plan, values) :
+			migrate_undo_execute(tl, plan, values, 'w');
 		MigrateCounts c;
 
 		if (ret != SPI_OK_INSERT)

@@ -1,0 +1,342 @@
+/*-------------------------------------------------------------------------
+ *
+ * multiinsert.c
+ *	  The batch's rows written the way COPY FROM writes them: the batch
+ *	  statement's SELECT (mapping, rules, predictions, routing, all as on
+ *	  the SQL path) sends its rows to a DestReceiver that checks the
+ *	  target's constraints, writes them with table_multi_insert() in
+ *	  buffers of up to 1,000 rows or 64 kB, and inserts their index
+ *	  entries, as copyfrom.c's CopyMultiInsertBufferFlush() does.
+ *
+ * Why: through "INSERT ... SELECT" every row is one heap_insert() with its
+ * own WAL record and buffer lookup; COPY's multi-insert writes a page at a
+ * time (issue 16).
+ *
+ * Which tables take it (migrate_multi_insert_describe): a plain table
+ * (not partitioned, not foreign, not a Citus distributed table) without
+ * INSERT triggers (a foreign key's checks are triggers), rules, row-level
+ * security, generated columns, deferrable unique or exclusion
+ * constraints, loaded in mode insert with no undo log and no RETURNING
+ * (sync), every column mapped or without a default.  Everything else, and
+ * a dry run, keeps the SQL path; the run's events say which path each
+ * table took and why (docs/architecture.md).
+ *
+ * What stays the same: the values are those the INSERT would store (the
+ * SELECT applies the INSERT's assignment coercion, typmods included: the
+ * length coercions of char, varchar, bit and varbit are called with
+ * isExplicit false, so a value too long fails as it would); NOT NULL and
+ * CHECK by ExecConstraints, unique keys by the index insertion, with the
+ * same SQLSTATEs and messages, so the batch's quarantine (predict.c,
+ * stage.c) works unchanged; INSERT privilege is checked as the executor
+ * does.  The rows are written with the statement's command id, so the
+ * SELECT's probes of the target do not see them, as with INSERT ... SELECT.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "migrate.h"
+
+#define MI_MAX_ROWS		1000
+#define MI_MAX_BYTES	65536
+
+typedef struct MultiInsertDest
+{
+	DestReceiver pub;
+	Relation	rel;
+	ResultRelInfo *rri;
+	EState	   *estate;
+	CommandId	cid;
+	BulkInsertState bistate;
+	int			natts;
+	int		   *att_col;		/* target attribute i <- output column, -1: NULL */
+	TupleTableSlot *slots[MI_MAX_ROWS];
+	int			nused;
+	Size		bytes;
+} MultiInsertDest;
+
+/*
+ * Can tl's target take the multi-insert path?  In the range's first
+ * transaction, after the undo decision; sets tl->multi_insert, and when
+ * it cannot, *reason.  Fills tl->mi_cols (per target attribute: the
+ * output expression of the batch's SELECT, as a format over m.<col>).
+ */
+bool
+migrate_multi_insert_describe(MigrateTableLoad *tl, const char **reason)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(tl->target)};
+	MemoryContext cxt = CurrentMemoryContext;
+	int			ret;
+
+	tl->multi_insert = false;
+	tl->mi_cols = NIL;
+	if (!migrate_multi_insert)
+		*reason = "migrate.multi_insert is off";
+	else if (tl->dry_run)
+		*reason = "a dry run";
+	else if (strcmp(tl->mode, "insert") != 0)
+		*reason = psprintf("mode %s", tl->mode);
+	else if (tl->undo_into)
+		*reason = "the undo log (the target was not empty)";
+	else if (tl->returning_into)
+		*reason = "a sync";
+	else
+		*reason = NULL;
+	if (*reason)
+		return false;
+
+	ret = SPI_execute_with_args("SELECT CASE"
+								"  WHEN c.relkind <> 'r' THEN 'not a plain table (relkind ' || c.relkind::pg_catalog.text || ')'"
+								"  WHEN c.relrowsecurity THEN 'row-level security'"
+								"  WHEN c.relhasrules THEN 'rules'"
+								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid = c.oid"
+								"               AND tg.tgenabled <> 'D' AND (tg.tgtype & 4) <> 0)"
+								"       THEN 'triggers on insert (a foreign key''s checks are triggers)'"
+								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid"
+								"               AND (k.contype = 'x' OR (k.contype IN ('u', 'p') AND k.condeferrable)))"
+								"       THEN 'a deferrable unique or an exclusion constraint'"
+								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
+								"               AND NOT a.attisdropped AND a.attgenerated <> '')"
+								"       THEN 'generated columns'"
+								"  WHEN pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL"
+								"       THEN 'a Citus coordinator (its tables are loaded through its own INSERT)'"
+								"  END"
+								"  FROM pg_catalog.pg_class c WHERE c.oid = $1",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the target %s failed: %s", tl->target_name, SPI_result_code_string(ret));
+	MemoryContextSwitchTo(cxt);
+	{
+		char	   *r = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (r)
+		{
+			*reason = MemoryContextStrdup(cxt, r);
+			return false;
+		}
+	}
+
+	/* per attribute: mapped (its coerced value), dropped, or NULL without a default */
+	ret = SPI_execute_with_args("SELECT a.attname, a.attisdropped, a.atttypid, a.atttypmod,"
+								"       pg_catalog.format_type(a.atttypid, a.atttypmod),"
+								"       a.atthasdef OR a.attidentity <> ''"
+								"  FROM pg_catalog.pg_attribute a"
+								" WHERE a.attrelid = $1 AND a.attnum > 0 ORDER BY a.attnum",
+								1, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the columns of %s failed: %s", tl->target_name, SPI_result_code_string(ret));
+	MemoryContextSwitchTo(cxt);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *name = SPI_getvalue(tup, desc, 1);
+		bool		dropped = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+		Oid			typid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		int32		typmod = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		char	   *typname = SPI_getvalue(tup, desc, 5);
+		bool		hasdef = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		bool		mapped = false;
+		char	   *expr = NULL;
+		ListCell   *lc;
+
+		if (dropped)
+		{
+			tl->mi_cols = lappend(tl->mi_cols, NULL);
+			continue;
+		}
+		foreach(lc, tl->cols)
+			mapped |= strcmp(lfirst(lc), name) == 0;
+		if (!mapped && hasdef)
+		{
+			*reason = psprintf("column %s takes its default", quote_identifier(name));
+			tl->mi_cols = NIL;
+			return false;
+		}
+		if (!mapped)
+			expr = psprintf("NULL::%s", typname);
+		else if (typmod >= 0 && (typid == BPCHAROID || typid == VARCHAROID || typid == BITOID || typid == VARBITOID))
+			/* the INSERT's assignment: too long is an error, not a cut */
+			expr = psprintf("pg_catalog.%s((m.%s)::pg_catalog.%s, %d, false)",
+							typid == BPCHAROID ? "bpchar" : typid == VARCHAROID ? "varchar" :
+							typid == BITOID ? "bit" : "varbit",
+							quote_identifier(name),
+							typid == BPCHAROID ? "bpchar" : typid == VARCHAROID ? "varchar" :
+							typid == BITOID ? "bit" : "varbit", typmod);
+		else if (typmod >= 0)
+			expr = psprintf("(m.%s)::%s", quote_identifier(name), typname);
+		else
+			expr = psprintf("m.%s", quote_identifier(name));
+		tl->mi_cols = lappend(tl->mi_cols, MemoryContextStrdup(cxt, expr));
+	}
+	tl->multi_insert = true;
+	return true;
+}
+
+/* Write the buffered rows, then their index entries. */
+static void
+mi_flush(MultiInsertDest *d)
+{
+	ResultRelInfo *rri = d->rri;
+
+	if (d->nused == 0)
+		return;
+	table_multi_insert(d->rel, d->slots, d->nused, d->cid, 0, d->bistate);
+	for (int i = 0; i < d->nused; i++)
+	{
+		if (rri->ri_NumIndices > 0)
+		{
+			List	   *recheck;
+
+			recheck = ExecInsertIndexTuples(rri, d->slots[i], d->estate, false, false, NULL, NIL);
+			list_free(recheck);
+			ResetPerTupleExprContext(d->estate);
+		}
+		ExecClearTuple(d->slots[i]);
+	}
+	d->nused = 0;
+	d->bytes = 0;
+}
+
+static bool
+mi_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	MultiInsertDest *d = (MultiInsertDest *) self;
+	TupleTableSlot *dst;
+
+	if (d->slots[d->nused] == NULL)
+		d->slots[d->nused] = table_slot_create(d->rel, &d->estate->es_tupleTable);
+	dst = d->slots[d->nused];
+	ExecClearTuple(dst);
+	slot_getallattrs(slot);
+	for (int i = 0; i < d->natts; i++)
+	{
+		int			col = d->att_col[i];
+
+		dst->tts_isnull[i] = col < 0 || slot->tts_isnull[col];
+		dst->tts_values[i] = dst->tts_isnull[i] ? (Datum) 0 : slot->tts_values[col];
+	}
+	ExecStoreVirtualTuple(dst);
+	ExecMaterializeSlot(dst);	/* the SELECT's row memory is reset next */
+	if (d->rel->rd_att->constr)
+		ExecConstraints(d->rri, dst, d->estate);
+	d->bytes += ((HeapTupleTableSlot *) dst)->tuple ? ((HeapTupleTableSlot *) dst)->tuple->t_len : 0;
+	if (++d->nused == MI_MAX_ROWS || d->bytes >= MI_MAX_BYTES)
+		mi_flush(d);
+	return true;
+}
+
+static void
+mi_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	(void) self;
+	(void) operation;
+	(void) typeinfo;
+}
+
+static void
+mi_shutdown(DestReceiver *self)
+{
+	mi_flush((MultiInsertDest *) self);
+}
+
+static void
+mi_destroy(DestReceiver *self)
+{
+	(void) self;
+}
+
+/*
+ * Execute the batch's SELECT (plan, its parameters values) into the
+ * target.  Returns SPI_OK_INSERT with SPI_processed the rows written, as
+ * the INSERT would.  In the batch's (sub)transaction, SPI connected.
+ */
+int
+migrate_multi_insert_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *values)
+{
+	MultiInsertDest d;
+	RangeTblEntry *rte;
+	SPIExecuteOptions options;
+	ParamListInfo params;
+	int			nargs = SPI_getargcount(plan);
+	Bitmapset  *cols = NULL;
+	int			ncol = 0;
+	int			ret;
+	ListCell   *lc;
+
+	memset(&d, 0, sizeof(d));
+	d.estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = tl->target;
+	rte->relkind = RELKIND_RELATION;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	foreach(lc, tl->mi_cols)
+		if (lfirst(lc))
+			cols = bms_add_member(cols, foreach_current_index(lc) + 1 - FirstLowInvalidHeapAttributeNumber);
+	rte->insertedCols = cols;
+	ExecCheckRTPerms(list_make1(rte), true);
+	ExecInitRangeTable(d.estate, list_make1(rte));
+	d.rri = makeNode(ResultRelInfo);
+	ExecInitResultRelation(d.estate, d.rri, 1);
+	CheckValidResultRel(d.rri, CMD_INSERT);
+	ExecOpenIndices(d.rri, false);
+	d.rel = d.rri->ri_RelationDesc;
+	d.natts = RelationGetDescr(d.rel)->natts;
+	d.att_col = palloc(sizeof(int) * Max(d.natts, 1));
+	foreach(lc, tl->mi_cols)
+		d.att_col[foreach_current_index(lc)] = lfirst(lc) ? ncol++ : -1;
+	if (list_length(tl->mi_cols) != d.natts)
+		elog(ERROR, "table %s changed during its load (%d columns, %d described)",
+			 tl->target_name, d.natts, list_length(tl->mi_cols));
+	d.cid = GetCurrentCommandId(true);
+	d.bistate = GetBulkInsertState();
+	d.pub.receiveSlot = mi_receive;
+	d.pub.rStartup = mi_startup;
+	d.pub.rShutdown = mi_shutdown;
+	d.pub.rDestroy = mi_destroy;
+	d.pub.mydest = DestNone;
+
+	params = makeParamList(nargs);
+	for (int i = 0; i < nargs; i++)
+	{
+		params->params[i].value = values[i];
+		params->params[i].isnull = false;
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = SPI_getargtypeid(plan, i);
+	}
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = false;
+	options.dest = &d.pub;
+	ret = SPI_execute_plan_extended(plan, &options);
+	/* (a SELECT into a receiver of DestNone says SPI_OK_UTILITY) */
+	if (ret != SPI_OK_SELECT && ret != SPI_OK_UTILITY)
+		elog(ERROR, "batch statement failed: %s", SPI_result_code_string(ret));
+
+	FreeBulkInsertState(d.bistate);
+	/* (ExecCloseResultRelations closes the indexes too) */
+	ExecResetTupleTable(d.estate->es_tupleTable, false);
+	ExecCloseResultRelations(d.estate);
+	ExecCloseRangeTableRelations(d.estate);
+	FreeExecutorState(d.estate);
+	return SPI_OK_INSERT;
+}
