@@ -26,11 +26,16 @@
  *	 - a row a sync deletes: DELETE ... RETURNING t, to the same receiver.
  * Each entry carries the xmin the write left (the statement's
  * subtransaction's xid; NULL: deleted) and its order (top transaction id,
- * a counter).  They are kept in memory for the batch (a batch's rows:
- * bounded by batch_size), dropped with a failed statement, and written by
- * migrate_undo_flush() with heap_multi_insert() before the batch commits:
- * undo rows and the rows they undo commit together.  Plain inserts and
- * skip_existing overwrite nothing and record only keys.
+ * a counter).  Entries are formed in place, as tuples of the undo table,
+ * in one buffer kept from batch to batch (a batch's rows: bounded by
+ * batch_size; a palloc per row in memory fresh every batch was half of the
+ * undo log's cost of an upsert, in perf), dropped with a failed statement,
+ * and written by migrate_undo_flush() with heap_multi_insert() before the
+ * batch commits: undo rows and the rows they undo commit together.  When
+ * the undo table's columns are the target's (undo_layout), a row's data is
+ * copied after our columns byte for byte instead of being deformed and
+ * formed again.  Plain inserts and skip_existing overwrite nothing and
+ * record only keys.
  *
  * Runs made before 0.8 kept one migrate.undo row per key (key and row as
  * text); migrate._undo_log() reads both kinds for the rollback.
@@ -71,6 +76,9 @@
 /* multi-insert this many undo rows at a time */
 #define UNDO_FLUSH_CHUNK	1000
 
+/* a batch's buffer of undo rows is kept for the next batch up to this size */
+#define UNDO_KEEP_BYTES		(64 * 1024 * 1024)
+
 typedef struct MigrateUndo
 {
 	Oid			relid;			/* the run's undo table of the target */
@@ -85,8 +93,15 @@ typedef struct MigrateUndo
 	Datum	   *uvalues;		/* the undo row being formed */
 	bool	   *unulls;
 	int64		ord;
-	MemoryContext cxt;			/* the batch's entries */
-	HeapTuple  *entries;
+	bool		copy_rows;		/* undo columns after ours are the target's, in
+								 * order: a row's data is copied as it is */
+	int			own_len;		/* the data of our columns (NULL post or not) */
+	int			own_off[UNDO_NOWN]; /* offset of each of our columns */
+	MemoryContext cxt;			/* buf and offsets, kept from batch to batch */
+	char	   *buf;			/* the batch's undo rows, formed in place */
+	Size		buflen;
+	Size		bufcap;
+	Size	   *offsets;		/* entry i's tuple header at buf + offsets[i] */
 	int			nentries;
 	int			maxentries;
 } MigrateUndo;
@@ -100,6 +115,8 @@ typedef struct UndoDest
 	MigrateUndo *undo;
 	char		mode;			/* 'w': keys, inserted; 'd': the deleted row */
 } UndoDest;
+
+static void undo_layout(MigrateUndo *u);
 
 PG_FUNCTION_INFO_V1(migrate_undo_pre);
 
@@ -198,7 +215,52 @@ undo_build(MigrateTableLoad *tl, Oid relid)
 	u->uvalues = palloc(sizeof(Datum) * u->desc->natts);
 	u->unulls = palloc(sizeof(bool) * u->desc->natts);
 	u->cxt = AllocSetContextCreate(CurrentMemoryContext, "migrate undo", ALLOCSET_DEFAULT_SIZES);
+	undo_layout(u);
 	return u;
+}
+
+/*
+ * Whether an overwritten or deleted row's data can be copied into its undo
+ * row byte for byte (undo_copy_row): the undo table's columns after ours
+ * are the target's, in the same order (no dropped column in the target),
+ * and ours take a multiple of MAXALIGN bytes whether post is NULL or not,
+ * so that every copied column keeps its alignment.  Sets u->own_off and
+ * u->own_len for undo_copy_row.
+ */
+static void
+undo_layout(MigrateUndo *u)
+{
+	int			len[2] = {0, 0};	/* our columns' data: post NULL, not NULL */
+	int			off[2][UNDO_NOWN];
+
+	u->copy_rows = u->desc->natts == UNDO_NOWN + u->tdesc->natts;
+	for (int i = 0; i < u->tdesc->natts && u->copy_rows; i++)
+		u->copy_rows = u->map[i] == UNDO_NOWN + i;
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (int j = 0; j < UNDO_NOWN; j++)
+		{
+			Form_pg_attribute ua = TupleDescAttr(u->desc, j);
+
+			if (ua->attlen <= 0 || !ua->attbyval)
+			{
+				u->copy_rows = false;
+				return;
+			}
+			if (j == UNDO_POST && pass == 0)
+				continue;
+			len[pass] = att_align_nominal(len[pass], ua->attalign);
+			off[pass][j] = len[pass];
+			len[pass] += ua->attlen;
+		}
+	}
+	memcpy(u->own_off, off[1], sizeof(u->own_off));
+	u->own_len = len[1];
+	if (len[0] != len[1] || (Size) len[1] != MAXALIGN(len[1]))
+		u->copy_rows = false;
+	for (int j = 0; j < UNDO_NOWN; j++)
+		if (j != UNDO_POST && off[0][j] != off[1][j])
+			u->copy_rows = false;
 }
 
 /*
@@ -243,9 +305,17 @@ migrate_undo_begin(MigrateTableLoad *tl)
 
 	if (u == NULL)
 		return;
-	MemoryContextReset(u->cxt);
-	u->entries = NULL;
-	u->nentries = u->maxentries = 0;
+	/* the buffer is reused (its pages stay mapped) unless a batch made it big */
+	if (u->bufcap > UNDO_KEEP_BYTES)
+	{
+		MemoryContextReset(u->cxt);
+		u->buf = NULL;
+		u->offsets = NULL;
+		u->bufcap = 0;
+		u->maxentries = 0;
+	}
+	u->buflen = 0;
+	u->nentries = 0;
 	/* a transaction that created the undo table and aborted took it along */
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(u->relid)))
 	{
@@ -256,12 +326,55 @@ migrate_undo_begin(MigrateTableLoad *tl)
 	}
 }
 
-/* One entry: the undo row formed from u->uvalues, op and the write's ids. */
-static void
-undo_add(MigrateUndo *u, char op)
+/*
+ * Room for a new entry of len bytes in u->buf, zeroed (as heap_form_tuple's
+ * are: the padding before an aligned varlena must be zero); returns its
+ * header.  The buffer grows by doubling; entries stay MAXALIGNed.
+ */
+static HeapTupleHeader
+undo_alloc(MigrateUndo *u, Size len)
 {
-	MemoryContext old = MemoryContextSwitchTo(u->cxt);
+	HeapTupleHeader td;
 
+	len = MAXALIGN(len);
+	if (u->buflen + len > u->bufcap)
+	{
+		Size		cap = Max(Max(u->bufcap * 2, u->buflen + len), 65536);
+
+		u->buf = u->buf ? repalloc_huge(u->buf, cap) : MemoryContextAllocHuge(u->cxt, cap);
+		u->bufcap = cap;
+	}
+	if (u->nentries == u->maxentries)
+	{
+		int			n = u->maxentries ? u->maxentries * 2 : 1024;
+
+		u->offsets = u->offsets ? repalloc_huge(u->offsets, sizeof(Size) * n)
+			: MemoryContextAllocHuge(u->cxt, sizeof(Size) * n);
+		u->maxentries = n;
+	}
+	td = (HeapTupleHeader) (u->buf + u->buflen);
+	memset(td, 0, len);
+	u->offsets[u->nentries++] = u->buflen;
+	u->buflen += len;
+	return td;
+}
+
+/* The header fields heap_form_tuple() sets, of an undo row of len bytes. */
+static void
+undo_header(MigrateUndo *u, HeapTupleHeader td, Size len, int hoff)
+{
+	HeapTupleHeaderSetDatumLength(td, len);
+	HeapTupleHeaderSetTypeId(td, u->desc->tdtypeid);
+	HeapTupleHeaderSetTypMod(td, u->desc->tdtypmod);
+	ItemPointerSetInvalid(&td->t_ctid);
+	HeapTupleHeaderSetNatts(td, u->desc->natts);
+	td->t_hoff = hoff;
+}
+
+/* Our columns of an entry: op and the write's ids. */
+static void
+undo_own_values(MigrateUndo *u, char op)
+{
 	u->uvalues[UNDO_OP] = CharGetDatum(op);
 	u->unulls[UNDO_OP] = false;
 	u->uvalues[UNDO_POST] = TransactionIdGetDatum(GetCurrentTransactionId());
@@ -270,14 +383,69 @@ undo_add(MigrateUndo *u, char op)
 	u->unulls[UNDO_TXN] = false;
 	u->uvalues[UNDO_ORD] = Int64GetDatum(++u->ord);
 	u->unulls[UNDO_ORD] = false;
-	if (u->nentries == u->maxentries)
+}
+
+/*
+ * One entry: the undo row formed from u->uvalues (as heap_form_tuple()
+ * would, into u->buf), op and the write's ids.
+ */
+static void
+undo_add(MigrateUndo *u, char op)
+{
+	int			natts = u->desc->natts;
+	bool		hasnull = false;
+	Size		hoff;
+	Size		data_len;
+	HeapTupleHeader td;
+
+	undo_own_values(u, op);
+	for (int i = 0; i < natts && !hasnull; i++)
+		hasnull = u->unulls[i];
+	hoff = MAXALIGN(SizeofHeapTupleHeader + (hasnull ? BITMAPLEN(natts) : 0));
+	data_len = heap_compute_data_size(u->desc, u->uvalues, u->unulls);
+	td = undo_alloc(u, hoff + data_len);
+	undo_header(u, td, hoff + data_len, hoff);
+	heap_fill_tuple(u->desc, u->uvalues, u->unulls, (char *) td + hoff, data_len,
+					&td->t_infomask, hasnull ? td->t_bits : NULL);
+}
+
+/*
+ * One entry of a row of the target whose data is copied as it is (see
+ * undo_layout): the tuple undo_add() would form from it, byte for byte,
+ * without deforming the row and forming it again.  th: flat (no TOAST
+ * pointer), with the target's natts.
+ */
+static void
+undo_copy_row(MigrateUndo *u, HeapTupleHeader th, char op)
+{
+	int			natts = u->desc->natts;
+	int			tnatts = u->tdesc->natts;
+	bool		srcnull = (th->t_infomask & HEAP_HASNULL) != 0;
+	bool		hasnull = srcnull || op == 'd';
+	Size		sdata = HeapTupleHeaderGetDatumLength(th) - th->t_hoff;
+	Size		hoff = MAXALIGN(SizeofHeapTupleHeader + (hasnull ? BITMAPLEN(natts) : 0));
+	Size		len = hoff + u->own_len + sdata;
+	HeapTupleHeader td = undo_alloc(u, len);
+	char	   *data = (char *) td + hoff;
+
+	undo_own_values(u, op);
+	undo_header(u, td, len, hoff);
+	td->t_infomask = th->t_infomask & HEAP_HASVARWIDTH;
+	if (hasnull)
 	{
-		u->maxentries = u->maxentries ? u->maxentries * 2 : 1024;
-		u->entries = u->entries ? repalloc(u->entries, sizeof(HeapTuple) * u->maxentries)
-			: palloc(sizeof(HeapTuple) * u->maxentries);
+		td->t_infomask |= HEAP_HASNULL;
+		/* td->t_bits is zeroed: set the bits of the values present */
+		for (int j = 0; j < UNDO_NOWN; j++)
+			if (!u->unulls[j])
+				td->t_bits[j >> 3] |= 1 << (j & 7);
+		for (int i = 0; i < tnatts; i++)
+			if (!srcnull || !att_isnull(i, th->t_bits))
+				td->t_bits[(i + UNDO_NOWN) >> 3] |= 1 << ((i + UNDO_NOWN) & 7);
 	}
-	u->entries[u->nentries++] = heap_form_tuple(u->desc, u->uvalues, u->unulls);
-	MemoryContextSwitchTo(old);
+	for (int j = 0; j < UNDO_NOWN; j++)
+		if (!u->unulls[j])
+			store_att_byval(data + u->own_off[j], u->uvalues[j], TupleDescAttr(u->desc, j)->attlen);
+	memcpy(data + u->own_len, (char *) th + th->t_hoff, sdata);
 }
 
 /* A row of the target (a composite datum, flat: no TOAST pointer) as it was. */
@@ -292,6 +460,12 @@ undo_note_row(MigrateUndo *u, Datum row, char op)
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("migrate._undo_pre() was given a row of another type than the statement's target"),
 				 errhint("It is meant for migrate's own batch statements only.")));
+	if (u->copy_rows && HeapTupleHeaderGetNatts(th) == u->tdesc->natts &&
+		(th->t_infomask & HEAP_HASEXTERNAL) == 0)
+	{
+		undo_copy_row(u, th, op);
+		return;
+	}
 	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = InvalidOid;
@@ -376,6 +550,7 @@ migrate_undo_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *values, char 
 	ParamListInfo params;
 	int			nargs = SPI_getargcount(plan);
 	int			saved;
+	Size		saved_len;
 	int			ret;
 
 	if (u == NULL)
@@ -403,6 +578,7 @@ migrate_undo_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *values, char 
 	options.dest = &dest.pub;
 
 	saved = u->nentries;
+	saved_len = u->buflen;
 	armed = u;
 	PG_TRY();
 	{
@@ -412,6 +588,7 @@ migrate_undo_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *values, char 
 	{
 		armed = prev;
 		u->nentries = saved;
+		u->buflen = saved_len;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -451,6 +628,7 @@ migrate_undo_flush(MigrateTableLoad *tl)
 {
 	MigrateUndo *u = tl->undo;
 	TupleTableSlot **slots;
+	HeapTupleData *tuples;
 	Relation	rel;
 	CommandId	cid;
 	int			nslots;
@@ -464,6 +642,7 @@ migrate_undo_flush(MigrateTableLoad *tl)
 				 errmsg("undo table %s of %s was altered", tl->undo_into, tl->target_name)));
 	nslots = Min(u->nentries, UNDO_FLUSH_CHUNK);
 	slots = palloc(sizeof(TupleTableSlot *) * nslots);
+	tuples = palloc(sizeof(HeapTupleData) * nslots);
 	for (int i = 0; i < nslots; i++)
 		slots[i] = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
 	cid = GetCurrentCommandId(true);
@@ -472,19 +651,28 @@ migrate_undo_flush(MigrateTableLoad *tl)
 		int			n = Min(nslots, u->nentries - i);
 
 		for (int j = 0; j < n; j++)
-			ExecStoreHeapTuple(u->entries[i + j], slots[j], false);
-		table_multi_insert(rel, slots, n, cid, 0, NULL);
+		{
+			HeapTupleHeader td = (HeapTupleHeader) (u->buf + u->offsets[i + j]);
+
+			tuples[j].t_len = HeapTupleHeaderGetDatumLength(td);
+			ItemPointerSetInvalid(&tuples[j].t_self);
+			tuples[j].t_tableOid = InvalidOid;
+			tuples[j].t_data = td;
+			ExecStoreHeapTuple(&tuples[j], slots[j], false);
+		}
+		/* the table is only ever appended to: no free space to look for */
+		table_multi_insert(rel, slots, n, cid, TABLE_INSERT_SKIP_FSM, NULL);
 		for (int j = 0; j < n; j++)
 			ExecClearTuple(slots[j]);
 	}
 	for (int i = 0; i < nslots; i++)
 		ExecDropSingleTupleTableSlot(slots[i]);
 	pfree(slots);
+	pfree(tuples);
 	table_close(rel, NoLock);
 	CommandCounterIncrement();
-	MemoryContextReset(u->cxt);
-	u->entries = NULL;
-	u->nentries = u->maxentries = 0;
+	u->buflen = 0;
+	u->nentries = 0;
 }
 
 /*
