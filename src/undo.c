@@ -15,9 +15,10 @@
  * migrate._undo_create: migrate.undo_<run>_<target oid>, the target's
  * columns as they were, owned by the extension's owner, readable by nobody
  * else), and every write of the run records into it, as tuples of that
- * table, without a second look-up of any row:
+ * table, without a second search for any row (no index scan):
  *	 - an upsert's overwritten row: the batch statement's ON CONFLICT DO
- *	   UPDATE ... WHERE migrate._undo_pre(t) hands the existing row to
+ *	   UPDATE ... WHERE migrate._undo_pre(ROW(t.ctid)) hands the existing
+ *	   row's tid (of a partitioned target, the row itself: t) to
  *	   migrate_undo_pre() once it is locked, right before it is updated (the
  *	   WHERE of ON CONFLICT is evaluated once per row the statement
  *	   updates: after a concurrent update PostgreSQL retries without it);
@@ -44,12 +45,16 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
@@ -57,12 +62,15 @@
 #include "lib/stringinfo.h"
 #include "nodes/makefuncs.h"
 #include "nodes/params.h"
+#include "storage/bufmgr.h"
 #include "tcop/dest.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "migrate.h"
 
@@ -97,6 +105,11 @@ typedef struct MigrateUndo
 								 * order: a row's data is copied as it is */
 	int			own_len;		/* the data of our columns (NULL post or not) */
 	int			own_off[UNDO_NOWN]; /* offset of each of our columns */
+	bool		by_tid;			/* upserts pass the existing row's tid: the
+								 * target is a heap table (not partitioned) */
+	int32		tid_typmod;		/* of ROW(t.ctid) (migrate_undo_pre), or -1 */
+	Relation	trel;			/* the target, open during a statement that
+								 * passes tids (migrate_undo_execute) */
 	MemoryContext cxt;			/* buf and offsets, kept from batch to batch */
 	char	   *buf;			/* the batch's undo rows, formed in place */
 	Size		buflen;
@@ -117,6 +130,7 @@ typedef struct UndoDest
 } UndoDest;
 
 static void undo_layout(MigrateUndo *u);
+static void undo_deform_row(MigrateUndo *u, HeapTuple tuple, TupleDesc tdesc, char op);
 
 PG_FUNCTION_INFO_V1(migrate_undo_pre);
 
@@ -175,6 +189,8 @@ undo_build(MigrateTableLoad *tl, Oid relid)
 	u->desc = CreateTupleDescCopy(RelationGetDescr(urel));
 	u->tdesc = CreateTupleDescCopy(RelationGetDescr(trel));
 	u->rowtype = RelationGetForm(trel)->reltype;
+	u->by_tid = trel->rd_rel->relkind == RELKIND_RELATION &&
+		trel->rd_rel->relam == HEAP_TABLE_AM_OID;
 	table_close(trel, AccessShareLock);
 	table_close(urel, AccessShareLock);
 
@@ -215,6 +231,7 @@ undo_build(MigrateTableLoad *tl, Oid relid)
 	u->uvalues = palloc(sizeof(Datum) * u->desc->natts);
 	u->unulls = palloc(sizeof(bool) * u->desc->natts);
 	u->cxt = AllocSetContextCreate(CurrentMemoryContext, "migrate undo", ALLOCSET_DEFAULT_SIZES);
+	u->tid_typmod = -1;
 	undo_layout(u);
 	return u;
 }
@@ -412,17 +429,17 @@ undo_add(MigrateUndo *u, char op)
 /*
  * One entry of a row of the target whose data is copied as it is (see
  * undo_layout): the tuple undo_add() would form from it, byte for byte,
- * without deforming the row and forming it again.  th: flat (no TOAST
- * pointer), with the target's natts.
+ * without deforming the row and forming it again.  th (thlen bytes): flat
+ * (no TOAST pointer), with the target's natts.
  */
 static void
-undo_copy_row(MigrateUndo *u, HeapTupleHeader th, char op)
+undo_copy_row(MigrateUndo *u, HeapTupleHeader th, Size thlen, char op)
 {
 	int			natts = u->desc->natts;
 	int			tnatts = u->tdesc->natts;
 	bool		srcnull = (th->t_infomask & HEAP_HASNULL) != 0;
 	bool		hasnull = srcnull || op == 'd';
-	Size		sdata = HeapTupleHeaderGetDatumLength(th) - th->t_hoff;
+	Size		sdata = thlen - th->t_hoff;
 	Size		hoff = MAXALIGN(SizeofHeapTupleHeader + (hasnull ? BITMAPLEN(natts) : 0));
 	Size		len = hoff + u->own_len + sdata;
 	HeapTupleHeader td = undo_alloc(u, len);
@@ -463,35 +480,117 @@ undo_note_row(MigrateUndo *u, Datum row, char op)
 	if (u->copy_rows && HeapTupleHeaderGetNatts(th) == u->tdesc->natts &&
 		(th->t_infomask & HEAP_HASEXTERNAL) == 0)
 	{
-		undo_copy_row(u, th, op);
+		undo_copy_row(u, th, HeapTupleHeaderGetDatumLength(th), op);
 		return;
 	}
 	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = InvalidOid;
 	tuple.t_data = th;
-	heap_deform_tuple(&tuple, u->tdesc, u->tvalues, u->tnulls);
+	undo_deform_row(u, &tuple, u->tdesc, op);
+}
+
+/*
+ * An entry of a row of the target (tuple; TOAST pointers in it are
+ * fetched: the rows they point to go with the update) by deforming it
+ * with tdesc (the target's own for a row from its page: its columns added
+ * since the row was written have their missing values there).
+ */
+static void
+undo_deform_row(MigrateUndo *u, HeapTuple tuple, TupleDesc tdesc, char op)
+{
+	Assert(tdesc->natts == u->tdesc->natts);
+	heap_deform_tuple(tuple, tdesc, u->tvalues, u->tnulls);
 	memset(u->unulls, true, sizeof(bool) * u->desc->natts);
 	for (int i = 0; i < u->tdesc->natts; i++)
 	{
+		Datum		v = u->tvalues[i];
+
 		if (u->map[i] < 0)
 			continue;
-		u->uvalues[u->map[i]] = u->tvalues[i];
+		if (!u->tnulls[i] && TupleDescAttr(u->tdesc, i)->attlen == -1 &&
+			VARATT_IS_EXTERNAL(DatumGetPointer(v)))
+			v = PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(v)));
+		u->uvalues[u->map[i]] = v;
 		u->unulls[u->map[i]] = u->tnulls[i];
 	}
 	undo_add(u, op);
 }
 
 /*
- * migrate._undo_pre(row record) RETURNS boolean: see sql/run.sql.  The
- * whole-row value of the existing row is built flat (its TOASTed values
- * fetched) by the executor.
+ * The existing row of an upsert by its tid (ROW(t.ctid), see
+ * migrate_undo_batch_sql): read from its page, where the statement holds
+ * it locked, and copied once into its undo row, instead of the executor
+ * building a whole-row datum of it (deforming it and forming it again) to
+ * be copied in turn.
+ */
+static void
+undo_note_tid(MigrateUndo *u, HeapTupleHeader rec)
+{
+	HeapTupleData tuple;
+	Buffer		buf;
+
+	if (HeapTupleHeaderGetTypMod(rec) != u->tid_typmod)
+	{
+		TupleDesc	d = lookup_rowtype_tupdesc(RECORDOID, HeapTupleHeaderGetTypMod(rec));
+		bool		ok = d->natts == 1 && TupleDescAttr(d, 0)->atttypid == TIDOID;
+
+		ReleaseTupleDesc(d);
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("migrate._undo_pre() was given a row of another type than the statement's target"),
+					 errhint("It is meant for migrate's own batch statements only.")));
+		u->tid_typmod = HeapTupleHeaderGetTypMod(rec);
+	}
+	if (u->trel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migrate._undo_pre() was given a row's tid outside of an upsert batch statement"),
+				 errhint("It is meant for migrate's own batch statements only.")));
+	if (rec->t_infomask & HEAP_HASNULL)
+		return;
+	/* the one column, a tid (6 bytes, aligned on 2), right at t_hoff */
+	memcpy(&tuple.t_self, (char *) rec + rec->t_hoff, sizeof(ItemPointerData));
+	if (!heap_fetch(u->trel, SnapshotAny, &tuple, &buf, false))
+		elog(ERROR, "the row of %s being updated at (%u,%u) was not found",
+			 RelationGetRelationName(u->trel), ItemPointerGetBlockNumber(&tuple.t_self),
+			 ItemPointerGetOffsetNumber(&tuple.t_self));
+	/* the tuple is ours, locked: its data cannot change while pinned */
+	if (u->copy_rows && HeapTupleHeaderGetNatts(tuple.t_data) == u->tdesc->natts &&
+		!HeapTupleHasExternal(&tuple))
+		undo_copy_row(u, tuple.t_data, tuple.t_len, 'u');
+	else
+	{
+		/* a column added since the range began (undo_build checks once per range) */
+		if (RelationGetDescr(u->trel)->natts != u->tdesc->natts)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s was altered during the run", RelationGetRelationName(u->trel)),
+					 errhint("The table changed since the run was planned; start a new run.")));
+		undo_deform_row(u, &tuple, RelationGetDescr(u->trel), 'u');
+	}
+	ReleaseBuffer(buf);
+}
+
+/*
+ * migrate._undo_pre(row record) RETURNS boolean: see sql/run.sql.  Given
+ * ROW(t.ctid) (a heap target, migrate_undo_batch_sql): the locked row is
+ * read from its page (undo_note_tid).  Given t, the existing row's
+ * whole-row value, built flat (its TOASTed values fetched) by the executor.
  */
 Datum
 migrate_undo_pre(PG_FUNCTION_ARGS)
 {
-	if (armed != NULL && !PG_ARGISNULL(0))
-		undo_note_row(armed, PG_GETARG_DATUM(0), 'u');
+	HeapTupleHeader rec;
+
+	if (armed == NULL || PG_ARGISNULL(0))
+		PG_RETURN_BOOL(true);
+	rec = PG_GETARG_HEAPTUPLEHEADER(0);
+	if (HeapTupleHeaderGetTypeId(rec) == RECORDOID)
+		undo_note_tid(armed, rec);
+	else
+		undo_note_row(armed, PointerGetDatum(rec), 'u');
 	PG_RETURN_BOOL(true);
 }
 
@@ -579,6 +678,9 @@ migrate_undo_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *values, char 
 
 	saved = u->nentries;
 	saved_len = u->buflen;
+	/* the lock the statement takes anyway; held to the end of the transaction */
+	if (u->by_tid && mode == 'w')
+		u->trel = table_open(tl->target, RowExclusiveLock);
 	armed = u;
 	PG_TRY();
 	{
@@ -589,10 +691,14 @@ migrate_undo_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *values, char 
 		armed = prev;
 		u->nentries = saved;
 		u->buflen = saved_len;
+		u->trel = NULL;			/* closed by the abort of the (sub)transaction */
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	armed = prev;
+	if (u->trel != NULL)
+		table_close(u->trel, NoLock);
+	u->trel = NULL;
 	if (ret == SPI_OK_INSERT_RETURNING)
 		ret = SPI_OK_INSERT;
 	else if (ret == SPI_OK_DELETE_RETURNING)
@@ -703,7 +809,8 @@ migrate_undo_batch_sql(MigrateTableLoad *tl, StringInfo sql)
 	ListCell   *lc;
 
 	if (strcmp(tl->mode, "upsert") == 0)
-		appendStringInfoString(sql, " WHERE migrate._undo_pre(t)");
+		appendStringInfoString(sql, tl->undo->by_tid ? " WHERE migrate._undo_pre(ROW(t.ctid))"
+							   : " WHERE migrate._undo_pre(t)");
 	appendStringInfoString(sql, " RETURNING ");
 	foreach(lc, tl->keycols)
 		appendStringInfo(sql, "t.%s, ", quote_identifier(lfirst(lc)));
