@@ -30,13 +30,14 @@
  * a counter).  Entries are formed in place, as tuples of the undo table,
  * in one buffer kept from batch to batch (a batch's rows: bounded by
  * batch_size; a palloc per row in memory fresh every batch was half of the
- * undo log's cost of an upsert, in perf), dropped with a failed statement,
- * and written by migrate_undo_flush() with heap_multi_insert() before the
- * batch commits: undo rows and the rows they undo commit together.  When
- * the undo table's columns are the target's (undo_layout), a row's data is
- * copied after our columns byte for byte instead of being deformed and
- * formed again.  Plain inserts and skip_existing overwrite nothing and
- * record only keys.
+ * undo log's cost of an upsert, in perf; under a batch_bytes budget, which
+ * measures the memory each batch takes anew, it is freed after each batch),
+ * dropped with a failed statement, and written by migrate_undo_flush() with
+ * heap_multi_insert() before the batch commits: undo rows and the rows they
+ * undo commit together.  When the undo table's columns are the target's
+ * (undo_layout), a row's data is copied after our columns byte for byte
+ * instead of being deformed and formed again.  Plain inserts and
+ * skip_existing overwrite nothing and record only keys.
  *
  * Runs made before 0.8 kept one migrate.undo row per key (key and row as
  * text); migrate._undo_log() reads both kinds for the rollback.
@@ -110,7 +111,10 @@ typedef struct MigrateUndo
 	int32		tid_typmod;		/* of ROW(t.ctid) (migrate_undo_pre), or -1 */
 	Relation	trel;			/* the target, open during a statement that
 								 * passes tids (migrate_undo_execute) */
-	MemoryContext cxt;			/* buf and offsets, kept from batch to batch */
+	bool		keep_buf;		/* buf kept from batch to batch: not under a
+								 * batch_bytes budget, which measures the
+								 * memory a batch takes anew */
+	MemoryContext cxt;			/* buf and offsets */
 	char	   *buf;			/* the batch's undo rows, formed in place */
 	Size		buflen;
 	Size		bufcap;
@@ -298,18 +302,22 @@ migrate_undo_describe(MigrateTableLoad *tl)
 	tl->undo = NULL;
 	if (tl->run_id == 0 || tl->dry_run)
 		return;
-	ret = SPI_execute_with_args("SELECT undo = 'log' FROM migrate.run_table WHERE run_id = $1 AND target = $2",
+	ret = SPI_execute_with_args("SELECT t.undo = 'log', coalesce(r.batch_bytes, 0) > 0"
+								"  FROM migrate.run_table t JOIN migrate.run r ON r.run_id = t.run_id"
+								" WHERE t.run_id = $1 AND t.target = $2",
 								2, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading migrate.run_table failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 1 &&
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 	{
+		bool		budget = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		Oid			relid = migrate_catalog_undo_create(tl->run_id, tl->target);
 
 		MemoryContextSwitchTo(cxt);
 		tl->undo_into = psprintf("migrate.undo_" INT64_FORMAT "_%u", tl->run_id, tl->target);
 		tl->undo = undo_build(tl, relid);
+		tl->undo->keep_buf = !budget;
 	}
 	MemoryContextSwitchTo(cxt);	/* SPI calls return in SPI's context */
 }
@@ -323,7 +331,7 @@ migrate_undo_begin(MigrateTableLoad *tl)
 	if (u == NULL)
 		return;
 	/* the buffer is reused (its pages stay mapped) unless a batch made it big */
-	if (u->bufcap > UNDO_KEEP_BYTES)
+	if (!u->keep_buf || u->bufcap > UNDO_KEEP_BYTES)
 	{
 		MemoryContextReset(u->cxt);
 		u->buf = NULL;
