@@ -807,9 +807,11 @@ migrate_undo_wrap_delete(MigrateTableLoad *tl, const char *delete_sql)
  * for a sync inside "WITH w AS (") under an undo log: an upsert notes each
  * row it overwrites (migrate._undo_pre in the WHERE of DO UPDATE: once per
  * row updated, on the locked row as it is); RETURNING the keys written and
- * whether the statement inserted them (xmax 0), to the receiver of
- * migrate_undo_execute(); a sync's keys go to tl->returning_into, which
- * returns them in turn.  SPI_processed stays the rows written.
+ * whether the statement inserted them (of an upsert: xmax 0; insert and
+ * skip_existing return only rows they inserted, and a partitioned target
+ * cannot return xmax), to the receiver of migrate_undo_execute(); a sync's
+ * keys go to tl->returning_into, which returns them in turn.  SPI_processed
+ * stays the rows written.
  */
 void
 migrate_undo_batch_sql(MigrateTableLoad *tl, StringInfo sql)
@@ -822,7 +824,10 @@ migrate_undo_batch_sql(MigrateTableLoad *tl, StringInfo sql)
 	appendStringInfoString(sql, " RETURNING ");
 	foreach(lc, tl->keycols)
 		appendStringInfo(sql, "t.%s, ", quote_identifier(lfirst(lc)));
-	appendStringInfoString(sql, "t.xmax = '0'::pg_catalog.xid");
+	if (strcmp(tl->mode, "upsert") == 0)
+		appendStringInfoString(sql, "t.xmax = '0'::pg_catalog.xid");
+	else
+		appendStringInfoString(sql, "true");
 	if (tl->returning_into)
 		appendStringInfo(sql, ") INSERT INTO %s SELECT * FROM w RETURNING *", tl->returning_into);
 }

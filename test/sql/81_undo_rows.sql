@@ -4,7 +4,7 @@
 -- rollback puts back exactly the rows as they were, here with values kept
 -- out of line (TOAST), NULLs, a column added after rows were written (their
 -- missing value) and dropped columns; over several batches (the buffer of
--- undo rows is reused from batch to batch).
+-- undo rows is reused from batch to batch).  Last, a partitioned target.
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 SET migrate.batch_size = 25;
@@ -48,6 +48,28 @@ SELECT target, rows_deleted, rows_restored, rows_reinserted, conflicts FROM migr
 SELECT b.t, ur_md5(b.t) = b.md5 AS exact FROM ur_before b ORDER BY b.t::text;
 SELECT id, left(big, 8) AS big, v, note FROM ur_added WHERE id IN (1, 5, 10, 80) ORDER BY id;
 SELECT migrate_drop_plan('ur');
+
+-- a populated partitioned target: insert and skip_existing log the keys
+-- they inserted (RETURNING true: a partitioned table cannot return xmax)
+CREATE TABLE ur_part (id int PRIMARY KEY, big text, v int, note text) PARTITION BY RANGE (id);
+CREATE TABLE ur_part_1 PARTITION OF ur_part FOR VALUES FROM (0) TO (50);
+CREATE TABLE ur_part_2 PARTITION OF ur_part FOR VALUES FROM (50) TO (1000);
+INSERT INTO ur_part SELECT g, 'old', g, 'old ' || g FROM generate_series(40, 60) g;
+INSERT INTO ur_part VALUES (500, 'kept', 0, NULL);
+CREATE TEMP TABLE ur_part_before AS SELECT ur_md5('ur_part') AS md5;
+SELECT migrate_plan('ur_skip', source_schema => 'ur_src');
+SELECT migrate_table('ur_skip', 't', 'ur_part', mode => 'skip_existing');
+SELECT migrate_plan('ur_ins', source_schema => 'ur_src');
+SELECT migrate_table('ur_ins', 't', 'ur_part', filter => 'id < 40 OR id > 60');
+SELECT migrate_run('ur_skip') AS run \gset
+SELECT undo, rows_written FROM migrate.run_table WHERE run_id = :run;
+SELECT target, rows_deleted, rows_restored, rows_reinserted, conflicts FROM migrate_rollback(:run);
+SELECT ur_md5('ur_part') = md5 AS exact FROM ur_part_before;
+SELECT migrate_run('ur_ins') AS run \gset
+SELECT undo, rows_written FROM migrate.run_table WHERE run_id = :run;
+SELECT target, rows_deleted, rows_restored, rows_reinserted, conflicts FROM migrate_rollback(:run);
+SELECT ur_md5('ur_part') = md5 AS exact, (SELECT count(*) FROM ur_part) AS rows FROM ur_part_before;
+SELECT migrate_drop_plan(p) FROM unnest(ARRAY['ur_skip', 'ur_ins']) p;
 DROP SCHEMA ur_src CASCADE;
-DROP TABLE ur_plain, ur_added, ur_dropped;
+DROP TABLE ur_plain, ur_added, ur_dropped, ur_part;
 DROP FUNCTION ur_md5(regclass);
