@@ -99,6 +99,14 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass header => true for a file whose first line names its fields, or columns => ARRAY[''a'', ''b'', ...].';
     END IF;
+    -- a field named like a target column but for case (USPS, usps) takes the column's name
+    cols := ARRAY(SELECT coalesce((SELECT a.attname FROM pg_catalog.pg_attribute a
+                                    WHERE a.attrelid = tgt AND a.attnum > 0 AND NOT a.attisdropped
+                                      AND pg_catalog.lower(a.attname) = pg_catalog.lower(f.name)
+                                      AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute e
+                                                       WHERE e.attrelid = tgt AND e.attname = f.name)
+                                    ORDER BY a.attname = pg_catalog.lower(a.attname) DESC LIMIT 1), f.name)
+                    FROM pg_catalog.unnest(cols) WITH ORDINALITY AS f(name, n) ORDER BY f.n);
     IF pg_catalog.cardinality(cols) IS NULL OR pg_catalog.cardinality(cols) = 0 THEN
         RAISE EXCEPTION 'file source of table % in migration plan "%" has no field', target, plan
             USING ERRCODE = 'invalid_parameter_value';

@@ -650,8 +650,18 @@ BEGIN
           JOIN pg_catalog.pg_attribute a
             ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.attnum
          WHERE i.indrelid OPERATOR(pg_catalog.=) tgt AND i.indisprimary;
-        IF keycols IS NULL AND is_file AND mode = 'insert' THEN
-            keycols := '{}';    -- a file's records are cut by their _pos
+        -- a file's records are cut by their _pos: in mode insert it needs no
+        -- key, nor a primary key its fields do not give (a serial filled by its default)
+        IF is_file AND mode = 'insert' AND (keycols IS NULL OR EXISTS (
+               SELECT FROM pg_catalog.unnest(keycols) AS kc(col)
+                WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute sa
+                                   WHERE sa.attrelid OPERATOR(pg_catalog.=) src
+                                     AND sa.attname OPERATOR(pg_catalog.=) kc.col AND NOT sa.attisdropped)
+                  AND NOT EXISTS (SELECT FROM migrate.column_map cm
+                                   WHERE cm.plan OPERATOR(pg_catalog.=) migrate_table.plan
+                                     AND cm.target OPERATOR(pg_catalog.=) tgt
+                                     AND cm.column_name OPERATOR(pg_catalog.=) kc.col))) THEN
+            keycols := '{}';
         ELSIF keycols IS NULL THEN
             RAISE EXCEPTION 'target table % of migration plan "%" has no primary key', tname, plan
                 USING ERRCODE = 'invalid_table_definition',

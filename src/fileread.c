@@ -432,7 +432,16 @@ record_to_text(FileReader *r)
 	return true;
 }
 
-/* Cut a CSV record into fields, as COPY (FORMAT csv) does. */
+/*
+ * Cut a CSV record into fields, as COPY (FORMAT csv) does: a quote opens a
+ * quoted stretch anywhere in a field, text before and after it belongs to
+ * the field, and a field with no quote that equals the null string is
+ * NULL.  A record of several lines is cut strictly (a quote only at a
+ * field's start, nothing but a delimiter after its closing quote): a stray
+ * quote that swallowed the lines after it then fails here, and
+ * migrate_file_next() cuts the record back to its first line, instead of
+ * loading those lines as one field.
+ */
 static bool
 cut_csv(FileReader *r)
 {
@@ -440,13 +449,30 @@ cut_csv(FileReader *r)
 	const char *s = r->tdata;
 	int			n = r->tlen;
 	int			i = 0;
+	bool		strict = r->rec_lines > 1;
 
 	for (;;)
 	{
-		if (i < n && s[i] == fmt->quote)
+		int			start = i;
+		bool		saw_quote = false;
+
+		field_begin(r, false);
+		for (;;)
 		{
+			/* outside quotes: up to a delimiter, the end, or a quote */
+			while (i < n && s[i] != fmt->delim && s[i] != fmt->quote)
+				appendStringInfoChar(&r->fieldbuf, s[i++]);
+			if (i >= n || s[i] == fmt->delim)
+				break;
+			if (strict && (saw_quote || i > start))
+			{
+				r->error = saw_quote ? "unexpected character after a closing quote" :
+					"quote in the middle of an unquoted CSV field";
+				return false;
+			}
+			/* a quoted stretch */
+			saw_quote = true;
 			i++;
-			field_begin(r, false);
 			for (;;)
 			{
 				if (i >= n)
@@ -455,7 +481,7 @@ cut_csv(FileReader *r)
 					return false;
 				}
 				if (s[i] == fmt->escape && i + 1 < n &&
-					(s[i + 1] == fmt->quote || (fmt->escape != fmt->quote && s[i + 1] == fmt->escape)))
+					(s[i + 1] == fmt->quote || s[i + 1] == fmt->escape))
 				{
 					appendStringInfoChar(&r->fieldbuf, s[i + 1]);
 					i += 2;
@@ -468,34 +494,21 @@ cut_csv(FileReader *r)
 				else
 					appendStringInfoChar(&r->fieldbuf, s[i++]);
 			}
-			field_end(r);
-			if (i < n && s[i] != fmt->delim)
+			if (strict && i < n && s[i] != fmt->delim)
 			{
 				r->error = "unexpected character after a closing quote";
 				return false;
 			}
 		}
-		else
+		if (!saw_quote && i - start == fmt->null_len && memcmp(s + start, fmt->null_str, fmt->null_len) == 0)
 		{
-			int			start = i;
-			const char *d = memchr(s + i, fmt->delim, n - i);
-			int			len = d ? (int) (d - (s + i)) : n - i;
-
-			i += len;
-			if (memchr(s + start, fmt->quote, len))
-			{
-				r->error = "quote in the middle of an unquoted CSV field";
-				return false;
-			}
-			if (len == fmt->null_len && memcmp(s + start, fmt->null_str, len) == 0)
-				field_begin(r, true);
-			else
-			{
-				field_begin(r, false);
-				appendBinaryStringInfo(&r->fieldbuf, s + start, len);
-				field_end(r);
-			}
+			/* the null string, unquoted: NULL (its bytes go back) */
+			r->fieldbuf.len = r->fstart[r->nfields - 1];
+			r->fieldbuf.data[r->fieldbuf.len] = '\0';
+			r->fstart[r->nfields - 1] = -1;
 		}
+		else
+			field_end(r);
 		if (i >= n)
 			return true;
 		i++;					/* the delimiter: another field follows */

@@ -664,6 +664,10 @@ open_file_header(FileScanState *st, int fileno)
 		for (int c = 0; c < src->ncols && col < 0; c++)
 			if (strcmp(src->col_name[c], lfirst(lc)) == 0)
 				col = c;
+		/* migrate_file() names a field after its column when they differ in case only */
+		for (int c = 0; c < src->ncols && col < 0; c++)
+			if (pg_strcasecmp(src->col_name[c], lfirst(lc)) == 0)
+				col = c;
 		if (col < 0)
 		{
 			for (int i = 0; i < src->ncols; i++)

@@ -113,6 +113,16 @@ SELECT migrate_column('files', 'fixed', 'qty', 'substr(s.line, 15, 4)::int');
 SELECT migrate_run('files', tables => ARRAY['fixed']) IS NOT NULL AS ran;
 SELECT * FROM fixed ORDER BY id;
 
+-- COPY's quoting within a line (text around a quoted stretch is the field's),
+-- a header in upper case naming the target's columns, a serial key the file does not give
+SELECT pg_temp.write_file(:'dir' || '/codes.csv', convert_to(E'CODE,Label\nAB,"x"y\nCD,  "q" \nEF,a"b""c"\n', 'UTF8'));
+CREATE TABLE codes (id serial PRIMARY KEY, code text, label text);
+SELECT migrate_file('files', 'codes', :'dir' || '/codes.csv') IS NOT NULL AS mapped;
+SELECT attname FROM pg_attribute WHERE attrelid = 'codes_file'::regclass AND attnum BETWEEN 1 AND 2 ORDER BY attnum;
+SELECT key FROM migrate.table_map WHERE target = 'codes'::regclass;
+SELECT migrate_run('files', tables => ARRAY['codes']) IS NOT NULL AS ran;
+SELECT id, code, '[' || label || ']' AS label FROM codes ORDER BY id;
+
 -- bad input: a missing file, no header nor columns, a bad option
 \set VERBOSITY sqlstate
 SELECT migrate_file('files', 'fixed', :'dir' || '/nope.csv');
