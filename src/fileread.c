@@ -373,10 +373,14 @@ field_begin(FileReader *r, bool null)
 		r->fstart[r->nfields++] = -1;
 		return;
 	}
-	while (r->fieldbuf.len % sizeof(int32) != 0)
-		appendStringInfoChar(&r->fieldbuf, '\0');
-	r->fstart[r->nfields++] = r->fieldbuf.len;
-	appendBinaryStringInfo(&r->fieldbuf, "\0\0\0\0", VARHDRSZ);
+	{
+		int			pad = (int) (INTALIGN(r->fieldbuf.len) - r->fieldbuf.len);
+
+		enlargeStringInfo(&r->fieldbuf, pad + VARHDRSZ);
+		r->fieldbuf.len += pad;
+		r->fstart[r->nfields++] = r->fieldbuf.len;
+		r->fieldbuf.len += VARHDRSZ;	/* the header: set by field_end */
+	}
 }
 
 static void
@@ -460,8 +464,12 @@ cut_csv(FileReader *r)
 		for (;;)
 		{
 			/* outside quotes: up to a delimiter, the end, or a quote */
-			while (i < n && s[i] != fmt->delim && s[i] != fmt->quote)
-				appendStringInfoChar(&r->fieldbuf, s[i++]);
+			int			j = i;
+
+			while (j < n && s[j] != fmt->delim && s[j] != fmt->quote)
+				j++;
+			appendBinaryStringInfo(&r->fieldbuf, s + i, j - i);
+			i = j;
 			if (i >= n || s[i] == fmt->delim)
 				break;
 			if (strict && (saw_quote || i > start))
@@ -475,6 +483,11 @@ cut_csv(FileReader *r)
 			i++;
 			for (;;)
 			{
+				j = i;
+				while (j < n && s[j] != fmt->quote && s[j] != fmt->escape)
+					j++;
+				appendBinaryStringInfo(&r->fieldbuf, s + i, j - i);
+				i = j;
 				if (i >= n)
 				{
 					r->error = "unterminated CSV quoted field";
@@ -536,6 +549,13 @@ cut_text(FileReader *r)
 		}
 		if (i - start == fmt->null_len && memcmp(s + start, fmt->null_str, fmt->null_len) == 0)
 			field_begin(r, true);
+		else if (memchr(s + start, '\\', i - start) == NULL)
+		{
+			/* no escape in it: the bytes as they are */
+			field_begin(r, false);
+			appendBinaryStringInfo(&r->fieldbuf, s + start, i - start);
+			field_end(r);
+		}
 		else
 		{
 			field_begin(r, false);
