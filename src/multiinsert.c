@@ -222,7 +222,13 @@ mi_receive(TupleTableSlot *slot, DestReceiver *self)
 	TupleTableSlot *dst;
 
 	if (d->slots[d->nused] == NULL)
+	{
+		/* in the EState's memory, not the SELECT's, which ends first */
+		MemoryContext old = MemoryContextSwitchTo(d->estate->es_query_cxt);
+
 		d->slots[d->nused] = table_slot_create(d->rel, &d->estate->es_tupleTable);
+		MemoryContextSwitchTo(old);
+	}
 	dst = d->slots[d->nused];
 	ExecClearTuple(dst);
 	slot_getallattrs(slot);
