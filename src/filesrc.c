@@ -120,6 +120,9 @@ typedef struct FileResume
 	int64		covered;		/* no record starts in (covered, next_pos) */
 	int64		next_pos;
 	int64		next_line;
+	char		path[MAXPGPATH];	/* the file as it was then: a file */
+	int64		size;			/* rewritten since is read from its start */
+	int64		mtime;
 } FileResume;
 
 static FileResume last_stop;
@@ -147,6 +150,8 @@ typedef struct FileScanState
 	MemoryContext rowcxt;
 	MemoryContext scancxt;
 	Datum		file_datum;		/* _file of the open file, made once */
+	int64		file_size;		/* and its size and mtime when opened */
+	int64		file_mtime;
 	/* lines that do not parse, while loading: written FILE_REJECT_BUFFER at a time */
 	MemoryContext rejcxt;
 	int			nrej;
@@ -644,6 +649,16 @@ open_file_header(FileScanState *st, int fileno)
 	st->file_done = false;
 	migrate_file_open(&st->r, &src->fmt, st->paths[fileno]);
 	st->file_datum = CStringGetTextDatum(st->paths[fileno]);
+	{
+		struct stat sb;
+
+		if (fstat(st->r.fd, &sb) < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not stat file \"%s\": %m", st->paths[fileno])));
+		st->file_size = (int64) sb.st_size;
+		st->file_mtime = (int64) sb.st_mtime;
+	}
 	names = migrate_file_skip_head(&st->r, src->fmt.header);
 	MemoryContextSwitchTo(old);
 	for (int i = 0; i < src->ncols; i++)
@@ -698,7 +713,9 @@ position_scan(FileScanState *st)
 	open_file_header(st, fileno);
 	if (last_stop.relid == st->src->relid && last_stop.fileno == fileno &&
 		last_stop.covered < want && want <= last_stop.next_pos &&
-		FILE_POS(fileno, st->r.offset) <= last_stop.next_pos)
+		FILE_POS(fileno, st->r.offset) <= last_stop.next_pos &&
+		strcmp(last_stop.path, st->paths[fileno]) == 0 &&
+		last_stop.size == st->file_size && last_stop.mtime == st->file_mtime)
 	{
 		migrate_file_seek(&st->r, last_stop.next_pos & FILE_POS_MASK, last_stop.next_line);
 		return;
@@ -743,6 +760,9 @@ remember_stop(FileScanState *st, int64 next_pos, int64 next_line)
 	last_stop.covered = st->hi;
 	last_stop.next_pos = next_pos;
 	last_stop.next_line = next_line;
+	strlcpy(last_stop.path, st->paths[st->fileno], MAXPGPATH);
+	last_stop.size = st->file_size;
+	last_stop.mtime = st->file_mtime;
 }
 
 /* A line error while loading: a reject (22P04), counted as a row read. */
