@@ -152,6 +152,10 @@ typedef struct FileScanState
 	Datum		file_datum;		/* _file of the open file, made once */
 	int64		file_size;		/* and its size and mtime when opened */
 	int64		file_mtime;
+	bool		stop_valid;		/* where the scan stands in the open file, */
+	int64		stop_covered;	/* kept in last_stop when it ends */
+	int64		stop_pos;
+	int64		stop_line;
 	/* lines that do not parse, while loading: written FILE_REJECT_BUFFER at a time */
 	MemoryContext rejcxt;
 	int			nrej;
@@ -646,6 +650,7 @@ open_file_header(FileScanState *st, int fileno)
 		migrate_file_close(&st->r);
 	st->fileno = fileno;
 	st->file_open = true;
+	st->stop_valid = false;
 	st->file_done = false;
 	migrate_file_open(&st->r, &src->fmt, st->paths[fileno]);
 	st->file_datum = CStringGetTextDatum(st->paths[fileno]);
@@ -746,23 +751,33 @@ static void
 finish_scan(FileScanState *st)
 {
 	flush_rejects(st);
+	/* the place the next scan of this file may start at (last_stop) */
+	if (st->stop_valid && st->file_open)
+	{
+		last_stop.relid = st->src->relid;
+		last_stop.fileno = st->fileno;
+		last_stop.covered = st->stop_covered;
+		last_stop.next_pos = st->stop_pos;
+		last_stop.next_line = st->stop_line;
+		strlcpy(last_stop.path, st->paths[st->fileno], MAXPGPATH);
+		last_stop.size = st->file_size;
+		last_stop.mtime = st->file_mtime;
+	}
+	st->stop_valid = false;
 	if (st->file_open)
 		migrate_file_close(&st->r);
 	st->file_open = false;
 	st->fileno = st->npaths;
 }
 
+/* Where this scan stands: no record starts in (covered, next_pos). */
 static void
-remember_stop(FileScanState *st, int64 next_pos, int64 next_line)
+remember_stop(FileScanState *st, int64 covered, int64 next_pos, int64 next_line)
 {
-	last_stop.relid = st->src->relid;
-	last_stop.fileno = st->fileno;
-	last_stop.covered = st->hi;
-	last_stop.next_pos = next_pos;
-	last_stop.next_line = next_line;
-	strlcpy(last_stop.path, st->paths[st->fileno], MAXPGPATH);
-	last_stop.size = st->file_size;
-	last_stop.mtime = st->file_mtime;
+	st->stop_valid = true;
+	st->stop_covered = covered;
+	st->stop_pos = next_pos;
+	st->stop_line = next_line;
 }
 
 /* A line error while loading: a reject (22P04), counted as a row read. */
@@ -858,7 +873,7 @@ fileIterateForeignScan(ForeignScanState *node)
 		pos = FILE_POS(st->fileno, r->rec_start);
 		if (pos > st->hi)
 		{
-			remember_stop(st, pos, r->rec_line);
+			remember_stop(st, st->hi, pos, r->rec_line);
 			finish_scan(st);
 			break;
 		}
@@ -910,9 +925,8 @@ fileIterateForeignScan(ForeignScanState *node)
 			slot->tts_values[src->att_pos] = Int64GetDatum(pos);
 			slot->tts_isnull[src->att_pos] = false;
 		}
-		/* the place after this record, should the next scan start there */
-		remember_stop(st, FILE_POS(st->fileno, r->offset), r->line);
-		last_stop.covered = pos;
+		/* the place after this record, should the scan end here */
+		remember_stop(st, pos, FILE_POS(st->fileno, r->offset), r->line);
 		MemoryContextSwitchTo(old);
 		return ExecStoreVirtualTuple(slot);
 	}

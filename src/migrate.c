@@ -281,3 +281,24 @@ migrate_commit_txn(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 }
+
+/*
+ * The parameters of a prepared statement as a ParamListInfo (for
+ * SPI_execute_plan_extended, whose callers send the rows to a receiver of
+ * their own: undo.c, multiinsert.c): values, none NULL, typed as prepared.
+ */
+ParamListInfo
+migrate_spi_params(SPIPlanPtr plan, Datum *values)
+{
+	int			nargs = SPI_getargcount(plan);
+	ParamListInfo params = makeParamList(nargs);
+
+	for (int i = 0; i < nargs; i++)
+	{
+		params->params[i].value = values[i];
+		params->params[i].isnull = false;
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = SPI_getargtypeid(plan, i);
+	}
+	return params;
+}

@@ -328,6 +328,7 @@ extern int	migrate_progress_interval;
 /* migrate.c */
 extern ErrorData *migrate_abort_subxact(MemoryContext caller_cxt, ResourceOwner caller_owner);
 extern char *migrate_int128_to_cstring(int128 v);
+extern struct ParamListInfoData *migrate_spi_params(struct _SPI_plan *plan, Datum *values);
 extern void migrate_begin_txn(void);
 extern void migrate_commit_txn(void);
 extern void migrate_check_version(void);

@@ -281,7 +281,6 @@ migrate_multi_insert_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *value
 	RangeTblEntry *rte;
 	SPIExecuteOptions options;
 	ParamListInfo params;
-	int			nargs = SPI_getargcount(plan);
 	Bitmapset  *cols = NULL;
 	int			ncol = 0;
 	int			ret;
@@ -321,14 +320,7 @@ migrate_multi_insert_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *value
 	d.pub.rDestroy = mi_destroy;
 	d.pub.mydest = DestNone;
 
-	params = makeParamList(nargs);
-	for (int i = 0; i < nargs; i++)
-	{
-		params->params[i].value = values[i];
-		params->params[i].isnull = false;
-		params->params[i].pflags = PARAM_FLAG_CONST;
-		params->params[i].ptype = SPI_getargtypeid(plan, i);
-	}
+	params = migrate_spi_params(plan, values);
 	memset(&options, 0, sizeof(options));
 	options.params = params;
 	options.read_only = false;

@@ -311,30 +311,21 @@ migrate_route_insert_rejects(int n, Datum *keys, Datum *rows, Datum *messages, D
 							 const char *reason)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[7] = {INT8OID, OIDOID, TEXTARRAYOID, JSONBOID + 0, TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
+	Oid			argtypes[7] = {INT8OID, OIDOID, TEXTARRAYOID, JSONBARRAYOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
 	Datum		values[7];
 	int			ret;
 
 	if (n <= 0)
 		return;
-	argtypes[3] = get_array_type(JSONBOID);
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
 	if (plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare("INSERT INTO migrate.reject"
-									" (run_id, target, source_key, source_row, reason, message, detail, loaded)"
-									" SELECT $1, $2, u.k, u.r, $5, u.m, u.d, false"
-									"   FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($6),"
-									"                   pg_catalog.unnest($7)) AS u(k, r, m, d)",
-									7, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		plan = p;
-	}
+		plan = migrate_spi_prepare_keep("INSERT INTO migrate.reject"
+										" (run_id, target, source_key, source_row, reason, message, detail, loaded)"
+										" SELECT $1, $2, u.k, u.r, $5, u.m, u.d, false"
+										"   FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($6),"
+										"                   pg_catalog.unnest($7)) AS u(k, r, m, d)",
+										7, argtypes);
 	values[0] = Int64GetDatum(route.run_id);
 	values[1] = ObjectIdGetDatum(route.target);
 	values[2] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
@@ -345,11 +336,8 @@ migrate_route_insert_rejects(int n, Datum *keys, Datum *rows, Datum *messages, D
 	ret = SPI_execute_plan(plan, values, NULL, false, 0);
 	if (ret != SPI_OK_INSERT || SPI_processed != (uint64) n)
 		elog(ERROR, "inserting into migrate.reject failed: %s", SPI_result_code_string(ret));
-	for (int i = 0; i < n; i++)
-	{
-		route.counts.read++;
-		route.counts.rejected++;
-	}
+	route.counts.read += n;
+	route.counts.rejected += n;
 	if ((ret = SPI_finish()) != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
 }

@@ -662,21 +662,13 @@ migrate_undo_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *values, char 
 	UndoDest	dest;
 	SPIExecuteOptions options;
 	ParamListInfo params;
-	int			nargs = SPI_getargcount(plan);
 	int			saved;
 	Size		saved_len;
 	int			ret;
 
 	if (u == NULL)
 		return SPI_execute_plan(plan, values, NULL, false, 0);
-	params = makeParamList(nargs);
-	for (int i = 0; i < nargs; i++)
-	{
-		params->params[i].value = values[i];
-		params->params[i].isnull = false;
-		params->params[i].pflags = PARAM_FLAG_CONST;
-		params->params[i].ptype = SPI_getargtypeid(plan, i);
-	}
+	params = migrate_spi_params(plan, values);
 	memset(&dest, 0, sizeof(dest));
 	dest.pub.receiveSlot = undo_receive;
 	dest.pub.rStartup = undo_startup;
