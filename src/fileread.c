@@ -310,6 +310,15 @@ read_record(FileReader *r)
 		{
 			char	   *q = p;
 
+			/* most lines hold no quote: the line end, found as text's is */
+			if (!in_quote)
+			{
+				nl = memchr(p, '\n', end - p);
+				if (nl && memchr(p, quote, nl - p) != NULL)
+					nl = NULL;
+				if (nl)
+					q = end;	/* (no loop) */
+			}
 			for (; q < end; q++)
 			{
 				char		c = *q;

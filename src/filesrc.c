@@ -125,7 +125,12 @@ typedef struct FileResume
 	int64		mtime;
 } FileResume;
 
-static FileResume last_stop;
+/*
+ * The last two: a batch that is loaded again (its rows were refused after
+ * its scan ended, at the last index insertions) starts where the one
+ * before it stopped.
+ */
+static FileResume last_stops[2];
 
 /* load.c's batch statement over this relation: line errors are rejects */
 static Oid	load_relid = InvalidOid;
@@ -153,7 +158,7 @@ typedef struct FileScanState
 	int64		file_size;		/* and its size and mtime when opened */
 	int64		file_mtime;
 	bool		stop_valid;		/* where the scan stands in the open file, */
-	int64		stop_covered;	/* kept in last_stop when it ends */
+	int64		stop_covered;	/* kept in last_stops when it ends */
 	int64		stop_pos;
 	int64		stop_line;
 	/* lines that do not parse, while loading: written FILE_REJECT_BUFFER at a time */
@@ -716,14 +721,19 @@ position_scan(FileScanState *st)
 		return;
 	}
 	open_file_header(st, fileno);
-	if (last_stop.relid == st->src->relid && last_stop.fileno == fileno &&
-		last_stop.covered < want && want <= last_stop.next_pos &&
-		FILE_POS(fileno, st->r.offset) <= last_stop.next_pos &&
-		strcmp(last_stop.path, st->paths[fileno]) == 0 &&
-		last_stop.size == st->file_size && last_stop.mtime == st->file_mtime)
+	for (size_t k = 0; k < lengthof(last_stops); k++)
 	{
-		migrate_file_seek(&st->r, last_stop.next_pos & FILE_POS_MASK, last_stop.next_line);
-		return;
+		FileResume *stop = &last_stops[k];
+
+		if (stop->relid == st->src->relid && stop->fileno == fileno &&
+			stop->covered < want && want <= stop->next_pos &&
+			FILE_POS(fileno, st->r.offset) <= stop->next_pos &&
+			strcmp(stop->path, st->paths[fileno]) == 0 &&
+			stop->size == st->file_size && stop->mtime == st->file_mtime)
+		{
+			migrate_file_seek(&st->r, stop->next_pos & FILE_POS_MASK, stop->next_line);
+			return;
+		}
 	}
 	/* read up to the first record at or after want, keeping its place */
 	while (FILE_POS(fileno, st->r.offset) < want)
@@ -751,17 +761,20 @@ static void
 finish_scan(FileScanState *st)
 {
 	flush_rejects(st);
-	/* the place the next scan of this file may start at (last_stop) */
+	/* the place the next scan of this file may start at (last_stops) */
 	if (st->stop_valid && st->file_open)
 	{
-		last_stop.relid = st->src->relid;
-		last_stop.fileno = st->fileno;
-		last_stop.covered = st->stop_covered;
-		last_stop.next_pos = st->stop_pos;
-		last_stop.next_line = st->stop_line;
-		strlcpy(last_stop.path, st->paths[st->fileno], MAXPGPATH);
-		last_stop.size = st->file_size;
-		last_stop.mtime = st->file_mtime;
+		FileResume *stop = &last_stops[0];
+
+		last_stops[1] = last_stops[0];
+		stop->relid = st->src->relid;
+		stop->fileno = st->fileno;
+		stop->covered = st->stop_covered;
+		stop->next_pos = st->stop_pos;
+		stop->next_line = st->stop_line;
+		strlcpy(stop->path, st->paths[st->fileno], MAXPGPATH);
+		stop->size = st->file_size;
+		stop->mtime = st->file_mtime;
 	}
 	st->stop_valid = false;
 	if (st->file_open)

@@ -1029,15 +1029,10 @@ range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 		describe_loaded_hash(tl, w->plan);
 	}
 	/* how the rows are written, said once per table (multiinsert.c) */
-	{
-		const char *why;
-		bool		multi = migrate_multi_insert_describe(tl, &why);
-
-		if (u->range_no == 1 && w->run_id != 0 && !w->dry_run)
-			migrate_catalog_event(w->run_id, w->plan, "insert path",
-								  multi ? psprintf("%s: multi-insert, as COPY FROM", tl->target_name) :
-								  psprintf("%s: INSERT ... SELECT (%s)", tl->target_name, why));
-	}
+	migrate_multi_insert_describe(tl);
+	if (u->range_no == 1 && w->run_id != 0 && !w->dry_run)
+		migrate_catalog_event(w->run_id, w->plan, "insert path",
+							  psprintf("%s: %s", tl->target_name, tl->insert_path));
 	MemoryContextSwitchTo(oldcxt);
 
 	if (u->lo)
@@ -1127,6 +1122,9 @@ load_batch(TableLoad *tl, SPIPlanPtr plan, bool lower_bound, Datum *bounds,
 	int64		reject_hwm = 0;
 	int64		nstage;
 
+	/* a file source's fields converted as COPY FROM does (multiinsert.c) */
+	if (tl->mi_direct && migrate_multi_insert_direct(tl, lower_bound, bounds, batch))
+		return;
 	if (tl->reject_fill)
 		reject_hwm = reject_high_water(tl);
 	if (migrate_stage_attempt(tl, plan, bounds, batch, &edata))
@@ -1393,7 +1391,7 @@ range_release(TableLoad *tl)
 {
 	SPIPlanPtr *plans[] = {&tl->batch_first, &tl->batch_next, &tl->bound_first,
 		&tl->bound_next, &tl->stage_batch, &tl->reject_hwm, &tl->reject_keys,
-	&tl->reject_fill};
+	&tl->reject_fill, &tl->direct_first, &tl->direct_next};
 
 	migrate_route_end();
 	migrate_filesrc_load_end();

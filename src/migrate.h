@@ -253,6 +253,13 @@ typedef struct MigrateTableLoad
 	char	   *stage_coldefs;	/* the same with collations: the stage table */
 	bool		multi_insert;	/* rows written by multiinsert.c, not an INSERT */
 	List	   *mi_cols;		/* its SELECT's value per target attribute (NULL: dropped) */
+	const char *insert_path;	/* which, and why (the run's event) */
+	bool		mi_direct;		/* file source: batches first tried with the
+								 * fields converted by the receiver */
+	List	   *mi_fields;		/* per target attribute: s.<field>, or NULL */
+	int			mi_direct_fails;	/* direct attempts refused in a row */
+	struct _SPI_plan *direct_first; /* SELECT of the fields of a batch */
+	struct _SPI_plan *direct_next;
 	bool		file_source;	/* a foreign table of migrate_file (filesrc.c) */
 	Oid			source_relid;
 	int			nfiles;			/* file sources: the files and their sizes */
@@ -450,8 +457,10 @@ extern void migrate_catalog_cutover_synced(int64 run_id, const char *plan, int n
 extern void migrate_plan_ranges(MigrateWork *w, Oid target);
 
 /* the multi-insert path (multiinsert.c) */
-extern bool migrate_multi_insert_describe(MigrateTableLoad *tl, const char **reason);
+extern void migrate_multi_insert_describe(MigrateTableLoad *tl);
 extern int	migrate_multi_insert_execute(MigrateTableLoad *tl, struct _SPI_plan *plan, Datum *values);
+extern bool migrate_multi_insert_direct(MigrateTableLoad *tl, bool lower_bound, Datum *bounds,
+										MigrateCounts *batch);
 
 /* file sources (filesrc.c) */
 extern int	migrate_filesrc_files(Oid relid, int64 **sizes);

@@ -21,6 +21,19 @@
  * a dry run, keeps the SQL path; the run's events say which path each
  * table took and why (docs/architecture.md).
  *
+ * File sources (filesrc.c) whose every mapped column is a field as it is
+ * (s.<field>, cast to the column's type through its input function) go
+ * further, as COPY FROM does: the batch's SELECT only reads the fields,
+ * and the receiver converts each with the column's input function and
+ * typmod (migrate_multi_insert_direct): no text-to-text copy per field, no
+ * expression per row.  A batch that fails so (a field that does not cast,
+ * a NULL, a duplicate key) is rolled back and loaded again by the batch
+ * statement, whose predictions and bisection quarantine the bad rows
+ * exactly as before; two such batches in a row end the direct attempts for
+ * the range.  Such tables keep no loaded checksum (load.c
+ * describe_loaded_hash): hashing every row would cost more than the
+ * verify's re-read of a local file.
+ *
  * What stays the same: the values are those the INSERT would store (the
  * SELECT applies the INSERT's assignment coercion, typmods included: the
  * length coercions of char, varchar, bit and varbit are called with
@@ -44,6 +57,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_type.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -65,19 +79,43 @@ typedef struct MultiInsertDest
 	BulkInsertState bistate;
 	int			natts;
 	int		   *att_col;		/* target attribute i <- output column, -1: NULL */
+	bool		convert;		/* the output columns are text fields (direct) */
+	FmgrInfo   *in_funcs;		/* then: per target attribute, its input */
+	Oid		   *in_ioparams;
+	int32	   *in_typmods;
+	StringInfoData field;		/* a field as a C string */
+	MemoryContext rowcxt;		/* the converted values of one row */
 	TupleTableSlot *slots[MI_MAX_ROWS];
 	int			nused;
 	Size		bytes;
 } MultiInsertDest;
 
+static bool describe_path(MigrateTableLoad *tl, const char **reason);
+static void describe_direct(MigrateTableLoad *tl, MemoryContext cxt);
+static Datum convert_field(MultiInsertDest *d, int i, text *field);
+
 /*
  * Can tl's target take the multi-insert path?  In the range's first
- * transaction, after the undo decision; sets tl->multi_insert, and when
- * it cannot, *reason.  Fills tl->mi_cols (per target attribute: the
- * output expression of the batch's SELECT, as a format over m.<col>).
+ * transaction, after the undo decision; sets tl->multi_insert (and
+ * tl->mi_direct), and tl->insert_path: which path, or why not.  Fills
+ * tl->mi_cols (per target attribute: the output expression of the batch's
+ * SELECT, as a format over m.<col>).
  */
-bool
-migrate_multi_insert_describe(MigrateTableLoad *tl, const char **reason)
+void
+migrate_multi_insert_describe(MigrateTableLoad *tl)
+{
+	const char *why = NULL;
+
+	if (!describe_path(tl, &why))
+		tl->insert_path = psprintf("INSERT ... SELECT (%s)", why);
+	else if (tl->mi_direct)
+		tl->insert_path = "multi-insert, fields converted as COPY FROM converts them";
+	else
+		tl->insert_path = "multi-insert, as COPY FROM";
+}
+
+static bool
+describe_path(MigrateTableLoad *tl, const char **reason)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(tl->target)};
@@ -86,6 +124,9 @@ migrate_multi_insert_describe(MigrateTableLoad *tl, const char **reason)
 
 	tl->multi_insert = false;
 	tl->mi_cols = NIL;
+	tl->mi_direct = false;
+	tl->mi_fields = NIL;
+	tl->mi_direct_fails = 0;
 	if (!migrate_multi_insert)
 		*reason = "migrate.multi_insert is off";
 	else if (tl->dry_run)
@@ -187,7 +228,95 @@ migrate_multi_insert_describe(MigrateTableLoad *tl, const char **reason)
 		tl->mi_cols = lappend(tl->mi_cols, MemoryContextStrdup(cxt, expr));
 	}
 	tl->multi_insert = true;
+	if (tl->file_source && tl->rule_names == NIL && tl->filter == NULL)
+		describe_direct(tl, cxt);
+	if (tl->mi_direct)
+		tl->loaded_hash = NULL;
 	return true;
+}
+
+/*
+ * Can the receiver convert the fields itself (see the header)?  Every
+ * mapped column's mapping must be a field of the source as it is, cast to
+ * the column's own type (or text, for char and varchar), and that cast must be the
+ * type's input function (no function in pg_cast from text, as name or
+ * regclass have) or binary (varchar, char: their input applies the same
+ * length check as the assignment).  Sets tl->mi_direct and tl->mi_fields.
+ */
+static void
+describe_direct(MigrateTableLoad *tl, MemoryContext cxt)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(tl->source_relid)};
+	List	   *source_fields = NIL;
+	List	   *fields = NIL;
+	int			ret;
+
+	/* the source's fields (filesrc.c: text columns but for its own) */
+	ret = SPI_execute_with_args("SELECT 's.' || pg_catalog.quote_ident(f.attname) FROM pg_catalog.pg_attribute f"
+								" WHERE f.attrelid = $1 AND f.attnum > 0 AND NOT f.attisdropped"
+								"   AND f.atttypid = 'pg_catalog.text'::pg_catalog.regtype"
+								"   AND f.attname NOT IN ('_file', '_raw', '_error')",
+								1, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the fields of %s failed: %s", tl->source, SPI_result_code_string(ret));
+	MemoryContextSwitchTo(cxt);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		source_fields = lappend(source_fields, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+
+	args[0] = ObjectIdGetDatum(tl->target);
+	ret = SPI_execute_with_args("SELECT a.attname, a.attisdropped, a.atttypid,"
+								"       NOT EXISTS (SELECT FROM pg_catalog.pg_type t, pg_catalog.pg_cast k"
+								"                    WHERE t.oid = a.atttypid AND k.castsource = 'pg_catalog.text'::pg_catalog.regtype"
+								"                      AND k.casttarget = CASE t.typtype WHEN 'd' THEN t.typbasetype ELSE t.oid END"
+								"                      AND k.castmethod <> 'b')"
+								"  FROM pg_catalog.pg_attribute a"
+								" WHERE a.attrelid = $1 AND a.attnum > 0 ORDER BY a.attnum",
+								1, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the columns of %s failed: %s", tl->target_name, SPI_result_code_string(ret));
+	MemoryContextSwitchTo(cxt);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *name = SPI_getvalue(tup, desc, 1);
+		Oid			typid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		bool		io = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		char	   *field = NULL;
+		ListCell   *c,
+				   *e,
+				   *t;
+
+		if (DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull)))
+		{
+			fields = lappend(fields, NULL);
+			continue;
+		}
+		forthree(c, tl->cols, e, tl->exprs, t, tl->types)
+		{
+			Oid			cast = TEXTOID;
+			int32		castmod;
+			bool		is_field = false;
+			ListCell   *f;
+
+			if (strcmp(lfirst(c), name) != 0)
+				continue;
+			foreach(f, source_fields)
+				is_field |= strcmp(lfirst(f), lfirst(e)) == 0;
+			if (lfirst(t))
+				parseTypeString(lfirst(t), &cast, &castmod, true);
+			/* text assigned to char or varchar is their input with the typmod too */
+			if (!is_field || !io ||
+				(cast != typid && !(cast == TEXTOID && (typid == BPCHAROID || typid == VARCHAROID))))
+				return;
+			field = lfirst(e);
+		}
+		fields = lappend(fields, field);
+	}
+	tl->mi_fields = fields;
+	tl->mi_direct = true;
 }
 
 /* Write the buffered rows, then their index entries. */
@@ -215,6 +344,32 @@ mi_flush(MultiInsertDest *d)
 	d->bytes = 0;
 }
 
+/*
+ * Target attribute i's value from its field (NULL: a NULL field), by the
+ * type's input function and the column's typmod, as COPY FROM converts it
+ * (a strict input function is not called for NULL, a domain's is).
+ */
+static Datum
+convert_field(MultiInsertDest *d, int i, text *field)
+{
+	MemoryContext old = MemoryContextSwitchTo(d->rowcxt);
+	Datum		value;
+
+	if (field)
+	{
+		int			len = VARSIZE_ANY_EXHDR(field);
+
+		if (len >= d->field.maxlen)
+			enlargeStringInfo(&d->field, len + 1);
+		memcpy(d->field.data, VARDATA_ANY(field), len);
+		d->field.data[len] = '\0';
+	}
+	value = InputFunctionCall(&d->in_funcs[i], field ? d->field.data : NULL,
+							  d->in_ioparams[i], d->in_typmods[i]);
+	MemoryContextSwitchTo(old);
+	return value;
+}
+
 static bool
 mi_receive(TupleTableSlot *slot, DestReceiver *self)
 {
@@ -232,12 +387,16 @@ mi_receive(TupleTableSlot *slot, DestReceiver *self)
 	dst = d->slots[d->nused];
 	ExecClearTuple(dst);
 	slot_getallattrs(slot);
+	if (d->convert)
+		MemoryContextReset(d->rowcxt);
 	for (int i = 0; i < d->natts; i++)
 	{
 		int			col = d->att_col[i];
 
 		dst->tts_isnull[i] = col < 0 || slot->tts_isnull[col];
 		dst->tts_values[i] = dst->tts_isnull[i] ? (Datum) 0 : slot->tts_values[col];
+		if (d->convert && d->in_funcs[i].fn_oid != InvalidOid)
+			dst->tts_values[i] = convert_field(d, i, dst->tts_isnull[i] ? NULL : DatumGetTextPP(dst->tts_values[i]));
 	}
 	ExecStoreVirtualTuple(dst);
 	ExecMaterializeSlot(dst);	/* the SELECT's row memory is reset next */
@@ -307,11 +466,34 @@ migrate_multi_insert_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *value
 	d.rel = d.rri->ri_RelationDesc;
 	d.natts = RelationGetDescr(d.rel)->natts;
 	d.att_col = palloc(sizeof(int) * Max(d.natts, 1));
-	foreach(lc, tl->mi_cols)
+	d.convert = plan == tl->direct_first || plan == tl->direct_next;
+	foreach(lc, d.convert ? tl->mi_fields : tl->mi_cols)
 		d.att_col[foreach_current_index(lc)] = lfirst(lc) ? ncol++ : -1;
 	if (list_length(tl->mi_cols) != d.natts)
 		elog(ERROR, "table %s changed during its load (%d columns, %d described)",
 			 tl->target_name, d.natts, list_length(tl->mi_cols));
+	if (d.convert)
+	{
+		TupleDesc	desc = RelationGetDescr(d.rel);
+
+		d.in_funcs = palloc0(sizeof(FmgrInfo) * d.natts);
+		d.in_ioparams = palloc(sizeof(Oid) * d.natts);
+		d.in_typmods = palloc(sizeof(int32) * d.natts);
+		for (int i = 0; i < d.natts; i++)
+		{
+			Form_pg_attribute a = TupleDescAttr(desc, i);
+			Oid			func;
+
+			if (a->attisdropped)
+				continue;
+			getTypeInputInfo(a->atttypid, &func, &d.in_ioparams[i]);
+			fmgr_info(func, &d.in_funcs[i]);
+			d.in_typmods[i] = a->atttypmod;
+		}
+		initStringInfo(&d.field);
+		d.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "migrate field conversion",
+										 ALLOCSET_SMALL_SIZES);
+	}
 	d.cid = GetCurrentCommandId(true);
 	d.bistate = GetBulkInsertState();
 	d.pub.receiveSlot = mi_receive;
@@ -331,10 +513,64 @@ migrate_multi_insert_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *value
 		elog(ERROR, "batch statement failed: %s", SPI_result_code_string(ret));
 
 	FreeBulkInsertState(d.bistate);
+	if (d.convert)
+		MemoryContextDelete(d.rowcxt);
 	/* (ExecCloseResultRelations closes the indexes too) */
 	ExecResetTupleTable(d.estate->es_tupleTable, false);
 	ExecCloseResultRelations(d.estate);
 	ExecCloseRangeTableRelations(d.estate);
 	FreeExecutorState(d.estate);
 	return SPI_OK_INSERT;
+}
+
+/*
+ * A file source's batch (lower_bound: "_pos > bounds[0]"; "_pos <=
+ * bounds[1]") loaded with the fields converted by the receiver, in a
+ * subtransaction as migrate_stage_attempt() runs it.  True when it loaded
+ * (*batch: its counts); false when a row was refused, nothing of it kept:
+ * the caller loads the batch with the batch statement.
+ */
+bool
+migrate_multi_insert_direct(MigrateTableLoad *tl, bool lower_bound, Datum *bounds,
+							MigrateCounts *batch)
+{
+	ErrorData  *edata = NULL;
+
+	if (tl->direct_first == NULL)
+	{
+		Oid			argtypes[2] = {tl->key_type, tl->key_type};
+		StringInfoData sql;
+		ListCell   *lc;
+		bool		first = true;
+
+		initStringInfo(&sql);
+		appendStringInfoString(&sql, "SELECT ");
+		foreach(lc, tl->mi_fields)
+		{
+			if (lfirst(lc) == NULL)
+				continue;
+			appendStringInfo(&sql, "%s%s", first ? "" : ", ", (char *) lfirst(lc));
+			first = false;
+		}
+		/* a table with only unmapped columns: one constant, so that rows come */
+		if (first)
+			appendStringInfoString(&sql, "NULL");
+		appendStringInfo(&sql, " FROM %s AS s WHERE (%s) <= $2", tl->source, tl->key_expr);
+		tl->direct_first = migrate_spi_prepare_keep(sql.data, 2, argtypes);
+		appendStringInfo(&sql, " AND (%s) > $1", tl->key_expr);
+		tl->direct_next = migrate_spi_prepare_keep(sql.data, 2, argtypes);
+	}
+	if (migrate_stage_attempt(tl, lower_bound ? tl->direct_next : tl->direct_first, bounds, batch, &edata))
+	{
+		tl->mi_direct_fails = 0;
+		return true;
+	}
+	elog(DEBUG1, "direct batch of %s refused (%s): loaded by the batch statement",
+		 tl->target_name, tl->sensitive_cols ? "message not shown: sensitive columns" : edata->message);
+	FreeErrorData(edata);
+	memset(batch, 0, sizeof(*batch));
+	/* data the fields do not fit: the batch statement's predictions are quicker */
+	if (++tl->mi_direct_fails >= 2)
+		tl->mi_direct = false;
+	return false;
 }
