@@ -38,6 +38,7 @@ PG_FUNCTION_INFO_V1(migrate_file_header);
 
 static bool read_record(FileReader *r);
 static void parse_record(FileReader *r);
+static void reader_unread_rest(FileReader *r, int first);
 
 /* ---------------------------------------------------------------------
  * Options
@@ -205,6 +206,8 @@ migrate_file_open(FileReader *r, const FileFormat *fmt, const char *path)
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\" for reading: %m", path)));
 	r->buf = palloc(FILE_BUF_SIZE);
+	r->bufcap = FILE_BUF_SIZE;
+	initStringInfo(&r->spare);
 	r->line = 1;
 	r->db_encoding = GetDatabaseEncoding();
 	if (fmt->encoding != r->db_encoding && r->db_encoding != PG_SQL_ASCII &&
@@ -243,6 +246,38 @@ migrate_file_seek(FileReader *r, int64 offset, int64 line)
 	r->eof = false;
 	r->offset = offset;
 	r->line = line;
+}
+
+/*
+ * Read the record last read again from its second line on (it was cut
+ * back to its first): from memory, its bytes after the first line end
+ * (with its own line end) before what the buffer still holds, not from
+ * the file again, which would read each stray quote's lines twice.
+ */
+static void
+reader_unread_rest(FileReader *r, int first)
+{
+	StringInfo	next = &r->spare;
+	char	   *old_buf = r->buf;
+	int			old_cap = r->bufcap;
+
+	resetStringInfo(next);
+	appendBinaryStringInfo(next, r->raw.data + first + 1, r->raw.len - first - 1);
+	if (r->rec_tail > (r->rec_nl ? 1 : 0))
+		appendStringInfoChar(next, '\r');
+	if (r->rec_nl)
+		appendStringInfoChar(next, '\n');
+	appendBinaryStringInfo(next, r->buf + r->bufpos, r->buflen - r->bufpos);
+	enlargeStringInfo(next, FILE_BUF_SIZE);
+	r->buf = next->data;
+	r->bufcap = next->maxlen;
+	r->buflen = next->len;
+	r->bufpos = 0;
+	next->data = old_buf;
+	next->maxlen = old_cap;
+	next->len = 0;
+	r->offset = r->rec_start + first + 1;
+	r->line = r->rec_line + 1;
 }
 
 /* Refill the buffer; false at the end of the file. */
@@ -286,6 +321,8 @@ read_record(FileReader *r)
 	r->rec_line = r->line;
 	r->rec_lines = 1;
 	r->rec_open_quote = false;
+	r->rec_tail = 0;
+	r->rec_nl = false;
 	for (;;)
 	{
 		char	   *p,
@@ -323,6 +360,19 @@ read_record(FileReader *r)
 			{
 				char		c = *q;
 
+				/* inside quotes only the quote matters (no escape of its own) */
+				if (in_quote && escape == quote)
+				{
+					char	   *close = memchr(q, quote, end - q);
+					char	   *stop = close ? close : end;
+
+					for (; q < stop; q++)
+						r->rec_lines += *q == '\n';
+					if (close == NULL)
+						break;
+					in_quote = false;
+					continue;
+				}
 				if (in_quote)
 				{
 					if (escaped)
@@ -351,6 +401,8 @@ read_record(FileReader *r)
 			r->bufpos += n + 1;
 			r->offset += n + 1;
 			r->line += r->rec_lines;
+			r->rec_tail = 1;
+			r->rec_nl = true;
 			break;
 		}
 		appendBinaryStringInfo(&r->raw, p, end - p);
@@ -359,7 +411,10 @@ read_record(FileReader *r)
 	}
 	/* CRLF line ends */
 	if (r->raw.len > 0 && r->raw.data[r->raw.len - 1] == '\r')
+	{
 		r->raw.data[--r->raw.len] = '\0';
+		r->rec_tail++;
+	}
 	return true;
 }
 
@@ -695,7 +750,7 @@ migrate_file_next(FileReader *r, int ncols, bool skip)
 			char	   *nl = memchr(r->raw.data, '\n', r->raw.len);
 			int			first = nl ? (int) (nl - r->raw.data) : r->raw.len;
 
-			migrate_file_seek(r, r->rec_start + first + 1, r->rec_line + 1);
+			reader_unread_rest(r, first);
 			r->raw.len = first;
 			r->raw.data[first] = '\0';
 			if (first > 0 && r->raw.data[first - 1] == '\r')

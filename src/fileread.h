@@ -38,7 +38,9 @@ typedef struct FileReader
 	const FileFormat *fmt;
 	const char *path;
 	int			fd;
-	char	   *buf;
+	char	   *buf;			/* FILE_BUF_SIZE bytes at least: bufcap */
+	int			bufcap;
+	StringInfoData spare;		/* the next buf, when bytes are read again */
 	int			buflen;
 	int			bufpos;
 	bool		eof;
@@ -53,6 +55,8 @@ typedef struct FileReader
 	int64		rec_line;
 	int			rec_lines;		/* physical lines it spans */
 	bool		rec_open_quote; /* the file ended inside a quoted field */
+	int			rec_tail;		/* bytes of its line end: 0, 1 or 2 (CRLF) */
+	bool		rec_nl;			/* one of them a \n (else: the file's end) */
 	StringInfoData text;		/* raw converted to the database's encoding */
 	const char *tdata;			/* the record in the database's encoding: */
 	int			tlen;			/* raw itself, or text */

@@ -706,8 +706,10 @@ open_file_header(FileScanState *st, int fileno)
 
 /*
  * Put the scan at its first record: the first with _pos above lo, in the
- * first file that can hold one.  Where the last scan of this relation
- * stopped, that is known; elsewhere the file is read from its beginning.
+ * first file that can hold one.  Where one of the last two scans of this
+ * relation stopped, that is known; elsewhere the file is read from the
+ * nearest such place before it (a worker's next range of the file), else
+ * from its beginning.
  */
 static void
 position_scan(FileScanState *st)
@@ -721,19 +723,28 @@ position_scan(FileScanState *st)
 		return;
 	}
 	open_file_header(st, fileno);
-	for (size_t k = 0; k < lengthof(last_stops); k++)
 	{
-		FileResume *stop = &last_stops[k];
+		FileResume *before = NULL;	/* a record start on the way to want */
 
-		if (stop->relid == st->src->relid && stop->fileno == fileno &&
-			stop->covered < want && want <= stop->next_pos &&
-			FILE_POS(fileno, st->r.offset) <= stop->next_pos &&
-			strcmp(stop->path, st->paths[fileno]) == 0 &&
-			stop->size == st->file_size && stop->mtime == st->file_mtime)
+		for (size_t k = 0; k < lengthof(last_stops); k++)
 		{
-			migrate_file_seek(&st->r, stop->next_pos & FILE_POS_MASK, stop->next_line);
-			return;
+			FileResume *stop = &last_stops[k];
+
+			if (stop->relid != st->src->relid || stop->fileno != fileno ||
+				FILE_POS(fileno, st->r.offset) > stop->next_pos ||
+				strcmp(stop->path, st->paths[fileno]) != 0 ||
+				stop->size != st->file_size || stop->mtime != st->file_mtime)
+				continue;
+			if (stop->covered < want && want <= stop->next_pos)
+			{
+				migrate_file_seek(&st->r, stop->next_pos & FILE_POS_MASK, stop->next_line);
+				return;
+			}
+			if (stop->next_pos < want && (before == NULL || before->next_pos < stop->next_pos))
+				before = stop;
 		}
+		if (before)
+			migrate_file_seek(&st->r, before->next_pos & FILE_POS_MASK, before->next_line);
 	}
 	/* read up to the first record at or after want, keeping its place */
 	while (FILE_POS(fileno, st->r.offset) < want)

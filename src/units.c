@@ -161,8 +161,13 @@ migrate_plan_ranges(MigrateWork *w, Oid target)
 
 	/* a sensitive key is never written as a range bound: one range */
 	if (w->parallel > 1 && !tl->key_sensitive)
-		/* a file: in bytes, ranges of at least a first batch's guess (load.c) */
-		bounds = tl->file_source ? migrate_filesrc_cut(tl, w->parallel * 2, 64 * w->batch_size) :
+		/*
+		 * A file: in bytes, ranges of at least a first batch's guess
+		 * (load.c); four a worker, since the workers finish together only
+		 * when the last ranges are small, and a range that starts where its
+		 * worker's last one stopped finds its start at no cost (filesrc.c).
+		 */
+		bounds = tl->file_source ? migrate_filesrc_cut(tl, w->parallel * 4, 64 * w->batch_size) :
 			tl->int_key ? cut_int_key(w, tl) : cut_at_quantiles(w, tl);
 	MemoryContextSwitchTo(cxt);
 
