@@ -323,6 +323,7 @@ read_record(FileReader *r)
 	r->rec_open_quote = false;
 	r->rec_tail = 0;
 	r->rec_nl = false;
+	r->rec_no_quote = false;
 	for (;;)
 	{
 		char	   *p,
@@ -354,7 +355,10 @@ read_record(FileReader *r)
 				if (nl && memchr(p, quote, nl - p) != NULL)
 					nl = NULL;
 				if (nl)
+				{
 					q = end;	/* (no loop) */
+					r->rec_no_quote = r->raw.len == 0;	/* all of it seen so */
+				}
 			}
 			for (; q < end; q++)
 			{
@@ -519,6 +523,27 @@ cut_csv(FileReader *r)
 	int			i = 0;
 	bool		strict = r->rec_lines > 1;
 
+	/* a record without a quote: its fields are what the delimiters cut */
+	if (r->rec_no_quote && r->tdata == r->raw.data)
+	{
+		for (;;)
+		{
+			const char *d = memchr(s + i, fmt->delim, n - i);
+			int			len = (d ? (int) (d - s) : n) - i;
+
+			if (len == fmt->null_len && memcmp(s + i, fmt->null_str, len) == 0)
+				field_begin(r, true);
+			else
+			{
+				field_begin(r, false);
+				appendBinaryStringInfo(&r->fieldbuf, s + i, len);
+				field_end(r);
+			}
+			if (d == NULL)
+				return true;
+			i += len + 1;
+		}
+	}
 	for (;;)
 	{
 		int			start = i;
