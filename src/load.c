@@ -1024,12 +1024,12 @@ range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	tl->stage = psprintf("pg_temp.migrate_stage_%u", u->target);
 	u->key_sensitive = tl->key_sensitive;
 	if (!w->dry_run)
-	{
 		migrate_undo_describe(tl);
-		describe_loaded_hash(tl, w->plan);
-	}
 	/* how the rows are written, said once per table (multiinsert.c) */
 	migrate_multi_insert_describe(tl);
+	/* fields converted by the writer: no checksum kept, none described */
+	if (!w->dry_run && !tl->mi_direct)
+		describe_loaded_hash(tl, w->plan);
 	if (u->range_no == 1 && w->run_id != 0 && !w->dry_run)
 		migrate_catalog_event(w->run_id, w->plan, "insert path",
 							  psprintf("%s: %s", tl->target_name, tl->insert_path));
