@@ -41,7 +41,8 @@ if [[ ${1:-} != --inner ]]; then
 	[[ $(id -u) -eq 0 ]] || die "run as root: pg_virtualenv's cluster runs as postgres"
 	[[ $ROWS =~ ^[0-9]+$ && $ROWS -ge 10000 ]] || die "ROWS must be an integer >= 10000"
 	[[ $REPS =~ ^[0-9]+$ && $REPS -ge 1 ]] || die "REPS must be a positive integer"
-	private_install_reexec "$0" shared_buffers=512MB max_wal_size=4GB max_worker_processes=16
+	# fsync on (pg_virtualenv turns it off): commits are really flushed, as in bench.sh
+	private_install_reexec "$0" shared_buffers=512MB max_wal_size=4GB max_worker_processes=16 fsync=on
 	exit $?
 fi
 
