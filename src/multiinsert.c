@@ -91,7 +91,9 @@ typedef struct MultiInsertDest
 } MultiInsertDest;
 
 static bool describe_path(MigrateTableLoad *tl, const char **reason);
-static void describe_direct(MigrateTableLoad *tl, MemoryContext cxt);
+static List *describe_source_fields(MigrateTableLoad *tl, MemoryContext cxt);
+static char *direct_field(MigrateTableLoad *tl, const char *name, Oid typid, bool io,
+						  List *source_fields, bool *direct);
 static Datum convert_field(MultiInsertDest *d, int i, text *field);
 
 /*
@@ -117,6 +119,9 @@ migrate_multi_insert_describe(MigrateTableLoad *tl)
 static bool
 describe_path(MigrateTableLoad *tl, const char **reason)
 {
+	List	   *source_fields = NIL;
+	List	   *fields = NIL;	/* per attribute: its field, NULL: none */
+	bool		direct;			/* the fields can be converted by the receiver */
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(tl->target)};
 	MemoryContext cxt = CurrentMemoryContext;
@@ -173,10 +178,23 @@ describe_path(MigrateTableLoad *tl, const char **reason)
 		}
 	}
 
-	/* per attribute: mapped (its coerced value), dropped, or NULL without a default */
+	if (tl->file_source && tl->rule_names == NIL && tl->filter == NULL)
+		source_fields = describe_source_fields(tl, cxt);
+	direct = source_fields != NIL;
+
+	/*
+	 * Per attribute: mapped (its coerced value), dropped, or NULL without a
+	 * default; and whether a cast from text to its type is its input
+	 * function or binary (no function in pg_cast from text, as name or
+	 * regclass have): see direct_field().
+	 */
 	ret = SPI_execute_with_args("SELECT a.attname, a.attisdropped, a.atttypid, a.atttypmod,"
 								"       pg_catalog.format_type(a.atttypid, a.atttypmod),"
-								"       a.atthasdef OR a.attidentity <> ''"
+								"       a.atthasdef OR a.attidentity <> '',"
+								"       NOT EXISTS (SELECT FROM pg_catalog.pg_type t, pg_catalog.pg_cast k"
+								"                    WHERE t.oid = a.atttypid AND k.castsource = 'pg_catalog.text'::pg_catalog.regtype"
+								"                      AND k.casttarget = CASE t.typtype WHEN 'd' THEN t.typbasetype ELSE t.oid END"
+								"                      AND k.castmethod <> 'b')"
 								"  FROM pg_catalog.pg_attribute a"
 								" WHERE a.attrelid = $1 AND a.attnum > 0 ORDER BY a.attnum",
 								1, argtypes, args, NULL, true, 0);
@@ -194,6 +212,7 @@ describe_path(MigrateTableLoad *tl, const char **reason)
 		int32		typmod = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
 		char	   *typname = SPI_getvalue(tup, desc, 5);
 		bool		hasdef = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		bool		io = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
 		bool		mapped = false;
 		char	   *expr = NULL;
 		ListCell   *lc;
@@ -201,8 +220,11 @@ describe_path(MigrateTableLoad *tl, const char **reason)
 		if (dropped)
 		{
 			tl->mi_cols = lappend(tl->mi_cols, NULL);
+			fields = lappend(fields, NULL);
 			continue;
 		}
+		if (direct)
+			fields = lappend(fields, direct_field(tl, name, typid, io, source_fields, &direct));
 		foreach(lc, tl->cols)
 			mapped |= strcmp(lfirst(lc), name) == 0;
 		if (!mapped && hasdef)
@@ -228,31 +250,25 @@ describe_path(MigrateTableLoad *tl, const char **reason)
 		tl->mi_cols = lappend(tl->mi_cols, MemoryContextStrdup(cxt, expr));
 	}
 	tl->multi_insert = true;
-	if (tl->file_source && tl->rule_names == NIL && tl->filter == NULL)
-		describe_direct(tl, cxt);
-	if (tl->mi_direct)
+	if (direct)
+	{
+		tl->mi_direct = true;
+		tl->mi_fields = fields;
 		tl->loaded_hash = NULL;
+	}
 	return true;
 }
 
-/*
- * Can the receiver convert the fields itself (see the header)?  Every
- * mapped column's mapping must be a field of the source as it is, cast to
- * the column's own type (or text, for char and varchar), and that cast must be the
- * type's input function (no function in pg_cast from text, as name or
- * regclass have) or binary (varchar, char: their input applies the same
- * length check as the assignment).  Sets tl->mi_direct and tl->mi_fields.
- */
-static void
-describe_direct(MigrateTableLoad *tl, MemoryContext cxt)
+/* the fields of tl's file source as mappings name them: s.<field> */
+static List *
+describe_source_fields(MigrateTableLoad *tl, MemoryContext cxt)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(tl->source_relid)};
-	List	   *source_fields = NIL;
 	List	   *fields = NIL;
 	int			ret;
 
-	/* the source's fields (filesrc.c: text columns but for its own) */
+	/* (filesrc.c: text columns but for its own) */
 	ret = SPI_execute_with_args("SELECT 's.' || pg_catalog.quote_ident(f.attname) FROM pg_catalog.pg_attribute f"
 								" WHERE f.attrelid = $1 AND f.attnum > 0 AND NOT f.attisdropped"
 								"   AND f.atttypid = 'pg_catalog.text'::pg_catalog.regtype"
@@ -262,61 +278,46 @@ describe_direct(MigrateTableLoad *tl, MemoryContext cxt)
 		elog(ERROR, "reading the fields of %s failed: %s", tl->source, SPI_result_code_string(ret));
 	MemoryContextSwitchTo(cxt);
 	for (uint64 i = 0; i < SPI_processed; i++)
-		source_fields = lappend(source_fields, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		fields = lappend(fields, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	return fields;
+}
 
-	args[0] = ObjectIdGetDatum(tl->target);
-	ret = SPI_execute_with_args("SELECT a.attname, a.attisdropped, a.atttypid,"
-								"       NOT EXISTS (SELECT FROM pg_catalog.pg_type t, pg_catalog.pg_cast k"
-								"                    WHERE t.oid = a.atttypid AND k.castsource = 'pg_catalog.text'::pg_catalog.regtype"
-								"                      AND k.casttarget = CASE t.typtype WHEN 'd' THEN t.typbasetype ELSE t.oid END"
-								"                      AND k.castmethod <> 'b')"
-								"  FROM pg_catalog.pg_attribute a"
-								" WHERE a.attrelid = $1 AND a.attnum > 0 ORDER BY a.attnum",
-								1, argtypes, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading the columns of %s failed: %s", tl->target_name, SPI_result_code_string(ret));
-	MemoryContextSwitchTo(cxt);
-	for (uint64 i = 0; i < SPI_processed; i++)
+/*
+ * Can the receiver convert column name's field itself (see the header)?
+ * Its mapping must be a field of the source as it is, cast to the
+ * column's own type (or text, for char and varchar), by the type's input
+ * function or a binary cast (io; varchar and char: their input applies
+ * the same length check as the assignment).  Returns the field (NULL: the
+ * column is not mapped); clears *direct when it cannot.
+ */
+static char *
+direct_field(MigrateTableLoad *tl, const char *name, Oid typid, bool io, List *source_fields,
+			 bool *direct)
+{
+	ListCell   *c,
+			   *e,
+			   *t;
+
+	forthree(c, tl->cols, e, tl->exprs, t, tl->types)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *name = SPI_getvalue(tup, desc, 1);
-		Oid			typid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
-		bool		io = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
-		char	   *field = NULL;
-		ListCell   *c,
-				   *e,
-				   *t;
+		Oid			cast = TEXTOID;
+		int32		castmod;
+		bool		is_field = false;
+		ListCell   *f;
 
-		if (DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull)))
-		{
-			fields = lappend(fields, NULL);
+		if (strcmp(lfirst(c), name) != 0)
 			continue;
-		}
-		forthree(c, tl->cols, e, tl->exprs, t, tl->types)
-		{
-			Oid			cast = TEXTOID;
-			int32		castmod;
-			bool		is_field = false;
-			ListCell   *f;
-
-			if (strcmp(lfirst(c), name) != 0)
-				continue;
-			foreach(f, source_fields)
-				is_field |= strcmp(lfirst(f), lfirst(e)) == 0;
-			if (lfirst(t))
-				parseTypeString(lfirst(t), &cast, &castmod, true);
-			/* text assigned to char or varchar is their input with the typmod too */
-			if (!is_field || !io ||
-				(cast != typid && !(cast == TEXTOID && (typid == BPCHAROID || typid == VARCHAROID))))
-				return;
-			field = lfirst(e);
-		}
-		fields = lappend(fields, field);
+		foreach(f, source_fields)
+			is_field |= strcmp(lfirst(f), lfirst(e)) == 0;
+		if (lfirst(t))
+			parseTypeString(lfirst(t), &cast, &castmod, true);
+		/* text assigned to char or varchar is their input with the typmod too */
+		if (!is_field || !io ||
+			(cast != typid && !(cast == TEXTOID && (typid == BPCHAROID || typid == VARCHAROID))))
+			*direct = false;
+		return lfirst(e);
 	}
-	tl->mi_fields = fields;
-	tl->mi_direct = true;
+	return NULL;
 }
 
 /* Write the buffered rows, then their index entries. */
