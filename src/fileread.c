@@ -263,7 +263,7 @@ reader_unread_rest(FileReader *r, int first)
 
 	resetStringInfo(next);
 	appendBinaryStringInfo(next, r->raw.data + first + 1, r->raw.len - first - 1);
-	if (r->rec_tail > (r->rec_nl ? 1 : 0))
+	if (r->rec_cr)
 		appendStringInfoChar(next, '\r');
 	if (r->rec_nl)
 		appendStringInfoChar(next, '\n');
@@ -321,7 +321,7 @@ read_record(FileReader *r)
 	r->rec_line = r->line;
 	r->rec_lines = 1;
 	r->rec_open_quote = false;
-	r->rec_tail = 0;
+	r->rec_cr = false;
 	r->rec_nl = false;
 	r->rec_no_quote = false;
 	for (;;)
@@ -405,7 +405,6 @@ read_record(FileReader *r)
 			r->bufpos += n + 1;
 			r->offset += n + 1;
 			r->line += r->rec_lines;
-			r->rec_tail = 1;
 			r->rec_nl = true;
 			break;
 		}
@@ -417,7 +416,7 @@ read_record(FileReader *r)
 	if (r->raw.len > 0 && r->raw.data[r->raw.len - 1] == '\r')
 	{
 		r->raw.data[--r->raw.len] = '\0';
-		r->rec_tail++;
+		r->rec_cr = true;
 	}
 	return true;
 }

@@ -55,8 +55,8 @@ typedef struct FileReader
 	int64		rec_line;
 	int			rec_lines;		/* physical lines it spans */
 	bool		rec_open_quote; /* the file ended inside a quoted field */
-	int			rec_tail;		/* bytes of its line end: 0, 1 or 2 (CRLF) */
-	bool		rec_nl;			/* one of them a \n (else: the file's end) */
+	bool		rec_cr;			/* its line end: a \r (cut off raw), */
+	bool		rec_nl;			/* a \n (none: the file's end) */
 	bool		rec_no_quote;	/* known to hold no quote character */
 	StringInfoData text;		/* raw converted to the database's encoding */
 	const char *tdata;			/* the record in the database's encoding: */

@@ -30,9 +30,9 @@
  * a NULL, a duplicate key) is rolled back and loaded again by the batch
  * statement, whose predictions and bisection quarantine the bad rows
  * exactly as before; two such batches in a row end the direct attempts for
- * the range.  Such tables keep no loaded checksum (load.c
- * describe_loaded_hash): hashing every row would cost more than the
- * verify's re-read of a local file.
+ * the range.  Such tables keep no loaded checksum (load.c does not
+ * describe one): hashing every row would cost more than the verify's
+ * re-read of a local file.
  *
  * What stays the same: the values are those the INSERT would store (the
  * SELECT applies the INSERT's assignment coercion, typmods included: the
@@ -254,7 +254,6 @@ describe_path(MigrateTableLoad *tl, const char **reason)
 	{
 		tl->mi_direct = true;
 		tl->mi_fields = fields;
-		tl->loaded_hash = NULL;
 	}
 	return true;
 }
@@ -358,12 +357,8 @@ convert_field(MultiInsertDest *d, int i, text *field)
 
 	if (field)
 	{
-		int			len = VARSIZE_ANY_EXHDR(field);
-
-		if (len >= d->field.maxlen)
-			enlargeStringInfo(&d->field, len + 1);
-		memcpy(d->field.data, VARDATA_ANY(field), len);
-		d->field.data[len] = '\0';
+		resetStringInfo(&d->field);
+		appendBinaryStringInfo(&d->field, VARDATA_ANY(field), VARSIZE_ANY_EXHDR(field));
 	}
 	value = InputFunctionCall(&d->in_funcs[i], field ? d->field.data : NULL,
 							  d->in_ioparams[i], d->in_typmods[i]);
@@ -553,9 +548,6 @@ migrate_multi_insert_direct(MigrateTableLoad *tl, bool lower_bound, Datum *bound
 			appendStringInfo(&sql, "%s%s", first ? "" : ", ", (char *) lfirst(lc));
 			first = false;
 		}
-		/* a table with only unmapped columns: one constant, so that rows come */
-		if (first)
-			appendStringInfoString(&sql, "NULL");
 		appendStringInfo(&sql, " FROM %s AS s WHERE (%s) <= $2", tl->source, tl->key_expr);
 		tl->direct_first = migrate_spi_prepare_keep(sql.data, 2, argtypes);
 		appendStringInfo(&sql, " AND (%s) > $1", tl->key_expr);
