@@ -55,7 +55,7 @@
 /* the caller's settings a job takes over (those migrate_run reads) */
 static const char *const job_settings[] = {
 	"migrate.batch_size", "migrate.batch_bytes", "migrate.max_workers_total", "migrate.copy_source",
-	"migrate.progress_interval", "maintenance_work_mem"
+	"migrate.copy_stream", "migrate.progress_interval", "maintenance_work_mem"
 };
 
 #define JOB_NSETTINGS lengthof(job_settings)

@@ -127,6 +127,16 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("migrate.copy_stream",
+							 "Stream the rows of a binary COPY from a postgres_fdw source into the batch as they arrive.",
+							 "Off: migrate._copy_source() is a materialized set-returning function (src/copysrc.c).",
+							 &migrate_copy_stream,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	migrate_copy_stream_init();
+
 	/*
 	 * Seconds between the live progress lines of a waiting migrate_run()
 	 * (progress.c); the caller's value is taken when the run starts.

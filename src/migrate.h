@@ -326,6 +326,7 @@ extern int	migrate_batch_bytes;
 extern int	migrate_max_workers;
 extern int	migrate_max_workers_total;
 extern bool migrate_copy_source;
+extern bool migrate_copy_stream;
 extern bool migrate_multi_insert;
 extern int	migrate_progress_interval;
 
@@ -480,6 +481,9 @@ extern char *migrate_load_batch_sql(MigrateTableLoad *tl, bool from_stage, bool 
 extern void migrate_spi_exec(const char *sql, int expected);
 extern struct _SPI_plan *migrate_spi_prepare_keep(const char *sql, int nargs, Oid *argtypes);
 extern void migrate_add_counts(MigrateCounts *sum, const MigrateCounts *add);
+
+/* copysrc.c */
+extern void migrate_copy_stream_init(void);
 
 /* stage.c */
 extern bool migrate_stage_attempt(MigrateTableLoad *tl, struct _SPI_plan *plan, Datum *values,
