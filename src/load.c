@@ -1268,9 +1268,6 @@ range_batch(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	pgstat_report_activity(STATE_RUNNING,
 						   psprintf("migrate run " INT64_FORMAT ": %s range %d, batch after " INT64_FORMAT " rows",
 									w->run_id, tl->target_name, u->range_no, tl->total.read));
-	/* a batch lost in a crash goes with its checkpoint: no wait for its flush */
-	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
 	if (w->dry_run)
 		create_dry_target(tl);
 	migrate_undo_begin(tl);
