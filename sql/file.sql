@@ -36,7 +36,10 @@ CREATE OR REPLACE FUNCTION migrate_file(plan text,
                              mode text DEFAULT 'insert',
                              key text DEFAULT NULL,
                              options jsonb DEFAULT NULL,
-                             source_table text DEFAULT NULL)
+                             source_table text DEFAULT NULL,
+                             trim_blanks boolean DEFAULT false,
+                             strict_quotes boolean DEFAULT false,
+                             nul text DEFAULT 'reject')
 RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -84,6 +87,10 @@ BEGIN
     IF quote IS NOT NULL THEN opts := opts || ARRAY['quote', quote]; END IF;
     IF escape IS NOT NULL THEN opts := opts || ARRAY['escape', escape]; END IF;
     IF "null" IS NOT NULL THEN opts := opts || ARRAY['null', "null"]; END IF;
+    -- (0.11) options a foreign table of 0.10 lacks: only when not the default
+    IF trim_blanks THEN opts := opts || ARRAY['trim_blanks', 'true']; END IF;
+    IF strict_quotes THEN opts := opts || ARRAY['strict_quotes', 'true']; END IF;
+    IF nul IS DISTINCT FROM 'reject' THEN opts := opts || ARRAY['nul', coalesce(nul, '')]; END IF;
 
     IF format = 'lines' THEN
         cols := ARRAY['line'];

@@ -24,6 +24,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
+#include "common/string.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -65,10 +66,13 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 			   *quote = NULL,
 			   *escape = NULL,
 			   *null_str = NULL;
+	bool		trim_set = false,
+				strict_set = false;
 
 	memset(fmt, 0, sizeof(*fmt));
 	fmt->kind = 'c';
 	fmt->header = false;
+	fmt->nul = 'r';
 	fmt->encoding = GetDatabaseEncoding();
 	*pattern = NULL;
 	foreach(lc, options)
@@ -110,6 +114,30 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("encoding \"%s\" of a file source is not known", value)));
 		}
+		else if (strcmp(def->defname, "trim_blanks") == 0)
+		{
+			fmt->trim = defGetBoolean(def);
+			trim_set = fmt->trim;
+		}
+		else if (strcmp(def->defname, "strict_quotes") == 0)
+		{
+			fmt->strict = defGetBoolean(def);
+			strict_set = fmt->strict;
+		}
+		else if (strcmp(def->defname, "nul") == 0)
+		{
+			if (strcmp(value, "reject") == 0)
+				fmt->nul = 'r';
+			else if (strcmp(value, "null") == 0)
+				fmt->nul = 'n';
+			else if (strcmp(value, "strip") == 0)
+				fmt->nul = 's';
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("nul \"%s\" of a file source is not known", value),
+						 errhint("Use reject (a line with a NUL byte is rejected), null (a field of NUL bytes only is NULL) or strip (NUL bytes are removed).")));
+		}
 		else if (strcmp(def->defname, "skip_lines") == 0)
 		{
 			char	   *end;
@@ -125,7 +153,7 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
 					 errmsg("invalid option \"%s\" for a file source", def->defname),
-					 errhint("Valid options: path, format, header, delimiter, quote, escape, null, encoding, skip_lines.")));
+					 errhint("Valid options: path, format, header, delimiter, quote, escape, null, encoding, skip_lines, trim_blanks, strict_quotes, nul.")));
 	}
 	fmt->delim = delim ? single_byte_option("delimiter", delim) : (fmt->kind == 'c' ? ',' : '\t');
 	fmt->quote = quote ? single_byte_option("quote", quote) : '"';
@@ -136,6 +164,17 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("delimiter and quote of a file source must differ")));
+	if ((trim_set || strict_set) && fmt->kind != 'c')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s applies to format csv only", trim_set ? "trim_blanks" : "strict_quotes"),
+				 errhint("For text or lines, trim fields in their mappings: btrim(s.<field>).")));
+	/* NUL-only fields become the null string in the file's bytes: it must read the same there */
+	if (fmt->nul == 'n' && !pg_is_ascii(fmt->null_str))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("nul null needs a null string of ASCII characters"),
+				 errdetail("Got \"%s\".", fmt->null_str)));
 	if (fmt->kind == 'l')
 		fmt->header = false;
 }
@@ -221,6 +260,7 @@ migrate_file_open(FileReader *r, const FileFormat *fmt, const char *path)
 							pg_encoding_to_char(fmt->encoding), pg_encoding_to_char(r->db_encoding))));
 	}
 	initStringInfo(&r->raw);
+	initStringInfo(&r->nulfree);
 	initStringInfo(&r->text);
 	initStringInfo(&r->fieldbuf);
 	r->maxfields = 16;
@@ -459,12 +499,88 @@ field_end(FileReader *r)
 	appendStringInfoChar(&r->fieldbuf, '\0');
 }
 
+/*
+ * The record's bytes with its NUL bytes dealt with as fmt->nul says, in
+ * r->nulfree: removed ('s'), or ('n') a field of NUL bytes only replaced by
+ * the null string (ASCII, so the same bytes in any server encoding), other
+ * NUL bytes left for record_to_text to refuse.  Fields are cut here as the
+ * reader cuts them (quotes and escapes skipped over), in the file's bytes,
+ * as read_record finds line ends and quotes.
+ */
+static void
+record_strip_nul(FileReader *r)
+{
+	const FileFormat *fmt = r->fmt;
+	const char *s = r->raw.data;
+	int			n = r->raw.len;
+	int			start = 0;
+	bool		in_quote = false;
+
+	resetStringInfo(&r->nulfree);
+	if (fmt->nul == 's')
+	{
+		for (int i = 0; i < n; i++)
+			if (s[i] != '\0')
+				appendStringInfoChar(&r->nulfree, s[i]);
+		return;
+	}
+	for (int i = 0; i <= n; i++)
+	{
+		if (i < n && fmt->kind != 'l')
+		{
+			char		c = s[i];
+
+			if (fmt->kind == 't' && c == '\\')
+			{
+				i++;
+				continue;
+			}
+			if (fmt->kind == 'c' && in_quote && c == fmt->escape && fmt->escape != fmt->quote &&
+				i + 1 < n)
+			{
+				i++;
+				continue;
+			}
+			if (fmt->kind == 'c' && c == fmt->quote)
+				in_quote = !in_quote;
+			if (in_quote || c != fmt->delim)
+				continue;
+		}
+		else if (i < n)
+			continue;
+		/* s[start, i) is a field */
+		if (i > start && memchr(s + start, '\0', i - start) != NULL)
+		{
+			int			k = start;
+
+			while (k < i && s[k] == '\0')
+				k++;
+			if (k == i)
+				appendStringInfoString(&r->nulfree, fmt->null_str);
+			else
+				appendBinaryStringInfo(&r->nulfree, s + start, i - start);
+		}
+		else
+			appendBinaryStringInfo(&r->nulfree, s + start, i - start);
+		if (i < n)
+			appendStringInfoChar(&r->nulfree, s[i]);
+		start = i + 1;
+	}
+}
+
 /* The record's bytes in the database's encoding (r->tdata), or an error. */
 static bool
 record_to_text(FileReader *r)
 {
 	const char *s = r->raw.data;
 	int			len = r->raw.len;
+
+	if (r->fmt->nul != 'r' && memchr(s, '\0', len) != NULL)
+	{
+		record_strip_nul(r);
+		s = r->nulfree.data;
+		len = r->nulfree.len;
+	}
 
 	resetStringInfo(&r->text);
 	if (!OidIsValid(r->conv_proc))
@@ -503,6 +619,9 @@ record_to_text(FileReader *r)
 	return true;
 }
 
+/* a blank that trim drops: a space or a tab, unless it is the delimiter */
+#define CSV_BLANK(fmt, c)	(((c) == ' ' || (c) == '\t') && (c) != (fmt)->delim)
+
 /*
  * Cut a CSV record into fields, as COPY (FORMAT csv) does: a quote opens a
  * quoted stretch anywhere in a field, text before and after it belongs to
@@ -511,7 +630,9 @@ record_to_text(FileReader *r)
  * field's start, nothing but a delimiter after its closing quote): a stray
  * quote that swallowed the lines after it then fails here, and
  * migrate_file_next() cuts the record back to its first line, instead of
- * loading those lines as one field.
+ * loading those lines as one field.  Option strict_quotes cuts every record so;
+ * option trim_blanks drops the blanks around a field's unquoted text (those
+ * inside quotes are kept) before the null string is looked for.
  */
 static bool
 cut_csv(FileReader *r)
@@ -520,7 +641,8 @@ cut_csv(FileReader *r)
 	const char *s = r->tdata;
 	int			n = r->tlen;
 	int			i = 0;
-	bool		strict = r->rec_lines > 1;
+	bool		strict = r->rec_lines > 1 || fmt->strict;
+	bool		trim = fmt->trim;
 
 	/* a record without a quote: its fields are what the delimiters cut */
 	if (r->rec_no_quote && r->tdata == r->raw.data)
@@ -529,13 +651,22 @@ cut_csv(FileReader *r)
 		{
 			const char *d = memchr(s + i, fmt->delim, n - i);
 			int			len = (d ? (int) (d - s) : n) - i;
+			int			from = i,
+						to = i + len;
 
-			if (len == fmt->null_len && memcmp(s + i, fmt->null_str, len) == 0)
+			if (trim)
+			{
+				while (from < to && CSV_BLANK(fmt, s[from]))
+					from++;
+				while (to > from && CSV_BLANK(fmt, s[to - 1]))
+					to--;
+			}
+			if (to - from == fmt->null_len && memcmp(s + from, fmt->null_str, to - from) == 0)
 				field_begin(r, true);
 			else
 			{
 				field_begin(r, false);
-				appendBinaryStringInfo(&r->fieldbuf, s + i, len);
+				appendBinaryStringInfo(&r->fieldbuf, s + from, to - from);
 				field_end(r);
 			}
 			if (d == NULL)
@@ -545,10 +676,17 @@ cut_csv(FileReader *r)
 	}
 	for (;;)
 	{
-		int			start = i;
+		int			content;	/* where the field's text starts */
+		int			text_start; /* in fieldbuf */
+		int			kept;		/* fieldbuf up to the last closing quote */
 		bool		saw_quote = false;
 
 		field_begin(r, false);
+		text_start = kept = r->fieldbuf.len;
+		if (trim)
+			while (i < n && CSV_BLANK(fmt, s[i]))
+				i++;
+		content = i;
 		for (;;)
 		{
 			/* outside quotes: up to a delimiter, the end, or a quote */
@@ -560,7 +698,7 @@ cut_csv(FileReader *r)
 			i = j;
 			if (i >= n || s[i] == fmt->delim)
 				break;
-			if (strict && (saw_quote || i > start))
+			if (strict && (saw_quote || i > content))
 			{
 				r->error = saw_quote ? "unexpected character after a closing quote" :
 					"quote in the middle of an unquoted CSV field";
@@ -595,13 +733,26 @@ cut_csv(FileReader *r)
 				else
 					appendStringInfoChar(&r->fieldbuf, s[i++]);
 			}
-			if (strict && i < n && s[i] != fmt->delim)
+			kept = r->fieldbuf.len;
+			if (strict)
 			{
-				r->error = "unexpected character after a closing quote";
-				return false;
+				/* only blanks (with trim) before the delimiter */
+				j = i;
+				if (trim)
+					while (j < n && CSV_BLANK(fmt, s[j]))
+						j++;
+				if (j < n && s[j] != fmt->delim)
+				{
+					r->error = "unexpected character after a closing quote";
+					return false;
+				}
 			}
 		}
-		if (!saw_quote && i - start == fmt->null_len && memcmp(s + start, fmt->null_str, fmt->null_len) == 0)
+		if (trim)
+			while (r->fieldbuf.len > kept && CSV_BLANK(fmt, r->fieldbuf.data[r->fieldbuf.len - 1]))
+				r->fieldbuf.len--;
+		if (!saw_quote && r->fieldbuf.len - text_start == fmt->null_len &&
+			memcmp(r->fieldbuf.data + text_start, fmt->null_str, fmt->null_len) == 0)
 		{
 			/* the null string, unquoted: NULL (its bytes go back) */
 			r->fieldbuf.len = r->fstart[r->nfields - 1];

@@ -28,6 +28,10 @@ typedef struct FileFormat
 	char		escape;
 	char	   *null_str;
 	int			null_len;
+	bool		trim;			/* csv: blanks around unquoted text dropped */
+	bool		strict;			/* csv: quotes only around a whole field */
+	char		nul;			/* NUL bytes: 'r' reject the line, 'n' a field
+								 * of NULs only is NULL, 's' stripped */
 	int			encoding;		/* of the files */
 	int			skip_lines;		/* physical lines before the header or data */
 } FileFormat;
@@ -58,6 +62,7 @@ typedef struct FileReader
 	bool		rec_cr;			/* its line end: a \r (cut off raw), */
 	bool		rec_nl;			/* a \n (none: the file's end) */
 	bool		rec_no_quote;	/* known to hold no quote character */
+	StringInfoData nulfree;		/* raw with its NUL bytes dealt with (fmt->nul) */
 	StringInfoData text;		/* raw converted to the database's encoding */
 	const char *tdata;			/* the record in the database's encoding: */
 	int			tlen;			/* raw itself, or text */
