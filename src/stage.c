@@ -36,8 +36,19 @@ static void stage_reject_row(TableLoad *tl, int64 rn, ErrorData *edata, MigrateC
 static void stage_create(TableLoad *tl);
 
 /*
+ * Rows of the stage being isolated that were rejected for an internal
+ * error (XX000), the rows it holds, and the first such error's message.
+ */
+static int64 internal_rejects;
+static char *internal_message;
+
+/*
  * Errors that belong to a row rather than to the run: the data did not fit
  * (class 22), a constraint refused it (23, 44), or a target trigger raised.
+ * An internal error (XX000) too, as a suspect: some input functions (hstore's,
+ * say) report bad input so.  The bisection keeps it a row's error only when
+ * other rows of the batch load (migrate_stage_isolate): raised by every
+ * row, it is the run's and fails it.
  */
 static bool
 is_row_error(ErrorData *edata)
@@ -49,7 +60,8 @@ is_row_error(ErrorData *edata)
 	return class == ERRCODE_DATA_EXCEPTION ||
 		class == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
 		class == ERRCODE_WITH_CHECK_OPTION_VIOLATION ||
-		edata->sqlerrcode == ERRCODE_RAISE_EXCEPTION;
+		edata->sqlerrcode == ERRCODE_RAISE_EXCEPTION ||
+		edata->sqlerrcode == ERRCODE_INTERNAL_ERROR;
 }
 
 /*
@@ -230,6 +242,9 @@ migrate_stage_bisect(TableLoad *tl, int64 lo, int64 hi, MigrateCounts *counts)
 		return;
 	if (lo == hi)
 	{
+		if (edata->sqlerrcode == ERRCODE_INTERNAL_ERROR && internal_rejects++ == 0)
+			internal_message = MemoryContextStrdup(TopTransactionContext,
+												   edata->message ? edata->message : "");
 		stage_reject_row(tl, lo, edata, counts);
 		FreeErrorData(edata);
 		return;
@@ -315,8 +330,18 @@ migrate_stage_isolate(TableLoad *tl, int64 lo, int64 hi, MigrateCounts *counts)
 		tl->stage_batch = migrate_spi_prepare_keep(migrate_load_batch_sql(tl, true, false), 2, rntypes);
 		tl->stage_probes = tl->probes + 2 * tl->probe_keys;
 	}
-	if (hi >= lo)
-		migrate_stage_bisect(tl, lo, hi, counts);
+	if (hi < lo)
+		return;
+	internal_rejects = 0;
+	internal_message = NULL;
+	migrate_stage_bisect(tl, lo, hi, counts);
+	/* every row refused with an internal error: not the rows' fault (rejects roll back) */
+	if (internal_rejects > 0 && internal_rejects == hi - lo + 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("every row of a batch of %s failed with an internal error: %s",
+						tl->target_name, tl->mask_json || tl->sensitive_cols ? "(message not shown: sensitive columns)" : internal_message),
+				 errhint("An error every row raises points at the target or the server, not at the data: see the server log.")));
 }
 
 /*

@@ -100,6 +100,29 @@ SELECT target, regexp_replace(source_key, '^.*/', '') AS key, reason, message
   FROM migrate.reject WHERE run_id = :run3 ORDER BY 1, 2;
 SELECT target, check_name, ok FROM migrate_verify('opts', :run3) ORDER BY 1, 2;
 
+-- an input function that reports bad input as an internal error (hstore's
+-- XX000): that row is rejected with it, the others load; a batch in which
+-- every row fails so fails the run (the error is not the rows'), nothing written
+CREATE EXTENSION hstore;
+SELECT pg_temp.write_file(:'dir' || '/kv.tsv',
+    convert_to(E'1\temail=>a@example.com,a=>b\n2\tk=>v\n3\tbaddata\n4\ta=>"quoted value",d=>x\n', 'UTF8'));
+CREATE TABLE kv (id int PRIMARY KEY, kv hstore);
+SELECT migrate_file('opts', 'kv', :'dir' || '/kv.tsv', format => 'text', header => false,
+                    columns => ARRAY['id', 'kv']) IS NOT NULL AS mapped;
+SELECT migrate_run('opts', tables => ARRAY['kv']) AS run4 \gset
+SELECT id, kv FROM kv ORDER BY id;
+SELECT regexp_replace(source_key, '^.*/', '') AS key, reason, message, source_row->>'kv' AS kv
+  FROM migrate.reject WHERE run_id = :run4;
+SELECT pg_temp.write_file(:'dir' || '/kv_bad.tsv', convert_to(E'1\tbad\n2\tworse\n', 'UTF8'));
+CREATE TABLE kv_bad (id int PRIMARY KEY, kv hstore);
+SELECT migrate_file('opts', 'kv_bad', :'dir' || '/kv_bad.tsv', format => 'text', header => false,
+                    columns => ARRAY['id', 'kv']) IS NOT NULL AS mapped;
+SELECT migrate_run('opts', tables => ARRAY['kv_bad']);
+SELECT state, rows_written, rows_rejected FROM migrate.run_table
+ WHERE target = 'kv_bad'::regclass ORDER BY run_id DESC LIMIT 1;
+SELECT count(*) AS nothing_written FROM kv_bad;
+SELECT count(*) AS no_reject FROM migrate.reject WHERE target = 'kv_bad'::regclass;
+
 -- bad options: refused before anything is declared
 \set VERBOSITY sqlstate
 SELECT migrate_file('opts', 'tabs', :'dir' || '/tabs.tsv', format => 'text', header => false,
@@ -117,6 +140,7 @@ SELECT ftoptions FROM pg_foreign_table WHERE ftrelid = 'tabs_file'::regclass;
 
 -- clean up
 SELECT migrate_drop_plan('opts') IS NOT NULL AS dropped;
-DROP TABLE blanks, blanks_kept, tabs, strict, strict_trim, nul_reject, nul_null, nul_strip;
+DROP TABLE blanks, blanks_kept, tabs, strict, strict_trim, nul_reject, nul_null, nul_strip, kv, kv_bad;
+DROP EXTENSION hstore;
 SELECT format('COPY (SELECT 1) TO PROGRAM %L', 'cat > /dev/null; rm -rf ' || :'dir') AS cmd \gset
 :cmd;
