@@ -66,8 +66,6 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 			   *quote = NULL,
 			   *escape = NULL,
 			   *null_str = NULL;
-	bool		trim_set = false,
-				strict_set = false;
 
 	memset(fmt, 0, sizeof(*fmt));
 	fmt->kind = 'c';
@@ -115,15 +113,9 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 						 errmsg("encoding \"%s\" of a file source is not known", value)));
 		}
 		else if (strcmp(def->defname, "trim_blanks") == 0)
-		{
 			fmt->trim = defGetBoolean(def);
-			trim_set = fmt->trim;
-		}
 		else if (strcmp(def->defname, "strict_quotes") == 0)
-		{
 			fmt->strict = defGetBoolean(def);
-			strict_set = fmt->strict;
-		}
 		else if (strcmp(def->defname, "nul") == 0)
 		{
 			if (strcmp(value, "reject") == 0)
@@ -164,10 +156,10 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("delimiter and quote of a file source must differ")));
-	if ((trim_set || strict_set) && fmt->kind != 'c')
+	if ((fmt->trim || fmt->strict) && fmt->kind != 'c')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s applies to format csv only", trim_set ? "trim_blanks" : "strict_quotes"),
+				 errmsg("%s applies to format csv only", fmt->trim ? "trim_blanks" : "strict_quotes"),
 				 errhint("For text or lines, trim fields in their mappings: btrim(s.<field>).")));
 	/* NUL-only fields become the null string in the file's bytes: it must read the same there */
 	if (fmt->nul == 'n' && !pg_is_ascii(fmt->null_str))
@@ -526,40 +518,29 @@ record_strip_nul(FileReader *r)
 	}
 	for (int i = 0; i <= n; i++)
 	{
-		if (i < n && fmt->kind != 'l')
+		int			k = start;
+
+		if (i < n)
 		{
 			char		c = s[i];
 
-			if (fmt->kind == 't' && c == '\\')
-			{
-				i++;
-				continue;
-			}
-			if (fmt->kind == 'c' && in_quote && c == fmt->escape && fmt->escape != fmt->quote &&
-				i + 1 < n)
+			/* an escaped byte is never a delimiter or a quote */
+			if (i + 1 < n && ((fmt->kind == 't' && c == '\\') ||
+							  (fmt->kind == 'c' && in_quote && c == fmt->escape && fmt->escape != fmt->quote)))
 			{
 				i++;
 				continue;
 			}
 			if (fmt->kind == 'c' && c == fmt->quote)
 				in_quote = !in_quote;
-			if (in_quote || c != fmt->delim)
+			if (fmt->kind == 'l' || in_quote || c != fmt->delim)
 				continue;
 		}
-		else if (i < n)
-			continue;
-		/* s[start, i) is a field */
-		if (i > start && memchr(s + start, '\0', i - start) != NULL)
-		{
-			int			k = start;
-
-			while (k < i && s[k] == '\0')
-				k++;
-			if (k == i)
-				appendStringInfoString(&r->nulfree, fmt->null_str);
-			else
-				appendBinaryStringInfo(&r->nulfree, s + start, i - start);
-		}
+		/* s[start, i) is a field: the null string if it is NUL bytes only */
+		while (k < i && s[k] == '\0')
+			k++;
+		if (k == i && i > start)
+			appendStringInfoString(&r->nulfree, fmt->null_str);
 		else
 			appendBinaryStringInfo(&r->nulfree, s + start, i - start);
 		if (i < n)
