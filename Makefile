@@ -7,7 +7,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # (a stale object with another layout of MigrateRunShared misreads it)
 MIGRATE_HEADERS = $(wildcard src/*.h)
 EXTENSION = migrate
-EXTVERSION = 0.11
+EXTVERSION = 0.12
 # SQL: sql/*.sql is the current source, one file per subsystem, catalog
 # first (its top comment says how the scripts are built).  The install
 # script of the current version is built from them; the upgrade script from
@@ -20,8 +20,8 @@ EXTVERSION = 0.11
 SQL_SOURCES = sql/catalog.sql sql/security.sql sql/plan.sql sql/run.sql sql/verify.sql sql/diff.sql \
               sql/report.sql sql/assess.sql sql/database.sql sql/sync.sql sql/cutover.sql sql/file.sql
 SQL_FUNCTIONS = $(filter-out sql/catalog.sql,$(SQL_SOURCES))
-UPDATES = sql/updates/0.2--0.3.sql sql/updates/0.3--0.4.sql sql/updates/0.4--0.5.sql sql/updates/0.5--0.6.sql sql/updates/0.6--0.7.sql sql/updates/0.7--0.8.sql sql/updates/0.8--0.9.sql sql/updates/0.9--0.10.sql sql/updates/0.10--0.11.sql
-UPGRADE_FROM = 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 0.10
+UPDATES = sql/updates/0.2--0.3.sql sql/updates/0.3--0.4.sql sql/updates/0.4--0.5.sql sql/updates/0.5--0.6.sql sql/updates/0.6--0.7.sql sql/updates/0.7--0.8.sql sql/updates/0.8--0.9.sql sql/updates/0.9--0.10.sql sql/updates/0.10--0.11.sql sql/updates/0.11--0.12.sql
+UPGRADE_FROM = 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 0.10 0.11
 DATA = sql/migrate--0.1.sql sql/migrate--0.1--0.2.sql
 DATA_built = sql/migrate--$(EXTVERSION).sql \
              $(foreach v,$(UPGRADE_FROM),sql/migrate--$(v)--$(EXTVERSION).sql)

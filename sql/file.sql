@@ -39,7 +39,8 @@ CREATE OR REPLACE FUNCTION migrate_file(plan text,
                              source_table text DEFAULT NULL,
                              trim_blanks boolean DEFAULT false,
                              strict_quotes boolean DEFAULT false,
-                             nul text DEFAULT 'reject')
+                             nul text DEFAULT 'reject',
+                             ragged_lines boolean DEFAULT false)
 RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -91,6 +92,8 @@ BEGIN
     IF trim_blanks THEN opts := opts || ARRAY['trim_blanks', 'true']; END IF;
     IF strict_quotes THEN opts := opts || ARRAY['strict_quotes', 'true']; END IF;
     IF nul IS DISTINCT FROM 'reject' THEN opts := opts || ARRAY['nul', coalesce(nul, '')]; END IF;
+    -- (0.12)
+    IF ragged_lines THEN opts := opts || ARRAY['ragged_lines', 'true']; END IF;
 
     IF format = 'lines' THEN
         cols := ARRAY['line'];

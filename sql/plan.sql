@@ -396,6 +396,16 @@ BEGIN
 END;
 $$;
 
+-- A plan's settings (0.12; options->'settings', an object of configuration
+-- parameters and values its runs' workers, verify and diff set before
+-- evaluating its expressions): validated as the caller could set them,
+-- nothing set (src/owner.c).
+CREATE OR REPLACE FUNCTION migrate._check_settings(p_settings jsonb)
+RETURNS void
+AS 'MODULE_PATHNAME', 'migrate_check_settings'
+LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
 -- Reject limits (issue 12): the options reject_warn and reject_limit of a
 -- plan's or a table's options, checked.  Each is a fraction of a table's
 -- rows read: a number from 0 to 1; reject_limit may also be JSON null (no
@@ -558,6 +568,9 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM migrate._check_reject_options(options, pg_catalog.format('migration plan "%s"', name));
+    IF options OPERATOR(pg_catalog.?) 'settings' THEN
+        PERFORM migrate._check_settings(options OPERATOR(pg_catalog.->) 'settings');
+    END IF;
 
     BEGIN
         INSERT INTO migrate.plan AS p (plan_name, source_server, source_schema, target_schema, options)

@@ -106,7 +106,9 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 			null_str = value;
 		else if (strcmp(def->defname, "encoding") == 0)
 		{
-			fmt->encoding = pg_char_to_encoding(value);
+			/* 7-bit ASCII, checked (SQL_ASCII is any byte, unchecked) */
+			fmt->ascii = pg_strcasecmp(value, "ascii") == 0 || pg_strcasecmp(value, "us-ascii") == 0;
+			fmt->encoding = fmt->ascii ? PG_SQL_ASCII : pg_char_to_encoding(value);
 			if (fmt->encoding < 0 || !PG_VALID_ENCODING(fmt->encoding))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -116,6 +118,8 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 			fmt->trim = defGetBoolean(def);
 		else if (strcmp(def->defname, "strict_quotes") == 0)
 			fmt->strict = defGetBoolean(def);
+		else if (strcmp(def->defname, "ragged_lines") == 0)
+			fmt->ragged = defGetBoolean(def);
 		else if (strcmp(def->defname, "nul") == 0)
 		{
 			if (strcmp(value, "reject") == 0)
@@ -145,7 +149,7 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
 					 errmsg("invalid option \"%s\" for a file source", def->defname),
-					 errhint("Valid options: path, format, header, delimiter, quote, escape, null, encoding, skip_lines, trim_blanks, strict_quotes, nul.")));
+					 errhint("Valid options: path, format, header, delimiter, quote, escape, null, encoding, skip_lines, trim_blanks, strict_quotes, nul, ragged_lines.")));
 	}
 	fmt->delim = delim ? single_byte_option("delimiter", delim) : (fmt->kind == 'c' ? ',' : '\t');
 	fmt->quote = quote ? single_byte_option("quote", quote) : '"';
@@ -161,6 +165,11 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s applies to format csv only", fmt->trim ? "trim_blanks" : "strict_quotes"),
 				 errhint("For text or lines, trim fields in their mappings: btrim(s.<field>).")));
+	if (fmt->ragged && fmt->kind == 'l')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ragged_lines applies to formats csv and text only"),
+				 errhint("Format lines reads one field per line, whatever it holds.")));
 	/* NUL-only fields become the null string in the file's bytes: it must read the same there */
 	if (fmt->nul == 'n' && !pg_is_ascii(fmt->null_str))
 		ereport(ERROR,
@@ -563,6 +572,14 @@ record_to_text(FileReader *r)
 		len = r->nulfree.len;
 	}
 
+	if (r->fmt->ascii)
+		for (int i = 0; i < len; i++)
+			if (IS_HIGHBIT_SET(s[i]))
+			{
+				r->error = psprintf("invalid byte sequence for encoding \"ASCII\": 0x%02x",
+									(unsigned char) s[i]);
+				return false;
+			}
 	resetStringInfo(&r->text);
 	if (!OidIsValid(r->conv_proc))
 	{
@@ -878,6 +895,27 @@ parse_record(FileReader *r)
 }
 
 /*
+ * A record that parsed, held against the ncols fields expected (none: 0):
+ * another number of fields is its error, unless the format takes ragged
+ * lines, whose missing trailing fields are NULL and extra ones dropped.
+ */
+static void
+fields_against_columns(FileReader *r, int ncols)
+{
+	if (r->error != NULL || ncols <= 0 || r->nfields == ncols)
+		return;
+	/* a record of several lines may be a stray quote's: never cut to fit */
+	if (!r->fmt->ragged || r->rec_lines > 1)
+		r->error = r->nfields > ncols ? "extra data after last expected column" :
+			"missing data for a column";
+	else if (r->nfields > ncols)
+		r->nfields = ncols;
+	else
+		while (r->nfields < ncols)
+			field_begin(r, true);
+}
+
+/*
  * The next record that is not blank, cut into fields against ncols
  * expected fields.  A record of several lines that does not parse is cut
  * back to its first line (the error), and reading goes on at its second.
@@ -898,9 +936,7 @@ migrate_file_next(FileReader *r, int ncols, bool skip)
 		if (skip && r->rec_lines == 1)
 			return true;
 		parse_record(r);
-		if (r->error == NULL && r->nfields != ncols && ncols > 0)
-			r->error = r->nfields > ncols ? "extra data after last expected column" :
-				"missing data for a column";
+		fields_against_columns(r, ncols);
 		if (r->error && r->rec_lines > 1)
 		{
 			char	   *nl = memchr(r->raw.data, '\n', r->raw.len);
@@ -918,9 +954,7 @@ migrate_file_next(FileReader *r, int ncols, bool skip)
 
 				r->rec_open_quote = false;
 				parse_record(r);
-				if (r->error == NULL && r->nfields != ncols && ncols > 0)
-					r->error = r->nfields > ncols ? "extra data after last expected column" :
-						"missing data for a column";
+				fields_against_columns(r, ncols);
 				if (r->error == NULL)
 					r->error = merged;
 			}

@@ -30,9 +30,12 @@ typedef struct FileFormat
 	int			null_len;
 	bool		trim;			/* csv: blanks around unquoted text dropped */
 	bool		strict;			/* csv: quotes only around a whole field */
+	bool		ragged;			/* another number of fields than columns: the
+								 * missing ones NULL, extra ones dropped */
 	char		nul;			/* NUL bytes: 'r' reject the line, 'n' a field
 								 * of NULs only is NULL, 's' stripped */
 	int			encoding;		/* of the files */
+	bool		ascii;			/* 7-bit ASCII: a byte above 0x7F is an error */
 	int			skip_lines;		/* physical lines before the header or data */
 } FileFormat;
 

@@ -4,8 +4,9 @@
  *	  Who a call of migrate runs as: a plan's (or run's) owner, the check
  *	  that the caller is a member of it, switching to the owner for the
  *	  owner's SQL and to the extension's owner for writes of a run's state,
- *	  the caller's search_path under pinned functions, and the wrapper that
- *	  runs a SQL function's body as the plan's owner.
+ *	  the caller's search_path under pinned functions, the wrapper that
+ *	  runs a SQL function's body as the plan's owner, and the settings
+ *	  (configuration parameters) a plan's SQL runs with.
  *
  * The model (docs/security.md): a plan belongs to a role; whoever runs it
  * (the owner, a member of the owner, a superuser, a pg_cron job) runs the
@@ -43,6 +44,8 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/lsyscache.h"
@@ -52,6 +55,7 @@
 
 PG_FUNCTION_INFO_V1(migrate_caller_search_path_sql);
 PG_FUNCTION_INFO_V1(migrate_call_as_owner);
+PG_FUNCTION_INFO_V1(migrate_check_settings);
 
 /* Open a GUC level with search_path pinned; returns the level to close. */
 static int
@@ -241,6 +245,121 @@ migrate_caller_search_path_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(migrate_caller_search_path()));
 }
 
+/* ---------------------------------------------------------------------
+ * A plan's settings (options->'settings'): the configuration parameters
+ * its owner's SQL runs with in a run's workers and in verify and diff,
+ * which evaluate the same mappings (pgloader's SET clause).
+ * ---------------------------------------------------------------------
+ */
+
+/* Parameters a plan may not set: who it runs as, and where names resolve. */
+static void
+check_setting_name(const char *name)
+{
+	if (pg_strcasecmp(name, "search_path") == 0 || pg_strcasecmp(name, "role") == 0 ||
+		pg_strcasecmp(name, "session_authorization") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a plan's settings may not set \"%s\"", name),
+				 errhint("A run resolves names by the search_path of its caller, as the plan's owner.")));
+}
+
+/*
+ * Set (or with check_only, only validate) each setting of a jsonb object
+ * as the current user may: a superuser's plan can set superuser-only
+ * parameters, another's cannot.  action GUC_ACTION_SET: for the rest of a
+ * worker's session; GUC_ACTION_SAVE: until the GUC level open is closed.
+ */
+static void
+apply_settings(Jsonb *settings, bool check_only, GucAction action)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *name = NULL;
+
+	if (!JB_ROOT_IS_OBJECT(settings) || JB_ROOT_IS_SCALAR(settings))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("settings of a plan must be a JSON object of parameter names and values"),
+				 errhint("For example options => '{\"settings\": {\"DateStyle\": \"ISO, DMY\"}}'.")));
+	it = JsonbIteratorInit(&settings->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *value;
+
+		if (tok == WJB_KEY)
+		{
+			name = pnstrdup(v.val.string.val, v.val.string.len);
+			check_setting_name(name);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+		if (v.type == jbvString)
+			value = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (v.type == jbvNumeric)
+			value = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
+		else if (v.type == jbvBool)
+			value = v.val.boolean ? "on" : "off";
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("setting \"%s\" of a plan must be a string, a number or a boolean", name)));
+		(void) set_config_option(name, value, superuser() ? PGC_SUSET : PGC_USERSET,
+								 PGC_S_SESSION, action, !check_only, 0, false);
+	}
+}
+
+/* A plan's settings as the current user reads them, or NULL. */
+static Jsonb *
+plan_settings(const char *plan)
+{
+	Oid			argtype = TEXTOID;
+	Datum		arg = CStringGetTextDatum(plan);
+	int			level = pin_search_path();
+	Jsonb	   *result = NULL;
+	int			ret;
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	ret = SPI_execute_with_args("SELECT options OPERATOR(pg_catalog.->) 'settings' FROM migrate.plan"
+								" WHERE plan_name OPERATOR(pg_catalog.=) $1",
+								1, &argtype, &arg, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading a plan's settings failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			result = DatumGetJsonbPCopy(d);	/* in the caller's context */
+	}
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	AtEOXact_GUC(true, level);
+	return result;
+}
+
+/* For the rest of a worker's session (in a transaction that commits). */
+void
+migrate_set_plan_settings(const char *plan)
+{
+	Jsonb	   *settings = plan_settings(plan);
+
+	if (settings)
+		apply_settings(settings, false, GUC_ACTION_SET);
+}
+
+/* migrate._check_settings(settings jsonb) RETURNS void: refuses what a run could not set */
+Datum
+migrate_check_settings(PG_FUNCTION_ARGS)
+{
+	apply_settings(PG_GETARG_JSONB_P(0), true, GUC_ACTION_SET);
+	PG_RETURN_VOID();
+}
+
 /*
  * The body of a public function F that runs as the plan's owner: declared
  * LANGUAGE C AS 'MODULE_PATHNAME', 'migrate_call_as_owner'.  Its first
@@ -267,6 +386,7 @@ migrate_call_as_owner(PG_FUNCTION_ARGS)
 	FmgrInfo	impl_flinfo;
 	MigrateIdentity saved;
 	bool		switched = false;
+	int			settings_level = 0;
 	Datum		result;
 
 	LOCAL_FCINFO(impl_fcinfo, FUNC_MAX_ARGS);
@@ -309,6 +429,19 @@ migrate_call_as_owner(PG_FUNCTION_ARGS)
 		switched = true;
 	}
 
+	/* verify and diff evaluate the mappings as a run does: with its settings */
+	if (plan_label && argtypes[0] == TEXTOID &&
+		(strcmp(impl_name, "_migrate_verify") == 0 || strcmp(impl_name, "_migrate_diff") == 0))
+	{
+		Jsonb	   *settings = plan_settings(plan_label);
+
+		if (settings)
+		{
+			settings_level = NewGUCNestLevel();
+			apply_settings(settings, false, GUC_ACTION_SAVE);
+		}
+	}
+
 	fmgr_info(impl, &impl_flinfo);
 	InitFunctionCallInfoData(*impl_fcinfo, &impl_flinfo, nargs,
 							 fcinfo->fncollation, fcinfo->context, fcinfo->resultinfo);
@@ -319,6 +452,8 @@ migrate_call_as_owner(PG_FUNCTION_ARGS)
 	}
 	result = FunctionCallInvoke(impl_fcinfo);
 	fcinfo->isnull = impl_fcinfo->isnull;
+	if (settings_level > 0)
+		AtEOXact_GUC(true, settings_level);
 
 	if (switched)
 		migrate_restore_identity(&saved);

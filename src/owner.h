@@ -60,4 +60,10 @@ extern void migrate_restore_identity(MigrateIdentity *saved);
  */
 extern char *migrate_caller_search_path(void);
 
+/*
+ * Set the plan's settings (options->'settings', read as the current user)
+ * for the rest of the session: a run's workers, after becoming the owner.
+ */
+extern void migrate_set_plan_settings(const char *plan);
+
 #endif							/* MIGRATE_OWNER_H */

@@ -834,6 +834,8 @@ migrate_worker_main(Datum main_arg)
 			if (isnull)
 				w->batch_bytes = 0;
 		}
+		/* the plan's settings, for its expressions (as the owner may set them) */
+		migrate_set_plan_settings(w->plan);
 		migrate_commit_txn();
 
 		worker_report(shared, MIGRATE_PHASE_RUNNING, w->run_id, NULL);
@@ -943,6 +945,7 @@ migrate_helper_main(Datum main_arg)
 		if (isnull)
 			w->batch_bytes = 0;
 	}
+	migrate_set_plan_settings(w->plan);
 	migrate_commit_txn();
 	set_run_search_path(search_path);
 	pgstat_report_activity(STATE_RUNNING, psprintf("migrate: helper of run " INT64_FORMAT, w->run_id));

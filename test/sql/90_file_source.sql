@@ -11,15 +11,9 @@ SET client_min_messages = warning;
 SET datestyle = ISO, YMD;
 -- the files are written by the server (COPY TO PROGRAM), into a directory of this cluster's own
 SELECT '/tmp/migrate_regress_files_' || current_setting('port') AS dir \gset
--- (the programs read what COPY sends them: one exiting first would break its pipe)
-SELECT format('COPY (SELECT 1) TO PROGRAM %L', 'cat > /dev/null; rm -rf ' || :'dir' || ' && mkdir -p ' || :'dir' || '/parts') AS cmd \gset
+\i test/sql/include/file_dir.sql
+SELECT format('COPY (SELECT 1) TO PROGRAM %L', 'cat > /dev/null; mkdir ' || :'dir' || '/parts') AS cmd \gset
 :cmd;
-CREATE FUNCTION pg_temp.write_file(p_path text, p_content bytea) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE format('COPY (SELECT %L) TO PROGRAM %L',
-                   translate(encode(p_content, 'base64'), E'\n', ''), 'base64 -d > ' || p_path);
-END $$;
 
 -- 20 data lines; the bad ones: 4 unterminated quote, 6 too many fields,
 -- 8 too few, 10 non-numeric amount, 12 impossible date, 14 a NUL byte,

@@ -9,14 +9,7 @@
 SET client_min_messages = warning;
 SET datestyle = ISO, YMD;
 SELECT '/tmp/migrate_regress_opts_' || current_setting('port') AS dir \gset
-SELECT format('COPY (SELECT 1) TO PROGRAM %L', 'cat > /dev/null; rm -rf ' || :'dir' || ' && mkdir -p ' || :'dir') AS cmd \gset
-:cmd;
-CREATE FUNCTION pg_temp.write_file(p_path text, p_content bytea) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE format('COPY (SELECT %L) TO PROGRAM %L',
-                   translate(encode(p_content, 'base64'), E'\n', ''), 'base64 -d > ' || p_path);
-END $$;
+\i test/sql/include/file_dir.sql
 
 -- blanks: quoted or not, around quotes, inside quotes; a tab delimiter is not a blank
 SELECT pg_temp.write_file(:'dir' || '/blanks.csv', convert_to(
