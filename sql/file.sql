@@ -40,7 +40,8 @@ CREATE OR REPLACE FUNCTION migrate_file(plan text,
                              trim_blanks boolean DEFAULT false,
                              strict_quotes boolean DEFAULT false,
                              nul text DEFAULT 'reject',
-                             ragged_lines boolean DEFAULT false)
+                             ragged_lines boolean DEFAULT false,
+                             line_end text DEFAULT NULL)
 RETURNS regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -94,6 +95,7 @@ BEGIN
     IF nul IS DISTINCT FROM 'reject' THEN opts := opts || ARRAY['nul', coalesce(nul, '')]; END IF;
     -- (0.12)
     IF ragged_lines THEN opts := opts || ARRAY['ragged_lines', 'true']; END IF;
+    IF line_end IS NOT NULL THEN opts := opts || ARRAY['line_end', line_end]; END IF;
 
     IF format = 'lines' THEN
         cols := ARRAY['line'];

@@ -1363,6 +1363,7 @@ migrate_catalog_event_sql(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("an event of migrate._catalog_event() must name a run or a plan")));
+	migrate_check_event_writer(PG_ARGISNULL(0) ? plan : NULL, text_to_cstring(PG_GETARG_TEXT_PP(2)), details);
 	migrate_catalog_event(PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0), plan,
 						  text_to_cstring(PG_GETARG_TEXT_PP(2)), details);
 	migrate_catalog_spi_finish();
@@ -1394,6 +1395,7 @@ migrate_catalog_verified_sql(PG_FUNCTION_ARGS)
 	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
 	args[3] = CStringGetTextDatum(current_actor());
+	migrate_check_own_writer("migrate._catalog_verified()", "_migrate_verify", "migrate_verify()");
 	migrate_catalog_spi_connect();
 	(void) migrate_catalog_check_run_caller(PG_GETARG_INT64(0));
 	migrate_become_catalog_owner(&saved);
@@ -1434,6 +1436,7 @@ migrate_catalog_report_sql(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	migrate_check_own_writer("migrate._catalog_report()", "_migrate_report", "migrate_report()");
 	migrate_catalog_spi_connect();
 	(void) migrate_catalog_check_run_caller(PG_GETARG_INT64(0));
 	(void) migrate_catalog_exec("UPDATE migrate.run SET report = $2 WHERE run_id = $1",

@@ -46,15 +46,57 @@ static void reader_unread_rest(FileReader *r, int first);
  * ---------------------------------------------------------------------
  */
 
-static char
-single_byte_option(const char *name, const char *value)
+/*
+ * A delimiter, quote, escape or line end: 1 to FILE_TOKEN_MAX - 1 bytes
+ * (characters of any kind: '¦', '||'), without a line break unless it is
+ * the line end.
+ */
+static void
+token_option(const char *name, const char *value, bool line_end, FileToken *t)
 {
-	if (strlen(value) != 1 || IS_HIGHBIT_SET(value[0]) || value[0] == '\n' || value[0] == '\r')
+	int			len = strlen(value);
+
+	if (len == 0 || len >= FILE_TOKEN_MAX ||
+		(!line_end && (strchr(value, '\n') != NULL || strchr(value, '\r') != NULL)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s of a file source must be one ASCII character other than a line end", name),
-				 errdetail("Got \"%s\".", value)));
-	return value[0];
+				 errmsg("%s of a file source must be 1 to %d bytes%s", name, FILE_TOKEN_MAX - 1,
+						line_end ? "" : ", without a line break"),
+				 errdetail("Got \"%s\".", value),
+				 line_end ? 0 : errhint("A record's end other than a line break is option line_end.")));
+	memcpy(t->s, value, len);
+	t->len = len;
+}
+
+/* The token as the files' bytes hold it (records are found in those). */
+static void
+token_in_files(const char *name, const FileToken *t, int encoding, FileToken *f)
+{
+	char		text[FILE_TOKEN_MAX];
+	char	   *conv;
+	int			len;
+
+	f->len = 0;
+	if (t->len == 0)
+		return;
+	memcpy(text, t->s, t->len);
+	text[t->len] = '\0';
+	conv = pg_server_to_any(text, t->len, encoding);
+	len = strlen(conv);
+	if (len == 0 || len >= FILE_TOKEN_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s of a file source is %d bytes in encoding \"%s\", more than %d",
+						name, len, pg_encoding_to_char(encoding), FILE_TOKEN_MAX - 1)));
+	memcpy(f->s, conv, len);
+	f->len = len;
+}
+
+static bool
+token_is_prefix(const FileToken *a, const FileToken *b)
+{
+	return a->len > 0 && b->len > 0 &&
+		memcmp(a->s, b->s, Min(a->len, b->len)) == 0;
 }
 
 /* Parse a foreign table's options (or migrate_file's arguments as options). */
@@ -65,7 +107,10 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 	char	   *delim = NULL,
 			   *quote = NULL,
 			   *escape = NULL,
-			   *null_str = NULL;
+			   *null_str = NULL,
+			   *line_end = NULL;
+	FileToken	eol = {{0}, 0};
+	FileToken	delim_in_files;
 
 	memset(fmt, 0, sizeof(*fmt));
 	fmt->kind = 'c';
@@ -104,6 +149,8 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 			escape = value;
 		else if (strcmp(def->defname, "null") == 0)
 			null_str = value;
+		else if (strcmp(def->defname, "line_end") == 0)
+			line_end = value;
 		else if (strcmp(def->defname, "encoding") == 0)
 		{
 			/* 7-bit ASCII, checked (SQL_ASCII is any byte, unchecked) */
@@ -149,17 +196,49 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
 					 errmsg("invalid option \"%s\" for a file source", def->defname),
-					 errhint("Valid options: path, format, header, delimiter, quote, escape, null, encoding, skip_lines, trim_blanks, strict_quotes, nul, ragged_lines.")));
+					 errhint("Valid options: path, format, header, delimiter, quote, escape, null, encoding, skip_lines, trim_blanks, strict_quotes, nul, ragged_lines, line_end.")));
 	}
-	fmt->delim = delim ? single_byte_option("delimiter", delim) : (fmt->kind == 'c' ? ',' : '\t');
-	fmt->quote = quote ? single_byte_option("quote", quote) : '"';
-	fmt->escape = escape ? single_byte_option("escape", escape) : (fmt->kind == 'c' ? fmt->quote : '\\');
+	token_option("delimiter", delim ? delim : (fmt->kind == 'c' ? "," : "\t"), false, &fmt->delim_t);
+	token_option("quote", quote ? quote : "\"", false, &fmt->quote_t);
+	if (escape)
+		token_option("escape", escape, false, &fmt->escape_t);
+	else if (fmt->kind == 'c')
+		fmt->escape_t = fmt->quote_t;
+	else
+		token_option("escape", "\\", false, &fmt->escape_t);
+	if (line_end && strcmp(line_end, "\n") != 0)
+		token_option("line_end", line_end, true, &eol);
+	/* fields are cut from the converted record, but the delimiter must be in the files too */
+	token_in_files("delimiter", &fmt->delim_t, fmt->encoding, &delim_in_files);
+	token_in_files("quote", &fmt->quote_t, fmt->encoding, &fmt->quote_f);
+	token_in_files("escape", &fmt->escape_t, fmt->encoding, &fmt->escape_f);
+	token_in_files("line_end", &eol, fmt->encoding, &fmt->eol_f);
+	fmt->delim = fmt->delim_t.s[0];
+	fmt->quote = fmt->quote_t.s[0];
+	fmt->escape = fmt->escape_t.s[0];
+	/* the fast paths take one ASCII byte each (the same in the files and the database) */
+	fmt->general = fmt->eol_f.len > 0 || fmt->delim_t.len > 1 || IS_HIGHBIT_SET(fmt->delim);
+	if (fmt->kind == 'c')
+		fmt->general |= fmt->quote_t.len > 1 || fmt->escape_t.len > 1 ||
+			IS_HIGHBIT_SET(fmt->quote) || IS_HIGHBIT_SET(fmt->escape);
+	fmt->lookahead = Max(Max(fmt->eol_f.len, fmt->quote_f.len),
+						 fmt->escape_f.len + Max(fmt->quote_f.len, fmt->escape_f.len));
 	fmt->null_str = null_str ? null_str : (fmt->kind == 'c' ? "" : "\\N");
 	fmt->null_len = strlen(fmt->null_str);
-	if (fmt->kind == 'c' && fmt->delim == fmt->quote)
+	if (fmt->kind == 'c' && token_is_prefix(&fmt->delim_t, &fmt->quote_t))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("delimiter and quote of a file source must differ")));
+				 errmsg("delimiter and quote of a file source must differ, neither the start of the other")));
+	if (fmt->eol_f.len > 0 && (token_is_prefix(&fmt->eol_f, &fmt->delim_t) ||
+							   (fmt->kind == 'c' && token_is_prefix(&fmt->eol_f, &fmt->quote_f))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("line_end of a file source must differ from its delimiter and quote, neither the start of the other")));
+	if (fmt->general && fmt->nul != 'r')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("nul %s needs a delimiter, quote and escape of one ASCII character each and no line_end",
+						fmt->nul == 'n' ? "null" : "strip")));
 	if ((fmt->trim || fmt->strict) && fmt->kind != 'c')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -291,7 +370,8 @@ migrate_file_seek(FileReader *r, int64 offset, int64 line)
 
 /*
  * Read the record last read again from its second line on (it was cut
- * back to its first): from memory, its bytes after the first line end
+ * back to its first, which ends at raw[first]): from memory, its bytes
+ * after the first line end
  * (with its own line end) before what the buffer still holds, not from
  * the file again, which would read each stray quote's lines twice.
  */
@@ -302,11 +382,15 @@ reader_unread_rest(FileReader *r, int first)
 	char	   *old_buf = r->buf;
 	int			old_cap = r->bufcap;
 
+	int			eol_len = r->fmt->eol_f.len > 0 ? r->fmt->eol_f.len : 1;
+
 	resetStringInfo(next);
-	appendBinaryStringInfo(next, r->raw.data + first + 1, r->raw.len - first - 1);
+	appendBinaryStringInfo(next, r->raw.data + first + eol_len, r->raw.len - first - eol_len);
 	if (r->rec_cr)
 		appendStringInfoChar(next, '\r');
-	if (r->rec_nl)
+	if (r->rec_nl && r->fmt->eol_f.len > 0)
+		appendBinaryStringInfo(next, r->fmt->eol_f.s, eol_len);
+	else if (r->rec_nl)
 		appendStringInfoChar(next, '\n');
 	appendBinaryStringInfo(next, r->buf + r->bufpos, r->buflen - r->bufpos);
 	enlargeStringInfo(next, FILE_BUF_SIZE);
@@ -317,7 +401,7 @@ reader_unread_rest(FileReader *r, int first)
 	next->data = old_buf;
 	next->maxlen = old_cap;
 	next->len = 0;
-	r->offset = r->rec_start + first + 1;
+	r->offset = r->rec_start + first + eol_len;
 	r->line = r->rec_line + 1;
 }
 
@@ -340,6 +424,145 @@ reader_fill(FileReader *r)
 	if (n == 0)
 		r->eof = true;
 	return n > 0;
+}
+
+/* Whether s[i, n) starts with token t (i < n). */
+static inline bool
+token_at(const char *s, int i, int n, const FileToken *t)
+{
+	if (t->len == 1)
+		return s[i] == t->s[0];
+	return t->len > 0 && i + t->len <= n && memcmp(s + i, t->s, t->len) == 0;
+}
+
+/*
+ * Refill the buffer keeping its unread bytes (fewer than a token match
+ * needs), for the general reader; false when nothing is left.
+ */
+static bool
+reader_top_up(FileReader *r)
+{
+	int			rest = r->buflen - r->bufpos;
+	ssize_t		n;
+
+	if (r->eof)
+		return rest > 0;
+	memmove(r->buf, r->buf + r->bufpos, rest);
+	r->bufpos = 0;
+	r->buflen = rest;
+	CHECK_FOR_INTERRUPTS();
+	n = read(r->fd, r->buf + rest, r->bufcap - rest);
+	if (n < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", r->path)));
+	if (n == 0)
+		r->eof = true;
+	r->buflen += (int) n;
+	return r->buflen > 0;
+}
+
+/*
+ * read_record() for a general format (fmt->general): the record ends at
+ * the line end (fmt->eol_f, else \n) outside quotes, tokens of several
+ * bytes are matched whole, with the buffer topped up so that none is
+ * split between two reads.  A "line" is then what the line end ends.
+ */
+static bool
+read_record_general(FileReader *r)
+{
+	const FileFormat *fmt = r->fmt;
+	bool		csv = fmt->kind == 'c';
+	FileToken	newline = {"\n", 1};
+	const FileToken *eol = fmt->eol_f.len > 0 ? &fmt->eol_f : &newline;
+	bool		in_quote = false;
+	bool		any = false;
+
+	for (;;)
+	{
+		const char *b;
+		int			i,
+					n,
+					limit;
+		bool		found = false;
+
+		if (r->buflen - r->bufpos < fmt->lookahead && !r->eof)
+			(void) reader_top_up(r);
+		if (r->bufpos >= r->buflen)
+		{
+			if (!any)
+				return false;
+			r->rec_open_quote = in_quote;
+			r->line += r->rec_lines - 1;
+			return true;
+		}
+		any = true;
+		b = r->buf;
+		n = r->buflen;
+		/* short of the end, leave room for a token's whole match */
+		limit = r->eof ? n : n - (fmt->lookahead - 1);
+		for (i = r->bufpos; i < limit;)
+		{
+			if (csv && in_quote)
+			{
+				if (fmt->escape_f.len > 0 && !token_is_prefix(&fmt->escape_f, &fmt->quote_f) &&
+					token_at(b, i, n, &fmt->escape_f))
+				{
+					int			j = i + fmt->escape_f.len;
+
+					/* an escape makes the quote or escape after it text */
+					if (j < n && token_at(b, j, n, &fmt->quote_f))
+						j += fmt->quote_f.len;
+					else if (j < n && token_at(b, j, n, &fmt->escape_f))
+						j += fmt->escape_f.len;
+					i = j;
+				}
+				else if (token_at(b, i, n, &fmt->quote_f))
+				{
+					in_quote = false;
+					i += fmt->quote_f.len;
+				}
+				else if (token_at(b, i, n, eol))
+				{
+					r->rec_lines++;
+					i += eol->len;
+				}
+				else
+					i++;
+			}
+			else if (csv && token_at(b, i, n, &fmt->quote_f))
+			{
+				in_quote = true;
+				i += fmt->quote_f.len;
+			}
+			else if (token_at(b, i, n, eol))
+			{
+				found = true;
+				break;
+			}
+			else
+				i++;
+		}
+		if (i > n)
+			i = n;				/* a token at the file's very end */
+		appendBinaryStringInfo(&r->raw, b + r->bufpos, i - r->bufpos);
+		r->offset += i - r->bufpos;
+		r->bufpos = i;
+		if (found)
+		{
+			r->bufpos += eol->len;
+			r->offset += eol->len;
+			r->line += r->rec_lines;
+			r->rec_nl = true;
+			/* CRLF line ends, as read_record's, unless the line end is given */
+			if (fmt->eol_f.len == 0 && r->raw.len > 0 && r->raw.data[r->raw.len - 1] == '\r')
+			{
+				r->raw.data[--r->raw.len] = '\0';
+				r->rec_cr = true;
+			}
+			return true;
+		}
+	}
 }
 
 /*
@@ -365,6 +588,8 @@ read_record(FileReader *r)
 	r->rec_cr = false;
 	r->rec_nl = false;
 	r->rec_no_quote = false;
+	if (r->fmt->general)
+		return read_record_general(r);
 	for (;;)
 	{
 		char	   *p,
@@ -641,9 +866,12 @@ cut_csv(FileReader *r)
 	int			i = 0;
 	bool		strict = r->rec_lines > 1 || fmt->strict;
 	bool		trim = fmt->trim;
+	const FileToken *delim = &fmt->delim_t;
+	const FileToken *quote = &fmt->quote_t;
+	const FileToken *escape = &fmt->escape_t;
 
 	/* a record without a quote: its fields are what the delimiters cut */
-	if (r->rec_no_quote && r->tdata == r->raw.data)
+	if (r->rec_no_quote && r->tdata == r->raw.data && !fmt->general)
 	{
 		for (;;)
 		{
@@ -690,11 +918,11 @@ cut_csv(FileReader *r)
 			/* outside quotes: up to a delimiter, the end, or a quote */
 			int			j = i;
 
-			while (j < n && s[j] != fmt->delim && s[j] != fmt->quote)
+			while (j < n && !token_at(s, j, n, delim) && !token_at(s, j, n, quote))
 				j++;
 			appendBinaryStringInfo(&r->fieldbuf, s + i, j - i);
 			i = j;
-			if (i >= n || s[i] == fmt->delim)
+			if (i >= n || token_at(s, i, n, delim))
 				break;
 			if (strict && (saw_quote || i > content))
 			{
@@ -704,11 +932,11 @@ cut_csv(FileReader *r)
 			}
 			/* a quoted stretch */
 			saw_quote = true;
-			i++;
+			i += quote->len;
 			for (;;)
 			{
 				j = i;
-				while (j < n && s[j] != fmt->quote && s[j] != fmt->escape)
+				while (j < n && !token_at(s, j, n, quote) && !token_at(s, j, n, escape))
 					j++;
 				appendBinaryStringInfo(&r->fieldbuf, s + i, j - i);
 				i = j;
@@ -717,16 +945,23 @@ cut_csv(FileReader *r)
 					r->error = "unterminated CSV quoted field";
 					return false;
 				}
-				if (s[i] == fmt->escape && i + 1 < n &&
-					(s[i + 1] == fmt->quote || s[i + 1] == fmt->escape))
+				if (token_at(s, i, n, escape) && i + escape->len < n &&
+					(token_at(s, i + escape->len, n, quote) || token_at(s, i + escape->len, n, escape)))
 				{
-					appendStringInfoChar(&r->fieldbuf, s[i + 1]);
-					i += 2;
+					const FileToken *t = token_at(s, i + escape->len, n, quote) ? quote : escape;
+
+					appendBinaryStringInfo(&r->fieldbuf, t->s, t->len);
+					i += escape->len + t->len;
 				}
-				else if (s[i] == fmt->quote)
+				else if (token_at(s, i, n, quote))
 				{
-					i++;
+					i += quote->len;
 					break;
+				}
+				else if (token_at(s, i, n, escape))
+				{
+					appendBinaryStringInfo(&r->fieldbuf, escape->s, escape->len);
+					i += escape->len;
 				}
 				else
 					appendStringInfoChar(&r->fieldbuf, s[i++]);
@@ -739,7 +974,7 @@ cut_csv(FileReader *r)
 				if (trim)
 					while (j < n && CSV_BLANK(fmt, s[j]))
 						j++;
-				if (j < n && s[j] != fmt->delim)
+				if (j < n && !token_at(s, j, n, delim))
 				{
 					r->error = "unexpected character after a closing quote";
 					return false;
@@ -761,7 +996,7 @@ cut_csv(FileReader *r)
 			field_end(r);
 		if (i >= n)
 			return true;
-		i++;					/* the delimiter: another field follows */
+		i += delim->len;		/* the delimiter: another field follows */
 	}
 }
 
@@ -778,7 +1013,7 @@ cut_text(FileReader *r)
 	{
 		int			start = i;
 
-		while (i < n && s[i] != fmt->delim)
+		while (i < n && !token_at(s, i, n, &fmt->delim_t))
 		{
 			if (s[i] == '\\' && i + 1 < n)
 				i++;
@@ -860,7 +1095,7 @@ cut_text(FileReader *r)
 		}
 		if (i >= n)
 			return true;
-		i++;
+		i += fmt->delim_t.len;
 	}
 }
 
@@ -892,6 +1127,40 @@ parse_record(FileReader *r)
 			field_end(r);
 			break;
 	}
+}
+
+/*
+ * Whether the record read is a blank line: empty, or with a line end
+ * other than \n given, line breaks only (the one after a file's last line
+ * end, say).
+ */
+static bool
+record_is_blank(FileReader *r)
+{
+	if (r->fmt->eol_f.len == 0)
+		return r->raw.len == 0;
+	for (int i = 0; i < r->raw.len; i++)
+		if (r->raw.data[i] != '\n' && r->raw.data[i] != '\r')
+			return false;
+	return true;
+}
+
+/* Where the record's first line ends in raw (raw.len if it has one line). */
+static int
+first_line_end(FileReader *r)
+{
+	const FileToken *eol = &r->fmt->eol_f;
+
+	if (eol->len == 0)
+	{
+		char	   *nl = memchr(r->raw.data, '\n', r->raw.len);
+
+		return nl ? (int) (nl - r->raw.data) : r->raw.len;
+	}
+	for (int i = 0; i < r->raw.len; i++)
+		if (token_at(r->raw.data, i, r->raw.len, eol))
+			return i;
+	return r->raw.len;
 }
 
 /*
@@ -930,7 +1199,7 @@ migrate_file_next(FileReader *r, int ncols, bool skip)
 	{
 		if (!read_record(r))
 			return false;
-		if (r->raw.len == 0 && r->rec_lines == 1)
+		if (r->rec_lines == 1 && record_is_blank(r))
 			continue;			/* a blank line */
 		/* skipping: only a record of several lines is cut, to see where it ends */
 		if (skip && r->rec_lines == 1)
@@ -939,13 +1208,12 @@ migrate_file_next(FileReader *r, int ncols, bool skip)
 		fields_against_columns(r, ncols);
 		if (r->error && r->rec_lines > 1)
 		{
-			char	   *nl = memchr(r->raw.data, '\n', r->raw.len);
-			int			first = nl ? (int) (nl - r->raw.data) : r->raw.len;
+			int			first = first_line_end(r);
 
 			reader_unread_rest(r, first);
 			r->raw.len = first;
 			r->raw.data[first] = '\0';
-			if (first > 0 && r->raw.data[first - 1] == '\r')
+			if (first > 0 && r->raw.data[first - 1] == '\r' && r->fmt->eol_f.len == 0)
 				r->raw.data[--r->raw.len] = '\0';
 			r->rec_lines = 1;
 			/* the first line's own error (an unterminated quote, say) */
@@ -997,6 +1265,36 @@ migrate_file_raw_text(FileReader *r)
 	return out.data;
 }
 
+/* Skip one line of a given line end (not quote-aware, as skip_lines is not); false at the end. */
+static bool
+skip_general_line(FileReader *r)
+{
+	const FileToken *eol = &r->fmt->eol_f;
+
+	for (;;)
+	{
+		int			limit;
+
+		if (r->buflen - r->bufpos < eol->len && !r->eof)
+			(void) reader_top_up(r);
+		if (r->bufpos >= r->buflen)
+			return false;
+		limit = r->eof ? r->buflen : r->buflen - (eol->len - 1);
+		for (int i = r->bufpos; i < limit; i++)
+			if (token_at(r->buf, i, r->buflen, eol))
+			{
+				r->offset += i + eol->len - r->bufpos;
+				r->bufpos = i + eol->len;
+				r->line++;
+				return true;
+			}
+		r->offset += limit - r->bufpos;
+		r->bufpos = limit;
+		if (r->eof)
+			return false;
+	}
+}
+
 /*
  * Skip a file's first lines and its header; with want_header, return the
  * header's fields (NULL when the file has none).  Leaves r at the first
@@ -1013,6 +1311,12 @@ migrate_file_skip_head(FileReader *r, bool want_header)
 		{
 			char	   *p;
 
+			if (r->fmt->eol_f.len > 0)
+			{
+				if (!skip_general_line(r))
+					return NIL;
+				break;
+			}
 			if (r->bufpos >= r->buflen && !reader_fill(r))
 				return NIL;
 			p = memchr(r->buf + r->bufpos, '\n', r->buflen - r->bufpos);

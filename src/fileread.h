@@ -18,14 +18,32 @@
 #define FILE_MAX_FILES	(1 << 22)
 #define FILE_BUF_SIZE	65536
 
+/* a delimiter, quote, escape or line end: one or a few bytes */
+#define FILE_TOKEN_MAX	8
+typedef struct FileToken
+{
+	char		s[FILE_TOKEN_MAX];
+	int			len;			/* 0: none */
+} FileToken;
+
 /* how the files of a source are written */
 typedef struct FileFormat
 {
 	char		kind;			/* 'c' csv, 't' text, 'l' lines */
 	bool		header;
-	char		delim;
-	char		quote;
+	char		delim;			/* their first bytes (the fast paths': one */
+	char		quote;			/* ASCII byte each, unless general) */
 	char		escape;
+	bool		general;		/* a token of several bytes, or a line end
+								 * other than \n: records and fields are
+								 * found by the tokens below */
+	FileToken	delim_t;		/* in the database's encoding (fields are */
+	FileToken	quote_t;		/* cut from the converted record) */
+	FileToken	escape_t;
+	FileToken	quote_f;		/* in the files' encoding (records are found */
+	FileToken	escape_f;		/* in their bytes) */
+	FileToken	eol_f;			/* the line end; none: \n (and \r\n) */
+	int			lookahead;		/* bytes a token match may need */
 	char	   *null_str;
 	int			null_len;
 	bool		trim;			/* csv: blanks around unquoted text dropped */

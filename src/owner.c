@@ -245,6 +245,70 @@ migrate_caller_search_path_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(migrate_caller_search_path()));
 }
 
+/* the implementation migrate_call_as_owner is running (innermost), or NULL */
+static const char *own_call_impl = NULL;
+
+bool
+migrate_in_own_call(const char *impl)
+{
+	return own_call_impl != NULL && (impl == NULL || strcmp(own_call_impl, impl) == 0);
+}
+
+/*
+ * The SQL writers of catalog.c record what migrate_verify(),
+ * migrate_report(), migrate_diff() and migrate_drop_plan() did: a plan's
+ * owner calling one directly (to mark its own run verified without
+ * verifying it, say) is refused; a superuser may, as it may write the
+ * tables anyway.
+ */
+void
+migrate_check_own_writer(const char *writer, const char *impl, const char *public_function)
+{
+	if (superuser() || migrate_in_own_call(impl))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s records what %s did: it may not be called directly", writer,
+					public_function ? public_function : "migrate's own functions"),
+			 errdetail("Only migrate's own functions, or a superuser, may call it."),
+			 public_function ? errhint("Call %s.", public_function) : 0));
+}
+
+/*
+ * migrate._catalog_event(): within migrate's own calls, or the "plan
+ * defined" event (plan given, no run) that migrate_plan() writes as its
+ * caller, with the options the plan has now as details: only the truth.
+ */
+void
+migrate_check_event_writer(const char *plan_without_run, const char *event, const char *details)
+{
+	bool		truthful = false;
+
+	if (plan_without_run != NULL && details != NULL && strcmp(event, "plan defined") == 0 &&
+		!superuser() && !migrate_in_own_call(NULL))
+	{
+		Oid			argtypes[2] = {TEXTOID, TEXTOID};
+		Datum		args[2] = {CStringGetTextDatum(plan_without_run), CStringGetTextDatum(details)};
+		int			level = pin_search_path();
+		int			ret;
+
+		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+		ret = SPI_execute_with_args("SELECT 1 FROM migrate.plan p WHERE p.plan_name OPERATOR(pg_catalog.=) $1"
+									"   AND p.options::pg_catalog.text OPERATOR(pg_catalog.=) $2",
+									2, argtypes, args, NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading the options of plan \"%s\" failed: %s", plan_without_run,
+				 SPI_result_code_string(ret));
+		truthful = SPI_processed == 1;
+		if ((ret = SPI_finish()) != SPI_OK_FINISH)
+			elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+		AtEOXact_GUC(true, level);
+	}
+	if (!truthful)
+		migrate_check_own_writer("migrate._catalog_event()", NULL, NULL);
+}
+
 /* ---------------------------------------------------------------------
  * A plan's settings (options->'settings'): the configuration parameters
  * its owner's SQL runs with in a run's workers and in verify and diff,
@@ -360,6 +424,26 @@ migrate_check_settings(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* Call the implementation, known as migrate's own call while it runs. */
+static Datum
+invoke_own_call(FunctionCallInfo impl_fcinfo, const char *impl_name)
+{
+	const char *outer = own_call_impl;
+	Datum		result;
+
+	own_call_impl = impl_name;
+	PG_TRY();
+	{
+		result = FunctionCallInvoke(impl_fcinfo);
+	}
+	PG_FINALLY();
+	{
+		own_call_impl = outer;
+	}
+	PG_END_TRY();
+	return result;
+}
+
 /*
  * The body of a public function F that runs as the plan's owner: declared
  * LANGUAGE C AS 'MODULE_PATHNAME', 'migrate_call_as_owner'.  Its first
@@ -450,7 +534,7 @@ migrate_call_as_owner(PG_FUNCTION_ARGS)
 		impl_fcinfo->args[i].value = fcinfo->args[i].value;
 		impl_fcinfo->args[i].isnull = fcinfo->args[i].isnull;
 	}
-	result = FunctionCallInvoke(impl_fcinfo);
+	result = invoke_own_call(impl_fcinfo, impl_name);
 	fcinfo->isnull = impl_fcinfo->isnull;
 	if (settings_level > 0)
 		AtEOXact_GUC(true, settings_level);

@@ -61,6 +61,20 @@ extern void migrate_restore_identity(MigrateIdentity *saved);
 extern char *migrate_caller_search_path(void);
 
 /*
+ * Whether migrate_call_as_owner is running implementation impl (such as
+ * "_migrate_verify") as its innermost call, or any one when impl is NULL:
+ * the writers of what those calls found (catalog.c) take no direct call.
+ */
+extern bool migrate_in_own_call(const char *impl);
+
+/* Raise 42501 unless a superuser or migrate's own call impl (any: NULL) calls writer. */
+extern void migrate_check_own_writer(const char *writer, const char *impl, const char *public_function);
+
+/* migrate._catalog_event()'s check: own calls, or migrate_plan()'s true "plan defined". */
+extern void migrate_check_event_writer(const char *plan_without_run, const char *event,
+									   const char *details);
+
+/*
  * Set the plan's settings (options->'settings', read as the current user)
  * for the rest of the session: a run's workers, after becoming the owner.
  */

@@ -136,15 +136,24 @@ UPDATE migrate.run_range SET definition = 'DROP TABLE sec_tgt.items' WHERE run_i
 SELECT test_error($$INSERT INTO migrate.event (plan, actor, event) VALUES ('sec_alice', 'postgres', 'forged')$$);
 SELECT test_error($$INSERT INTO migrate.run (plan, batch_size, owner) VALUES ('sec_alice', 10, 'regress_run_alice')$$);
 SELECT test_error(format($$INSERT INTO migrate.run_range (run_id, target, range_no, kind, definition) VALUES (%s, 'sec_tgt.items', 99, 'index', 'DROP TABLE sec_tgt.items')$$, :run_b));
+-- nor, called directly, record what migrate's functions found on her own
+-- run: verified without verifying, a report or an event of her making
+SELECT regexp_replace(test_error(format('SELECT migrate._catalog_verified(%s, true, ''forged'')', :run_b)), 'run \d+', 'run N');
+SELECT regexp_replace(test_error(format('SELECT migrate._catalog_report(%s, ''forged'')', :run_b)), 'run \d+', 'run N');
+SELECT regexp_replace(test_error(format('SELECT migrate._catalog_event(%s, ''sec_alice'', ''note'', ''forged'')', :run_b)), 'run \d+', 'run N');
+SELECT test_error($$SELECT migrate._catalog_event(NULL, 'sec_alice', 'plan defined', '{"forged": true}')$$);
 -- her own calls still append events, in her name, at the server's time
-SELECT migrate._catalog_event(:run_b, 'sec_alice', 'note', 'by alice');
+SELECT migrate_report(:run_b) IS NOT NULL AS reported;
+SELECT migrate_plan('sec_alice', source_schema => 'sec_src', target_schema => 'sec_tgt') AS redefined;
 RESET ROLE;
 SET ROLE regress_run_bob;
 DELETE FROM migrate.event WHERE plan = 'sec_alice';
 UPDATE migrate.run SET state = 'failed' WHERE plan = 'sec_alice';
 RESET ROLE;
 SELECT count(*) - :events_before AS events_added FROM migrate.event WHERE plan = 'sec_alice';
-SELECT actor, details, at > now() - interval '1 hour' AS server_time FROM migrate.event WHERE event = 'note';
+SELECT event, actor, at > now() - interval '1 hour' AS server_time FROM migrate.event
+ WHERE plan = 'sec_alice' ORDER BY event_id DESC LIMIT 1;
+SELECT count(*) AS notes FROM migrate.event WHERE event = 'note';
 SELECT state, error FROM migrate.run WHERE run_id = :run_b;
 SELECT count(*) AS forged FROM migrate.event WHERE event = 'forged' OR details = 'forged';
 SELECT count(*) AS ranges_with_definition FROM migrate.run_range WHERE run_id = :run_b AND definition IS NOT NULL;
