@@ -30,8 +30,10 @@
  * spans several physical lines, only its first line is the error and the
  * reader starts again at the next line, so one stray quote costs one line,
  * not the rest of the file.  Each record is checked (or converted) from
- * the file's encoding to the database's before its fields are cut, so
- * delimiter and quote must be ASCII.
+ * the file's encoding to the database's before its fields are cut.  A
+ * delimiter, quote or escape of one ASCII byte and the \n line end take
+ * fast paths; others (several bytes, a character beyond ASCII, option
+ * line_end) take the general reader, which matches them whole (fileread.c).
  *
  * Where a scan starts: the first record whose _pos is above the lower
  * bound.  Consecutive batches start where the previous scan stopped: the
