@@ -213,6 +213,12 @@ migrate_file_parse_options(List *options, FileFormat *fmt, char **pattern)
 	token_in_files("quote", &fmt->quote_t, fmt->encoding, &fmt->quote_f);
 	token_in_files("escape", &fmt->escape_t, fmt->encoding, &fmt->escape_f);
 	token_in_files("line_end", &eol, fmt->encoding, &fmt->eol_f);
+	fmt->token_start[(unsigned char) (fmt->eol_f.len > 0 ? fmt->eol_f.s[0] : '\n')] = true;
+	if (fmt->kind == 'c')
+	{
+		fmt->token_start[(unsigned char) fmt->quote_f.s[0]] = true;
+		fmt->token_start[(unsigned char) fmt->escape_f.s[0]] = true;
+	}
 	fmt->delim = fmt->delim_t.s[0];
 	fmt->quote = fmt->quote_t.s[0];
 	fmt->escape = fmt->escape_t.s[0];
@@ -430,9 +436,21 @@ reader_fill(FileReader *r)
 static inline bool
 token_at(const char *s, int i, int n, const FileToken *t)
 {
-	if (t->len == 1)
-		return s[i] == t->s[0];
-	return t->len > 0 && i + t->len <= n && memcmp(s + i, t->s, t->len) == 0;
+	return t->len > 0 && s[i] == t->s[0] &&
+		(t->len == 1 || (i + t->len <= n && memcmp(s + i + 1, t->s + 1, t->len - 1) == 0));
+}
+
+/* The first place in [s, end) where token t is, or NULL. */
+static inline const char *
+token_find(const char *s, const char *end, const FileToken *t)
+{
+	while (s < end && (s = memchr(s, t->s[0], end - s)) != NULL)
+	{
+		if (t->len == 1 || (end - s >= t->len && memcmp(s + 1, t->s + 1, t->len - 1) == 0))
+			return s;
+		s++;
+	}
+	return NULL;
 }
 
 /*
@@ -496,6 +514,16 @@ read_record_general(FileReader *r)
 			r->line += r->rec_lines - 1;
 			return true;
 		}
+		/* with line_end given, line breaks before a record are layout, not data */
+		if (r->raw.len == 0 && fmt->eol_f.len > 0 && !in_quote)
+		{
+			while (r->bufpos < r->buflen &&
+				   (r->buf[r->bufpos] == '\n' || r->buf[r->bufpos] == '\r'))
+				r->bufpos++, r->offset++;
+			r->rec_start = r->offset;
+			if (r->bufpos >= r->buflen)
+				continue;
+		}
 		any = true;
 		b = r->buf;
 		n = r->buflen;
@@ -503,6 +531,25 @@ read_record_general(FileReader *r)
 		limit = r->eof ? n : n - (fmt->lookahead - 1);
 		for (i = r->bufpos; i < limit;)
 		{
+			/* bytes that start no token: skipped a run at a time */
+			if (!in_quote)
+			{
+				/* outside quotes only the line end and a quote matter */
+				const char *e = memchr(b + i, eol->s[0], limit - i);
+				const char *stop = e ? e : b + limit;
+				const char *q = csv ? memchr(b + i, fmt->quote_f.s[0], stop - (b + i)) : NULL;
+
+				i = (q ? q : stop) - b;
+				if (i >= limit)
+					break;
+			}
+			else if (!fmt->token_start[(unsigned char) b[i]])
+			{
+				i++;
+				while (i < limit && !fmt->token_start[(unsigned char) b[i]])
+					i++;
+				continue;
+			}
 			if (csv && in_quote)
 			{
 				if (fmt->escape_f.len > 0 && !token_is_prefix(&fmt->escape_f, &fmt->quote_f) &&
@@ -871,11 +918,13 @@ cut_csv(FileReader *r)
 	const FileToken *escape = &fmt->escape_t;
 
 	/* a record without a quote: its fields are what the delimiters cut */
-	if (r->rec_no_quote && r->tdata == r->raw.data && !fmt->general)
+	if (fmt->general ? memchr(s, quote->s[0], n) == NULL :
+		(r->rec_no_quote && r->tdata == r->raw.data))
 	{
 		for (;;)
 		{
-			const char *d = memchr(s + i, fmt->delim, n - i);
+			const char *d = fmt->general ? token_find(s + i, s + n, delim) :
+				memchr(s + i, fmt->delim, n - i);
 			int			len = (d ? (int) (d - s) : n) - i;
 			int			from = i,
 						to = i + len;
@@ -897,7 +946,7 @@ cut_csv(FileReader *r)
 			}
 			if (d == NULL)
 				return true;
-			i += len + 1;
+			i += len + delim->len;
 		}
 	}
 	for (;;)

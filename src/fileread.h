@@ -44,6 +44,8 @@ typedef struct FileFormat
 	FileToken	escape_f;		/* in their bytes) */
 	FileToken	eol_f;			/* the line end; none: \n (and \r\n) */
 	int			lookahead;		/* bytes a token match may need */
+	bool		token_start[256];	/* the first bytes of the line end, quote
+									 * and escape in the files */
 	char	   *null_str;
 	int			null_len;
 	bool		trim;			/* csv: blanks around unquoted text dropped */

@@ -12,16 +12,18 @@ SET datestyle = ISO, YMD;
 SELECT '/tmp/migrate_regress_tokens_' || current_setting('port') AS dir \gset
 \i test/sql/include/file_dir.sql
 
--- fields terminated by '¦', lines by '¶' (and a line break after the last one)
+-- fields terminated by '¦', lines by '¶'; line breaks before a record are
+-- layout (the file's first line, after a '¶'), a quoted one is the field's
 SELECT pg_temp.write_file(:'dir' || '/pilcrow.txt',
-       convert_to(E'plop\u00a6bar\u00a6foo\u00b6plip\u00a6second line\u00a6bar\u00b6\n', 'UTF8'));
+       convert_to(E'\nplop\u00a6bar\u00a6foo\u00b6plip\u00a6second line\u00a6bar\u00b6\r\n'
+               || E'"\nquoted break"\u00a6x\u00a6y\u00b6\n', 'UTF8'));
 CREATE TABLE lines (id serial PRIMARY KEY, f1 text, f2 text, f3 text);
 SELECT migrate_plan('tokens', options => '{"reject_limit": null}');
 SELECT migrate_file('tokens', 'lines', :'dir' || '/pilcrow.txt', header => false,
                     delimiter => E'\u00a6', line_end => E'\u00b6',
                     columns => ARRAY['f1', 'f2', 'f3']) IS NOT NULL AS mapped;
 SELECT migrate_run('tokens') AS run \gset
-SELECT id, f1, f2, f3 FROM lines ORDER BY id;
+SELECT id, quote_literal(f1) AS f1, f2, f3 FROM lines ORDER BY id;
 
 -- a delimiter of two characters, quoted fields holding it and a line break,
 -- doubled quotes, CRLF line ends, a stray quote, a line of the wrong width
