@@ -1395,9 +1395,9 @@ migrate_catalog_verified_sql(PG_FUNCTION_ARGS)
 	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
 	args[3] = CStringGetTextDatum(current_actor());
-	migrate_check_own_writer("migrate._catalog_verified()", "_migrate_verify", "migrate_verify()");
 	migrate_catalog_spi_connect();
 	(void) migrate_catalog_check_run_caller(PG_GETARG_INT64(0));
+	migrate_check_own_writer("migrate._catalog_verified()", "_migrate_verify", "migrate_verify()");
 	migrate_become_catalog_owner(&saved);
 	ret = SPI_execute_with_args("WITH r AS (UPDATE migrate.run SET verified = $2, verified_at = pg_catalog.now()"
 								"   WHERE run_id = $1 RETURNING run_id, plan)"
@@ -1436,9 +1436,9 @@ migrate_catalog_report_sql(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
-	migrate_check_own_writer("migrate._catalog_report()", "_migrate_report", "migrate_report()");
 	migrate_catalog_spi_connect();
 	(void) migrate_catalog_check_run_caller(PG_GETARG_INT64(0));
+	migrate_check_own_writer("migrate._catalog_report()", "_migrate_report", "migrate_report()");
 	(void) migrate_catalog_exec("UPDATE migrate.run SET report = $2 WHERE run_id = $1",
 						2, argtypes, args, nulls,
 						SPI_OK_UPDATE, psprintf("saving the report of run " INT64_FORMAT "", PG_GETARG_INT64(0)));

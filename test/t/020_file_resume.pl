@@ -9,7 +9,8 @@
 # what is in the target, and migrate_resume() continues at the next unread
 # record: the clean run's target and the same rejects, none twice.  A glob
 # of three files with two workers (a unit per file) gives the same target
-# as one worker.
+# as one worker.  The same records with '¦' and '¶' for ',' and the line
+# break (the general reader, option line_end) load, stop and resume alike.
 
 use strict;
 use warnings;
@@ -61,23 +62,25 @@ is($r->{rejected}, $bad_lines + $bad_casts, 'and rejected the others');
 cmp_ok($r->{batches}, '>', 10, "in $r->{batches} batches");
 my $clean_sum = table_checksum($node, 'postgres', 'items');
 my $clean_rejects = $node->safe_psql('postgres',
-	"SELECT string_agg(regexp_replace(source_key, '^.*/', '') || ' ' || reason, ',' ORDER BY regexp_replace(source_key, '^.*:', '')::int) "
+	"SELECT string_agg(regexp_replace(source_key, '^.*:', '') || ' ' || reason, ',' ORDER BY regexp_replace(source_key, '^.*:', '')::int) "
 	  . "FROM migrate.reject WHERE run_id = $clean");
 is($node->safe_psql('postgres',
 		"SELECT count(*) FROM migrate.reject WHERE run_id = $clean AND reason = '22P04'"),
 	$bad_lines, 'each malformed line is a 22P04 reject');
 $node->safe_psql('postgres', 'TRUNCATE items');
 
-for my $pt ([ 4321, 'kill9' ], [ 15000, 'term' ], [ 29000, 'restart' ])
+# Stop plan's run at record gkey (how: kill9, term, restart), then resume
+# it: the clean run's target and rejects.
+sub stop_and_resume
 {
-	my ($gkey, $how) = @$pt;
-	my $name = "$how at record $gkey";
+	my ($plan, $table, $gkey, $how, $rejects) = @_;
+	my $name = "$plan: $how at record $gkey";
 	note "=== $name";
 	set_gate($node, items => [$gkey]);
 	my $gate = gate_close($node);
-	my $caller = start_run($node, 'f', batch_size => 500);
-	my $pid = worker_pid($node, 'f');
-	my $run = $node->safe_psql('postgres', "SELECT run_id FROM migrate.run WHERE plan = 'f' AND state = 'running'");
+	my $caller = start_run($node, $plan, batch_size => 500);
+	my $pid = worker_pid($node, $plan);
+	my $run = $node->safe_psql('postgres', "SELECT run_id FROM migrate.run WHERE plan = '$plan' AND state = 'running'");
 	is(gate_wait($node), $pid, "$name: the worker is at the gate");
 	if ($how eq 'term') { $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)"); }
 	elsif ($how eq 'kill9')
@@ -92,9 +95,9 @@ for my $pt ([ 4321, 'kill9' ], [ 15000, 'term' ], [ 29000, 'restart' ])
 
 	is($node->safe_psql('postgres', "SELECT DISTINCT run_state FROM migrate_status($run)"),
 		'interrupted', "$name: the run is interrupted");
-	my $rows = run_table_rows($node, $run)->{items};
+	my $rows = run_table_rows($node, $run)->{$table};
 	is($rows->{read}, $rows->{written} + $rows->{rejected}, "$name: rows_read = rows_written + rows_rejected");
-	is($node->safe_psql('postgres', 'SELECT count(*) FROM items'), $rows->{written},
+	is($node->safe_psql('postgres', "SELECT count(*) FROM $table"), $rows->{written},
 		"$name: the target holds rows_written rows");
 	cmp_ok($rows->{read}, '<', 30000, "$name: stopped in the middle of the file ($rows->{read} read)");
 	is($node->safe_psql('postgres', "SELECT count(*) FROM migrate.reject WHERE run_id = $run"),
@@ -103,14 +106,23 @@ for my $pt ([ 4321, 'kill9' ], [ 15000, 'term' ], [ 29000, 'restart' ])
 	$node->psql('postgres', "SET client_min_messages = warning; SELECT migrate_resume($run)", stderr => \$rerr);
 	is($rerr, '', "$name: migrate_resume($run) works");
 	is(run_row($node, $run)->{state}, 'succeeded', "$name: the resumed run succeeded");
-	is(table_checksum($node, 'postgres', 'items'), $clean_sum,
+	is(table_checksum($node, 'postgres', $table), $clean_sum,
 		"$name: the resumed target is the clean run's (nothing lost, nothing doubled)");
-	is($node->safe_psql('postgres',
-			"SELECT string_agg(regexp_replace(source_key, '^.*/', '') || ' ' || reason, ',' ORDER BY regexp_replace(source_key, '^.*:', '')::int) "
-			  . "FROM migrate.reject WHERE run_id = $run"),
-		$clean_rejects, "$name: the same rejects as the clean run, each once");
-	$node->safe_psql('postgres', 'TRUNCATE items');
+	is(rejects_of($run), $rejects, "$name: the same rejects as the clean run, each once");
+	$node->safe_psql('postgres', "TRUNCATE $table");
 }
+
+# a run's rejects as 'line reason', in line order
+sub rejects_of
+{
+	my ($run) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT string_agg(regexp_replace(source_key, '^.*:', '') || ' ' || reason, ',' ORDER BY regexp_replace(source_key, '^.*:', '')::int) "
+		  . "FROM migrate.reject WHERE run_id = $run");
+}
+
+stop_and_resume('f', 'items', @$_, $clean_rejects)
+  for ([ 4321, 'kill9' ], [ 15000, 'term' ], [ 29000, 'restart' ]);
 
 # a glob of three files: two workers, a unit per file, the same target as one
 my ($g1, $g2, $g3) = ("$dir/parts/a.csv", "$dir/parts/b.csv", "$dir/parts/c.csv");
@@ -143,10 +155,45 @@ is(run_row($node, $hrun)->{state}, 'succeeded', 'one file with two workers succe
 cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run_range WHERE run_id = $hrun AND kind = 'load'"),
 	'>=', 4, 'the file was cut into byte ranges');
 is(table_checksum($node, 'postgres', 'items'), $clean_sum, 'two workers over one file: the one-worker target');
-is($node->safe_psql('postgres',
-		"SELECT string_agg(regexp_replace(source_key, '^.*/', '') || ' ' || reason, ',' ORDER BY regexp_replace(source_key, '^.*:', '')::int) "
-		  . "FROM migrate.reject WHERE run_id = $hrun"),
-	$clean_rejects, 'two workers over one file: the same rejects, each once');
+is(rejects_of($hrun), $clean_rejects, 'two workers over one file: the same rejects, each once');
+$node->safe_psql('postgres', 'TRUNCATE items');
+
+# the same records with a delimiter and a line end of several bytes ('¦',
+# '¶': the general reader): the same target and rejects (lines are what
+# '¶' ends, so the same numbers), killed and resumed, and with two workers
+my ($bar, $pil) = ("\xc2\xa6", "\xc2\xb6");
+{
+	my $text = '';
+	open my $in, '<', "$dir/items.csv" or die $!;
+	{ local $/; $text = <$in>; }
+	close $in;
+	# the CSV has no '¦', '¶' or quoted comma: a byte-wise swap is the same records
+	$text =~ s/,/$bar/g;
+	$text =~ s/\n/$pil/g;
+	open my $out, '>:raw', "$dir/items.txt" or die $!;
+	print $out $text;
+	close $out;
+}
+$node->safe_psql('postgres', qq{
+	CREATE TABLE items_t (id int PRIMARY KEY, name text NOT NULL, qty int);
+	SET client_min_messages = warning;
+	SELECT migrate_plan('t', options => '{"reject_limit": null}');
+	SELECT migrate_file('t', 'items_t', '$dir/items.txt', delimiter => E'\\u00a6', line_end => E'\\u00b6');
+	SELECT migrate_column('t', 'items_t', 'name', 'replace(test_gate(''items'', s.id::bigint, s.name), E''\\u00b6'', E''\\n'')');
+});
+my ($tclean, $terr) = run_plan($node, 't', batch_size => 500);
+ok($tclean, "general reader: clean run $tclean") or diag $terr;
+is(table_checksum($node, 'postgres', 'items_t'), $clean_sum, 'general reader: the CSV\'s target');
+is(rejects_of($tclean), $clean_rejects, 'general reader: the CSV\'s rejects, at the same lines');
+$node->safe_psql('postgres', 'TRUNCATE items_t');
+stop_and_resume('t', 'items_t', @$_, $clean_rejects) for ([ 4321, 'kill9' ], [ 15000, 'term' ]);
+$node->safe_psql('postgres', "SET client_min_messages = warning; SET migrate.batch_size = 200; SELECT migrate_run('t', parallel => 2)");
+my $trun = $node->safe_psql('postgres', "SELECT max(run_id) FROM migrate.run WHERE plan = 't'");
+is(run_row($node, $trun)->{state}, 'succeeded', 'general reader, two workers: succeeded');
+cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run_range WHERE run_id = $trun AND kind = 'load'"),
+	'>=', 4, 'general reader: the file was cut into byte ranges');
+is(table_checksum($node, 'postgres', 'items_t'), $clean_sum, 'general reader, two workers: the one-worker target');
+is(rejects_of($trun), $clean_rejects, 'general reader, two workers: the same rejects, each once');
 
 is($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run WHERE state = 'running'"), '0',
 	'no run is left running');
