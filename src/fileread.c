@@ -377,9 +377,9 @@ migrate_file_seek(FileReader *r, int64 offset, int64 line)
 /*
  * Read the record last read again from its second line on (it was cut
  * back to its first, which ends at raw[first]): from memory, its bytes
- * after the first line end
- * (with its own line end) before what the buffer still holds, not from
- * the file again, which would read each stray quote's lines twice.
+ * after the first line end (with its own line end) before what the buffer
+ * still holds, not from the file again, which would read each stray
+ * quote's lines twice.
  */
 static void
 reader_unread_rest(FileReader *r, int first)
@@ -387,7 +387,6 @@ reader_unread_rest(FileReader *r, int first)
 	StringInfo	next = &r->spare;
 	char	   *old_buf = r->buf;
 	int			old_cap = r->bufcap;
-
 	int			eol_len = r->fmt->eol_f.len > 0 ? r->fmt->eol_f.len : 1;
 
 	resetStringInfo(next);
