@@ -1341,11 +1341,13 @@ migrate_catalog_event_sql(PG_FUNCTION_ARGS)
 {
 	char	   *plan = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	char	   *details = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *event;
 
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("event of migrate._catalog_event() must not be null")));
+	event = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	migrate_catalog_spi_connect();
 	if (!PG_ARGISNULL(0))
 	{
@@ -1363,9 +1365,8 @@ migrate_catalog_event_sql(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("an event of migrate._catalog_event() must name a run or a plan")));
-	migrate_check_event_writer(PG_ARGISNULL(0) ? plan : NULL, text_to_cstring(PG_GETARG_TEXT_PP(2)), details);
-	migrate_catalog_event(PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0), plan,
-						  text_to_cstring(PG_GETARG_TEXT_PP(2)), details);
+	migrate_check_event_writer(PG_ARGISNULL(0) ? plan : NULL, event, details);
+	migrate_catalog_event(PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0), plan, event, details);
 	migrate_catalog_spi_finish();
 	PG_RETURN_VOID();
 }

@@ -492,6 +492,8 @@ read_record_general(FileReader *r)
 	bool		csv = fmt->kind == 'c';
 	FileToken	newline = {"\n", 1};
 	const FileToken *eol = fmt->eol_f.len > 0 ? &fmt->eol_f : &newline;
+	/* an escape other than the quote makes the quote or escape after it text */
+	bool		escapes = fmt->escape_f.len > 0 && !token_is_prefix(&fmt->escape_f, &fmt->quote_f);
 	bool		in_quote = false;
 	bool		any = false;
 
@@ -551,12 +553,10 @@ read_record_general(FileReader *r)
 			}
 			if (csv && in_quote)
 			{
-				if (fmt->escape_f.len > 0 && !token_is_prefix(&fmt->escape_f, &fmt->quote_f) &&
-					token_at(b, i, n, &fmt->escape_f))
+				if (escapes && token_at(b, i, n, &fmt->escape_f))
 				{
 					int			j = i + fmt->escape_f.len;
 
-					/* an escape makes the quote or escape after it text */
 					if (j < n && token_at(b, j, n, &fmt->quote_f))
 						j += fmt->quote_f.len;
 					else if (j < n && token_at(b, j, n, &fmt->escape_f))
@@ -1177,22 +1177,6 @@ parse_record(FileReader *r)
 	}
 }
 
-/*
- * Whether the record read is a blank line: empty, or with a line end
- * other than \n given, line breaks only (the one after a file's last line
- * end, say).
- */
-static bool
-record_is_blank(FileReader *r)
-{
-	if (r->fmt->eol_f.len == 0)
-		return r->raw.len == 0;
-	for (int i = 0; i < r->raw.len; i++)
-		if (r->raw.data[i] != '\n' && r->raw.data[i] != '\r')
-			return false;
-	return true;
-}
-
 /* Where the record's first line ends in raw (raw.len if it has one line). */
 static int
 first_line_end(FileReader *r)
@@ -1247,7 +1231,7 @@ migrate_file_next(FileReader *r, int ncols, bool skip)
 	{
 		if (!read_record(r))
 			return false;
-		if (r->rec_lines == 1 && record_is_blank(r))
+		if (r->raw.len == 0 && r->rec_lines == 1)
 			continue;			/* a blank line */
 		/* skipping: only a record of several lines is cut, to see where it ends */
 		if (skip && r->rec_lines == 1)

@@ -70,22 +70,45 @@ pin_search_path(void)
 }
 
 /*
- * One oid from a one-parameter query, run as the current user (so under
- * the catalog's row-level security) with search_path pinned.  found says
- * whether a row came back; a NULL value gives InvalidOid.
+ * Read at most one row of the catalog as the current user (so under its
+ * row-level security) with search_path pinned: SPI connected, the query
+ * run, SPI_processed and SPI_tuptable set.  Returns the GUC level that
+ * catalog_read_end() closes, with SPI, once the row has been read.
  */
-static Oid
-oid_query(const char *sql, Oid argtype, Datum arg, bool *found)
+static int
+catalog_read(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *what)
 {
 	int			level = pin_search_path();
-	Oid			result = InvalidOid;
 	int			ret;
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 1);
+	ret = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading the owner failed: %s", SPI_result_code_string(ret));
+		elog(ERROR, "reading %s failed: %s", what, SPI_result_code_string(ret));
+	return level;
+}
+
+static void
+catalog_read_end(int level)
+{
+	int			ret;
+
+	if ((ret = SPI_finish()) != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	AtEOXact_GUC(true, level);
+}
+
+/*
+ * One oid from a one-parameter query (catalog_read).  found says whether
+ * a row came back; a NULL value gives InvalidOid.
+ */
+static Oid
+oid_query(const char *sql, Oid argtype, Datum arg, bool *found)
+{
+	int			level = catalog_read(sql, 1, &argtype, &arg, "the owner");
+	Oid			result = InvalidOid;
+
 	*found = SPI_processed == 1;
 	if (*found)
 	{
@@ -95,9 +118,7 @@ oid_query(const char *sql, Oid argtype, Datum arg, bool *found)
 		if (!isnull)
 			result = DatumGetObjectId(d);
 	}
-	if ((ret = SPI_finish()) != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
-	AtEOXact_GUC(true, level);
+	catalog_read_end(level);
 	return result;
 }
 
@@ -289,21 +310,12 @@ migrate_check_event_writer(const char *plan_without_run, const char *event, cons
 	{
 		Oid			argtypes[2] = {TEXTOID, TEXTOID};
 		Datum		args[2] = {CStringGetTextDatum(plan_without_run), CStringGetTextDatum(details)};
-		int			level = pin_search_path();
-		int			ret;
+		int			level = catalog_read("SELECT 1 FROM migrate.plan p WHERE p.plan_name OPERATOR(pg_catalog.=) $1"
+										 "   AND p.options::pg_catalog.text OPERATOR(pg_catalog.=) $2",
+										 2, argtypes, args, "a plan's options");
 
-		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-		ret = SPI_execute_with_args("SELECT 1 FROM migrate.plan p WHERE p.plan_name OPERATOR(pg_catalog.=) $1"
-									"   AND p.options::pg_catalog.text OPERATOR(pg_catalog.=) $2",
-									2, argtypes, args, NULL, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "reading the options of plan \"%s\" failed: %s", plan_without_run,
-				 SPI_result_code_string(ret));
 		truthful = SPI_processed == 1;
-		if ((ret = SPI_finish()) != SPI_OK_FINISH)
-			elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
-		AtEOXact_GUC(true, level);
+		catalog_read_end(level);
 	}
 	if (!truthful)
 		migrate_check_own_writer("migrate._catalog_event()", NULL, NULL);
@@ -381,17 +393,11 @@ plan_settings(const char *plan)
 {
 	Oid			argtype = TEXTOID;
 	Datum		arg = CStringGetTextDatum(plan);
-	int			level = pin_search_path();
 	Jsonb	   *result = NULL;
-	int			ret;
+	int			level = catalog_read("SELECT options OPERATOR(pg_catalog.->) 'settings' FROM migrate.plan"
+									 " WHERE plan_name OPERATOR(pg_catalog.=) $1",
+									 1, &argtype, &arg, "a plan's settings");
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute_with_args("SELECT options OPERATOR(pg_catalog.->) 'settings' FROM migrate.plan"
-								" WHERE plan_name OPERATOR(pg_catalog.=) $1",
-								1, &argtype, &arg, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading a plan's settings failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
@@ -400,9 +406,7 @@ plan_settings(const char *plan)
 		if (!isnull)
 			result = DatumGetJsonbPCopy(d);	/* in the caller's context */
 	}
-	if ((ret = SPI_finish()) != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
-	AtEOXact_GUC(true, level);
+	catalog_read_end(level);
 	return result;
 }
 

@@ -121,6 +121,21 @@ sub rejects_of
 		  . "FROM migrate.reject WHERE run_id = $run");
 }
 
+# Run plan with two workers (batches of batch_size rows): it succeeds, in
+# at least four units cut by bytes, with the one-worker target; the run id.
+sub two_workers
+{
+	my ($plan, $table, $batch_size, $name) = @_;
+	$node->safe_psql('postgres',
+		"SET client_min_messages = warning; SET migrate.batch_size = $batch_size; SELECT migrate_run('$plan', parallel => 2)");
+	my $run = $node->safe_psql('postgres', "SELECT max(run_id) FROM migrate.run WHERE plan = '$plan'");
+	is(run_row($node, $run)->{state}, 'succeeded', "$name: succeeded");
+	cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run_range WHERE run_id = $run AND kind = 'load'"),
+		'>=', 4, "$name: cut into units by bytes, inside the files");
+	is(table_checksum($node, 'postgres', $table), $clean_sum, "$name: the one-worker target");
+	return $run;
+}
+
 stop_and_resume('f', 'items', @$_, $clean_rejects)
   for ([ 4321, 'kill9' ], [ 15000, 'term' ], [ 29000, 'restart' ]);
 
@@ -135,12 +150,7 @@ $node->safe_psql('postgres', qq{
 	SELECT migrate_plan('g', options => '{"reject_limit": null}');
 	SELECT migrate_file('g', 'items', '$dir/parts/*.csv', source_table => 'items_parts');
 });
-$node->safe_psql('postgres', "SET client_min_messages = warning; SET migrate.batch_size = 500; SELECT migrate_run('g', parallel => 2)");
-my $grun = $node->safe_psql('postgres', "SELECT max(run_id) FROM migrate.run WHERE plan = 'g'");
-is(run_row($node, $grun)->{state}, 'succeeded', 'the glob with two workers succeeded');
-cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run_range WHERE run_id = $grun AND kind = 'load'"),
-	'>=', 4, 'the glob was cut into units by bytes, inside its files');
-is(table_checksum($node, 'postgres', 'items'), $clean_sum, 'two workers over three files: the one-file target');
+two_workers('g', 'items', 500, 'two workers over three files');
 $node->safe_psql('postgres', 'TRUNCATE items');
 
 # one file, two workers: byte ranges cut inside records, each record once
@@ -149,12 +159,7 @@ $node->safe_psql('postgres', qq{
 	SELECT migrate_plan('h', options => '{"reject_limit": null}');
 	SELECT migrate_file('h', 'items', '$dir/items.csv', source_table => 'items_one');
 });
-$node->safe_psql('postgres', "SET client_min_messages = warning; SET migrate.batch_size = 200; SELECT migrate_run('h', parallel => 2)");
-my $hrun = $node->safe_psql('postgres', "SELECT max(run_id) FROM migrate.run WHERE plan = 'h'");
-is(run_row($node, $hrun)->{state}, 'succeeded', 'one file with two workers succeeded');
-cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run_range WHERE run_id = $hrun AND kind = 'load'"),
-	'>=', 4, 'the file was cut into byte ranges');
-is(table_checksum($node, 'postgres', 'items'), $clean_sum, 'two workers over one file: the one-worker target');
+my $hrun = two_workers('h', 'items', 200, 'two workers over one file');
 is(rejects_of($hrun), $clean_rejects, 'two workers over one file: the same rejects, each once');
 $node->safe_psql('postgres', 'TRUNCATE items');
 
@@ -187,12 +192,7 @@ is(table_checksum($node, 'postgres', 'items_t'), $clean_sum, 'general reader: th
 is(rejects_of($tclean), $clean_rejects, 'general reader: the CSV\'s rejects, at the same lines');
 $node->safe_psql('postgres', 'TRUNCATE items_t');
 stop_and_resume('t', 'items_t', @$_, $clean_rejects) for ([ 4321, 'kill9' ], [ 15000, 'term' ]);
-$node->safe_psql('postgres', "SET client_min_messages = warning; SET migrate.batch_size = 200; SELECT migrate_run('t', parallel => 2)");
-my $trun = $node->safe_psql('postgres', "SELECT max(run_id) FROM migrate.run WHERE plan = 't'");
-is(run_row($node, $trun)->{state}, 'succeeded', 'general reader, two workers: succeeded');
-cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run_range WHERE run_id = $trun AND kind = 'load'"),
-	'>=', 4, 'general reader: the file was cut into byte ranges');
-is(table_checksum($node, 'postgres', 'items_t'), $clean_sum, 'general reader, two workers: the one-worker target');
+my $trun = two_workers('t', 'items_t', 200, 'general reader, two workers over one file');
 is(rejects_of($trun), $clean_rejects, 'general reader, two workers: the same rejects, each once');
 
 is($node->safe_psql('postgres', "SELECT count(*) FROM migrate.run WHERE state = 'running'"), '0',
