@@ -94,7 +94,6 @@ typedef struct CopyReader
 	Oid		   *ioparams;
 	int32	   *typmods;		/* of the caller's column list */
 	StringInfoData buf;			/* received; parsed up to buf.cursor */
-	StringInfoData field;		/* one value, for its receive function */
 	bool		header_done;
 	bool		trailer;		/* the trailer was read */
 	bool		done;			/* and the COPY has ended well */
@@ -123,6 +122,7 @@ static CopyReader *copy_reader_begin(Oid relid, const char *keycol, Oid keytype,
 									 Datum lo, bool lo_null, Datum hi, bool hi_null,
 									 TupleDesc expected);
 static bool copy_reader_next(CopyReader *rd, Datum *values, bool *nulls);
+static Datum receive_field(CopyReader *rd, int i, char *data, int len);
 static void copy_reader_end(CopyReader *rd);
 static void check_result_type(TupleDesc expected, TupleDesc desc, const char *ftname);
 
@@ -313,7 +313,6 @@ copy_reader_begin(Oid relid, const char *keycol, Oid keytype, Datum lo, bool lo_
 	rd->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "migrate copy row",
 									   ALLOCSET_DEFAULT_SIZES);
 	initStringInfo(&rd->buf);
-	initStringInfo(&rd->field);
 
 	/* every catalog lookup is done: a use of the connection begins */
 	rd->remote = migrate_remote_get(relid, hint_for_copy, MIGRATE_REMOTE_WRAP);
@@ -360,6 +359,33 @@ check_result_type(TupleDesc expected, TupleDesc desc, const char *ftname)
 							format_type_be(want->atttypid)),
 					 errhint("List every column of the foreign table, in order, with its type.")));
 	}
+}
+
+/*
+ * Field i of a row, len bytes at data inside the read buffer, by its
+ * receive function.  The function reads a StringInfo over the buffer
+ * itself, not a copy: as record_recv() does for its fields, the byte after
+ * the field is set to the NUL a StringInfo ends with, and put back.
+ */
+static Datum
+receive_field(CopyReader *rd, int i, char *data, int len)
+{
+	StringInfoData field;
+	char		saved = data[len];
+	Datum		value;
+
+	field.data = data;
+	field.len = len;
+	field.maxlen = len + 1;
+	field.cursor = 0;
+	data[len] = '\0';
+	value = ReceiveFunctionCall(&rd->recv[i], &field, rd->ioparams[i], rd->typmods[i]);
+	data[len] = saved;
+	if (field.cursor != field.len)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("incorrect binary data format in column %d of %s", i + 1, rd->ftname)));
+	return value;
 }
 
 /*
@@ -437,14 +463,8 @@ copy_reader_next(CopyReader *rd, Datum *values, bool *nulls)
 						values[i] = ReceiveFunctionCall(&rd->recv[i], NULL, rd->ioparams[i], rd->typmods[i]);
 						continue;
 					}
-					resetStringInfo(&rd->field);
-					appendBinaryStringInfo(&rd->field, buf->data + buf->cursor, flen);
+					values[i] = receive_field(rd, i, buf->data + buf->cursor, flen);
 					buf->cursor += flen;
-					values[i] = ReceiveFunctionCall(&rd->recv[i], &rd->field, rd->ioparams[i], rd->typmods[i]);
-					if (rd->field.cursor != rd->field.len)
-						ereport(ERROR,
-								(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-								 errmsg("incorrect binary data format in column %d of %s", i + 1, rd->ftname)));
 				}
 				MemoryContextSwitchTo(old);
 				return true;
@@ -485,7 +505,6 @@ copy_reader_end(CopyReader *rd)
 		migrate_remote_discard(rd->remote);
 	MemoryContextDelete(rd->rowcxt);
 	pfree(rd->buf.data);
-	pfree(rd->field.data);
 }
 
 

@@ -639,7 +639,7 @@ migrate_load_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 
 		append_rules_filter(tl, &sql, from_stage);
 		/* the verify's hash of each row written (route.c migrate._loaded) */
-		if (tl->loaded_hash)
+		if (tl->loaded_hash && tl->row_hash == NULL)
 			appendStringInfo(&sql, " %s migrate._loaded(%s)", sql.len > len ? "AND" : "WHERE",
 							 tl->loaded_hash);
 	}
@@ -974,6 +974,7 @@ describe_loaded_hash(TableLoad *tl, const char *plan)
 	Datum		args[3] = {CStringGetTextDatum(plan), ObjectIdGetDatum(tl->target), Int64GetDatum(tl->run_id)};
 
 	tl->loaded_hash = NULL;
+	tl->row_hash = NULL;
 	if (tl->run_id == 0 || tl->dry_run || tl->returning_into)
 		return;
 	BeginInternalSubTransaction(NULL);
@@ -991,6 +992,10 @@ describe_loaded_hash(TableLoad *tl, const char *plan)
 		d = SPI_processed == 1 ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) : (Datum) 0;
 		if (!isnull)
 			tl->loaded_hash = MemoryContextStrdup(cxt, TextDatumGetCString(d));
+		/* the multi-insert receiver hashes the rows it writes itself */
+		MemoryContextSwitchTo(cxt);
+		if (tl->loaded_hash && tl->multi_insert)
+			tl->row_hash = migrate_row_hash_describe(plan, tl->target);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -1002,6 +1007,7 @@ describe_loaded_hash(TableLoad *tl, const char *plan)
 		elog(DEBUG1, "%s: no checksum while loading (%s)", tl->target_name, edata->message);
 		FreeErrorData(edata);
 		tl->loaded_hash = NULL;
+		tl->row_hash = NULL;
 	}
 	PG_END_TRY();
 }

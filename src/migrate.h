@@ -296,6 +296,9 @@ typedef struct MigrateTableLoad
 	char	   *loaded_hash;	/* run_table.undo 'empty', not a sync: the
 								 * verify's row hash over the mapped row
 								 * (m.<col>), summed by migrate._loaded() */
+	struct MigrateRowHash *row_hash;	/* or that hash computed by the
+										 * multi-insert receiver (rowhash.c):
+										 * then the statement has no _loaded() */
 
 	/* set-wise quarantine (predict.c) */
 	List	   *preds;			/* MigratePrediction, in PostgreSQL's order */
@@ -459,6 +462,12 @@ extern void migrate_plan_ranges(MigrateWork *w, Oid target);
 
 /* the multi-insert path (multiinsert.c) */
 extern void migrate_multi_insert_describe(MigrateTableLoad *tl);
+
+/* rowhash.c */
+typedef struct MigrateRowHash MigrateRowHash;
+extern MigrateRowHash *migrate_row_hash_describe(const char *plan, Oid target);
+extern int64 migrate_row_hash(MigrateRowHash *h, Datum *values, bool *isnull);
+
 extern int	migrate_multi_insert_execute(MigrateTableLoad *tl, struct _SPI_plan *plan, Datum *values);
 extern bool migrate_multi_insert_direct(MigrateTableLoad *tl, bool lower_bound, Datum *bounds,
 										MigrateCounts *batch);
@@ -544,6 +553,7 @@ extern void migrate_route_begin(int64 run_id, Oid target, List *rule_names,
 								List *rule_on_fail, List *rule_exprs);
 extern void migrate_route_set_predictions(List *preds, int ncols, List *sensitive_pos);
 extern void migrate_route_reset_counts(void);
+extern void migrate_route_add_loaded(int64 hash);
 extern void migrate_route_get_counts(MigrateCounts *counts);
 extern bool migrate_route_abort_raised(void);
 extern void migrate_route_end(void);

@@ -85,6 +85,7 @@ typedef struct MultiInsertDest
 	int32	   *in_typmods;
 	StringInfoData field;		/* a field as a C string */
 	MemoryContext rowcxt;		/* the converted values of one row */
+	MigrateRowHash *row_hash;	/* NULL, or each row's hash is summed (rowhash.c) */
 	TupleTableSlot *slots[MI_MAX_ROWS];
 	int			nused;
 	Size		bytes;
@@ -394,6 +395,9 @@ mi_receive(TupleTableSlot *slot, DestReceiver *self)
 		if (d->convert && d->in_funcs[i].fn_oid != InvalidOid)
 			dst->tts_values[i] = convert_field(d, i, dst->tts_isnull[i] ? NULL : DatumGetTextPP(dst->tts_values[i]));
 	}
+	/* before the slot is materialized: its values are the SELECT's until then */
+	if (d->row_hash)
+		migrate_route_add_loaded(migrate_row_hash(d->row_hash, dst->tts_values, dst->tts_isnull));
 	ExecStoreVirtualTuple(dst);
 	ExecMaterializeSlot(dst);	/* the SELECT's row memory is reset next */
 	if (d->rel->rd_att->constr)
@@ -490,6 +494,8 @@ migrate_multi_insert_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *value
 		d.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "migrate field conversion",
 										 ALLOCSET_SMALL_SIZES);
 	}
+	/* (a direct batch's table keeps no loaded checksum: see load.c) */
+	d.row_hash = d.convert ? NULL : tl->row_hash;
 	d.cid = GetCurrentCommandId(true);
 	d.bistate = GetBulkInsertState();
 	d.pub.receiveSlot = mi_receive;

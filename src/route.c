@@ -377,6 +377,13 @@ migrate_route_loaded(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(true);
 }
 
+/* the same for a row the multi-insert receiver wrote and hashed (rowhash.c) */
+void
+migrate_route_add_loaded(int64 hash)
+{
+	route.counts.loaded_sum += hash;
+}
+
 /*
  * migrate._fail(ok boolean[], source_key text, source_row jsonb
  *				 [, predicted text[]]) returns boolean
