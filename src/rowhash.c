@@ -37,12 +37,15 @@
 #include "access/table.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -53,6 +56,9 @@
 typedef enum RowHashConvert
 {
 	ROWHASH_AS_IS,				/* the opclass's function, with the value */
+	ROWHASH_INT8,				/* hashint8extended, timestamp_hash_extended */
+	ROWHASH_INT4,				/* hashint4extended */
+	ROWHASH_TEXT,				/* hashtextextended, deterministic collation */
 	ROWHASH_DATE,				/* timestamp_hash_extended(value::timestamp) */
 	ROWHASH_TIMESTAMPTZ,		/* timestamp_hash_extended(timezone('00:00', v)) */
 	ROWHASH_BOOL,				/* hashint4extended(value::integer) */
@@ -178,6 +184,14 @@ describe(const char *plan, Relation target, MemoryContext cxt)
 		if (fn_null || strcmp(template, "pg_catalog.hashtextextended((%s)::text, %s)") == 0)
 			return NULL;
 		fmgr_info(fn, &c->fn);
+		/* the commonest functions, as they compute it, without the call */
+		if (fn == F_HASHINT8EXTENDED || fn == F_TIMESTAMP_HASH_EXTENDED)
+			c->convert = ROWHASH_INT8;
+		else if (fn == F_HASHINT4EXTENDED)
+			c->convert = ROWHASH_INT4;
+		else if (fn == F_HASHTEXTEXTENDED && OidIsValid(c->collation) &&
+				 get_collation_isdeterministic(c->collation))
+			c->convert = ROWHASH_TEXT;
 	}
 	/* every key column is among the mapped ones */
 	for (int k = 0; k < h->nkeys; k++)
@@ -185,6 +199,17 @@ describe(const char *plan, Relation target, MemoryContext cxt)
 			return NULL;
 	h->cxt = AllocSetContextCreate(cxt, "migrate row hash", ALLOCSET_SMALL_SIZES);
 	return h;
+}
+
+/* hashint8extended() (utils/adt/hashfunc.c) */
+static inline int64
+int8_hash(int64 value, int64 seed)
+{
+	uint32		lohalf = (uint32) value;
+	uint32		hihalf = (uint32) (value >> 32);
+
+	lohalf ^= (value >= 0) ? hihalf : ~hihalf;
+	return DatumGetInt64(hash_uint32_extended(lohalf, (uint64) seed));
 }
 
 /* hash_c(value, seed) of one column */
@@ -197,21 +222,30 @@ column_hash(const RowHashColumn *c, Datum value, int64 seed)
 	{
 		case ROWHASH_AS_IS:
 			return DatumGetInt64(FunctionCall2Coll((FmgrInfo *) &c->fn, c->collation, value, s));
+		case ROWHASH_INT8:
+			return int8_hash(DatumGetInt64(value), seed);
+		case ROWHASH_INT4:
+			return DatumGetInt64(hash_uint32_extended((uint32) DatumGetInt32(value), (uint64) seed));
+		case ROWHASH_TEXT:
+			{
+				text	   *t = DatumGetTextPP(value);
+
+				/* hashtextextended() with a deterministic collation */
+				return DatumGetInt64(hash_any_extended((unsigned char *) VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t),
+													   (uint64) seed));
+			}
 		case ROWHASH_DATE:
-			return DatumGetInt64(DirectFunctionCall2(timestamp_hash_extended,
-													 DirectFunctionCall1(date_timestamp, value), s));
+			return int8_hash(DatumGetTimestamp(DirectFunctionCall1(date_timestamp, value)), seed);
 		case ROWHASH_TIMESTAMPTZ:
 			{
 				Interval	utc = {0};
 
-				return DatumGetInt64(DirectFunctionCall2(timestamp_hash_extended,
-														 DirectFunctionCall2(timestamptz_izone,
-																			 IntervalPGetDatum(&utc), value),
-														 s));
+				return int8_hash(DatumGetTimestamp(DirectFunctionCall2(timestamptz_izone,
+																	   IntervalPGetDatum(&utc), value)),
+								 seed);
 			}
 		case ROWHASH_BOOL:
-			return DatumGetInt64(DirectFunctionCall2(hashint4extended,
-													 Int32GetDatum(DatumGetBool(value) ? 1 : 0), s));
+			return DatumGetInt64(hash_uint32_extended(DatumGetBool(value) ? 1 : 0, (uint64) seed));
 		case ROWHASH_BYTEA:
 			/* md5() of bytea is text of the default collation */
 			return DatumGetInt64(DirectFunctionCall2Coll(hashtextextended, DEFAULT_COLLATION_OID,
