@@ -9,6 +9,9 @@
 #   (b) psql COPY ... TO STDOUT (FORMAT binary) | psql COPY ... FROM STDIN
 #   (c) SELECT migrate_run('bench')                          (two rules)
 #   (d) pgloader PG -> PG, when pgloader is installed and works
+# and (PARALLEL_BENCH=1) two COPY pipes at once (the key's halves), a COPY
+# pipe into orders_ix (two secondary indexes), migrate with two workers and
+# into orders_ix with and without index deferral, each against them.
 # REPS times each (target truncated and CHECKPOINT before every timing),
 # checks the row counts, samples the migrate worker's memory from outside,
 # runs migrate once more on a table of ROWS/4 rows, and prints a Markdown
@@ -349,9 +352,36 @@ for ((rep = 1; rep <= REPS; rep++)); do
 done
 
 # issue 3: parallel workers and index deferral, same data, same run
-T_INSERT_IX=() T_P2=() T_IX_P1=() T_IX_P2=() T_IX_P2D=()
+T_INSERT_IX=() T_P2=() T_IX_P1=() T_IX_P2=() T_IX_P2D=() T_COPY_IX=() T_COPY2=()
+HALF=$((ROWS / 2))
+copy_pipe() {	# $1: target table, $2: WHERE of the source rows (a COPY pipe of them)
+	"${PSQL[@]}" -d bench_src -c "COPY (SELECT * FROM orders WHERE $2) TO STDOUT (FORMAT binary)" |
+		"${PSQL[@]}" -d bench_tgt -c "COPY $1 FROM STDIN (FORMAT binary)"
+}
 if [[ $PARALLEL_BENCH == 1 ]]; then
 	for ((rep = 1; rep <= REPS; rep++)); do
+		# the baselines of two workers and of orders_ix: two COPY pipes at
+		# once (the key's halves), and one COPY pipe into orders_ix
+		prepare orders
+		t0=$(now)
+		copy_pipe orders "id <= $HALF" &
+		c1=$!
+		copy_pipe orders "id > $HALF" &
+		c2=$!
+		wait "$c1" && wait "$c2" || die "two COPY pipes failed"
+		t1=$(now)
+		ELAPSED=$(fsub "$t1" "$t0")
+		check_count "two COPY pipes" orders "$ROWS"
+		T_COPY2+=("$ELAPSED")
+		say "rep $rep/$REPS  two COPY pipes at once into orders  ${ELAPSED} s"
+		prepare orders_ix
+		t0=$(now)
+		copy_pipe orders_ix true
+		t1=$(now)
+		ELAPSED=$(fsub "$t1" "$t0")
+		check_count "COPY pipe" orders_ix "$ROWS"
+		T_COPY_IX+=("$ELAPSED")
+		say "rep $rep/$REPS  COPY pipe into orders_ix  ${ELAPSED} s"
 		prepare orders_ix
 		t0=$(now)
 		q -d bench_tgt -c 'INSERT INTO orders_ix SELECT * FROM legacy.orders'
@@ -429,28 +459,36 @@ fi
 		echo
 		echo "Parallel workers and index deferral (issue 3). orders_ix is orders with two secondary"
 		echo "indexes (customer_id, created_at). Ratios are throughput against the single-stream"
-		echo "INSERT INTO orders SELECT (PK only) above, and against the same INSERT into orders_ix."
+		echo "INSERT INTO orders SELECT (PK only) above, against the same INSERT into orders_ix, and"
+		echo "against the single COPY pipe into the same table (orders: the one above; orders_ix: its own)."
 		echo
-		echo "| method | median s | median rows/s | vs INSERT...SELECT (orders) | vs INSERT...SELECT (orders_ix) | all runs (s) |"
-		echo "|---|---|---|---|---|---|"
+		echo "| method | median s | median rows/s | vs INSERT...SELECT (orders) | vs INSERT...SELECT (orders_ix) | vs one COPY pipe (same table) | all runs (s) |"
+		echo "|---|---|---|---|---|---|---|"
 		M_INSERT_IX=$(median "${T_INSERT_IX[@]}")
-		prow() {
-			local name=$1
-			shift
+		M_COPY_IX=$(median "${T_COPY_IX[@]}")
+		prow() {	# method, COPY pipe median of its table, times...
+			local name=$1 mcopy=$2
+			shift 2
 			local m
 			m=$(median "$@")
-			printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$m" "$(rate "$m")" \
-				"$(fdiv "$M_INSERT" "$m")" "$(fdiv "$M_INSERT_IX" "$m")" "$(printf '%s ' "$@" | sed 's/ $//')"
+			printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$m" "$(rate "$m")" \
+				"$(fdiv "$M_INSERT" "$m")" "$(fdiv "$M_INSERT_IX" "$m")" "$(fdiv "$mcopy" "$m")" \
+				"$(printf '%s ' "$@" | sed 's/ $//')"
 		}
-		prow 'INSERT INTO orders_ix SELECT * FROM legacy.orders' "${T_INSERT_IX[@]}"
-		prow 'migrate_run, parallel => 1, into orders' "${T_MIGRATE[@]}"
-		prow 'migrate_run, parallel => 2, into orders' "${T_P2[@]}"
-		prow 'migrate_run, parallel => 1, into orders_ix' "${T_IX_P1[@]}"
-		prow 'migrate_run, parallel => 2, into orders_ix' "${T_IX_P2[@]}"
-		prow 'migrate_run, parallel => 2, defer_indexes, into orders_ix' "${T_IX_P2D[@]}"
+		prow 'INSERT INTO orders_ix SELECT * FROM legacy.orders' "$M_COPY_IX" "${T_INSERT_IX[@]}"
+		prow 'COPY pipe into orders, one stream' "$M_COPY" "${T_COPY[@]}"
+		prow 'COPY pipe into orders, two streams at once (key halves)' "$M_COPY" "${T_COPY2[@]}"
+		prow 'COPY pipe into orders_ix, one stream' "$M_COPY_IX" "${T_COPY_IX[@]}"
+		prow 'migrate_run, parallel => 1, into orders' "$M_COPY" "${T_MIGRATE[@]}"
+		prow 'migrate_run, parallel => 2, into orders' "$M_COPY" "${T_P2[@]}"
+		prow 'migrate_run, parallel => 1, into orders_ix' "$M_COPY_IX" "${T_IX_P1[@]}"
+		prow 'migrate_run, parallel => 2, into orders_ix' "$M_COPY_IX" "${T_IX_P2[@]}"
+		prow 'migrate_run, parallel => 2, defer_indexes, into orders_ix' "$M_COPY_IX" "${T_IX_P2D[@]}"
 		echo
 		echo "- parallel 2 with index deferral / single-stream INSERT...SELECT (into orders_ix): **$(fdiv "$M_INSERT_IX" "$(median "${T_IX_P2D[@]}")")**"
 		echo "- parallel 2 / single-stream INSERT...SELECT (into orders): **$(fdiv "$M_INSERT" "$(median "${T_P2[@]}")")**"
+		echo "- parallel 2 / one COPY pipe (into orders): **$(fdiv "$M_COPY" "$(median "${T_P2[@]}")")**; two COPY pipes at once / one COPY pipe: **$(fdiv "$M_COPY" "$(median "${T_COPY2[@]}")")** (what two streams gain on this machine)"
+		echo "- parallel 2 with index deferral / one COPY pipe (into orders_ix): **$(fdiv "$M_COPY_IX" "$(median "${T_IX_P2D[@]}")")**"
 	fi
 	echo "- migrate engine time (run_table started_at to finished_at), median: $M_ENGINE s ($(rate "$M_ENGINE") rows/s); the rest of the wall time is worker start, plan checks and bookkeeping"
 	echo
