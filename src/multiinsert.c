@@ -43,6 +43,8 @@
  * stage.c) works unchanged; INSERT privilege is checked as the executor
  * does.  The rows are written with the statement's command id, so the
  * SELECT's probes of the target do not see them, as with INSERT ... SELECT.
+ * The loaded checksum's row hash is computed here from the row written
+ * (rowhash.c), not by migrate._loaded() in the SELECT.
  *
  *-------------------------------------------------------------------------
  */
