@@ -810,3 +810,44 @@ copy_stream_rescan(CustomScanState *node)
 {
 	copy_stream_end(node);
 }
+
+/*
+ * Is every column of tl mapped from a source column as it is (s.<column>)?
+ * Then load.c lets the planner pull the mapped row up (no OFFSET 0).
+ */
+bool
+migrate_copy_source_as_columns(MigrateTableLoad *tl)
+{
+	ListCell   *e,
+			   *t;
+
+	forboth(e, tl->exprs, t, tl->types)
+	{
+		const char *expr = lfirst(e);
+		const char *name = expr + 2;
+		size_t		len;
+
+		if (lfirst(t) != NULL || strncmp(expr, "s.", 2) != 0)
+			return false;
+		len = strlen(name);
+		if (name[0] == '"')
+		{
+			/* a quoted identifier: "..." with only doubled quotes inside */
+			if (len < 3 || name[len - 1] != '"')
+				return false;
+			for (size_t i = 1; i < len - 1; i++)
+				if (name[i] == '"' && name[++i] != '"')
+					return false;
+		}
+		else
+		{
+			if (len == 0 || !(name[0] == '_' || (name[0] >= 'a' && name[0] <= 'z')))
+				return false;
+			for (size_t i = 1; i < len; i++)
+				if (!(name[i] == '_' || name[i] == '$' || (name[i] >= 'a' && name[i] <= 'z') ||
+					  (name[i] >= '0' && name[i] <= '9')))
+					return false;
+		}
+	}
+	return true;
+}

@@ -69,7 +69,6 @@
 typedef MigrateTableLoad TableLoad;
 
 static void describe_read_path(TableLoad *tl, const char *plan);
-static void describe_loaded_hash(TableLoad *tl, const char *plan);
 static void append_rules_filter(TableLoad *tl, StringInfo sql, bool from_stage);
 static void append_on_conflict(TableLoad *tl, StringInfo sql);
 static void prepare_reject_fill(TableLoad *tl);
@@ -516,44 +515,6 @@ append_on_conflict(TableLoad *tl, StringInfo sql)
 	}
 }
 
-/* is every column mapped from a source column as it is (s.<column>)? */
-static bool
-mapped_as_columns(TableLoad *tl)
-{
-	ListCell   *e,
-			   *t;
-
-	forboth(e, tl->exprs, t, tl->types)
-	{
-		const char *expr = lfirst(e);
-		const char *name = expr + 2;
-		size_t		len;
-
-		if (lfirst(t) != NULL || strncmp(expr, "s.", 2) != 0)
-			return false;
-		len = strlen(name);
-		if (name[0] == '"')
-		{
-			/* a quoted identifier: "..." with only doubled quotes inside */
-			if (len < 3 || name[len - 1] != '"')
-				return false;
-			for (size_t i = 1; i < len - 1; i++)
-				if (name[i] == '"' && name[++i] != '"')
-					return false;
-		}
-		else
-		{
-			if (len == 0 || !(name[0] == '_' || (name[0] >= 'a' && name[0] <= 'z')))
-				return false;
-			for (size_t i = 1; i < len; i++)
-				if (!(name[i] == '_' || name[i] == '$' || (name[i] >= 'a' && name[i] <= 'z') ||
-					  (name[i] >= '0' && name[i] <= '9')))
-					return false;
-		}
-	}
-	return true;
-}
-
 /*
  * The batch statement.  from_stage: read the stage table by row number
  * instead of the source by key range.  lower_bound: with "key > $1".
@@ -673,7 +634,7 @@ migrate_load_batch_sql(TableLoad *tl, bool from_stage, bool lower_bound)
 	 * pulled up, the row skips a subquery scan (5 % of a one-worker load).
 	 */
 	appendStringInfoString(&inner, tl->copy_path && !from_stage && !tl->probes &&
-						   mapped_as_columns(tl) ? ")" : " OFFSET 0)");
+						   migrate_copy_source_as_columns(tl) ? ")" : " OFFSET 0)");
 	if (tl->probes)
 		appendStringInfo(&sql, " FROM %s", migrate_predict_from(tl, inner.data, migrate_predict_rules_gate(tl, true)));
 	else
@@ -1002,62 +963,6 @@ find_int_range(TableLoad *tl, MigrateUnit *u, RangeCursor *c)
 }
 
 /*
- * A table that was empty when the run started (run_table.undo 'empty')
- * ends up holding exactly the rows the run wrote, so the sum of the
- * verify's row hashes over them, kept with each checkpoint, is the
- * target's checksum a verify can compare with, without reading the source
- * again (migrate_verify(reread => false)).  The hash is migrate._verify_sql's
- * over the mapped row m.  A table the verify could not describe is simply
- * not hashed: the verify reports that itself.
- */
-static void
-describe_loaded_hash(TableLoad *tl, const char *plan)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Oid			argtypes[3] = {TEXTOID, OIDOID, INT8OID};
-	Datum		args[3] = {CStringGetTextDatum(plan), ObjectIdGetDatum(tl->target), Int64GetDatum(tl->run_id)};
-
-	tl->loaded_hash = NULL;
-	tl->row_hash = NULL;
-	if (tl->run_id == 0 || tl->dry_run || tl->returning_into)
-		return;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		bool		isnull = true;
-		int			ret = SPI_execute_with_args("SELECT migrate._verify_sql($1, $2::pg_catalog.regclass) ->> 'loaded_row_hash'"
-												" FROM migrate.run_table WHERE run_id = $3 AND target = $2 AND undo = 'empty'",
-												3, argtypes, args, NULL, true, 1);
-		Datum		d;
-
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "reading migrate.run_table failed: %s", SPI_result_code_string(ret));
-		d = SPI_processed == 1 ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) : (Datum) 0;
-		if (!isnull)
-			tl->loaded_hash = MemoryContextStrdup(cxt, TextDatumGetCString(d));
-		/* the multi-insert receiver hashes the rows it writes itself */
-		MemoryContextSwitchTo(cxt);
-		if (tl->loaded_hash && tl->multi_insert)
-			tl->row_hash = migrate_row_hash_describe(plan, tl->target);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata = migrate_abort_subxact(cxt, owner);
-
-		elog(DEBUG1, "%s: no checksum while loading (%s)", tl->target_name, edata->message);
-		FreeErrorData(edata);
-		tl->loaded_hash = NULL;
-		tl->row_hash = NULL;
-	}
-	PG_END_TRY();
-}
-
-/*
  * The range's first transaction: describe the table, prepare its
  * statements, and find where the first batch starts: after the unit's
  * checkpoint, else after the range's start.
@@ -1080,7 +985,7 @@ range_begin(MigrateWork *w, MigrateUnit *u, TableLoad *tl, RangeCursor *c)
 	migrate_multi_insert_describe(tl);
 	/* fields converted by the writer: no checksum kept, none described */
 	if (!w->dry_run && !tl->mi_direct)
-		describe_loaded_hash(tl, w->plan);
+		migrate_row_hash_describe_load(tl, w->plan);
 	if (u->range_no == 1 && w->run_id != 0 && !w->dry_run)
 		migrate_catalog_event(w->run_id, w->plan, "insert path",
 							  psprintf("%s: %s", tl->target_name, tl->insert_path));

@@ -25,6 +25,7 @@
  * src/mysqlsrc.c	libmariadb connections to mysql_fdw servers: migrate._mysql_value()
  * src/verify.c		both sides of a comparison at once (verify, diff)
  * src/predict.c	the target's constraints predicted in the batch statement
+ * src/rowhash.c	the verify's row hash of each row the multi-insert path writes
  * src/route.c		per-row routing of the batch statement (rules, counters),
  *					sensitive values masked in rejects and their texts
  * src/lookup.c		migrate_lookup() and its per-query cache
@@ -466,6 +467,7 @@ extern void migrate_multi_insert_describe(MigrateTableLoad *tl);
 /* rowhash.c */
 typedef struct MigrateRowHash MigrateRowHash;
 extern MigrateRowHash *migrate_row_hash_describe(const char *plan, Oid target);
+extern void migrate_row_hash_describe_load(MigrateTableLoad *tl, const char *plan);
 extern int64 migrate_row_hash(MigrateRowHash *h, Datum *values, bool *isnull);
 
 extern int	migrate_multi_insert_execute(MigrateTableLoad *tl, struct _SPI_plan *plan, Datum *values);
@@ -493,6 +495,7 @@ extern void migrate_add_counts(MigrateCounts *sum, const MigrateCounts *add);
 
 /* copysrc.c */
 extern void migrate_copy_stream_init(void);
+extern bool migrate_copy_source_as_columns(MigrateTableLoad *tl);
 
 /* stage.c */
 extern bool migrate_stage_attempt(MigrateTableLoad *tl, struct _SPI_plan *plan, Datum *values,

@@ -35,6 +35,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -84,6 +85,63 @@ struct MigrateRowHash
 };
 
 static MigrateRowHash *describe(const char *plan, Relation target, MemoryContext cxt);
+
+/*
+ * A table that was empty when the run started (run_table.undo 'empty')
+ * ends up holding exactly the rows the run wrote, so the sum of the
+ * verify's row hashes over them, kept with each checkpoint, is the
+ * target's checksum a verify can compare with, without reading the source
+ * again (migrate_verify(reread => false)).  (load.c, when a range begins.)  The hash is migrate._verify_sql's
+ * over the mapped row m.  A table the verify could not describe is simply
+ * not hashed: the verify reports that itself.
+ */
+void
+migrate_row_hash_describe_load(MigrateTableLoad *tl, const char *plan)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Oid			argtypes[3] = {TEXTOID, OIDOID, INT8OID};
+	Datum		args[3] = {CStringGetTextDatum(plan), ObjectIdGetDatum(tl->target), Int64GetDatum(tl->run_id)};
+
+	tl->loaded_hash = NULL;
+	tl->row_hash = NULL;
+	if (tl->run_id == 0 || tl->dry_run || tl->returning_into)
+		return;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		bool		isnull = true;
+		int			ret = SPI_execute_with_args("SELECT migrate._verify_sql($1, $2::pg_catalog.regclass) ->> 'loaded_row_hash'"
+												" FROM migrate.run_table WHERE run_id = $3 AND target = $2 AND undo = 'empty'",
+												3, argtypes, args, NULL, true, 1);
+		Datum		d;
+
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading migrate.run_table failed: %s", SPI_result_code_string(ret));
+		d = SPI_processed == 1 ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) : (Datum) 0;
+		if (!isnull)
+			tl->loaded_hash = MemoryContextStrdup(cxt, TextDatumGetCString(d));
+		/* the multi-insert receiver hashes the rows it writes itself */
+		MemoryContextSwitchTo(cxt);
+		if (tl->loaded_hash && tl->multi_insert)
+			tl->row_hash = migrate_row_hash_describe(plan, tl->target);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata = migrate_abort_subxact(cxt, owner);
+
+		elog(DEBUG1, "%s: no checksum while loading (%s)", tl->target_name, edata->message);
+		FreeErrorData(edata);
+		tl->loaded_hash = NULL;
+		tl->row_hash = NULL;
+	}
+	PG_END_TRY();
+}
+
 
 /* the templates of verify.sql's migrate._hash_template() it rewrites */
 static const struct
