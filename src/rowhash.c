@@ -91,9 +91,11 @@ static MigrateRowHash *describe(const char *plan, Relation target, MemoryContext
  * ends up holding exactly the rows the run wrote, so the sum of the
  * verify's row hashes over them, kept with each checkpoint, is the
  * target's checksum a verify can compare with, without reading the source
- * again (migrate_verify(reread => false)).  (load.c, when a range begins.)  The hash is migrate._verify_sql's
- * over the mapped row m.  A table the verify could not describe is simply
- * not hashed: the verify reports that itself.
+ * again (migrate_verify(reread => false)).  The hash is
+ * migrate._verify_sql's over the mapped row m: tl->loaded_hash, the SQL
+ * expression, and on the multi-insert path tl->row_hash, its C form.  A
+ * table the verify could not describe is simply not hashed: the verify
+ * reports that itself.  Called by load.c when a range begins.
  */
 void
 migrate_row_hash_describe_load(MigrateTableLoad *tl, const char *plan)
@@ -141,7 +143,6 @@ migrate_row_hash_describe_load(MigrateTableLoad *tl, const char *plan)
 	}
 	PG_END_TRY();
 }
-
 
 /* the templates of verify.sql's migrate._hash_template() it rewrites */
 static const struct
