@@ -78,6 +78,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/varlena.h"
 
 #include "migrate.h"
 #include "remote.h"
@@ -823,31 +824,13 @@ migrate_copy_source_as_columns(MigrateTableLoad *tl)
 
 	forboth(e, tl->exprs, t, tl->types)
 	{
-		const char *expr = lfirst(e);
-		const char *name = expr + 2;
-		size_t		len;
+		List	   *names;
 
-		if (lfirst(t) != NULL || strncmp(expr, "s.", 2) != 0)
+		/* a qualified name parsed as the SQL parser would: s, then one name */
+		if (lfirst(t) != NULL ||
+			!SplitIdentifierString(pstrdup(lfirst(e)), '.', &names) ||
+			list_length(names) != 2 || strcmp(linitial(names), "s") != 0)
 			return false;
-		len = strlen(name);
-		if (name[0] == '"')
-		{
-			/* a quoted identifier: "..." with only doubled quotes inside */
-			if (len < 3 || name[len - 1] != '"')
-				return false;
-			for (size_t i = 1; i < len - 1; i++)
-				if (name[i] == '"' && name[++i] != '"')
-					return false;
-		}
-		else
-		{
-			if (len == 0 || !(name[0] == '_' || (name[0] >= 'a' && name[0] <= 'z')))
-				return false;
-			for (size_t i = 1; i < len; i++)
-				if (!(name[i] == '_' || name[i] == '$' || (name[i] >= 'a' && name[i] <= 'z') ||
-					  (name[i] >= '0' && name[i] <= '9')))
-					return false;
-		}
 	}
 	return true;
 }
