@@ -94,11 +94,17 @@ typedef struct CopyReader
 	FmgrInfo   *recv;			/* per column: the receive function of its type */
 	Oid		   *ioparams;
 	int32	   *typmods;		/* of the caller's column list */
+	int32	   *flens;			/* the lengths of the row's fields */
 	StringInfoData buf;			/* received; parsed up to buf.cursor */
+	char	   *chunk;			/* or a message of libpq's, parsed in place */
+	int			chunk_len;
+	int			chunk_pos;		/* parsed up to here */
+	MemoryContextCallback chunk_free;
 	bool		header_done;
 	bool		trailer;		/* the trailer was read */
 	bool		done;			/* and the COPY has ended well */
 	MemoryContext rowcxt;		/* the values of the row last returned */
+	MemoryContext values_cxt;	/* rowcxt, or the scan's per-tuple memory */
 } CopyReader;
 
 /* the custom scan's state */
@@ -125,6 +131,7 @@ static CopyReader *copy_reader_begin(Oid relid, const char *keycol, Oid keytype,
 static bool copy_reader_next(CopyReader *rd, Datum *values, bool *nulls);
 static Datum receive_field(CopyReader *rd, int i, char *data, int len);
 static void copy_reader_end(CopyReader *rd);
+static void free_chunk(void *arg);
 static void check_result_type(TupleDesc expected, TupleDesc desc, const char *ftname);
 
 static bool is_copy_source(Oid funcid);
@@ -266,6 +273,7 @@ copy_reader_begin(Oid relid, const char *keycol, Oid keytype, Datum lo, bool lo_
 	rd->recv = palloc0(sizeof(FmgrInfo) * natts);
 	rd->ioparams = palloc0(sizeof(Oid) * natts);
 	rd->typmods = palloc0(sizeof(int32) * natts);
+	rd->flens = palloc0(sizeof(int32) * Max(natts, 1));
 
 	/* the remote query: each column cast to the local column's type */
 	initStringInfo(&sql);
@@ -313,7 +321,12 @@ copy_reader_begin(Oid relid, const char *keycol, Oid keytype, Datum lo, bool lo_
 
 	rd->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "migrate copy row",
 									   ALLOCSET_DEFAULT_SIZES);
+	rd->values_cxt = rd->rowcxt;
 	initStringInfo(&rd->buf);
+	/* libpq's message, malloc'd, must not outlive a scan an error ends */
+	rd->chunk_free.func = free_chunk;
+	rd->chunk_free.arg = rd;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &rd->chunk_free);
 
 	/* every catalog lookup is done: a use of the connection begins */
 	rd->remote = migrate_remote_get(relid, hint_for_copy, MIGRATE_REMOTE_WRAP);
@@ -390,20 +403,100 @@ receive_field(CopyReader *rd, int i, char *data, int len)
 }
 
 /*
+ * The row at *cursor of the len bytes at data into values and nulls, if
+ * it is all there: then true, *cursor after it.  False at the trailer (it
+ * sets rd->trailer) or when more bytes are needed.
+ */
+static bool
+copy_reader_row(CopyReader *rd, char *data, int len, int *cursor, Datum *values, bool *nulls)
+{
+	int16		nfields;
+	int			pos = *cursor + 2;
+	int			end;
+	MemoryContext old;
+
+	if (!rd->header_done || rd->trailer || len - *cursor < 2)
+		return false;
+	memcpy(&nfields, data + *cursor, 2);
+	nfields = pg_ntoh16(nfields);
+	if (nfields == -1)
+	{
+		rd->trailer = true;
+		return false;
+	}
+	if (nfields != rd->natts)
+		elog(ERROR, "COPY from %s: %d fields for %d columns", rd->ftname, nfields, rd->natts);
+	/*
+	 * Is the whole row here?  The lengths are kept: read again after
+	 * receive_field() has put a byte back into the length that follows its
+	 * field, each would wait for that store (a fifth of the parse).
+	 */
+	for (int i = 0; i < rd->natts; i++)
+	{
+		int32		flen;
+
+		if (len - pos < 4)
+			return false;
+		memcpy(&flen, data + pos, 4);
+		flen = pg_ntoh32(flen);
+		rd->flens[i] = flen;
+		pos += 4 + (flen > 0 ? flen : 0);
+		if (pos > len)
+			return false;
+	}
+	end = pos;
+
+	old = MemoryContextSwitchTo(rd->values_cxt);
+	pos = *cursor + 2;
+	for (int i = 0; i < rd->natts; i++)
+	{
+		int32		flen = rd->flens[i];
+
+		pos += 4;
+		nulls[i] = flen < 0;
+		if (flen < 0)
+		{
+			values[i] = ReceiveFunctionCall(&rd->recv[i], NULL, rd->ioparams[i], rd->typmods[i]);
+			continue;
+		}
+		values[i] = receive_field(rd, i, data + pos, flen);
+		pos += flen;
+	}
+	MemoryContextSwitchTo(old);
+	*cursor = end;
+	return true;
+}
+
+/*
  * The next row of rd into values and nulls (valid until the next call:
- * they live in rd->rowcxt), or false when the COPY has ended.
+ * they live in rd->values_cxt), or false when the COPY has ended.
+ *
+ * The server sends a row a message.  A message that comes when nothing is
+ * pending is parsed where libpq put it (rd->chunk), not copied into
+ * rd->buf first: receive_field()'s NUL after a message's last field is
+ * the one libpq ends each message with.  What a message leaves unparsed
+ * (the header, a row split across messages) is collected in rd->buf.
  */
 static bool
 copy_reader_next(CopyReader *rd, Datum *values, bool *nulls)
 {
 	StringInfo	buf = &rd->buf;
 
-	MemoryContextReset(rd->rowcxt);
+	if (rd->values_cxt == rd->rowcxt)
+		MemoryContextReset(rd->rowcxt);
 	for (;;)
 	{
 		char	   *chunk;
 		int			len;
 
+		if (rd->chunk)
+		{
+			if (copy_reader_row(rd, rd->chunk, rd->chunk_len, &rd->chunk_pos, values, nulls))
+				return true;
+			appendBinaryStringInfo(buf, rd->chunk + rd->chunk_pos, rd->chunk_len - rd->chunk_pos);
+			PQfreemem(rd->chunk);
+			rd->chunk = NULL;
+		}
 		if (!rd->header_done && buf->len >= 19)
 		{
 			int32		extlen;
@@ -418,59 +511,8 @@ copy_reader_next(CopyReader *rd, Datum *values, bool *nulls)
 				rd->header_done = true;
 			}
 		}
-		if (rd->header_done && !rd->trailer && buf->len - buf->cursor >= 2)
-		{
-			int16		nfields;
-			int			pos = buf->cursor + 2;
-			bool		complete = true;
-
-			memcpy(&nfields, buf->data + buf->cursor, 2);
-			nfields = pg_ntoh16(nfields);
-			if (nfields == -1)
-				rd->trailer = true;
-			else if (nfields != rd->natts)
-				elog(ERROR, "COPY from %s: %d fields for %d columns", rd->ftname, nfields, rd->natts);
-			/* is the whole row here? */
-			for (int i = 0; i < rd->natts && complete && !rd->trailer; i++)
-			{
-				int32		flen;
-
-				if (buf->len - pos < 4)
-					complete = false;
-				else
-				{
-					memcpy(&flen, buf->data + pos, 4);
-					flen = pg_ntoh32(flen);
-					pos += 4 + (flen > 0 ? flen : 0);
-					if (pos > buf->len)
-						complete = false;
-				}
-			}
-			if (complete && !rd->trailer)
-			{
-				MemoryContext old = MemoryContextSwitchTo(rd->rowcxt);
-
-				buf->cursor += 2;
-				for (int i = 0; i < rd->natts; i++)
-				{
-					int32		flen;
-
-					memcpy(&flen, buf->data + buf->cursor, 4);
-					flen = pg_ntoh32(flen);
-					buf->cursor += 4;
-					nulls[i] = flen < 0;
-					if (flen < 0)
-					{
-						values[i] = ReceiveFunctionCall(&rd->recv[i], NULL, rd->ioparams[i], rd->typmods[i]);
-						continue;
-					}
-					values[i] = receive_field(rd, i, buf->data + buf->cursor, flen);
-					buf->cursor += flen;
-				}
-				MemoryContextSwitchTo(old);
-				return true;
-			}
-		}
+		if (copy_reader_row(rd, buf->data, buf->len, &buf->cursor, values, nulls))
+			return true;
 
 		/* more data: keep what is not parsed yet, then add the new */
 		CHECK_FOR_INTERRUPTS();
@@ -488,9 +530,27 @@ copy_reader_next(CopyReader *rd, Datum *values, bool *nulls)
 			buf->len -= buf->cursor;
 			buf->cursor = 0;
 		}
+		if (buf->len == 0 && rd->header_done)
+		{
+			rd->chunk = chunk;
+			rd->chunk_len = len;
+			rd->chunk_pos = 0;
+			continue;
+		}
 		appendBinaryStringInfo(buf, chunk, len);
 		PQfreemem(chunk);
 	}
+}
+
+/* frees the message of libpq's rd parses in place, if any */
+static void
+free_chunk(void *arg)
+{
+	CopyReader *rd = (CopyReader *) arg;
+
+	if (rd->chunk)
+		PQfreemem(rd->chunk);
+	rd->chunk = NULL;
 }
 
 /*
@@ -504,6 +564,7 @@ copy_reader_end(CopyReader *rd)
 		migrate_remote_release(rd->remote);
 	else
 		migrate_remote_discard(rd->remote);
+	free_chunk(rd);
 	MemoryContextDelete(rd->rowcxt);
 	pfree(rd->buf.data);
 }
@@ -763,6 +824,8 @@ copy_stream_next(ScanState *ss)
 		state->reader = copy_reader_begin(DatumGetObjectId(args[0]), TextDatumGetCString(args[1]),
 										  state->keytype, args[2], nulls[2], args[3], nulls[3],
 										  slot->tts_tupleDescriptor);
+		/* a row lives until ExecScan() asks for the next: it resets this */
+		state->reader->values_cxt = econtext->ecxt_per_tuple_memory;
 		MemoryContextSwitchTo(old);
 	}
 	ExecClearTuple(slot);
@@ -813,6 +876,21 @@ copy_stream_rescan(CustomScanState *node)
 }
 
 /*
+ * The source column a mapping's expression is, when it is one as it is
+ * (s.<column>, parsed as the SQL parser would), else NULL.
+ */
+char *
+migrate_mapped_source_column(const char *expr)
+{
+	List	   *names;
+
+	if (!SplitIdentifierString(pstrdup(expr), '.', &names) ||
+		list_length(names) != 2 || strcmp(linitial(names), "s") != 0)
+		return NULL;
+	return lsecond(names);
+}
+
+/*
  * Is every column of tl mapped from a source column as it is (s.<column>)?
  * Then load.c lets the planner pull the mapped row up (no OFFSET 0).
  */
@@ -823,14 +901,7 @@ migrate_copy_source_as_columns(MigrateTableLoad *tl)
 			   *t;
 
 	forboth(e, tl->exprs, t, tl->types)
-	{
-		List	   *names;
-
-		/* a qualified name parsed as the SQL parser would: s, then one name */
-		if (lfirst(t) != NULL ||
-			!SplitIdentifierString(pstrdup(lfirst(e)), '.', &names) ||
-			list_length(names) != 2 || strcmp(linitial(names), "s") != 0)
+		if (lfirst(t) != NULL || migrate_mapped_source_column(lfirst(e)) == NULL)
 			return false;
-	}
 	return true;
 }

@@ -496,6 +496,7 @@ extern void migrate_add_counts(MigrateCounts *sum, const MigrateCounts *add);
 /* copysrc.c */
 extern void migrate_copy_stream_init(void);
 extern bool migrate_copy_source_as_columns(MigrateTableLoad *tl);
+extern char *migrate_mapped_source_column(const char *expr);
 
 /* stage.c */
 extern bool migrate_stage_attempt(MigrateTableLoad *tl, struct _SPI_plan *plan, Datum *values,

@@ -98,6 +98,48 @@ static List *describe_source_fields(MigrateTableLoad *tl, MemoryContext cxt);
 static char *direct_field(MigrateTableLoad *tl, const char *name, Oid typid, bool io,
 						  List *source_fields, bool *direct);
 static Datum convert_field(MultiInsertDest *d, int i, text *field);
+static bool source_column_is(MigrateTableLoad *tl, const char *target_col, Oid typid, int32 typmod);
+
+/*
+ * Is target column target_col mapped to a column of the source, uncast,
+ * of type typid and typmod?  Then the value read is already of the
+ * target's typmod and an assignment's length coercion would only cost a
+ * projection (the batch's SELECT then returns the scanned row itself).
+ */
+static bool
+source_column_is(MigrateTableLoad *tl, const char *target_col, Oid typid, int32 typmod)
+{
+	ListCell   *c,
+			   *e,
+			   *t;
+
+	/*
+	 * Only a source read by binary COPY (copysrc.c receives each value with
+	 * its column's typmod) or staged (the stage's columns are typed): another
+	 * FDW's scan need not apply a typmod.
+	 */
+	if (!tl->copy_path || tl->file_source || !OidIsValid(tl->source_relid))
+		return false;
+	forthree(c, tl->cols, e, tl->exprs, t, tl->types)
+	{
+		char	   *column;
+		AttrNumber	attnum;
+		Oid			srctype;
+		int32		srctypmod;
+		Oid			srccoll;
+
+		if (strcmp(lfirst(c), target_col) != 0)
+			continue;
+		if (lfirst(t) != NULL || (column = migrate_mapped_source_column(lfirst(e))) == NULL)
+			return false;
+		attnum = get_attnum(tl->source_relid, column);
+		if (attnum <= 0)
+			return false;
+		get_atttypetypmodcoll(tl->source_relid, attnum, &srctype, &srctypmod, &srccoll);
+		return srctype == typid && srctypmod == typmod;
+	}
+	return false;
+}
 
 /*
  * Can tl's target take the multi-insert path?  In the range's first
@@ -238,6 +280,9 @@ describe_path(MigrateTableLoad *tl, const char **reason)
 		}
 		if (!mapped)
 			expr = psprintf("NULL::%s", typname);
+		else if (typmod >= 0 && source_column_is(tl, name, typid, typmod))
+			/* its type and typmod already: the receive function applied them */
+			expr = psprintf("m.%s", quote_identifier(name));
 		else if (typmod >= 0 && (typid == BPCHAROID || typid == VARCHAROID || typid == BITOID || typid == VARBITOID))
 			/* the INSERT's assignment: too long is an error, not a cut */
 			expr = psprintf("pg_catalog.%s((m.%s)::pg_catalog.%s, %d, false)",
@@ -401,9 +446,11 @@ mi_receive(TupleTableSlot *slot, DestReceiver *self)
 	if (d->row_hash)
 		migrate_route_add_loaded(migrate_row_hash(d->row_hash, dst->tts_values, dst->tts_isnull));
 	ExecStoreVirtualTuple(dst);
-	ExecMaterializeSlot(dst);	/* the SELECT's row memory is reset next */
+	dst->tts_tableOid = RelationGetRelid(d->rel);	/* a CHECK may read tableoid */
+	/* on the virtual row: once materialized, its values would be deformed again */
 	if (d->rel->rd_att->constr)
 		ExecConstraints(d->rri, dst, d->estate);
+	ExecMaterializeSlot(dst);	/* the SELECT's row memory is reset next */
 	d->bytes += ((HeapTupleTableSlot *) dst)->tuple ? ((HeapTupleTableSlot *) dst)->tuple->t_len : 0;
 	if (++d->nused == MI_MAX_ROWS || d->bytes >= MI_MAX_BYTES)
 		mi_flush(d);

@@ -78,6 +78,8 @@ struct MigratePredictState
 	char	   *guard;			/* NULL or SQL: every typmod coercion fits */
 	bool		checks_cast;	/* a CHECK reads a cast value: the guard first */
 	List	   *fail;			/* per prediction: SQL, true when it refuses */
+	List	   *null_tests;		/* the predictions that are "v IS NULL" */
+	List	   *null_values;	/* and their v */
 	int			ncheap;			/* NOT NULL and CHECK: the first ncheap */
 	int			nuniq;			/* then nuniq unique indexes, then the FKs */
 	List	   *uniq_part;		/* per unique index: "v1, v2" */
@@ -261,6 +263,11 @@ read_columns(MigrateTableLoad *tl, PredState *ps, List **preds)
 											name, relname),
 								   MIGRATE_PRED_ROW);
 				*preds = lappend(*preds, p);
+				if (tt != TYPTYPE_COMPOSITE)
+				{
+					ps->null_tests = lappend_int(ps->null_tests, list_length(ps->fail));
+					ps->null_values = lappend(ps->null_values, base);
+				}
 				ps->fail = lappend(ps->fail, tt == TYPTYPE_COMPOSITE ?
 								   psprintf("pg_catalog.num_nulls(%s) = 1", base) :
 								   psprintf("%s IS NULL", base));
@@ -769,6 +776,8 @@ migrate_predict_pass_sql(MigrateTableLoad *tl)
 {
 	PredState  *ps = tl->predict;
 	StringInfoData sql;
+	ListCell   *lc;
+	int			nnull;
 
 	if (ps == NULL || ps->ncheap == 0)
 		return NULL;
@@ -782,8 +791,19 @@ migrate_predict_pass_sql(MigrateTableLoad *tl)
 	if (ps->guard && ps->checks_cast)
 		appendStringInfo(&sql, "NOT (%s) OR ", ps->guard);
 	appendStringInfoChar(&sql, '(');
+	/*
+	 * The NOT NULLs as one num_nulls(v1, v2, ...) = 0: a third of the steps
+	 * of as many NOT (v IS NULL), evaluated for every row.
+	 */
+	nnull = 0;
+	foreach(lc, ps->null_values)
+		if (list_nth_int(ps->null_tests, foreach_current_index(lc)) < ps->ncheap)
+			appendStringInfo(&sql, "%s%s", nnull++ ? ", " : "pg_catalog.num_nulls(", (char *) lfirst(lc));
+	if (nnull)
+		appendStringInfoString(&sql, ") = 0");
 	for (int i = 0; i < ps->ncheap; i++)
-		appendStringInfo(&sql, "%sNOT (%s)", i ? " AND " : "", (char *) list_nth(ps->fail, i));
+		if (!list_member_int(ps->null_tests, i))
+			appendStringInfo(&sql, "%sNOT (%s)", nnull++ ? " AND " : "", (char *) list_nth(ps->fail, i));
 	appendStringInfoChar(&sql, ')');
 	if (ps->guard && !ps->checks_cast)
 		appendStringInfo(&sql, " OR NOT (%s)", ps->guard);
