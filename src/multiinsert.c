@@ -15,9 +15,12 @@
  * Which tables take it (migrate_multi_insert_describe): a plain table
  * (not partitioned, not foreign, not a Citus distributed table) without
  * INSERT triggers (a foreign key's checks are triggers), rules, row-level
- * security, generated columns, deferrable unique or exclusion
+ * security, a mapped generated column, deferrable unique or exclusion
  * constraints, loaded in mode insert with no undo log and no RETURNING
- * (sync), every column mapped or without a default.  Everything else, and
+ * (sync).  A column left unmapped gets what the INSERT would give it, its
+ * default (an identity's nextval(), the column's default, else its
+ * domain's) evaluated per row by the SELECT; stored generated columns are
+ * computed by the receiver, as CopyFrom() computes them.  Everything else, and
  * a dry run, keeps the SQL path; the run's events say which path each
  * table took and why (docs/architecture.md).
  *
@@ -55,6 +58,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -88,6 +92,7 @@ typedef struct MultiInsertDest
 	StringInfoData field;		/* a field as a C string */
 	MemoryContext rowcxt;		/* the converted values of one row */
 	MigrateRowHash *row_hash;	/* NULL, or each row's hash is summed (rowhash.c) */
+	bool		generated;		/* the target has stored generated columns */
 	TupleTableSlot *slots[MI_MAX_ROWS];
 	int			nused;
 	Size		bytes;
@@ -202,9 +207,6 @@ describe_path(MigrateTableLoad *tl, const char **reason)
 								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid"
 								"               AND (k.contype = 'x' OR (k.contype IN ('u', 'p') AND k.condeferrable)))"
 								"       THEN 'a deferrable unique or an exclusion constraint'"
-								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
-								"               AND NOT a.attisdropped AND a.attgenerated <> '')"
-								"       THEN 'generated columns'"
 								"  WHEN pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL"
 								"       THEN 'a Citus coordinator (its tables are loaded through its own INSERT)'"
 								"  END"
@@ -228,18 +230,30 @@ describe_path(MigrateTableLoad *tl, const char **reason)
 	direct = source_fields != NIL;
 
 	/*
-	 * Per attribute: mapped (its coerced value), dropped, or NULL without a
-	 * default; and whether a cast from text to its type is its input
-	 * function or binary (no function in pg_cast from text, as name or
-	 * regclass have): see direct_field().
+	 * Per attribute: mapped (its coerced value), dropped, generated (the
+	 * receiver computes it), or what the INSERT would fill it with: its
+	 * default (an identity's next value, the column's default, else its
+	 * type's: a domain's), or NULL; and whether a cast from text to its type
+	 * is its input function or binary (no function in pg_cast from text, as
+	 * name or regclass have): see direct_field().
 	 */
 	ret = SPI_execute_with_args("SELECT a.attname, a.attisdropped, a.atttypid, a.atttypmod,"
 								"       pg_catalog.format_type(a.atttypid, a.atttypmod),"
-								"       a.atthasdef OR a.attidentity <> '',"
+								"       CASE WHEN a.attgenerated <> '' THEN NULL"
+								"            WHEN a.attidentity <> '' THEN 'pg_catalog.nextval('"
+								"                 || pg_catalog.quote_literal(pg_catalog.pg_get_serial_sequence("
+								"                        a.attrelid::pg_catalog.regclass::pg_catalog.text, a.attname::pg_catalog.text))"
+								"                 || '::pg_catalog.regclass)'"
+								"            WHEN a.atthasdef THEN (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid)"
+								"                                     FROM pg_catalog.pg_attrdef d"
+								"                                    WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum)"
+								"            ELSE (SELECT pg_catalog.pg_get_expr(t.typdefaultbin, 0)"
+								"                    FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid) END,"
 								"       NOT EXISTS (SELECT FROM pg_catalog.pg_type t, pg_catalog.pg_cast k"
 								"                    WHERE t.oid = a.atttypid AND k.castsource = 'pg_catalog.text'::pg_catalog.regtype"
 								"                      AND k.casttarget = CASE t.typtype WHEN 'd' THEN t.typbasetype ELSE t.oid END"
-								"                      AND k.castmethod <> 'b')"
+								"                      AND k.castmethod <> 'b'),"
+								"       a.attgenerated <> ''"
 								"  FROM pg_catalog.pg_attribute a"
 								" WHERE a.attrelid = $1 AND a.attnum > 0 ORDER BY a.attnum",
 								1, argtypes, args, NULL, true, 0);
@@ -256,9 +270,11 @@ describe_path(MigrateTableLoad *tl, const char **reason)
 		Oid			typid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 		int32		typmod = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
 		char	   *typname = SPI_getvalue(tup, desc, 5);
-		bool		hasdef = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		char	   *def = SPI_getvalue(tup, desc, 6);
 		bool		io = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+		bool		generated = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
 		bool		mapped = false;
+		char	   *value;
 		char	   *expr = NULL;
 		ListCell   *lc;
 
@@ -272,29 +288,39 @@ describe_path(MigrateTableLoad *tl, const char **reason)
 			fields = lappend(fields, direct_field(tl, name, typid, io, source_fields, &direct));
 		foreach(lc, tl->cols)
 			mapped |= strcmp(lfirst(lc), name) == 0;
-		if (!mapped && hasdef)
+		if (mapped && generated)
 		{
-			*reason = psprintf("column %s takes its default", quote_identifier(name));
+			/* the INSERT's own error ("cannot insert a non-DEFAULT value") */
+			*reason = psprintf("generated column %s is mapped", quote_identifier(name));
 			tl->mi_cols = NIL;
 			return false;
 		}
-		if (!mapped)
+		/*
+		 * An unmapped column's default is evaluated per row by the SELECT,
+		 * as the INSERT evaluates it: not by a file source's fields alone.
+		 */
+		if (!mapped && def)
+			direct = false;
+		value = mapped ? psprintf("m.%s", quote_identifier(name)) : def ? psprintf("(%s)", def) : NULL;
+		if (value == NULL)
+			/* NULL, or computed by the receiver (generated) */
 			expr = psprintf("NULL::%s", typname);
-		else if (typmod >= 0 && source_column_is(tl, name, typid, typmod))
+		else if (mapped && typmod >= 0 && source_column_is(tl, name, typid, typmod))
 			/* its type and typmod already: the receive function applied them */
-			expr = psprintf("m.%s", quote_identifier(name));
+			expr = value;
 		else if (typmod >= 0 && (typid == BPCHAROID || typid == VARCHAROID || typid == BITOID || typid == VARBITOID))
 			/* the INSERT's assignment: too long is an error, not a cut */
-			expr = psprintf("pg_catalog.%s((m.%s)::pg_catalog.%s, %d, false)",
+			expr = psprintf("pg_catalog.%s((%s)::pg_catalog.%s, %d, false)",
 							typid == BPCHAROID ? "bpchar" : typid == VARCHAROID ? "varchar" :
 							typid == BITOID ? "bit" : "varbit",
-							quote_identifier(name),
+							value,
 							typid == BPCHAROID ? "bpchar" : typid == VARCHAROID ? "varchar" :
 							typid == BITOID ? "bit" : "varbit", typmod);
-		else if (typmod >= 0)
-			expr = psprintf("(m.%s)::%s", quote_identifier(name), typname);
+		else if (typmod >= 0 || !mapped)
+			/* a default's deparsed text shows no implicit coercion: cast it */
+			expr = psprintf("(%s)::%s", value, typname);
 		else
-			expr = psprintf("m.%s", quote_identifier(name));
+			expr = value;
 		tl->mi_cols = lappend(tl->mi_cols, MemoryContextStrdup(cxt, expr));
 	}
 	tl->multi_insert = true;
@@ -447,6 +473,12 @@ mi_receive(TupleTableSlot *slot, DestReceiver *self)
 		migrate_route_add_loaded(migrate_row_hash(d->row_hash, dst->tts_values, dst->tts_isnull));
 	ExecStoreVirtualTuple(dst);
 	dst->tts_tableOid = RelationGetRelid(d->rel);	/* a CHECK may read tableoid */
+	if (d->generated)
+	{
+		/* as CopyFrom() does; in the EState's per-row memory */
+		ResetPerTupleExprContext(d->estate);
+		ExecComputeStoredGenerated(d->rri, d->estate, dst, CMD_INSERT);
+	}
 	/* on the virtual row: once materialized, its values would be deformed again */
 	if (d->rel->rd_att->constr)
 		ExecConstraints(d->rri, dst, d->estate);
@@ -513,6 +545,7 @@ migrate_multi_insert_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *value
 	CheckValidResultRel(d.rri, CMD_INSERT);
 	ExecOpenIndices(d.rri, false);
 	d.rel = d.rri->ri_RelationDesc;
+	d.generated = d.rel->rd_att->constr && d.rel->rd_att->constr->has_generated_stored;
 	d.natts = RelationGetDescr(d.rel)->natts;
 	d.att_col = palloc(sizeof(int) * Max(d.natts, 1));
 	d.convert = plan == tl->direct_first || plan == tl->direct_next;

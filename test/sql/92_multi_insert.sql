@@ -5,7 +5,9 @@
 -- (migrate.multi_insert off for the role the run connects as is the
 -- oracle): assignment coercion with typmods (varchar too long is an error,
 -- numeric rounds), NOT NULL, CHECK, unique keys in the batch and against
--- the target, dropped columns, a column without a default left out.
+-- the target, dropped columns, a column without a default left out, and
+-- columns left out that the INSERT fills: a default, a serial, an
+-- identity, a domain's default, a stored generated column.
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 \set regress_db :DBNAME
@@ -31,11 +33,15 @@ BEGIN
     EXECUTE format('CREATE TABLE %I.t (id int PRIMARY KEY, gone int, code varchar(5), amount numeric(8,2) CHECK (amount < 1400),'
                    ' note text NOT NULL, dup int UNIQUE, spare text)', s);
     EXECUTE format('ALTER TABLE %I.t DROP COLUMN gone', s);
-    -- tables the path refuses: a trigger, a default, partitioned
+    -- tables the path refuses: a trigger, partitioned
     EXECUTE format('CREATE TABLE %I.trig (id int PRIMARY KEY, code text)', s);
     EXECUTE format('CREATE FUNCTION %I.noop() RETURNS trigger LANGUAGE plpgsql AS ''BEGIN RETURN NEW; END''', s);
     EXECUTE format('CREATE TRIGGER noop BEFORE INSERT ON %I.trig FOR EACH ROW EXECUTE FUNCTION %I.noop()', s, s);
-    EXECUTE format('CREATE TABLE %I.dflt (id int PRIMARY KEY, code text, at timestamptz DEFAULT now())', s);
+    -- what the INSERT fills in, the receiver too
+    EXECUTE format('CREATE DOMAIN %I.day AS int DEFAULT 7 CHECK (VALUE > 0)', s);
+    EXECUTE format('CREATE TABLE %I.dflt (id int PRIMARY KEY, code text, at timestamptz DEFAULT now(),'
+                   ' n serial, g bigint GENERATED ALWAYS AS IDENTITY, d %I.day, tag varchar(4) DEFAULT ''ab'','
+                   ' twice int GENERATED ALWAYS AS (id * 2) STORED)', s, s);
     EXECUTE format('CREATE TABLE %I.part (id int PRIMARY KEY, code text) PARTITION BY RANGE (id)', s);
     EXECUTE format('CREATE TABLE %I.part_1 PARTITION OF %I.part FOR VALUES FROM (MINVALUE) TO (MAXVALUE)', s, s);
     PERFORM migrate_plan(s, source_schema => 'mi_legacy', target_schema => s,
@@ -82,6 +88,12 @@ SELECT count(*) AS keys_rejected_differently FROM (
       WHERE r.plan = 'mi_sql' AND j.target = 'mi_sql.t'::regclass
      EXCEPT SELECT source_key, reason FROM migrate.reject j JOIN migrate.run r USING (run_id)
       WHERE r.plan = 'mi_multi' AND j.target = 'mi_multi.t'::regclass)) d;
+
+-- the columns the INSERT fills, filled alike (now() is each run's own)
+SELECT (SELECT md5(string_agg((id, code, n, g, d, tag, twice)::text, ',' ORDER BY id)) FROM mi_multi.dflt) =
+       (SELECT md5(string_agg((id, code, n, g, d, tag, twice)::text, ',' ORDER BY id)) FROM mi_sql.dflt) AS same_rows,
+       (SELECT count(*) FROM mi_multi.dflt WHERE at IS NOT NULL) AS at_filled;
+SELECT id, code, n, g, d, tag, twice FROM mi_multi.dflt WHERE id IN (1, 2, 1500) ORDER BY id;
 
 -- a second run into the loaded table: every key refused against the target, on either path
 SELECT migrate_run('mi_multi', tables => ARRAY['t']) IS NOT NULL AS ran;
