@@ -7,7 +7,8 @@
 -- numeric rounds), NOT NULL, CHECK, unique keys in the batch and against
 -- the target, dropped columns, a column without a default left out, and
 -- columns left out that the INSERT fills: a default, a serial, an
--- identity, a domain's default, a stored generated column.
+-- identity, a domain's default, a stored generated column; a foreign key
+-- and AFTER INSERT row and statement triggers, fired as an INSERT fires them.
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 \set regress_db :DBNAME
@@ -33,7 +34,18 @@ BEGIN
     EXECUTE format('CREATE TABLE %I.t (id int PRIMARY KEY, gone int, code varchar(5), amount numeric(8,2) CHECK (amount < 1400),'
                    ' note text NOT NULL, dup int UNIQUE, spare text)', s);
     EXECUTE format('ALTER TABLE %I.t DROP COLUMN gone', s);
-    -- tables the path refuses: a trigger, partitioned
+    -- a foreign key (its checks are AFTER ROW triggers), a row and a statement trigger after insert
+    EXECUTE format('CREATE TABLE %I.parent (k int PRIMARY KEY)', s);
+    EXECUTE format('INSERT INTO %I.parent SELECT g FROM generate_series(1, 1500) g WHERE g %% 11 <> 0', s);
+    EXECUTE format('CREATE TABLE %I.fk (id int PRIMARY KEY, dup int REFERENCES %I.parent (k))', s, s);
+    EXECUTE format('CREATE TABLE %I.fk_log (id int, stmt boolean)', s);
+    EXECUTE format('CREATE FUNCTION %I.log_row() RETURNS trigger LANGUAGE plpgsql'
+                   ' AS $f$BEGIN INSERT INTO %I.fk_log VALUES (NEW.id, false); RETURN NULL; END$f$', s, s);
+    EXECUTE format('CREATE FUNCTION %I.log_stmt() RETURNS trigger LANGUAGE plpgsql'
+                   ' AS $f$BEGIN INSERT INTO %I.fk_log VALUES (NULL, true); RETURN NULL; END$f$', s, s);
+    EXECUTE format('CREATE TRIGGER log_row AFTER INSERT ON %I.fk FOR EACH ROW EXECUTE FUNCTION %I.log_row()', s, s);
+    EXECUTE format('CREATE TRIGGER log_stmt AFTER INSERT ON %I.fk FOR EACH STATEMENT EXECUTE FUNCTION %I.log_stmt()', s, s);
+    -- tables the path refuses: a BEFORE ROW trigger, partitioned
     EXECUTE format('CREATE TABLE %I.trig (id int PRIMARY KEY, code text)', s);
     EXECUTE format('CREATE FUNCTION %I.noop() RETURNS trigger LANGUAGE plpgsql AS ''BEGIN RETURN NEW; END''', s);
     EXECUTE format('CREATE TRIGGER noop BEFORE INSERT ON %I.trig FOR EACH ROW EXECUTE FUNCTION %I.noop()', s, s);
@@ -49,6 +61,7 @@ BEGIN
     PERFORM migrate_table(s, 'mi_src', 't');
     PERFORM migrate_column(s, 't', 'amount', 's.amount::numeric');
     PERFORM migrate_table(s, 'mi_src', 'trig');
+    PERFORM migrate_table(s, 'mi_src', 'fk');
     PERFORM migrate_table(s, 'mi_src', 'dflt');
     PERFORM migrate_table(s, 'mi_src', 'part');
 END $$;
@@ -94,6 +107,19 @@ SELECT (SELECT md5(string_agg((id, code, n, g, d, tag, twice)::text, ',' ORDER B
        (SELECT md5(string_agg((id, code, n, g, d, tag, twice)::text, ',' ORDER BY id)) FROM mi_sql.dflt) AS same_rows,
        (SELECT count(*) FROM mi_multi.dflt WHERE at IS NOT NULL) AS at_filled;
 SELECT id, code, n, g, d, tag, twice FROM mi_multi.dflt WHERE id IN (1, 2, 1500) ORDER BY id;
+
+-- a foreign key and AFTER triggers: the same rows, rejects and trigger calls
+SELECT (SELECT count(*) FROM mi_multi.fk) AS fk_multi, (SELECT count(*) FROM mi_sql.fk) AS fk_sql,
+       (SELECT md5(string_agg(fk::text, ',' ORDER BY id)) FROM mi_multi.fk) =
+       (SELECT md5(string_agg(fk::text, ',' ORDER BY id)) FROM mi_sql.fk) AS same_rows,
+       (SELECT count(*) FROM mi_multi.fk_log WHERE NOT stmt) AS row_calls_multi,
+       (SELECT count(*) FROM mi_sql.fk_log WHERE NOT stmt) AS row_calls_sql,
+       (SELECT count(*) FROM mi_multi.fk_log WHERE stmt) AS stmt_calls_multi,
+       (SELECT count(*) FROM mi_sql.fk_log WHERE stmt) AS stmt_calls_sql;
+SELECT r.plan, j.reason, j.message, count(*)
+  FROM migrate.reject j JOIN migrate.run r USING (run_id)
+ WHERE r.plan IN ('mi_multi', 'mi_sql') AND j.target::text LIKE '%.fk'
+ GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
 
 -- a second run into the loaded table: every key refused against the target, on either path
 SELECT migrate_run('mi_multi', tables => ARRAY['t']) IS NOT NULL AS ran;
