@@ -12,8 +12,10 @@
  * own WAL record and buffer lookup; COPY's multi-insert writes a page at a
  * time (issue 16).
  *
- * Which tables take it (migrate_multi_insert_describe): a plain table
- * (not partitioned, not foreign, not a Citus distributed table) without
+ * Which tables take it (migrate_multi_insert_describe): a plain or a
+ * partitioned table (each row routed to its partition as CopyFrom()
+ * routes it, a buffer per partition; no foreign partition, no Citus
+ * distributed table), no table of its tree with
  * BEFORE or INSTEAD OF row triggers on insert or transition tables (AFTER
  * ROW triggers, a foreign key's checks among them, and statement triggers
  * fire as CopyFrom() fires them), rules, row-level
@@ -56,11 +58,13 @@
 #include "postgres.h"
 
 #include "access/heapam.h"
+#include "access/tupconvert.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "executor/execPartition.h"
 #include "executor/nodeModifyTable.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -77,6 +81,16 @@
 
 #define MI_MAX_ROWS		1000
 #define MI_MAX_BYTES	65536
+#define MI_MAX_BUFFERS	32		/* partitions buffered at once (copyfrom.c's too) */
+
+/* the rows buffered for one table: the target, or one of its partitions */
+typedef struct MiBuffer
+{
+	ResultRelInfo *rri;
+	BulkInsertState bistate;
+	TupleTableSlot *slots[MI_MAX_ROWS];	/* made as needed, its row type */
+	int			nused;
+} MiBuffer;
 
 typedef struct MultiInsertDest
 {
@@ -85,7 +99,6 @@ typedef struct MultiInsertDest
 	ResultRelInfo *rri;
 	EState	   *estate;
 	CommandId	cid;
-	BulkInsertState bistate;
 	int			natts;
 	int		   *att_col;		/* target attribute i <- output column, -1: NULL */
 	bool		convert;		/* the output columns are text fields (direct) */
@@ -95,10 +108,14 @@ typedef struct MultiInsertDest
 	StringInfoData field;		/* a field as a C string */
 	MemoryContext rowcxt;		/* the converted values of one row */
 	MigrateRowHash *row_hash;	/* NULL, or each row's hash is summed (rowhash.c) */
-	bool		generated;		/* the target has stored generated columns */
-	TupleTableSlot *slots[MI_MAX_ROWS];
-	int			nused;
+	MiBuffer   *buffers[MI_MAX_BUFFERS];	/* one a table written to */
+	int			nbuffers;
+	int			nused;			/* rows buffered, in all */
 	Size		bytes;
+	/* a partitioned target: each row routed as COPY FROM routes it */
+	ModifyTableState *mtstate;
+	PartitionTupleRouting *proute;
+	TupleTableSlot *root_row;	/* the row before routing */
 } MultiInsertDest;
 
 static bool describe_path(MigrateTableLoad *tl, const char **reason);
@@ -200,30 +217,43 @@ describe_path(MigrateTableLoad *tl, const char **reason)
 	if (*reason)
 		return false;
 
+	/*
+	 * The target, and for a partitioned one each table of its tree (t.rels):
+	 * what a partition has, its rows routed there have too.
+	 */
 	ret = SPI_execute_with_args("SELECT CASE"
-								"  WHEN c.relkind <> 'r' THEN 'not a plain table (relkind ' || c.relkind::pg_catalog.text || ')'"
-								"  WHEN c.relrowsecurity THEN 'row-level security'"
-								"  WHEN c.relhasrules THEN 'rules'"
+								"  WHEN c.relkind NOT IN ('r', 'p') THEN 'not a plain table (relkind ' || c.relkind::pg_catalog.text || ')'"
+								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_class l WHERE l.oid = ANY (t.rels)"
+								"               AND l.relkind NOT IN ('r', 'p'))"
+								"       THEN 'a partition that is not a plain table (a foreign table, say)'"
+								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_class l WHERE l.oid = ANY (t.rels) AND l.relrowsecurity)"
+								"       THEN 'row-level security'"
+								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_class l WHERE l.oid = ANY (t.rels) AND l.relhasrules)"
+								"       THEN 'rules'"
 								/*
 								 * CopyFrom() writes row by row for BEFORE and INSTEAD OF row
 								 * triggers; AFTER row triggers (a foreign key's checks) and
 								 * statement triggers it fires around its multi-insert, as
 								 * the receiver does.  (1 row, 2 before, 4 insert, 64 instead)
 								 */
-								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid = c.oid"
+								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid = ANY (t.rels)"
 								"               AND tg.tgenabled <> 'D' AND (tg.tgtype & 4) <> 0"
 								"               AND (tg.tgtype & 1) <> 0 AND (tg.tgtype & 66) <> 0)"
 								"       THEN 'BEFORE or INSTEAD OF row triggers on insert'"
-								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid = c.oid"
+								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid = ANY (t.rels)"
 								"               AND tg.tgenabled <> 'D' AND (tg.tgtype & 4) <> 0 AND tg.tgnewtable IS NOT NULL)"
 								"       THEN 'a trigger with a transition table'"
-								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid"
+								"  WHEN EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conrelid = ANY (t.rels)"
 								"               AND (k.contype = 'x' OR (k.contype IN ('u', 'p') AND k.condeferrable)))"
 								"       THEN 'a deferrable unique or an exclusion constraint'"
 								"  WHEN pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL"
 								"       THEN 'a Citus coordinator (its tables are loaded through its own INSERT)'"
 								"  END"
-								"  FROM pg_catalog.pg_class c WHERE c.oid = $1",
+								"  FROM pg_catalog.pg_class c,"
+								"       LATERAL (SELECT pg_catalog.array_agg(x.oid) AS rels"
+								"                  FROM (SELECT c.oid UNION"
+								"                        SELECT p.relid FROM pg_catalog.pg_partition_tree(c.oid) p) x) t"
+								" WHERE c.oid = $1",
 								1, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "reading the target %s failed: %s", tl->target_name, SPI_result_code_string(ret));
@@ -406,33 +436,99 @@ direct_field(MigrateTableLoad *tl, const char *name, Oid typid, bool io, List *s
 	return NULL;
 }
 
-/* Write the buffered rows, then their index entries. */
+/* Write buf's rows, then their index entries and AFTER ROW triggers. */
+static void
+mi_flush_buffer(MultiInsertDest *d, MiBuffer *buf)
+{
+	ResultRelInfo *rri = buf->rri;
+	bool		after_row = rri->ri_TrigDesc && rri->ri_TrigDesc->trig_insert_after_row;
+
+	if (buf->nused == 0)
+		return;
+	table_multi_insert(rri->ri_RelationDesc, buf->slots, buf->nused, d->cid, 0, buf->bistate);
+	for (int i = 0; i < buf->nused; i++)
+	{
+		List	   *recheck = NIL;
+
+		if (rri->ri_NumIndices > 0)
+			recheck = ExecInsertIndexTuples(rri, buf->slots[i], d->estate, false, false, NULL, NIL);
+		if (after_row)
+			ExecARInsertTriggers(d->estate, rri, buf->slots[i], recheck, NULL);
+		list_free(recheck);
+		ResetPerTupleExprContext(d->estate);
+		ExecClearTuple(buf->slots[i]);
+	}
+	buf->nused = 0;
+}
+
+/* Write every buffered row. */
 static void
 mi_flush(MultiInsertDest *d)
 {
-	ResultRelInfo *rri = d->rri;
-
-	if (d->nused == 0)
-		return;
-	table_multi_insert(d->rel, d->slots, d->nused, d->cid, 0, d->bistate);
-	for (int i = 0; i < d->nused; i++)
-	{
-		if (rri->ri_NumIndices > 0)
-		{
-			List	   *recheck;
-
-			recheck = ExecInsertIndexTuples(rri, d->slots[i], d->estate, false, false, NULL, NIL);
-			if (rri->ri_TrigDesc && rri->ri_TrigDesc->trig_insert_after_row)
-				ExecARInsertTriggers(d->estate, rri, d->slots[i], recheck, NULL);
-			list_free(recheck);
-			ResetPerTupleExprContext(d->estate);
-		}
-		else if (rri->ri_TrigDesc && rri->ri_TrigDesc->trig_insert_after_row)
-			ExecARInsertTriggers(d->estate, rri, d->slots[i], NIL, NULL);
-		ExecClearTuple(d->slots[i]);
-	}
+	for (int i = 0; i < d->nbuffers; i++)
+		mi_flush_buffer(d, d->buffers[i]);
 	d->nused = 0;
 	d->bytes = 0;
+}
+
+/* Drop the (flushed) buffers. */
+static void
+mi_drop_buffers(MultiInsertDest *d)
+{
+	for (int b = 0; b < d->nbuffers; b++)
+	{
+		MiBuffer   *buf = d->buffers[b];
+
+		for (int i = 0; i < MI_MAX_ROWS && buf->slots[i]; i++)
+			ExecDropSingleTupleTableSlot(buf->slots[i]);
+		FreeBulkInsertState(buf->bistate);
+		pfree(buf);
+	}
+	d->nbuffers = 0;
+}
+
+/*
+ * The buffer of table rri, made if it has none.  Past MI_MAX_BUFFERS
+ * tables every row is written and the buffers made anew, which bounds the
+ * memory of a table with many partitions.
+ */
+static MiBuffer *
+mi_buffer(MultiInsertDest *d, ResultRelInfo *rri)
+{
+	MiBuffer   *buf;
+	MemoryContext old;
+
+	for (int i = d->nbuffers - 1; i >= 0; i--)
+		if (d->buffers[i]->rri == rri)
+			return d->buffers[i];
+	if (d->nbuffers == MI_MAX_BUFFERS)
+	{
+		mi_flush(d);
+		mi_drop_buffers(d);
+	}
+	/* in the EState's memory, not the SELECT's, which ends first */
+	old = MemoryContextSwitchTo(d->estate->es_query_cxt);
+	buf = palloc0(sizeof(MiBuffer));
+	buf->rri = rri;
+	buf->bistate = GetBulkInsertState();
+	MemoryContextSwitchTo(old);
+	d->buffers[d->nbuffers++] = buf;
+	return buf;
+}
+
+/* The next free slot of buf, of its table's row type, cleared. */
+static TupleTableSlot *
+mi_next_slot(MultiInsertDest *d, MiBuffer *buf)
+{
+	if (buf->slots[buf->nused] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(d->estate->es_query_cxt);
+
+		buf->slots[buf->nused] = table_slot_create(buf->rri->ri_RelationDesc, NULL);
+		MemoryContextSwitchTo(old);
+	}
+	ExecClearTuple(buf->slots[buf->nused]);
+	return buf->slots[buf->nused];
 }
 
 /*
@@ -461,18 +557,20 @@ static bool
 mi_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	MultiInsertDest *d = (MultiInsertDest *) self;
+	ResultRelInfo *rri = d->rri;
+	MiBuffer   *buf = NULL;
+	TupleTableSlot *row;
 	TupleTableSlot *dst;
+	Relation	rel;
 
-	if (d->slots[d->nused] == NULL)
+	if (d->proute)
+		row = d->root_row;
+	else
 	{
-		/* in the EState's memory, not the SELECT's, which ends first */
-		MemoryContext old = MemoryContextSwitchTo(d->estate->es_query_cxt);
-
-		d->slots[d->nused] = table_slot_create(d->rel, &d->estate->es_tupleTable);
-		MemoryContextSwitchTo(old);
+		buf = d->nbuffers ? d->buffers[0] : mi_buffer(d, rri);
+		row = mi_next_slot(d, buf);
 	}
-	dst = d->slots[d->nused];
-	ExecClearTuple(dst);
+	ExecClearTuple(row);
 	slot_getallattrs(slot);
 	if (d->convert)
 		MemoryContextReset(d->rowcxt);
@@ -480,27 +578,51 @@ mi_receive(TupleTableSlot *slot, DestReceiver *self)
 	{
 		int			col = d->att_col[i];
 
-		dst->tts_isnull[i] = col < 0 || slot->tts_isnull[col];
-		dst->tts_values[i] = dst->tts_isnull[i] ? (Datum) 0 : slot->tts_values[col];
+		row->tts_isnull[i] = col < 0 || slot->tts_isnull[col];
+		row->tts_values[i] = row->tts_isnull[i] ? (Datum) 0 : slot->tts_values[col];
 		if (d->convert && d->in_funcs[i].fn_oid != InvalidOid)
-			dst->tts_values[i] = convert_field(d, i, dst->tts_isnull[i] ? NULL : DatumGetTextPP(dst->tts_values[i]));
+			row->tts_values[i] = convert_field(d, i, row->tts_isnull[i] ? NULL : DatumGetTextPP(row->tts_values[i]));
 	}
 	/* before the slot is materialized: its values are the SELECT's until then */
 	if (d->row_hash)
-		migrate_route_add_loaded(migrate_row_hash(d->row_hash, dst->tts_values, dst->tts_isnull));
-	ExecStoreVirtualTuple(dst);
-	dst->tts_tableOid = RelationGetRelid(d->rel);	/* a CHECK may read tableoid */
-	if (d->generated)
+		migrate_route_add_loaded(migrate_row_hash(d->row_hash, row->tts_values, row->tts_isnull));
+	ExecStoreVirtualTuple(row);
+	dst = row;
+	if (d->proute)
+	{
+		/* the partition, as ExecInsert() and CopyFrom() find it */
+		TupleConversionMap *map;
+
+		rri = ExecFindPartition(d->mtstate, d->rri, d->proute, row, d->estate);
+		buf = mi_buffer(d, rri);
+		dst = mi_next_slot(d, buf);
+		map = rri->ri_RootToPartitionMap;
+		if (map)
+			dst = execute_attr_map_slot(map->attrMap, row, dst);
+		else
+		{
+			memcpy(dst->tts_values, row->tts_values, sizeof(Datum) * d->natts);
+			memcpy(dst->tts_isnull, row->tts_isnull, sizeof(bool) * d->natts);
+			ExecStoreVirtualTuple(dst);
+		}
+	}
+	rel = rri->ri_RelationDesc;
+	dst->tts_tableOid = RelationGetRelid(rel);	/* a CHECK may read tableoid */
+	if (rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
 	{
 		/* as CopyFrom() does; in the EState's per-row memory */
 		ResetPerTupleExprContext(d->estate);
-		ExecComputeStoredGenerated(d->rri, d->estate, dst, CMD_INSERT);
+		ExecComputeStoredGenerated(rri, d->estate, dst, CMD_INSERT);
 	}
 	/* on the virtual row: once materialized, its values would be deformed again */
-	if (d->rel->rd_att->constr)
-		ExecConstraints(d->rri, dst, d->estate);
+	if (rel->rd_att->constr)
+		ExecConstraints(rri, dst, d->estate);
+	/* a partition loaded as the target is checked as an INSERT into it is */
+	if (d->proute == NULL && rel->rd_rel->relispartition)
+		ExecPartitionCheck(rri, dst, d->estate, true);
 	ExecMaterializeSlot(dst);	/* the SELECT's row memory is reset next */
 	d->bytes += ((HeapTupleTableSlot *) dst)->tuple ? ((HeapTupleTableSlot *) dst)->tuple->t_len : 0;
+	buf->nused++;
 	if (++d->nused == MI_MAX_ROWS || d->bytes >= MI_MAX_BYTES)
 		mi_flush(d);
 	return true;
@@ -548,7 +670,7 @@ migrate_multi_insert_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *value
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
 	rte->relid = tl->target;
-	rte->relkind = RELKIND_RELATION;
+	rte->relkind = get_rel_relkind(tl->target);
 	rte->rellockmode = RowExclusiveLock;
 	rte->requiredPerms = ACL_INSERT;
 	foreach(lc, tl->mi_cols)
@@ -560,9 +682,22 @@ migrate_multi_insert_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *value
 	d.rri = makeNode(ResultRelInfo);
 	ExecInitResultRelation(d.estate, d.rri, 1);
 	CheckValidResultRel(d.rri, CMD_INSERT);
-	ExecOpenIndices(d.rri, false);
 	d.rel = d.rri->ri_RelationDesc;
-	d.generated = d.rel->rd_att->constr && d.rel->rd_att->constr->has_generated_stored;
+	if (d.rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		/* the routing CopyFrom() sets up: a ModifyTableState without a plan */
+		d.mtstate = makeNode(ModifyTableState);
+		d.mtstate->ps.plan = NULL;
+		d.mtstate->ps.state = d.estate;
+		d.mtstate->operation = CMD_INSERT;
+		d.mtstate->mt_nrels = 1;
+		d.mtstate->resultRelInfo = d.rri;
+		d.mtstate->rootResultRelInfo = d.rri;
+		d.proute = ExecSetupPartitionTupleRouting(d.estate, d.rel);
+		d.root_row = MakeSingleTupleTableSlot(RelationGetDescr(d.rel), &TTSOpsVirtual);
+	}
+	else
+		ExecOpenIndices(d.rri, false);
 	d.natts = RelationGetDescr(d.rel)->natts;
 	d.att_col = palloc(sizeof(int) * Max(d.natts, 1));
 	d.convert = plan == tl->direct_first || plan == tl->direct_next;
@@ -596,7 +731,6 @@ migrate_multi_insert_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *value
 	/* (a direct batch's table keeps no loaded checksum: see load.c) */
 	d.row_hash = d.convert ? NULL : tl->row_hash;
 	d.cid = GetCurrentCommandId(true);
-	d.bistate = GetBulkInsertState();
 	d.pub.receiveSlot = mi_receive;
 	d.pub.rStartup = mi_startup;
 	d.pub.rShutdown = mi_shutdown;
@@ -623,9 +757,15 @@ migrate_multi_insert_execute(MigrateTableLoad *tl, SPIPlanPtr plan, Datum *value
 	ExecASInsertTriggers(d.estate, d.rri, NULL);
 	AfterTriggerEndQuery(d.estate);
 
-	FreeBulkInsertState(d.bistate);
+	mi_drop_buffers(&d);
 	if (d.convert)
 		MemoryContextDelete(d.rowcxt);
+	if (d.proute)
+	{
+		ExecDropSingleTupleTableSlot(d.root_row);
+		/* the partitions' ResultRelInfos, their indexes and map slots */
+		ExecCleanupTupleRouting(d.mtstate, d.proute);
+	}
 	/* (ExecCloseResultRelations closes the indexes too) */
 	ExecResetTupleTable(d.estate->es_tupleTable, false);
 	ExecCloseResultRelations(d.estate);

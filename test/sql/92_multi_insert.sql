@@ -8,7 +8,9 @@
 -- the target, dropped columns, a column without a default left out, and
 -- columns left out that the INSERT fills: a default, a serial, an
 -- identity, a domain's default, a stored generated column; a foreign key
--- and AFTER INSERT row and statement triggers, fired as an INSERT fires them.
+-- and AFTER INSERT row and statement triggers, fired as an INSERT fires them;
+-- a partitioned target (routing, a partition's own column order and NOT
+-- NULL, no partition for a row) and a partition as the target.
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 \set regress_db :DBNAME
@@ -45,7 +47,7 @@ BEGIN
                    ' AS $f$BEGIN INSERT INTO %I.fk_log VALUES (NULL, true); RETURN NULL; END$f$', s, s);
     EXECUTE format('CREATE TRIGGER log_row AFTER INSERT ON %I.fk FOR EACH ROW EXECUTE FUNCTION %I.log_row()', s, s);
     EXECUTE format('CREATE TRIGGER log_stmt AFTER INSERT ON %I.fk FOR EACH STATEMENT EXECUTE FUNCTION %I.log_stmt()', s, s);
-    -- tables the path refuses: a BEFORE ROW trigger, partitioned
+    -- a table the path refuses: a BEFORE ROW trigger
     EXECUTE format('CREATE TABLE %I.trig (id int PRIMARY KEY, code text)', s);
     EXECUTE format('CREATE FUNCTION %I.noop() RETURNS trigger LANGUAGE plpgsql AS ''BEGIN RETURN NEW; END''', s);
     EXECUTE format('CREATE TRIGGER noop BEFORE INSERT ON %I.trig FOR EACH ROW EXECUTE FUNCTION %I.noop()', s, s);
@@ -54,8 +56,16 @@ BEGIN
     EXECUTE format('CREATE TABLE %I.dflt (id int PRIMARY KEY, code text, at timestamptz DEFAULT now(),'
                    ' n serial, g bigint GENERATED ALWAYS AS IDENTITY, d %I.day, tag varchar(4) DEFAULT ''ab'','
                    ' twice int GENERATED ALWAYS AS (id * 2) STORED)', s, s);
-    EXECUTE format('CREATE TABLE %I.part (id int PRIMARY KEY, code text) PARTITION BY RANGE (id)', s);
-    EXECUTE format('CREATE TABLE %I.part_1 PARTITION OF %I.part FOR VALUES FROM (MINVALUE) TO (MAXVALUE)', s, s);
+    -- partitioned: rows routed as COPY routes them, to a partition of another
+    -- column order (a map), a NOT NULL of the partition's own, no partition
+    -- past 1400; and a partition loaded as the target, its bound checked
+    EXECUTE format('CREATE TABLE %I.part (id int PRIMARY KEY, code text, note text) PARTITION BY RANGE (id)', s);
+    EXECUTE format('CREATE TABLE %I.part_1 PARTITION OF %I.part FOR VALUES FROM (MINVALUE) TO (700)', s, s);
+    EXECUTE format('CREATE TABLE %I.part_2 (gone int, note text NOT NULL, code text, id int NOT NULL)', s);
+    EXECUTE format('ALTER TABLE %I.part_2 DROP COLUMN gone', s);
+    EXECUTE format('ALTER TABLE %I.part ATTACH PARTITION %I.part_2 FOR VALUES FROM (700) TO (1400)', s, s);
+    EXECUTE format('CREATE TABLE %I.lp (id int PRIMARY KEY, code text) PARTITION BY RANGE (id)', s);
+    EXECUTE format('CREATE TABLE %I.leaf PARTITION OF %I.lp FOR VALUES FROM (1) TO (1000)', s, s);
     PERFORM migrate_plan(s, source_schema => 'mi_legacy', target_schema => s,
                          options => '{"reject_limit": null}');
     PERFORM migrate_table(s, 'mi_src', 't');
@@ -64,6 +74,7 @@ BEGIN
     PERFORM migrate_table(s, 'mi_src', 'fk');
     PERFORM migrate_table(s, 'mi_src', 'dflt');
     PERFORM migrate_table(s, 'mi_src', 'part');
+    PERFORM migrate_table(s, 'mi_src', 'leaf');
 END $$;
 SELECT mi_targets('mi_multi'), mi_targets('mi_sql');
 
@@ -119,6 +130,20 @@ SELECT (SELECT count(*) FROM mi_multi.fk) AS fk_multi, (SELECT count(*) FROM mi_
 SELECT r.plan, j.reason, j.message, count(*)
   FROM migrate.reject j JOIN migrate.run r USING (run_id)
  WHERE r.plan IN ('mi_multi', 'mi_sql') AND j.target::text LIKE '%.fk'
+ GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
+
+-- partitions: the same rows where they belong, the same rejects
+SELECT tableoid::regclass::text AS partition, count(*) FROM mi_multi.part GROUP BY 1
+ UNION ALL SELECT tableoid::regclass::text, count(*) FROM mi_sql.part GROUP BY 1 ORDER BY 1;
+SELECT (SELECT md5(string_agg((p)::text, ',' ORDER BY id)) FROM mi_multi.part p) =
+       (SELECT md5(string_agg((p)::text, ',' ORDER BY id)) FROM mi_sql.part p) AS same_rows,
+       (SELECT md5(string_agg((p)::text, ',' ORDER BY id)) FROM mi_multi.part_2 p) =
+       (SELECT md5(string_agg((p)::text, ',' ORDER BY id)) FROM mi_sql.part_2 p) AS same_part_2,
+       (SELECT count(*) FROM mi_multi.leaf) AS leaf_multi, (SELECT count(*) FROM mi_sql.leaf) AS leaf_sql;
+SELECT j.target::text LIKE '%.part' AS part, j.reason, j.message,
+       count(*) FILTER (WHERE r.plan = 'mi_multi') AS multi, count(*) FILTER (WHERE r.plan = 'mi_sql') AS sql
+  FROM migrate.reject j JOIN migrate.run r USING (run_id)
+ WHERE r.plan IN ('mi_multi', 'mi_sql') AND (j.target::text LIKE '%.part' OR j.target::text LIKE '%.leaf')
  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
 
 -- a second run into the loaded table: every key refused against the target, on either path
