@@ -564,13 +564,12 @@ mi_receive(TupleTableSlot *slot, DestReceiver *self)
 	Relation	rel;
 
 	if (d->proute)
-		row = d->root_row;
+		row = ExecClearTuple(d->root_row);
 	else
 	{
-		buf = d->nbuffers ? d->buffers[0] : mi_buffer(d, rri);
+		buf = mi_buffer(d, rri);
 		row = mi_next_slot(d, buf);
 	}
-	ExecClearTuple(row);
 	slot_getallattrs(slot);
 	if (d->convert)
 		MemoryContextReset(d->rowcxt);
